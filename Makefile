@@ -1,0 +1,37 @@
+# sessionedge — see README.md. Every target here is part of the contract in docs/.
+GO       ?= go
+BUILD    := build
+WASM     := $(BUILD)/sessionedge.wasm
+PKGS     := ./...
+
+.PHONY: all build wasm test bench check demo clean
+
+all: build wasm
+
+build:
+	@mkdir -p $(BUILD)/bin
+	@if [ -d edge/cmd/edge ]; then $(GO) build -o $(BUILD)/bin/edge ./edge/cmd/edge; fi
+	@if [ -d origin/cmd/origin ]; then $(GO) build -o $(BUILD)/bin/origin ./origin/cmd/origin; fi
+
+wasm:
+	@mkdir -p $(BUILD)
+	@if [ -d wasm ]; then \
+	  if [ -n "$(TINYGO)" ]; then \
+	    command -v tinygo >/dev/null || { echo "make wasm TINYGO=1: tinygo is not on PATH" >&2; exit 1; }; \
+	    tinygo build -o $(WASM) -target=wasip1 -buildmode=c-shared -scheduler=none ./wasm; \
+	  else \
+	    GOOS=wasip1 GOARCH=wasm $(GO) build -buildmode=c-shared -trimpath -ldflags=-s -o $(WASM) ./wasm; \
+	  fi; \
+	fi
+
+test: wasm build
+	$(GO) test -count=1 -timeout 30m $(PKGS)
+
+bench: wasm build
+	@scripts/bench.sh
+
+check:
+	@scripts/check.sh
+
+clean:
+	rm -rf $(BUILD)

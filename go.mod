@@ -1,0 +1,3 @@
+module github.com/sessionedge/sessionedge
+
+go 1.26
