@@ -145,6 +145,17 @@ func New(ctx context.Context, cfg Config) (*Host, error) {
 // VMs returns the number of VM slots.
 func (h *Host) VMs() int { return len(h.slots) }
 
+// HealthyVMs returns the number of VMs that can take new streams.
+func (h *Host) HealthyVMs() int {
+	n := 0
+	for i := range h.slots {
+		if v := h.slots[i].Load(); v != nil && !v.broken.Load() {
+			n++
+		}
+	}
+	return n
+}
+
 // Restarts returns how many failed VMs have been replaced.
 func (h *Host) Restarts() int64 { return h.restarts.Load() }
 
