@@ -53,6 +53,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 			Clusters:            clusters,
 			Logger:              cfg.Logger,
 			CompilationCacheDir: cfg.CompilationCacheDir,
+			PauseTimeout:        time.Duration(cfg.FilterTimeout),
 		})
 		if err != nil {
 			return nil, err
@@ -182,8 +183,9 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	defer st.Close()
-	fctx, cancel := context.WithTimeout(context.Background(), time.Duration(s.cfg.FilterTimeout))
-	defer cancel()
+	// The host bounds paused streams with FilterTimeout; the request context
+	// ends them early when the server shuts down.
+	fctx := context.Context(ctx)
 
 	rh := st.RequestHeaders()
 	_ = rh.AddBytes([]byte(":authority"), ctx.Host())

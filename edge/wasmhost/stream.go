@@ -3,6 +3,7 @@ package wasmhost
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/tetratelabs/wazero/api"
 )
@@ -239,22 +240,33 @@ func (s *Stream) run(ctx context.Context, f api.Function, a1, a2 uint64) (Verdic
 	}
 	s.state = statePaused
 	v.mu.Unlock()
+	// The pause timer exists only for streams that pause, so the common
+	// path costs no timer.
+	var timeout <-chan time.Time
+	if d := s.host.cfg.PauseTimeout; d > 0 {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		timeout = t.C
+	}
 	select {
 	case vd := <-s.resume:
 		return vd, nil
 	case <-v.failed:
 		return Continue, ErrVMFailed
 	case <-ctx.Done():
-		v.mu.Lock()
-		if s.state == statePaused {
-			s.state = stateIdle
-			v.mu.Unlock()
-			return Continue, ctx.Err()
-		}
-		// The guest resumed the stream while ctx expired: honour the guest.
-		v.mu.Unlock()
-		return <-s.resume, nil
+		err = ctx.Err()
+	case <-timeout:
+		err = ErrPauseTimeout
 	}
+	v.mu.Lock()
+	if s.state == statePaused {
+		s.state = stateIdle
+		v.mu.Unlock()
+		return Continue, err
+	}
+	// The guest resumed the stream while the wait expired: honour the guest.
+	v.mu.Unlock()
+	return <-s.resume, nil
 }
 
 func (s *Stream) drain() {
