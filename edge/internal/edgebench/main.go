@@ -29,9 +29,9 @@ import (
 func main() {
 	wasm := flag.String("wasm", "build/sessionedge.wasm", "filter module")
 	pluginConfig := flag.String("plugin-config", "{}", "plugin configuration (JSON)")
-	duration := flag.Duration("duration", 2*time.Second, "length of one round")
-	rounds := flag.Int("rounds", 3, "rounds per mode (alternating)")
-	conns := flag.Int("conns", 32, "concurrent connections of the load generator")
+	duration := flag.Duration("duration", time.Second, "length of one round")
+	rounds := flag.Int("rounds", 7, "rounds per mode (alternating)")
+	conns := flag.Int("conns", 16, "concurrent connections of the load generator")
 	vms := flag.Int("vms", 0, "filter VMs (default GOMAXPROCS)")
 	path := flag.String("path", "/products/42", "request path")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the whole run")
@@ -128,34 +128,34 @@ func run(wasm, pluginConfig string, duration time.Duration, rounds, conns, vms i
 		cookie = strings.Join(parts, "; ")
 	}
 
-	type result struct {
-		n, errs  int64
-		rps      float64
-		p50, p99 time.Duration
-	}
-	results := map[string][]result{}
+	var offs, ons []loadResult
+	var ratios []float64
 	for r := 0; r < rounds; r++ {
-		for _, e := range edges {
-			res := load(e.addr, path, cookie, conns, duration)
-			results[e.name] = append(results[e.name], result(res))
+		off := load(edges[0].addr, path, cookie, conns, duration)
+		on := load(edges[1].addr, path, cookie, conns, duration)
+		offs, ons = append(offs, off), append(ons, on)
+		if off.rps > 0 {
+			ratios = append(ratios, on.rps/off.rps)
 		}
 	}
-	best := func(name string) result {
-		rs := results[name]
-		sort.Slice(rs, func(i, j int) bool { return rs[i].rps > rs[j].rps })
-		return rs[len(rs)/2] // median round
+	median := func(rs []loadResult) loadResult {
+		sort.Slice(rs, func(i, j int) bool { return rs[i].rps < rs[j].rps })
+		return rs[len(rs)/2]
 	}
-	off, on := best("filter off"), best("filter on")
-	fmt.Printf("edge proxy throughput, loopback, %d conns, %d rounds of %v per mode (median round), GOMAXPROCS=%d\n", conns, rounds, duration, runtimeProcs())
-	fmt.Printf("wasm: %s  cookie: %v\n\n", wasm, cookie != "")
-	fmt.Printf("| mode | req/s | p50 | p99 | errors |\n|---|---:|---:|---:|---:|\n")
+	sort.Float64s(ratios)
+	off, on := median(offs), median(ons)
+	fmt.Printf("edge proxy throughput, loopback, %d conns, %d alternating rounds of %v per mode, GOMAXPROCS=%d\n", conns, rounds, duration, runtime.GOMAXPROCS(0))
+	fmt.Printf("wasm: %s  session cookie reused: %v\n\n", wasm, cookie != "")
+	fmt.Printf("| mode | req/s (median round) | p50 | p99 | errors |\n|---|---:|---:|---:|---:|\n")
 	for _, x := range []struct {
 		n string
-		r result
+		r loadResult
 	}{{"filter off", off}, {"filter on", on}} {
 		fmt.Printf("| %s | %.0f | %v | %v | %d |\n", x.n, x.r.rps, x.r.p50, x.r.p99, x.r.errs)
 	}
-	fmt.Printf("\nratio on/off: %.2f (target >= 0.85)\n", on.rps/off.rps)
+	if len(ratios) > 0 {
+		fmt.Printf("\nratio on/off: %.2f (median of per-round ratios; min %.2f, max %.2f; target >= 0.85)\n", ratios[len(ratios)/2], ratios[0], ratios[len(ratios)-1])
+	}
 	return nil
 }
 
@@ -216,5 +216,3 @@ func load(addr, path, cookie string, conns int, d time.Duration) loadResult {
 	}
 	return loadResult{n: n.Load(), errs: errs.Load(), rps: float64(n.Load()) / el.Seconds(), p50: q(0.5), p99: q(0.99)}
 }
-
-func runtimeProcs() int { return runtime.GOMAXPROCS(0) }
