@@ -145,7 +145,7 @@ func onRequestHeaders(id, n uint32, eos bool) uint32 {
 		up, ul := ptr("backend")
 		h := serialize(":method", "GET", ":path", "/lookup", ":authority", "origin")
 		var callID uint32
-		if proxyHTTPCall(up, ul, &h[0], uint32(len(h)), nil, 0, nil, 0, 1000, &callID) != 0 {
+		if proxyHTTPCall(up, ul, &h[0], uint32(len(h)), nil, 0, nil, 0, 3000, &callID) != 0 {
 			return 0
 		}
 		pending[callID] = id
