@@ -61,6 +61,7 @@ const (
 const (
 	simpleFalse  = 0xf4
 	simpleTrue   = 0xf5
+	simpleNull   = 0xf6
 	tagEpochTime = 1
 	tagDecimal   = 4
 )
