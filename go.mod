@@ -5,6 +5,14 @@ go 1.26
 require (
 	github.com/fxamacker/cbor/v2 v2.9.6
 	github.com/gorilla/securecookie v1.1.2
+	github.com/tetratelabs/wazero v1.12.0
+	github.com/valyala/fasthttp v1.73.0
 )
 
-require github.com/x448/float16 v0.8.4 // indirect
+require (
+	github.com/andybalholm/brotli v1.2.2 // indirect
+	github.com/klauspost/compress v1.19.1 // indirect
+	github.com/valyala/bytebufferpool v1.0.0 // indirect
+	github.com/x448/float16 v0.8.4 // indirect
+	golang.org/x/sys v0.47.0 // indirect
+)
