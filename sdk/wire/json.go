@@ -4,6 +4,7 @@ import (
 	"errors"
 	"math"
 	"strconv"
+	"strings"
 	"time"
 	"unicode/utf16"
 	"unicode/utf8"
@@ -61,7 +62,7 @@ func AppendValueJSON(dst []byte, v Value) []byte {
 	case TypeBool:
 		return strconv.AppendBool(dst, v.Int != 0)
 	case TypeTime:
-		return AppendTimeJSON(append(dst, `{"$time":`...), v.Int)
+		return append(AppendTimeJSON(append(dst, `{"$time":`...), v.Int), '}')
 	case TypeDecimal:
 		dst = append(dst, `{"$decimal":"`...)
 		return append(AppendDecimal(dst, v.Int, v.Exp), `"}`...)
@@ -102,10 +103,8 @@ func AppendDecimal(dst []byte, coef int64, exp int32) []byte {
 	ds := strconv.AppendUint(digits[:0], u, 10)
 	if exp >= 0 {
 		dst = append(dst, ds...)
-		if u != 0 {
-			for i := int32(0); i < exp; i++ {
-				dst = append(dst, '0')
-			}
+		if exp > 0 { // keep the exponent, so the value comes back the same
+			dst = strconv.AppendInt(append(dst, 'e'), int64(exp), 10)
 		}
 		return dst
 	}
@@ -122,8 +121,18 @@ func AppendDecimal(dst []byte, coef int64, exp int32) []byte {
 	return append(dst, ds[len(ds)-frac:]...)
 }
 
-// ParseDecimal parses plain decimal notation ("-19.99", "5") into coef and exp.
+// ParseDecimal parses decimal notation ("-19.99", "5", "5e3") into coef and
+// exp, keeping trailing zeros ("19.90" is 1990 × 10^-2).
 func ParseDecimal(s string) (coef int64, exp int32, ok bool) {
+	if i := strings.IndexAny(s, "eE"); i >= 0 {
+		e, err := strconv.ParseInt(s[i+1:], 10, 32)
+		if err != nil || e < -MaxDecimalExp || e > MaxDecimalExp {
+			return 0, 0, false
+		}
+		coef, exp, ok = ParseDecimal(s[:i])
+		exp += int32(e)
+		return coef, exp, ok && exp >= -MaxDecimalExp && exp <= MaxDecimalExp
+	}
 	if s == "" {
 		return 0, 0, false
 	}
