@@ -27,6 +27,10 @@ type Mock struct {
 	Buffers map[BufferType][]byte
 	// CallResponseHeaders is the map answered for MapHTTPCallResponseHeaders.
 	CallResponseHeaders []Pair
+	// RawRequestPairs, when set, is returned as the serialized request
+	// header map instead of the effective stream's, so fuzzing can feed the
+	// guest malformed maps.
+	RawRequestPairs []byte
 
 	out []byte // reused serialization buffer for getters
 }
@@ -205,6 +209,9 @@ func GetBufferBytes(bt BufferType, start, max uint32) ([]byte, Status) {
 
 // GetHeaderMapPairs returns the serialized header map mt.
 func GetHeaderMapPairs(mt MapType) ([]byte, Status) {
+	if mt == MapRequestHeaders && host.RawRequestPairs != nil {
+		return host.RawRequestPairs, StatusOK
+	}
 	hm := host.headerMap(mt)
 	if hm == nil {
 		return nil, StatusBadArgument
