@@ -31,6 +31,10 @@ type Mock struct {
 	// header map instead of the effective stream's, so fuzzing can feed the
 	// guest malformed maps.
 	RawRequestPairs []byte
+	// Discard makes header writes (add, replace, remove) succeed without
+	// changing the maps, so benchmarks can replay one request and measure
+	// the guest, not the mock.
+	Discard bool
 
 	out []byte // reused serialization buffer for getters
 }
@@ -237,6 +241,9 @@ func GetHeaderMapValue(mt MapType, key string) ([]byte, Status) {
 
 // AddHeader adds a value to header key of map mt.
 func AddHeader(mt MapType, key string, value []byte) Status {
+	if host.Discard {
+		return StatusOK
+	}
 	hm := host.headerMap(mt)
 	if hm == nil {
 		return StatusBadArgument
@@ -247,6 +254,9 @@ func AddHeader(mt MapType, key string, value []byte) Status {
 
 // ReplaceHeader sets header key of map mt to value alone.
 func ReplaceHeader(mt MapType, key string, value []byte) Status {
+	if host.Discard {
+		return StatusOK
+	}
 	hm := host.headerMap(mt)
 	if hm == nil {
 		return StatusBadArgument
@@ -258,6 +268,9 @@ func ReplaceHeader(mt MapType, key string, value []byte) Status {
 
 // RemoveHeader removes every value of header key from map mt.
 func RemoveHeader(mt MapType, key []byte) Status {
+	if host.Discard {
+		return StatusOK
+	}
 	hm := host.headerMap(mt)
 	if hm == nil {
 		return StatusBadArgument

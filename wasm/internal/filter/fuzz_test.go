@@ -45,6 +45,7 @@ func FuzzCookie(f *testing.F) {
 	e := fuzzEnv(f)
 	f.Fuzz(func(t *testing.T, cookie, name string) {
 		e.T = t
+		e.Reset()
 		s := e.Request("GET", "/.session/context", nil, "cookie", cookie, name, cookie, "sessionedge-token", cookie)
 		for _, c := range e.Pending() {
 			e.Answer(c, 404, nil)
@@ -62,6 +63,7 @@ func FuzzHeaderMap(f *testing.F) {
 	e := fuzzEnv(f)
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		e.T = t
+		e.Reset()
 		e.M.RawRequestPairs = raw
 		if raw == nil {
 			e.M.RawRequestPairs = []byte{}
@@ -93,6 +95,7 @@ func FuzzOriginCBOR(f *testing.F) {
 	cookie := "__Host-sid=" + proxytest.Token(wire.Claims{Kind: wire.KindCustomer, ID: id, Generation: 2, IssuedAt: now, IdleDeadline: now + 1e6, HardDeadline: now + 2e6})
 	f.Fuzz(func(t *testing.T, which uint8, body []byte) {
 		e.T = t
+		e.Reset()
 		var s *proxytest.Stream
 		switch which % 3 {
 		case 0: // a session fetch
@@ -124,6 +127,7 @@ func FuzzPatchBody(f *testing.F) {
 	cookie := "__Host-sid=" + proxytest.Token(wire.Claims{Kind: wire.KindAnonymous, ID: wire.ID{5}, Generation: 1, IssuedAt: now, IdleDeadline: now + 1e6, HardDeadline: now + 2e6})
 	f.Fuzz(func(t *testing.T, body []byte) {
 		e.T = t
+		e.Reset()
 		if body == nil {
 			body = []byte{}
 		}

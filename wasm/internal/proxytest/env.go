@@ -41,8 +41,7 @@ type Env struct {
 	Root   uint32
 	Origin *Origin
 
-	next     uint32
-	answered map[uint32]bool
+	next uint32
 }
 
 // NewEnv makes a VM with a new mock host. It is not configured yet.
@@ -52,7 +51,7 @@ func NewEnv(t testing.TB, newGuest NewGuest, origin *Origin) *Env {
 		m.NowNs = origin.Now.UnixNano()
 	}
 	abi.Use(m)
-	e := &Env{T: t, M: m, Root: 1, next: 1, Origin: origin, answered: map[uint32]bool{}}
+	e := &Env{T: t, M: m, Root: 1, next: 1, Origin: origin}
 	e.G = newGuest(t, m)
 	return e
 }
@@ -177,24 +176,31 @@ func (s *Stream) Finish() {
 	e.G.Done(s.ID)
 	e.G.Log(s.ID)
 	e.G.Delete(s.ID)
+	delete(e.M.Streams, s.ID)
 }
 
 // Pending returns the HTTP calls not answered yet.
-func (e *Env) Pending() []*abi.MockCall {
-	var out []*abi.MockCall
-	for _, c := range e.M.Calls {
-		if !e.answered[c.Token] {
-			out = append(out, c)
-		}
+func (e *Env) Pending() []*abi.MockCall { return append([]*abi.MockCall(nil), e.M.Calls...) }
+
+// Reset forgets logs and finished state, so long fuzz runs stay fast.
+func (e *Env) Reset() {
+	e.M.Logs = e.M.Logs[:0]
+	if e.Origin != nil {
+		e.Origin.Requests = e.Origin.Requests[:0]
+		e.Origin.Touches = e.Origin.Touches[:0]
 	}
-	return out
 }
 
 // Answer delivers a reply to call c; status 0 delivers a failed call (no
 // headers), as a host does on reset or timeout.
 func (e *Env) Answer(c *abi.MockCall, status int, body []byte, kv ...string) {
 	e.use()
-	e.answered[c.Token] = true
+	for i, p := range e.M.Calls {
+		if p == c {
+			e.M.Calls = append(e.M.Calls[:i], e.M.Calls[i+1:]...)
+			break
+		}
+	}
 	e.M.CallResponseHeaders = nil
 	if status != 0 {
 		e.M.CallResponseHeaders = []abi.Pair{{Key: ":status", Value: strconv.Itoa(status)}}

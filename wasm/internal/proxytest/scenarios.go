@@ -807,3 +807,13 @@ func testTouches(t *testing.T, ng NewGuest) {
 		t.Fatal("origin did not learn the minted session")
 	}
 }
+
+func splitCookie(h string) []string {
+	parts := strings.Split(h, ";")
+	for i := range parts {
+		parts[i] = strings.TrimSpace(parts[i])
+	}
+	return parts
+}
+
+func cutPrefix(s, prefix string) (string, bool) { return strings.CutPrefix(s, prefix) }
