@@ -30,7 +30,7 @@ var testTokenSecret = bytes.Repeat([]byte{7}, 32)
 // clock is a settable test clock.
 type clock struct{ ms atomic.Int64 }
 
-func (c *clock) now() time.Time       { return time.UnixMilli(c.ms.Load()) }
+func (c *clock) now() time.Time      { return time.UnixMilli(c.ms.Load()) }
 func (c *clock) add(d time.Duration) { c.ms.Add(d.Milliseconds()) }
 
 type testOrigin struct {
