@@ -7,7 +7,6 @@ import (
 
 	"github.com/valyala/fasthttp"
 
-	"github.com/sessionedge/sessionedge/origin/internal/ctxjson"
 	"github.com/sessionedge/sessionedge/origin/store"
 	"github.com/sessionedge/sessionedge/sdk/wire"
 )
@@ -55,7 +54,7 @@ func writeError(ctx *fasthttp.RequestCtx, err error) {
 		status, code, field, msg = fasthttp.StatusBadRequest, "invalid_input", fe.Field, fe.Reason
 	case errors.As(err, &ie):
 		status, code, field, msg = fasthttp.StatusBadRequest, "invalid_input", ie.field, ie.msg
-	case errors.Is(err, ctxjson.ErrSyntax), errors.Is(err, errBadCBOR), errors.Is(err, wire.ErrCBOR),
+	case errors.Is(err, wire.ErrJSON), errors.Is(err, errBadCBOR), errors.Is(err, wire.ErrCBOR),
 		errors.Is(err, wire.ErrBadDelta):
 		status, code = fasthttp.StatusBadRequest, "invalid_input"
 	case errors.Is(err, errUnauthorized):
@@ -84,9 +83,9 @@ func writeError(ctx *fasthttp.RequestCtx, err error) {
 	b := append(make([]byte, 0, 128), `{"error":{"code":"`...)
 	b = append(b, code...)
 	b = append(b, `","message":`...)
-	b = ctxjson.AppendString(b, msg)
+	b = wire.AppendStringJSON(b, msg)
 	if field != "" {
-		b = ctxjson.AppendString(append(b, `,"field":`...), field)
+		b = wire.AppendStringJSON(append(b, `,"field":`...), field)
 	}
 	if pe != nil {
 		b = strconv.AppendUint(append(b, `,"currentVersion":`...), pe.current, 10)

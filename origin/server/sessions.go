@@ -9,8 +9,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
-	"github.com/sessionedge/sessionedge/origin/internal/ctxjson"
-	"github.com/sessionedge/sessionedge/origin/store"
+		"github.com/sessionedge/sessionedge/origin/store"
 	"github.com/sessionedge/sessionedge/sdk/wire"
 )
 
@@ -48,7 +47,7 @@ func (s *Server) writeSession(ctx *fasthttp.RequestCtx, sess *wire.Session, stat
 		b = wire.AppendSession(b, sess)
 	} else {
 		ctx.SetContentType("application/json")
-		b = ctxjson.AppendSession(b, sess)
+		b = wire.AppendSessionJSON(b, sess, wire.AllNamespaces)
 	}
 	ctx.SetStatusCode(status)
 	ctx.SetBody(b)
@@ -71,7 +70,7 @@ func (s *Server) writeTokenSession(ctx *fasthttp.RequestCtx, sess *wire.Session,
 		b = append(sess.ID.AppendText(append(b, `"id":"`...)), `",`...)
 	}
 	b = append(append(append(b, `"token":"`...), tok...), `","session":`...)
-	b = append(ctxjson.AppendSession(b, sess), '}')
+	b = append(wire.AppendSessionJSON(b, sess, wire.AllNamespaces), '}')
 	ctx.Response.Header.Set("ETag", `"`+strconv.FormatUint(sess.Version, 10)+`"`)
 	ctx.SetContentType("application/json")
 	ctx.SetStatusCode(status)
@@ -257,32 +256,44 @@ func selectItems(sess *wire.Session, items string) (*wire.Session, error) {
 	return out, nil
 }
 
-// decodeObject decodes a JSON object body; an empty body is an empty object.
-func decodeObject(body []byte) (map[string]any, error) {
-	obj := map[string]any{}
+// decodeObject parses a JSON object body; an empty body is an empty object.
+func decodeObject(body []byte) (wire.Value, error) {
 	if len(bytes.TrimSpace(body)) == 0 {
-		return obj, nil
+		return wire.Value{Type: wire.TypeMap}, nil
 	}
-	if err := ctxjson.Decode(body, &obj); err != nil {
-		return nil, err
+	v, err := wire.ParseValueJSON(body)
+	if err != nil {
+		return v, err
 	}
-	if obj == nil {
-		return nil, badInput("body", "must be a JSON object")
+	if v.Type != wire.TypeMap {
+		return v, badInput("body", "must be a JSON object")
 	}
-	return obj, nil
+	return v, nil
 }
 
-// contextObject returns the "context" member of obj as an object.
-func contextObject(obj map[string]any, name string) (map[string]any, error) {
-	x, ok := obj[name]
-	if !ok || x == nil {
-		return nil, nil
+// textMember returns the text member name of obj ("" when absent).
+func textMember(obj wire.Value, name string) (string, error) {
+	v, ok := obj.Map.Get(name)
+	if !ok || v.IsZero() {
+		return "", nil
 	}
-	m, ok := x.(map[string]any)
-	if !ok {
-		return nil, badInput(name, "must be an object")
+	if v.Type != wire.TypeText {
+		return "", badInput(name, "must be a string")
 	}
-	return m, nil
+	return v.Text, nil
+}
+
+// contextMember returns the object member name of obj (an empty object when
+// absent).
+func contextMember(obj wire.Value, name string) (wire.Value, bool, error) {
+	v, ok := obj.Map.Get(name)
+	if !ok || v.IsZero() {
+		return wire.Value{Type: wire.TypeMap}, false, nil
+	}
+	if v.Type != wire.TypeMap {
+		return v, true, badInput(name, "must be an object")
+	}
+	return v, true, nil
 }
 
 func (s *Server) handleCreate(ctx *fasthttp.RequestCtx, _ *params) error {
@@ -291,21 +302,28 @@ func (s *Server) handleCreate(ctx *fasthttp.RequestCtx, _ *params) error {
 		return err
 	}
 	kind := wire.KindAnonymous
-	if k, ok := obj["kind"]; ok {
-		ks, _ := k.(string)
+	ks, err := textMember(obj, "kind")
+	if err != nil {
+		return err
+	}
+	if ks != "" {
+		var ok bool
 		if kind, ok = wire.ParseKind(ks); !ok || kind == wire.KindShared {
 			return badInput("kind", "must be anonymous or customer (shared sessions: PUT /v1/shared/{name})")
 		}
 	}
-	cid, _ := obj["customerId"].(string)
-	if kind == wire.KindCustomer && cid == "" {
-		return badInput("customerId", "required for kind customer")
-	}
-	ctxObj, err := contextObject(obj, "context")
+	cid, err := textMember(obj, "customerId")
 	if err != nil {
 		return err
 	}
-	ctxOps, err := ctxjson.ContextOps(ctxObj, false)
+	if kind == wire.KindCustomer && cid == "" {
+		return badInput("customerId", "required for kind customer")
+	}
+	ctxObj, _, err := contextMember(obj, "context")
+	if err != nil {
+		return err
+	}
+	ctxOps, err := wire.ContextOps(ctxObj, false, &s.lim)
 	if err != nil {
 		return err
 	}
@@ -351,44 +369,29 @@ func (s *Server) writeChange(ctx *fasthttp.RequestCtx, p *params, ops func(*wire
 	return nil
 }
 
-// bodyContextOps parses a context body: JSON (the context object), or CBOR
-// (a session whose fields and attributes are the context; replace only).
-func bodyContextOps(ctx *fasthttp.RequestCtx, replace bool) ([]wire.Op, error) {
+// bodyContextOps parses a context body: a JSON object, or with
+// Content-Type application/cbor a CBOR-encoded context value (wire.AppendValue
+// of a map).
+func (s *Server) bodyContextOps(ctx *fasthttp.RequestCtx, replace bool) ([]wire.Op, error) {
+	var obj wire.Value
+	var err error
 	if isCBORBody(ctx) {
-		if !replace {
-			return nil, badInput("Content-Type", "PATCH takes a JSON merge patch")
-		}
-		var in wire.Session
-		if err := wire.DecodeSession(ctx.PostBody(), &in); err != nil {
-			return nil, err
-		}
-		ops := []wire.Op{{Code: wire.OpClearNamespace, NS: wire.NamespaceCustom},
-			{Code: wire.OpClearNamespace, NS: wire.NamespacePrivacy}, {Code: wire.OpClearNamespace, NS: wire.NamespacePublic}}
-		for f, v := range in.Fields {
-			if !v.IsZero() && wire.Field(f) != wire.FieldCustomerID {
-				ops = append(ops, wire.Op{Code: wire.OpSetField, Field: wire.Field(f), Value: v})
-			}
-		}
-		for ns, as := range in.Attrs {
-			for _, a := range as {
-				ops = append(ops, wire.Op{Code: wire.OpSetAttr, NS: wire.Namespace(ns), Key: a.Key, Value: a.Value})
-			}
-		}
-		return ops, nil
+		obj, err = wire.DecodeValue(ctx.PostBody())
+	} else {
+		obj, err = decodeObject(ctx.PostBody())
 	}
-	obj, err := decodeObject(ctx.PostBody())
 	if err != nil {
 		return nil, err
 	}
 	if replace {
 		// PUT keeps customerId: only login and logout change it.
-		delete(obj, "customerId")
+		obj.Map = obj.Map.Without("customerId")
 	}
-	return ctxjson.ContextOps(obj, replace)
+	return wire.ContextOps(obj, replace, &s.lim)
 }
 
 func (s *Server) handlePutContext(ctx *fasthttp.RequestCtx, p *params) error {
-	ops, err := bodyContextOps(ctx, true)
+	ops, err := s.bodyContextOps(ctx, true)
 	if err != nil {
 		return err
 	}
@@ -396,7 +399,7 @@ func (s *Server) handlePutContext(ctx *fasthttp.RequestCtx, p *params) error {
 }
 
 func (s *Server) handlePatchContext(ctx *fasthttp.RequestCtx, p *params) error {
-	ops, err := bodyContextOps(ctx, false)
+	ops, err := s.bodyContextOps(ctx, false)
 	if err != nil {
 		return err
 	}
@@ -408,18 +411,27 @@ func (s *Server) handleAddAttr(ctx *fasthttp.RequestCtx, p *params) error {
 	if err != nil {
 		return err
 	}
-	nsName, _ := obj["namespace"].(string)
+	nsName, err := textMember(obj, "namespace")
+	if err != nil {
+		return err
+	}
 	ns, ok := wire.ParseNamespace(nsName)
 	if !ok {
 		return badInput("namespace", "must be custom, privacy or public")
 	}
-	key, _ := obj["key"].(string)
+	key, err := textMember(obj, "key")
+	if err != nil {
+		return err
+	}
 	field := nsName + "." + key
 	if err := s.lim.ValidateKey(field, key); err != nil {
 		return err
 	}
-	v, err := ctxjson.ParseValue(field, obj["value"])
-	if err != nil {
+	v, _ := obj.Map.Get("value")
+	if v.IsZero() {
+		return badInput("value", "required")
+	}
+	if err := s.lim.ValidateValue(field, v); err != nil {
 		return err
 	}
 	op := wire.Op{Code: wire.OpSetAttr, NS: ns, Key: key, Value: v}
@@ -461,20 +473,23 @@ func (s *Server) handleLogin(ctx *fasthttp.RequestCtx, p *params) error {
 	if err != nil {
 		return err
 	}
-	cid, _ := obj["customerId"].(string)
-	if cid == "" {
-		return badInput("customerId", "required")
-	}
-	profile, err := contextObject(obj, "profile")
+	cid, err := textMember(obj, "customerId")
 	if err != nil {
 		return err
 	}
-	if profile == nil {
-		if profile, err = contextObject(obj, "context"); err != nil {
+	if cid == "" {
+		return badInput("customerId", "required")
+	}
+	profile, ok, err := contextMember(obj, "profile")
+	if err != nil {
+		return err
+	}
+	if !ok {
+		if profile, _, err = contextMember(obj, "context"); err != nil {
 			return err
 		}
 	}
-	profOps, err := ctxjson.ContextOps(profile, false)
+	profOps, err := wire.ContextOps(profile, false, &s.lim)
 	if err != nil {
 		return err
 	}
@@ -561,7 +576,7 @@ func (s *Server) handlePutShared(ctx *fasthttp.RequestCtx, p *params) error {
 	if err != nil {
 		return err
 	}
-	ops, err := ctxjson.ContextOps(obj, false)
+	ops, err := wire.ContextOps(obj, false, &s.lim)
 	if err != nil {
 		return err
 	}
@@ -616,7 +631,7 @@ func (s *Server) handleCustomerSessions(ctx *fasthttp.RequestCtx, p *params) err
 		if n > 0 {
 			b = append(b, ',')
 		}
-		b = ctxjson.AppendSession(b, sess)
+		b = wire.AppendSessionJSON(b, sess, wire.AllNamespaces)
 		n++
 	}
 	b = append(b, "]}"...)

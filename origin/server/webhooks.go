@@ -10,7 +10,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/sessionedge/sessionedge/origin/internal/ctxjson"
 	"github.com/sessionedge/sessionedge/sdk/wire"
 )
 
@@ -48,12 +47,12 @@ func eventBody(typ string, next, final *wire.Session, at int64) []byte {
 	b = append(b, `","id":"`...)
 	b = next.ID.AppendText(b)
 	b = append(b, `","at":`...)
-	b = ctxjson.AppendTime(b, at)
+	b = wire.AppendTimeJSON(b, at)
 	if next.Ended != 0 {
 		b = append(append(append(b, `,"reason":"`...), next.Ended.String()...), '"')
 	}
 	b = append(b, `,"session":`...)
-	b = ctxjson.AppendSession(b, final)
+	b = wire.AppendSessionJSON(b, final, wire.AllNamespaces)
 	return append(b, '}')
 }
 
