@@ -9,7 +9,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
-		"github.com/sessionedge/sessionedge/origin/store"
+	"github.com/sessionedge/sessionedge/origin/store"
 	"github.com/sessionedge/sessionedge/sdk/wire"
 )
 
