@@ -1,0 +1,244 @@
+package wire
+
+import (
+	"errors"
+	"fmt"
+)
+
+// OpCode names an operation of a delta. The numbers are part of the CBOR
+// encoding; never renumber.
+type OpCode uint8
+
+// The operations. docs/wire.md gives each one's arguments and meaning.
+const (
+	OpStart          OpCode = 1 // Kind, Generation, Idle, Hard: creates the session (first op of a version-0 delta)
+	OpSetField       OpCode = 2 // Field, Value (the zero Value unsets the field)
+	OpSetAttr        OpCode = 3 // NS, Key, Value
+	OpDeleteAttr     OpCode = 4 // NS, Key
+	OpClearNamespace OpCode = 5 // NS
+	OpLogin          OpCode = 6 // CustomerID, Generation, Idle, Hard: kind customer
+	OpLogout         OpCode = 7 // Generation, Idle, Hard: kind anonymous, privacy cleared
+	OpTouch          OpCode = 8 // Idle: last seen = delta time, new idle deadline
+	OpEnd            OpCode = 9 // Reason: the session becomes a tombstone, its context is dropped
+)
+
+// String returns the op's name.
+func (c OpCode) String() string {
+	switch c {
+	case OpStart:
+		return "start"
+	case OpSetField:
+		return "setField"
+	case OpSetAttr:
+		return "setAttr"
+	case OpDeleteAttr:
+		return "deleteAttr"
+	case OpClearNamespace:
+		return "clearNamespace"
+	case OpLogin:
+		return "login"
+	case OpLogout:
+		return "logout"
+	case OpTouch:
+		return "touch"
+	case OpEnd:
+		return "end"
+	}
+	return "invalid"
+}
+
+// Op is one operation. Only the fields its Code names are meaningful (see
+// the OpCode constants); the rest stay zero.
+type Op struct {
+	Code       OpCode
+	Kind       Kind
+	Field      Field
+	NS         Namespace
+	Key        string
+	Value      Value
+	CustomerID string
+	Generation uint32
+	Idle       int64 // idle deadline, Unix ms, 0 = none
+	Hard       int64 // hard deadline, Unix ms, 0 = none
+	Reason     EndReason
+}
+
+// Delta is one atomic change of one session: it applies to the session at
+// BaseVersion and produces Version (= BaseVersion + 1).
+type Delta struct {
+	ID          ID
+	BaseVersion uint64
+	Version     uint64
+	At          int64 // when the change was made, Unix ms
+	Ops         []Op
+}
+
+// Batch is one answer of the sync feed: the deltas after a cursor, in cursor
+// order, and the cursor to ask from next. Reset means the asked cursor fell
+// out of retention: the edge drops its whole cache and continues from Cursor.
+type Batch struct {
+	Cursor string
+	Deltas []Delta
+	Reset  bool
+}
+
+// Touch is an edge's report that a session was seen: it lets the origin
+// learn of sessions the edge minted and expire idle sessions without a write
+// per request. Times are Unix ms.
+type Touch struct {
+	ID           ID
+	Kind         Kind
+	Generation   uint32
+	LastSeen     int64
+	IdleDeadline int64
+	HardDeadline int64
+}
+
+// The errors of Apply besides *FieldError.
+var (
+	ErrVersionMismatch = errors.New("wire: delta base version does not match the session")
+	ErrEnded           = errors.New("wire: session has ended")
+	ErrBadDelta        = errors.New("wire: delta is malformed")
+)
+
+// Apply returns the session that results from applying d to s (nil for a
+// session that does not exist yet), checked against lim. It never modifies
+// s. The delta applies whole or not at all.
+func Apply(s *Session, d *Delta, lim *Limits) (*Session, error) {
+	if d.Version != d.BaseVersion+1 {
+		return nil, fmt.Errorf("%w: version %d does not follow base %d", ErrBadDelta, d.Version, d.BaseVersion)
+	}
+	if len(d.Ops) == 0 {
+		return nil, fmt.Errorf("%w: no ops", ErrBadDelta)
+	}
+	var next *Session
+	if s == nil {
+		if d.BaseVersion != 0 {
+			return nil, fmt.Errorf("%w: session unknown, delta has base %d", ErrVersionMismatch, d.BaseVersion)
+		}
+		if d.Ops[0].Code != OpStart {
+			return nil, fmt.Errorf("%w: a new session's first op must be start", ErrBadDelta)
+		}
+		next = &Session{ID: d.ID}
+	} else {
+		if s.ID != d.ID {
+			return nil, fmt.Errorf("%w: delta for %s applied to %s", ErrBadDelta, d.ID, s.ID)
+		}
+		if s.Ended != 0 {
+			return nil, ErrEnded
+		}
+		if s.Version != d.BaseVersion {
+			return nil, fmt.Errorf("%w: session at %d, delta base %d", ErrVersionMismatch, s.Version, d.BaseVersion)
+		}
+		next = s.Clone()
+	}
+	for i := range d.Ops {
+		if err := applyOp(next, d, i, lim); err != nil {
+			return nil, err
+		}
+	}
+	next.Version = d.Version
+	if next.Ended == 0 {
+		if err := lim.ValidateSession(next); err != nil {
+			return nil, err
+		}
+	}
+	return next, nil
+}
+
+func applyOp(s *Session, d *Delta, i int, lim *Limits) error {
+	op := &d.Ops[i]
+	if s.Ended != 0 {
+		return fmt.Errorf("%w: op %d follows end", ErrBadDelta, i)
+	}
+	switch op.Code {
+	case OpStart:
+		if i != 0 || d.BaseVersion != 0 {
+			return fmt.Errorf("%w: start must be the first op of a version-0 delta", ErrBadDelta)
+		}
+		if !op.Kind.Valid() {
+			return invalid("kind", "unknown session kind")
+		}
+		s.Kind, s.Generation = op.Kind, op.Generation
+		s.Created, s.LastSeen = d.At, d.At
+		s.IdleDeadline, s.HardDeadline = op.Idle, op.Hard
+	case OpSetField:
+		if op.Field == FieldCustomerID {
+			return invalid("customerId", "set only by login")
+		}
+		if op.Field >= NumFields {
+			return invalid("field", "unknown well-known field")
+		}
+		if op.Value.IsZero() { // unset: the edge falls back to the site default
+			s.Fields[op.Field] = Value{}
+			return nil
+		}
+		if err := lim.ValidateField(op.Field, op.Value); err != nil {
+			return err
+		}
+		s.Fields[op.Field] = op.Value
+	case OpSetAttr:
+		if op.NS >= NumNamespaces {
+			return invalid("namespace", "unknown namespace")
+		}
+		field := op.NS.String() + "." + op.Key
+		if err := lim.ValidateKey(field, op.Key); err != nil {
+			return err
+		}
+		if err := lim.ValidateValue(field, op.Value); err != nil {
+			return err
+		}
+		s.Attrs[op.NS] = s.Attrs[op.NS].With(op.Key, op.Value)
+	case OpDeleteAttr:
+		if op.NS >= NumNamespaces {
+			return invalid("namespace", "unknown namespace")
+		}
+		s.Attrs[op.NS] = s.Attrs[op.NS].Without(op.Key)
+	case OpClearNamespace:
+		if op.NS >= NumNamespaces {
+			return invalid("namespace", "unknown namespace")
+		}
+		s.Attrs[op.NS] = nil
+	case OpLogin:
+		if s.Kind == KindShared {
+			return invalid("kind", "a shared session cannot log in")
+		}
+		if op.CustomerID == "" {
+			return invalid("customerId", "is empty")
+		}
+		if err := lim.ValidateValue("customerId", Text(op.CustomerID)); err != nil {
+			return err
+		}
+		if op.Generation <= s.Generation {
+			return invalid("generation", "login must raise the generation")
+		}
+		s.Kind, s.Generation = KindCustomer, op.Generation
+		s.Fields[FieldCustomerID] = Text(op.CustomerID)
+		s.IdleDeadline, s.HardDeadline = op.Idle, op.Hard
+	case OpLogout:
+		if s.Kind == KindShared {
+			return invalid("kind", "a shared session cannot log out")
+		}
+		if op.Generation <= s.Generation {
+			return invalid("generation", "logout must raise the generation")
+		}
+		s.Kind, s.Generation = KindAnonymous, op.Generation
+		s.Fields[FieldCustomerID] = Value{}
+		s.Attrs[NamespacePrivacy] = nil
+		s.IdleDeadline, s.HardDeadline = op.Idle, op.Hard
+	case OpTouch:
+		s.LastSeen = d.At
+		s.IdleDeadline = op.Idle
+	case OpEnd:
+		if op.Reason < EndAbandoned || op.Reason > EndRevoked {
+			return invalid("reason", "unknown end reason")
+		}
+		s.Ended = op.Reason
+		s.LastSeen = d.At
+		s.Fields = [NumFields]Value{}
+		s.Attrs = [NumNamespaces]Attrs{}
+	default:
+		return fmt.Errorf("%w: unknown op %d", ErrBadDelta, op.Code)
+	}
+	return nil
+}
