@@ -7,11 +7,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 WASM=build/sessionedge.wasm
-PLUGIN_CONFIG=${EDGE_BENCH_PLUGIN_CONFIG:-'{}'}
+# A fixed test signing key: the guest requires at least one.
+DEFAULT_CONFIG='{"keys":{"1":"YWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWE="}}'
 if [ ! -f "$WASM" ]; then
   echo "bench-edge: $WASM is absent (run make wasm): using the .wat conformance guest edge/testdata/conformance.wasm"
   WASM=edge/testdata/conformance.wasm
+  DEFAULT_CONFIG='{}'
 fi
+PLUGIN_CONFIG=${EDGE_BENCH_PLUGIN_CONFIG:-$DEFAULT_CONFIG}
 ABS_WASM=$(cd "$(dirname "$WASM")" && pwd)/$(basename "$WASM")
 
 to_table() {
