@@ -147,6 +147,14 @@ func (s *Stream) SetResponseBody(b []byte) { s.respBody = b }
 // ResponseBody returns the response body, possibly replaced by the guest.
 func (s *Stream) ResponseBody() []byte { return s.respBody }
 
+// WantsRequestBody reports whether the guest exports proxy_on_request_body.
+// When it does not, the proxy can stream the request body past the filter.
+func (s *Stream) WantsRequestBody() bool { return s.vm.fn.reqBody != nil }
+
+// WantsResponseBody reports whether the guest exports proxy_on_response_body.
+// When it does not, the proxy can stream the response body past the filter.
+func (s *Stream) WantsResponseBody() bool { return s.vm.fn.respBody != nil }
+
 // LocalResponse returns the guest's local answer after a LocalReply verdict.
 // It is owned by the stream and valid until Close.
 func (s *Stream) LocalResponse() *LocalResponse { return &s.local }

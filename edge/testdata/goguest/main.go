@@ -26,6 +26,9 @@ func proxyAddHeaderMapValue(typ uint32, kp *byte, ks uint32, vp *byte, vs uint32
 //go:wasmimport env proxy_get_buffer_bytes
 func proxyGetBufferBytes(typ, start, max uint32, rp *uint32, rs *uint32) uint32
 
+//go:wasmimport env proxy_set_buffer_bytes
+func proxySetBufferBytes(typ, start, size uint32, data *byte, dataLen uint32) uint32
+
 //go:wasmimport env proxy_set_tick_period_milliseconds
 func proxySetTickPeriod(ms uint32) uint32
 
@@ -173,6 +176,22 @@ func onResponseHeaders(id, n uint32, eos bool) uint32 {
 	proxyLog(2, m, ml)
 	return 0
 }
+
+// Bodies get "+go" appended, so tests see that body callbacks ran and that
+// proxy_set_buffer_bytes appends.
+func appendToBody(typ, size uint32, eos bool) uint32 {
+	if eos {
+		d, n := ptr("+go")
+		proxySetBufferBytes(typ, size, 0, d, n)
+	}
+	return 0
+}
+
+//go:wasmexport proxy_on_request_body
+func onRequestBody(id, size uint32, eos bool) uint32 { return appendToBody(0, size, eos) }
+
+//go:wasmexport proxy_on_response_body
+func onResponseBody(id, size uint32, eos bool) uint32 { return appendToBody(1, size, eos) }
 
 //go:wasmexport proxy_on_done
 func onDone(id uint32) bool { return true }
