@@ -41,7 +41,7 @@ func startHashUpstream(t *testing.T) string {
 		ctx.SetBodyStream(io.LimitReader(zeros{}, int64(size)), -1)
 	}}
 	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(func() { _ = srv.Shutdown() })
+	t.Cleanup(func() { shutdown(srv) })
 	return ln.Addr().String()
 }
 
@@ -108,4 +108,44 @@ func buildGoGuest(t *testing.T) string {
 		t.Fatalf("building the Go test guest: %v\n%s", err, b)
 	}
 	return out
+}
+
+// TestGuestBodies runs large bodies through a guest with body callbacks:
+// the request body is buffered for it, the response body streams through
+// proxy_on_response_body chunk by chunk, and a guest that stops iteration on
+// the headers gets the whole body before answering.
+func TestGuestBodies(t *testing.T) {
+	wasm := buildGoGuest(t)
+	e := startEdge(t, proxy.Config{Upstream: startHashUpstream(t), Wasm: wasm, VMs: 1})
+
+	t.Run("large", func(t *testing.T) {
+		payload := bytes.Repeat([]byte("x"), 3<<20)
+		sum := sha256.Sum256(append(append([]byte(nil), payload...), "+go"...))
+		req, _ := http.NewRequest("POST", e.url+"/upload", io.MultiReader(bytes.NewReader(payload)))
+		req.Header.Set("x-size", strconv.Itoa(5<<20))
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		if len(b) != 5<<20+3 || string(b[len(b)-3:]) != "+go" {
+			t.Errorf("response: %d bytes ending %q", len(b), b[max(0, len(b)-3):])
+		}
+		if res.Header.Get("x-got-sha") != hex.EncodeToString(sum[:]) {
+			t.Errorf("upstream got %s bytes, not the body the guest changed", res.Header.Get("x-got-len"))
+		}
+	})
+	t.Run("stop iteration until the body", func(t *testing.T) {
+		req, _ := http.NewRequest("PATCH", e.url+"/body-echo", io.MultiReader(bytes.NewReader([]byte(`{"a":1}`))))
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		if res.StatusCode != 200 || string(b) != `got:{"a":1}` {
+			t.Errorf("status %d body %q", res.StatusCode, b)
+		}
+	})
 }

@@ -4,6 +4,7 @@
 package proxy
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -12,6 +13,7 @@ import (
 	"log/slog"
 	"net"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -184,7 +186,12 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		s.filterFailed(ctx, err, nil, false)
 		return
 	}
-	defer st.Close()
+	closeStream := true // false once a body writer owns the stream
+	defer func() {
+		if closeStream {
+			st.Close()
+		}
+	}()
 	// The host bounds paused streams with FilterTimeout; the request context
 	// ends them early when the server shuts down.
 	fctx := context.Context(ctx)
@@ -216,7 +223,7 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	var body []byte
 	bodyRead := false
 	vd, err := st.OnRequestHeaders(fctx, !hasBody)
-	if err == nil && vd == wasmhost.Continue && hasBody && st.WantsRequestBody() {
+	if err == nil && (vd == wasmhost.Continue || vd == wasmhost.Buffer) && hasBody && st.WantsRequestBody() {
 		body, err = readRequestBody(ctx, s.cfg.MaxRequestBodySize)
 		if err != nil {
 			ctx.Error("request body too large or unreadable", fasthttp.StatusRequestEntityTooLarge)
@@ -241,6 +248,8 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	streaming := false
 	defer func() {
 		if !streaming {
+			// An unread body stream holds the upstream connection until closed.
+			_ = resp.CloseBodyStream()
 			fasthttp.ReleaseResponse(resp)
 		}
 	}()
@@ -277,23 +286,40 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	}
 	respStream := resp.BodyStream()
 	respLen := resp.Header.ContentLength()
-	bufferResp := st.WantsResponseBody() || respStream == nil
 	var rbody []byte
-	if bufferResp {
+	hasRespBody := respLen != 0
+	if respStream == nil {
 		rbody = resp.Body()
+		hasRespBody = len(rbody) > 0
 	}
-	vd, err = st.OnResponseHeaders(fctx, bufferResp && len(rbody) == 0 || respLen == 0)
-	if err == nil && vd == wasmhost.Continue && bufferResp && len(rbody) > 0 {
-		st.SetResponseBody(rbody)
-		vd, err = st.OnResponseBody(fctx, true)
-	}
+	vd, err = st.OnResponseHeaders(fctx, !hasRespBody)
 	if err != nil {
 		s.filterFailed(ctx, err, nil, false)
 		return
 	}
-	if vd != wasmhost.Continue {
+	if vd == wasmhost.LocalReply || vd == wasmhost.Reset {
 		s.answer(ctx, st, vd)
 		return
+	}
+	wants := hasRespBody && st.WantsResponseBody()
+	bufferedWhole := wants && (vd == wasmhost.Buffer || respStream == nil)
+	if bufferedWhole {
+		// The guest sees the whole body before the headers leave.
+		if respStream != nil {
+			if rbody, err = readLimited(respStream, s.cfg.MaxResponseBufferSize); err != nil {
+				s.upstreamFailed(ctx, err)
+				return
+			}
+		}
+		st.SetResponseBody(rbody)
+		if vd, err = st.OnResponseBody(fctx, true); err != nil {
+			s.filterFailed(ctx, err, nil, false)
+			return
+		}
+		if vd != wasmhost.Continue {
+			s.answer(ctx, st, vd)
+			return
+		}
 	}
 	out := &ctx.Response
 	out.Header.DisableNormalizing()
@@ -312,17 +338,86 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		}
 		out.Header.AddBytesKV(k, v)
 	}
-	if bufferResp {
+	switch {
+	case bufferedWhole:
 		out.SetBody(st.ResponseBody())
-		return
+	case respStream == nil:
+		out.SetBody(rbody)
+	case !wants:
+		// No body callback: the body streams past the filter. The server
+		// reads the stream after the handler returns and closes it; closing
+		// releases the upstream response.
+		streaming = true
+		if respLen < 0 {
+			respLen = -1
+		}
+		out.SetBodyStream(&upstreamBody{resp: resp}, respLen)
+	default:
+		// The body streams through the guest's body callback chunk by chunk.
+		streaming, closeStream = true, false
+		out.SetBodyStreamWriter(func(w *bufio.Writer) {
+			s.filterResponseBody(w, st, resp)
+		})
 	}
-	// The server reads the stream after the handler returns and closes it;
-	// closing releases the upstream response.
-	streaming = true
-	if respLen < 0 {
-		respLen = -1
+}
+
+// filterResponseBody runs after the handler returned, while the server writes
+// the response: each chunk read from the upstream goes through
+// proxy_on_response_body and what the guest leaves is written out. A guest
+// that returns Buffer gets the accumulated bytes again with the next chunk.
+// The headers are already sent, so a failure or local answer at this point
+// ends the body early and closes the connection.
+func (s *Server) filterResponseBody(w *bufio.Writer, st *wasmhost.Stream, resp *fasthttp.Response) {
+	defer fasthttp.ReleaseResponse(resp)
+	defer st.Close()
+	defer resp.CloseBodyStream()
+	bp := chunkPool.Get().(*[]byte)
+	defer chunkPool.Put(bp)
+	chunk := *bp
+	var pending []byte
+	src := resp.BodyStream()
+	for {
+		n, rerr := src.Read(chunk)
+		eos := rerr != nil
+		if n == 0 && !eos {
+			continue
+		}
+		pending = append(pending, chunk[:n]...)
+		st.SetResponseBody(pending)
+		vd, err := st.OnResponseBody(context.Background(), eos)
+		if err != nil || vd == wasmhost.LocalReply || vd == wasmhost.Reset {
+			s.log.Warn("edge: filter stopped a response body already under way", "err", err, "verdict", vd)
+			return
+		}
+		if vd == wasmhost.Continue {
+			if _, err := w.Write(st.ResponseBody()); err != nil {
+				return
+			}
+			if err := w.Flush(); err != nil {
+				return
+			}
+			pending = pending[:0]
+		}
+		if eos {
+			if rerr != io.EOF {
+				s.log.Warn("edge: upstream body ended with an error", "err", rerr)
+			}
+			return
+		}
 	}
-	out.SetBodyStream(&upstreamBody{resp: resp}, respLen)
+}
+
+var chunkPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+func readLimited(r io.Reader, max int) ([]byte, error) {
+	b, err := io.ReadAll(io.LimitReader(r, int64(max)+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > max {
+		return nil, errBodyTooLarge
+	}
+	return b, nil
 }
 
 // upstreamBody streams an upstream response body to the client and releases
@@ -349,17 +444,10 @@ func readRequestBody(ctx *fasthttp.RequestCtx, max int) ([]byte, error) {
 	if r == nil {
 		return ctx.Request.Body(), nil
 	}
-	b, err := io.ReadAll(io.LimitReader(r, int64(max)+1))
-	if err != nil {
-		return nil, err
-	}
-	if len(b) > max {
-		return nil, errBodyTooLarge
-	}
-	return b, nil
+	return readLimited(r, max)
 }
 
-var errBodyTooLarge = errors.New("proxy: request body too large")
+var errBodyTooLarge = errors.New("proxy: body larger than the configured limit")
 
 // setUpstreamBody gives the upstream request the body the filter saw, or the
 // client's body stream when the filter did not read it.
