@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -67,6 +68,23 @@ func TestGoGuest(t *testing.T) {
 	t.Run("http call pauses and resumes", func(t *testing.T) {
 		h.Get("/call").ExpectStatus(t, 200).ExpectUpstreamHeader(t, "x-answer", "go")
 	})
+	t.Run("stop iteration until the body", func(t *testing.T) {
+		res := h.Do(&harness.Request{Method: "PATCH", Path: "/body-echo", Body: []byte("hello")})
+		res.ExpectStatus(t, 200).ExpectLocal(t)
+		if string(res.Response.Body) != "got:hello" {
+			t.Errorf("body = %q", res.Response.Body)
+		}
+	})
+	t.Run("body callbacks", func(t *testing.T) {
+		h.SetUpstream(func(r *harness.UpstreamRequest) *harness.Response {
+			return &harness.Response{Status: 200, Body: append([]byte("echo:"), r.Body...)}
+		})
+		defer h.SetUpstream(func(*harness.UpstreamRequest) *harness.Response { return &harness.Response{Status: 200} })
+		res := h.Do(&harness.Request{Method: "POST", Path: "/p", Body: []byte("abc")})
+		if string(res.Response.Body) != "echo:abc+go+go" {
+			t.Errorf("body = %q", res.Response.Body)
+		}
+	})
 	t.Run("tick and shared data", func(t *testing.T) {
 		h.Tick()
 		if v, cas, ok := h.SharedData("goguest.ticks"); !ok || cas == 0 || len(v) != 1 {
@@ -105,6 +123,25 @@ func TestSessionedgeGuest(t *testing.T) {
 	h.Tick()
 	h.Clock().Advance(2 * time.Hour)
 	h.Get("/")
+	// Bad input never traps the VM (DESIGN §7).
+	many := make(harness.Headers, 0, 900)
+	for i := 0; i < 900; i++ {
+		many = append(many, [2]string{"x-h", strings.Repeat("v", 100)})
+	}
+	bad := []*harness.Request{
+		{Headers: harness.Headers{{"cookie", "__Host-sid=%%%not-base64%%%"}}},
+		{Headers: harness.Headers{{"cookie", "__Host-sid=" + strings.Repeat("A", 8000)}}},
+		{Headers: harness.Headers{{"cookie", "a"}, {"cookie", "=;;=="}, {"cookie", "__Host-sid="}}},
+		{Headers: many},
+		{Method: "PATCH", Path: "/.session/context", Body: []byte("{not json")},
+		{Method: "DELETE", Path: "/.session/context/public/" + strings.Repeat("k", 300)},
+		{Path: "/" + strings.Repeat("%", 4000)},
+	}
+	for i, req := range bad {
+		if res := h.Do(req); res.Err != nil {
+			t.Errorf("bad request %d failed in the host: %v", i, res.Err)
+		}
+	}
 	if h.Host().Restarts() != 0 || h.Host().HealthyVMs() != 2 {
 		t.Errorf("the guest trapped: restarts %d healthy %d", h.Host().Restarts(), h.Host().HealthyVMs())
 	}

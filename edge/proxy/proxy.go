@@ -302,7 +302,10 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	wants := hasRespBody && st.WantsResponseBody()
-	bufferedWhole := wants && (vd == wasmhost.Buffer || respStream == nil)
+	// Small bodies of known length go to the guest in one call: chunked
+	// streaming costs a goroutine per response in fasthttp.
+	small := respLen >= 0 && respLen <= smallBody
+	bufferedWhole := wants && (vd == wasmhost.Buffer || respStream == nil || small)
 	if bufferedWhole {
 		// The guest sees the whole body before the headers leave.
 		if respStream != nil {
@@ -406,6 +409,8 @@ func (s *Server) filterResponseBody(w *bufio.Writer, st *wasmhost.Stream, resp *
 		}
 	}
 }
+
+const smallBody = 64 << 10
 
 var chunkPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
 

@@ -26,8 +26,21 @@ func main() {
 }
 
 func run(args []string) error {
+	cfg, err := loadConfig(args, os.Getenv)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return proxy.Run(ctx, cfg)
+}
+
+// loadConfig merges the config file, the environment and the flags, in
+// increasing precedence.
+func loadConfig(args []string, getenv func(string) string) (proxy.Config, error) {
+	var cfg proxy.Config
 	fs := flag.NewFlagSet("edge", flag.ContinueOnError)
-	configFile := fs.String("config", os.Getenv("EDGE_CONFIG"), "JSON config file (env EDGE_CONFIG)")
+	configFile := fs.String("config", getenv("EDGE_CONFIG"), "JSON config file (env EDGE_CONFIG)")
 	listen := fs.String("listen", "", "listen address (env EDGE_LISTEN, default :8080)")
 	upstream := fs.String("upstream", "", "upstream host:port (env EDGE_UPSTREAM)")
 	clusters := fs.String("clusters", "", "HTTP-call clusters, name=host:port,... (env EDGE_CLUSTERS)")
@@ -42,19 +55,17 @@ func run(args []string) error {
 	logLevel := fs.String("log-level", "", "debug, info, warn, error (env EDGE_LOG_LEVEL)")
 	cacheDir := fs.String("compilation-cache", "", "wasm compilation cache directory (env EDGE_COMPILATION_CACHE)")
 	if err := fs.Parse(args); err != nil {
-		return err
+		return cfg, err
 	}
-
-	var cfg proxy.Config
 	if *configFile != "" {
 		c, err := proxy.LoadConfigFile(*configFile)
 		if err != nil {
-			return err
+			return cfg, err
 		}
 		cfg = c
 	}
 	str := func(dst *string, env, flagVal string) {
-		if v := os.Getenv(env); v != "" {
+		if v := getenv(env); v != "" {
 			*dst = v
 		}
 		if flagVal != "" {
@@ -73,7 +84,7 @@ func run(args []string) error {
 	str(&pc, "EDGE_PLUGIN_CONFIG", *pluginConfig)
 	if pc != "" {
 		if !json.Valid([]byte(pc)) {
-			return fmt.Errorf("plugin configuration is not valid JSON")
+			return cfg, fmt.Errorf("plugin configuration is not valid JSON")
 		}
 		cfg.PluginConfig = json.RawMessage(pc)
 	}
@@ -86,25 +97,22 @@ func run(args []string) error {
 		for _, kv := range strings.Split(cl, ",") {
 			name, addr, ok := strings.Cut(strings.TrimSpace(kv), "=")
 			if !ok || name == "" || addr == "" {
-				return fmt.Errorf("cluster %q: want name=host:port", kv)
+				return cfg, fmt.Errorf("cluster %q: want name=host:port", kv)
 			}
 			cfg.Clusters[name] = addr
 		}
 	}
-	if v := os.Getenv("EDGE_VMS"); v != "" {
+	if v := getenv("EDGE_VMS"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil {
-			return fmt.Errorf("EDGE_VMS: %w", err)
+			return cfg, fmt.Errorf("EDGE_VMS: %w", err)
 		}
 		cfg.VMs = n
 	}
 	if *vms > 0 {
 		cfg.VMs = *vms
 	}
-	cfg.NoFilter = cfg.NoFilter || *noFilter || os.Getenv("EDGE_NO_FILTER") == "1"
-	cfg.FailOpen = cfg.FailOpen || *failOpen || os.Getenv("EDGE_FAIL_OPEN") == "1"
-
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	return proxy.Run(ctx, cfg)
+	cfg.NoFilter = cfg.NoFilter || *noFilter || getenv("EDGE_NO_FILTER") == "1"
+	cfg.FailOpen = cfg.FailOpen || *failOpen || getenv("EDGE_FAIL_OPEN") == "1"
+	return cfg, nil
 }
