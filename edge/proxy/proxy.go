@@ -465,11 +465,16 @@ func setUpstreamBody(req *fasthttp.Request, ctx *fasthttp.RequestCtx, body []byt
 		if cl < 0 {
 			cl = -1
 		}
-		req.SetBodyStream(ctx.RequestBodyStream(), cl)
+		// Hide the server's stream behind a reader without Close: releasing
+		// the upstream request would otherwise return the server-owned stream
+		// to fasthttp's pool while the server still owns it (a double release).
+		req.SetBodyStream(readerOnly{ctx.RequestBodyStream()}, cl)
 	default:
 		req.SetBodyRaw(ctx.Request.Body())
 	}
 }
+
+type readerOnly struct{ io.Reader }
 
 func (s *Server) upstreamFailed(ctx *fasthttp.RequestCtx, err error) {
 	s.upstreamErrors.Add(1)

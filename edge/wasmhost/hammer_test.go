@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"os"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -211,5 +212,31 @@ func TestPauseTimeout(t *testing.T) {
 	}
 	if h.HealthyVMs() != 1 {
 		t.Error("a late reply for a closed stream broke the VM")
+	}
+}
+
+// TestCompilationCache loads the module twice with the same cache
+// directory: the second load reuses the compiled code on disk.
+func TestCompilationCache(t *testing.T) {
+	dir := t.TempDir()
+	for i := 0; i < 2; i++ {
+		h, err := wasmhost.New(context.Background(), wasmhost.Config{
+			WasmPath:            "../testdata/conformance.wasm",
+			VMs:                 2,
+			CompilationCacheDir: dir,
+			ManualTicks:         true,
+			Logger:              slog.New(slog.NewTextHandler(io.Discard, nil)),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if h.HealthyVMs() != 2 {
+			t.Errorf("healthy VMs = %d", h.HealthyVMs())
+		}
+		_ = h.Close(context.Background())
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil || len(entries) == 0 {
+		t.Fatalf("cache directory is empty (%v)", err)
 	}
 }
