@@ -294,7 +294,7 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	}
 	vd, err = st.OnResponseHeaders(fctx, !hasRespBody)
 	if err != nil {
-		s.filterFailed(ctx, err, nil, false)
+		streaming = s.responseFilterFailed(ctx, err, resp, rbody, respStream != nil)
 		return
 	}
 	if vd == wasmhost.LocalReply || vd == wasmhost.Reset {
@@ -316,7 +316,7 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		}
 		st.SetResponseBody(rbody)
 		if vd, err = st.OnResponseBody(fctx, true); err != nil {
-			s.filterFailed(ctx, err, nil, false)
+			streaming = s.responseFilterFailed(ctx, err, resp, rbody, false)
 			return
 		}
 		if vd != wasmhost.Continue {
@@ -520,6 +520,33 @@ func (s *Server) filterFailed(ctx *fasthttp.RequestCtx, err error, body []byte, 
 		return
 	}
 	ctx.Error("Service Unavailable", fasthttp.StatusServiceUnavailable)
+}
+
+// responseFilterFailed applies the failure policy once the upstream has
+// answered: the request is never sent twice, so failing open means the
+// client gets the upstream response unfiltered. It reports whether the
+// response body now streams from resp (which then must not be released).
+func (s *Server) responseFilterFailed(ctx *fasthttp.RequestCtx, err error, resp *fasthttp.Response, body []byte, stream bool) bool {
+	s.filterFailures.Add(1)
+	s.log.Error("edge: filter failed on the response", "err", err, "fail_open", s.cfg.FailOpen)
+	if !s.cfg.FailOpen {
+		ctx.Response.Reset()
+		ctx.Error("Service Unavailable", fasthttp.StatusServiceUnavailable)
+		return false
+	}
+	out := &ctx.Response
+	out.Reset()
+	resp.Header.CopyTo(&out.Header)
+	if stream {
+		n := resp.Header.ContentLength()
+		if n < 0 {
+			n = -1
+		}
+		out.SetBodyStream(&upstreamBody{resp: resp}, n)
+		return true
+	}
+	out.SetBody(body)
+	return false
 }
 
 // forwardDirect proxies without the filter, streaming both bodies.

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -253,4 +254,37 @@ func shutdown(srv *fasthttp.Server) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	_ = srv.ShutdownWithContext(ctx)
+}
+
+// TestResponsePhaseFailure checks the failure policy once the upstream has
+// answered: the request is never sent twice; failing open hands the client
+// the upstream response unfiltered.
+func TestResponsePhaseFailure(t *testing.T) {
+	for _, failOpen := range []bool{false, true} {
+		t.Run(map[bool]string{false: "closed", true: "open"}[failOpen], func(t *testing.T) {
+			var hits atomic.Int64
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			up := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) {
+				hits.Add(1)
+				ctx.Response.Header.Set("x-trap-response", "1")
+				ctx.SetBodyString("from upstream")
+			}}
+			go func() { _ = up.Serve(ln) }()
+			t.Cleanup(func() { shutdown(up) })
+			e := startEdge(t, proxy.Config{Upstream: ln.Addr().String(), Wasm: watGuest, VMs: 1, FailOpen: failOpen})
+			res, body := get(t, e.url+"/")
+			if hits.Load() != 1 {
+				t.Errorf("upstream hit %d times, want 1", hits.Load())
+			}
+			if failOpen && (res.StatusCode != 200 || body != "from upstream") {
+				t.Errorf("fail open: status %d body %q", res.StatusCode, body)
+			}
+			if !failOpen && res.StatusCode != 503 {
+				t.Errorf("fail closed: status %d", res.StatusCode)
+			}
+		})
+	}
 }

@@ -8,6 +8,7 @@
 ;;              x-answer header to the request as x-answer and continue, or
 ;;              answer 503 "origin down" when the call failed
 ;;   /trap   -> unreachable (the VM traps)
+;; A response with an x-trap-response header traps in proxy_on_response_headers.
 ;;   other   -> add x-wat: 1, remove x-remove, replace x-replace with "new"
 ;; Every response gets x-wat-response: 1. A plugin configuration starting
 ;; with 'r' is rejected. Metrics: counter wat_requests, counter wat_ticks.
@@ -79,6 +80,7 @@
   (data (i32.const 288) "wat_requests")
   (data (i32.const 304) "wat_ticks")
   (data (i32.const 320) "x-wat-response")
+  (data (i32.const 336) "x-trap-response")
   ;; 3 pairs: :method GET, :path /lookup, :authority origin
   (data (i32.const 400)
     "\03\00\00\00"
@@ -195,6 +197,9 @@
 
   (func (export "proxy_on_response_headers") (param $id i32) (param $n i32) (param $eos i32) (result i32)
     (call $reset_heap)
+    ;; An upstream that sends x-trap-response makes the VM trap in the response phase.
+    (if (i32.eqz (call $proxy_get_header_map_value (i32.const 2) (i32.const 336) (i32.const 15) (i32.const 256) (i32.const 260)))
+      (then unreachable))
     (drop (call $proxy_add_header_map_value (i32.const 2) (i32.const 320) (i32.const 14) (i32.const 96) (i32.const 1)))
     (i32.const 0))
 
