@@ -41,6 +41,13 @@ EDGE_BENCH_WASM="$ABS_WASM" EDGE_BENCH_PLUGIN_CONFIG="$PLUGIN_CONFIG" \
   go test -run '^$' -bench 'GuestRequest' -benchmem -count 1 ./edge/wasmhost/ | to_table
 
 echo
+echo "## One request through the edge on loopback, .wat guest (client and upstream in the same process)"
+echo
+echo "| benchmark | ns/op | B/op | allocs/op |"
+echo "|---|---:|---:|---:|"
+go test -run '^$' -bench 'BenchmarkProxy' -benchmem -benchtime 20000x -count 1 ./edge/proxy/ | to_table
+
+echo
 echo "## Edge proxy throughput: $WASM"
 echo
 go run ./edge/internal/edgebench -wasm "$WASM" -plugin-config "$PLUGIN_CONFIG" \

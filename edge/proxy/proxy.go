@@ -180,7 +180,7 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	st, err := s.host.NewStream(wasmhost.StreamInfo{
 		ID:            s.requestID(ctx),
 		SourceAddress: ctx.RemoteAddr().String(),
-		Protocol:      string(ctx.Request.Header.Protocol()),
+		Protocol:      protocol(ctx),
 	})
 	if err != nil {
 		s.filterFailed(ctx, err, nil, false)
@@ -331,7 +331,7 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	for i := 0; i < ph.Len(); i++ {
 		k, v := ph.Pair(i)
 		if string(k) == ":status" {
-			if n, err := strconv.Atoi(string(v)); err == nil {
+			if n, ok := parseStatus(v); ok {
 				out.SetStatusCode(n)
 			}
 			continue
@@ -624,7 +624,35 @@ func (s *Server) requestID(ctx *fasthttp.RequestCtx) string {
 	if id := ctx.Request.Header.Peek("X-Request-Id"); len(id) > 0 {
 		return string(id)
 	}
-	return s.idPrefix + strconv.FormatUint(s.reqID.Add(1), 36)
+	var b [48]byte
+	return string(strconv.AppendUint(append(b[:0], s.idPrefix...), s.reqID.Add(1), 36))
+}
+
+// protocol returns request.protocol without allocating for the common cases.
+func protocol(ctx *fasthttp.RequestCtx) string {
+	p := ctx.Request.Header.Protocol()
+	switch string(p) {
+	case "HTTP/1.1":
+		return "HTTP/1.1"
+	case "HTTP/1.0":
+		return "HTTP/1.0"
+	}
+	return string(p)
+}
+
+// parseStatus parses a three-digit :status value.
+func parseStatus(v []byte) (int, bool) {
+	if len(v) != 3 {
+		return 0, false
+	}
+	n := 0
+	for _, c := range v {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int(c-'0')
+	}
+	return n, n >= 100
 }
 
 func (s *Server) handleAdmin(ctx *fasthttp.RequestCtx) {
