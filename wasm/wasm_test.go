@@ -454,4 +454,3 @@ func BenchmarkInstantiate(b *testing.B) {
 	}
 	b.ReportMetric(float64(info.Size()), "module-bytes")
 }
-
