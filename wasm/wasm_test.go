@@ -6,11 +6,13 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/binary"
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
@@ -453,4 +455,49 @@ func BenchmarkInstantiate(b *testing.B) {
 		b.StartTimer()
 	}
 	b.ReportMetric(float64(info.Size()), "module-bytes")
+}
+
+// TestNode runs the module under a second engine: Node.js's WebAssembly and
+// node:wasi, with the env imports written in JavaScript
+// (testdata/node_host.mjs). It mints a session and verifies its cookie.
+func TestNode(t *testing.T) {
+	node, err := exec.LookPath("node")
+	if err != nil {
+		t.Skip("node is not on PATH: the second-engine check needs Node.js ≥ 20 (apt-get install nodejs)")
+	}
+	path := buildModule(t)
+	out, err := exec.Command(node, "testdata/node_host.mjs", path, proxytest.Config("")).Output()
+	if err != nil {
+		if ee, ok := err.(*exec.ExitError); ok {
+			t.Fatalf("node: %v\n%s", err, ee.Stderr)
+		}
+		t.Fatalf("node: %v", err)
+	}
+	var res struct {
+		ABI, Malloc        bool
+		VMStart, Configure int
+		First, Second      struct {
+			Action           uint32
+			ID, Kind, Status string
+			SetCookie        []string
+			Leaked           int
+		}
+		Logs []string
+	}
+	if err := json.Unmarshal(out, &res); err != nil {
+		t.Fatalf("node output %q: %v", out, err)
+	}
+	if !res.ABI || res.Malloc || res.VMStart != 1 || res.Configure != 1 {
+		t.Fatalf("node: abi marker %v, malloc %v, vm_start %d, configure %d (logs %v)", res.ABI, res.Malloc, res.VMStart, res.Configure, res.Logs)
+	}
+	f, s := res.First, res.Second
+	if f.Action != 0 || f.ID == "" || f.ID == "spoofed" || f.Kind != "anonymous" || f.Status != "new" || len(f.SetCookie) != 1 || f.Leaked != 0 {
+		t.Fatalf("node, first request: %+v", f)
+	}
+	if c := proxytest.Claims(t, proxytest.CookieToken(f.SetCookie[0]), time.Now()); c.ID.String() != f.ID {
+		t.Fatalf("node: cookie names session %s, forwarded %s", c.ID, f.ID)
+	}
+	if s.ID != f.ID || s.Status != "new" || len(s.SetCookie) != 0 {
+		t.Fatalf("node, second request: %+v (first %s)", s, f.ID)
+	}
 }
