@@ -274,6 +274,12 @@ func envModule(rt wazero.Runtime) wazero.HostModuleBuilder {
 			}
 			return give(ctx, mod, data, u32(p[3]), u32(p[4]))
 		}},
+		{name: "proxy_set_header_map_pairs", params: 3, fn: func(ctx context.Context, mod api.Module, p []uint64) uint32 {
+			if current.m.Discard {
+				return 0
+			}
+			return uint32(abi.SetHeaderMapPairs(abi.MapType(p[0]), read(mod, u32(p[1]), u32(p[2]))))
+		}},
 		{name: "proxy_add_header_map_value", params: 5, fn: func(ctx context.Context, mod api.Module, p []uint64) uint32 {
 			if current.m.Discard {
 				return 0

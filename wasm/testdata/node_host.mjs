@@ -93,6 +93,10 @@ const env = {
     const p = mapOf(type).find(([key]) => key === k);
     return p ? give(enc.encode(p[1]), retPtr, retSize) : 1;
   },
+  proxy_set_header_map_pairs: (type, ptr, len) => {
+    maps.set(`${effective}:${type}`, parsePairs(bytes(ptr, len).slice()));
+    return 0;
+  },
   proxy_add_header_map_value: (type, kp, kl, vp, vl) => {
     mapOf(type).push([str(kp, kl).toLowerCase(), str(vp, vl)]);
     return 0;

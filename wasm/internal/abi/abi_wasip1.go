@@ -26,6 +26,9 @@ func proxyGetHeaderMapPairs(mt uint32, retPtr unsafe.Pointer, retSize unsafe.Poi
 //go:wasmimport env proxy_get_header_map_value
 func proxyGetHeaderMapValue(mt uint32, key unsafe.Pointer, keySize uint32, retPtr unsafe.Pointer, retSize unsafe.Pointer) uint32
 
+//go:wasmimport env proxy_set_header_map_pairs
+func proxySetHeaderMapPairs(mt uint32, data unsafe.Pointer, size uint32) uint32
+
 //go:wasmimport env proxy_add_header_map_value
 func proxyAddHeaderMapValue(mt uint32, key unsafe.Pointer, keySize uint32, value unsafe.Pointer, valueSize uint32) uint32
 
@@ -201,6 +204,12 @@ func GetHeaderMapValue(mt MapType, key string) ([]byte, Status) {
 		return nil, st
 	}
 	return take(retPtr, retSize), st
+}
+
+// SetHeaderMapPairs replaces map mt with the serialized map pairs (see
+// AppendPairs): one host call instead of one per header.
+func SetHeaderMapPairs(mt MapType, pairs []byte) Status {
+	return Status(proxySetHeaderMapPairs(uint32(mt), bytesPtr(pairs), uint32(len(pairs))))
 }
 
 // AddHeader adds a value to header key of map mt, keeping existing values.

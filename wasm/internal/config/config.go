@@ -95,6 +95,11 @@ type Config struct {
 	TokenResponse     string // response header a new token comes back in; default TokenRequest
 
 	Limits wire.Limits // context limits; defaults of DESIGN §4
+
+	// SingleHeaderWrites makes the filter edit request headers one call at a
+	// time (proxy_remove/add_header_map_value) instead of replacing the map
+	// with one proxy_set_header_map_pairs; default false ("pairs").
+	SingleHeaderWrites bool
 }
 
 // Error names the offending field of a configuration.
@@ -191,6 +196,18 @@ func Parse(b []byte) (*Config, error) {
 			err = c.parseTokenHeader(v)
 		case "limits":
 			err = c.parseLimits(v)
+		case "headerWrites":
+			var s string
+			if s, err = text("headerWrites", v); err == nil {
+				switch s {
+				case "pairs":
+					c.SingleHeaderWrites = false
+				case "single":
+					c.SingleHeaderWrites = true
+				default:
+					err = bad("headerWrites", `must be "pairs" or "single"`)
+				}
+			}
 		default:
 			err = bad(a.Key, "unknown field")
 		}

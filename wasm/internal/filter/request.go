@@ -50,6 +50,16 @@ type stream struct {
 	rm    []byte // NUL-terminated header names to remove
 	out   []byte // local-response and cookie scratch
 	tmp   [64]byte
+
+	// Request header writes (see forward): the client's map, the headers
+	// to add, and the serialized result.
+	single  bool
+	raw     []byte
+	addKeys []string
+	addVals [][]byte
+	ser     []byte
+	gen     []byte
+	idText  []byte
 }
 
 func (s *stream) reset(id uint32, p *Plugin) {
@@ -59,6 +69,8 @@ func (s *stream) reset(id uint32, p *Plugin) {
 	s.newToken, s.upToken = s.newToken[:0], s.upToken[:0]
 	s.site, s.self, s.selfKey, s.waiting = nil, selfNone, s.selfKey[:0], nil
 	s.host, s.path, s.ncand, s.rm = s.host[:0], s.path[:0], 0, s.rm[:0]
+	s.single = p.cfg == nil || p.cfg.SingleHeaderWrites
+	s.raw, s.addKeys, s.addVals = s.raw[:0], s.addKeys[:0], s.addVals[:0]
 }
 
 // addCandidate keeps a token-shaped value for verification. Values of the
@@ -161,12 +173,18 @@ func (p *Plugin) onRequestHeaders(vm *VM, s *stream, eos bool) abi.Action {
 		}
 	}
 	if it.Err() != nil {
+		// A map we cannot parse whole cannot be rewritten whole either.
 		logf(abi.LogWarn, "malformed request header map from the host")
+		s.single = true
 	}
-	for rm := s.rm; len(rm) > 0; {
-		i := bytes.IndexByte(rm, 0)
-		abi.RemoveHeader(abi.MapRequestHeaders, rm[:i])
-		rm = rm[i+1:]
+	if s.single {
+		for rm := s.rm; len(rm) > 0; {
+			i := bytes.IndexByte(rm, 0)
+			abi.RemoveHeader(abi.MapRequestHeaders, rm[:i])
+			rm = rm[i+1:]
+		}
+	} else {
+		s.raw = append(s.raw[:0], b...) // b is valid only until the next getter
 	}
 	s.site = cfg.Site(s.host)
 	s.classifySelf(cfg.SelfServicePrefix, method)
@@ -197,6 +215,15 @@ func (p *Plugin) onRequestHeaders(vm *VM, s *stream, eos bool) abi.Action {
 		return p.proceed(s, e, nowSec)
 	}
 	if p.startFetch(s) {
+		// Strip spoofed headers now: should the host give up on the paused
+		// stream and forward it anyway, they must not reach the upstream.
+		if !s.single {
+			for rm := s.rm; len(rm) > 0; {
+				i := bytes.IndexByte(rm, 0)
+				abi.RemoveHeader(abi.MapRequestHeaders, rm[:i])
+				rm = rm[i+1:]
+			}
+		}
 		return abi.ActionPause
 	}
 	return p.degrade(s)
@@ -399,7 +426,7 @@ func (p *Plugin) proceed(s *stream, e *entry, now int64) abi.Action {
 		status = statusNew
 	}
 	p.addForwarded(s, e, s.site, status)
-	return abi.ActionContinue
+	return p.forward(s)
 }
 
 // degrade handles a session whose context is unavailable: 503 when
@@ -417,7 +444,7 @@ func (p *Plugin) degrade(s *stream) abi.Action {
 		p.addDegraded(s, s.site)
 		p.touches.add(&s.claims, nowSeconds(abi.NowNanos())*1000)
 	} else {
-		abi.AddHeader(abi.MapRequestHeaders, hdrStatus, statusDegradedBytes)
+		s.add(hdrStatus, statusDegradedBytes)
 	}
-	return abi.ActionContinue
+	return p.forward(s)
 }
