@@ -96,9 +96,9 @@ type Config struct {
 
 	Limits wire.Limits // context limits; defaults of DESIGN §4
 
-	// SingleHeaderWrites makes the filter edit request headers one call at a
-	// time (proxy_remove/add_header_map_value) instead of replacing the map
-	// with one proxy_set_header_map_pairs; default false ("pairs").
+	// SingleHeaderWrites edits request headers one call at a time
+	// (proxy_remove/add_header_map_value), the default ("single"); false
+	// ("pairs") replaces the map with one proxy_set_header_map_pairs.
 	SingleHeaderWrites bool
 }
 
@@ -129,6 +129,8 @@ func Default() Config {
 		SelfServicePrefix: "/.session/",
 		Forward:           wire.AllNamespaces,
 		Limits:            wire.DefaultLimits,
+
+		SingleHeaderWrites: true,
 	}
 	c.Kinds[wire.KindAnonymous] = KindPolicy{Idle: 60 * time.Minute, Hard: 24 * time.Hour, OnIdle: IdleEnd}
 	c.Kinds[wire.KindCustomer] = KindPolicy{Idle: 30 * time.Minute, Hard: 6 * time.Hour, OnIdle: IdleSoftLogout}

@@ -186,7 +186,7 @@ func (p *Plugin) onRequestHeaders(vm *VM, s *stream, eos bool) abi.Action {
 	} else {
 		s.raw = append(s.raw[:0], b...) // b is valid only until the next getter
 	}
-	s.site = cfg.Site(s.host)
+	s.site = p.site(s.host)
 	s.classifySelf(cfg.SelfServicePrefix, method)
 	p.resolve(s, nowSec)
 
@@ -282,7 +282,7 @@ func (p *Plugin) resolve(s *stream, now int64) {
 		if err != nil && err != wire.ErrTokenIdleExpired {
 			continue
 		}
-		if e := p.sessions.m[cl.ID]; e != nil && (e.sess.Ended != 0 || e.sess.Generation > cl.Generation) {
+		if e := p.sessions.peek(cl.ID); e != nil && (e.sess.Ended != 0 || e.sess.Generation > cl.Generation) {
 			p.counters.Rejected++
 			continue
 		}
@@ -394,7 +394,7 @@ func (p *Plugin) softLogout(s *stream, cl *wire.Claims, now int64) {
 	}
 	s.claims, s.verified = next, true
 	p.issue(s)
-	if e := p.sessions.m[cl.ID]; e != nil {
+	if e := p.sessions.peek(cl.ID); e != nil {
 		p.sessions.put(softLoggedOut(e.sess, &next), e.state)
 	}
 	p.postLogout(cl.ID, s.id)

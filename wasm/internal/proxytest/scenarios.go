@@ -121,8 +121,8 @@ func Run(t *testing.T, ng NewGuest) {
 	t.Run("sync", func(t *testing.T) { testSync(t, ng) })
 	t.Run("sync-many-vms", func(t *testing.T) { testSyncManyVMs(t, ng) })
 	t.Run("touches", func(t *testing.T) { testTouches(t, ng) })
-	t.Run("single-header-writes", func(t *testing.T) {
-		baseExtra = `,"headerWrites":"single"`
+	t.Run("pairs-header-writes", func(t *testing.T) {
+		baseExtra = `,"headerWrites":"pairs"`
 		defer func() { baseExtra = "" }()
 		t.Run("mint", func(t *testing.T) { testMint(t, ng) })
 		t.Run("strip-and-cookies", func(t *testing.T) { testStripAndCookies(t, ng) })
@@ -183,7 +183,7 @@ func testMint(t *testing.T, ng NewGuest) {
 	if n := len(e.Pending()); n != 0 {
 		t.Fatalf("minting called the origin %d times", n)
 	}
-	if want := map[string]int{"": 1, `,"headerWrites":"single"`: 0}[baseExtra]; e.M.SetPairsCalls != want {
+	if want := map[string]int{"": 0, `,"headerWrites":"pairs"`: 1}[baseExtra]; e.M.SetPairsCalls != want {
 		t.Fatalf("proxy_set_header_map_pairs called %d times, want %d", e.M.SetPairsCalls, want)
 	}
 	for k, want := range map[string]string{"x-session-kind": "anonymous", "x-session-generation": "1",
