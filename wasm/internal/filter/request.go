@@ -39,6 +39,7 @@ type stream struct {
 	upToken    []byte // x-session-token from the upstream response
 
 	site    *config.Site
+	entry   *entry // the cached session resolve found or made, if any
 	self    selfOp
 	selfKey []byte
 	waiting *call
@@ -67,7 +68,7 @@ func (s *stream) reset(id uint32, p *Plugin) {
 	s.claims = wire.Claims{}
 	s.verified, s.minted, s.headerMode = false, false, false
 	s.newToken, s.upToken = s.newToken[:0], s.upToken[:0]
-	s.site, s.self, s.selfKey, s.waiting = nil, selfNone, s.selfKey[:0], nil
+	s.site, s.self, s.selfKey, s.waiting, s.entry = nil, selfNone, s.selfKey[:0], nil, nil
 	s.host, s.path, s.ncand, s.rm = s.host[:0], s.path[:0], 0, s.rm[:0]
 	s.single = p.cfg == nil || p.cfg.SingleHeaderWrites
 	s.raw, s.addKeys, s.addVals = s.raw[:0], s.addKeys[:0], s.addVals[:0]
@@ -211,7 +212,7 @@ func (p *Plugin) onRequestHeaders(vm *VM, s *stream, eos bool) abi.Action {
 	if !s.claims.Kind.Valid() {
 		return p.degrade(s)
 	}
-	if e := p.sessions.get(s.claims.ID); e != nil {
+	if e := s.entry; e != nil {
 		return p.proceed(s, e, nowSec)
 	}
 	if p.startFetch(s) {
@@ -282,7 +283,8 @@ func (p *Plugin) resolve(s *stream, now int64) {
 		if err != nil && err != wire.ErrTokenIdleExpired {
 			continue
 		}
-		if e := p.sessions.peek(cl.ID); e != nil && (e.sess.Ended != 0 || e.sess.Generation > cl.Generation) {
+		e := p.sessions.get(cl.ID)
+		if e != nil && (e.sess.Ended != 0 || e.sess.Generation > cl.Generation) {
 			p.counters.Rejected++
 			continue
 		}
@@ -299,7 +301,7 @@ func (p *Plugin) resolve(s *stream, now int64) {
 				return
 			}
 		}
-		s.claims, s.verified = cl, true
+		s.claims, s.verified, s.entry = cl, true, e
 		p.maybeReissue(s, now)
 		return
 	}
@@ -371,7 +373,7 @@ func (p *Plugin) mint(s *stream, now int64) {
 	p.issue(s)
 	sess := &wire.Session{ID: id, Kind: wire.KindAnonymous, Generation: 1, Created: now * 1000, LastSeen: now * 1000,
 		IdleDeadline: s.claims.IdleDeadline * 1000, HardDeadline: s.claims.HardDeadline * 1000}
-	p.sessions.put(sess, stateLocal)
+	s.entry = p.sessions.put(sess, stateLocal)
 }
 
 // softLogout applies the customer idle action: the session stays (same id,
@@ -394,8 +396,9 @@ func (p *Plugin) softLogout(s *stream, cl *wire.Claims, now int64) {
 	}
 	s.claims, s.verified = next, true
 	p.issue(s)
+	s.entry = nil
 	if e := p.sessions.peek(cl.ID); e != nil {
-		p.sessions.put(softLoggedOut(e.sess, &next), e.state)
+		s.entry = p.sessions.put(softLoggedOut(e.sess, &next), e.state)
 	}
 	p.postLogout(cl.ID, s.id)
 }
