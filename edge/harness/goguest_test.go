@@ -94,7 +94,7 @@ func TestSessionedgeGuest(t *testing.T) {
 	if _, err := os.Stat(wasm); err != nil {
 		t.Skip("build/sessionedge.wasm does not exist yet (run make wasm); skipping the Go guest half")
 	}
-	h := harness.New(t, harness.Config{Wasm: wasm, PluginConfig: `{}`, VMs: 2})
+	h := harness.New(t, harness.Config{Wasm: wasm, PluginConfig: `{"keys":{"1":"YWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWE="}}`, VMs: 2})
 	h.SetCluster("origin", func(req *harness.CallRequest) (*harness.Response, error) {
 		return &harness.Response{Status: 503}, nil
 	})
