@@ -415,7 +415,7 @@ func (c *Config) parseSites(v wire.Value) error {
 		if host == "*" {
 			c.DefaultSite = s
 		} else {
-			c.Sites[strings.ToLower(host)] = &s
+			c.Sites[lowerASCII(host)] = &s
 		}
 		return nil
 	})
@@ -515,7 +515,7 @@ func (c *Config) parseTokenHeader(v wire.Value) error {
 		if s, err = text(f, v); err != nil {
 			return err
 		}
-		s = strings.ToLower(s)
+		s = lowerASCII(s)
 		if !validToken(s) || strings.HasPrefix(s, ":") {
 			return bad(f, "is not a valid header name")
 		}
@@ -642,4 +642,17 @@ func headerSafe(s string) bool {
 		}
 	}
 	return true
+}
+
+// lowerASCII lower-cases ASCII letters only: host and header names are
+// ASCII, and strings.ToLower would link the Unicode case tables into the
+// module for nothing.
+func lowerASCII(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	return string(b)
 }
