@@ -118,10 +118,14 @@ func getEngine(tb testing.TB) *engine {
 
 // wasmGuest is one instance of the module.
 type wasmGuest struct {
-	m   *abi.Mock
-	mod api.Module
-	fn  map[string]api.Function
-	tb  testing.TB
+	m     *abi.Mock
+	mod   api.Module
+	fn    map[string]api.Function
+	tb    testing.TB
+	stack []uint64
+
+	// The hot exports, looked up once.
+	create, reqHeaders, respHeaders, done, log, del api.Function
 }
 
 // current is the guest whose export is running; the env functions read and
@@ -147,22 +151,32 @@ func newWasm(tb testing.TB, m *abi.Mock) proxytest.Guest {
 		}
 		g.fn[name] = f
 	}
+	g.create, g.reqHeaders, g.respHeaders = g.fn["proxy_on_context_create"], g.fn["proxy_on_request_headers"], g.fn["proxy_on_response_headers"]
+	g.done, g.log, g.del = g.fn["proxy_on_done"], g.fn["proxy_on_log"], g.fn["proxy_on_delete"]
 	return g
 }
 
 func (g *wasmGuest) call(name string, args ...uint64) uint64 {
+	return g.callFn(g.fn[name], name, args...)
+}
+
+// callFn calls f with a reused stack (CallWithStack), as a production host
+// does, so the benchmarks do not measure wazero's per-call allocations.
+func (g *wasmGuest) callFn(f api.Function, name string, args ...uint64) uint64 {
 	abi.Use(g.m)
 	prev := current
 	current = g
-	defer func() { current = prev }()
-	res, err := g.fn[name].Call(context.Background(), args...)
+	stack := append(g.stack[:0], args...)
+	if len(stack) == 0 {
+		stack = append(stack, 0)
+	}
+	err := f.CallWithStack(context.Background(), stack)
+	current = prev
+	g.stack = stack
 	if err != nil {
 		g.tb.Fatalf("%s trapped: %v", name, err)
 	}
-	if len(res) > 0 {
-		return res[0]
-	}
-	return 0
+	return stack[0]
 }
 
 func b2u(b bool) uint64 {
@@ -173,7 +187,7 @@ func b2u(b bool) uint64 {
 }
 
 func (g *wasmGuest) ContextCreate(id, parent uint32) {
-	g.call("proxy_on_context_create", uint64(id), uint64(parent))
+	g.callFn(g.create, "proxy_on_context_create", uint64(id), uint64(parent))
 }
 func (g *wasmGuest) VMStart(root, size uint32) bool {
 	return g.call("proxy_on_vm_start", uint64(root), uint64(size)) != 0
@@ -183,20 +197,20 @@ func (g *wasmGuest) Configure(root, size uint32) bool {
 }
 func (g *wasmGuest) Tick(root uint32) { g.call("proxy_on_tick", uint64(root)) }
 func (g *wasmGuest) RequestHeaders(id, n uint32, eos bool) uint32 {
-	return uint32(g.call("proxy_on_request_headers", uint64(id), uint64(n), b2u(eos)))
+	return uint32(g.callFn(g.reqHeaders, "proxy_on_request_headers", uint64(id), uint64(n), b2u(eos)))
 }
 func (g *wasmGuest) RequestBody(id, size uint32, eos bool) uint32 {
 	return uint32(g.call("proxy_on_request_body", uint64(id), uint64(size), b2u(eos)))
 }
 func (g *wasmGuest) ResponseHeaders(id, n uint32, eos bool) uint32 {
-	return uint32(g.call("proxy_on_response_headers", uint64(id), uint64(n), b2u(eos)))
+	return uint32(g.callFn(g.respHeaders, "proxy_on_response_headers", uint64(id), uint64(n), b2u(eos)))
 }
 func (g *wasmGuest) HTTPCallResponse(root, token, nh, bs, nt uint32) {
 	g.call("proxy_on_http_call_response", uint64(root), uint64(token), uint64(nh), uint64(bs), uint64(nt))
 }
-func (g *wasmGuest) Done(id uint32) bool { return g.call("proxy_on_done", uint64(id)) != 0 }
-func (g *wasmGuest) Log(id uint32)       { g.call("proxy_on_log", uint64(id)) }
-func (g *wasmGuest) Delete(id uint32)    { g.call("proxy_on_delete", uint64(id)) }
+func (g *wasmGuest) Done(id uint32) bool { return g.callFn(g.done, "proxy_on_done", uint64(id)) != 0 }
+func (g *wasmGuest) Log(id uint32)       { g.callFn(g.log, "proxy_on_log", uint64(id)) }
+func (g *wasmGuest) Delete(id uint32)    { g.callFn(g.del, "proxy_on_delete", uint64(id)) }
 
 // read copies guest memory; the view wazero returns goes stale when the
 // guest grows its memory.
@@ -216,11 +230,12 @@ func read(mod api.Module, ptr, size uint32) []byte {
 func give(ctx context.Context, mod api.Module, data []byte, retPtr, retSize uint32) uint32 {
 	// data may alias the mock's reused buffer; the allocator export does
 	// not call back into the host, so it stays intact until written.
-	res, err := current.fn["proxy_on_memory_allocate"].Call(ctx, uint64(len(data)))
-	if err != nil {
+	var stack [1]uint64
+	stack[0] = uint64(len(data))
+	if err := current.fn["proxy_on_memory_allocate"].CallWithStack(ctx, stack[:]); err != nil {
 		return uint32(abi.StatusInternalFailure)
 	}
-	ptr := uint32(res[0])
+	ptr := uint32(stack[0])
 	if len(data) > 0 && !mod.Memory().Write(ptr, data) {
 		return uint32(abi.StatusInvalidMemoryAccess)
 	}
