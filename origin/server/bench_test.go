@@ -1,0 +1,48 @@
+package server
+
+import (
+	"testing"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/sessionedge/sessionedge/sdk/wire"
+)
+
+// BenchmarkGetHandler measures the GET handler on a cache hit, without the
+// network.
+func BenchmarkGetHandler(b *testing.B) {
+	cfg := baseConfig(&testing.T{})
+	cfg.DataDir = b.TempDir()
+	s, err := New(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Shutdown(b.Context())
+	var ctx fasthttp.RequestCtx
+	ctx.Request.SetRequestURI("/v1/sessions")
+	ctx.Request.Header.SetMethod("POST")
+	ctx.Request.Header.Set("Authorization", "Bearer "+keyAll)
+	ctx.Request.Header.Set("Accept", "application/cbor")
+	ctx.Request.SetBodyString(`{"context":{"currency":"EUR","custom":{"a":"b"}}}`)
+	s.handle(&ctx)
+	sess := decodeForBench(b, ctx.Response.Body())
+	var g fasthttp.RequestCtx
+	g.Request.SetRequestURI("/v1/sessions/" + sess)
+	g.Request.Header.SetMethod("GET")
+	g.Request.Header.Set("Accept", "application/cbor")
+	g.Request.Header.Set("Authorization", "Bearer "+keyRead)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		g.Response.Reset()
+		s.handle(&g)
+	}
+}
+
+func decodeForBench(b *testing.B, body []byte) string {
+	var s wire.Session
+	if err := wire.DecodeSession(body, &s); err != nil {
+		b.Fatal(err)
+	}
+	return s.ID.String()
+}
