@@ -158,11 +158,11 @@ func TestCrashRecovery(t *testing.T) {
 
 	type write struct{ id, key string }
 	var (
-		ackMu    sync.Mutex
-		created  []string
-		patched  []write
-		stop     atomic.Bool
-		wg       sync.WaitGroup
+		ackMu   sync.Mutex
+		created []string
+		patched []write
+		stop    atomic.Bool
+		wg      sync.WaitGroup
 	)
 	client := &http.Client{Timeout: 5 * time.Second}
 	for w := 0; w < 16; w++ {
