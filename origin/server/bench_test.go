@@ -46,3 +46,42 @@ func decodeForBench(b *testing.B, body []byte) string {
 	}
 	return s.ID.String()
 }
+
+// BenchmarkPatchHandlerParallel measures durable PATCHes from 64 goroutines
+// on distinct sessions, without the network.
+func BenchmarkPatchHandlerParallel(b *testing.B) {
+	cfg := baseConfig(&testing.T{})
+	cfg.DataDir = b.TempDir()
+	s, err := New(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Shutdown(b.Context())
+	b.SetParallelism(32)
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		var ctx fasthttp.RequestCtx
+		ctx.Request.SetRequestURI("/v1/sessions")
+		ctx.Request.Header.SetMethod("POST")
+		ctx.Request.Header.Set("Authorization", "Bearer "+keyAll)
+		ctx.Request.Header.Set("Accept", "application/cbor")
+		ctx.Request.SetBodyString(`{"context":{"currency":"EUR","custom":{"a":"b"}}}`)
+		s.handle(&ctx)
+		id := decodeForBench(b, ctx.Response.Body())
+		var p fasthttp.RequestCtx
+		p.Request.SetRequestURI("/v1/sessions/" + id + "/context")
+		p.Request.Header.SetMethod("PATCH")
+		p.Request.Header.Set("Authorization", "Bearer "+keyAll)
+		p.Request.Header.Set("Accept", "application/cbor")
+		p.Request.SetBodyString(`{"custom":{"n":1}}`)
+		for pb.Next() {
+			p.Response.Reset()
+			s.handle(&p)
+			if p.Response.StatusCode() != 200 {
+				b.Fatalf("PATCH: %d %s", p.Response.StatusCode(), p.Response.Body())
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "patches/s")
+}

@@ -8,12 +8,10 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"encoding/base64"
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"os"
 	"os/exec"
@@ -27,7 +25,6 @@ import (
 
 	"github.com/valyala/fasthttp"
 
-	"github.com/sessionedge/sessionedge/origin/server"
 	"github.com/sessionedge/sessionedge/sdk/wire"
 )
 
@@ -38,7 +35,7 @@ func main() {
 	dur := flag.Duration("d", 5*time.Second, "duration of each throughput run")
 	sessions := flag.Int("sessions", 10000, "sessions for the GET run")
 	many := flag.Int("many", 0, "if > 0: create this many ~300 B sessions in an origin subprocess and report RSS and data-dir size")
-	originBin := flag.String("origin", "build/bin/origin", "origin binary for -many")
+	originBin := flag.String("origin", "build/bin/origin", "origin binary (run as a subprocess, like redis-server)")
 	flag.Parse()
 	if *many > 0 {
 		if err := runMany(*originBin, *many, *clients); err != nil {
@@ -47,7 +44,7 @@ func main() {
 		}
 		return
 	}
-	if err := run(*clients, *dur, *sessions); err != nil {
+	if err := run(*originBin, *clients, *dur, *sessions); err != nil {
 		fmt.Fprintln(os.Stderr, "origin-bench:", err)
 		os.Exit(1)
 	}
@@ -62,25 +59,43 @@ func freeAddr() (string, error) {
 	return ln.Addr().String(), nil
 }
 
-func startOrigin(dir string) (*server.Server, string, error) {
-	cfg := server.Config{
-		DataDir:      dir,
-		APIKeys:      []server.APIKey{{Name: "bench", Key: apiKey, Scopes: []string{"sessions:read", "sessions:write", "edge:sync"}}},
-		TokenKeys:    map[string]string{"1": base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{1}, 32))},
-		SharedSecret: base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{2}, 32)),
-		Logger:       slog.New(slog.NewTextHandler(io.Discard, nil)),
-	}
-	s, err := server.New(cfg)
+// startBinary runs the origin binary on a free loopback port with a data
+// directory under tmp and waits until it is healthy.
+func startBinary(bin, tmp string) (string, func(), error) {
+	addr, err := freeAddr()
 	if err != nil {
-		return nil, "", err
+		return "", nil, err
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, "", err
+	cfg := fmt.Sprintf(`{"dataDir":%q,"apiKeys":[{"name":"b","key":%q,"scopes":["sessions:read","sessions:write","edge:sync"]}],`+
+		`"tokenKeys":{"1":%q},"sharedSecret":%q}`, filepath.Join(tmp, "data"), apiKey,
+		base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{1}, 32)), base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{2}, 32)))
+	cfgPath := filepath.Join(tmp, "config.json")
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		return "", nil, err
 	}
-	go s.Serve(ln)
-	return s, ln.Addr().String(), nil
+	cmd := exec.Command(bin, "-config", cfgPath, "-listen", addr)
+	if err := cmd.Start(); err != nil {
+		return "", nil, err
+	}
+	stop := func() { cmd.Process.Signal(os.Interrupt); cmd.Wait() }
+	c := newClient(addr, 1)
+	for i := 0; ; i++ {
+		if status, _, err := c.do("GET", "/healthz", nil, "", nil); err == nil && status == 200 {
+			break
+		}
+		if i > 500 {
+			stop()
+			return "", nil, fmt.Errorf("origin did not start")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	stopped := func() { stop(); pidForRSS = 0 }
+	pidForRSS = cmd.Process.Pid
+	return addr, stopped, nil
 }
+
+// pidForRSS is the running origin subprocess.
+var pidForRSS int
 
 // sampleContext is a context of about 300 bytes encoded.
 func sampleContext(i int) string {
@@ -237,17 +252,17 @@ func startRedis(dir string) (*exec.Cmd, string, error) {
 	return nil, "", fmt.Errorf("redis-server did not start")
 }
 
-func run(clients int, d time.Duration, nsessions int) error {
+func run(originBin string, clients int, d time.Duration, nsessions int) error {
 	tmp, err := os.MkdirTemp("", "origin-bench-")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(tmp)
-	srv, addr, err := startOrigin(filepath.Join(tmp, "data"))
+	addr, stop, err := startBinary(originBin, tmp)
 	if err != nil {
 		return err
 	}
-	defer srv.Shutdown(context.Background())
+	defer stop()
 	c := newClient(addr, clients*2)
 
 	// Sessions for the GET run, and their encoded bytes for Redis.
@@ -415,32 +430,13 @@ func runMany(bin string, n, clients int) error {
 		return err
 	}
 	defer os.RemoveAll(tmp)
-	addr, err := freeAddr()
+	addr, stop, err := startBinary(bin, tmp)
 	if err != nil {
 		return err
 	}
-	cfg := fmt.Sprintf(`{"dataDir":%q,"apiKeys":[{"name":"b","key":%q,"scopes":["sessions:read","sessions:write"]}],`+
-		`"tokenKeys":{"1":%q},"sharedSecret":%q}`, filepath.Join(tmp, "data"), apiKey,
-		base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{1}, 32)), base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{2}, 32)))
-	cfgPath := filepath.Join(tmp, "config.json")
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
-		return err
-	}
-	cmd := exec.Command(bin, "-config", cfgPath, "-listen", addr)
-	if err := cmd.Start(); err != nil {
-		return err
-	}
-	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	defer stop()
+	pid := pidForRSS
 	c := newClient(addr, clients*2)
-	for i := 0; ; i++ {
-		if status, _, err := c.do("GET", "/healthz", nil, "", nil); err == nil && status == 200 {
-			break
-		}
-		if i > 500 {
-			return fmt.Errorf("origin did not start")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 	start := time.Now()
 	var next atomic.Int64
 	var werr atomic.Value
@@ -474,7 +470,7 @@ func runMany(bin string, n, clients int) error {
 	}
 	elapsed := time.Since(start)
 	time.Sleep(2 * time.Second)
-	rss, err := readRSS(cmd.Process.Pid)
+	rss, err := readRSS(pid)
 	if err != nil {
 		return err
 	}

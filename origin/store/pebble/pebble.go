@@ -100,7 +100,7 @@ func Open(cfg Config) (*Store, error) {
 	defer bc.Unref()
 	db, err := pebble.Open(cfg.Dir, &pebble.Options{
 		Cache:        bc,
-		MemTableSize: 32 << 20,
+		MemTableSize: 4 << 20,
 		Logger:       quietLogger{},
 	})
 	if err != nil {
