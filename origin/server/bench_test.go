@@ -1,6 +1,9 @@
 package server
 
 import (
+	"io"
+	"log/slog"
+	"net"
 	"testing"
 
 	"github.com/valyala/fasthttp"
@@ -85,3 +88,49 @@ func BenchmarkPatchHandlerParallel(b *testing.B) {
 	})
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "patches/s")
 }
+
+// BenchmarkGetLoopback measures GET over loopback HTTP with 64 clients
+// (client and server in one process).
+func BenchmarkGetLoopback(b *testing.B) {
+	cfg := baseConfig(&testing.T{})
+	cfg.DataDir = b.TempDir()
+	cfg.Logger = quietLogger()
+	s, err := New(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	go s.Serve(ln)
+	defer s.Shutdown(b.Context())
+	hc := &fasthttp.HostClient{Addr: ln.Addr().String(), MaxConns: 128}
+	req, res := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+	req.SetRequestURI("http://x/v1/sessions")
+	req.Header.SetMethod("POST")
+	req.Header.Set("Authorization", "Bearer "+keyAll)
+	req.Header.Set("Accept", "application/cbor")
+	req.SetBodyString(`{"context":{"currency":"EUR","custom":{"a":"b"}}}`)
+	if err := hc.Do(req, res); err != nil {
+		b.Fatal(err)
+	}
+	id := decodeForBench(b, res.Body())
+	b.SetParallelism(32)
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		var req fasthttp.Request
+		var res fasthttp.Response
+		req.SetRequestURI("http://x/v1/sessions/" + id)
+		req.Header.Set("Authorization", "Bearer "+keyRead)
+		req.Header.Set("Accept", "application/cbor")
+		for pb.Next() {
+			if err := hc.Do(&req, &res); err != nil || res.StatusCode() != 200 {
+				b.Fatalf("GET: %v %d", err, res.StatusCode())
+			}
+		}
+	})
+}
+
+func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
