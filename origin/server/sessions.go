@@ -455,11 +455,15 @@ func (s *Server) handleDeleteAttr(ctx *fasthttp.RequestCtx, p params) error {
 	return s.writeChange(ctx, p, func(*wire.Session, int64) ([]wire.Op, error) { return []wire.Op{op}, nil })
 }
 
+// handleClearData empties the context (every namespace and every
+// well-known field but customerId) and keeps the session, its id, kind and
+// login.
 func (s *Server) handleClearData(ctx *fasthttp.RequestCtx, p params) error {
-	return s.writeChange(ctx, p, func(*wire.Session, int64) ([]wire.Op, error) {
-		return []wire.Op{{Code: wire.OpClearNamespace, NS: wire.NamespaceCustom},
-			{Code: wire.OpClearNamespace, NS: wire.NamespacePrivacy}, {Code: wire.OpClearNamespace, NS: wire.NamespacePublic}}, nil
-	})
+	ops, err := wire.ContextOps(wire.Value{Type: wire.TypeMap}, true, &s.lim)
+	if err != nil {
+		return err
+	}
+	return s.writeChange(ctx, p, func(*wire.Session, int64) ([]wire.Op, error) { return ops, nil })
 }
 
 func (s *Server) handleEnd(ctx *fasthttp.RequestCtx, p params) error {
