@@ -28,6 +28,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/cockroachdb/pebble"
 	"github.com/dgraph-io/ristretto/v2"
@@ -107,7 +108,8 @@ func Open(cfg Config) (*Store, error) {
 		return nil, fmt.Errorf("cannot open pebble store in %s: %w", cfg.Dir, err)
 	}
 	cache, err := ristretto.NewCache(&ristretto.Config[uint64, *wire.Session]{
-		NumCounters: cfg.CacheBytes / 300 * 10,
+		// Ten counters per session the cache can hold (about 1.5 KiB each).
+		NumCounters: cfg.CacheBytes / 1500 * 10,
 		MaxCost:     cfg.CacheBytes,
 		BufferItems: 64,
 		// Ids are uniformly random (or keyed hashes), so their first bytes are
@@ -284,7 +286,47 @@ func (s *Store) cacheSet(v *wire.Session) {
 	// the older value; the Del is queued in between.
 	k := cacheKey(v.ID)
 	s.cache.Del(k)
-	s.cache.Set(k, v, int64(wire.SessionSize(v))+200)
+	s.cache.Set(k, v, memSize(v))
+}
+
+// Sizes of the in-memory session representation, for the cache's cost: a
+// cached session costs what it holds on the heap, not its (much smaller)
+// encoding, so CacheBytes bounds memory.
+const (
+	sessionBytes   = int64(unsafe.Sizeof(wire.Session{}))
+	valueBytes     = int64(unsafe.Sizeof(wire.Value{}))
+	attrBytes      = int64(unsafe.Sizeof(wire.Attr{}))
+	cacheItemBytes = 128 // ristretto's per-item bookkeeping
+)
+
+func memSize(s *wire.Session) int64 {
+	n := sessionBytes + cacheItemBytes
+	for _, v := range s.Fields {
+		n += valueHeap(v)
+	}
+	for _, as := range s.Attrs {
+		n += attrsHeap(as)
+	}
+	return n
+}
+
+func attrsHeap(as wire.Attrs) int64 {
+	n := int64(cap(as)) * attrBytes
+	for _, a := range as {
+		n += int64(len(a.Key)) + valueHeap(a.Value)
+	}
+	return n
+}
+
+func valueHeap(v wire.Value) int64 {
+	n := int64(len(v.Text))
+	if len(v.List) > 0 {
+		n += int64(cap(v.List)) * valueBytes
+		for _, e := range v.List {
+			n += valueHeap(e)
+		}
+	}
+	return n + attrsHeap(v.Map)
 }
 
 // Commit writes c in one synced Pebble batch under the session's lock.
