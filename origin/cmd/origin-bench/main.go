@@ -101,7 +101,8 @@ var pidForRSS int
 func sampleContext(i int) string {
 	return fmt.Sprintf(`{"context":{"siteCode":"DE","currency":"EUR","locale":"de-DE","targetLocation":"DE","cartId":"cart-%08d",`+
 		`"custom":{"segment":"returning","ab":"variant-b","lastCategory":"shoes/running","visits":%d},`+
-		`"public":{"consent":true,"theme":"dark"},"privacy":{"email":"user%d@example.com"}}}`, i, i%100, i)
+		`"public":{"consent":true,"theme":"dark","recent":["sku-%06d","sku-%06d","sku-%06d"]},`+
+		`"privacy":{"email":"user%d@example.com","zip":"10115"}}}`, i, i%100, i*3, i*3+1, i*3+2, i)
 }
 
 type client struct {

@@ -48,8 +48,8 @@ type Config struct {
 	// Retention is how many change-log entries are kept; default 1,000,000.
 	// An edge whose cursor is older gets a Reset.
 	Retention uint64
-	// TombstoneTTL is how long a tombstone without a hard deadline stays,
-	// Unix ms; default 24 h.
+	// TombstoneTTL is how long a tombstone without a hard deadline stays;
+	// default 24 h.
 	TombstoneTTL time.Duration
 	// NoSync skips fsync on commit (tests and benchmarks of the non-durable
 	// path only); default false.
