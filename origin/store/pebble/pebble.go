@@ -66,7 +66,7 @@ type Store struct {
 	retention    uint64
 	tombstoneTTL int64
 
-	locks [stripes]sync.Mutex
+	locks [stripes]stripe
 
 	seq     atomic.Uint64 // last allocated change-log sequence
 	outSeq  atomic.Uint64 // last allocated outbox sequence
@@ -232,7 +232,19 @@ func outboxKey(seq uint64) []byte {
 
 func cacheKey(id wire.ID) uint64 { return binary.LittleEndian.Uint64(id[:8]) }
 
-func (s *Store) lock(id wire.ID) *sync.Mutex {
+// stripe serializes the writers of the sessions that hash to it and
+// remembers the last session written through it. Ristretto applies a Set of a
+// key it does not hold asynchronously, so right after a commit the cache
+// usually misses; the slot answers the writer's next read of the same session
+// (read-apply-commit loops) without a Pebble read. It always holds the newest
+// state of its session, because every write of that session updates it under
+// the lock.
+type stripe struct {
+	sync.Mutex
+	last *wire.Session
+}
+
+func (s *Store) lock(id wire.ID) *stripe {
 	return &s.locks[binary.LittleEndian.Uint16(id[8:10])%stripes]
 }
 
@@ -249,10 +261,13 @@ func (s *Store) Get(ctx context.Context, id wire.ID) (*wire.Session, error) {
 	mu := s.lock(id)
 	mu.Lock()
 	defer mu.Unlock()
-	return s.getLocked(id)
+	return s.getLocked(mu, id)
 }
 
-func (s *Store) getLocked(id wire.ID) (*wire.Session, error) {
+func (s *Store) getLocked(mu *stripe, id wire.ID) (*wire.Session, error) {
+	if v := mu.last; v != nil && v.ID == id {
+		return v, nil
+	}
 	if v, ok := s.cache.Get(cacheKey(id)); ok && v.ID == id {
 		return v, nil
 	}
@@ -341,7 +356,7 @@ func (s *Store) Commit(ctx context.Context, c *store.Commit) (uint64, error) {
 	mu := s.lock(d.ID)
 	mu.Lock()
 	defer mu.Unlock()
-	cur, err := s.getLocked(d.ID)
+	cur, err := s.getLocked(mu, d.ID)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		if d.BaseVersion != 0 {
@@ -367,9 +382,13 @@ func (s *Store) Commit(ctx context.Context, c *store.Commit) (uint64, error) {
 	s.pub.done(seq)
 	if err != nil {
 		s.cache.Del(cacheKey(d.ID))
+		if mu.last != nil && mu.last.ID == d.ID {
+			mu.last = nil
+		}
 		return 0, fmt.Errorf("cannot commit %s: %w", d.ID, err)
 	}
 	s.cacheSet(next)
+	mu.last = next
 	switch {
 	case cur == nil && next.Ended == 0:
 		s.live.Add(1)
@@ -424,7 +443,7 @@ func (s *Store) Touch(ctx context.Context, id wire.ID, lastSeen, idle int64) (*w
 	mu := s.lock(id)
 	mu.Lock()
 	defer mu.Unlock()
-	cur, err := s.getLocked(id)
+	cur, err := s.getLocked(mu, id)
 	if err != nil {
 		return nil, err
 	}
@@ -444,9 +463,13 @@ func (s *Store) Touch(ctx context.Context, id wire.ID, lastSeen, idle int64) (*w
 	s.indexes(b, cur, next)
 	if err := s.db.Apply(b, pebble.NoSync); err != nil {
 		s.cache.Del(cacheKey(id))
+		if mu.last != nil && mu.last.ID == id {
+			mu.last = nil
+		}
 		return nil, fmt.Errorf("cannot touch %s: %w", id, err)
 	}
 	s.cacheSet(next)
+	mu.last = next
 	return next, nil
 }
 
@@ -458,7 +481,7 @@ func (s *Store) Purge(ctx context.Context, id wire.ID, version uint64) error {
 	mu := s.lock(id)
 	mu.Lock()
 	defer mu.Unlock()
-	cur, err := s.getLocked(id)
+	cur, err := s.getLocked(mu, id)
 	if err != nil {
 		return err
 	}
@@ -478,6 +501,9 @@ func (s *Store) Purge(ctx context.Context, id wire.ID, version uint64) error {
 		return fmt.Errorf("cannot purge %s: %w", id, err)
 	}
 	s.cache.Del(cacheKey(id))
+	if mu.last != nil && mu.last.ID == id {
+		mu.last = nil
+	}
 	if cur.Ended == 0 {
 		s.live.Add(-1)
 	}
