@@ -61,6 +61,7 @@ const (
 const (
 	simpleFalse  = 0xf4
 	simpleTrue   = 0xf5
+	simpleNull   = 0xf6
 	tagEpochTime = 1
 	tagDecimal   = 4
 )
@@ -424,3 +425,8 @@ func (d *decoder) end(what string) error {
 	}
 	return nil
 }
+
+// MaxDecodeAllocRatio bounds the bytes the decoder allocates per input byte
+// (the worst case is a list of one-byte integers, each becoming a Value);
+// codec_test.go checks it.
+const MaxDecodeAllocRatio = 128

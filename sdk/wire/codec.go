@@ -77,8 +77,8 @@ func AppendValue(dst []byte, v Value) []byte {
 	case TypeMap:
 		return appendAttrs(dst, v.Map)
 	}
-	// The zero Value has no encoding; null keeps the output well-formed.
-	return append(dst, 0xf6)
+	// The zero Value (no value) is null.
+	return append(dst, simpleNull)
 }
 
 func appendAttrs(dst []byte, as Attrs) []byte {
@@ -147,6 +147,8 @@ func (d *decoder) value(what string) (Value, error) {
 			return Bool(false), nil
 		case arg == simpleTrue&0x1f:
 			return Bool(true), nil
+		case arg == simpleNull&0x1f: // "no value": unsets a field in setField
+			return Value{}, nil
 		case arg >= 25 && arg <= 27:
 			f, err := d.float(arg, what)
 			return Float(f), err

@@ -12,7 +12,7 @@ type OpCode uint8
 // The operations. docs/wire.md gives each one's arguments and meaning.
 const (
 	OpStart          OpCode = 1 // Kind, Generation, Idle, Hard: creates the session (first op of a version-0 delta)
-	OpSetField       OpCode = 2 // Field, Value
+	OpSetField       OpCode = 2 // Field, Value (the zero Value unsets the field)
 	OpSetAttr        OpCode = 3 // NS, Key, Value
 	OpDeleteAttr     OpCode = 4 // NS, Key
 	OpClearNamespace OpCode = 5 // NS
@@ -165,6 +165,13 @@ func applyOp(s *Session, d *Delta, i int, lim *Limits) error {
 	case OpSetField:
 		if op.Field == FieldCustomerID {
 			return invalid("customerId", "set only by login")
+		}
+		if op.Field >= NumFields {
+			return invalid("field", "unknown well-known field")
+		}
+		if op.Value.IsZero() { // unset: the edge falls back to the site default
+			s.Fields[op.Field] = Value{}
+			return nil
 		}
 		if err := lim.ValidateField(op.Field, op.Value); err != nil {
 			return err
