@@ -151,7 +151,7 @@ func retryable(err error) bool {
 		return apiErr.Status == http.StatusServiceUnavailable || apiErr.Status == http.StatusBadGateway ||
 			apiErr.Status == http.StatusGatewayTimeout
 	}
-	return !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, errDecode)
+	return errors.Is(err, ErrUnavailable)
 }
 
 var errDecode = errors.New("sessionedge: cannot decode the origin's answer")
@@ -184,7 +184,12 @@ func (c *Client) once(ctx context.Context, r request, out any) error {
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
-		return fmt.Errorf("sessionedge: %s %s: %w", r.method, r.path, err)
+		if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+			return fmt.Errorf("sessionedge: %s %s: %w", r.method, r.path, err)
+		}
+		// The origin could not be reached: to the caller that is the origin
+		// being unavailable, whatever the network said.
+		return fmt.Errorf("%w: %s %s: %w", ErrUnavailable, r.method, r.path, err)
 	}
 	// Reading the body to its end lets the Transport reuse the connection.
 	data, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))

@@ -1,12 +1,9 @@
 package sdk
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"math"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/sessionedge/sessionedge/sdk/wire"
@@ -17,178 +14,44 @@ import (
 // time → {"$time":"RFC 3339"}, decimal → {"$decimal":"19.99"}, list → array,
 // map → object.
 
-// appendValueJSON appends the JSON form of v to dst.
+// appendValueJSON appends the JSON form of v to dst (wire.AppendValueJSON),
+// after checking that v has one: NaN and infinities do not.
 func appendValueJSON(dst []byte, v wire.Value) ([]byte, error) {
+	if err := checkJSON(v); err != nil {
+		return dst, err
+	}
+	return wire.AppendValueJSON(dst, v), nil
+}
+
+func checkJSON(v wire.Value) error {
 	switch v.Type {
-	case wire.TypeText:
-		return appendJSONString(dst, v.Text), nil
-	case wire.TypeInt:
-		return strconv.AppendInt(dst, v.Int, 10), nil
 	case wire.TypeFloat:
 		if math.IsNaN(v.Float) || math.IsInf(v.Float, 0) {
-			return dst, fmt.Errorf("%w: float %v has no JSON form", ErrInvalidInput, v.Float)
+			return fmt.Errorf("%w: float %v has no JSON form", ErrInvalidInput, v.Float)
 		}
-		start := len(dst)
-		dst = strconv.AppendFloat(dst, v.Float, 'g', -1, 64)
-		// A float must stay a float on the way back, so it always carries '.' or 'e'.
-		if !bytes.ContainsAny(dst[start:], ".eE") {
-			dst = append(dst, ".0"...)
-		}
-		return dst, nil
-	case wire.TypeBool:
-		return strconv.AppendBool(dst, v.BoolValue()), nil
-	case wire.TypeTime:
-		dst = append(dst, `{"$time":`...)
-		dst = appendJSONString(dst, time.UnixMilli(v.Int).UTC().Format(time.RFC3339Nano))
-		return append(dst, '}'), nil
-	case wire.TypeDecimal:
-		dst = append(dst, `{"$decimal":"`...)
-		dst = append(dst, FormatDecimal(v)...)
-		return append(dst, `"}`...), nil
 	case wire.TypeList:
-		dst = append(dst, '[')
-		for i, e := range v.List {
-			if i > 0 {
-				dst = append(dst, ',')
-			}
-			var err error
-			if dst, err = appendValueJSON(dst, e); err != nil {
-				return dst, err
+		for _, e := range v.List {
+			if err := checkJSON(e); err != nil {
+				return err
 			}
 		}
-		return append(dst, ']'), nil
 	case wire.TypeMap:
-		dst = append(dst, '{')
-		for i, a := range v.Map {
-			if i > 0 {
-				dst = append(dst, ',')
-			}
-			dst = append(appendJSONString(dst, a.Key), ':')
-			var err error
-			if dst, err = appendValueJSON(dst, a.Value); err != nil {
-				return dst, err
+		for _, a := range v.Map {
+			if err := checkJSON(a.Value); err != nil {
+				return err
 			}
 		}
-		return append(dst, '}'), nil
+	case 0:
+		return fmt.Errorf("%w: no value", ErrInvalidInput)
 	}
-	return dst, fmt.Errorf("%w: value of type %d", ErrInvalidInput, v.Type)
+	return nil
 }
 
-func appendJSONString(dst []byte, s string) []byte {
-	b, _ := json.Marshal(s) // cannot fail for a string
-	return append(dst, b...)
-}
+func appendJSONString(dst []byte, s string) []byte { return wire.AppendStringJSON(dst, s) }
 
 // FormatDecimal returns the text form of a decimal value: Decimal(1999, -2)
-// is "19.99", Decimal(5, 2) is "500".
-func FormatDecimal(v wire.Value) string {
-	digits := strconv.FormatInt(v.Int, 10)
-	neg := strings.HasPrefix(digits, "-")
-	digits = strings.TrimPrefix(digits, "-")
-	switch {
-	case v.Exp > 0:
-		digits += strings.Repeat("0", int(v.Exp))
-	case v.Exp < 0:
-		n := int(-v.Exp)
-		if len(digits) <= n {
-			digits = strings.Repeat("0", n-len(digits)+1) + digits
-		}
-		digits = digits[:len(digits)-n] + "." + digits[len(digits)-n:]
-	}
-	if neg {
-		return "-" + digits
-	}
-	return digits
-}
-
-// ParseDecimal parses a decimal such as "19.99", "-0.5" or "1e3" into an exact
-// decimal value.
-func ParseDecimal(s string) (wire.Value, error) {
-	mant, exp := s, int64(0)
-	if i := strings.IndexAny(s, "eE"); i >= 0 {
-		e, err := strconv.ParseInt(s[i+1:], 10, 32)
-		if err != nil {
-			return wire.Value{}, fmt.Errorf("decimal %q: bad exponent", s)
-		}
-		mant, exp = s[:i], e
-	}
-	if i := strings.IndexByte(mant, '.'); i >= 0 {
-		frac := mant[i+1:]
-		if strings.ContainsAny(frac, "+-.") {
-			return wire.Value{}, fmt.Errorf("decimal %q: malformed", s)
-		}
-		exp -= int64(len(frac))
-		mant = mant[:i] + frac
-	}
-	coef, err := strconv.ParseInt(mant, 10, 64)
-	if err != nil || mant == "" || mant[len(mant)-1] < '0' || mant[len(mant)-1] > '9' {
-		return wire.Value{}, fmt.Errorf("decimal %q: malformed", s)
-	}
-	if exp < math.MinInt32 || exp > math.MaxInt32 {
-		return wire.Value{}, fmt.Errorf("decimal %q: exponent out of range", s)
-	}
-	return wire.Decimal(coef, int32(exp)), nil
-}
-
-// parseValueJSON turns a value decoded with json.Decoder.UseNumber into a
-// wire.Value.
-func parseValueJSON(x any) (wire.Value, error) {
-	switch x := x.(type) {
-	case string:
-		return wire.Text(x), nil
-	case bool:
-		return wire.Bool(x), nil
-	case json.Number:
-		s := string(x)
-		if strings.ContainsAny(s, ".eE") {
-			f, err := strconv.ParseFloat(s, 64)
-			if err != nil {
-				return wire.Value{}, fmt.Errorf("number %s: %v", s, err)
-			}
-			return wire.Float(f), nil
-		}
-		i, err := strconv.ParseInt(s, 10, 64)
-		if err != nil {
-			return wire.Value{}, fmt.Errorf("number %s does not fit int64", s)
-		}
-		return wire.Int(i), nil
-	case []any:
-		vs := make([]wire.Value, len(x))
-		for i, e := range x {
-			v, err := parseValueJSON(e)
-			if err != nil {
-				return wire.Value{}, err
-			}
-			vs[i] = v
-		}
-		return wire.List(vs...), nil
-	case map[string]any:
-		if len(x) == 1 {
-			if t, ok := x["$time"].(string); ok {
-				tm, err := time.Parse(time.RFC3339Nano, t)
-				if err != nil {
-					return wire.Value{}, fmt.Errorf("$time %q: %v", t, err)
-				}
-				return wire.Time(tm.UnixMilli()), nil
-			}
-			if d, ok := x["$decimal"].(string); ok {
-				return ParseDecimal(d)
-			}
-		}
-		var m wire.Attrs
-		for k, e := range x {
-			v, err := parseValueJSON(e)
-			if err != nil {
-				return wire.Value{}, err
-			}
-			m = m.With(k, v)
-		}
-		return wire.Value{Type: wire.TypeMap, Map: m}, nil
-	case nil:
-		return wire.Value{}, nil
-	}
-	return wire.Value{}, fmt.Errorf("unexpected JSON %T", x)
-}
+// is "19.99".
+func FormatDecimal(v wire.Value) string { return string(wire.AppendDecimal(nil, v.Int, v.Exp)) }
 
 // Context is the context of a session: the well-known fields and the
 // attributes of each namespace. The zero Value of a field means unset.
@@ -244,30 +107,23 @@ func parseContextJSON(raw json.RawMessage) (Context, error) {
 	if len(raw) == 0 || string(raw) == "null" {
 		return c, nil
 	}
-	var obj map[string]any
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
-	if err := dec.Decode(&obj); err != nil {
+	obj, err := wire.ParseValueJSON(raw)
+	if err != nil {
 		return c, fmt.Errorf("context: %v", err)
 	}
-	for k, x := range obj {
-		if f, ok := wire.ParseField(k); ok {
-			v, err := parseValueJSON(x)
-			if err != nil {
-				return c, fmt.Errorf("context %s: %v", k, err)
-			}
-			c.Fields[f] = v
+	if obj.Type != wire.TypeMap {
+		return c, fmt.Errorf("context is not an object")
+	}
+	for _, a := range obj.Map {
+		if f, ok := wire.ParseField(a.Key); ok {
+			c.Fields[f] = a.Value
 			continue
 		}
-		if ns, ok := wire.ParseNamespace(k); ok {
-			v, err := parseValueJSON(x)
-			if err != nil {
-				return c, fmt.Errorf("context %s: %v", k, err)
+		if ns, ok := wire.ParseNamespace(a.Key); ok {
+			if a.Value.Type != wire.TypeMap && !a.Value.IsZero() {
+				return c, fmt.Errorf("context %s: not an object", a.Key)
 			}
-			if v.Type != wire.TypeMap && !v.IsZero() {
-				return c, fmt.Errorf("context %s: not an object", k)
-			}
-			c.Attrs[ns] = v.Map
+			c.Attrs[ns] = a.Value.Map
 		}
 	}
 	return c, nil
