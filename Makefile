@@ -33,5 +33,8 @@ bench: wasm build
 check:
 	@scripts/check.sh
 
+demo:
+	@if [ -x scripts/demo.sh ]; then scripts/demo.sh; else echo "make demo arrives with the examples (issue 6)"; exit 1; fi
+
 clean:
 	rm -rf $(BUILD)

@@ -714,39 +714,45 @@ func DecodeTouches(b []byte, ts []Touch) ([]Touch, error) {
 			return false, nil
 		}
 		n, err := d.count(majArray, 20, "touches")
-		if err != nil {
-			return true, err
-		}
-		for i := 0; i < n; i++ {
+		for i := 0; i < n && err == nil; i++ {
 			var t Touch
-			if m, err := d.count(majArray, 1, "touch"); err != nil || m != 6 {
-				if err == nil {
-					err = d.fail(ErrCBORType, "touch arity")
-				}
-				return true, err
+			if err = d.touch(&t); err == nil {
+				ts = append(ts, t)
 			}
-			var k uint8
-			if err = d.id(&t.ID, "touch id"); err == nil {
-				if k, err = d.small("touch kind", uint64(KindShared)); err == nil {
-					t.Kind = Kind(k)
-					if t.Generation, err = d.uint32("touch generation"); err == nil {
-						if t.LastSeen, err = d.int("touch lastSeen"); err == nil {
-							if t.IdleDeadline, err = d.int("touch idle"); err == nil {
-								t.HardDeadline, err = d.int("touch hard")
-							}
-						}
-					}
-				}
-			}
-			if err != nil {
-				return true, err
-			}
-			ts = append(ts, t)
 		}
-		return true, nil
+		return true, err
 	})
 	if err != nil {
 		return ts, err
 	}
 	return ts, d.end("touches")
+}
+
+func (d *decoder) touch(t *Touch) error {
+	n, err := d.count(majArray, 1, "touch")
+	if err != nil {
+		return err
+	}
+	if n != 6 {
+		return d.fail(ErrCBORType, "touch arity")
+	}
+	if err := d.id(&t.ID, "touch id"); err != nil {
+		return err
+	}
+	k, err := d.small("touch kind", uint64(KindShared))
+	if err != nil {
+		return err
+	}
+	t.Kind = Kind(k)
+	if t.Generation, err = d.uint32("touch generation"); err != nil {
+		return err
+	}
+	if t.LastSeen, err = d.int("touch lastSeen"); err != nil {
+		return err
+	}
+	if t.IdleDeadline, err = d.int("touch idle"); err != nil {
+		return err
+	}
+	t.HardDeadline, err = d.int("touch hard")
+	return err
 }

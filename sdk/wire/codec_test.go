@@ -230,3 +230,18 @@ func FuzzDecodeBatch(f *testing.F) {
 		}
 	})
 }
+
+func TestTouchesRoundTrip(t *testing.T) {
+	ts := []Touch{{ID: ID{1}, Kind: KindAnonymous, Generation: 1, LastSeen: 10, IdleDeadline: 20, HardDeadline: 30},
+		{ID: ID{2}, Kind: KindCustomer, Generation: 4, LastSeen: -1}}
+	b := AppendTouches(nil, ts)
+	got, err := DecodeTouches(b, nil)
+	if err != nil || len(got) != 2 || got[0] != ts[0] || got[1] != ts[1] {
+		t.Fatalf("DecodeTouches = %+v, %v", got, err)
+	}
+	for _, bad := range [][]byte{b[:len(b)-1], append(bytes.Clone(b), 0), {0xa1, 0x01, 0x81, 0x81, 0x01}} {
+		if _, err := DecodeTouches(bad, nil); !errors.Is(err, ErrCBOR) {
+			t.Errorf("DecodeTouches(%x) = %v, want ErrCBOR", bad, err)
+		}
+	}
+}
