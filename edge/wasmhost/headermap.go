@@ -1,0 +1,270 @@
+package wasmhost
+
+import (
+	"encoding/binary"
+)
+
+// Limits of a header map, the same as Envoy's host core applies when it parses
+// serialized maps; this host also applies them when a map grows.
+const (
+	MaxHeaderPairs = 1024
+	MaxHeaderBytes = 1 << 20
+)
+
+// HeaderMap is an ordered list of header pairs that keeps duplicates, like the
+// maps a proxy-wasm guest sees. Keys are stored lower-case; lookups are
+// case-insensitive. A HeaderMap reuses its storage after Reset, so a pooled map
+// does not allocate once warm. The zero value is an empty map.
+type HeaderMap struct {
+	pairs []headerPair
+	n     int
+	size  int
+}
+
+type headerPair struct {
+	key, value []byte
+}
+
+// Len returns the number of pairs.
+func (m *HeaderMap) Len() int { return m.n }
+
+// Reset empties the map and keeps its storage.
+func (m *HeaderMap) Reset() { m.n, m.size = 0, 0 }
+
+// Pair returns the i-th pair. The slices are owned by the map and valid until
+// the map changes.
+func (m *HeaderMap) Pair(i int) (key, value []byte) {
+	p := &m.pairs[i]
+	return p.key, p.value
+}
+
+// Add appends a pair; it returns ErrHeaderMapLimit when the map would exceed its caps.
+func (m *HeaderMap) Add(key, value string) error {
+	return addPair(m, key, value)
+}
+
+// AddBytes is Add for byte slices, which the map copies.
+func (m *HeaderMap) AddBytes(key, value []byte) error {
+	return addPair(m, key, value)
+}
+
+// Get returns the first value of key.
+func (m *HeaderMap) Get(key string) (string, bool) {
+	if i := m.index(key); i >= 0 {
+		return string(m.pairs[i].value), true
+	}
+	return "", false
+}
+
+// Values returns every value of key in order.
+func (m *HeaderMap) Values(key string) []string {
+	var vs []string
+	for i := 0; i < m.n; i++ {
+		if equalFoldLower(m.pairs[i].key, key) {
+			vs = append(vs, string(m.pairs[i].value))
+		}
+	}
+	return vs
+}
+
+// Set replaces the first value of key and removes the others, or adds the pair
+// when key is absent (Envoy's replace semantics).
+func (m *HeaderMap) Set(key, value string) error {
+	return setPair(m, key, value)
+}
+
+// Del removes every pair of key.
+func (m *HeaderMap) Del(key string) { delPairs(m, key) }
+
+// Clone returns a deep copy of m.
+func (m *HeaderMap) Clone() *HeaderMap {
+	c := &HeaderMap{}
+	for i := 0; i < m.n; i++ {
+		_ = c.AddBytes(m.pairs[i].key, m.pairs[i].value)
+	}
+	return c
+}
+
+// CopyFrom replaces the content of m with the content of src.
+func (m *HeaderMap) CopyFrom(src *HeaderMap) {
+	m.Reset()
+	for i := 0; i < src.n; i++ {
+		_ = m.AddBytes(src.pairs[i].key, src.pairs[i].value)
+	}
+}
+
+func (m *HeaderMap) index(key string) int {
+	for i := 0; i < m.n; i++ {
+		if equalFoldLower(m.pairs[i].key, key) {
+			return i
+		}
+	}
+	return -1
+}
+
+// AppendSerialized appends the proxy-wasm serialization of m to dst:
+//
+//	+-------+----------------------------+-------------------------------+
+//	| count | count × (keyLen, valueLen) | key0 NUL value0 NUL key1 ...  |
+//	| u32le | u32le, u32le               | bytes                         |
+//	+-------+----------------------------+-------------------------------+
+func (m *HeaderMap) AppendSerialized(dst []byte) []byte {
+	dst = binary.LittleEndian.AppendUint32(dst, uint32(m.n))
+	for i := 0; i < m.n; i++ {
+		dst = binary.LittleEndian.AppendUint32(dst, uint32(len(m.pairs[i].key)))
+		dst = binary.LittleEndian.AppendUint32(dst, uint32(len(m.pairs[i].value)))
+	}
+	for i := 0; i < m.n; i++ {
+		dst = append(dst, m.pairs[i].key...)
+		dst = append(dst, 0)
+		dst = append(dst, m.pairs[i].value...)
+		dst = append(dst, 0)
+	}
+	return dst
+}
+
+// ParseSerialized replaces the content of m with the pairs serialized in data.
+// Parsing is strict like Envoy's host core: the count and every length must fit,
+// each key and value must be followed by NUL, the data must be consumed exactly,
+// and the caps apply. On error m is left empty.
+func (m *HeaderMap) ParseSerialized(data []byte) error {
+	m.Reset()
+	if len(data) > MaxHeaderBytes {
+		return ErrHeaderMapLimit
+	}
+	if len(data) < 4 {
+		return ErrHeaderMapFormat
+	}
+	n := binary.LittleEndian.Uint32(data)
+	if n > MaxHeaderPairs {
+		return ErrHeaderMapLimit
+	}
+	lens := data[4:]
+	if uint64(len(lens)) < uint64(n)*8 {
+		return ErrHeaderMapFormat
+	}
+	body := lens[n*8:]
+	off := 0
+	for i := uint32(0); i < n; i++ {
+		kl := int(binary.LittleEndian.Uint32(lens[i*8:]))
+		vl := int(binary.LittleEndian.Uint32(lens[i*8+4:]))
+		if kl < 0 || vl < 0 || kl > len(body)-off-1 {
+			m.Reset()
+			return ErrHeaderMapFormat
+		}
+		key := body[off : off+kl]
+		off += kl
+		if body[off] != 0 {
+			m.Reset()
+			return ErrHeaderMapFormat
+		}
+		off++
+		if vl > len(body)-off-1 {
+			m.Reset()
+			return ErrHeaderMapFormat
+		}
+		value := body[off : off+vl]
+		off += vl
+		if body[off] != 0 {
+			m.Reset()
+			return ErrHeaderMapFormat
+		}
+		off++
+		if err := m.AddBytes(key, value); err != nil {
+			m.Reset()
+			return err
+		}
+	}
+	if off != len(body) {
+		m.Reset()
+		return ErrHeaderMapFormat
+	}
+	return nil
+}
+
+func equalFoldLower[T ~string | ~[]byte](stored []byte, key T) bool {
+	if len(stored) != len(key) {
+		return false
+	}
+	for i := 0; i < len(stored); i++ {
+		c := key[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if stored[i] != c {
+			return false
+		}
+	}
+	return true
+}
+
+func appendLower[T ~string | ~[]byte](dst []byte, s T) []byte {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		dst = append(dst, c)
+	}
+	return dst
+}
+
+func addPair[T ~string | ~[]byte](m *HeaderMap, key, value T) error {
+	if m.n+1 > MaxHeaderPairs || m.size+len(key)+len(value) > MaxHeaderBytes {
+		return ErrHeaderMapLimit
+	}
+	if m.n == len(m.pairs) {
+		m.pairs = append(m.pairs, headerPair{})
+	}
+	p := &m.pairs[m.n]
+	p.key = appendLower(p.key[:0], key)
+	p.value = append(p.value[:0], value...)
+	m.n++
+	m.size += len(key) + len(value)
+	return nil
+}
+
+func setPair[T ~string | ~[]byte](m *HeaderMap, key, value T) error {
+	first := -1
+	for i := 0; i < m.n; i++ {
+		if equalFoldLower(m.pairs[i].key, key) {
+			first = i
+			break
+		}
+	}
+	if first < 0 {
+		return addPair(m, key, value)
+	}
+	p := &m.pairs[first]
+	if m.size-len(p.value)+len(value) > MaxHeaderBytes {
+		return ErrHeaderMapLimit
+	}
+	m.size += len(value) - len(p.value)
+	p.value = append(p.value[:0], value...)
+	// Remove later duplicates, keeping order.
+	j := first + 1
+	for i := first + 1; i < m.n; i++ {
+		if equalFoldLower(m.pairs[i].key, key) {
+			m.size -= len(m.pairs[i].key) + len(m.pairs[i].value)
+			continue
+		}
+		m.pairs[i], m.pairs[j] = m.pairs[j], m.pairs[i]
+		j++
+	}
+	m.n = j
+	return nil
+}
+
+func delPairs[T ~string | ~[]byte](m *HeaderMap, key T) {
+	j := 0
+	for i := 0; i < m.n; i++ {
+		if equalFoldLower(m.pairs[i].key, key) {
+			m.size -= len(m.pairs[i].key) + len(m.pairs[i].value)
+			continue
+		}
+		// Swap rather than copy so the removed pair's buffers are reused later.
+		m.pairs[i], m.pairs[j] = m.pairs[j], m.pairs[i]
+		j++
+	}
+	m.n = j
+}

@@ -1,0 +1,90 @@
+package wasmhost
+
+import (
+	"sync"
+
+	"github.com/tetratelabs/wazero/api"
+)
+
+// sharedData is the key-value store of proxy_get/set_shared_data, shared by
+// every VM of a Host (one Host per plugin, so one store per vm_id). It follows
+// Envoy's host core: every set gets a new non-zero CAS; cas 0 sets
+// unconditionally; on an absent key the cas is ignored; no delete, no TTL.
+type sharedData struct {
+	mu  sync.Mutex
+	m   map[string]*sharedEntry
+	cas uint32
+}
+
+type sharedEntry struct {
+	value []byte
+	cas   uint32
+}
+
+func (d *sharedData) nextCAS() uint32 {
+	d.cas++
+	if d.cas == 0 {
+		d.cas++
+	}
+	return d.cas
+}
+
+// proxy_get_shared_data(key_ptr, key_size, return_value_data, return_value_size, return_cas)
+func proxyGetSharedData(ctx ctxT, _ api.Module, stack []uint64) {
+	v := vmOf(ctx)
+	key, ok := v.read(u32(stack[0]), u32(stack[1]))
+	if !ok {
+		stack[0] = uint64(StatusInvalidMemoryAccess)
+		return
+	}
+	if _, ok := v.read(u32(stack[4]), 4); !ok {
+		stack[0] = uint64(StatusInvalidMemoryAccess)
+		return
+	}
+	d := &v.host.shared
+	d.mu.Lock()
+	e := d.m[string(key)]
+	if e == nil {
+		d.mu.Unlock()
+		stack[0] = uint64(StatusNotFound)
+		return
+	}
+	// Copy under the lock; the guest allocation below runs without it.
+	v.scratch = append(v.scratch[:0], e.value...)
+	cas := e.cas
+	d.mu.Unlock()
+	st := v.copyOut(v.scratch, u32(stack[2]), u32(stack[3]))
+	if st == StatusOK {
+		v.writeU32(u32(stack[4]), cas)
+	}
+	stack[0] = uint64(st)
+}
+
+// proxy_set_shared_data(key_ptr, key_size, value_ptr, value_size, cas)
+func proxySetSharedData(ctx ctxT, _ api.Module, stack []uint64) {
+	v := vmOf(ctx)
+	key, ok1 := v.read(u32(stack[0]), u32(stack[1]))
+	val, ok2 := v.read(u32(stack[2]), u32(stack[3]))
+	if !ok1 || !ok2 {
+		stack[0] = uint64(StatusInvalidMemoryAccess)
+		return
+	}
+	cas := u32(stack[4])
+	d := &v.host.shared
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	e := d.m[string(key)]
+	if e == nil {
+		d.m[string(key)] = &sharedEntry{value: append([]byte(nil), val...), cas: d.nextCAS()}
+		stack[0] = uint64(StatusOK)
+		return
+	}
+	if cas != 0 && cas != e.cas {
+		stack[0] = uint64(StatusCASMismatch)
+		return
+	}
+	// Readers copy under the lock, so the value can be rewritten in place.
+	e.value = append(e.value[:0], val...)
+	e.cas = d.nextCAS()
+	stack[0] = uint64(StatusOK)
+}

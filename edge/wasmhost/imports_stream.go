@@ -1,0 +1,141 @@
+package wasmhost
+
+import "github.com/tetratelabs/wazero/api"
+
+// Stream types of proxy_continue_stream and proxy_close_stream.
+const (
+	streamRequest    = 0
+	streamResponse   = 1
+	streamDownstream = 2
+	streamUpstream   = 3
+)
+
+// proxy_send_local_response(status_code, details_ptr, details_size, body_ptr,
+// body_size, headers_ptr, headers_size, grpc_status): answers the effective
+// stream. From the root context, on a stream the proxy is not waiting for
+// (already continued or answered), it is BAD_ARGUMENT: a stream is answered
+// once.
+func proxySendLocalResponse(ctx ctxT, _ api.Module, stack []uint64) {
+	v := vmOf(ctx)
+	details, ok1 := v.read(u32(stack[1]), u32(stack[2]))
+	body, ok2 := v.read(u32(stack[3]), u32(stack[4]))
+	hdrs, ok3 := v.read(u32(stack[5]), u32(stack[6]))
+	if !ok1 || !ok2 || !ok3 {
+		stack[0] = uint64(StatusInvalidMemoryAccess)
+		return
+	}
+	s := v.cur
+	code := u32(stack[0])
+	if s == nil || !s.accessible() || s.answered || code < 100 || code > 999 {
+		stack[0] = uint64(StatusBadArgument)
+		return
+	}
+	l := &s.local
+	if len(hdrs) > 0 {
+		if l.Headers.ParseSerialized(hdrs) != nil {
+			stack[0] = uint64(StatusBadArgument)
+			return
+		}
+	} else {
+		l.Headers.Reset()
+	}
+	l.Status = int(code)
+	l.Details = string(details)
+	l.Body = append(l.Body[:0], body...)
+	l.GRPCStatus = int32(u32(stack[7]))
+	s.answered, s.verdict = true, LocalReply
+	s.resumeLocked(LocalReply)
+	stack[0] = uint64(StatusOK)
+}
+
+func (v *vm) continueStream(t uint32) Status {
+	if t == streamDownstream || t == streamUpstream {
+		return StatusUnimplemented
+	}
+	if t > streamUpstream {
+		return StatusBadArgument
+	}
+	s := v.cur
+	if s == nil {
+		return StatusBadArgument
+	}
+	switch s.state {
+	case stateInCallback:
+		s.continued = true
+	case statePaused:
+		s.resumeLocked(Continue)
+	}
+	return StatusOK
+}
+
+// proxy_continue_stream(stream_type): resumes the effective stream. Continuing
+// a stream that is not paused is OK and does nothing, as in Envoy.
+func proxyContinueStream(ctx ctxT, _ api.Module, stack []uint64) {
+	stack[0] = uint64(vmOf(ctx).continueStream(u32(stack[0])))
+}
+
+// proxy_continue_request() of ABI 0.2.0.
+func proxyContinueRequest(ctx ctxT, _ api.Module, stack []uint64) {
+	stack[0] = uint64(vmOf(ctx).continueStream(streamRequest))
+}
+
+// proxy_continue_response() of ABI 0.2.0.
+func proxyContinueResponse(ctx ctxT, _ api.Module, stack []uint64) {
+	stack[0] = uint64(vmOf(ctx).continueStream(streamResponse))
+}
+
+// proxy_clear_route_cache() of ABI 0.2.0: this proxy has no route cache.
+func proxyClearRouteCache(_ ctxT, _ api.Module, stack []uint64) {
+	stack[0] = uint64(StatusOK)
+}
+
+// proxy_close_stream(stream_type): resets the effective stream; the proxy
+// answers 502 and closes the connection.
+func proxyCloseStream(ctx ctxT, _ api.Module, stack []uint64) {
+	v := vmOf(ctx)
+	t := u32(stack[0])
+	if t == streamDownstream || t == streamUpstream {
+		stack[0] = uint64(StatusUnimplemented)
+		return
+	}
+	s := v.cur
+	if t > streamUpstream || s == nil || !s.accessible() || s.answered {
+		stack[0] = uint64(StatusBadArgument)
+		return
+	}
+	s.answered, s.verdict = true, Reset
+	s.resumeLocked(Reset)
+	stack[0] = uint64(StatusOK)
+}
+
+// proxy_set_effective_context(context_id): the root context or a live stream
+// of this VM; anything else (a deleted stream, another VM's id) is
+// BAD_ARGUMENT, which tells a guest that a late HTTP-call reply has no stream.
+func proxySetEffectiveContext(ctx ctxT, _ api.Module, stack []uint64) {
+	v := vmOf(ctx)
+	id := u32(stack[0])
+	if id == rootContextID {
+		v.cur = nil
+		stack[0] = uint64(StatusOK)
+		return
+	}
+	s := v.streams[id]
+	if s == nil || s.state == stateClosed {
+		stack[0] = uint64(StatusBadArgument)
+		return
+	}
+	v.cur = s
+	stack[0] = uint64(StatusOK)
+}
+
+// proxy_done(): the root context signals it finished the work it asked to
+// finish when proxy_on_done returned false. Outside that, NOT_FOUND.
+func proxyDone(ctx ctxT, _ api.Module, stack []uint64) {
+	v := vmOf(ctx)
+	if v.phase != phaseDone || v.cur != nil {
+		stack[0] = uint64(StatusNotFound)
+		return
+	}
+	v.doneAcked = true
+	stack[0] = uint64(StatusOK)
+}

@@ -1,0 +1,685 @@
+// Package pebble is the embedded store of the origin: sessions, change log,
+// expiry index, customer index and webhook outbox in one Pebble database,
+// with a ristretto read cache in front.
+//
+// Key layout (one byte of prefix, then big-endian numbers so that byte order
+// is numeric order):
+//
+//	's' id(16)                      → CBOR session (wire.AppendSession)
+//	'c' seq(8)                      → CBOR delta (wire.AppendDelta): the change log
+//	'x' due(8) id(16)               → empty: the expiry index, ordered by time
+//	'u' uvarint(len) customer id(16) → empty: the customer index
+//	'o' seq(8)                      → webhook event body: the outbox
+//
+// Every Commit is one Pebble batch written with pebble.Sync while the
+// session's lock stripe is held, so a session's writes are serialized and
+// each is durable before it is acknowledged. Committers of different sessions
+// do not wait for each other: Pebble's commit pipeline appends concurrent
+// batches to the WAL and its log writer syncs everything queued so far with
+// one fsync, so N concurrent committers cost about one fsync, not N
+// (group commit; see LogWriter.flushLoop and commitPipeline in Pebble).
+package pebble
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cockroachdb/pebble"
+	"github.com/dgraph-io/ristretto/v2"
+
+	"github.com/sessionedge/sessionedge/origin/store"
+	"github.com/sessionedge/sessionedge/sdk/wire"
+)
+
+// Config configures a Store. The zero value of each field means its default.
+type Config struct {
+	// Dir is the data directory; default "./data".
+	Dir string
+	// CacheBytes bounds the ristretto session cache; default 256 MiB.
+	CacheBytes int64
+	// BlockCacheBytes is Pebble's block cache; default 64 MiB.
+	BlockCacheBytes int64
+	// Retention is how many change-log entries are kept; default 1,000,000.
+	// An edge whose cursor is older gets a Reset.
+	Retention uint64
+	// TombstoneTTL is how long a tombstone without a hard deadline stays,
+	// Unix ms; default 24 h.
+	TombstoneTTL time.Duration
+	// NoSync skips fsync on commit (tests and benchmarks of the non-durable
+	// path only); default false.
+	NoSync bool
+}
+
+const stripes = 1024
+
+// Store is the Pebble-backed store.Store.
+type Store struct {
+	db           *pebble.DB
+	cache        *ristretto.Cache[uint64, *wire.Session]
+	wo           *pebble.WriteOptions
+	retention    uint64
+	tombstoneTTL int64
+
+	locks [stripes]sync.Mutex
+
+	seq     atomic.Uint64 // last allocated change-log sequence
+	outSeq  atomic.Uint64 // last allocated outbox sequence
+	first   atomic.Uint64 // oldest retained change-log sequence
+	live    atomic.Int64
+	pub     publisher
+	outNote chan struct{}
+
+	closed    atomic.Bool
+	stop      chan struct{}
+	pruneDone chan struct{}
+}
+
+// Open opens (creating if needed) the store in cfg.Dir.
+func Open(cfg Config) (*Store, error) {
+	if cfg.Dir == "" {
+		cfg.Dir = "./data"
+	}
+	if cfg.CacheBytes <= 0 {
+		cfg.CacheBytes = 256 << 20
+	}
+	if cfg.BlockCacheBytes <= 0 {
+		cfg.BlockCacheBytes = 64 << 20
+	}
+	if cfg.Retention == 0 {
+		cfg.Retention = 1_000_000
+	}
+	if cfg.TombstoneTTL <= 0 {
+		cfg.TombstoneTTL = 24 * time.Hour
+	}
+	bc := pebble.NewCache(cfg.BlockCacheBytes)
+	defer bc.Unref()
+	db, err := pebble.Open(cfg.Dir, &pebble.Options{
+		Cache:        bc,
+		MemTableSize: 32 << 20,
+		Logger:       quietLogger{},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("cannot open pebble store in %s: %w", cfg.Dir, err)
+	}
+	cache, err := ristretto.NewCache(&ristretto.Config[uint64, *wire.Session]{
+		NumCounters: cfg.CacheBytes / 300 * 10,
+		MaxCost:     cfg.CacheBytes,
+		BufferItems: 64,
+		// Ids are uniformly random (or keyed hashes), so their first bytes are
+		// a good hash; a Get checks the whole id of the cached session.
+		KeyToHash: func(k uint64) (uint64, uint64) { return k, 0 },
+	})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("cannot create session cache: %w", err)
+	}
+	s := &Store{
+		db: db, cache: cache, retention: cfg.Retention,
+		tombstoneTTL: cfg.TombstoneTTL.Milliseconds(),
+		wo:           pebble.Sync,
+		outNote:      make(chan struct{}, 1),
+		stop:         make(chan struct{}),
+		pruneDone:    make(chan struct{}),
+	}
+	if cfg.NoSync {
+		s.wo = pebble.NoSync
+	}
+	if err := s.load(); err != nil {
+		cache.Close()
+		db.Close()
+		return nil, err
+	}
+	go s.pruneLoop()
+	return s, nil
+}
+
+// load restores the sequences and the live-session count from the database.
+func (s *Store) load() error {
+	last := func(prefix byte) (uint64, bool, error) {
+		it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{prefix}, UpperBound: []byte{prefix + 1}})
+		if err != nil {
+			return 0, false, err
+		}
+		defer it.Close()
+		if !it.Last() {
+			return 0, false, it.Error()
+		}
+		return binary.BigEndian.Uint64(it.Key()[1:9]), true, nil
+	}
+	head, _, err := last('c')
+	if err != nil {
+		return fmt.Errorf("cannot read change log: %w", err)
+	}
+	s.seq.Store(head)
+	s.pub.head = head
+	s.pub.ch = make(chan struct{})
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{'c'}, UpperBound: []byte{'d'}})
+	if err != nil {
+		return err
+	}
+	if it.First() {
+		s.first.Store(binary.BigEndian.Uint64(it.Key()[1:9]))
+	} else {
+		s.first.Store(head + 1)
+	}
+	if err := it.Close(); err != nil {
+		return err
+	}
+	out, _, err := last('o')
+	if err != nil {
+		return fmt.Errorf("cannot read outbox: %w", err)
+	}
+	s.outSeq.Store(out)
+	it, err = s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{'s'}, UpperBound: []byte{'t'}})
+	if err != nil {
+		return err
+	}
+	var live int64
+	var sess wire.Session
+	for it.First(); it.Valid(); it.Next() {
+		if err := wire.DecodeSession(it.Value(), &sess); err == nil && sess.Ended == 0 {
+			live++
+		}
+	}
+	s.live.Store(live)
+	return it.Close()
+}
+
+func sessionKey(id wire.ID) []byte {
+	k := make([]byte, 17)
+	k[0] = 's'
+	copy(k[1:], id[:])
+	return k
+}
+
+func logKey(seq uint64) []byte {
+	k := make([]byte, 9)
+	k[0] = 'c'
+	binary.BigEndian.PutUint64(k[1:], seq)
+	return k
+}
+
+func dueKey(due int64, id wire.ID) []byte {
+	k := make([]byte, 25)
+	k[0] = 'x'
+	binary.BigEndian.PutUint64(k[1:9], uint64(due))
+	copy(k[9:], id[:])
+	return k
+}
+
+func customerPrefix(cid string) []byte {
+	k := make([]byte, 1, 1+binary.MaxVarintLen64+len(cid)+16)
+	k[0] = 'u'
+	k = binary.AppendUvarint(k, uint64(len(cid)))
+	return append(k, cid...)
+}
+
+func customerKey(cid string, id wire.ID) []byte { return append(customerPrefix(cid), id[:]...) }
+
+func outboxKey(seq uint64) []byte {
+	k := make([]byte, 9)
+	k[0] = 'o'
+	binary.BigEndian.PutUint64(k[1:], seq)
+	return k
+}
+
+func cacheKey(id wire.ID) uint64 { return binary.LittleEndian.Uint64(id[:8]) }
+
+func (s *Store) lock(id wire.ID) *sync.Mutex {
+	return &s.locks[binary.LittleEndian.Uint16(id[8:10])%stripes]
+}
+
+// Get returns the session id from the cache, or from Pebble (filling the cache).
+func (s *Store) Get(ctx context.Context, id wire.ID) (*wire.Session, error) {
+	if s.closed.Load() {
+		return nil, store.ErrClosed
+	}
+	if v, ok := s.cache.Get(cacheKey(id)); ok && v.ID == id {
+		return v, nil
+	}
+	// Fill under the stripe lock: a writer holds it from its commit to its
+	// cache update, so an older state read here cannot overwrite a newer one.
+	mu := s.lock(id)
+	mu.Lock()
+	defer mu.Unlock()
+	return s.getLocked(id)
+}
+
+func (s *Store) getLocked(id wire.ID) (*wire.Session, error) {
+	if v, ok := s.cache.Get(cacheKey(id)); ok && v.ID == id {
+		return v, nil
+	}
+	v, err := s.read(id)
+	if err != nil {
+		return nil, err
+	}
+	s.cacheSet(v)
+	return v, nil
+}
+
+func (s *Store) read(id wire.ID) (*wire.Session, error) {
+	b, closer, err := s.db.Get(sessionKey(id))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, fmt.Errorf("cannot get %s: %w", id, store.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("cannot get %s: %w", id, err)
+	}
+	defer closer.Close()
+	v := new(wire.Session)
+	if err := wire.DecodeSession(b, v); err != nil {
+		return nil, fmt.Errorf("cannot decode stored session %s: %w", id, err)
+	}
+	return v, nil
+}
+
+func (s *Store) cacheSet(v *wire.Session) {
+	// Delete first: ristretto applies a Set of a key it does not hold through
+	// a buffer, after any earlier queued Set of the same key, and would keep
+	// the older value; the Del is queued in between.
+	k := cacheKey(v.ID)
+	s.cache.Del(k)
+	s.cache.Set(k, v, int64(wire.SessionSize(v))+200)
+}
+
+// Commit writes c in one synced Pebble batch under the session's lock.
+func (s *Store) Commit(ctx context.Context, c *store.Commit) (uint64, error) {
+	if s.closed.Load() {
+		return 0, store.ErrClosed
+	}
+	d := c.Delta
+	if c.Session == nil || c.Session.ID != d.ID || c.Session.Version != d.Version {
+		return 0, fmt.Errorf("commit for %s: session does not match its delta", d.ID)
+	}
+	mu := s.lock(d.ID)
+	mu.Lock()
+	defer mu.Unlock()
+	cur, err := s.getLocked(d.ID)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		if d.BaseVersion != 0 {
+			return 0, fmt.Errorf("cannot commit %s@%d: %w (session unknown)", d.ID, d.BaseVersion, store.ErrConflict)
+		}
+		cur = nil
+	case err != nil:
+		return 0, err
+	case cur.Version != d.BaseVersion:
+		return 0, fmt.Errorf("cannot commit %s@%d: %w (stored %d)", d.ID, d.BaseVersion, store.ErrConflict, cur.Version)
+	}
+	next := c.Session
+	b := s.db.NewBatch()
+	defer b.Close()
+	b.Set(sessionKey(next.ID), wire.AppendSession(make([]byte, 0, 512), next), nil)
+	s.indexes(b, cur, next)
+	for _, body := range c.Outbox {
+		b.Set(outboxKey(s.outSeq.Add(1)), body, nil)
+	}
+	seq := s.seq.Add(1)
+	b.Set(logKey(seq), wire.AppendDelta(nil, d), nil)
+	err = s.db.Apply(b, s.wo)
+	s.pub.done(seq)
+	if err != nil {
+		s.cache.Del(cacheKey(d.ID))
+		return 0, fmt.Errorf("cannot commit %s: %w", d.ID, err)
+	}
+	s.cacheSet(next)
+	switch {
+	case cur == nil && next.Ended == 0:
+		s.live.Add(1)
+	case cur != nil && cur.Ended == 0 && next.Ended != 0:
+		s.live.Add(-1)
+	}
+	if len(c.Outbox) > 0 {
+		select {
+		case s.outNote <- struct{}{}:
+		default:
+		}
+	}
+	return seq, nil
+}
+
+// indexes updates the expiry and customer indexes for a change from cur (nil:
+// new) to next.
+func (s *Store) indexes(b *pebble.Batch, cur, next *wire.Session) {
+	var oldDue int64
+	var oldCID string
+	if cur != nil {
+		oldDue = store.DueAt(cur, s.tombstoneTTL)
+		oldCID = cur.CustomerID()
+	}
+	newDue := store.DueAt(next, s.tombstoneTTL)
+	if oldDue != newDue {
+		if oldDue != 0 {
+			b.Delete(dueKey(oldDue, next.ID), nil)
+		}
+		if newDue != 0 {
+			b.Set(dueKey(newDue, next.ID), nil, nil)
+		}
+	}
+	newCID := next.CustomerID()
+	if oldCID != newCID {
+		if oldCID != "" {
+			b.Delete(customerKey(oldCID, next.ID), nil)
+		}
+		if newCID != "" {
+			b.Set(customerKey(newCID, next.ID), nil, nil)
+		}
+	}
+}
+
+// Touch moves LastSeen and IdleDeadline forward without a new version.
+// Touches are written without fsync: losing the last ones in a crash only
+// makes a session look idle a little earlier.
+func (s *Store) Touch(ctx context.Context, id wire.ID, lastSeen, idle int64) (*wire.Session, error) {
+	if s.closed.Load() {
+		return nil, store.ErrClosed
+	}
+	mu := s.lock(id)
+	mu.Lock()
+	defer mu.Unlock()
+	cur, err := s.getLocked(id)
+	if err != nil {
+		return nil, err
+	}
+	if cur.Ended != 0 || (lastSeen <= cur.LastSeen && (idle == 0 || idle <= cur.IdleDeadline)) {
+		return cur, nil
+	}
+	next := cur.Clone()
+	if lastSeen > next.LastSeen {
+		next.LastSeen = lastSeen
+	}
+	if idle > next.IdleDeadline && next.IdleDeadline != 0 {
+		next.IdleDeadline = idle
+	}
+	b := s.db.NewBatch()
+	defer b.Close()
+	b.Set(sessionKey(id), wire.AppendSession(nil, next), nil)
+	s.indexes(b, cur, next)
+	if err := s.db.Apply(b, pebble.NoSync); err != nil {
+		s.cache.Del(cacheKey(id))
+		return nil, fmt.Errorf("cannot touch %s: %w", id, err)
+	}
+	s.cacheSet(next)
+	return next, nil
+}
+
+// Purge deletes a tombstone and its index entries.
+func (s *Store) Purge(ctx context.Context, id wire.ID, version uint64) error {
+	if s.closed.Load() {
+		return store.ErrClosed
+	}
+	mu := s.lock(id)
+	mu.Lock()
+	defer mu.Unlock()
+	cur, err := s.getLocked(id)
+	if err != nil {
+		return err
+	}
+	if cur.Version != version {
+		return fmt.Errorf("cannot purge %s@%d: %w", id, version, store.ErrConflict)
+	}
+	b := s.db.NewBatch()
+	defer b.Close()
+	b.Delete(sessionKey(id), nil)
+	if due := store.DueAt(cur, s.tombstoneTTL); due != 0 {
+		b.Delete(dueKey(due, id), nil)
+	}
+	if cid := cur.CustomerID(); cid != "" {
+		b.Delete(customerKey(cid, id), nil)
+	}
+	if err := s.db.Apply(b, s.wo); err != nil {
+		return fmt.Errorf("cannot purge %s: %w", id, err)
+	}
+	s.cache.Del(cacheKey(id))
+	if cur.Ended == 0 {
+		s.live.Add(-1)
+	}
+	return nil
+}
+
+// ChangesAfter returns up to limit deltas after cursor, never past the
+// published head, so a reader never skips a delta still being committed.
+func (s *Store) ChangesAfter(ctx context.Context, cursor uint64, limit int) (store.Batch, error) {
+	if s.closed.Load() {
+		return store.Batch{}, store.ErrClosed
+	}
+	head := s.Head()
+	if cursor > head || cursor+1 < s.first.Load() {
+		return store.Batch{Cursor: head, Reset: true}, nil
+	}
+	bt := store.Batch{Cursor: cursor}
+	if cursor == head || limit <= 0 {
+		return bt, nil
+	}
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: logKey(cursor + 1), UpperBound: logKey(head + 1)})
+	if err != nil {
+		return bt, err
+	}
+	defer it.Close()
+	for ok := it.First(); ok && len(bt.Deltas) < limit; ok = it.Next() {
+		var d wire.Delta
+		if err := wire.DecodeDelta(it.Value(), &d); err != nil {
+			return bt, fmt.Errorf("cannot decode change-log entry: %w", err)
+		}
+		bt.Deltas = append(bt.Deltas, d)
+		bt.Cursor = binary.BigEndian.Uint64(it.Key()[1:9])
+	}
+	// Pruning may have raced past the cursor while we read: the answer would
+	// silently miss deltas, so report a reset instead.
+	if cursor+1 < s.first.Load() {
+		return store.Batch{Cursor: head, Reset: true}, nil
+	}
+	return bt, it.Error()
+}
+
+// Head returns the newest published cursor.
+func (s *Store) Head() uint64 {
+	s.pub.mu.Lock()
+	defer s.pub.mu.Unlock()
+	return s.pub.head
+}
+
+// WaitChanges blocks until the head passes cursor or ctx is done.
+func (s *Store) WaitChanges(ctx context.Context, cursor uint64) error {
+	for {
+		s.pub.mu.Lock()
+		head, ch := s.pub.head, s.pub.ch
+		s.pub.mu.Unlock()
+		if head > cursor {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-s.stop:
+			return store.ErrClosed
+		}
+	}
+}
+
+// Expiring scans the expiry index up to before.
+func (s *Store) Expiring(ctx context.Context, before int64, limit int) ([]store.Due, error) {
+	if s.closed.Load() {
+		return nil, store.ErrClosed
+	}
+	upper := make([]byte, 9)
+	upper[0] = 'x'
+	binary.BigEndian.PutUint64(upper[1:], uint64(before))
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{'x'}, UpperBound: upper})
+	if err != nil {
+		return nil, err
+	}
+	defer it.Close()
+	var out []store.Due
+	for ok := it.First(); ok && len(out) < limit; ok = it.Next() {
+		k := it.Key()
+		var d store.Due
+		d.At = int64(binary.BigEndian.Uint64(k[1:9]))
+		copy(d.ID[:], k[9:25])
+		out = append(out, d)
+	}
+	return out, it.Error()
+}
+
+// CustomerSessions scans the customer index.
+func (s *Store) CustomerSessions(ctx context.Context, cid string) ([]wire.ID, error) {
+	if s.closed.Load() {
+		return nil, store.ErrClosed
+	}
+	p := customerPrefix(cid)
+	upper := append(append([]byte(nil), p...), 0xff)
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: upper})
+	if err != nil {
+		return nil, err
+	}
+	defer it.Close()
+	var ids []wire.ID
+	for ok := it.First(); ok; ok = it.Next() {
+		k := it.Key()
+		if len(k) != len(p)+16 {
+			continue
+		}
+		var id wire.ID
+		copy(id[:], k[len(p):])
+		ids = append(ids, id)
+	}
+	return ids, it.Error()
+}
+
+// OutboxPending returns outbox entries after seq.
+func (s *Store) OutboxPending(ctx context.Context, after uint64, limit int) ([]store.OutboxEntry, error) {
+	if s.closed.Load() {
+		return nil, store.ErrClosed
+	}
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: outboxKey(after + 1), UpperBound: []byte{'p'}})
+	if err != nil {
+		return nil, err
+	}
+	defer it.Close()
+	var out []store.OutboxEntry
+	for ok := it.First(); ok && len(out) < limit; ok = it.Next() {
+		out = append(out, store.OutboxEntry{
+			Seq:  binary.BigEndian.Uint64(it.Key()[1:9]),
+			Body: append([]byte(nil), it.Value()...),
+		})
+	}
+	return out, it.Error()
+}
+
+// OutboxDone deletes a delivered entry.
+func (s *Store) OutboxDone(ctx context.Context, seq uint64) error {
+	if s.closed.Load() {
+		return store.ErrClosed
+	}
+	return s.db.Delete(outboxKey(seq), pebble.NoSync)
+}
+
+// OutboxNotify signals commits that added outbox entries.
+func (s *Store) OutboxNotify() <-chan struct{} { return s.outNote }
+
+// Stats returns the live-session count and the log bounds.
+func (s *Store) Stats() store.Stats {
+	return store.Stats{LiveSessions: s.live.Load(), Head: s.Head(), OldestCursor: s.first.Load() - 1}
+}
+
+// pruneLoop keeps the change log within its retention.
+func (s *Store) pruneLoop() {
+	defer close(s.pruneDone)
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+			s.prune()
+		}
+	}
+}
+
+func (s *Store) prune() {
+	head := s.Head()
+	if head <= s.retention {
+		return
+	}
+	newFirst := head - s.retention + 1
+	first := s.first.Load()
+	if newFirst <= first {
+		return
+	}
+	// Publish the new bound before deleting, so a concurrent reader that
+	// finds entries missing also finds its cursor out of retention.
+	s.first.Store(newFirst)
+	if err := s.db.DeleteRange(logKey(first), logKey(newFirst), pebble.NoSync); err != nil {
+		return
+	}
+}
+
+// Close stops background work and closes the database.
+func (s *Store) Close() error {
+	if !s.closed.CompareAndSwap(false, true) {
+		return nil
+	}
+	close(s.stop)
+	<-s.pruneDone
+	// Taking every stripe waits for commits in flight.
+	for i := range s.locks {
+		s.locks[i].Lock()
+	}
+	s.cache.Close()
+	err := s.db.Close()
+	for i := range s.locks {
+		s.locks[i].Unlock()
+	}
+	return err
+}
+
+// publisher tracks the head cursor readers may see: the highest sequence
+// below which every allocated sequence has finished committing. Sequences are
+// allocated before the Pebble commit, and concurrent commits can finish out of
+// order; publishing only a gap-free prefix keeps a reader from moving its
+// cursor past a delta that becomes visible later.
+type publisher struct {
+	mu      sync.Mutex
+	head    uint64
+	pending map[uint64]struct{}
+	ch      chan struct{} // closed and replaced when head advances
+}
+
+func (p *publisher) done(seq uint64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if seq != p.head+1 {
+		if p.pending == nil {
+			p.pending = make(map[uint64]struct{})
+		}
+		p.pending[seq] = struct{}{}
+		return
+	}
+	p.head = seq
+	for {
+		if _, ok := p.pending[p.head+1]; !ok {
+			break
+		}
+		delete(p.pending, p.head+1)
+		p.head++
+	}
+	close(p.ch)
+	p.ch = make(chan struct{})
+}
+
+type quietLogger struct{}
+
+func (quietLogger) Infof(string, ...interface{})  {}
+func (quietLogger) Errorf(string, ...interface{}) {}
+func (quietLogger) Fatalf(format string, args ...interface{}) {
+	panic(fmt.Sprintf(format, args...))
+}
+
+var _ store.Store = (*Store)(nil)

@@ -1,0 +1,116 @@
+package pebble
+
+import (
+	"context"
+	"testing"
+
+	"github.com/sessionedge/sessionedge/origin/store"
+	"github.com/sessionedge/sessionedge/origin/store/storetest"
+	"github.com/sessionedge/sessionedge/sdk/wire"
+)
+
+func TestConformance(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) store.Store {
+		s, err := Open(Config{Dir: t.TempDir(), CacheBytes: 8 << 20, BlockCacheBytes: 8 << 20})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	})
+}
+
+func commitNew(t *testing.T, s *Store, id wire.ID) {
+	t.Helper()
+	d := &wire.Delta{ID: id, Version: 1, At: 1, Ops: []wire.Op{{Code: wire.OpStart, Kind: wire.KindAnonymous, Generation: 1}}}
+	next, err := wire.Apply(nil, d, &wire.DefaultLimits)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Commit(context.Background(), &store.Commit{Delta: d, Session: next, Outbox: [][]byte{[]byte("x")}}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestReopen checks that sessions, the cursor and the outbox survive a
+// close and reopen.
+func TestReopen(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(Config{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []wire.ID
+	for i := 0; i < 10; i++ {
+		id, _ := wire.NewID()
+		ids = append(ids, id)
+		commitNew(t, s, id)
+	}
+	head := s.Head()
+	s.Close()
+	s, err = Open(Config{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if s.Head() != head {
+		t.Fatalf("head %d after reopen, want %d", s.Head(), head)
+	}
+	for _, id := range ids {
+		if _, err := s.Get(context.Background(), id); err != nil {
+			t.Fatalf("Get(%s) after reopen: %v", id, err)
+		}
+	}
+	if got := s.Stats().LiveSessions; got != 10 {
+		t.Fatalf("live %d after reopen, want 10", got)
+	}
+	es, _ := s.OutboxPending(context.Background(), 0, 100)
+	if len(es) != 10 {
+		t.Fatalf("outbox has %d entries after reopen, want 10", len(es))
+	}
+	commitNew(t, s, wire.ID{1})
+	if s.Head() != head+1 {
+		t.Fatalf("cursor did not continue: %d after %d", s.Head(), head)
+	}
+}
+
+// TestRetention checks that a cursor older than the retained log gets a reset.
+func TestRetention(t *testing.T) {
+	s, err := Open(Config{Dir: t.TempDir(), Retention: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for i := 0; i < 20; i++ {
+		id, _ := wire.NewID()
+		commitNew(t, s, id)
+	}
+	s.prune()
+	bt, err := s.ChangesAfter(context.Background(), 2, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bt.Reset || bt.Cursor != s.Head() {
+		t.Fatalf("old cursor: %+v, want reset at %d", bt, s.Head())
+	}
+	bt, _ = s.ChangesAfter(context.Background(), s.Head()-5, 100)
+	if bt.Reset || len(bt.Deltas) != 5 {
+		t.Fatalf("retained cursor: reset %v, %d deltas, want 5", bt.Reset, len(bt.Deltas))
+	}
+}
+
+// TestGetHitAllocs proves a cache hit allocates nothing.
+func TestGetHitAllocs(t *testing.T) {
+	s, err := Open(Config{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	id, _ := wire.NewID()
+	commitNew(t, s, id)
+	s.cache.Wait()
+	ctx := context.Background()
+	if n := testing.AllocsPerRun(1000, func() { s.Get(ctx, id) }); n != 0 {
+		t.Fatalf("Get on a cache hit allocates %.1f times", n)
+	}
+}

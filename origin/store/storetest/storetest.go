@@ -1,0 +1,396 @@
+// Package storetest is the conformance suite every store.Store backend
+// passes: storetest.Run(t, newStore).
+package storetest
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sessionedge/sessionedge/origin/store"
+	"github.com/sessionedge/sessionedge/sdk/wire"
+)
+
+// Run runs the suite. newStore returns a fresh, empty store for each subtest
+// and arranges its cleanup with t.Cleanup.
+func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
+	tests := []struct {
+		name string
+		fn   func(t *testing.T, st store.Store)
+	}{
+		{"GetUnknown", testGetUnknown},
+		{"CreateAndGet", testCreateAndGet},
+		{"Conflict", testConflict},
+		{"ChangeLogOrder", testChangeLogOrder},
+		{"FutureCursorResets", testFutureCursor},
+		{"WaitChanges", testWaitChanges},
+		{"Touch", testTouch},
+		{"ExpiryIndex", testExpiryIndex},
+		{"CustomerIndex", testCustomerIndex},
+		{"Outbox", testOutbox},
+		{"Purge", testPurge},
+		{"ConcurrentCAS", testConcurrentCAS},
+		{"Stats", testStats},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) { tc.fn(t, newStore(t)) })
+	}
+}
+
+var ctx = context.Background()
+
+func newID(t *testing.T) wire.ID {
+	t.Helper()
+	id, err := wire.NewID()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+// commit applies ops to the stored state of id (nil when unknown) and
+// commits the result.
+func commit(t *testing.T, st store.Store, id wire.ID, at int64, outbox [][]byte, ops ...wire.Op) (*wire.Session, uint64) {
+	t.Helper()
+	cur, err := st.Get(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		cur = nil
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	d := &wire.Delta{ID: id, At: at, Ops: ops}
+	if cur != nil {
+		d.BaseVersion = cur.Version
+	}
+	d.Version = d.BaseVersion + 1
+	next, err := wire.Apply(cur, d, &wire.DefaultLimits)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cursor, err := st.Commit(ctx, &store.Commit{Delta: d, Session: next, Outbox: outbox})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return next, cursor
+}
+
+func start(kind wire.Kind, idle, hard int64) wire.Op {
+	return wire.Op{Code: wire.OpStart, Kind: kind, Generation: 1, Idle: idle, Hard: hard}
+}
+
+func setAttr(key string, v wire.Value) wire.Op {
+	return wire.Op{Code: wire.OpSetAttr, NS: wire.NamespaceCustom, Key: key, Value: v}
+}
+
+func testGetUnknown(t *testing.T, st store.Store) {
+	if _, err := st.Get(ctx, newID(t)); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("Get(unknown) = %v, want ErrNotFound", err)
+	}
+	if _, err := st.Touch(ctx, newID(t), 1, 2); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("Touch(unknown) = %v, want ErrNotFound", err)
+	}
+}
+
+func testCreateAndGet(t *testing.T, st store.Store) {
+	id := newID(t)
+	want, _ := commit(t, st, id, 1000, nil, start(wire.KindAnonymous, 5000, 9000),
+		setAttr("color", wire.Text("red")), wire.Op{Code: wire.OpSetField, Field: wire.FieldCurrency, Value: wire.Text("EUR")})
+	got, err := st.Get(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !got.Equal(want) {
+		t.Fatalf("Get = %+v, want %+v", got, want)
+	}
+	want2, _ := commit(t, st, id, 2000, nil, setAttr("size", wire.Int(42)))
+	got, _ = st.Get(ctx, id)
+	if !got.Equal(want2) || got.Version != 2 {
+		t.Fatalf("after second commit Get = %+v, want %+v", got, want2)
+	}
+}
+
+func testConflict(t *testing.T, st store.Store) {
+	id := newID(t)
+	s1, _ := commit(t, st, id, 1000, nil, start(wire.KindAnonymous, 0, 0))
+	tests := []struct {
+		name string
+		base uint64
+	}{
+		{"create over existing", 0},
+		{"stale base", 5},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			d := &wire.Delta{ID: id, BaseVersion: tc.base, Version: tc.base + 1, At: 2000, Ops: []wire.Op{setAttr("a", wire.Int(1))}}
+			next := s1.Clone()
+			next.Version = d.Version
+			if _, err := st.Commit(ctx, &store.Commit{Delta: d, Session: next}); !errors.Is(err, store.ErrConflict) {
+				t.Fatalf("Commit = %v, want ErrConflict", err)
+			}
+		})
+	}
+	t.Run("unknown with base", func(t *testing.T) {
+		other := newID(t)
+		d := &wire.Delta{ID: other, BaseVersion: 3, Version: 4, At: 1, Ops: []wire.Op{setAttr("a", wire.Int(1))}}
+		if _, err := st.Commit(ctx, &store.Commit{Delta: d, Session: &wire.Session{ID: other, Kind: wire.KindAnonymous, Version: 4}}); !errors.Is(err, store.ErrConflict) {
+			t.Fatalf("Commit = %v, want ErrConflict", err)
+		}
+	})
+	got, _ := st.Get(ctx, id)
+	if got.Version != 1 {
+		t.Fatalf("failed commits changed the session: version %d", got.Version)
+	}
+}
+
+func testChangeLogOrder(t *testing.T, st store.Store) {
+	h0 := st.Head()
+	a, b := newID(t), newID(t)
+	var cursors []uint64
+	for i := 0; i < 3; i++ {
+		for _, id := range []wire.ID{a, b} {
+			ops := []wire.Op{setAttr("n", wire.Int(int64(i)))}
+			if i == 0 {
+				ops = append([]wire.Op{start(wire.KindAnonymous, 0, 0)}, ops...)
+			}
+			_, c := commit(t, st, id, int64(1000+i), nil, ops...)
+			cursors = append(cursors, c)
+		}
+	}
+	for i := 1; i < len(cursors); i++ {
+		if cursors[i] <= cursors[i-1] {
+			t.Fatalf("cursors not increasing: %v", cursors)
+		}
+	}
+	if st.Head() != cursors[len(cursors)-1] {
+		t.Fatalf("Head = %d, want %d", st.Head(), cursors[len(cursors)-1])
+	}
+	bt, err := st.ChangesAfter(ctx, h0, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bt.Reset || len(bt.Deltas) != 4 || bt.Cursor != cursors[3] {
+		t.Fatalf("first page: reset %v, %d deltas, cursor %d; want 4 deltas up to %d", bt.Reset, len(bt.Deltas), bt.Cursor, cursors[3])
+	}
+	bt2, err := st.ChangesAfter(ctx, bt.Cursor, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	all := append(bt.Deltas, bt2.Deltas...)
+	if len(all) != 6 || bt2.Cursor != st.Head() {
+		t.Fatalf("got %d deltas, cursor %d", len(all), bt2.Cursor)
+	}
+	last := map[wire.ID]uint64{}
+	for _, d := range all {
+		if d.BaseVersion != last[d.ID] {
+			t.Fatalf("delta of %s at base %d after version %d: per-session order broken", d.ID, d.BaseVersion, last[d.ID])
+		}
+		last[d.ID] = d.Version
+	}
+	bt3, _ := st.ChangesAfter(ctx, st.Head(), 100)
+	if len(bt3.Deltas) != 0 || bt3.Reset || bt3.Cursor != st.Head() {
+		t.Fatalf("at head: %+v", bt3)
+	}
+}
+
+func testFutureCursor(t *testing.T, st store.Store) {
+	commit(t, st, newID(t), 1, nil, start(wire.KindAnonymous, 0, 0))
+	bt, err := st.ChangesAfter(ctx, st.Head()+1000, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bt.Reset || bt.Cursor != st.Head() {
+		t.Fatalf("future cursor: %+v, want reset at head %d", bt, st.Head())
+	}
+}
+
+func testWaitChanges(t *testing.T, st store.Store) {
+	h := st.Head()
+	done := make(chan error, 1)
+	go func() {
+		c, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		done <- st.WaitChanges(c, h)
+	}()
+	time.Sleep(20 * time.Millisecond)
+	commit(t, st, newID(t), 1, nil, start(wire.KindAnonymous, 0, 0))
+	if err := <-done; err != nil {
+		t.Fatalf("WaitChanges = %v", err)
+	}
+	c, cancel := context.WithTimeout(ctx, 30*time.Millisecond)
+	defer cancel()
+	if err := st.WaitChanges(c, st.Head()); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("WaitChanges at head = %v, want deadline exceeded", err)
+	}
+}
+
+func testTouch(t *testing.T, st store.Store) {
+	id := newID(t)
+	commit(t, st, id, 1000, nil, start(wire.KindAnonymous, 5000, 100000))
+	h := st.Head()
+	s, err := st.Touch(ctx, id, 3000, 8000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Version != 1 || s.LastSeen != 3000 || s.IdleDeadline != 8000 {
+		t.Fatalf("after touch: %+v", s)
+	}
+	if s, _ = st.Touch(ctx, id, 2000, 6000); s.LastSeen != 3000 || s.IdleDeadline != 8000 {
+		t.Fatalf("an older touch moved the session back: %+v", s)
+	}
+	if st.Head() != h {
+		t.Fatalf("touch wrote to the change log")
+	}
+	due, _ := st.Expiring(ctx, 100000, 10)
+	if len(due) != 1 || due[0].At != 8000 {
+		t.Fatalf("expiry index after touch: %+v", due)
+	}
+}
+
+func testExpiryIndex(t *testing.T, st store.Store) {
+	a, b, c, sh := newID(t), newID(t), newID(t), newID(t)
+	commit(t, st, a, 0, nil, start(wire.KindAnonymous, 3000, 9000))
+	commit(t, st, b, 0, nil, start(wire.KindAnonymous, 1000, 9000))
+	commit(t, st, c, 0, nil, start(wire.KindAnonymous, 0, 0))
+	commit(t, st, sh, 0, nil, start(wire.KindShared, 500, 0))
+	due, err := st.Expiring(ctx, 2500, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(due) != 1 || due[0].ID != b || due[0].At != 1000 {
+		t.Fatalf("Expiring(2500) = %+v, want only b at 1000", due)
+	}
+	// Ending b moves its entry to its purge time (hard deadline).
+	commit(t, st, b, 1500, nil, wire.Op{Code: wire.OpEnd, Reason: wire.EndAbandoned})
+	due, _ = st.Expiring(ctx, 10000, 10)
+	want := []store.Due{{ID: a, At: 3000}, {ID: b, At: 9000}}
+	if len(due) != 2 || due[0] != want[0] || due[1].ID != b {
+		t.Fatalf("Expiring(10000) = %+v, want %+v", due, want)
+	}
+	if due, _ = st.Expiring(ctx, 10000, 1); len(due) != 1 {
+		t.Fatalf("limit ignored: %d entries", len(due))
+	}
+}
+
+func testCustomerIndex(t *testing.T, st store.Store) {
+	a, b := newID(t), newID(t)
+	for _, id := range []wire.ID{a, b} {
+		commit(t, st, id, 0, nil, start(wire.KindAnonymous, 0, 0))
+		commit(t, st, id, 1, nil, wire.Op{Code: wire.OpLogin, CustomerID: "c-1", Generation: 2})
+	}
+	ids, err := st.CustomerSessions(ctx, "c-1")
+	if err != nil || len(ids) != 2 {
+		t.Fatalf("CustomerSessions = %v, %v; want 2", ids, err)
+	}
+	if ids, _ = st.CustomerSessions(ctx, "c-"); len(ids) != 0 {
+		t.Fatalf("prefix of a customer id matched: %v", ids)
+	}
+	commit(t, st, a, 2, nil, wire.Op{Code: wire.OpLogout, Generation: 3})
+	commit(t, st, b, 2, nil, wire.Op{Code: wire.OpEnd, Reason: wire.EndRevoked})
+	if ids, _ = st.CustomerSessions(ctx, "c-1"); len(ids) != 0 {
+		t.Fatalf("after logout and end: %v", ids)
+	}
+}
+
+func testOutbox(t *testing.T, st store.Store) {
+	id := newID(t)
+	commit(t, st, id, 0, [][]byte{[]byte("one"), []byte("two")}, start(wire.KindAnonymous, 0, 0))
+	select {
+	case <-st.OutboxNotify():
+	case <-time.After(time.Second):
+		t.Fatal("no outbox notification")
+	}
+	es, err := st.OutboxPending(ctx, 0, 10)
+	if err != nil || len(es) != 2 || string(es[0].Body) != "one" || string(es[1].Body) != "two" {
+		t.Fatalf("OutboxPending = %+v, %v", es, err)
+	}
+	if es2, _ := st.OutboxPending(ctx, es[0].Seq, 10); len(es2) != 1 {
+		t.Fatalf("after first: %d entries", len(es2))
+	}
+	if err := st.OutboxDone(ctx, es[0].Seq); err != nil {
+		t.Fatal(err)
+	}
+	if es, _ = st.OutboxPending(ctx, 0, 10); len(es) != 1 || string(es[0].Body) != "two" {
+		t.Fatalf("after done: %+v", es)
+	}
+}
+
+func testPurge(t *testing.T, st store.Store) {
+	id := newID(t)
+	commit(t, st, id, 0, nil, start(wire.KindAnonymous, 0, 5000))
+	s, _ := commit(t, st, id, 1, nil, wire.Op{Code: wire.OpEnd, Reason: wire.EndAbandoned})
+	if err := st.Purge(ctx, id, s.Version-1); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("Purge(stale) = %v, want ErrConflict", err)
+	}
+	if err := st.Purge(ctx, id, s.Version); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Get(ctx, id); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("Get after purge = %v", err)
+	}
+	if due, _ := st.Expiring(ctx, 1<<62, 10); len(due) != 0 {
+		t.Fatalf("index entries left after purge: %+v", due)
+	}
+}
+
+// testConcurrentCAS runs writers that read, apply and compare-and-set the
+// same session; every write must land exactly once.
+func testConcurrentCAS(t *testing.T, st store.Store) {
+	id := newID(t)
+	commit(t, st, id, 0, nil, start(wire.KindAnonymous, 0, 0))
+	const writers, each = 16, 10
+	var wg sync.WaitGroup
+	errs := make(chan error, writers)
+	for w := 0; w < writers; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for i := 0; i < each; i++ {
+				for {
+					cur, err := st.Get(ctx, id)
+					if err != nil {
+						errs <- err
+						return
+					}
+					d := &wire.Delta{ID: id, BaseVersion: cur.Version, Version: cur.Version + 1, At: 1,
+						Ops: []wire.Op{setAttr(string(rune('a'+w))+"-"+string(rune('a'+i)), wire.Int(1))}}
+					next, err := wire.Apply(cur, d, &wire.DefaultLimits)
+					if err != nil {
+						errs <- err
+						return
+					}
+					if _, err = st.Commit(ctx, &store.Commit{Delta: d, Session: next}); err == nil {
+						break
+					} else if !errors.Is(err, store.ErrConflict) {
+						errs <- err
+						return
+					}
+				}
+			}
+		}(w)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	s, _ := st.Get(ctx, id)
+	if s.Version != 1+writers*each || len(s.Attrs[wire.NamespaceCustom]) != writers*each {
+		t.Fatalf("version %d with %d attrs, want %d and %d", s.Version, len(s.Attrs[wire.NamespaceCustom]), 1+writers*each, writers*each)
+	}
+}
+
+func testStats(t *testing.T, st store.Store) {
+	before := st.Stats().LiveSessions
+	a, b := newID(t), newID(t)
+	commit(t, st, a, 0, nil, start(wire.KindAnonymous, 0, 0))
+	commit(t, st, b, 0, nil, start(wire.KindAnonymous, 0, 0))
+	commit(t, st, b, 1, nil, wire.Op{Code: wire.OpEnd, Reason: wire.EndAbandoned})
+	if got := st.Stats().LiveSessions - before; got != 1 {
+		t.Fatalf("live sessions grew by %d, want 1", got)
+	}
+	if st.Stats().Head != st.Head() {
+		t.Fatalf("Stats.Head %d != Head %d", st.Stats().Head, st.Head())
+	}
+}

@@ -1,0 +1,68 @@
+//go:build wasip1
+
+package main
+
+import (
+	"unsafe"
+
+	"github.com/sessionedge/sessionedge/wasm/internal/abi"
+)
+
+// The proxy-wasm ABI v0.2.1 callbacks. Every signature uses 32-bit integers
+// and bool only: Go's int is 64 bits on GOARCH=wasm and 32 bits in TinyGo.
+
+//go:wasmexport proxy_abi_version_0_2_1
+func proxyABIVersion0_2_1() {}
+
+//go:wasmexport proxy_on_memory_allocate
+func proxyOnMemoryAllocate(size uint32) unsafe.Pointer { return abi.Allocate(size) }
+
+//go:wasmexport proxy_on_context_create
+func proxyOnContextCreate(id, parent uint32) { vm.OnContextCreate(id, parent) }
+
+//go:wasmexport proxy_on_vm_start
+func proxyOnVMStart(root, size uint32) bool { return vm.OnVMStart(root, size) }
+
+//go:wasmexport proxy_on_configure
+func proxyOnConfigure(root, size uint32) bool { return vm.OnConfigure(root, size) }
+
+//go:wasmexport proxy_on_tick
+func proxyOnTick(root uint32) { vm.OnTick(root) }
+
+//go:wasmexport proxy_on_request_headers
+func proxyOnRequestHeaders(id, n uint32, eos bool) uint32 {
+	return uint32(vm.OnRequestHeaders(id, n, eos))
+}
+
+//go:wasmexport proxy_on_request_body
+func proxyOnRequestBody(id, size uint32, eos bool) uint32 {
+	return uint32(vm.OnRequestBody(id, size, eos))
+}
+
+//go:wasmexport proxy_on_request_trailers
+func proxyOnRequestTrailers(id, n uint32) uint32 { return uint32(abi.ActionContinue) }
+
+//go:wasmexport proxy_on_response_headers
+func proxyOnResponseHeaders(id, n uint32, eos bool) uint32 {
+	return uint32(vm.OnResponseHeaders(id, n, eos))
+}
+
+//go:wasmexport proxy_on_response_body
+func proxyOnResponseBody(id, size uint32, eos bool) uint32 { return uint32(abi.ActionContinue) }
+
+//go:wasmexport proxy_on_response_trailers
+func proxyOnResponseTrailers(id, n uint32) uint32 { return uint32(abi.ActionContinue) }
+
+//go:wasmexport proxy_on_http_call_response
+func proxyOnHTTPCallResponse(root, token, nHeaders, bodySize, nTrailers uint32) {
+	vm.OnHTTPCallResponse(root, token, nHeaders, bodySize, nTrailers)
+}
+
+//go:wasmexport proxy_on_done
+func proxyOnDone(id uint32) bool { return vm.OnDone(id) }
+
+//go:wasmexport proxy_on_log
+func proxyOnLog(id uint32) { vm.OnLog(id) }
+
+//go:wasmexport proxy_on_delete
+func proxyOnDelete(id uint32) { vm.OnDelete(id) }

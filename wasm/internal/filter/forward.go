@@ -1,0 +1,216 @@
+package filter
+
+import (
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"strconv"
+
+	"github.com/sessionedge/sessionedge/sdk/wire"
+	"github.com/sessionedge/sessionedge/wasm/internal/abi"
+	"github.com/sessionedge/sessionedge/wasm/internal/config"
+)
+
+// The headers forwarded upstream (/work/contracts.md). Every x-session-*
+// header the client sent is removed before these are added.
+const (
+	hdrID       = "x-session-id"
+	hdrKind     = "x-session-kind"
+	hdrCustomer = "x-session-customer"
+	hdrVersion  = "x-session-version"
+	hdrGen      = "x-session-generation"
+	hdrContext  = "x-session-context"
+	hdrSite     = "x-session-site"
+	hdrCurrency = "x-session-currency"
+	hdrLocation = "x-session-location"
+	hdrLocale   = "x-session-locale"
+	hdrCart     = "x-session-cart"
+	hdrTracking = "x-session-tracking"
+	hdrSegment  = "x-session-segment"
+	hdrStatus   = "x-session-context-status"
+	hdrToken    = "x-session-token"
+	hdrPrefix   = "x-session-"
+)
+
+// The forwarded values computed once per cached entry and site, in the
+// order of fwdNames.
+const (
+	fwdID = iota
+	fwdCustomer
+	fwdVersion
+	fwdContext
+	fwdSite
+	fwdCurrency
+	fwdLocation
+	fwdLocale
+	fwdCart
+	fwdTracking
+	fwdSegment
+	numFwd
+)
+
+var fwdNames = [numFwd]string{hdrID, hdrCustomer, hdrVersion, hdrContext, hdrSite, hdrCurrency, hdrLocation,
+	hdrLocale, hdrCart, hdrTracking, hdrSegment}
+
+// forwarded holds header values in one buffer; end[i] is where value i
+// ends (it starts where value i-1 ended). An empty value is not sent.
+type forwarded struct {
+	buf []byte
+	end [numFwd]int32
+}
+
+func (f *forwarded) value(i int) []byte {
+	start := int32(0)
+	if i > 0 {
+		start = f.end[i-1]
+	}
+	return f.buf[start:f.end[i]]
+}
+
+// withDefaults returns s with unset segment fields taken from site; s itself
+// is returned when nothing is missing, since sessions are immutable values.
+func withDefaults(s *wire.Session, site *config.Site) *wire.Session {
+	defs := [...]struct {
+		f wire.Field
+		v string
+	}{{wire.FieldSiteCode, site.SiteCode}, {wire.FieldCurrency, site.Currency},
+		{wire.FieldTargetLocation, site.TargetLocation}, {wire.FieldLocale, site.Locale}}
+	var out *wire.Session
+	for _, d := range defs {
+		if d.v != "" && s.Fields[d.f].IsZero() {
+			if out == nil {
+				out = s.Clone()
+			}
+			out.Fields[d.f] = wire.Text(d.v)
+		}
+	}
+	if out == nil {
+		return s
+	}
+	return out
+}
+
+// build computes the forwarded values of session s for site, reusing f.buf.
+func (f *forwarded) build(s *wire.Session, site *config.Site, namespaces uint8, scratch []byte) []byte {
+	v := withDefaults(s, site)
+	b := f.buf[:0]
+	mark := func(i int) { f.end[i] = int32(len(b)) }
+	b = s.ID.AppendText(b)
+	mark(fwdID)
+	b = append(b, v.Fields[wire.FieldCustomerID].Text...)
+	mark(fwdCustomer)
+	b = strconv.AppendUint(b, s.Version, 10)
+	mark(fwdVersion)
+	scratch = wire.AppendSessionView(scratch[:0], v, namespaces)
+	b = base64.RawURLEncoding.AppendEncode(b, scratch)
+	mark(fwdContext)
+	b = appendSafe(b, v.Fields[wire.FieldSiteCode].Text)
+	mark(fwdSite)
+	b = appendSafe(b, v.Fields[wire.FieldCurrency].Text)
+	mark(fwdCurrency)
+	b = appendSafe(b, v.Fields[wire.FieldTargetLocation].Text)
+	mark(fwdLocation)
+	b = appendSafe(b, v.Fields[wire.FieldLocale].Text)
+	mark(fwdLocale)
+	b = appendSafe(b, v.Fields[wire.FieldCartID].Text)
+	mark(fwdCart)
+	if t := v.Fields[wire.FieldTrackingAllowed]; t.Type == wire.TypeBool {
+		b = strconv.AppendBool(b, t.BoolValue())
+	}
+	mark(fwdTracking)
+	b = appendSegment(b, v)
+	mark(fwdSegment)
+	f.buf = b
+	return scratch
+}
+
+// appendSegment appends 16 hex characters of SHA-256 over
+// "site\x00currency\x00locale\x00location", the value caches vary on.
+func appendSegment(dst []byte, s *wire.Session) []byte {
+	var in [4 * 64]byte
+	b := in[:0]
+	b = append(b, s.Fields[wire.FieldSiteCode].Text...)
+	b = append(b, 0)
+	b = append(b, s.Fields[wire.FieldCurrency].Text...)
+	b = append(b, 0)
+	b = append(b, s.Fields[wire.FieldLocale].Text...)
+	b = append(b, 0)
+	b = append(b, s.Fields[wire.FieldTargetLocation].Text...)
+	sum := sha256.Sum256(b)
+	return hex.AppendEncode(dst, sum[:8])
+}
+
+// appendSafe appends s, replacing bytes that may not appear in a header
+// value, so a value written through the origin API cannot split headers.
+func appendSafe(dst []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < ' ' && c != '\t' || c == 0x7f {
+			c = '?'
+		}
+		dst = append(dst, c)
+	}
+	return dst
+}
+
+// addForwarded adds the session headers of e (for site) and the per-request
+// ones to the request of the effective stream.
+func (p *Plugin) addForwarded(s *stream, e *entry, site *config.Site, status string) {
+	if e.fwdSite != site || e.fwd.buf == nil {
+		p.scratch = e.fwd.build(e.sess, site, p.cfg.Forward, p.scratch)
+		e.fwdSite = site
+	}
+	for i := 0; i < numFwd; i++ {
+		if v := e.fwd.value(i); len(v) > 0 {
+			abi.AddHeader(abi.MapRequestHeaders, fwdNames[i], v)
+		}
+	}
+	p.addClaimsHeaders(s, status)
+}
+
+// addClaimsHeaders adds the headers that come from the token: kind,
+// generation and the context status.
+func (p *Plugin) addClaimsHeaders(s *stream, status string) {
+	abi.AddHeader(abi.MapRequestHeaders, hdrKind, kindBytes[s.claims.Kind])
+	b := strconv.AppendUint(s.tmp[:0], uint64(s.claims.Generation), 10)
+	abi.AddHeader(abi.MapRequestHeaders, hdrGen, b)
+	abi.AddHeader(abi.MapRequestHeaders, hdrStatus, statusBytes(status))
+}
+
+// addDegraded forwards what is known without the origin: id, kind,
+// generation and the site defaults.
+func (p *Plugin) addDegraded(s *stream, site *config.Site) {
+	b := s.claims.ID.AppendText(s.tmp[:0])
+	abi.AddHeader(abi.MapRequestHeaders, hdrID, b)
+	for _, h := range [...]struct{ k, v string }{{hdrSite, site.SiteCode}, {hdrCurrency, site.Currency},
+		{hdrLocation, site.TargetLocation}, {hdrLocale, site.Locale}} {
+		if h.v != "" {
+			abi.AddHeader(abi.MapRequestHeaders, h.k, []byte(h.v))
+		}
+	}
+	p.addClaimsHeaders(s, statusDegraded)
+}
+
+// The values of x-session-context-status.
+const (
+	statusOK       = "ok"
+	statusNew      = "new"
+	statusDegraded = "degraded"
+)
+
+var (
+	statusOKBytes       = []byte(statusOK)
+	statusNewBytes      = []byte(statusNew)
+	statusDegradedBytes = []byte(statusDegraded)
+	kindBytes           = [4][]byte{nil, []byte("anonymous"), []byte("customer"), []byte("shared")}
+)
+
+func statusBytes(s string) []byte {
+	switch s {
+	case statusNew:
+		return statusNewBytes
+	case statusDegraded:
+		return statusDegradedBytes
+	}
+	return statusOKBytes
+}

@@ -1,0 +1,91 @@
+package filter
+
+import (
+	"github.com/sessionedge/sessionedge/sdk/wire"
+	"github.com/sessionedge/sessionedge/wasm/internal/abi"
+	"github.com/sessionedge/sessionedge/wasm/internal/config"
+)
+
+// Plugin is one root context: a configuration, its caches, and the HTTP
+// calls it has in flight.
+type Plugin struct {
+	id  uint32
+	cfg *config.Config
+
+	tokens   tokenCache
+	sessions sessionCache
+
+	calls    map[uint32]*call  // in-flight HTTP calls by token
+	fetching map[wire.ID]*call // in-flight session fetches, so misses coalesce
+	sync     syncState
+	touches  touchBuffer
+	scratch  []byte // encoding scratch, reused
+	callBuf  []byte // HTTP call headers, reused
+	pathBuf  []byte
+	counters Counters
+}
+
+// Counters count what the filter did, for tests and logs.
+type Counters struct {
+	Requests, Verified, CacheHits, Minted, Reissued, IdleActions, Rejected                 uint64
+	Fetches, Degraded, FailClosed, SyncPolls, SyncApplied, SyncDropped, Resets, TouchPosts uint64
+}
+
+// Counters returns a copy of the plugin's counters.
+func (p *Plugin) Counters() Counters { return p.counters }
+
+// Config returns the active configuration, or nil before configure.
+func (p *Plugin) Config() *config.Config { return p.cfg }
+
+func newPlugin(id uint32) *Plugin {
+	return &Plugin{id: id, calls: map[uint32]*call{}, fetching: map[wire.ID]*call{}}
+}
+
+// maxConfigSize bounds the plugin configuration we are willing to read.
+const maxConfigSize = 1 << 20
+
+func (p *Plugin) configure(size uint32) bool {
+	if size > maxConfigSize {
+		abi.Log(abi.LogError, "sessionedge: plugin configuration larger than 1 MiB")
+		return false
+	}
+	var b []byte
+	if size > 0 {
+		var st abi.Status
+		b, st = abi.GetBufferBytes(abi.BufferPluginConfiguration, 0, size)
+		if st != abi.StatusOK {
+			abi.Log(abi.LogError, "sessionedge: cannot read the plugin configuration")
+			return false
+		}
+	}
+	cfg, err := config.Parse(b)
+	if err != nil {
+		abi.Log(abi.LogError, "sessionedge: invalid plugin configuration: "+err.Error())
+		return false
+	}
+	// A reconfigure keeps nothing: cached sessions might have been built
+	// with other limits, tokens verified with another keyring.
+	p.cfg = cfg
+	p.tokens = newTokenCache(cfg.TokenEntries)
+	p.sessions = newSessionCache(cfg.CacheEntries, cfg.CacheBytes)
+	p.sync.init(cfg)
+	p.touches.reset()
+	tick := uint32(cfg.SyncInterval.Milliseconds() / 4)
+	if tick < 25 {
+		tick = 25
+	}
+	abi.SetTickPeriod(tick)
+	abi.Log(abi.LogInfo, "sessionedge: configured (origin cluster "+cfg.Origin.Cluster+")")
+	return true
+}
+
+// forget detaches a stream that is being deleted from the calls it waits
+// for, so their replies are ignored.
+func (p *Plugin) forget(s *stream) {
+	if s.waiting != nil {
+		s.waiting.detach(s)
+		s.waiting = nil
+	}
+}
+
+func logf(level abi.LogLevel, msg string) { abi.Log(level, "sessionedge: "+msg) }

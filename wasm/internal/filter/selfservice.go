@@ -1,0 +1,123 @@
+package filter
+
+import (
+	"strconv"
+
+	"github.com/sessionedge/sessionedge/sdk/wire"
+	"github.com/sessionedge/sessionedge/wasm/internal/abi"
+)
+
+// maxPatchBody bounds a self-service PATCH body: a session encodes to at
+// most 10 KiB, and JSON is larger than CBOR, but not by this much.
+const maxPatchBody = 32 << 10
+
+func (p *Plugin) onRequestBody(vm *VM, s *stream, size uint32, eos bool) abi.Action {
+	if s.self != selfPatch || s.waiting != nil {
+		return abi.ActionContinue
+	}
+	if size > maxPatchBody {
+		s.self = selfNone
+		return p.replyError(s, 413, "too_large", "body larger than "+strconv.Itoa(maxPatchBody)+" bytes")
+	}
+	if !eos {
+		return abi.ActionPause // the host buffers until the end of the body
+	}
+	body, st := abi.GetBufferBytes(abi.BufferRequestBody, 0, size)
+	if st != abi.StatusOK && size > 0 {
+		return p.replyError(s, 400, "invalid_input", "cannot read the body")
+	}
+	if msg, field := p.checkPatch(body); msg != "" {
+		return p.replyErrorField(s, 400, msg, field)
+	}
+	c := &call{kind: callWrite, id: s.claims.ID, streams: []*stream{s}}
+	if !p.send("PATCH", p.sessionPath(s.claims.ID, "/context?upsert=true"), "application/json", body, c) {
+		return p.replyError(s, 503, "unavailable", "origin unreachable")
+	}
+	s.waiting = c
+	return abi.ActionPause
+}
+
+// checkPatch accepts a JSON merge patch that touches only the public
+// namespace, checked against the limits; it returns a message and the
+// offending field otherwise.
+func (p *Plugin) checkPatch(body []byte) (msg, field string) {
+	v, err := wire.ParseValueJSON(body)
+	if err != nil {
+		return err.Error(), ""
+	}
+	if v.Type != wire.TypeMap {
+		return "the body must be a JSON object", ""
+	}
+	for _, a := range v.Map {
+		if a.Key != "public" {
+			return "only the public namespace can be changed here", a.Key
+		}
+	}
+	if _, err := wire.ContextOps(v, false, &p.cfg.Limits); err != nil {
+		if fe, ok := err.(*wire.FieldError); ok {
+			return fe.Reason, fe.Field
+		}
+		return err.Error(), ""
+	}
+	return "", ""
+}
+
+func (p *Plugin) startDelete(s *stream) abi.Action {
+	key := string(s.selfKey)
+	if err := p.cfg.Limits.ValidateKey("public."+key, key); err != nil {
+		return p.replyErrorField(s, 400, "bad attribute key", "public."+key)
+	}
+	c := &call{kind: callWrite, id: s.claims.ID, streams: []*stream{s}}
+	if !p.send("DELETE", p.sessionPath(s.claims.ID, "/attributes/public/"+key+"?upsert=true"), "", nil, c) {
+		return p.replyError(s, 503, "unavailable", "origin unreachable")
+	}
+	s.waiting = c
+	return abi.ActionPause
+}
+
+// written answers a self-service write once the origin replied.
+func (p *Plugin) written(c *call, status int, body []byte) {
+	if len(c.streams) == 0 {
+		return // the client went away; the write happened anyway
+	}
+	s := c.streams[0]
+	s.waiting = nil
+	abi.SetEffectiveContext(s.id)
+	switch {
+	case status == 200:
+		sess, err := p.decodeOriginSession(c.id, body)
+		if err != nil {
+			logf(abi.LogWarn, "bad session from the origin after a write: "+err.Error())
+			p.sessions.drop(c.id)
+			p.replyError(s, 502, "bad_gateway", "unreadable answer from the origin")
+			return
+		}
+		e := p.sessions.put(sess, stateOrigin)
+		p.replyView(s, e)
+	case status == 0:
+		p.replyError(s, 503, "unavailable", "origin unreachable")
+	case status >= 400 && status < 500:
+		// The origin's error body says what was wrong; pass it on.
+		if len(body) > 0 && len(body) < 4096 && body[0] == '{' {
+			s.out = append(s.out[:0], body...)
+			p.reply(s, uint32(status), "sessionedge_origin", s.out)
+			return
+		}
+		p.replyError(s, uint32(status), "rejected", "the origin rejected the change")
+	default:
+		p.replyError(s, 502, "bad_gateway", "origin error (status "+strconv.Itoa(status)+")")
+	}
+}
+
+// replyErrorField is replyError with the offending field named.
+func (p *Plugin) replyErrorField(s *stream, status uint32, msg, field string) abi.Action {
+	b := append(s.out[:0], `{"error":{"code":"invalid_input","message":`...)
+	b = wire.AppendStringJSON(b, msg)
+	if field != "" {
+		b = append(b, `,"field":`...)
+		b = wire.AppendStringJSON(b, field)
+	}
+	b = append(b, "}}"...)
+	s.out = b
+	return p.reply(s, status, "sessionedge_invalid_input", b)
+}

@@ -1,0 +1,345 @@
+package filter
+
+import (
+	"crypto/rand"
+	"encoding/binary"
+	"strconv"
+
+	"github.com/sessionedge/sessionedge/sdk/wire"
+	"github.com/sessionedge/sessionedge/wasm/internal/abi"
+	"github.com/sessionedge/sessionedge/wasm/internal/config"
+)
+
+// Sync across VMs (docs/filter.md, "Sync with many VMs").
+//
+// Envoy runs one VM per worker, and every VM ticks. One VM at a time holds a
+// lease in shared data and polls the origin's feed once per interval; it
+// publishes each batch into a ring of shared-data slots and advances a head
+// record. Every VM (the leader included) applies batches from the ring in
+// sequence order to its own cache. A VM that finds a gap (a slot already
+// overwritten, or a batch that does not continue from its cursor) drops its
+// cache, which is always safe: the next request refetches. So the origin
+// sees one poll per interval per edge process, whatever the number of VMs.
+//
+// Shared-data values (big-endian integers):
+//
+//	lease:    | nonce (8) | expiry, Unix ms (8) |
+//	head:     | seq (8) | cursor ... |
+//	slot n%R: | seq (8) | len (2) | cursor before | len (2) | cursor after | batch CBOR ... |
+const ringSlots = 16
+
+type syncState struct {
+	keyLease, keyHead string
+	keySlot           [ringSlots]string
+	nonce             [8]byte
+	interval          int64 // ms
+	limit             uint32
+
+	joined              bool   // seq and cursor follow the shared head
+	seq                 uint64 // last batch applied
+	cursor              string // cursor after seq
+	solo                bool   // the host has no shared data: this VM polls for itself
+	polling             bool
+	lastPoll, lastFlush int64
+	buf                 []byte
+}
+
+func (st *syncState) init(cfg *config.Config) {
+	prefix := "sessionedge/sync/" + cfg.Origin.Cluster + "/"
+	st.keyLease, st.keyHead = prefix+"lease", prefix+"head"
+	for i := range st.keySlot {
+		st.keySlot[i] = prefix + "slot" + strconv.Itoa(i)
+	}
+	if _, err := rand.Read(st.nonce[:]); err != nil {
+		logf(abi.LogError, "no randomness for the sync lease nonce: "+err.Error())
+	}
+	st.interval = cfg.SyncInterval.Milliseconds()
+	st.limit = cfg.SyncLimit
+	st.joined, st.seq, st.cursor, st.solo, st.polling = false, 0, "", false, false
+	st.lastPoll, st.lastFlush = 0, 0
+}
+
+func (p *Plugin) tick(vm *VM) {
+	now := abi.NowNanos() / 1e6
+	st := &p.sync
+	if !st.solo {
+		p.follow()
+	}
+	if !st.polling && now-st.lastPoll >= st.interval && (st.solo || p.holdLease(now)) {
+		p.poll(now)
+	}
+	if now-st.lastFlush >= st.interval {
+		st.lastFlush = now
+		p.flushTouches()
+	}
+}
+
+// holdLease renews or takes the poll lease; it reports whether this VM
+// holds it.
+func (p *Plugin) holdLease(now int64) bool {
+	st := &p.sync
+	b, cas, status := abi.GetSharedData(st.keyLease)
+	var val [16]byte
+	copy(val[:8], st.nonce[:])
+	binary.BigEndian.PutUint64(val[8:], uint64(now+3*st.interval))
+	switch status {
+	case abi.StatusOK:
+		if len(b) == 16 && string(b[:8]) == string(st.nonce[:]) {
+			if int64(binary.BigEndian.Uint64(b[8:]))-now >= 2*st.interval {
+				return true
+			}
+		} else if len(b) == 16 && int64(binary.BigEndian.Uint64(b[8:])) > now {
+			return false // another VM holds a live lease
+		}
+	case abi.StatusNotFound:
+		cas = 0
+	default:
+		logf(abi.LogWarn, "shared data unavailable ("+status.Err().Error()+"); this VM polls the origin itself")
+		st.solo = true
+		return true
+	}
+	if rc := abi.SetSharedData(st.keyLease, val[:], cas); rc != abi.StatusOK {
+		return false
+	}
+	// Two VMs that both found the key absent both succeed (the host ignores
+	// the CAS of an absent key); reading back leaves one winner.
+	b, _, status = abi.GetSharedData(st.keyLease)
+	return status == abi.StatusOK && len(b) == 16 && string(b[:8]) == string(st.nonce[:])
+}
+
+// readHead returns the shared head record.
+func (p *Plugin) readHead() (seq uint64, cursor string, cas uint32, ok bool) {
+	b, cas, status := abi.GetSharedData(p.sync.keyHead)
+	if status != abi.StatusOK || len(b) < 8 {
+		return 0, "", 0, false
+	}
+	return binary.BigEndian.Uint64(b), string(b[8:]), cas, true
+}
+
+// follow applies the batches other VMs published since the last one seen.
+func (p *Plugin) follow() {
+	st := &p.sync
+	headSeq, headCursor, _, ok := p.readHead()
+	if !ok {
+		return
+	}
+	if !st.joined {
+		// Entries cached before joining may have missed deltas: start over.
+		st.joined, st.seq, st.cursor = true, headSeq, headCursor
+		p.sessions.clear()
+		return
+	}
+	for st.seq < headSeq {
+		next := st.seq + 1
+		b, _, status := abi.GetSharedData(st.keySlot[next%ringSlots])
+		slotSeq, prev, after, batch, good := parseSlot(b)
+		var bt wire.Batch
+		if good && status == abi.StatusOK && slotSeq == next && prev == st.cursor {
+			good = wire.DecodeBatch(batch, &bt) == nil
+		} else {
+			good = false
+		}
+		if !good {
+			logf(abi.LogInfo, "sync: missed published batches; dropping the session cache")
+			p.counters.Resets++
+			p.sessions.clear()
+			st.seq, st.cursor = headSeq, headCursor
+			return
+		}
+		p.applyBatch(&bt)
+		st.seq, st.cursor = next, after
+	}
+}
+
+func parseSlot(b []byte) (seq uint64, prev, after string, batch []byte, ok bool) {
+	if len(b) < 12 {
+		return
+	}
+	seq = binary.BigEndian.Uint64(b)
+	b = b[8:]
+	n := int(binary.BigEndian.Uint16(b))
+	if len(b) < 2+n+2 {
+		return
+	}
+	prev = string(b[2 : 2+n])
+	b = b[2+n:]
+	m := int(binary.BigEndian.Uint16(b))
+	if len(b) < 2+m {
+		return
+	}
+	after = string(b[2 : 2+m])
+	return seq, prev, after, b[2+m:], true
+}
+
+func (p *Plugin) poll(now int64) {
+	st := &p.sync
+	if !st.solo {
+		seq, cursor, _, ok := p.readHead()
+		if ok && (seq != st.seq || cursor != st.cursor) {
+			return // not caught up yet; follow first
+		}
+	}
+	path := "/v1/sync?limit=" + strconv.FormatUint(uint64(st.limit), 10)
+	if st.cursor != "" {
+		path += "&after=" + queryEscape(st.cursor)
+	}
+	c := &call{kind: callPoll, from: st.cursor}
+	st.lastPoll = now
+	p.counters.SyncPolls++
+	if p.send("GET", path, "", nil, c) {
+		st.polling = true
+	}
+}
+
+func (p *Plugin) polled(vm *VM, c *call, status int, body []byte) {
+	st := &p.sync
+	st.polling = false
+	if status != 200 {
+		logf(abi.LogWarn, "sync poll failed (status "+strconv.Itoa(status)+")")
+		return
+	}
+	st.buf = append(st.buf[:0], body...) // body is invalidated by the shared-data calls below
+	var bt wire.Batch
+	if err := wire.DecodeBatch(st.buf, &bt); err != nil {
+		logf(abi.LogWarn, "sync: bad batch from the origin: "+err.Error())
+		return
+	}
+	if len(bt.Cursor) > 0xffff || len(c.from) > 0xffff {
+		logf(abi.LogWarn, "sync: cursor longer than 64 KiB")
+		return
+	}
+	if st.solo {
+		p.applyBatch(&bt)
+		st.cursor = bt.Cursor
+		return
+	}
+	seq, cursor, cas, ok := p.readHead()
+	if !ok {
+		seq, cursor, cas = 0, "", 0
+	}
+	if seq != st.seq || cursor != c.from {
+		return // another VM published meanwhile; follow picks it up
+	}
+	slot := make([]byte, 0, 12+len(c.from)+len(bt.Cursor)+len(st.buf))
+	slot = binary.BigEndian.AppendUint64(slot, seq+1)
+	slot = binary.BigEndian.AppendUint16(slot, uint16(len(c.from)))
+	slot = append(slot, c.from...)
+	slot = binary.BigEndian.AppendUint16(slot, uint16(len(bt.Cursor)))
+	slot = append(slot, bt.Cursor...)
+	slot = append(slot, st.buf...)
+	if s := abi.SetSharedData(st.keySlot[(seq+1)%ringSlots], slot, 0); s != abi.StatusOK {
+		logf(abi.LogWarn, "sync: cannot publish a batch: "+s.Err().Error())
+		return
+	}
+	head := binary.BigEndian.AppendUint64(slot[:0], seq+1)
+	head = append(head, bt.Cursor...)
+	if s := abi.SetSharedData(st.keyHead, head, cas); s != abi.StatusOK {
+		return
+	}
+	st.joined = true
+	p.applyBatch(&bt)
+	st.seq, st.cursor = seq+1, bt.Cursor
+}
+
+// applyBatch applies a feed batch to the cache. Only cached sessions are
+// touched; a delta that does not continue the cached version drops the
+// entry, and the next request refetches it.
+func (p *Plugin) applyBatch(bt *wire.Batch) {
+	if bt.Reset {
+		p.counters.Resets++
+		p.sessions.clear()
+	}
+	for i := range bt.Deltas {
+		d := &bt.Deltas[i]
+		e := p.sessions.m[d.ID]
+		if e == nil || e.sess.Ended != 0 {
+			continue
+		}
+		base := e.sess
+		if e.state != stateOrigin {
+			base = nil // minted here or unknown there: the origin's start delta creates it
+		} else if d.Version <= base.Version {
+			continue // already part of the fetched state
+		}
+		next, err := wire.Apply(base, d, &p.cfg.Limits)
+		if err != nil {
+			p.counters.SyncDropped++
+			p.sessions.drop(d.ID)
+			continue
+		}
+		p.counters.SyncApplied++
+		p.sessions.put(next, stateOrigin)
+	}
+}
+
+// touchBuffer collects activity for the next touch report, one record per
+// session.
+type touchBuffer struct {
+	list    []wire.Touch
+	idx     map[wire.ID]int32
+	epoch   uint64
+	dropped uint64
+}
+
+// maxTouches bounds the activity buffered between two reports.
+const maxTouches = 100000
+
+// touchesPerPost bounds one report; the rest waits for the next tick.
+const touchesPerPost = 5000
+
+func (t *touchBuffer) reset() {
+	t.list = t.list[:0]
+	t.idx = map[wire.ID]int32{}
+	t.epoch = 1
+}
+
+func (t *touchBuffer) add(cl *wire.Claims, nowMs int64) {
+	if i, ok := t.idx[cl.ID]; ok {
+		x := &t.list[i]
+		x.Kind, x.Generation, x.LastSeen = cl.Kind, cl.Generation, nowMs
+		x.IdleDeadline, x.HardDeadline = cl.IdleDeadline*1000, cl.HardDeadline*1000
+		return
+	}
+	if len(t.list) >= maxTouches {
+		t.dropped++
+		return
+	}
+	t.idx[cl.ID] = int32(len(t.list))
+	t.list = append(t.list, wire.Touch{ID: cl.ID, Kind: cl.Kind, Generation: cl.Generation, LastSeen: nowMs,
+		IdleDeadline: cl.IdleDeadline * 1000, HardDeadline: cl.HardDeadline * 1000})
+}
+
+func (p *Plugin) flushTouches() {
+	t := &p.touches
+	if len(t.list) == 0 {
+		return
+	}
+	n := min(len(t.list), touchesPerPost)
+	p.scratch = wire.AppendTouches(p.scratch[:0], t.list[:n])
+	if p.send("POST", "/v1/sync/touch", "application/cbor", p.scratch, &call{kind: callTouch}) {
+		p.counters.TouchPosts++
+	}
+	rest := copy(t.list, t.list[n:])
+	t.list = t.list[:rest]
+	clear(t.idx)
+	for i := range t.list {
+		t.idx[t.list[i].ID] = int32(i)
+	}
+	t.epoch++
+}
+
+// queryEscape percent-encodes s for a query parameter (everything but
+// unreserved characters), without pulling net/url into the module.
+func queryEscape(s string) string {
+	const hexDigits = "0123456789ABCDEF"
+	b := make([]byte, 0, len(s))
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_' || c == '.' || c == '~' {
+			b = append(b, c)
+			continue
+		}
+		b = append(b, '%', hexDigits[c>>4], hexDigits[c&15])
+	}
+	return string(b)
+}
