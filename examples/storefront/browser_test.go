@@ -30,6 +30,14 @@ func TestBrowserStorefront(t *testing.T) {
 	walkBrowser(t, chrome, localhost(stack.EdgeURL), "edge")
 }
 
+// TestBrowserStorefrontThroughEdge walks the shop through the real edge and
+// filter, with sdktest's fake origin behind them.
+func TestBrowserStorefrontThroughEdge(t *testing.T) {
+	chrome := findChromium(t)
+	stack := e2e.Start(t, e2e.Options{App: "./examples/storefront", FakeOrigin: true})
+	walkBrowser(t, chrome, localhost(stack.EdgeURL), "edge-fake-origin")
+}
+
 // TestBrowserStorefrontWithFakes walks the same path through sdktest's fake
 // edge, which sets the same cookie: it checks the app's UI and the cookie
 // rules of the browser even where the edge is not built.
@@ -146,6 +154,31 @@ func walkBrowser(t *testing.T, chrome, base, prefix string) {
 		}
 		return strings.TrimSpace(s)
 	}
+	// loaded reports whether the page marked by submit was replaced by a
+	// fully loaded new one.
+	loaded := func() bool {
+		sctx, cancel := step(2 * time.Second)
+		defer cancel()
+		ok, err := chromedp.Run(sctx, chromedp.Evaluate[bool](`window.__beforeSubmit === undefined && document.readyState === "complete"`))
+		return err == nil && ok
+	}
+	// submit clicks a form's button and waits until the answer (after the
+	// redirect) has loaded, so the next step does not race the navigation.
+	submit := func(what, button string, before ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		steps := append(before, chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+			_, err := chromedp.Evaluate[bool](`window.__beforeSubmit = true`)(ctx, tg)
+			return err
+		}), chromedp.Click(chromedp.CSS(button)))
+		do(what, steps...)
+		deadline := time.Now().Add(15 * time.Second)
+		for !loaded() {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: the page did not load after the click", what)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
 	// waitText reloads until sel holds want: the edge learns of writes
 	// through its sync feed, a moment after the origin.
 	waitText := func(sel, want string) {
@@ -156,7 +189,10 @@ func walkBrowser(t *testing.T, chrome, base, prefix string) {
 				t.Fatalf("%s never showed %q; page:\n%s", sel, want, textOf("body"))
 			}
 			time.Sleep(200 * time.Millisecond)
-			do("reload", chromedp.Reload())
+			sctx, cancel := step(10 * time.Second)
+			// A failed reload is retried on the next round.
+			chromedp.Do(sctx, chromedp.Reload(), chromedp.WaitReady(chromedp.CSS("body")))
+			cancel()
 		}
 	}
 	cookie := func() *network.Cookie {
@@ -206,18 +242,18 @@ func walkBrowser(t *testing.T, chrome, base, prefix string) {
 	shot("1-anonymous")
 
 	// 2. Add to cart and switch currency.
-	do("add a mug", chromedp.Click(chromedp.CSS("#add-mug")), chromedp.WaitVisible(chromedp.CSS("#cart")))
+	submit("add a mug", "#add-mug")
 	waitText("#cart", "× 1")
 	if textOf("#session-id") != id {
 		t.Fatal("adding to the cart changed the session id")
 	}
-	do("switch to USD", chromedp.SetValue(chromedp.CSS("#currency-select"), "USD"), chromedp.Click(chromedp.CSS("#set-currency")))
+	submit("switch to USD", "#set-currency", chromedp.SetValue(chromedp.CSS("#currency-select"), "USD"))
 	waitText("#currency", "USD")
 	waitText("#product-mug", "$14.03")
 	shot("2-cart")
 
 	// 3. Log in: same id, new generation, a new cookie.
-	do("log in", chromedp.SetValue(chromedp.CSS("#customer-select"), "bob"), chromedp.Click(chromedp.CSS("#login")))
+	submit("log in", "#login", chromedp.SetValue(chromedp.CSS("#customer-select"), "bob"))
 	waitText("#who", "bob")
 	if got := textOf("#session-id"); got != id {
 		t.Fatalf("login changed the session id %s → %s", id, got)
@@ -229,15 +265,15 @@ func walkBrowser(t *testing.T, chrome, base, prefix string) {
 	shot("3-logged-in")
 
 	// 4. Reload: still logged in, cart still there.
-	do("reload", chromedp.Navigate(base+"/"))
+	do("reload", chromedp.Navigate(base+"/"), chromedp.WaitReady(chromedp.CSS("body")))
 	waitText("#who", "bob")
 	waitText("#cart", "× 1")
 	waitText("#session-generation", "2")
 
 	// 5. Privacy attribute, then log out: privacy gone, cart kept.
-	do("save email", chromedp.SetValue(chromedp.CSS("#email"), "bob@example.com"), chromedp.Click(chromedp.CSS("#set-email")))
+	submit("save email", "#set-email", chromedp.SetValue(chromedp.CSS("#email"), "bob@example.com"))
 	waitText("#privacy-email", "bob@example.com")
-	do("log out", chromedp.Click(chromedp.CSS("#logout")))
+	submit("log out", "#logout")
 	waitText("#who", "Browsing anonymously")
 	waitText("#cart", "× 1")
 	if got := textOf("#session-id"); got != id {

@@ -44,6 +44,13 @@ func TestStorefrontEndToEnd(t *testing.T) {
 	walkStorefront(t, stack.EdgeURL, stack.Client(t), func() {})
 }
 
+// TestStorefrontThroughEdge walks the shop through the real edge proxy and
+// filter, with sdktest's fake origin behind them.
+func TestStorefrontThroughEdge(t *testing.T) {
+	stack := e2e.Start(t, e2e.Options{App: "./examples/storefront", FakeOrigin: true})
+	walkStorefront(t, stack.EdgeURL, stack.Client(t), func() {})
+}
+
 func TestStorefrontRejectsDirectRequests(t *testing.T) {
 	h, err := newApp(config{OriginURL: "http://127.0.0.1:1", EdgeSecret: "s3cret"})
 	if err != nil {

@@ -39,13 +39,17 @@ type FakeOriginConfig struct {
 // FakeOrigin is an in-memory origin API served by an httptest.Server on
 // loopback. It implements the session, shared and customer routes of /v1 with
 // the origin's semantics (upsert, If-Match, generations, tombstones, typed
-// errors); it has no sync feed, no expiry and no webhooks.
+// errors), CBOR answers for edges (Accept: application/cbor), the edge's sync
+// feed and activity reports; it has no expiry and no webhooks, and keeps
+// everything in memory.
 type FakeOrigin struct {
 	*httptest.Server
 	cfg FakeOriginConfig
 
 	mu       sync.Mutex
 	sessions map[wire.ID]*wire.Session
+	log      []wire.Delta  // every applied delta; the sync cursor is an index into it
+	logged   chan struct{} // closed and replaced when the log grows, to wake long polls
 }
 
 // NewFakeOrigin starts a FakeOrigin. Close it when done.
@@ -62,7 +66,7 @@ func NewFakeOrigin(cfg FakeOriginConfig) *FakeOrigin {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	o := &FakeOrigin{cfg: cfg, sessions: map[wire.ID]*wire.Session{}}
+	o := &FakeOrigin{cfg: cfg, sessions: map[wire.ID]*wire.Session{}, logged: make(chan struct{})}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) })
 	mux.HandleFunc("POST /v1/sessions", o.create)
@@ -80,6 +84,8 @@ func NewFakeOrigin(cfg FakeOriginConfig) *FakeOrigin {
 	mux.HandleFunc("GET /v1/shared/{name}", o.getShared)
 	mux.HandleFunc("GET /v1/customers/{cid}/sessions", o.customerSessions)
 	mux.HandleFunc("DELETE /v1/customers/{cid}/sessions", o.revokeCustomer)
+	mux.HandleFunc("GET /v1/sync", o.syncFeed)
+	mux.HandleFunc("POST /v1/sync/touch", o.touch)
 	o.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if len(cfg.APIKeys) > 0 && r.URL.Path != "/readyz" {
 			scopes, ok := cfg.APIKeys[strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")]
@@ -89,6 +95,8 @@ func NewFakeOrigin(cfg FakeOriginConfig) *FakeOrigin {
 			}
 			need := "sessions:write"
 			switch {
+			case strings.HasPrefix(r.URL.Path, "/v1/sync"):
+				need = "edge:sync"
 			case r.Method == http.MethodGet:
 				need = "sessions:read"
 			case strings.HasPrefix(r.URL.Path, "/v1/customers/"):
@@ -151,9 +159,15 @@ func writeWireError(w http.ResponseWriter, err error) {
 	writeError(w, http.StatusBadRequest, "invalid_input", err.Error(), field, 0)
 }
 
-func (o *FakeOrigin) writeSession(w http.ResponseWriter, status int, s *wire.Session) {
-	w.Header().Set("Content-Type", "application/json")
+func (o *FakeOrigin) writeSession(w http.ResponseWriter, r *http.Request, status int, s *wire.Session) {
 	w.Header().Set("ETag", `"`+strconv.FormatUint(s.Version, 10)+`"`)
+	if strings.Contains(r.Header.Get("Accept"), "application/cbor") {
+		w.Header().Set("Content-Type", "application/cbor")
+		w.WriteHeader(status)
+		w.Write(wire.AppendSession(nil, s))
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	w.Write(wire.AppendSessionJSON(nil, s, wire.AllNamespaces))
 }
@@ -237,6 +251,9 @@ func (o *FakeOrigin) apply(w http.ResponseWriter, id wire.ID, create wire.Kind, 
 		return nil, false
 	}
 	o.sessions[id] = next
+	o.log = append(o.log, d)
+	close(o.logged)
+	o.logged = make(chan struct{})
 	return next.Clone(), true
 }
 
@@ -321,7 +338,7 @@ func (o *FakeOrigin) get(w http.ResponseWriter, r *http.Request) {
 		if items := r.URL.Query().Get("items"); items != "" {
 			s = selectItems(s, strings.Split(items, ","))
 		}
-		o.writeSession(w, http.StatusOK, s)
+		o.writeSession(w, r, http.StatusOK, s)
 	}
 }
 
@@ -354,7 +371,7 @@ func (o *FakeOrigin) context(replace bool) http.HandlerFunc {
 			return wire.ContextOps(body, replace, &wire.DefaultLimits)
 		})
 		if ok {
-			o.writeSession(w, http.StatusOK, s)
+			o.writeSession(w, r, http.StatusOK, s)
 		}
 	}
 }
@@ -378,7 +395,7 @@ func (o *FakeOrigin) setAttr(w http.ResponseWriter, r *http.Request) {
 		return []wire.Op{{Code: wire.OpSetAttr, NS: ns, Key: key, Value: member(body, "value")}}, nil
 	})
 	if ok {
-		o.writeSession(w, http.StatusOK, s)
+		o.writeSession(w, r, http.StatusOK, s)
 	}
 }
 
@@ -396,7 +413,7 @@ func (o *FakeOrigin) deleteAttr(w http.ResponseWriter, r *http.Request) {
 		return []wire.Op{{Code: wire.OpDeleteAttr, NS: ns, Key: r.PathValue("key")}}, nil
 	})
 	if ok {
-		o.writeSession(w, http.StatusOK, s)
+		o.writeSession(w, r, http.StatusOK, s)
 	}
 }
 
@@ -409,7 +426,7 @@ func (o *FakeOrigin) clearData(w http.ResponseWriter, r *http.Request) {
 		return wire.ContextOps(wire.Value{Type: wire.TypeMap}, true, &wire.DefaultLimits)
 	})
 	if ok {
-		o.writeSession(w, http.StatusOK, s)
+		o.writeSession(w, r, http.StatusOK, s)
 	}
 }
 
@@ -480,7 +497,7 @@ func (o *FakeOrigin) refresh(w http.ResponseWriter, r *http.Request) {
 		return []wire.Op{{Code: wire.OpTouch, Idle: idle}}, nil
 	})
 	if ok {
-		o.writeSession(w, http.StatusOK, s)
+		o.writeSession(w, r, http.StatusOK, s)
 	}
 }
 
@@ -498,7 +515,7 @@ func (o *FakeOrigin) putShared(w http.ResponseWriter, r *http.Request) {
 		return wire.ContextOps(ctxt, true, &wire.DefaultLimits)
 	})
 	if ok {
-		o.writeSession(w, http.StatusOK, s)
+		o.writeSession(w, r, http.StatusOK, s)
 	}
 }
 
@@ -536,6 +553,82 @@ func (o *FakeOrigin) revokeCustomer(w http.ResponseWriter, r *http.Request) {
 		o.apply(httptest.NewRecorder(), s.ID, 0, "", func(*wire.Session) ([]wire.Op, error) {
 			return []wire.Op{{Code: wire.OpEnd, Reason: wire.EndRevoked}}, nil
 		})
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// syncFeed serves GET /v1/sync: the deltas after the cursor (an index into
+// the log), long-polling up to wait ms when there are none.
+func (o *FakeOrigin) syncFeed(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	limit, _ := strconv.Atoi(q.Get("limit"))
+	if limit <= 0 {
+		limit = 1000
+	}
+	wait, _ := strconv.Atoi(q.Get("wait"))
+	deadline := time.Now().Add(time.Duration(min(wait, 30000)) * time.Millisecond)
+	var bt wire.Batch
+	for {
+		o.mu.Lock()
+		head := len(o.log)
+		wake := o.logged
+		after, err := strconv.Atoi(q.Get("after"))
+		switch {
+		case q.Get("after") == "":
+			after = head // no cursor: start from now
+		case err != nil || after < 0 || after > head:
+			bt.Reset, after = true, head
+		}
+		end := min(head, after+limit)
+		bt.Cursor = strconv.Itoa(end)
+		bt.Deltas = append([]wire.Delta(nil), o.log[after:end]...)
+		o.mu.Unlock()
+		if len(bt.Deltas) > 0 || bt.Reset || q.Get("after") == "" || time.Now().After(deadline) {
+			break
+		}
+		select {
+		case <-wake:
+		case <-time.After(time.Until(deadline)):
+		case <-r.Context().Done():
+			return
+		}
+	}
+	w.Header().Set("Content-Type", "application/cbor")
+	w.Write(wire.AppendBatch(nil, &bt))
+}
+
+// touch serves POST /v1/sync/touch: an edge's activity report. Unknown ids
+// are sessions the edge minted; they are created as reported.
+func (o *FakeOrigin) touch(w http.ResponseWriter, r *http.Request) {
+	b, err := io.ReadAll(io.LimitReader(r.Body, 8<<20))
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "invalid_input", err.Error(), "body", 0)
+		return
+	}
+	ts, err := wire.DecodeTouches(b, nil)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "invalid_input", err.Error(), "body", 0)
+		return
+	}
+	for _, t := range ts {
+		o.mu.Lock()
+		s := o.sessions[t.ID]
+		if s == nil {
+			d := wire.Delta{ID: t.ID, Version: 1, At: t.LastSeen, Ops: []wire.Op{{Code: wire.OpStart, Kind: t.Kind,
+				Generation: t.Generation, Idle: t.IdleDeadline, Hard: t.HardDeadline}}}
+			if next, err := wire.Apply(nil, &d, &wire.DefaultLimits); err == nil {
+				o.sessions[t.ID] = next
+				o.log = append(o.log, d)
+				close(o.logged)
+				o.logged = make(chan struct{})
+			}
+		} else if s.Ended == 0 && t.LastSeen > s.LastSeen {
+			// A pure touch needs no feed delta (contracts): update in place.
+			c := s.Clone()
+			c.LastSeen, c.IdleDeadline = t.LastSeen, max(c.IdleDeadline, t.IdleDeadline)
+			o.sessions[t.ID] = c
+		}
+		o.mu.Unlock()
 	}
 	w.WriteHeader(http.StatusNoContent)
 }
