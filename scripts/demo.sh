@@ -45,13 +45,13 @@ cat > "$DEMO_DIR/origin.json" <<JSON
 {
   "listen": "127.0.0.1:$ORIGIN_PORT",
   "dataDir": "$DEMO_DIR/data",
-  "keys": {"1": "$TOKEN_KEY"},
+  "tokenKeys": {"1": "$TOKEN_KEY"},
   "activeKey": 1,
   "sharedSecret": "$SHARED_SECRET",
-  "apiKeys": {
-    "$APP_KEY": ["sessions:read", "sessions:write"],
-    "$EDGE_KEY": ["edge:sync", "sessions:read", "sessions:write"]
-  }
+  "apiKeys": [
+    {"name": "storefront", "key": "$APP_KEY", "scopes": ["sessions:read", "sessions:write"]},
+    {"name": "edge", "key": "$EDGE_KEY", "scopes": ["edge:sync", "sessions:read", "sessions:write"]}
+  ]
 }
 JSON
 # The browser talks plain http://localhost:$EDGE_PORT. Browsers treat

@@ -121,6 +121,7 @@ func TestRetriesOnlyIdempotentCalls(t *testing.T) {
 			return err
 		}, 1, false},
 		{"POST not retried", func(c *Client) error { _, err := c.Logout(context.Background(), testID); return err }, 1, false},
+		{"refresh not retried", func(c *Client) error { _, err := c.Refresh(context.Background(), testID); return err }, 1, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -234,13 +235,22 @@ func TestRequests(t *testing.T) {
 			call: func(c *Client) error {
 				ctxt := &Context{}
 				ctxt.Fields[wire.FieldTrackingAllowed] = wire.Bool(false)
-				cr, err := c.Create(context.Background(), wire.KindAnonymous, ctxt)
+				cr, err := c.Create(context.Background(), "", ctxt)
 				if err == nil && (cr.Token != "tok" || cr.Session.ID != testID) {
 					t.Errorf("created %+v", cr)
 				}
 				return err
 			},
 			method: "POST", uri: "/v1/sessions", body: `{"kind":"anonymous","context":{"trackingAllowed":false}}`,
+			respond: `{"id":"` + testID + `","token":"tok","session":{"id":"` + testID + `","kind":"anonymous","generation":1,"version":1}}`, respStatus: 201,
+		},
+		{
+			name: "create a customer session",
+			call: func(c *Client) error {
+				_, err := c.Create(context.Background(), "cust-1", nil)
+				return err
+			},
+			method: "POST", uri: "/v1/sessions", body: `{"kind":"customer","customerId":"cust-1"}`,
 			respond: `{"id":"` + testID + `","token":"tok","session":{"id":"` + testID + `","kind":"anonymous","generation":1,"version":1}}`, respStatus: 201,
 		},
 		{
@@ -260,7 +270,7 @@ func TestRequests(t *testing.T) {
 				_, err := c.PutShared(context.Background(), "store settings/eu", nil)
 				return err
 			},
-			method: "PUT", uri: "/v1/shared/store%20settings%2Feu", body: `{"context":{}}`,
+			method: "PUT", uri: "/v1/shared/store%20settings%2Feu", body: `{}`,
 		},
 		{
 			name:   "revoke customer",

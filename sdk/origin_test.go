@@ -62,7 +62,7 @@ func runClientSuite(t *testing.T, url string) {
 	initial := &sdk.Context{}
 	initial.Fields[wire.FieldCurrency] = wire.Text("EUR")
 	initial.Attrs[wire.NamespaceCustom] = wire.Attrs{}.With("theme", wire.Text("dark"))
-	created, err := c.Create(ctx, wire.KindAnonymous, initial)
+	created, err := c.Create(ctx, "", initial)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -180,7 +180,9 @@ func runClientSuite(t *testing.T, url string) {
 		if in.Token == "" || in.Token == created.Token {
 			t.Fatalf("login token %q", in.Token)
 		}
-		list, err := c.CustomerSessions(ctx, "cust-7")
+		_, err = c.CustomerSessions(ctx, "cust-7")
+		wantErr(t, err, sdk.ErrForbidden)
+		list, err := newClient(t, url, "admin-key").CustomerSessions(ctx, "cust-7")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -201,8 +203,12 @@ func runClientSuite(t *testing.T, url string) {
 		if len(s.Attrs[wire.NamespacePrivacy]) != 0 || s.Text(wire.FieldCartID) != "cart-1" {
 			t.Fatalf("after logout %+v", s.Context)
 		}
-		if _, err := c.Refresh(ctx, id); err != nil {
+		ref, err := c.Refresh(ctx, id)
+		if err != nil {
 			t.Fatal(err)
+		}
+		if ref.Token == "" || ref.Session.ID != id || ref.Session.Generation != 3 {
+			t.Fatalf("refresh %+v", ref)
 		}
 	})
 
@@ -241,7 +247,7 @@ func runClientSuite(t *testing.T, url string) {
 	})
 
 	t.Run("end leaves a tombstone", func(t *testing.T) {
-		cr, err := c.Create(ctx, wire.KindAnonymous, nil)
+		cr, err := c.Create(ctx, "", nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -261,8 +267,16 @@ func runClientSuite(t *testing.T, url string) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if s.Kind != wire.KindShared {
+		if v, _ := s.Attr(wire.NamespaceCustom, "maintenance"); s.Kind != wire.KindShared || v.Type != wire.TypeBool {
 			t.Fatalf("shared %+v", s)
+		}
+		// A second PutShared finds the session and leaves it as it is.
+		again, err := c.PutShared(ctx, "store-settings", &sdk.Context{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if again.ID != s.ID || again.Version != s.Version || len(again.Attrs[wire.NamespaceCustom]) != 1 {
+			t.Fatalf("second put %+v, first %+v", again, s)
 		}
 		other := newClient(t, url, "read-key")
 		found, err := other.GetShared(ctx, "store-settings")
@@ -311,12 +325,12 @@ func runClientSuite(t *testing.T, url string) {
 	})
 
 	t.Run("revoke a customer's sessions", func(t *testing.T) {
-		cr, err := c.Create(ctx, wire.KindAnonymous, nil)
+		cr, err := c.Create(ctx, "cust-9", nil)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := c.Login(ctx, cr.Session.ID, "cust-9", nil); err != nil {
-			t.Fatal(err)
+		if cr.Session.Kind != wire.KindCustomer || cr.Session.CustomerID() != "cust-9" {
+			t.Fatalf("created %+v", cr.Session)
 		}
 		if err := newClient(t, url, "admin-key").RevokeCustomer(ctx, "cust-9"); err != nil {
 			t.Fatal(err)

@@ -86,17 +86,25 @@ func (c *Client) session(ctx context.Context, r request) (*Session, error) {
 	return s, nil
 }
 
-// Created is the answer to Create.
-type Created struct {
+// Issued is a session and the token the origin issued for it (the cookie
+// value): the answer of Create, Login, Logout and Refresh. Hand the token to
+// the edge with sessionhttp.SetToken or sessionfasthttp.SetToken.
+type Issued struct {
 	Session *Session
-	Token   string // the cookie value; hand it to the edge with SetToken
+	Token   string
 }
 
-// Create starts a session of kind (anonymous or customer; shared sessions are
-// made with PutShared) with an initial context, which may be nil.
-func (c *Client) Create(ctx context.Context, kind wire.Kind, initial *Context) (*Created, error) {
+// Create starts a session with an initial context, which may be nil: an
+// anonymous one, or, when customerID is not empty, a customer session of that
+// customer. Shared sessions are made with PutShared.
+func (c *Client) Create(ctx context.Context, customerID string, initial *Context) (*Issued, error) {
 	body := []byte(`{"kind":`)
-	body = appendJSONString(body, kind.String())
+	if customerID == "" {
+		body = appendJSONString(body, wire.KindAnonymous.String())
+	} else {
+		body = appendJSONString(body, wire.KindCustomer.String())
+		body = appendJSONString(append(body, `,"customerId":`...), customerID)
+	}
 	if initial != nil {
 		body = append(body, `,"context":`...)
 		var err error
@@ -108,7 +116,7 @@ func (c *Client) Create(ctx context.Context, kind wire.Kind, initial *Context) (
 	return c.tokenCall(ctx, request{method: http.MethodPost, path: "/v1/sessions", body: body})
 }
 
-func (c *Client) tokenCall(ctx context.Context, r request) (*Created, error) {
+func (c *Client) tokenCall(ctx context.Context, r request) (*Issued, error) {
 	var j struct {
 		ID      string      `json:"id"`
 		Token   string      `json:"token"`
@@ -124,7 +132,7 @@ func (c *Client) tokenCall(ctx context.Context, r request) (*Created, error) {
 	if s.ID == "" {
 		s.ID = j.ID
 	}
-	return &Created{Session: s, Token: j.Token}, nil
+	return &Issued{Session: s, Token: j.Token}, nil
 }
 
 // Get returns a session with its metadata. items, when given, selects the
@@ -222,7 +230,7 @@ func (c *Client) End(ctx context.Context, id string) error {
 // generation (older tokens die), and the profile's fields (currency, locale,
 // ...) set over the defaults. Hand the returned token to the edge with
 // SetToken so the browser's cookie is replaced.
-func (c *Client) Login(ctx context.Context, id, customerID string, profile *Context, opts ...WriteOption) (*Created, error) {
+func (c *Client) Login(ctx context.Context, id, customerID string, profile *Context, opts ...WriteOption) (*Issued, error) {
 	if err := checkID(id); err != nil {
 		return nil, err
 	}
@@ -244,39 +252,39 @@ func (c *Client) Login(ctx context.Context, id, customerID string, profile *Cont
 // Logout makes a session anonymous again: privacy attributes are cleared,
 // the cart and custom attributes stay, and a new generation starts. Hand the
 // returned token to the edge with SetToken.
-func (c *Client) Logout(ctx context.Context, id string) (*Created, error) {
+func (c *Client) Logout(ctx context.Context, id string) (*Issued, error) {
 	if err := checkID(id); err != nil {
 		return nil, err
 	}
 	return c.tokenCall(ctx, request{method: http.MethodPost, path: sessionPath(id, "logout"), body: []byte("{}")})
 }
 
-// Refresh extends a session's idle deadline.
-func (c *Client) Refresh(ctx context.Context, id string) (*Session, error) {
+// Refresh extends a session's idle deadline and returns a token that says
+// so; hand it to the edge so the cookie's idle deadline moves too.
+func (c *Client) Refresh(ctx context.Context, id string) (*Issued, error) {
 	if err := checkID(id); err != nil {
 		return nil, err
 	}
-	return c.session(ctx, request{method: http.MethodPost, path: sessionPath(id, "refresh"), body: []byte("{}")})
+	return c.tokenCall(ctx, request{method: http.MethodPost, path: sessionPath(id, "refresh"), body: []byte("{}")})
 }
 
-// PutShared creates the shared session called name, or replaces its context
-// when it exists, and returns it. Its id is derived from the name, so every
-// service that knows the name finds it with GetShared.
-func (c *Client) PutShared(ctx context.Context, name string, ctxt *Context, opts ...WriteOption) (*Session, error) {
+// PutShared creates the shared session called name with an initial context
+// (which may be nil), or finds it when it exists: an existing session is
+// returned unchanged, so every service can call PutShared at start-up. Its id
+// is derived from the name, so every service that knows the name finds it;
+// change it like any session, by id (Patch, Replace with IfMatch).
+func (c *Client) PutShared(ctx context.Context, name string, initial *Context) (*Session, error) {
 	if name == "" {
 		return nil, &Error{Status: http.StatusBadRequest, Code: "invalid_input", Field: "name", Message: "empty shared session name"}
 	}
-	if ctxt == nil {
-		ctxt = &Context{}
+	if initial == nil {
+		initial = &Context{}
 	}
-	body, err := appendContextJSON([]byte(`{"context":`), ctxt)
+	body, err := appendContextJSON(nil, initial)
 	if err != nil {
 		return nil, err
 	}
-	body = append(body, '}')
-	r := request{method: http.MethodPut, path: "/v1/shared/" + url.PathEscape(name), body: body}
-	options(opts).apply(&r)
-	return c.session(ctx, r)
+	return c.session(ctx, request{method: http.MethodPut, path: "/v1/shared/" + url.PathEscape(name), body: body})
 }
 
 // GetShared finds the shared session called name.
@@ -287,7 +295,8 @@ func (c *Client) GetShared(ctx context.Context, name string) (*Session, error) {
 	return c.session(ctx, request{method: http.MethodGet, path: "/v1/shared/" + url.PathEscape(name)})
 }
 
-// CustomerSessions lists the live sessions of a customer.
+// CustomerSessions lists the live sessions of a customer. It needs the
+// sessions:admin scope.
 func (c *Client) CustomerSessions(ctx context.Context, customerID string) ([]*Session, error) {
 	var raw json.RawMessage
 	path := "/v1/customers/" + url.PathEscape(customerID) + "/sessions"

@@ -5,13 +5,15 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sessionedge/sessionedge/sdk/wire"
 )
 
 func TestParseWebhook(t *testing.T) {
 	secret := []byte("webhook-secret")
-	body := `{"id":"ev-1","type":"session.ended","at":"2026-01-02T03:04:05.000Z","reason":"idle-expired",
+	now := time.Now()
+	body := `{"type":"session.ended","eventId":"ev-1","id":"` + testID + `","at":"2026-01-02T03:04:05.000Z","reason":"idle-expired",
 		"session":{"id":"` + testID + `","kind":"anonymous","generation":1,"version":4,"context":{"cartId":"c-9","custom":{"items.mug":2}}}}`
 	tests := []struct {
 		name    string
@@ -19,11 +21,13 @@ func TestParseWebhook(t *testing.T) {
 		body    string
 		wantErr error
 	}{
-		{name: "signed", sig: SignWebhook([]byte(body), secret), body: body},
+		{name: "signed", sig: SignWebhook([]byte(body), secret, now), body: body},
 		{name: "unsigned", sig: "", body: body, wantErr: ErrBadSignature},
-		{name: "other secret", sig: SignWebhook([]byte(body), []byte("other")), body: body, wantErr: ErrBadSignature},
-		{name: "changed body", sig: SignWebhook([]byte(body), secret), body: strings.Replace(body, "c-9", "c-8", 1), wantErr: ErrBadSignature},
-		{name: "not hex", sig: "sha256=zz", body: body, wantErr: ErrBadSignature},
+		{name: "other secret", sig: SignWebhook([]byte(body), []byte("other"), now), body: body, wantErr: ErrBadSignature},
+		{name: "changed body", sig: SignWebhook([]byte(body), secret, now), body: strings.Replace(body, "c-9", "c-8", 1), wantErr: ErrBadSignature},
+		{name: "replayed an hour later", sig: SignWebhook([]byte(body), secret, now.Add(-time.Hour)), body: body, wantErr: ErrBadSignature},
+		{name: "time changed", sig: strings.Replace(SignWebhook([]byte(body), secret, now), "t=", "t=1", 1), body: body, wantErr: ErrBadSignature},
+		{name: "not hex", sig: "t=1,v1=zz", body: body, wantErr: ErrBadSignature},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

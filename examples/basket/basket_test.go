@@ -70,7 +70,7 @@ func TestBasketWebhookReceiver(t *testing.T) {
 
 	// The event the origin sends when the idle timeout ends the session.
 	s := origin.Session(id)
-	body := []byte(`{"id":"ev-1","type":"session.ended","at":"2026-01-02T03:04:05.000Z","reason":"idle-expired","session":`)
+	body := []byte(`{"type":"session.ended","eventId":"ev-1","at":"2026-01-02T03:04:05.000Z","reason":"idle-expired","session":`)
 	body = append(wire.AppendSessionJSON(body, s, wire.AllNamespaces), '}')
 	post := func(sig string) int {
 		req, _ := http.NewRequest("POST", app.URL+"/webhooks/sessions", bytes.NewReader(body))
@@ -82,11 +82,11 @@ func TestBasketWebhookReceiver(t *testing.T) {
 		resp.Body.Close()
 		return resp.StatusCode
 	}
-	if got := post("sha256=00"); got != http.StatusUnauthorized {
+	if got := post("t=1,v1=00"); got != http.StatusUnauthorized {
 		t.Fatalf("unsigned webhook: %d", got)
 	}
 	for range 2 { // at-least-once: a repeat must not duplicate
-		if got := post(sdk.SignWebhook(body, secret)); got != http.StatusNoContent {
+		if got := post(sdk.SignWebhook(body, secret, time.Now())); got != http.StatusNoContent {
 			t.Fatalf("webhook: %d", got)
 		}
 	}

@@ -165,7 +165,7 @@ func (s *shop) fail(w http.ResponseWriter, err error) {
 }
 
 func (s *shop) create(w http.ResponseWriter, r *http.Request) {
-	cr, err := s.client.Create(r.Context(), wire.KindAnonymous, nil)
+	cr, err := s.client.Create(r.Context(), "", nil)
 	if err != nil {
 		s.fail(w, err)
 		return

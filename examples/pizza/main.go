@@ -159,7 +159,7 @@ func (tr *tracker) create(w http.ResponseWriter, r *http.Request) {
 	}
 	c := &sdk.Context{}
 	c.Attrs[wire.NamespaceCustom] = wire.Attrs{}.With("order", wire.Text(in.Order)).With("address", pointValue(in.Address))
-	created, err := tr.client.Create(r.Context(), wire.KindAnonymous, c)
+	created, err := tr.client.Create(r.Context(), "", c)
 	if err != nil {
 		fail(w, err)
 		return

@@ -142,7 +142,14 @@ func (s *service) put(w http.ResponseWriter, r *http.Request) {
 		}
 		opts = append(opts, sdk.IfMatch(v))
 	}
-	sess, err := s.client.PutShared(r.Context(), s.name, c, opts...)
+	// PutShared finds the shared session (creating it on first use); the
+	// change itself is a Replace of its context by id.
+	shared, err := s.client.PutShared(r.Context(), s.name, nil)
+	if err != nil {
+		writeJSON(w, http.StatusBadGateway, map[string]string{"error": err.Error()})
+		return
+	}
+	sess, err := s.client.Replace(r.Context(), shared.ID, c, opts...)
 	var apiErr *sdk.Error
 	switch {
 	case errors.Is(err, sdk.ErrPreconditionFailed) && errors.As(err, &apiErr):

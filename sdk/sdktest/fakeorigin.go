@@ -24,8 +24,8 @@ import (
 type FakeOriginConfig struct {
 	// APIKeys, when set, maps each accepted API key (a Bearer token) to its
 	// scopes: "sessions:read" for GET, "sessions:write" for other session
-	// routes, "sessions:admin" for revoking a customer's sessions. Without
-	// keys every request is accepted.
+	// routes, "sessions:admin" for the customer routes, "edge:sync" for the
+	// sync feed. Without keys every request is accepted.
 	APIKeys map[string][]string
 	// Keyring mints the tokens of create, login and logout. Default: a
 	// keyring with one random key.
@@ -39,7 +39,7 @@ type FakeOriginConfig struct {
 // FakeOrigin is an in-memory origin API served by an httptest.Server on
 // loopback. It implements the session, shared and customer routes of /v1 with
 // the origin's semantics (upsert, If-Match, generations, tombstones, typed
-// errors), CBOR answers for edges (Accept: application/cbor), the edge's sync
+// errors, scopes), CBOR answers for edges (Accept: application/cbor), the edge's sync
 // feed and activity reports; it has no expiry and no webhooks, and keeps
 // everything in memory.
 type FakeOrigin struct {
@@ -97,10 +97,10 @@ func NewFakeOrigin(cfg FakeOriginConfig) *FakeOrigin {
 			switch {
 			case strings.HasPrefix(r.URL.Path, "/v1/sync"):
 				need = "edge:sync"
-			case r.Method == http.MethodGet:
-				need = "sessions:read"
 			case strings.HasPrefix(r.URL.Path, "/v1/customers/"):
 				need = "sessions:admin"
+			case r.Method == http.MethodGet:
+				need = "sessions:read"
 			}
 			if !slices.Contains(scopes, need) {
 				writeError(w, http.StatusForbidden, "forbidden", "API key lacks scope "+need, "", 0)
@@ -308,13 +308,26 @@ func (o *FakeOrigin) create(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	cid := member(body, "customerId").Text
+	if kind == wire.KindCustomer && cid == "" {
+		writeError(w, http.StatusBadRequest, "invalid_input", "required for kind customer", "customerId", 0)
+		return
+	}
 	id, _ := wire.NewID()
-	s, ok := o.apply(w, id, kind, "", func(*wire.Session) ([]wire.Op, error) {
+	// Like the origin: a customer session starts anonymous and logs in
+	// within the same delta, at generation 2.
+	s, ok := o.apply(w, id, wire.KindAnonymous, "", func(*wire.Session) ([]wire.Op, error) {
+		var ops []wire.Op
+		if cid != "" {
+			idle, hard := o.deadlines(wire.KindCustomer)
+			ops = append(ops, wire.Op{Code: wire.OpLogin, CustomerID: cid, Generation: 2, Idle: idle, Hard: hard})
+		}
 		c := member(body, "context")
 		if c.IsZero() {
-			return nil, nil
+			return ops, nil
 		}
-		return wire.ContextOps(c, false, &wire.DefaultLimits)
+		more, err := wire.ContextOps(c, false, &wire.DefaultLimits)
+		return append(ops, more...), err
 	})
 	if ok {
 		o.writeToken(w, http.StatusCreated, s, true)
@@ -497,25 +510,34 @@ func (o *FakeOrigin) refresh(w http.ResponseWriter, r *http.Request) {
 		return []wire.Op{{Code: wire.OpTouch, Idle: idle}}, nil
 	})
 	if ok {
-		o.writeSession(w, r, http.StatusOK, s)
+		o.writeToken(w, http.StatusOK, s, false)
 	}
 }
 
+// putShared creates the shared session with the body as its initial
+// context, or answers the existing one unchanged (the origin's semantics).
 func (o *FakeOrigin) putShared(w http.ResponseWriter, r *http.Request) {
 	body, ok := readObject(w, r)
 	if !ok {
 		return
 	}
 	id := wire.SharedID(o.cfg.SharedSecret, r.PathValue("name"))
-	ctxt := member(body, "context")
-	if ctxt.IsZero() {
-		ctxt = wire.Value{Type: wire.TypeMap}
+	o.mu.Lock()
+	existing := o.sessions[id]
+	o.mu.Unlock()
+	if existing != nil {
+		if existing.Ended != 0 {
+			writeError(w, http.StatusGone, "gone", "session ended", "", 0)
+			return
+		}
+		o.writeSession(w, r, http.StatusOK, existing)
+		return
 	}
-	s, ok := o.apply(w, id, wire.KindShared, r.Header.Get("If-Match"), func(*wire.Session) ([]wire.Op, error) {
-		return wire.ContextOps(ctxt, true, &wire.DefaultLimits)
+	s, ok := o.apply(w, id, wire.KindShared, "", func(*wire.Session) ([]wire.Op, error) {
+		return wire.ContextOps(body, false, &wire.DefaultLimits)
 	})
 	if ok {
-		o.writeSession(w, r, http.StatusOK, s)
+		o.writeSession(w, r, http.StatusCreated, s)
 	}
 }
 

@@ -64,19 +64,25 @@ func StartOrigin(t testing.TB, cfg OriginConfig) *Origin {
 	for id, k := range cfg.Keys {
 		keys[strconv.Itoa(int(id))] = base64.StdEncoding.EncodeToString(k)
 	}
+	var apiKeys []map[string]any
+	for k, scopes := range cfg.APIKeys {
+		apiKeys = append(apiKeys, map[string]any{"name": k, "key": k, "scopes": scopes})
+	}
+	// The origin's configuration file (origin/server.Config).
 	doc := map[string]any{
-		"listen":       addr,
-		"dataDir":      filepath.Join(dir, "data"),
-		"keys":         keys,
-		"activeKey":    cfg.ActiveKey,
-		"sharedSecret": base64.StdEncoding.EncodeToString(cfg.SharedSecret),
-		"apiKeys":      cfg.APIKeys,
+		"listen":        addr,
+		"dataDir":       filepath.Join(dir, "data"),
+		"tokenKeys":     keys,
+		"activeKey":     cfg.ActiveKey,
+		"sharedSecret":  base64.StdEncoding.EncodeToString(cfg.SharedSecret),
+		"apiKeys":       apiKeys,
+		"sweepInterval": "100ms",
 	}
 	if cfg.WebhookURL != "" {
-		doc["webhooks"] = map[string]any{"url": cfg.WebhookURL, "secret": cfg.WebhookSecret}
+		doc["webhook"] = map[string]any{"url": cfg.WebhookURL, "secret": cfg.WebhookSecret, "maxBackoff": "1s"}
 	}
 	if cfg.AnonymousIdle != "" {
-		doc["sessions"] = map[string]any{"anonymous": map[string]any{"idle": cfg.AnonymousIdle}}
+		doc["timeouts"] = map[string]any{"anonymous": map[string]any{"idle": cfg.AnonymousIdle}}
 	}
 	b, _ := json.MarshalIndent(doc, "", "  ")
 	path := filepath.Join(dir, "origin.json")
