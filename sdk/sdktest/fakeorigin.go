@@ -273,10 +273,17 @@ func upsertKind(r *http.Request) wire.Kind {
 	return 0
 }
 
+// maxBody is the origin's default request body limit.
+const maxBody = 256 << 10
+
 func readObject(w http.ResponseWriter, r *http.Request) (wire.Value, bool) {
-	b, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+	b, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "invalid_input", err.Error(), "body", 0)
+		return wire.Value{}, false
+	}
+	if len(b) > maxBody {
+		writeError(w, http.StatusRequestEntityTooLarge, "too_large", "request body over 256 KiB", "body", 0)
 		return wire.Value{}, false
 	}
 	if len(strings.TrimSpace(string(b))) == 0 {
@@ -435,8 +442,10 @@ func (o *FakeOrigin) clearData(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	// Like the origin: every namespace is cleared, the fields stay.
 	s, ok := o.apply(w, id, 0, r.Header.Get("If-Match"), func(*wire.Session) ([]wire.Op, error) {
-		return wire.ContextOps(wire.Value{Type: wire.TypeMap}, true, &wire.DefaultLimits)
+		return []wire.Op{{Code: wire.OpClearNamespace, NS: wire.NamespaceCustom},
+			{Code: wire.OpClearNamespace, NS: wire.NamespacePrivacy}, {Code: wire.OpClearNamespace, NS: wire.NamespacePublic}}, nil
 	})
 	if ok {
 		o.writeSession(w, r, http.StatusOK, s)
