@@ -172,6 +172,13 @@ func (a *app) current(r *http.Request) state {
 	if want > v.Version {
 		s, err := a.client.Get(r.Context(), v.ID)
 		if err == nil && s.Version >= want {
+			// The origin keeps only what was set; the site defaults of
+			// the request's host come from the edge, as on every request.
+			for _, f := range []wire.Field{wire.FieldSiteCode, wire.FieldCurrency, wire.FieldTargetLocation, wire.FieldLocale} {
+				if s.Fields[f].IsZero() {
+					s.Fields[f] = v.Fields[f]
+				}
+			}
 			st = stateFromContext(&s.Context)
 			st.ID, st.Kind, st.Generation, st.Version, st.Status = s.ID, s.Kind.String(), s.Generation, s.Version, "origin"
 		} else if err != nil {
