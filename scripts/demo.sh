@@ -76,7 +76,9 @@ cleanup() {
   for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
   for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
 }
-trap cleanup INT TERM EXIT
+trap 'cleanup; exit 130' INT
+trap 'cleanup; exit 143' TERM
+trap cleanup EXIT
 
 wait_ready() { # name url
   for _ in $(seq 1 150); do
@@ -122,3 +124,4 @@ TXT
 # Exit (and stop the rest) as soon as any of the three exits.
 wait -n "${pids[@]}" || true
 echo "demo: a process exited; see the logs in $DEMO_DIR" >&2
+exit 1

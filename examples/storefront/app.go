@@ -131,13 +131,19 @@ func reject(w http.ResponseWriter, r *http.Request, err error) {
 
 // state is what a page shows of a session.
 type state struct {
-	ID, Kind, Customer, Status     string
-	Generation                     uint32
-	Version                        uint64
-	Currency, Locale, Site, CartID string
-	Location                       string
-	Email                          string
-	Cart                           map[string]int64
+	ID         string           `json:"id"`
+	Kind       string           `json:"kind"`
+	Customer   string           `json:"customer,omitempty"`
+	Status     string           `json:"source"` // the edge's context status, or "origin" after reading a write back
+	Generation uint32           `json:"generation"`
+	Version    uint64           `json:"version"`
+	Currency   string           `json:"currency"`
+	Locale     string           `json:"locale,omitempty"`
+	Site       string           `json:"site,omitempty"`
+	Location   string           `json:"location,omitempty"`
+	CartID     string           `json:"cartId,omitempty"`
+	Cart       map[string]int64 `json:"cart"`
+	Email      string           `json:"email,omitempty"`
 }
 
 func stateFromContext(c *sdk.Context) state {
