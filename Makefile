@@ -4,7 +4,7 @@ BUILD    := build
 WASM     := $(BUILD)/sessionedge.wasm
 PKGS     := ./...
 
-.PHONY: all build wasm test bench check demo clean
+.PHONY: all build wasm test bench check demo fuzz clean
 
 all: build wasm
 
@@ -35,6 +35,9 @@ check:
 
 demo:
 	@if [ -x scripts/demo.sh ]; then scripts/demo.sh; else echo "make demo arrives with the examples (issue 6)"; exit 1; fi
+
+fuzz:
+	@scripts/fuzz.sh
 
 clean:
 	rm -rf $(BUILD)

@@ -104,7 +104,7 @@
     (global.set $heap (local.get $end))
     (local.get $p))
 
-  (func $reset_heap (global.set $heap (i32.const 65536)))
+  (func $reset_heap (export "probe_reset_heap") (global.set $heap (i32.const 65536)))
 
   ;; eq compares len bytes at a with len bytes at b.
   (func $eq (param $a i32) (param $alen i32) (param $b i32) (param $blen i32) (result i32)

@@ -27,6 +27,14 @@ type Mock struct {
 	Buffers map[BufferType][]byte
 	// CallResponseHeaders is the map answered for MapHTTPCallResponseHeaders.
 	CallResponseHeaders []Pair
+	// RawRequestPairs, when set, is returned as the serialized request
+	// header map instead of the effective stream's, so fuzzing can feed the
+	// guest malformed maps.
+	RawRequestPairs []byte
+	// Discard makes header writes (add, replace, remove) succeed without
+	// changing the maps, so benchmarks can replay one request and measure
+	// the guest, not the mock.
+	Discard bool
 
 	out []byte // reused serialization buffer for getters
 }
@@ -205,6 +213,9 @@ func GetBufferBytes(bt BufferType, start, max uint32) ([]byte, Status) {
 
 // GetHeaderMapPairs returns the serialized header map mt.
 func GetHeaderMapPairs(mt MapType) ([]byte, Status) {
+	if mt == MapRequestHeaders && host.RawRequestPairs != nil {
+		return host.RawRequestPairs, StatusOK
+	}
 	hm := host.headerMap(mt)
 	if hm == nil {
 		return nil, StatusBadArgument
@@ -230,6 +241,9 @@ func GetHeaderMapValue(mt MapType, key string) ([]byte, Status) {
 
 // AddHeader adds a value to header key of map mt.
 func AddHeader(mt MapType, key string, value []byte) Status {
+	if host.Discard {
+		return StatusOK
+	}
 	hm := host.headerMap(mt)
 	if hm == nil {
 		return StatusBadArgument
@@ -240,6 +254,9 @@ func AddHeader(mt MapType, key string, value []byte) Status {
 
 // ReplaceHeader sets header key of map mt to value alone.
 func ReplaceHeader(mt MapType, key string, value []byte) Status {
+	if host.Discard {
+		return StatusOK
+	}
 	hm := host.headerMap(mt)
 	if hm == nil {
 		return StatusBadArgument
@@ -251,6 +268,9 @@ func ReplaceHeader(mt MapType, key string, value []byte) Status {
 
 // RemoveHeader removes every value of header key from map mt.
 func RemoveHeader(mt MapType, key []byte) Status {
+	if host.Discard {
+		return StatusOK
+	}
 	hm := host.headerMap(mt)
 	if hm == nil {
 		return StatusBadArgument

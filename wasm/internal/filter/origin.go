@@ -41,8 +41,11 @@ func (c *call) detach(s *stream) {
 // is at most 10 KiB encoded, a sync batch a few MiB at the default limit.
 const maxOriginBody = 16 << 20
 
-// send makes an HTTP call to the origin on behalf of the root context.
-func (p *Plugin) send(method, path, contentType string, body []byte, c *call) bool {
+// send makes an HTTP call to the origin on behalf of the root context. The
+// call is made with the root as the effective context, whatever callback we
+// are in, so every host delivers the reply to the root; back (a stream id,
+// or 0) is made effective again afterwards.
+func (p *Plugin) send(method, path, contentType string, body []byte, c *call, back uint32) bool {
 	o := &p.cfg.Origin
 	kv := [...]string{":method", method, ":path", path, ":authority", o.Authority, ":scheme", "http",
 		"accept", "application/cbor", "authorization", "", "content-type", contentType}
@@ -57,7 +60,11 @@ func (p *Plugin) send(method, path, contentType string, body []byte, c *call) bo
 		n -= 2
 	}
 	p.callBuf = abi.AppendPairs(p.callBuf[:0], kv[:n]...)
+	abi.SetEffectiveContext(p.id)
 	token, st := abi.HTTPCall(o.Cluster, p.callBuf, body, o.TimeoutMs)
+	if back != 0 {
+		abi.SetEffectiveContext(back)
+	}
 	if st != abi.StatusOK {
 		logf(abi.LogWarn, "cannot call the origin cluster "+o.Cluster+" ("+method+" "+path+"): "+st.Err().Error())
 		return false
@@ -84,7 +91,7 @@ func (p *Plugin) startFetch(s *stream) bool {
 	}
 	c := &call{kind: callFetch, id: s.claims.ID, streams: []*stream{s}}
 	p.counters.Fetches++
-	if !p.send("GET", p.sessionPath(s.claims.ID, ""), "", nil, c) {
+	if !p.send("GET", p.sessionPath(s.claims.ID, ""), "", nil, c, s.id) {
 		return false
 	}
 	p.fetching[c.id] = c
@@ -92,8 +99,8 @@ func (p *Plugin) startFetch(s *stream) bool {
 	return true
 }
 
-func (p *Plugin) postLogout(id wire.ID) {
-	p.send("POST", p.sessionPath(id, "/logout"), "application/json", []byte("{}"), &call{kind: callLogout, id: id})
+func (p *Plugin) postLogout(id wire.ID, back uint32) {
+	p.send("POST", p.sessionPath(id, "/logout"), "application/json", []byte("{}"), &call{kind: callLogout, id: id}, back)
 }
 
 // callStatus returns the :status of the HTTP-call response being delivered.

@@ -370,7 +370,7 @@ func (p *Plugin) softLogout(s *stream, cl *wire.Claims, now int64) {
 	if e := p.sessions.m[cl.ID]; e != nil {
 		p.sessions.put(softLoggedOut(e.sess, &next), e.state)
 	}
-	p.postLogout(cl.ID)
+	p.postLogout(cl.ID, s.id)
 }
 
 // softLoggedOut returns sess as seen after a soft logout to claims cl.

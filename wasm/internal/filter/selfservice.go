@@ -30,7 +30,7 @@ func (p *Plugin) onRequestBody(vm *VM, s *stream, size uint32, eos bool) abi.Act
 		return p.replyErrorField(s, 400, msg, field)
 	}
 	c := &call{kind: callWrite, id: s.claims.ID, streams: []*stream{s}}
-	if !p.send("PATCH", p.sessionPath(s.claims.ID, "/context?upsert=true"), "application/json", body, c) {
+	if !p.send("PATCH", p.sessionPath(s.claims.ID, "/context?upsert=true"), "application/json", body, c, s.id) {
 		return p.replyError(s, 503, "unavailable", "origin unreachable")
 	}
 	s.waiting = c
@@ -68,7 +68,7 @@ func (p *Plugin) startDelete(s *stream) abi.Action {
 		return p.replyErrorField(s, 400, "bad attribute key", "public."+key)
 	}
 	c := &call{kind: callWrite, id: s.claims.ID, streams: []*stream{s}}
-	if !p.send("DELETE", p.sessionPath(s.claims.ID, "/attributes/public/"+key+"?upsert=true"), "", nil, c) {
+	if !p.send("DELETE", p.sessionPath(s.claims.ID, "/attributes/public/"+key+"?upsert=true"), "", nil, c, s.id) {
 		return p.replyError(s, 503, "unavailable", "origin unreachable")
 	}
 	s.waiting = c

@@ -186,7 +186,7 @@ func (p *Plugin) poll(now int64) {
 	c := &call{kind: callPoll, from: st.cursor}
 	st.lastPoll = now
 	p.counters.SyncPolls++
-	if p.send("GET", path, "", nil, c) {
+	if p.send("GET", path, "", nil, c, 0) {
 		st.polling = true
 	}
 }
@@ -316,7 +316,7 @@ func (p *Plugin) flushTouches() {
 	}
 	n := min(len(t.list), touchesPerPost)
 	p.scratch = wire.AppendTouches(p.scratch[:0], t.list[:n])
-	if p.send("POST", "/v1/sync/touch", "application/cbor", p.scratch, &call{kind: callTouch}) {
+	if p.send("POST", "/v1/sync/touch", "application/cbor", p.scratch, &call{kind: callTouch}, 0) {
 		p.counters.TouchPosts++
 	}
 	rest := copy(t.list, t.list[n:])

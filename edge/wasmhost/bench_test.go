@@ -1,0 +1,169 @@
+package wasmhost
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"testing"
+)
+
+func benchProbe(b *testing.B) (*Host, *vm) {
+	b.Helper()
+	h, err := New(context.Background(), Config{
+		WasmPath:    "../testdata/conformance.wasm",
+		VMs:         1,
+		ManualTicks: true,
+		Logger:      slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = h.Close(context.Background()) })
+	return h, h.slots[0].Load()
+}
+
+// BenchmarkHostCall measures one guest export that calls one host function,
+// against the same export shape calling nothing (noop): the difference is the
+// cost of a host call on the raw stack API.
+func BenchmarkHostCall(b *testing.B) {
+	h, v := benchProbe(b)
+	s, err := h.NewStream(StreamInfo{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	_ = s.reqHeaders.Add(":path", "/bench")
+	_ = s.reqHeaders.Add("cookie", "a=1")
+	v.mem.Write(addrKey, []byte("cookie"))
+	v.mem.Write(addrVal, []byte("value"))
+	cases := []struct {
+		name string
+		fn   string
+		args []uint64
+	}{
+		{"noop", "proxy_on_context_create", []uint64{99, 1}},
+		{"get_log_level", "probe_proxy_get_log_level", []uint64{addrRet}},
+		{"get_header_map_value", "probe_proxy_get_header_map_value", []uint64{0, addrKey, 6, addrRet, addrRet2}},
+		{"replace_header_map_value", "probe_proxy_replace_header_map_value", []uint64{0, addrKey, 6, addrVal, 5}},
+		{"get_property", "probe_proxy_get_property", []uint64{0, 0, addrRet, addrRet2}},
+	}
+	v.mem.Write(addrBlob, []byte("request\x00path"))
+	cases[4].args = []uint64{addrBlob, 12, addrRet, addrRet2}
+	for _, c := range cases {
+		b.Run(c.name, func(b *testing.B) {
+			f := v.mod.ExportedFunction(c.fn)
+			reset := v.mod.ExportedFunction("probe_reset_heap")
+			stack := make([]uint64, 8)
+			v.mu.Lock()
+			defer v.mu.Unlock()
+			s.state = stateInCallback
+			v.cur, v.phase = s, phaseStream
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if i%1024 == 0 {
+					// Returned bytes come from the guest's bump heap: rewind it.
+					if err := reset.CallWithStack(v.ctx, stack); err != nil {
+						b.Fatal(err)
+					}
+				}
+				copy(stack, c.args)
+				if err := f.CallWithStack(v.ctx, stack); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.StopTimer()
+			v.cur, v.phase = nil, phaseNone
+			s.state = stateIdle
+		})
+	}
+}
+
+// BenchmarkStream is the per-request cost of a filter through the host: a
+// stream with 8 request headers through request and response headers, with
+// the .wat guest adding, removing and replacing headers.
+func BenchmarkStream(b *testing.B) {
+	h, _ := benchProbe(b)
+	ctx := context.Background()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if err := oneBenchStream(ctx, h); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func oneBenchStream(ctx context.Context, h *Host) error {
+	s, err := h.NewStream(StreamInfo{ID: "id", SourceAddress: "127.0.0.1:1234"})
+	if err != nil {
+		return err
+	}
+	rh := s.RequestHeaders()
+	_ = rh.Add(":authority", "shop.example")
+	_ = rh.Add(":path", "/products/42")
+	_ = rh.Add(":method", "GET")
+	_ = rh.Add(":scheme", "https")
+	_ = rh.Add("user-agent", "bench")
+	_ = rh.Add("accept", "*/*")
+	_ = rh.Add("cookie", "__Host-sid=abcdef")
+	_ = rh.Add("x-replace", "old")
+	if _, err := s.OnRequestHeaders(ctx, true); err != nil {
+		return err
+	}
+	_ = s.ResponseHeaders().Add(":status", "200")
+	_ = s.ResponseHeaders().Add("content-type", "text/html")
+	if _, err := s.OnResponseHeaders(ctx, false); err != nil {
+		return err
+	}
+	s.Close()
+	return nil
+}
+
+// BenchmarkStreamParallel runs streams from GOMAXPROCS goroutines over as
+// many VMs.
+func BenchmarkStreamParallel(b *testing.B) {
+	h, err := New(context.Background(), Config{
+		WasmPath:    "../testdata/conformance.wasm",
+		ManualTicks: true,
+		Logger:      slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer h.Close(context.Background())
+	ctx := context.Background()
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if err := oneBenchStream(ctx, h); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}
+
+// TestStreamAllocations proves the host adds no allocation per request once
+// warm: stream, maps and call stacks are reused.
+func TestStreamAllocations(t *testing.T) {
+	h, err := New(context.Background(), Config{
+		WasmPath:    "../testdata/conformance.wasm",
+		VMs:         1,
+		ManualTicks: true,
+		Logger:      slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close(context.Background())
+	ctx := context.Background()
+	allocs := testing.AllocsPerRun(200, func() {
+		if err := oneBenchStream(ctx, h); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if allocs != 0 {
+		t.Errorf("a request through the host allocates %.1f times, want 0", allocs)
+	}
+}

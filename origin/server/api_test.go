@@ -1,0 +1,460 @@
+package server
+
+import (
+	"bytes"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sessionedge/sessionedge/sdk/wire"
+)
+
+func TestErrors(t *testing.T) {
+	o := startOrigin(t, baseConfig(t))
+	id := o.create(map[string]any{"currency": "EUR"})
+	ended := o.create(nil)
+	if r := o.do("DELETE", "/v1/sessions/"+ended, keyAll, nil); r.status != 200 {
+		t.Fatalf("end: %d %s", r.status, r.body)
+	}
+	unknown := wire.ID{1, 2, 3}.String()
+	tests := []struct {
+		name, method, path, key string
+		body                    any
+		hdr                     []string
+		status                  int
+		code, field             string
+	}{
+		{"malformed JSON", "PATCH", "/v1/sessions/" + id + "/context", keyAll, `{"custom":`, nil, 400, "invalid_input", ""},
+		{"unknown context name", "PATCH", "/v1/sessions/" + id + "/context", keyAll, `{"colour":"red"}`, nil, 400, "invalid_input", "colour"},
+		{"field of wrong type", "PATCH", "/v1/sessions/" + id + "/context", keyAll, `{"currency":5}`, nil, 400, "invalid_input", "currency"},
+		{"bad attribute key", "PATCH", "/v1/sessions/" + id + "/context", keyAll, `{"custom":{"a b":1}}`, nil, 400, "invalid_input", "custom.a b"},
+		{"text too long", "PATCH", "/v1/sessions/" + id + "/context", keyAll, `{"custom":{"t":"` + strings.Repeat("x", 2001) + `"}}`, nil, 400, "invalid_input", "custom.t"},
+		{"too deep", "PATCH", "/v1/sessions/" + id + "/context", keyAll, `{"custom":{"d":[[[[[1]]]]]}}`, nil, 400, "invalid_input", "custom.d[0][0][0][0]"},
+		{"malformed CBOR touches", "POST", "/v1/sync/touch", keyEdge, []byte{0xff, 0x00}, []string{"Content-Type", "application/cbor"}, 400, "invalid_input", ""},
+		{"bad cursor", "GET", "/v1/sync?after=x", keyEdge, nil, nil, 400, "invalid_input", "after"},
+		{"bad If-Match", "PUT", "/v1/sessions/" + id + "/context", keyAll, `{}`, []string{"If-Match", "abc"}, 400, "invalid_input", "If-Match"},
+		{"no key", "GET", "/v1/sessions/" + id, "", nil, nil, 401, "unauthorized", ""},
+		{"unknown key", "GET", "/v1/sessions/" + id, "nope", nil, nil, 401, "unauthorized", ""},
+		{"read key writes", "PATCH", "/v1/sessions/" + id + "/context", keyRead, `{}`, nil, 403, "forbidden", ""},
+		{"read key syncs", "GET", "/v1/sync", keyRead, nil, nil, 403, "forbidden", ""},
+		{"read key lists customer", "GET", "/v1/customers/c/sessions", keyRead, nil, nil, 403, "forbidden", ""},
+		{"unknown session", "GET", "/v1/sessions/" + unknown, keyAll, nil, nil, 404, "not_found", ""},
+		{"malformed id", "GET", "/v1/sessions/xyz", keyAll, nil, nil, 404, "not_found", ""},
+		{"patch unknown without upsert", "PATCH", "/v1/sessions/" + unknown + "/context", keyAll, `{}`, nil, 404, "not_found", ""},
+		{"unknown route", "GET", "/v2/nothing", keyAll, nil, nil, 404, "not_found", ""},
+		{"unknown shared", "GET", "/v1/shared/none-such", keyAll, nil, nil, 404, "not_found", ""},
+		{"wrong method", "PATCH", "/v1/sessions/" + id, keyAll, nil, nil, 405, "method_not_allowed", ""},
+		{"ended session", "GET", "/v1/sessions/" + ended, keyAll, nil, nil, 410, "gone", ""},
+		{"ended session upsert", "PATCH", "/v1/sessions/" + ended + "/context?upsert=true", keyAll, `{}`, nil, 410, "gone", ""},
+		{"stale If-Match", "PUT", "/v1/sessions/" + id + "/context", keyAll, `{}`, []string{"If-Match", `"99"`}, 412, "precondition_failed", ""},
+		{"body too large", "PATCH", "/v1/sessions/" + id + "/context", keyAll, `{"custom":{"t":"` + strings.Repeat("x", 20<<10) + `"}}`, nil, 413, "too_large", ""},
+		{"body far too large", "PATCH", "/v1/sessions/" + id + "/context", keyAll, `{"custom":{"t":"` + strings.Repeat("x", 100<<10) + `"}}`, nil, 413, "too_large", ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := o.do(tc.method, tc.path, tc.key, tc.body, tc.hdr...)
+			if r.status != tc.status {
+				t.Fatalf("status %d, want %d: %s", r.status, tc.status, r.body)
+			}
+			e, ok := r.json(t)["error"].(map[string]any)
+			if !ok {
+				t.Fatalf("no error object: %s", r.body)
+			}
+			if e["code"] != tc.code {
+				t.Fatalf("code %v, want %s", e["code"], tc.code)
+			}
+			if tc.field != "" && e["field"] != tc.field {
+				t.Fatalf("field %v, want %s", e["field"], tc.field)
+			}
+			if tc.status == 412 && (r.header.Get("ETag") != `"1"` || e["currentVersion"] != 1.0) {
+				t.Fatalf("412 without current version: %v %s", r.header, r.body)
+			}
+		})
+	}
+	// A rejected request changed nothing.
+	s, _ := o.getCBOR(id)
+	if s.Version != 1 {
+		t.Fatalf("rejected requests wrote: version %d", s.Version)
+	}
+}
+
+func TestSessionLifecycle(t *testing.T) {
+	o := startOrigin(t, baseConfig(t))
+	kr, _ := wire.NewKeyring(1, map[uint8][]byte{1: testTokenSecret})
+	r := o.do("POST", "/v1/sessions", keyAll, map[string]any{"context": map[string]any{"currency": "EUR", "custom": map[string]any{"color": "red"}}})
+	if r.status != 201 {
+		t.Fatalf("create: %d %s", r.status, r.body)
+	}
+	cr := r.json(t)
+	id := cr["id"].(string)
+	var c wire.Claims
+	if err := kr.VerifyToken([]byte(cr["token"].(string)), time.Now().Unix(), &c); err != nil || c.ID.String() != id || c.Generation != 1 {
+		t.Fatalf("create token: %v %+v", err, c)
+	}
+	steps := []struct {
+		name, method, path string
+		body               any
+		hdr                []string
+		check              func(t *testing.T, r resp, s *wire.Session)
+	}{
+		{"get JSON", "GET", "", nil, nil, func(t *testing.T, r resp, s *wire.Session) {
+			m := r.json(t)
+			if m["context"].(map[string]any)["currency"] != "EUR" || r.header.Get("ETag") != `"1"` {
+				t.Fatalf("%s", r.body)
+			}
+		}},
+		{"items", "GET", "?items=custom.color,locale", nil, nil, func(t *testing.T, r resp, _ *wire.Session) {
+			ctx := r.json(t)["context"].(map[string]any)
+			if _, ok := ctx["currency"]; ok || ctx["custom"].(map[string]any)["color"] != "red" {
+				t.Fatalf("items selection: %s", r.body)
+			}
+		}},
+		{"patch", "PATCH", "/context", `{"custom":{"size":42,"color":null},"public":{"p":{"$decimal":"19.99"}}}`, nil, func(t *testing.T, _ resp, s *wire.Session) {
+			if _, ok := s.Attr(wire.NamespaceCustom, "color"); ok {
+				t.Fatal("color not deleted")
+			}
+			if v, _ := s.Attr(wire.NamespacePublic, "p"); !v.Equal(wire.Decimal(1999, -2)) || s.Version != 2 {
+				t.Fatalf("after patch: %+v", s)
+			}
+		}},
+		{"put with If-Match", "PUT", "/context", `{"locale":"de-DE","privacy":{"email":"a@b.c"}}`, []string{"If-Match", `"2"`}, func(t *testing.T, _ resp, s *wire.Session) {
+			if len(s.Attrs[wire.NamespacePublic]) != 0 || s.Field(wire.FieldLocale).Text != "de-DE" || s.Version != 3 {
+				t.Fatalf("after put: %+v", s)
+			}
+		}},
+		{"add attribute", "POST", "/attributes", `{"namespace":"custom","key":"k","value":{"$time":"2024-01-02T03:04:05Z"}}`, nil, func(t *testing.T, _ resp, s *wire.Session) {
+			if v, _ := s.Attr(wire.NamespaceCustom, "k"); v.Type != wire.TypeTime {
+				t.Fatalf("attribute: %+v", v)
+			}
+		}},
+		{"delete attribute", "DELETE", "/attributes/custom/k", nil, nil, func(t *testing.T, _ resp, s *wire.Session) {
+			if _, ok := s.Attr(wire.NamespaceCustom, "k"); ok {
+				t.Fatal("not deleted")
+			}
+		}},
+		{"login", "POST", "/login", `{"customerId":"c-42","profile":{"currency":"CHF"}}`, nil, func(t *testing.T, r resp, s *wire.Session) {
+			var c wire.Claims
+			if err := kr.VerifyToken([]byte(r.json(t)["token"].(string)), time.Now().Unix(), &c); err != nil || c.Generation != 2 || c.Kind != wire.KindCustomer {
+				t.Fatalf("login token: %v %+v", err, c)
+			}
+			if s.Kind != wire.KindCustomer || s.CustomerID() != "c-42" || s.Field(wire.FieldCurrency).Text != "CHF" || s.ID.String() != id {
+				t.Fatalf("after login: %+v", s)
+			}
+		}},
+		{"logout", "POST", "/logout", nil, nil, func(t *testing.T, r resp, s *wire.Session) {
+			if s.Kind != wire.KindAnonymous || s.Generation != 3 || len(s.Attrs[wire.NamespacePrivacy]) != 0 || s.CustomerID() != "" {
+				t.Fatalf("after logout: %+v", s)
+			}
+			if _, ok := r.json(t)["token"]; !ok {
+				t.Fatal("logout without token")
+			}
+		}},
+		{"refresh", "POST", "/refresh", nil, nil, func(t *testing.T, _ resp, s *wire.Session) {
+			if s.IdleDeadline <= s.Created {
+				t.Fatalf("refresh: %+v", s)
+			}
+		}},
+		{"clear data", "DELETE", "/data", nil, nil, func(t *testing.T, _ resp, s *wire.Session) {
+			if s.NumAttrs() != 0 || s.Ended != 0 {
+				t.Fatalf("after clear: %+v", s)
+			}
+		}},
+		{"end", "DELETE", "", nil, nil, func(t *testing.T, r resp, _ *wire.Session) {
+			if r.json(t)["ended"] != "abandoned" {
+				t.Fatalf("end: %s", r.body)
+			}
+		}},
+	}
+	for _, st := range steps {
+		t.Run(st.name, func(t *testing.T) {
+			r := o.do(st.method, "/v1/sessions/"+id+st.path, keyAll, st.body, st.hdr...)
+			if r.status != 200 {
+				t.Fatalf("%d %s", r.status, r.body)
+			}
+			var s *wire.Session
+			if st.name != "end" {
+				s, _ = o.getCBOR(id)
+			}
+			st.check(t, r, s)
+		})
+	}
+	if _, status := o.getCBOR(id); status != 410 {
+		t.Fatalf("after end: %d, want 410", status)
+	}
+}
+
+func TestUpsertAndShared(t *testing.T) {
+	o := startOrigin(t, baseConfig(t))
+	nid, _ := wire.NewID()
+	r := o.do("PATCH", "/v1/sessions/"+nid.String()+"/context?upsert=true", keyAll, `{"public":{"a":1}}`, "Accept", "application/cbor")
+	var s wire.Session
+	if r.status != 200 || wire.DecodeSession(r.body, &s) != nil || s.Version != 1 || s.Kind != wire.KindAnonymous || s.Generation != 1 {
+		t.Fatalf("upsert: %d %+v", r.status, s)
+	}
+	r = o.do("PUT", "/v1/shared/store-settings", keyAll, `{"currency":"USD"}`)
+	if r.status != 201 || r.json(t)["kind"] != "shared" {
+		t.Fatalf("shared create: %d %s", r.status, r.body)
+	}
+	sid := r.json(t)["id"].(string)
+	if r = o.do("PUT", "/v1/shared/store-settings", keyAll, nil); r.status != 200 || r.json(t)["id"] != sid {
+		t.Fatalf("shared find: %d %s", r.status, r.body)
+	}
+	if want := wire.SharedID(bytes.Repeat([]byte{9}, 32), "store-settings").String(); sid != want {
+		t.Fatalf("shared id %s, want %s", sid, want)
+	}
+	if r = o.do("GET", "/v1/shared/store-settings", keyRead, nil); r.status != 200 {
+		t.Fatalf("shared get: %d", r.status)
+	}
+}
+
+func TestCustomerRevoke(t *testing.T) {
+	o := startOrigin(t, baseConfig(t))
+	head := o.sync("", 0).Cursor
+	var ids []string
+	for i := 0; i < 3; i++ {
+		id := o.create(nil)
+		cid := "c/1"
+		if i == 2 {
+			cid = "c-2"
+		}
+		if r := o.do("POST", "/v1/sessions/"+id+"/login", keyAll, map[string]any{"customerId": cid}); r.status != 200 {
+			t.Fatalf("login: %d %s", r.status, r.body)
+		}
+		ids = append(ids, id)
+	}
+	r := o.do("GET", "/v1/customers/c%2F1/sessions", keyAdmin, nil)
+	if r.status != 200 || len(r.json(t)["sessions"].([]any)) != 2 {
+		t.Fatalf("list: %d %s", r.status, r.body)
+	}
+	r = o.do("DELETE", "/v1/customers/c%2F1/sessions", keyAdmin, nil)
+	if r.status != 200 || r.json(t)["revoked"] != 2.0 {
+		t.Fatalf("revoke: %d %s", r.status, r.body)
+	}
+	for i, id := range ids {
+		_, status := o.getCBOR(id)
+		if want := map[bool]int{true: 200, false: 410}[i == 2]; status != want {
+			t.Fatalf("session %d: %d, want %d", i, status, want)
+		}
+	}
+	revoked := 0
+	for _, d := range o.sync(head, 0).Deltas {
+		for _, op := range d.Ops {
+			if op.Code == wire.OpEnd && op.Reason == wire.EndRevoked {
+				revoked++
+			}
+		}
+	}
+	if revoked != 2 {
+		t.Fatalf("feed carries %d revocations, want 2", revoked)
+	}
+}
+
+func TestSyncFeed(t *testing.T) {
+	o := startOrigin(t, baseConfig(t))
+	bt := o.sync("", 0)
+	if len(bt.Deltas) != 0 || bt.Reset {
+		t.Fatalf("start-from-now batch: %+v", bt)
+	}
+	head := bt.Cursor
+	t.Run("long poll wakes on commit", func(t *testing.T) {
+		got := make(chan wire.Batch, 1)
+		start := time.Now()
+		go func() { got <- o.sync(head, 10000) }()
+		time.Sleep(50 * time.Millisecond)
+		id := o.create(map[string]any{"currency": "EUR"})
+		b := <-got
+		if len(b.Deltas) != 1 || b.Deltas[0].ID.String() != id || b.Deltas[0].Ops[0].Code != wire.OpStart {
+			t.Fatalf("long poll: %+v", b)
+		}
+		if time.Since(start) > 5*time.Second {
+			t.Fatal("long poll did not wake on commit")
+		}
+		head = b.Cursor
+	})
+	t.Run("long poll times out empty", func(t *testing.T) {
+		b := o.sync(head, 100)
+		if len(b.Deltas) != 0 || b.Cursor != head || b.Reset {
+			t.Fatalf("%+v", b)
+		}
+	})
+	t.Run("future cursor resets", func(t *testing.T) {
+		if b := o.sync("999999", 0); !b.Reset || b.Cursor != head {
+			t.Fatalf("%+v", b)
+		}
+	})
+	t.Run("delta per write in order", func(t *testing.T) {
+		id := o.create(nil)
+		for i := 0; i < 5; i++ {
+			o.do("PATCH", "/v1/sessions/"+id+"/context", keyAll, map[string]any{"custom": map[string]any{"n": i}})
+		}
+		b := o.sync(head, 0)
+		if len(b.Deltas) != 6 {
+			t.Fatalf("%d deltas, want 6", len(b.Deltas))
+		}
+		for i, d := range b.Deltas {
+			if d.Version != uint64(i+1) {
+				t.Fatalf("delta %d has version %d", i, d.Version)
+			}
+		}
+		one := wire.AppendDelta(nil, &b.Deltas[3])
+		if len(one) > 64 {
+			t.Fatalf("one-attribute delta is %d bytes", len(one))
+		}
+	})
+}
+
+func TestTouch(t *testing.T) {
+	o := startOrigin(t, baseConfig(t))
+	known := o.create(nil)
+	kid, _ := wire.ParseID(known)
+	minted, _ := wire.NewID()
+	now := time.Now().UnixMilli()
+	body := wire.AppendTouches(nil, []wire.Touch{
+		{ID: minted, Kind: wire.KindAnonymous, Generation: 1, LastSeen: now, IdleDeadline: now + 60000, HardDeadline: now + 120000},
+		{ID: kid, Kind: wire.KindAnonymous, Generation: 1, LastSeen: now + 5000, IdleDeadline: now + 3_700_000},
+	})
+	r := o.do("POST", "/v1/sync/touch", keyEdge, body, "Content-Type", "application/cbor")
+	if r.status != 204 {
+		t.Fatalf("touch: %d %s", r.status, r.body)
+	}
+	s, status := o.getCBOR(minted.String())
+	if status != 200 || s.IdleDeadline != now+60000 || s.HardDeadline != now+120000 || s.Version != 1 {
+		t.Fatalf("edge-minted session: %d %+v", status, s)
+	}
+	k, _ := o.getCBOR(known)
+	if k.Version != 1 || k.LastSeen != now+5000 || k.IdleDeadline != now+3_700_000 {
+		t.Fatalf("touched session: %+v", k)
+	}
+}
+
+func TestExpiry(t *testing.T) {
+	var clk clock
+	clk.ms.Store(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC).UnixMilli())
+	cfg := baseConfig(t)
+	cfg.Now = clk.now
+	hook := startHookReceiver(t)
+	cfg.Webhook = Webhook{URL: hook.url, Secret: "s3cret"}
+	o := startOrigin(t, cfg)
+	anon := o.create(map[string]any{"custom": map[string]any{"keep": "me"}})
+	cust := o.create(map[string]any{"custom": map[string]any{"cart": "x"}})
+	o.do("POST", "/v1/sessions/"+cust+"/login", keyAll, map[string]any{"customerId": "c9", "profile": map[string]any{"privacy": map[string]any{"email": "e"}}})
+	shared := o.do("PUT", "/v1/shared/cfg", keyAll, nil).json(t)["id"].(string)
+
+	clk.add(31 * time.Minute) // past customer idle (30m), before anonymous idle (60m)
+	if n, err := o.srv.Sweep(); err != nil || n != 1 {
+		t.Fatalf("sweep at 31m: %d %v", n, err)
+	}
+	c, _ := o.getCBOR(cust)
+	if c.Kind != wire.KindAnonymous || c.Generation != 3 || len(c.Attrs[wire.NamespacePrivacy]) != 0 || c.Attrs[wire.NamespaceCustom] == nil {
+		t.Fatalf("soft logout: %+v", c)
+	}
+	clk.add(30 * time.Minute) // past anonymous idle for anon
+	o.srv.Sweep()
+	if _, status := o.getCBOR(anon); status != 410 {
+		t.Fatalf("idle anonymous: %d, want 410", status)
+	}
+	clk.add(25 * time.Hour) // past every hard deadline
+	o.srv.Sweep()
+	if _, status := o.getCBOR(cust); status != 410 && status != 404 {
+		t.Fatalf("hard-expired: %d", status)
+	}
+	if _, status := o.getCBOR(shared); status != 200 {
+		t.Fatalf("shared session expired: %d", status)
+	}
+	clk.add(25 * time.Hour)
+	o.srv.Sweep()
+	if _, status := o.getCBOR(anon); status != 404 {
+		t.Fatalf("tombstone not purged: %d", status)
+	}
+	waitFor(t, 10*time.Second, "end webhooks", func() bool {
+		hook.mu.Lock()
+		defer hook.mu.Unlock()
+		ends := 0
+		for _, e := range hook.events {
+			if e["type"] == "session.ended" {
+				ends++
+			}
+		}
+		return ends == 2
+	})
+	hook.mu.Lock()
+	defer hook.mu.Unlock()
+	for _, e := range hook.events {
+		if e["type"] == "session.ended" && e["id"] == anon {
+			ctx := e["session"].(map[string]any)["context"].(map[string]any)
+			if ctx["custom"].(map[string]any)["keep"] != "me" || e["reason"] != "idle-expired" {
+				t.Fatalf("end event without final context: %v", e)
+			}
+		}
+	}
+}
+
+func TestWebhooks(t *testing.T) {
+	hook := startHookReceiver(t)
+	hook.fail.Store(2)
+	cfg := baseConfig(t)
+	cfg.Webhook = Webhook{URL: hook.url, Secret: "s3cret", MaxBackoff: Duration(200 * time.Millisecond)}
+	o := startOrigin(t, cfg)
+	id := o.create(map[string]any{"custom": map[string]any{"a": 1}})
+	o.do("DELETE", "/v1/sessions/"+id, keyAll, nil)
+	waitFor(t, 15*time.Second, "webhooks after retries", func() bool {
+		hook.mu.Lock()
+		defer hook.mu.Unlock()
+		return len(hook.events) == 2
+	})
+	hook.mu.Lock()
+	defer hook.mu.Unlock()
+	types := map[any]bool{}
+	for i, e := range hook.events {
+		types[e["type"]] = true
+		sig := hook.sigs[i]
+		ts := strings.TrimPrefix(strings.Split(sig, ",")[0], "t=")
+		var sec int64
+		json.Unmarshal([]byte(ts), &sec)
+		if Sign([]byte("s3cret"), time.Unix(sec, 0), hook.bodies[i]) != sig {
+			t.Fatalf("bad signature %q", sig)
+		}
+	}
+	if !types["session.started"] || !types["session.ended"] {
+		t.Fatalf("event types: %v", types)
+	}
+}
+
+func TestOpenAPICoversRoutes(t *testing.T) {
+	o := startOrigin(t, baseConfig(t))
+	r := o.do("GET", "/openapi.json", "", nil)
+	var doc struct {
+		OpenAPI string                    `json:"openapi"`
+		Paths   map[string]map[string]any `json:"paths"`
+	}
+	if err := json.Unmarshal(r.body, &doc); err != nil || doc.OpenAPI != "3.1.0" {
+		t.Fatalf("openapi.json: %v %q", err, doc.OpenAPI)
+	}
+	for _, rt := range o.srv.routes {
+		t.Run(rt.method+" "+rt.pattern, func(t *testing.T) {
+			if _, ok := doc.Paths[rt.pattern][strings.ToLower(rt.method)]; !ok {
+				t.Fatalf("route missing from openapi.json")
+			}
+		})
+	}
+}
+
+func TestOperations(t *testing.T) {
+	o := startOrigin(t, baseConfig(t))
+	o.create(nil)
+	tests := []struct{ path, want string }{
+		{"/healthz", `"ok"`},
+		{"/readyz", `"ready"`},
+		{"/metrics", "sessionedge_http_requests_total{code=\"201\",route=\"create\"} 1"},
+		{"/metrics", "sessionedge_sessions_live 1"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.path, func(t *testing.T) {
+			r := o.do("GET", tc.path, "", nil)
+			if r.status != 200 || !strings.Contains(string(r.body), tc.want) {
+				t.Fatalf("%d, want %q in:\n%.2000s", r.status, tc.want, r.body)
+			}
+		})
+	}
+}

@@ -1,0 +1,232 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/sessionedge/sessionedge/sdk/wire"
+)
+
+// Test API keys, one per scope set.
+const (
+	keyAll   = "test-key-all"
+	keyRead  = "test-key-read"
+	keyEdge  = "test-key-edge"
+	keyAdmin = "test-key-admin"
+)
+
+var testTokenSecret = bytes.Repeat([]byte{7}, 32)
+
+// clock is a settable test clock.
+type clock struct{ ms atomic.Int64 }
+
+func (c *clock) now() time.Time      { return time.UnixMilli(c.ms.Load()) }
+func (c *clock) add(d time.Duration) { c.ms.Add(d.Milliseconds()) }
+
+type testOrigin struct {
+	t    *testing.T
+	srv  *Server
+	url  string
+	http *http.Client
+}
+
+func baseConfig(t *testing.T) Config {
+	return Config{
+		DataDir: t.TempDir(),
+		APIKeys: []APIKey{
+			{Name: "all", Key: keyAll, Scopes: []string{"sessions:read", "sessions:write", "sessions:admin", "edge:sync"}},
+			{Name: "read", Key: keyRead, Scopes: []string{"sessions:read"}},
+			{Name: "edge", Key: keyEdge, Scopes: []string{"edge:sync", "sessions:read"}},
+			{Name: "admin", Key: keyAdmin, Scopes: []string{"sessions:admin"}},
+		},
+		TokenKeys:     map[string]string{"1": base64.StdEncoding.EncodeToString(testTokenSecret)},
+		SharedSecret:  base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{9}, 32)),
+		MaxBodyBytes:  16 << 10,
+		SweepInterval: Duration(time.Hour), // tests call Sweep
+		CacheBytes:    16 << 20,
+	}
+}
+
+// startOrigin starts a server on a free loopback port; it stops at cleanup.
+func startOrigin(t *testing.T, cfg Config) *testOrigin {
+	t.Helper()
+	s, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { s.Serve(ln); close(done) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		s.Shutdown(ctx)
+		<-done
+	})
+	return &testOrigin{t: t, srv: s, url: "http://" + ln.Addr().String(), http: &http.Client{Timeout: 40 * time.Second}}
+}
+
+type resp struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+func (r resp) json(t *testing.T) map[string]any {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal(r.body, &m); err != nil {
+		t.Fatalf("response is not JSON: %v: %s", err, r.body)
+	}
+	return m
+}
+
+// do sends a request; body may be nil, a []byte, or a value to JSON-encode.
+func (o *testOrigin) do(method, path, key string, body any, hdr ...string) resp {
+	o.t.Helper()
+	var rd io.Reader
+	switch b := body.(type) {
+	case nil:
+	case []byte:
+		rd = bytes.NewReader(b)
+	case string:
+		rd = bytes.NewReader([]byte(b))
+	default:
+		j, err := json.Marshal(b)
+		if err != nil {
+			o.t.Fatal(err)
+		}
+		rd = bytes.NewReader(j)
+	}
+	req, err := http.NewRequest(method, o.url+path, rd)
+	if err != nil {
+		o.t.Fatal(err)
+	}
+	if key != "" {
+		req.Header.Set("Authorization", "Bearer "+key)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	res, err := o.http.Do(req)
+	if err != nil {
+		o.t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		o.t.Fatal(err)
+	}
+	return resp{status: res.StatusCode, header: res.Header, body: b}
+}
+
+// create makes an anonymous session and returns its id.
+func (o *testOrigin) create(ctx map[string]any) string {
+	o.t.Helper()
+	r := o.do("POST", "/v1/sessions", keyAll, map[string]any{"context": ctx})
+	if r.status != 201 {
+		o.t.Fatalf("create: %d %s", r.status, r.body)
+	}
+	return r.json(o.t)["id"].(string)
+}
+
+func (o *testOrigin) getCBOR(id string) (*wire.Session, int) {
+	o.t.Helper()
+	r := o.do("GET", "/v1/sessions/"+id, keyAll, nil, "Accept", "application/cbor")
+	if r.status != 200 {
+		return nil, r.status
+	}
+	var s wire.Session
+	if err := wire.DecodeSession(r.body, &s); err != nil {
+		o.t.Fatalf("decode CBOR session: %v", err)
+	}
+	return &s, r.status
+}
+
+func (o *testOrigin) sync(after string, wait int) wire.Batch {
+	o.t.Helper()
+	path := "/v1/sync?limit=10000"
+	if after != "" {
+		path += "&after=" + after
+	}
+	if wait > 0 {
+		path += "&wait=" + itoa(wait)
+	}
+	r := o.do("GET", path, keyEdge, nil, "Accept", "application/cbor")
+	if r.status != 200 {
+		o.t.Fatalf("sync: %d %s", r.status, r.body)
+	}
+	var bt wire.Batch
+	if err := wire.DecodeBatch(r.body, &bt); err != nil {
+		o.t.Fatalf("decode batch: %v", err)
+	}
+	return bt
+}
+
+func itoa(i int) string { return strconv.Itoa(i) }
+
+// hookReceiver records webhook deliveries; fail makes it answer 500.
+type hookReceiver struct {
+	mu     sync.Mutex
+	events []map[string]any
+	sigs   []string
+	bodies [][]byte
+	fail   atomic.Int32 // answer 500 to this many more requests
+	url    string
+}
+
+func startHookReceiver(t *testing.T) *hookReceiver {
+	h := &hookReceiver{}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		if h.fail.Load() > 0 {
+			h.fail.Add(-1)
+			w.WriteHeader(500)
+			return
+		}
+		var m map[string]any
+		json.Unmarshal(b, &m)
+		h.mu.Lock()
+		h.events = append(h.events, m)
+		h.sigs = append(h.sigs, r.Header.Get(SignatureHeader))
+		h.bodies = append(h.bodies, b)
+		h.mu.Unlock()
+		w.WriteHeader(204)
+	})}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	h.url = "http://" + ln.Addr().String() + "/hook"
+	return h
+}
+
+// waitFor polls cond until it holds or the timeout passes.
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

@@ -1,0 +1,90 @@
+package server
+
+import (
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/valyala/fasthttp"
+	"github.com/valyala/fasthttp/fasthttpadaptor"
+)
+
+// statusCodes are the statuses the API answers with; counters for them are
+// made up front so the request path does no label lookups.
+var statusCodes = []int{200, 201, 204, 400, 401, 403, 404, 405, 409, 410, 412, 413, 500, 503}
+
+type metrics struct {
+	reg       *prometheus.Registry
+	requests  [][]prometheus.Counter // [route+1][status index]; route -1 is "unmatched"
+	other     []prometheus.Counter   // statuses outside statusCodes, per route
+	latency   []prometheus.Observer
+	handler   fasthttp.RequestHandler
+	statusIdx [600]int8
+
+	storeCommit      prometheus.Observer
+	syncLag          prometheus.Observer
+	webhookBacklog   prometheus.Gauge
+	webhookFailures  prometheus.Counter
+	webhookDelivered prometheus.Counter
+}
+
+func newMetrics(s *Server) *metrics {
+	m := &metrics{reg: prometheus.NewRegistry()}
+	m.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reqs := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sessionedge_http_requests_total",
+		Help: "HTTP requests by route and status."}, []string{"route", "code"})
+	lat := prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "sessionedge_http_request_duration_seconds",
+		Help: "HTTP request latency by route.", Buckets: prometheus.ExponentialBuckets(0.00005, 2.5, 12)}, []string{"route"})
+	storeLat := prometheus.NewHistogram(prometheus.HistogramOpts{Name: "sessionedge_store_commit_duration_seconds",
+		Help: "Latency of durable store commits.", Buckets: prometheus.ExponentialBuckets(0.0001, 2.5, 12)})
+	lag := prometheus.NewHistogram(prometheus.HistogramOpts{Name: "sessionedge_sync_delivery_lag_seconds",
+		Help: "Time from a write to its delivery in a sync answer.", Buckets: prometheus.ExponentialBuckets(0.001, 2.5, 12)})
+	m.webhookBacklog = prometheus.NewGauge(prometheus.GaugeOpts{Name: "sessionedge_webhook_backlog", Help: "Webhook events waiting in the outbox."})
+	m.webhookFailures = prometheus.NewCounter(prometheus.CounterOpts{Name: "sessionedge_webhook_failures_total", Help: "Failed webhook delivery attempts."})
+	m.webhookDelivered = prometheus.NewCounter(prometheus.CounterOpts{Name: "sessionedge_webhook_delivered_total", Help: "Delivered webhook events."})
+	live := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "sessionedge_sessions_live", Help: "Sessions that are not tombstones."},
+		func() float64 { return float64(s.st.Stats().LiveSessions) })
+	head := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "sessionedge_sync_head_cursor", Help: "Newest change-log cursor."},
+		func() float64 { return float64(s.st.Stats().Head) })
+	m.reg.MustRegister(reqs, lat, storeLat, lag, m.webhookBacklog, m.webhookFailures, m.webhookDelivered, live, head)
+	m.storeCommit, m.syncLag = storeLat, lag
+	for i := range m.statusIdx {
+		m.statusIdx[i] = -1
+	}
+	for i, c := range statusCodes {
+		m.statusIdx[c] = int8(i)
+	}
+	names := []string{"unmatched"}
+	for _, r := range s.routes {
+		names = append(names, r.name)
+	}
+	for _, n := range names {
+		row := make([]prometheus.Counter, len(statusCodes))
+		for i, c := range statusCodes {
+			row[i] = reqs.WithLabelValues(n, strconv.Itoa(c))
+		}
+		m.requests = append(m.requests, row)
+		m.other = append(m.other, reqs.WithLabelValues(n, "other"))
+		m.latency = append(m.latency, lat.WithLabelValues(n))
+	}
+	m.handler = fasthttpadaptor.NewFastHTTPHandler(promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}))
+	return m
+}
+
+// observe records one request; route is -1 when no route matched.
+func (m *metrics) observe(route, status int, d time.Duration) {
+	r := route + 1
+	if status > 0 && status < len(m.statusIdx) && m.statusIdx[status] >= 0 {
+		m.requests[r][m.statusIdx[status]].Inc()
+	} else {
+		m.other[r].Inc()
+	}
+	m.latency[r].Observe(d.Seconds())
+}
+
+func (s *Server) handleMetrics(ctx *fasthttp.RequestCtx, _ *params) error {
+	s.metrics.handler(ctx)
+	return nil
+}

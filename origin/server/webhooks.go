@@ -1,0 +1,150 @@
+package server
+
+import (
+	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"math/rand/v2"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/sessionedge/sessionedge/sdk/wire"
+)
+
+// SignatureHeader carries the webhook signature: "t=<unix seconds>,v1=<hex
+// HMAC-SHA256(secret, "<t>." + body)>".
+const SignatureHeader = "X-Sessionedge-Signature"
+
+// events returns the webhook bodies a change from prev to next owes: a
+// session.started when it is created, a session.ended with the final context
+// (the state before the end) when it ends.
+func (s *Server) events(prev, next *wire.Session, at int64) [][]byte {
+	if s.cfg.Webhook.URL == "" {
+		return nil
+	}
+	var out [][]byte
+	if prev == nil {
+		out = append(out, eventBody("session.started", next, next, at))
+	}
+	if next.Ended != 0 && (prev == nil || prev.Ended == 0) {
+		final := next
+		if prev != nil {
+			final = prev
+		}
+		out = append(out, eventBody("session.ended", next, final, at))
+	}
+	return out
+}
+
+func eventBody(typ string, next, final *wire.Session, at int64) []byte {
+	b := append(make([]byte, 0, 512), `{"type":"`...)
+	b = append(b, typ...)
+	b = append(b, `","eventId":"`...)
+	b = next.ID.AppendText(b)
+	b = append(append(b, '.'), strconv.FormatUint(next.Version, 10)...)
+	b = append(b, `","id":"`...)
+	b = next.ID.AppendText(b)
+	b = append(b, `","at":`...)
+	b = wire.AppendTimeJSON(b, at)
+	if next.Ended != 0 {
+		b = append(append(append(b, `,"reason":"`...), next.Ended.String()...), '"')
+	}
+	b = append(b, `,"session":`...)
+	b = wire.AppendSessionJSON(b, final, wire.AllNamespaces)
+	return append(b, '}')
+}
+
+// Sign returns the signature header value for body at time t.
+func Sign(secret []byte, t time.Time, body []byte) string {
+	ts := strconv.FormatInt(t.Unix(), 10)
+	mac := hmac.New(sha256.New, secret)
+	mac.Write([]byte(ts))
+	mac.Write([]byte{'.'})
+	mac.Write(body)
+	return "t=" + ts + ",v1=" + hex.EncodeToString(mac.Sum(nil))
+}
+
+type retryState struct {
+	attempts int
+	next     time.Time
+}
+
+// webhookLoop delivers outbox entries at least once: an entry leaves the
+// outbox only after a 2xx answer; failures retry with exponential backoff
+// and jitter, capped at Webhook.MaxBackoff. Retry state is in memory: after
+// a restart every pending entry is tried again at once.
+func (s *Server) webhookLoop() {
+	defer s.bg.Done()
+	timeout := time.Duration(s.cfg.Webhook.Timeout.or(Duration(10 * time.Second)))
+	maxBackoff := time.Duration(s.cfg.Webhook.MaxBackoff.or(Duration(5 * time.Minute)))
+	client := &http.Client{Timeout: timeout}
+	secret := []byte(s.cfg.Webhook.Secret)
+	retries := map[uint64]*retryState{}
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		backlog := 0
+		var after uint64
+		for s.base.Err() == nil {
+			es, err := s.st.OutboxPending(s.base, after, 256)
+			if err != nil {
+				break
+			}
+			for _, e := range es {
+				after = e.Seq
+				backlog++
+				r := retries[e.Seq]
+				if r != nil && time.Now().Before(r.next) {
+					continue
+				}
+				if s.deliver(client, secret, e.Body) {
+					if err := s.st.OutboxDone(s.base, e.Seq); err == nil {
+						delete(retries, e.Seq)
+						backlog--
+					}
+					continue
+				}
+				if r == nil {
+					r = &retryState{}
+					retries[e.Seq] = r
+				}
+				r.attempts++
+				d := time.Duration(float64(time.Second) * float64(uint(1)<<min(r.attempts-1, 20)))
+				d = min(d, maxBackoff)
+				r.next = time.Now().Add(d/2 + time.Duration(rand.Int64N(int64(d/2)+1)))
+				s.metrics.webhookFailures.Inc()
+			}
+			if len(es) < 256 {
+				break
+			}
+		}
+		s.metrics.webhookBacklog.Set(float64(backlog))
+		select {
+		case <-s.base.Done():
+			return
+		case <-s.st.OutboxNotify():
+		case <-tick.C:
+		}
+	}
+}
+
+func (s *Server) deliver(client *http.Client, secret, body []byte) bool {
+	req, err := http.NewRequestWithContext(s.base, http.MethodPost, s.cfg.Webhook.URL, bytes.NewReader(body))
+	if err != nil {
+		return false
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set(SignatureHeader, Sign(secret, time.Now(), body))
+	resp, err := client.Do(req)
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	ok := resp.StatusCode >= 200 && resp.StatusCode < 300
+	if ok {
+		s.metrics.webhookDelivered.Inc()
+	}
+	return ok
+}

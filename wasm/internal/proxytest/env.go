@@ -1,0 +1,248 @@
+//go:build !wasip1
+
+// Package proxytest drives the guest filter like a proxy-wasm host does, so
+// one set of scenarios (Run) runs twice: against the filter compiled
+// natively (with the abi mock) and against the .wasm module in wazero, whose
+// host functions are thin memory adapters over the same mock.
+package proxytest
+
+import (
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sessionedge/sessionedge/wasm/internal/abi"
+)
+
+// Guest is the set of proxy-wasm callbacks of one VM.
+type Guest interface {
+	ContextCreate(id, parent uint32)
+	VMStart(root, size uint32) bool
+	Configure(root, size uint32) bool
+	Tick(root uint32)
+	RequestHeaders(id, n uint32, eos bool) uint32
+	RequestBody(id, size uint32, eos bool) uint32
+	ResponseHeaders(id, n uint32, eos bool) uint32
+	HTTPCallResponse(root, token, nHeaders, bodySize, nTrailers uint32)
+	Done(id uint32) bool
+	Log(id uint32)
+	Delete(id uint32)
+}
+
+// NewGuest makes a fresh VM whose host is m.
+type NewGuest func(t testing.TB, m *abi.Mock) Guest
+
+// Env is one VM with its mock host and a fake origin.
+type Env struct {
+	T      testing.TB
+	M      *abi.Mock
+	G      Guest
+	Root   uint32
+	Origin *Origin
+
+	next uint32
+}
+
+// NewEnv makes a VM with a new mock host. It is not configured yet.
+func NewEnv(t testing.TB, newGuest NewGuest, origin *Origin) *Env {
+	m := abi.NewMock()
+	if origin != nil {
+		m.NowNs = origin.Now.UnixNano()
+	}
+	abi.Use(m)
+	e := &Env{T: t, M: m, Root: 1, next: 1, Origin: origin}
+	e.G = newGuest(t, m)
+	return e
+}
+
+// use makes e's mock the host of the package-level abi functions.
+func (e *Env) use() { abi.Use(e.M) }
+
+// Configure runs the root lifecycle with config and reports its result.
+func (e *Env) Configure(config string) bool {
+	e.use()
+	e.M.Buffers[abi.BufferPluginConfiguration] = []byte(config)
+	e.M.Effective = e.Root
+	e.G.ContextCreate(e.Root, 0)
+	if !e.G.VMStart(e.Root, 0) {
+		return false
+	}
+	return e.G.Configure(e.Root, uint32(len(config)))
+}
+
+// MustConfigure is Configure that fails the test on false.
+func (e *Env) MustConfigure(config string) {
+	e.T.Helper()
+	if !e.Configure(config) {
+		e.T.Fatalf("configure rejected: %v", e.M.Logs)
+	}
+}
+
+// Now returns the mock host's clock.
+func (e *Env) Now() time.Time { return time.Unix(0, e.M.NowNs) }
+
+// Advance moves the clock of this host (and of the origin) forward.
+func (e *Env) Advance(d time.Duration) {
+	e.M.NowNs += int64(d)
+	if e.Origin != nil && e.Origin.Now.UnixNano() < e.M.NowNs {
+		e.Origin.Now = time.Unix(0, e.M.NowNs)
+	}
+}
+
+// Tick calls proxy_on_tick.
+func (e *Env) Tick() {
+	e.use()
+	e.M.Effective = e.Root
+	e.G.Tick(e.Root)
+}
+
+// Stream is one HTTP stream through the filter.
+type Stream struct {
+	ID     uint32
+	Action uint32 // of the request headers callback
+	env    *Env
+}
+
+// Request starts a stream: pseudo-headers from method and path, then kv
+// (key, value, ...). With body == nil the headers end the stream.
+func (e *Env) Request(method, path string, body []byte, kv ...string) *Stream {
+	e.use()
+	e.next++
+	id := e.next
+	st := e.M.Stream(id)
+	st.Request = []abi.Pair{{Key: ":method", Value: method}, {Key: ":path", Value: path}, {Key: ":authority", Value: "shop.example.com"}, {Key: ":scheme", Value: "https"}}
+	for i := 0; i+1 < len(kv); i += 2 {
+		st.Request = append(st.Request, abi.Pair{Key: strings.ToLower(kv[i]), Value: kv[i+1]})
+	}
+	e.M.Effective = e.Root
+	e.G.ContextCreate(id, e.Root)
+	e.M.Effective = id
+	s := &Stream{ID: id, env: e}
+	s.Action = e.G.RequestHeaders(id, uint32(len(st.Request)), body == nil)
+	if body != nil && e.M.Stream(id).Local == nil {
+		e.M.Buffers[abi.BufferRequestBody] = body
+		e.M.Effective = id
+		e.G.RequestBody(id, uint32(len(body)), true)
+	}
+	return s
+}
+
+// Headers returns the request headers as the upstream would see them.
+func (s *Stream) Headers() []abi.Pair { return s.env.M.Stream(s.ID).Request }
+
+// Header returns the first forwarded value of key.
+func (s *Stream) Header(key string) string { return abi.Get(s.Headers(), key) }
+
+// Local returns the local response, if the filter sent one.
+func (s *Stream) Local() *abi.LocalResponse { return s.env.M.Stream(s.ID).Local }
+
+// Continued reports whether the filter resumed the paused request.
+func (s *Stream) Continued() bool {
+	for _, st := range s.env.M.Stream(s.ID).Continued {
+		if st == abi.StreamRequest {
+			return true
+		}
+	}
+	return false
+}
+
+// Forwarded reports whether the request goes upstream: it was not answered
+// locally and either continued at once or was resumed.
+func (s *Stream) Forwarded() bool {
+	return s.Local() == nil && (s.Action == uint32(abi.ActionContinue) || s.Continued())
+}
+
+// Respond runs the response headers callback with kv as the upstream's
+// headers (":status" first) and returns what the client gets.
+func (s *Stream) Respond(kv ...string) []abi.Pair {
+	e := s.env
+	e.use()
+	st := e.M.Stream(s.ID)
+	st.Response = []abi.Pair{{Key: ":status", Value: "200"}}
+	for i := 0; i+1 < len(kv); i += 2 {
+		st.Response = append(st.Response, abi.Pair{Key: strings.ToLower(kv[i]), Value: kv[i+1]})
+	}
+	e.M.Effective = s.ID
+	e.G.ResponseHeaders(s.ID, uint32(len(st.Response)), true)
+	return st.Response
+}
+
+// Finish ends the stream: done, log, delete.
+func (s *Stream) Finish() {
+	e := s.env
+	e.use()
+	e.M.Effective = s.ID
+	e.G.Done(s.ID)
+	e.G.Log(s.ID)
+	e.G.Delete(s.ID)
+	delete(e.M.Streams, s.ID)
+}
+
+// Pending returns the HTTP calls not answered yet.
+func (e *Env) Pending() []*abi.MockCall { return append([]*abi.MockCall(nil), e.M.Calls...) }
+
+// Reset forgets logs and finished state, so long fuzz runs stay fast.
+func (e *Env) Reset() {
+	e.M.Logs = e.M.Logs[:0]
+	if e.Origin != nil {
+		e.Origin.Requests = e.Origin.Requests[:0]
+		e.Origin.Touches = e.Origin.Touches[:0]
+	}
+}
+
+// Answer delivers a reply to call c; status 0 delivers a failed call (no
+// headers), as a host does on reset or timeout.
+func (e *Env) Answer(c *abi.MockCall, status int, body []byte, kv ...string) {
+	e.use()
+	for i, p := range e.M.Calls {
+		if p == c {
+			e.M.Calls = append(e.M.Calls[:i], e.M.Calls[i+1:]...)
+			break
+		}
+	}
+	e.M.CallResponseHeaders = nil
+	if status != 0 {
+		e.M.CallResponseHeaders = []abi.Pair{{Key: ":status", Value: strconv.Itoa(status)}}
+		for i := 0; i+1 < len(kv); i += 2 {
+			e.M.CallResponseHeaders = append(e.M.CallResponseHeaders, abi.Pair{Key: kv[i], Value: kv[i+1]})
+		}
+	}
+	e.M.Buffers[abi.BufferHTTPCallResponseBody] = body
+	e.M.Effective = e.Root
+	e.G.HTTPCallResponse(e.Root, c.Token, uint32(len(e.M.CallResponseHeaders)), uint32(len(body)), 0)
+}
+
+// Serve answers every pending call with the fake origin and returns how
+// many it answered.
+func (e *Env) Serve() int {
+	n := 0
+	for {
+		p := e.Pending()
+		if len(p) == 0 {
+			return n
+		}
+		for _, c := range p {
+			status, body := e.Origin.Handle(c)
+			e.Answer(c, status, body)
+			n++
+		}
+	}
+}
+
+// Logged reports whether a log line contains all of parts.
+func (e *Env) Logged(parts ...string) bool {
+	for _, l := range e.M.Logs {
+		ok := true
+		for _, p := range parts {
+			if !strings.Contains(l.Msg, p) {
+				ok = false
+				break
+			}
+		}
+		if ok {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,381 @@
+//go:build !wasip1
+
+package main_test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"testing"
+
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
+
+	"github.com/sessionedge/sessionedge/wasm/internal/abi"
+	"github.com/sessionedge/sessionedge/wasm/internal/proxytest"
+)
+
+// The .wasm tests build the module once (GOOS=wasip1 GOARCH=wasm
+// -buildmode=c-shared, exactly as `make wasm`) and run the scenarios of
+// package proxytest against it in wazero. The env imports are thin memory
+// adapters over the same abi mock the native run uses, so any difference
+// between the two runs is the guest's, not the host's.
+
+var (
+	buildOnce sync.Once
+	wasmPath  string
+	buildErr  error
+	wasmDir   string
+)
+
+// buildModule compiles ./ (package main) to a .wasm in a temporary
+// directory, once per test binary.
+func buildModule(tb testing.TB) string {
+	tb.Helper()
+	buildOnce.Do(func() {
+		wasmDir, buildErr = os.MkdirTemp("", "sessionedge-wasm")
+		if buildErr != nil {
+			return
+		}
+		wasmPath = filepath.Join(wasmDir, "sessionedge.wasm")
+		cmd := exec.Command("go", "build", "-buildmode=c-shared", "-trimpath", "-ldflags=-s", "-o", wasmPath, ".")
+		cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			buildErr = &buildError{err: err, out: string(out)}
+		}
+	})
+	if buildErr != nil {
+		tb.Fatalf("building the module: %v", buildErr)
+	}
+	return wasmPath
+}
+
+type buildError struct {
+	err error
+	out string
+}
+
+func (e *buildError) Error() string { return e.err.Error() + "\n" + e.out }
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if wasmDir != "" {
+		os.RemoveAll(wasmDir)
+	}
+	os.Exit(code)
+}
+
+// engine is a wazero runtime with the env host module and the compiled
+// guest, shared by every test of the binary.
+type engine struct {
+	rt       wazero.Runtime
+	compiled wazero.CompiledModule
+}
+
+var (
+	engineOnce sync.Once
+	theEngine  *engine
+	engineErr  error
+)
+
+func getEngine(tb testing.TB) *engine {
+	tb.Helper()
+	path := buildModule(tb)
+	engineOnce.Do(func() {
+		ctx := context.Background()
+		bin, err := os.ReadFile(path)
+		if err != nil {
+			engineErr = err
+			return
+		}
+		rt := wazero.NewRuntime(ctx)
+		wasi_snapshot_preview1.MustInstantiate(ctx, rt)
+		if _, err := envModule(rt).Instantiate(ctx); err != nil {
+			engineErr = err
+			return
+		}
+		compiled, err := rt.CompileModule(ctx, bin)
+		if err != nil {
+			engineErr = err
+			return
+		}
+		theEngine = &engine{rt: rt, compiled: compiled}
+	})
+	if engineErr != nil {
+		tb.Fatalf("wazero: %v", engineErr)
+	}
+	return theEngine
+}
+
+// wasmGuest is one instance of the module.
+type wasmGuest struct {
+	m   *abi.Mock
+	mod api.Module
+	fn  map[string]api.Function
+	tb  testing.TB
+}
+
+// current is the guest whose export is running; the env functions read and
+// write its memory. Tests drive one instance at a time.
+var current *wasmGuest
+
+func newWasm(tb testing.TB, m *abi.Mock) proxytest.Guest {
+	e := getEngine(tb)
+	cfg := wazero.NewModuleConfig().WithName("").WithStartFunctions("_initialize").
+		WithSysWalltime().WithSysNanotime().WithRandSource(rand.Reader)
+	mod, err := e.rt.InstantiateModule(context.Background(), e.compiled, cfg)
+	if err != nil {
+		tb.Fatalf("instantiate: %v", err)
+	}
+	tb.Cleanup(func() { mod.Close(context.Background()) })
+	g := &wasmGuest{m: m, mod: mod, fn: map[string]api.Function{}, tb: tb}
+	for _, name := range []string{"proxy_on_memory_allocate", "proxy_on_context_create", "proxy_on_vm_start",
+		"proxy_on_configure", "proxy_on_tick", "proxy_on_request_headers", "proxy_on_request_body",
+		"proxy_on_response_headers", "proxy_on_http_call_response", "proxy_on_done", "proxy_on_log", "proxy_on_delete"} {
+		f := mod.ExportedFunction(name)
+		if f == nil {
+			tb.Fatalf("module does not export %s", name)
+		}
+		g.fn[name] = f
+	}
+	return g
+}
+
+func (g *wasmGuest) call(name string, args ...uint64) uint64 {
+	abi.Use(g.m)
+	prev := current
+	current = g
+	defer func() { current = prev }()
+	res, err := g.fn[name].Call(context.Background(), args...)
+	if err != nil {
+		g.tb.Fatalf("%s trapped: %v", name, err)
+	}
+	if len(res) > 0 {
+		return res[0]
+	}
+	return 0
+}
+
+func b2u(b bool) uint64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func (g *wasmGuest) ContextCreate(id, parent uint32) {
+	g.call("proxy_on_context_create", uint64(id), uint64(parent))
+}
+func (g *wasmGuest) VMStart(root, size uint32) bool {
+	return g.call("proxy_on_vm_start", uint64(root), uint64(size)) != 0
+}
+func (g *wasmGuest) Configure(root, size uint32) bool {
+	return g.call("proxy_on_configure", uint64(root), uint64(size)) != 0
+}
+func (g *wasmGuest) Tick(root uint32) { g.call("proxy_on_tick", uint64(root)) }
+func (g *wasmGuest) RequestHeaders(id, n uint32, eos bool) uint32 {
+	return uint32(g.call("proxy_on_request_headers", uint64(id), uint64(n), b2u(eos)))
+}
+func (g *wasmGuest) RequestBody(id, size uint32, eos bool) uint32 {
+	return uint32(g.call("proxy_on_request_body", uint64(id), uint64(size), b2u(eos)))
+}
+func (g *wasmGuest) ResponseHeaders(id, n uint32, eos bool) uint32 {
+	return uint32(g.call("proxy_on_response_headers", uint64(id), uint64(n), b2u(eos)))
+}
+func (g *wasmGuest) HTTPCallResponse(root, token, nh, bs, nt uint32) {
+	g.call("proxy_on_http_call_response", uint64(root), uint64(token), uint64(nh), uint64(bs), uint64(nt))
+}
+func (g *wasmGuest) Done(id uint32) bool { return g.call("proxy_on_done", uint64(id)) != 0 }
+func (g *wasmGuest) Log(id uint32)       { g.call("proxy_on_log", uint64(id)) }
+func (g *wasmGuest) Delete(id uint32)    { g.call("proxy_on_delete", uint64(id)) }
+
+// read copies guest memory; the view wazero returns goes stale when the
+// guest grows its memory.
+func read(mod api.Module, ptr, size uint32) []byte {
+	if size == 0 {
+		return nil
+	}
+	b, ok := mod.Memory().Read(ptr, size)
+	if !ok {
+		panic("guest passed memory out of range")
+	}
+	return append([]byte(nil), b...)
+}
+
+// give copies data into guest memory through proxy_on_memory_allocate and
+// stores its address and length at retPtr and retSize.
+func give(ctx context.Context, mod api.Module, data []byte, retPtr, retSize uint32) uint32 {
+	data = append([]byte(nil), data...) // the mock reuses its buffer
+	res, err := current.fn["proxy_on_memory_allocate"].Call(ctx, uint64(len(data)))
+	if err != nil {
+		return uint32(abi.StatusInternalFailure)
+	}
+	ptr := uint32(res[0])
+	if len(data) > 0 && !mod.Memory().Write(ptr, data) {
+		return uint32(abi.StatusInvalidMemoryAccess)
+	}
+	mod.Memory().WriteUint32Le(retPtr, ptr)
+	mod.Memory().WriteUint32Le(retSize, uint32(len(data)))
+	return uint32(abi.StatusOK)
+}
+
+type hostFn struct {
+	name    string
+	params  int
+	i64ret  bool
+	fn      func(ctx context.Context, mod api.Module, p []uint64) uint32
+	results int
+}
+
+func u32(v uint64) uint32 { return uint32(v) }
+
+// envModule defines the proxy-wasm imports the guest uses, each a thin
+// adapter over the abi mock functions.
+func envModule(rt wazero.Runtime) wazero.HostModuleBuilder {
+	b := rt.NewHostModuleBuilder("env")
+	fns := []hostFn{
+		{name: "proxy_log", params: 3, fn: func(ctx context.Context, mod api.Module, p []uint64) uint32 {
+			abi.Log(abi.LogLevel(p[0]), string(read(mod, u32(p[1]), u32(p[2]))))
+			return 0
+		}},
+		{name: "proxy_get_current_time_nanoseconds", params: 1, fn: func(ctx context.Context, mod api.Module, p []uint64) uint32 {
+			mod.Memory().WriteUint64Le(u32(p[0]), uint64(abi.NowNanos()))
+			return 0
+		}},
+		{name: "proxy_set_tick_period_milliseconds", params: 1, fn: func(ctx context.Context, mod api.Module, p []uint64) uint32 {
+			return uint32(abi.SetTickPeriod(u32(p[0])))
+		}},
+		{name: "proxy_get_buffer_bytes", params: 5, fn: func(ctx context.Context, mod api.Module, p []uint64) uint32 {
+			data, st := abi.GetBufferBytes(abi.BufferType(p[0]), u32(p[1]), u32(p[2]))
+			if st != abi.StatusOK {
+				return uint32(st)
+			}
+			return give(ctx, mod, data, u32(p[3]), u32(p[4]))
+		}},
+		{name: "proxy_get_header_map_pairs", params: 3, fn: func(ctx context.Context, mod api.Module, p []uint64) uint32 {
+			data, st := abi.GetHeaderMapPairs(abi.MapType(p[0]))
+			if st != abi.StatusOK {
+				return uint32(st)
+			}
+			return give(ctx, mod, data, u32(p[1]), u32(p[2]))
+		}},
+		{name: "proxy_get_header_map_value", params: 5, fn: func(ctx context.Context, mod api.Module, p []uint64) uint32 {
+			data, st := abi.GetHeaderMapValue(abi.MapType(p[0]), string(read(mod, u32(p[1]), u32(p[2]))))
+			if st != abi.StatusOK {
+				return uint32(st)
+			}
+			return give(ctx, mod, data, u32(p[3]), u32(p[4]))
+		}},
+		{name: "proxy_add_header_map_value", params: 5, fn: func(ctx context.Context, mod api.Module, p []uint64) uint32 {
+			return uint32(abi.AddHeader(abi.MapType(p[0]), string(read(mod, u32(p[1]), u32(p[2]))), read(mod, u32(p[3]), u32(p[4]))))
+		}},
+		{name: "proxy_replace_header_map_value", params: 5, fn: func(ctx context.Context, mod api.Module, p []uint64) uint32 {
+			return uint32(abi.ReplaceHeader(abi.MapType(p[0]), string(read(mod, u32(p[1]), u32(p[2]))), read(mod, u32(p[3]), u32(p[4]))))
+		}},
+		{name: "proxy_remove_header_map_value", params: 3, fn: func(ctx context.Context, mod api.Module, p []uint64) uint32 {
+			return uint32(abi.RemoveHeader(abi.MapType(p[0]), read(mod, u32(p[1]), u32(p[2]))))
+		}},
+		{name: "proxy_continue_stream", params: 1, fn: func(ctx context.Context, mod api.Module, p []uint64) uint32 {
+			return uint32(abi.ContinueStream(abi.StreamType(p[0])))
+		}},
+		{name: "proxy_send_local_response", params: 8, fn: func(ctx context.Context, mod api.Module, p []uint64) uint32 {
+			return uint32(abi.SendLocalResponse(u32(p[0]), string(read(mod, u32(p[1]), u32(p[2]))),
+				read(mod, u32(p[3]), u32(p[4])), read(mod, u32(p[5]), u32(p[6]))))
+		}},
+		{name: "proxy_http_call", params: 10, fn: func(ctx context.Context, mod api.Module, p []uint64) uint32 {
+			token, st := abi.HTTPCall(string(read(mod, u32(p[0]), u32(p[1]))), read(mod, u32(p[2]), u32(p[3])),
+				read(mod, u32(p[4]), u32(p[5])), u32(p[8]))
+			if st == abi.StatusOK {
+				mod.Memory().WriteUint32Le(u32(p[9]), token)
+			}
+			return uint32(st)
+		}},
+		{name: "proxy_set_effective_context", params: 1, fn: func(ctx context.Context, mod api.Module, p []uint64) uint32 {
+			return uint32(abi.SetEffectiveContext(u32(p[0])))
+		}},
+		{name: "proxy_get_shared_data", params: 5, fn: func(ctx context.Context, mod api.Module, p []uint64) uint32 {
+			data, cas, st := abi.GetSharedData(string(read(mod, u32(p[0]), u32(p[1]))))
+			if st != abi.StatusOK {
+				return uint32(st)
+			}
+			if rc := give(ctx, mod, data, u32(p[2]), u32(p[3])); rc != 0 {
+				return rc
+			}
+			mod.Memory().WriteUint32Le(u32(p[4]), cas)
+			return 0
+		}},
+		{name: "proxy_set_shared_data", params: 5, fn: func(ctx context.Context, mod api.Module, p []uint64) uint32 {
+			return uint32(abi.SetSharedData(string(read(mod, u32(p[0]), u32(p[1]))), read(mod, u32(p[2]), u32(p[3])), u32(p[4])))
+		}},
+	}
+	for _, f := range fns {
+		f := f
+		params := make([]api.ValueType, f.params)
+		for i := range params {
+			params[i] = api.ValueTypeI32
+		}
+		b.NewFunctionBuilder().WithGoModuleFunction(api.GoModuleFunc(func(ctx context.Context, mod api.Module, stack []uint64) {
+			stack[0] = uint64(f.fn(ctx, mod, stack))
+		}), params, []api.ValueType{api.ValueTypeI32}).Export(f.name)
+	}
+	return b
+}
+
+// TestScenarios runs the proxytest scenarios against the .wasm module.
+func TestScenarios(t *testing.T) { proxytest.Run(t, newWasm) }
+
+// TestExports checks the ABI surface: the version marker and the allocator
+// are exported, malloc is not, and every export takes 32-bit integers only.
+func TestExports(t *testing.T) {
+	e := getEngine(t)
+	exports := e.compiled.ExportedFunctions()
+	for _, name := range []string{"proxy_abi_version_0_2_1", "proxy_on_memory_allocate", "_initialize"} {
+		if exports[name] == nil {
+			t.Errorf("module does not export %s", name)
+		}
+	}
+	if exports["malloc"] != nil {
+		t.Error("module exports malloc: Envoy would prefer it and never free")
+	}
+	for name, def := range exports {
+		for _, p := range append(def.ParamTypes(), def.ResultTypes()...) {
+			if p != api.ValueTypeI32 {
+				t.Errorf("%s has a %s parameter or result; the ABI wants i32", name, api.ValueTypeName(p))
+			}
+		}
+	}
+	imports := e.compiled.ImportedFunctions()
+	for _, imp := range imports {
+		mod, name, _ := imp.Import()
+		if mod == "env" {
+			for _, p := range imp.ParamTypes() {
+				if p != api.ValueTypeI32 {
+					t.Errorf("import %s has a %s parameter", name, api.ValueTypeName(p))
+				}
+			}
+		}
+	}
+}
+
+// TestAllocateZero checks that proxy_on_memory_allocate(0) returns a valid
+// non-null pointer and that allocations do not alias.
+func TestAllocateZero(t *testing.T) {
+	m := abi.NewMock()
+	g := newWasm(t, m).(*wasmGuest)
+	p0 := g.call("proxy_on_memory_allocate", 0)
+	p1 := g.call("proxy_on_memory_allocate", 16)
+	p2 := g.call("proxy_on_memory_allocate", 16)
+	if p0 == 0 || p1 == 0 || p2 == 0 || p1 == p2 {
+		t.Fatalf("allocations %d %d %d", p0, p1, p2)
+	}
+	var b [8]byte
+	binary.LittleEndian.PutUint64(b[:], 0x1122334455667788)
+	if !g.mod.Memory().Write(uint32(p1), b[:]) {
+		t.Fatal("allocated memory not writable")
+	}
+}
