@@ -216,6 +216,16 @@ func walkStorefront(t *testing.T, base string, client *sdk.Client, refresh func(
 		return st.ID != id && st.Kind == "anonymous"
 	})
 
+	// A client that forges session headers gets its own session, not the
+	// one it names: the edge strips client-sent x-session-* headers.
+	forger := e2e.NewBrowser(base)
+	forger.Header.Set("x-session-id", id)
+	forger.Header.Set("x-session-kind", "customer")
+	forger.Header.Set("x-session-customer", "alice")
+	if st := apiState(t, forger); st.ID == id || st.Kind != "anonymous" || st.Customer != "" {
+		t.Fatalf("forged headers reached the app: %+v", st)
+	}
+
 	// A privacy attribute, then log out: privacy gone, cart kept.
 	mustPage(t, b.Post(t, "/privacy", url.Values{"email": {"alice@example.com"}}), `id="privacy-email">alice@example.com`)
 	loginToken := b.Cookie("__Host-sid")
@@ -238,4 +248,10 @@ func walkStorefront(t *testing.T, base string, client *sdk.Client, refresh func(
 		st := apiState(t, b)
 		return st.ID == id && st.Kind == "anonymous" && st.Customer == "" && st.Email == "" && st.Cart["mug"] == 2
 	})
+
+	// The tokens the app handed back in x-session-token became cookies;
+	// no x-session-* header ever reached the browser.
+	if len(b.Leaked) > 0 {
+		t.Fatalf("x-session-* response headers reached the browser: %q", b.Leaked)
+	}
 }

@@ -23,12 +23,18 @@ type Browser struct {
 	cookies map[string]*http.Cookie
 	// SetCookies holds every Set-Cookie header received, in order.
 	SetCookies []string
-	client     *http.Client
+	// Leaked holds every x-session-* response header that reached the
+	// browser ("name: value"); the edge must strip them all.
+	Leaked []string
+	// Header is sent with every request (to play a client that forges
+	// session headers, for one).
+	Header http.Header
+	client *http.Client
 }
 
 // NewBrowser returns a browser for the site at base.
 func NewBrowser(base string) *Browser {
-	return &Browser{Base: strings.TrimRight(base, "/"), cookies: map[string]*http.Cookie{},
+	return &Browser{Base: strings.TrimRight(base, "/"), cookies: map[string]*http.Cookie{}, Header: http.Header{},
 		client: &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
 }
 
@@ -80,6 +86,9 @@ func (b *Browser) do(t testing.TB, method, path string, form url.Values) *Page {
 		if err != nil {
 			t.Fatal(err)
 		}
+		for k, vs := range b.Header {
+			req.Header[k] = vs
+		}
 		if form != nil {
 			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 		}
@@ -96,6 +105,11 @@ func (b *Browser) do(t testing.TB, method, path string, form url.Values) *Page {
 		resp.Body.Close()
 		b.mu.Lock()
 		b.SetCookies = append(b.SetCookies, resp.Header.Values("Set-Cookie")...)
+		for name, vs := range resp.Header {
+			if strings.HasPrefix(strings.ToLower(name), "x-session-") {
+				b.Leaked = append(b.Leaked, name+": "+strings.Join(vs, ", "))
+			}
+		}
 		for _, c := range resp.Cookies() {
 			if c.MaxAge < 0 {
 				delete(b.cookies, c.Name)
