@@ -80,31 +80,40 @@ trap 'cleanup; exit 130' INT
 trap 'cleanup; exit 143' TERM
 trap cleanup EXIT
 
-wait_ready() { # name url
+# http_ok host port path: a GET over bash's /dev/tcp, so the script needs no
+# curl; true for a 2xx answer.
+http_ok() (
+  exec 3<>"/dev/tcp/$1/$2" || exit 1
+  printf 'GET %s HTTP/1.0\r\nHost: %s\r\n\r\n' "$3" "$1" >&3
+  read -r _ status _ <&3 || exit 1
+  [ "${status:-0}" -ge 200 ] && [ "$status" -lt 300 ]
+)
+
+wait_ready() { # name port path
   for _ in $(seq 1 150); do
-    if curl -fsS -o /dev/null "$2" 2>/dev/null; then return 0; fi
+    if http_ok 127.0.0.1 "$2" "$3" 2>/dev/null; then return 0; fi
     sleep 0.2
   done
-  echo "demo: $1 did not get ready at $2; see $DEMO_DIR/$1.log" >&2
+  echo "demo: $1 did not get ready at 127.0.0.1:$2$3; see $DEMO_DIR/$1.log" >&2
   exit 1
 }
 
 build/bin/origin -config "$DEMO_DIR/origin.json" > "$DEMO_DIR/origin.log" 2>&1 &
 pids+=($!)
-wait_ready origin "http://127.0.0.1:$ORIGIN_PORT/readyz"
+wait_ready origin "$ORIGIN_PORT" /readyz
 
 # The storefront listens on loopback only: it trusts the x-session-* headers,
 # so only the edge may reach it.
 build/bin/storefront -addr "127.0.0.1:$APP_PORT" -origin "http://127.0.0.1:$ORIGIN_PORT" -api-key "$APP_KEY" \
   > "$DEMO_DIR/storefront.log" 2>&1 &
 pids+=($!)
-wait_ready storefront "http://127.0.0.1:$APP_PORT/healthz"
+wait_ready storefront "$APP_PORT" /healthz
 
 build/bin/edge -listen ":$EDGE_PORT" -admin "127.0.0.1:$EDGE_ADMIN_PORT" -upstream "127.0.0.1:$APP_PORT" \
   -clusters "origin=127.0.0.1:$ORIGIN_PORT" -wasm build/sessionedge.wasm -plugin-config-file "$DEMO_DIR/plugin.json" \
   > "$DEMO_DIR/edge.log" 2>&1 &
 pids+=($!)
-wait_ready edge "http://127.0.0.1:$EDGE_ADMIN_PORT/readyz"
+wait_ready edge "$EDGE_ADMIN_PORT" /readyz
 
 cat <<TXT
 

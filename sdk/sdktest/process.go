@@ -131,6 +131,7 @@ func Start(t testing.TB, c Cmd) *Process {
 	if cmd.Dir == "" {
 		cmd.Dir = t.TempDir()
 	}
+	killWithParent(cmd)
 	p := &Process{cmd: cmd, log: &syncBuffer{}, done: make(chan struct{}), name: c.Name}
 	cmd.Stdout, cmd.Stderr = p.log, p.log
 	if err := cmd.Start(); err != nil {
