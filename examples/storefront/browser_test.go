@@ -106,6 +106,8 @@ func walkBrowser(t *testing.T, chrome, base, prefix string) {
 		chromedp.DisableGPU,
 		chromedp.Flag("disable-background-networking", true),
 		chromedp.Flag("disable-component-update", true),
+		// Containers often have a tiny /dev/shm, where Chromium's renderer crashes.
+		chromedp.Flag("disable-dev-shm-usage", true),
 		chromedp.NoFirstRun,
 		chromedp.NoDefaultBrowserCheck,
 		chromedp.UserDataDir(t.TempDir()),
