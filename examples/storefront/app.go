@@ -102,6 +102,7 @@ func newApp(cfg config) (http.Handler, error) {
 	shop := http.NewServeMux()
 	shop.HandleFunc("GET /{$}", a.home)
 	shop.HandleFunc("GET /api/session", a.apiSession)
+	shop.HandleFunc("GET /api/headers", a.apiHeaders)
 	shop.HandleFunc("POST /cart", a.addToCart)
 	shop.HandleFunc("POST /currency", a.setCurrency)
 	shop.HandleFunc("POST /login", a.login)
@@ -242,6 +243,21 @@ func (a *app) apiSession(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "private, no-store")
 	json.NewEncoder(w).Encode(a.current(r))
+}
+
+// apiHeaders shows the x-session-* headers the edge forwarded with this
+// request, for the demo's tour of what the app receives.
+func (a *app) apiHeaders(w http.ResponseWriter, r *http.Request) {
+	var lines []string
+	for name, vs := range r.Header {
+		if strings.HasPrefix(strings.ToLower(name), "x-session-") {
+			lines = append(lines, strings.ToLower(name)+": "+strings.Join(vs, ", "))
+		}
+	}
+	sort.Strings(lines)
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "private, no-store")
+	fmt.Fprintln(w, strings.Join(lines, "\n"))
 }
 
 // done redirects back to the page after a write (POST/redirect/GET), telling

@@ -166,6 +166,9 @@ func walkStorefront(t *testing.T, base string, client *sdk.Client, refresh func(
 	if _, err := wire.ParseID(id); err != nil || st.Kind != "anonymous" {
 		t.Fatalf("session %+v", st)
 	}
+	if h := b.Get(t, "/api/headers"); !strings.Contains(h.Body, "x-session-id: "+id) || !strings.Contains(h.Body, "x-session-segment: ") {
+		t.Fatalf("forwarded headers:\n%s", h.Body)
+	}
 	if again := apiState(t, b); again.ID != id {
 		t.Fatalf("second request has session %s, first %s: the cookie did not stick", again.ID, id)
 	}
