@@ -4,7 +4,6 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
-	"encoding/hex"
 	"strconv"
 
 	"github.com/sessionedge/sessionedge/sdk/wire"
@@ -138,7 +137,12 @@ func appendSegment(dst []byte, s *wire.Session) []byte {
 	b = append(b, 0)
 	b = append(b, s.Fields[wire.FieldTargetLocation].Text...)
 	sum := sha256.Sum256(b)
-	return hex.AppendEncode(dst, sum[:8])
+	// By hand: encoding/hex would link fmt into the module.
+	const digits = "0123456789abcdef"
+	for _, c := range sum[:8] {
+		dst = append(dst, digits[c>>4], digits[c&0xf])
+	}
+	return dst
 }
 
 // appendSafe appends s, replacing bytes that may not appear in a header
