@@ -156,7 +156,7 @@ func TestSessionLifecycle(t *testing.T) {
 			}
 		}},
 		{"clear data", "DELETE", "/data", nil, nil, func(t *testing.T, _ resp, s *wire.Session) {
-			if s.NumAttrs() != 0 || s.Ended != 0 {
+			if s.NumAttrs() != 0 || s.Ended != 0 || !s.Field(wire.FieldLocale).IsZero() {
 				t.Fatalf("after clear: %+v", s)
 			}
 		}},

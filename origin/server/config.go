@@ -69,7 +69,7 @@ func (d Duration) or(def Duration) Duration {
 	return d
 }
 
-// ms returns the deadline now+d in Unix ms, or 0 for None.
+// deadline returns now+d in Unix ms (now in Unix ms), or 0 for None.
 func (d Duration) deadline(now int64) int64 {
 	if d == None || d == 0 {
 		return 0

@@ -64,6 +64,12 @@ func startOrigin(t *testing.T, cfg Config) *testOrigin {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return startOriginWith(t, s)
+}
+
+// startOriginWith serves s on a free loopback port.
+func startOriginWith(t *testing.T, s *Server) *testOrigin {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -84,7 +84,7 @@ func (m *metrics) observe(route, status int, d time.Duration) {
 	m.latency[r].Observe(d.Seconds())
 }
 
-func (s *Server) handleMetrics(ctx *fasthttp.RequestCtx, _ *params) error {
+func (s *Server) handleMetrics(ctx *fasthttp.RequestCtx, _ params) error {
 	s.metrics.handler(ctx)
 	return nil
 }

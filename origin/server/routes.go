@@ -17,7 +17,7 @@ type route struct {
 	name    string // metrics label
 	scope   scope
 	segs    []string
-	h       func(ctx *fasthttp.RequestCtx, p *params) error
+	h       func(ctx *fasthttp.RequestCtx, p params) error
 }
 
 // params holds the captured path segments, still percent-encoded; they alias
@@ -28,7 +28,7 @@ type params struct {
 }
 
 // text returns capture i percent-decoded.
-func (p *params) text(i int) (string, error) {
+func (p params) text(i int) (string, error) {
 	s, err := url.PathUnescape(string(p.v[i]))
 	if err != nil {
 		return "", badInput("path", "bad percent-encoding")
@@ -133,7 +133,7 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 			if len(ctx.Request.Body()) > s.maxBody {
 				err = errBodyTooLarge
 			} else {
-				err = r.h(ctx, &p)
+				err = r.h(ctx, p)
 			}
 		}
 	}
@@ -143,13 +143,13 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	s.metrics.observe(idx, ctx.Response.StatusCode(), time.Since(start))
 }
 
-func (s *Server) handleHealthz(ctx *fasthttp.RequestCtx, _ *params) error {
+func (s *Server) handleHealthz(ctx *fasthttp.RequestCtx, _ params) error {
 	ctx.SetContentType("application/json")
 	ctx.SetBodyString(`{"status":"ok"}`)
 	return nil
 }
 
-func (s *Server) handleReadyz(ctx *fasthttp.RequestCtx, _ *params) error {
+func (s *Server) handleReadyz(ctx *fasthttp.RequestCtx, _ params) error {
 	if s.base.Err() != nil {
 		return errShuttingDown
 	}

@@ -23,7 +23,7 @@ func isCBORBody(ctx *fasthttp.RequestCtx) bool {
 	return bytes.HasPrefix(ctx.Request.Header.ContentType(), []byte("application/cbor"))
 }
 
-func (s *Server) parseID(p *params) (wire.ID, error) {
+func (s *Server) parseID(p params) (wire.ID, error) {
 	id, err := wire.ParseIDBytes(p.v[0])
 	if err != nil {
 		return id, store.ErrNotFound
@@ -196,7 +196,7 @@ func (s *Server) commit(prev, next *wire.Session, d *wire.Delta) (uint64, error)
 	return cursor, err
 }
 
-func (s *Server) getSession(p *params) (*wire.Session, error) {
+func (s *Server) getSession(p params) (*wire.Session, error) {
 	id, err := s.parseID(p)
 	if err != nil {
 		return nil, err
@@ -211,7 +211,7 @@ func (s *Server) getSession(p *params) (*wire.Session, error) {
 	return sess, nil
 }
 
-func (s *Server) handleGet(ctx *fasthttp.RequestCtx, p *params) error {
+func (s *Server) handleGet(ctx *fasthttp.RequestCtx, p params) error {
 	sess, err := s.getSession(p)
 	if err != nil {
 		return err
@@ -296,7 +296,7 @@ func contextMember(obj wire.Value, name string) (wire.Value, bool, error) {
 	return v, true, nil
 }
 
-func (s *Server) handleCreate(ctx *fasthttp.RequestCtx, _ *params) error {
+func (s *Server) handleCreate(ctx *fasthttp.RequestCtx, _ params) error {
 	obj, err := decodeObject(ctx.PostBody())
 	if err != nil {
 		return err
@@ -352,7 +352,7 @@ func (s *Server) handleCreate(ctx *fasthttp.RequestCtx, _ *params) error {
 
 // writeChange runs a change for the session in the path and answers with
 // the new state.
-func (s *Server) writeChange(ctx *fasthttp.RequestCtx, p *params, ops func(*wire.Session, int64) ([]wire.Op, error)) error {
+func (s *Server) writeChange(ctx *fasthttp.RequestCtx, p params, ops func(*wire.Session, int64) ([]wire.Op, error)) error {
 	id, err := s.parseID(p)
 	if err != nil {
 		return err
@@ -390,7 +390,7 @@ func (s *Server) bodyContextOps(ctx *fasthttp.RequestCtx, replace bool) ([]wire.
 	return wire.ContextOps(obj, replace, &s.lim)
 }
 
-func (s *Server) handlePutContext(ctx *fasthttp.RequestCtx, p *params) error {
+func (s *Server) handlePutContext(ctx *fasthttp.RequestCtx, p params) error {
 	ops, err := s.bodyContextOps(ctx, true)
 	if err != nil {
 		return err
@@ -398,7 +398,7 @@ func (s *Server) handlePutContext(ctx *fasthttp.RequestCtx, p *params) error {
 	return s.writeChange(ctx, p, func(*wire.Session, int64) ([]wire.Op, error) { return ops, nil })
 }
 
-func (s *Server) handlePatchContext(ctx *fasthttp.RequestCtx, p *params) error {
+func (s *Server) handlePatchContext(ctx *fasthttp.RequestCtx, p params) error {
 	ops, err := s.bodyContextOps(ctx, false)
 	if err != nil {
 		return err
@@ -406,7 +406,7 @@ func (s *Server) handlePatchContext(ctx *fasthttp.RequestCtx, p *params) error {
 	return s.writeChange(ctx, p, func(*wire.Session, int64) ([]wire.Op, error) { return ops, nil })
 }
 
-func (s *Server) handleAddAttr(ctx *fasthttp.RequestCtx, p *params) error {
+func (s *Server) handleAddAttr(ctx *fasthttp.RequestCtx, p params) error {
 	obj, err := decodeObject(ctx.PostBody())
 	if err != nil {
 		return err
@@ -438,7 +438,7 @@ func (s *Server) handleAddAttr(ctx *fasthttp.RequestCtx, p *params) error {
 	return s.writeChange(ctx, p, func(*wire.Session, int64) ([]wire.Op, error) { return []wire.Op{op}, nil })
 }
 
-func (s *Server) handleDeleteAttr(ctx *fasthttp.RequestCtx, p *params) error {
+func (s *Server) handleDeleteAttr(ctx *fasthttp.RequestCtx, p params) error {
 	nsName, err := p.text(1)
 	if err != nil {
 		return err
@@ -455,20 +455,24 @@ func (s *Server) handleDeleteAttr(ctx *fasthttp.RequestCtx, p *params) error {
 	return s.writeChange(ctx, p, func(*wire.Session, int64) ([]wire.Op, error) { return []wire.Op{op}, nil })
 }
 
-func (s *Server) handleClearData(ctx *fasthttp.RequestCtx, p *params) error {
-	return s.writeChange(ctx, p, func(*wire.Session, int64) ([]wire.Op, error) {
-		return []wire.Op{{Code: wire.OpClearNamespace, NS: wire.NamespaceCustom},
-			{Code: wire.OpClearNamespace, NS: wire.NamespacePrivacy}, {Code: wire.OpClearNamespace, NS: wire.NamespacePublic}}, nil
-	})
+// handleClearData empties the context (every namespace and every
+// well-known field but customerId) and keeps the session, its id, kind and
+// login.
+func (s *Server) handleClearData(ctx *fasthttp.RequestCtx, p params) error {
+	ops, err := wire.ContextOps(wire.Value{Type: wire.TypeMap}, true, &s.lim)
+	if err != nil {
+		return err
+	}
+	return s.writeChange(ctx, p, func(*wire.Session, int64) ([]wire.Op, error) { return ops, nil })
 }
 
-func (s *Server) handleEnd(ctx *fasthttp.RequestCtx, p *params) error {
+func (s *Server) handleEnd(ctx *fasthttp.RequestCtx, p params) error {
 	return s.writeChange(ctx, p, func(*wire.Session, int64) ([]wire.Op, error) {
 		return []wire.Op{{Code: wire.OpEnd, Reason: wire.EndAbandoned}}, nil
 	})
 }
 
-func (s *Server) handleLogin(ctx *fasthttp.RequestCtx, p *params) error {
+func (s *Server) handleLogin(ctx *fasthttp.RequestCtx, p params) error {
 	obj, err := decodeObject(ctx.PostBody())
 	if err != nil {
 		return err
@@ -504,7 +508,7 @@ func (s *Server) handleLogin(ctx *fasthttp.RequestCtx, p *params) error {
 	})
 }
 
-func (s *Server) handleLogout(ctx *fasthttp.RequestCtx, p *params) error {
+func (s *Server) handleLogout(ctx *fasthttp.RequestCtx, p params) error {
 	return s.tokenChange(ctx, p, func(base *wire.Session, now int64) ([]wire.Op, error) {
 		if base.Kind == wire.KindShared {
 			return nil, badInput("kind", "a shared session cannot log out")
@@ -514,14 +518,14 @@ func (s *Server) handleLogout(ctx *fasthttp.RequestCtx, p *params) error {
 	})
 }
 
-func (s *Server) handleRefresh(ctx *fasthttp.RequestCtx, p *params) error {
+func (s *Server) handleRefresh(ctx *fasthttp.RequestCtx, p params) error {
 	return s.tokenChange(ctx, p, func(base *wire.Session, now int64) ([]wire.Op, error) {
 		return []wire.Op{{Code: wire.OpTouch, Idle: s.tm[base.Kind].Idle.deadline(now)}}, nil
 	})
 }
 
 // tokenChange is writeChange for the routes that answer with a new token.
-func (s *Server) tokenChange(ctx *fasthttp.RequestCtx, p *params, ops func(*wire.Session, int64) ([]wire.Op, error)) error {
+func (s *Server) tokenChange(ctx *fasthttp.RequestCtx, p params, ops func(*wire.Session, int64) ([]wire.Op, error)) error {
 	id, err := s.parseID(p)
 	if err != nil {
 		return err
@@ -538,7 +542,7 @@ func (s *Server) tokenChange(ctx *fasthttp.RequestCtx, p *params, ops func(*wire
 	return nil
 }
 
-func (s *Server) sharedID(p *params) (wire.ID, error) {
+func (s *Server) sharedID(p params) (wire.ID, error) {
 	name, err := p.text(0)
 	if err != nil {
 		return wire.ID{}, err
@@ -549,7 +553,7 @@ func (s *Server) sharedID(p *params) (wire.ID, error) {
 	return wire.SharedID(s.shared, name), nil
 }
 
-func (s *Server) handleGetShared(ctx *fasthttp.RequestCtx, p *params) error {
+func (s *Server) handleGetShared(ctx *fasthttp.RequestCtx, p params) error {
 	id, err := s.sharedID(p)
 	if err != nil {
 		return err
@@ -567,7 +571,7 @@ func (s *Server) handleGetShared(ctx *fasthttp.RequestCtx, p *params) error {
 
 // handlePutShared creates the shared session called name with the body's
 // context, or finds it (the body is then ignored): 201 or 200.
-func (s *Server) handlePutShared(ctx *fasthttp.RequestCtx, p *params) error {
+func (s *Server) handlePutShared(ctx *fasthttp.RequestCtx, p params) error {
 	id, err := s.sharedID(p)
 	if err != nil {
 		return err
@@ -606,7 +610,7 @@ func (s *Server) handlePutShared(ctx *fasthttp.RequestCtx, p *params) error {
 	return nil
 }
 
-func (s *Server) handleCustomerSessions(ctx *fasthttp.RequestCtx, p *params) error {
+func (s *Server) handleCustomerSessions(ctx *fasthttp.RequestCtx, p params) error {
 	cid, err := p.text(0)
 	if err != nil {
 		return err
@@ -642,7 +646,7 @@ func (s *Server) handleCustomerSessions(ctx *fasthttp.RequestCtx, p *params) err
 
 // handleRevokeCustomer ends every session of a customer with EndRevoked;
 // edges learn it from the feed.
-func (s *Server) handleRevokeCustomer(ctx *fasthttp.RequestCtx, p *params) error {
+func (s *Server) handleRevokeCustomer(ctx *fasthttp.RequestCtx, p params) error {
 	cid, err := p.text(0)
 	if err != nil {
 		return err

@@ -32,7 +32,7 @@ func queryUint(ctx *fasthttp.RequestCtx, name string) (uint64, bool, error) {
 
 // handleSync answers GET /v1/sync: the deltas after the cursor in CBOR,
 // long-polling up to wait ms when there are none.
-func (s *Server) handleSync(ctx *fasthttp.RequestCtx, _ *params) error {
+func (s *Server) handleSync(ctx *fasthttp.RequestCtx, _ params) error {
 	after, hasAfter, err := queryUint(ctx, "after")
 	if err != nil {
 		return err
@@ -90,7 +90,7 @@ func (s *Server) handleSync(ctx *fasthttp.RequestCtx, _ *params) error {
 // ids (sessions the edge minted) are created; a report of a higher
 // generation of anonymous kind for a customer session is the edge's soft
 // logout and becomes a logout delta.
-func (s *Server) handleTouch(ctx *fasthttp.RequestCtx, _ *params) error {
+func (s *Server) handleTouch(ctx *fasthttp.RequestCtx, _ params) error {
 	ts, err := wire.DecodeTouches(ctx.PostBody(), nil)
 	if err != nil {
 		return err

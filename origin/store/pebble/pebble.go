@@ -28,6 +28,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/cockroachdb/pebble"
 	"github.com/dgraph-io/ristretto/v2"
@@ -47,8 +48,8 @@ type Config struct {
 	// Retention is how many change-log entries are kept; default 1,000,000.
 	// An edge whose cursor is older gets a Reset.
 	Retention uint64
-	// TombstoneTTL is how long a tombstone without a hard deadline stays,
-	// Unix ms; default 24 h.
+	// TombstoneTTL is how long a tombstone without a hard deadline stays;
+	// default 24 h.
 	TombstoneTTL time.Duration
 	// NoSync skips fsync on commit (tests and benchmarks of the non-durable
 	// path only); default false.
@@ -65,7 +66,7 @@ type Store struct {
 	retention    uint64
 	tombstoneTTL int64
 
-	locks [stripes]sync.Mutex
+	locks [stripes]stripe
 
 	seq     atomic.Uint64 // last allocated change-log sequence
 	outSeq  atomic.Uint64 // last allocated outbox sequence
@@ -100,14 +101,15 @@ func Open(cfg Config) (*Store, error) {
 	defer bc.Unref()
 	db, err := pebble.Open(cfg.Dir, &pebble.Options{
 		Cache:        bc,
-		MemTableSize: 32 << 20,
+		MemTableSize: 4 << 20,
 		Logger:       quietLogger{},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("cannot open pebble store in %s: %w", cfg.Dir, err)
 	}
 	cache, err := ristretto.NewCache(&ristretto.Config[uint64, *wire.Session]{
-		NumCounters: cfg.CacheBytes / 300 * 10,
+		// Ten counters per session the cache can hold (about 1.5 KiB each).
+		NumCounters: cfg.CacheBytes / 1500 * 10,
 		MaxCost:     cfg.CacheBytes,
 		BufferItems: 64,
 		// Ids are uniformly random (or keyed hashes), so their first bytes are
@@ -230,7 +232,19 @@ func outboxKey(seq uint64) []byte {
 
 func cacheKey(id wire.ID) uint64 { return binary.LittleEndian.Uint64(id[:8]) }
 
-func (s *Store) lock(id wire.ID) *sync.Mutex {
+// stripe serializes the writers of the sessions that hash to it and
+// remembers the last session written through it. Ristretto applies a Set of a
+// key it does not hold asynchronously, so right after a commit the cache
+// usually misses; the slot answers the writer's next read of the same session
+// (read-apply-commit loops) without a Pebble read. It always holds the newest
+// state of its session, because every write of that session updates it under
+// the lock.
+type stripe struct {
+	sync.Mutex
+	last *wire.Session
+}
+
+func (s *Store) lock(id wire.ID) *stripe {
 	return &s.locks[binary.LittleEndian.Uint16(id[8:10])%stripes]
 }
 
@@ -247,10 +261,13 @@ func (s *Store) Get(ctx context.Context, id wire.ID) (*wire.Session, error) {
 	mu := s.lock(id)
 	mu.Lock()
 	defer mu.Unlock()
-	return s.getLocked(id)
+	return s.getLocked(mu, id)
 }
 
-func (s *Store) getLocked(id wire.ID) (*wire.Session, error) {
+func (s *Store) getLocked(mu *stripe, id wire.ID) (*wire.Session, error) {
+	if v := mu.last; v != nil && v.ID == id {
+		return v, nil
+	}
 	if v, ok := s.cache.Get(cacheKey(id)); ok && v.ID == id {
 		return v, nil
 	}
@@ -284,7 +301,47 @@ func (s *Store) cacheSet(v *wire.Session) {
 	// the older value; the Del is queued in between.
 	k := cacheKey(v.ID)
 	s.cache.Del(k)
-	s.cache.Set(k, v, int64(wire.SessionSize(v))+200)
+	s.cache.Set(k, v, memSize(v))
+}
+
+// Sizes of the in-memory session representation, for the cache's cost: a
+// cached session costs what it holds on the heap, not its (much smaller)
+// encoding, so CacheBytes bounds memory.
+const (
+	sessionBytes   = int64(unsafe.Sizeof(wire.Session{}))
+	valueBytes     = int64(unsafe.Sizeof(wire.Value{}))
+	attrBytes      = int64(unsafe.Sizeof(wire.Attr{}))
+	cacheItemBytes = 128 // ristretto's per-item bookkeeping
+)
+
+func memSize(s *wire.Session) int64 {
+	n := sessionBytes + cacheItemBytes
+	for _, v := range s.Fields {
+		n += valueHeap(v)
+	}
+	for _, as := range s.Attrs {
+		n += attrsHeap(as)
+	}
+	return n
+}
+
+func attrsHeap(as wire.Attrs) int64 {
+	n := int64(cap(as)) * attrBytes
+	for _, a := range as {
+		n += int64(len(a.Key)) + valueHeap(a.Value)
+	}
+	return n
+}
+
+func valueHeap(v wire.Value) int64 {
+	n := int64(len(v.Text))
+	if len(v.List) > 0 {
+		n += int64(cap(v.List)) * valueBytes
+		for _, e := range v.List {
+			n += valueHeap(e)
+		}
+	}
+	return n + attrsHeap(v.Map)
 }
 
 // Commit writes c in one synced Pebble batch under the session's lock.
@@ -299,7 +356,7 @@ func (s *Store) Commit(ctx context.Context, c *store.Commit) (uint64, error) {
 	mu := s.lock(d.ID)
 	mu.Lock()
 	defer mu.Unlock()
-	cur, err := s.getLocked(d.ID)
+	cur, err := s.getLocked(mu, d.ID)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		if d.BaseVersion != 0 {
@@ -325,9 +382,13 @@ func (s *Store) Commit(ctx context.Context, c *store.Commit) (uint64, error) {
 	s.pub.done(seq)
 	if err != nil {
 		s.cache.Del(cacheKey(d.ID))
+		if mu.last != nil && mu.last.ID == d.ID {
+			mu.last = nil
+		}
 		return 0, fmt.Errorf("cannot commit %s: %w", d.ID, err)
 	}
 	s.cacheSet(next)
+	mu.last = next
 	switch {
 	case cur == nil && next.Ended == 0:
 		s.live.Add(1)
@@ -382,7 +443,7 @@ func (s *Store) Touch(ctx context.Context, id wire.ID, lastSeen, idle int64) (*w
 	mu := s.lock(id)
 	mu.Lock()
 	defer mu.Unlock()
-	cur, err := s.getLocked(id)
+	cur, err := s.getLocked(mu, id)
 	if err != nil {
 		return nil, err
 	}
@@ -402,9 +463,13 @@ func (s *Store) Touch(ctx context.Context, id wire.ID, lastSeen, idle int64) (*w
 	s.indexes(b, cur, next)
 	if err := s.db.Apply(b, pebble.NoSync); err != nil {
 		s.cache.Del(cacheKey(id))
+		if mu.last != nil && mu.last.ID == id {
+			mu.last = nil
+		}
 		return nil, fmt.Errorf("cannot touch %s: %w", id, err)
 	}
 	s.cacheSet(next)
+	mu.last = next
 	return next, nil
 }
 
@@ -416,7 +481,7 @@ func (s *Store) Purge(ctx context.Context, id wire.ID, version uint64) error {
 	mu := s.lock(id)
 	mu.Lock()
 	defer mu.Unlock()
-	cur, err := s.getLocked(id)
+	cur, err := s.getLocked(mu, id)
 	if err != nil {
 		return err
 	}
@@ -436,6 +501,9 @@ func (s *Store) Purge(ctx context.Context, id wire.ID, version uint64) error {
 		return fmt.Errorf("cannot purge %s: %w", id, err)
 	}
 	s.cache.Del(cacheKey(id))
+	if mu.last != nil && mu.last.ID == id {
+		mu.last = nil
+	}
 	if cur.Ended == 0 {
 		s.live.Add(-1)
 	}

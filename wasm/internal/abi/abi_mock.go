@@ -35,6 +35,11 @@ type Mock struct {
 	// changing the maps, so benchmarks can replay one request and measure
 	// the guest, not the mock.
 	Discard bool
+	// SetPairsCalls counts proxy_set_header_map_pairs calls.
+	SetPairsCalls int
+	// NoSharedData makes the shared-data functions answer UNIMPLEMENTED,
+	// like a host without them.
+	NoSharedData bool
 
 	out []byte // reused serialization buffer for getters
 }
@@ -239,6 +244,24 @@ func GetHeaderMapValue(mt MapType, key string) ([]byte, Status) {
 	return nil, StatusNotFound
 }
 
+// SetHeaderMapPairs replaces map mt with the serialized pairs.
+func SetHeaderMapPairs(mt MapType, pairs []byte) Status {
+	if host.Discard {
+		return StatusOK
+	}
+	hm := host.headerMap(mt)
+	if hm == nil {
+		return StatusBadArgument
+	}
+	ps, err := ParsePairs(pairs)
+	if err != nil {
+		return StatusBadArgument
+	}
+	host.SetPairsCalls++
+	*hm = ps
+	return StatusOK
+}
+
 // AddHeader adds a value to header key of map mt.
 func AddHeader(mt MapType, key string, value []byte) Status {
 	if host.Discard {
@@ -330,6 +353,9 @@ func SetEffectiveContext(id uint32) Status {
 
 // GetSharedData returns the value of key and its CAS.
 func GetSharedData(key string) ([]byte, uint32, Status) {
+	if host.NoSharedData {
+		return nil, 0, StatusUnimplemented
+	}
 	e := host.Shared.Entries[key]
 	if e == nil {
 		return nil, 0, StatusNotFound
@@ -341,6 +367,9 @@ func GetSharedData(key string) ([]byte, uint32, Status) {
 // SetSharedData sets key to value if its CAS equals cas (0: always; an
 // absent key ignores cas, as in the host core).
 func SetSharedData(key string, value []byte, cas uint32) Status {
+	if host.NoSharedData {
+		return StatusUnimplemented
+	}
 	sh := host.Shared
 	e := sh.Entries[key]
 	if e != nil && cas != 0 && e.CAS != cas {

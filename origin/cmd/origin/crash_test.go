@@ -1,0 +1,263 @@
+package main
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/sessionedge/sessionedge/sdk/wire"
+)
+
+const crashKey = "crash-test-key"
+
+func freePort(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+type origin struct {
+	cmd  *exec.Cmd
+	addr string
+}
+
+func startBinary(t *testing.T, bin, config string, addr string) *origin {
+	t.Helper()
+	cmd := exec.Command(bin, "-config", config, "-listen", addr)
+	cmd.Stderr = io.Discard
+	if testing.Verbose() {
+		cmd.Stderr = os.Stderr
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		res, err := http.Get("http://" + addr + "/healthz")
+		if err == nil {
+			res.Body.Close()
+			if res.StatusCode == 200 {
+				return &origin{cmd: cmd, addr: addr}
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("origin did not become healthy")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func call(client *http.Client, method, url string, body []byte, accept string) (int, []byte, error) {
+	req, err := http.NewRequest(method, url, bytes.NewReader(body))
+	if err != nil {
+		return 0, nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+crashKey)
+	req.Header.Set("Content-Type", "application/json")
+	if accept != "" {
+		req.Header.Set("Accept", accept)
+	}
+	res, err := client.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	return res.StatusCode, b, err
+}
+
+func syncBatch(t *testing.T, addr, after string) wire.Batch {
+	t.Helper()
+	url := "http://" + addr + "/v1/sync?limit=10"
+	if after != "" {
+		url += "&after=" + after
+	}
+	status, body, err := call(http.DefaultClient, "GET", url, nil, "application/cbor")
+	if err != nil || status != 200 {
+		t.Fatalf("sync: %d %v", status, err)
+	}
+	var bt wire.Batch
+	if err := wire.DecodeBatch(body, &bt); err != nil {
+		t.Fatal(err)
+	}
+	return bt
+}
+
+// TestCrashRecovery runs the origin binary under write load, kills it with
+// SIGKILL, restarts it on the same data directory and checks that every
+// acknowledged write survived, the sync cursor continues, and the webhooks
+// owed before the crash are delivered after it.
+func TestCrashRecovery(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the origin binary")
+	}
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "origin")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+
+	// The webhook receiver refuses everything until the restart, so the
+	// start events of the first run are all still owed when the origin dies.
+	var accept atomic.Bool
+	var mu sync.Mutex
+	started := map[string]bool{}
+	hookLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hook := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !accept.Load() {
+			w.WriteHeader(503)
+			return
+		}
+		var ev struct{ Type, ID string }
+		json.NewDecoder(r.Body).Decode(&ev)
+		if ev.Type == "session.started" {
+			mu.Lock()
+			started[ev.ID] = true
+			mu.Unlock()
+		}
+		w.WriteHeader(204)
+	})}
+	go hook.Serve(hookLn)
+	defer hook.Close()
+
+	cfg := map[string]any{
+		"dataDir":   filepath.Join(dir, "data"),
+		"apiKeys":   []map[string]any{{"name": "t", "key": crashKey, "scopes": []string{"sessions:read", "sessions:write", "edge:sync"}}},
+		"tokenKeys": map[string]string{"1": base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{1}, 32))},
+		"webhook":   map[string]any{"url": "http://" + hookLn.Addr().String() + "/", "secret": "x", "maxBackoff": "200ms"},
+	}
+	cfgPath := filepath.Join(dir, "config.json")
+	cb, _ := json.Marshal(cfg)
+	if err := os.WriteFile(cfgPath, cb, 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	addr := freePort(t)
+	o := startBinary(t, bin, cfgPath, addr)
+	base := "http://" + addr
+
+	type write struct{ id, key string }
+	var (
+		ackMu   sync.Mutex
+		created []string
+		patched []write
+		stop    atomic.Bool
+		wg      sync.WaitGroup
+	)
+	client := &http.Client{Timeout: 5 * time.Second}
+	for w := 0; w < 16; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for i := 0; !stop.Load(); i++ {
+				status, body, err := call(client, "POST", base+"/v1/sessions", []byte(`{"context":{"currency":"EUR"}}`), "")
+				if err != nil || status != 201 {
+					continue
+				}
+				var cr struct{ ID string }
+				json.Unmarshal(body, &cr)
+				ackMu.Lock()
+				created = append(created, cr.ID)
+				ackMu.Unlock()
+				for k := 0; k < 3 && !stop.Load(); k++ {
+					key := fmt.Sprintf("w%d_%d_%d", w, i, k)
+					status, _, err := call(client, "PATCH", base+"/v1/sessions/"+cr.ID+"/context",
+						[]byte(`{"custom":{"`+key+`":1}}`), "")
+					if err == nil && status == 200 {
+						ackMu.Lock()
+						patched = append(patched, write{cr.ID, key})
+						ackMu.Unlock()
+					}
+				}
+			}
+		}(w)
+	}
+	time.Sleep(1500 * time.Millisecond)
+	cursor := syncBatch(t, addr, "").Cursor
+	time.Sleep(500 * time.Millisecond)
+	if err := o.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	o.cmd.Wait()
+	stop.Store(true)
+	wg.Wait()
+	if len(created) < 10 || len(patched) < 10 {
+		t.Fatalf("too little load before the crash: %d creates, %d patches", len(created), len(patched))
+	}
+	t.Logf("acknowledged before SIGKILL: %d creates, %d patches", len(created), len(patched))
+
+	accept.Store(true)
+	o = startBinary(t, bin, cfgPath, addr)
+
+	sessions := map[string]*wire.Session{}
+	for _, id := range created {
+		status, body, err := call(client, "GET", base+"/v1/sessions/"+id, nil, "application/cbor")
+		if err != nil || status != 200 {
+			t.Fatalf("acknowledged create %s lost: %d %v", id, status, err)
+		}
+		s := new(wire.Session)
+		if err := wire.DecodeSession(body, s); err != nil {
+			t.Fatal(err)
+		}
+		sessions[id] = s
+	}
+	for _, w := range patched {
+		if _, ok := sessions[w.id].Attr(wire.NamespaceCustom, w.key); !ok {
+			t.Fatalf("acknowledged patch %s of %s lost", w.key, w.id)
+		}
+	}
+
+	bt := syncBatch(t, addr, cursor)
+	if bt.Reset || len(bt.Deltas) == 0 {
+		t.Fatalf("sync after restart from %s: reset %v, %d deltas", cursor, bt.Reset, len(bt.Deltas))
+	}
+	head := syncBatch(t, addr, "").Cursor
+	if status, _, _ := call(client, "POST", base+"/v1/sessions", nil, ""); status != 201 {
+		t.Fatalf("create after restart: %d", status)
+	}
+	next := syncBatch(t, addr, head)
+	h, _ := strconv.ParseUint(head, 10, 64)
+	n, _ := strconv.ParseUint(next.Cursor, 10, 64)
+	if len(next.Deltas) != 1 || n <= h {
+		t.Fatalf("cursor did not continue after %s: %+v", head, next)
+	}
+
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		mu.Lock()
+		missing := 0
+		for _, id := range created {
+			if !started[id] {
+				missing++
+			}
+		}
+		mu.Unlock()
+		if missing == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d owed start webhooks never delivered", missing, len(created))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
