@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/sessionedge/sessionedge/edge/proxy"
 	"github.com/valyala/fasthttp"
@@ -148,4 +149,26 @@ func TestGuestBodies(t *testing.T) {
 			t.Errorf("status %d body %q", res.StatusCode, b)
 		}
 	})
+}
+
+// TestGetHasEndOfStream checks that a GET without a body reaches the filter
+// with end_of_stream set: a guest that pauses its headers for an HTTP call
+// must be waited for, not handed an empty body that would continue it.
+func TestGetHasEndOfStream(t *testing.T) {
+	wasm := buildGoGuest(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	backend := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) {
+		time.Sleep(20 * time.Millisecond) // the stream must wait for this
+		ctx.Response.Header.Set("x-answer", "late")
+	}}
+	go func() { _ = backend.Serve(ln) }()
+	t.Cleanup(func() { shutdown(backend) })
+	e := startEdge(t, proxy.Config{Upstream: startUpstream(t), Wasm: wasm, VMs: 1, Clusters: map[string]string{"backend": ln.Addr().String()}})
+	res, _ := get(t, e.url+"/call")
+	if res.Header.Get("x-got-answer") != "late" {
+		t.Errorf("upstream got x-answer %q: the request was forwarded before the guest continued it", res.Header.Get("x-got-answer"))
+	}
 }

@@ -218,7 +218,7 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	setForwarded(rh, ctx)
 
 	// Bodies stream past the filter unless the guest has a body callback.
-	cl := ctx.Request.Header.ContentLength()
+	cl := requestBodyLength(ctx)
 	hasBody := cl != 0
 	var body []byte
 	bodyRead := false
@@ -476,6 +476,18 @@ func setUpstreamBody(req *fasthttp.Request, ctx *fasthttp.RequestCtx, body []byt
 
 type readerOnly struct{ io.Reader }
 
+// requestBodyLength is the request's body length, -1 for chunked, 0 for
+// none. fasthttp reports -2 ("identity") for a request with neither
+// Content-Length nor Transfer-Encoding, which has no body (RFC 9112 §6.3):
+// a GET must reach the filter with end_of_stream set.
+func requestBodyLength(ctx *fasthttp.RequestCtx) int {
+	cl := ctx.Request.Header.ContentLength()
+	if cl < -1 {
+		return 0
+	}
+	return cl
+}
+
 func (s *Server) upstreamFailed(ctx *fasthttp.RequestCtx, err error) {
 	s.upstreamErrors.Add(1)
 	s.log.Warn("edge: upstream failed", "err", err)
@@ -560,7 +572,7 @@ func (s *Server) forward(ctx *fasthttp.RequestCtx, body []byte, bodyRead bool) {
 	req.SetRequestURIBytes(ctx.Request.Header.RequestURI())
 	req.Header.Del("Connection")
 	appendXFF(&req.Header, ctx)
-	setUpstreamBody(req, ctx, body, bodyRead, ctx.Request.Header.ContentLength())
+	setUpstreamBody(req, ctx, body, bodyRead, requestBodyLength(ctx))
 	if err := s.upstream.DoTimeout(req, resp, time.Duration(s.cfg.UpstreamTimeout)); err != nil {
 		fasthttp.ReleaseResponse(resp)
 		s.upstreamFailed(ctx, err)
