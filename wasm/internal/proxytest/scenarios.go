@@ -511,6 +511,25 @@ func testFetchFailures(t *testing.T, ng NewGuest) {
 			t.Fatal("session fetched for a deleted stream not cached")
 		}
 	})
+	t.Run("body arrives while fetching", func(t *testing.T) {
+		// Envoy continues a stream whose body callback says continue, even
+		// when the headers callback paused: the body must wait too, or the
+		// request leaves without its session headers.
+		f := newFixture(t, ng, "")
+		e := f.e
+		id, cookie := f.session(wire.KindAnonymous, 1)
+		s := e.Request("POST", "/cart", []byte(`{"sku":1}`), "cookie", cookie)
+		if s.Action != 1 || s.BodyAction != 1 {
+			t.Fatalf("headers action %d, body action %d: want both paused while the session is fetched", s.Action, s.BodyAction)
+		}
+		if s.Continued() {
+			t.Fatal("stream continued before the session arrived")
+		}
+		e.Answer(e.Pending()[0], 404, nil)
+		if !s.Continued() || s.Header("x-session-id") != id.String() {
+			t.Fatalf("after the fetch: continued %v, id %q", s.Continued(), s.Header("x-session-id"))
+		}
+	})
 	t.Run("unknown call token", func(t *testing.T) {
 		f := newFixture(t, ng, "")
 		f.e.Answer(&abi.MockCall{Token: 999}, 200, []byte("junk"))
