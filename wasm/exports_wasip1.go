@@ -3,28 +3,29 @@
 package main
 
 import (
-	"unsafe"
-
 	"github.com/sessionedge/sessionedge/wasm/internal/abi"
 )
 
 // The proxy-wasm ABI v0.2.1 callbacks. Every signature uses 32-bit integers
-// and bool only: Go's int is 64 bits on GOARCH=wasm and 32 bits in TinyGo.
+// and bool parameters only: Go's int is 64 bits on GOARCH=wasm and 32 bits
+// in TinyGo. Boolean results are returned as uint32 (1 or 0), which is the
+// same i32 at the wasm level and needs no bool support in the export
+// lowering of either compiler.
 
 //go:wasmexport proxy_abi_version_0_2_1
 func proxyABIVersion0_2_1() {}
 
 //go:wasmexport proxy_on_memory_allocate
-func proxyOnMemoryAllocate(size uint32) unsafe.Pointer { return abi.Allocate(size) }
+func proxyOnMemoryAllocate(size uint32) uint32 { return uint32(uintptr(abi.Allocate(size))) }
 
 //go:wasmexport proxy_on_context_create
 func proxyOnContextCreate(id, parent uint32) { vm.OnContextCreate(id, parent) }
 
 //go:wasmexport proxy_on_vm_start
-func proxyOnVMStart(root, size uint32) bool { return vm.OnVMStart(root, size) }
+func proxyOnVMStart(root, size uint32) uint32 { return b2u(vm.OnVMStart(root, size)) }
 
 //go:wasmexport proxy_on_configure
-func proxyOnConfigure(root, size uint32) bool { return vm.OnConfigure(root, size) }
+func proxyOnConfigure(root, size uint32) uint32 { return b2u(vm.OnConfigure(root, size)) }
 
 //go:wasmexport proxy_on_tick
 func proxyOnTick(root uint32) { vm.OnTick(root) }
@@ -59,10 +60,17 @@ func proxyOnHTTPCallResponse(root, token, nHeaders, bodySize, nTrailers uint32) 
 }
 
 //go:wasmexport proxy_on_done
-func proxyOnDone(id uint32) bool { return vm.OnDone(id) }
+func proxyOnDone(id uint32) uint32 { return b2u(vm.OnDone(id)) }
 
 //go:wasmexport proxy_on_log
 func proxyOnLog(id uint32) { vm.OnLog(id) }
 
 //go:wasmexport proxy_on_delete
 func proxyOnDelete(id uint32) { vm.OnDelete(id) }
+
+func b2u(b bool) uint32 {
+	if b {
+		return 1
+	}
+	return 0
+}

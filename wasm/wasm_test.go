@@ -6,11 +6,15 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/binary"
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"sync"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
@@ -114,10 +118,14 @@ func getEngine(tb testing.TB) *engine {
 
 // wasmGuest is one instance of the module.
 type wasmGuest struct {
-	m   *abi.Mock
-	mod api.Module
-	fn  map[string]api.Function
-	tb  testing.TB
+	m     *abi.Mock
+	mod   api.Module
+	fn    map[string]api.Function
+	tb    testing.TB
+	stack []uint64
+
+	// The hot exports, looked up once.
+	create, reqHeaders, respHeaders, done, log, del api.Function
 }
 
 // current is the guest whose export is running; the env functions read and
@@ -143,22 +151,32 @@ func newWasm(tb testing.TB, m *abi.Mock) proxytest.Guest {
 		}
 		g.fn[name] = f
 	}
+	g.create, g.reqHeaders, g.respHeaders = g.fn["proxy_on_context_create"], g.fn["proxy_on_request_headers"], g.fn["proxy_on_response_headers"]
+	g.done, g.log, g.del = g.fn["proxy_on_done"], g.fn["proxy_on_log"], g.fn["proxy_on_delete"]
 	return g
 }
 
 func (g *wasmGuest) call(name string, args ...uint64) uint64 {
+	return g.callFn(g.fn[name], name, args...)
+}
+
+// callFn calls f with a reused stack (CallWithStack), as a production host
+// does, so the benchmarks do not measure wazero's per-call allocations.
+func (g *wasmGuest) callFn(f api.Function, name string, args ...uint64) uint64 {
 	abi.Use(g.m)
 	prev := current
 	current = g
-	defer func() { current = prev }()
-	res, err := g.fn[name].Call(context.Background(), args...)
+	stack := append(g.stack[:0], args...)
+	if len(stack) == 0 {
+		stack = append(stack, 0)
+	}
+	err := f.CallWithStack(context.Background(), stack)
+	current = prev
+	g.stack = stack
 	if err != nil {
 		g.tb.Fatalf("%s trapped: %v", name, err)
 	}
-	if len(res) > 0 {
-		return res[0]
-	}
-	return 0
+	return stack[0]
 }
 
 func b2u(b bool) uint64 {
@@ -169,7 +187,7 @@ func b2u(b bool) uint64 {
 }
 
 func (g *wasmGuest) ContextCreate(id, parent uint32) {
-	g.call("proxy_on_context_create", uint64(id), uint64(parent))
+	g.callFn(g.create, "proxy_on_context_create", uint64(id), uint64(parent))
 }
 func (g *wasmGuest) VMStart(root, size uint32) bool {
 	return g.call("proxy_on_vm_start", uint64(root), uint64(size)) != 0
@@ -179,20 +197,20 @@ func (g *wasmGuest) Configure(root, size uint32) bool {
 }
 func (g *wasmGuest) Tick(root uint32) { g.call("proxy_on_tick", uint64(root)) }
 func (g *wasmGuest) RequestHeaders(id, n uint32, eos bool) uint32 {
-	return uint32(g.call("proxy_on_request_headers", uint64(id), uint64(n), b2u(eos)))
+	return uint32(g.callFn(g.reqHeaders, "proxy_on_request_headers", uint64(id), uint64(n), b2u(eos)))
 }
 func (g *wasmGuest) RequestBody(id, size uint32, eos bool) uint32 {
 	return uint32(g.call("proxy_on_request_body", uint64(id), uint64(size), b2u(eos)))
 }
 func (g *wasmGuest) ResponseHeaders(id, n uint32, eos bool) uint32 {
-	return uint32(g.call("proxy_on_response_headers", uint64(id), uint64(n), b2u(eos)))
+	return uint32(g.callFn(g.respHeaders, "proxy_on_response_headers", uint64(id), uint64(n), b2u(eos)))
 }
 func (g *wasmGuest) HTTPCallResponse(root, token, nh, bs, nt uint32) {
 	g.call("proxy_on_http_call_response", uint64(root), uint64(token), uint64(nh), uint64(bs), uint64(nt))
 }
-func (g *wasmGuest) Done(id uint32) bool { return g.call("proxy_on_done", uint64(id)) != 0 }
-func (g *wasmGuest) Log(id uint32)       { g.call("proxy_on_log", uint64(id)) }
-func (g *wasmGuest) Delete(id uint32)    { g.call("proxy_on_delete", uint64(id)) }
+func (g *wasmGuest) Done(id uint32) bool { return g.callFn(g.done, "proxy_on_done", uint64(id)) != 0 }
+func (g *wasmGuest) Log(id uint32)       { g.callFn(g.log, "proxy_on_log", uint64(id)) }
+func (g *wasmGuest) Delete(id uint32)    { g.callFn(g.del, "proxy_on_delete", uint64(id)) }
 
 // read copies guest memory; the view wazero returns goes stale when the
 // guest grows its memory.
@@ -210,12 +228,14 @@ func read(mod api.Module, ptr, size uint32) []byte {
 // give copies data into guest memory through proxy_on_memory_allocate and
 // stores its address and length at retPtr and retSize.
 func give(ctx context.Context, mod api.Module, data []byte, retPtr, retSize uint32) uint32 {
-	data = append([]byte(nil), data...) // the mock reuses its buffer
-	res, err := current.fn["proxy_on_memory_allocate"].Call(ctx, uint64(len(data)))
-	if err != nil {
+	// data may alias the mock's reused buffer; the allocator export does
+	// not call back into the host, so it stays intact until written.
+	var stack [1]uint64
+	stack[0] = uint64(len(data))
+	if err := current.fn["proxy_on_memory_allocate"].CallWithStack(ctx, stack[:]); err != nil {
 		return uint32(abi.StatusInternalFailure)
 	}
-	ptr := uint32(res[0])
+	ptr := uint32(stack[0])
 	if len(data) > 0 && !mod.Memory().Write(ptr, data) {
 		return uint32(abi.StatusInvalidMemoryAccess)
 	}
@@ -271,13 +291,28 @@ func envModule(rt wazero.Runtime) wazero.HostModuleBuilder {
 			}
 			return give(ctx, mod, data, u32(p[3]), u32(p[4]))
 		}},
+		{name: "proxy_set_header_map_pairs", params: 3, fn: func(ctx context.Context, mod api.Module, p []uint64) uint32 {
+			if current.m.Discard {
+				return 0
+			}
+			return uint32(abi.SetHeaderMapPairs(abi.MapType(p[0]), read(mod, u32(p[1]), u32(p[2]))))
+		}},
 		{name: "proxy_add_header_map_value", params: 5, fn: func(ctx context.Context, mod api.Module, p []uint64) uint32 {
+			if current.m.Discard {
+				return 0
+			}
 			return uint32(abi.AddHeader(abi.MapType(p[0]), string(read(mod, u32(p[1]), u32(p[2]))), read(mod, u32(p[3]), u32(p[4]))))
 		}},
 		{name: "proxy_replace_header_map_value", params: 5, fn: func(ctx context.Context, mod api.Module, p []uint64) uint32 {
+			if current.m.Discard {
+				return 0
+			}
 			return uint32(abi.ReplaceHeader(abi.MapType(p[0]), string(read(mod, u32(p[1]), u32(p[2]))), read(mod, u32(p[3]), u32(p[4]))))
 		}},
 		{name: "proxy_remove_header_map_value", params: 3, fn: func(ctx context.Context, mod api.Module, p []uint64) uint32 {
+			if current.m.Discard {
+				return 0
+			}
 			return uint32(abi.RemoveHeader(abi.MapType(p[0]), read(mod, u32(p[1]), u32(p[2]))))
 		}},
 		{name: "proxy_continue_stream", params: 1, fn: func(ctx context.Context, mod api.Module, p []uint64) uint32 {
@@ -377,5 +412,134 @@ func TestAllocateZero(t *testing.T) {
 	binary.LittleEndian.PutUint64(b[:], 0x1122334455667788)
 	if !g.mod.Memory().Write(uint32(p1), b[:]) {
 		t.Fatal("allocated memory not writable")
+	}
+}
+
+// The benchmarks run the same replayed request natively and in wazero, in
+// one test binary, so their ratio comes from one run.
+
+func benchReplay(b *testing.B, ng proxytest.NewGuest, fresh bool) {
+	r := proxytest.NewReplay(b, ng)
+	if fresh {
+		r.FreshTokens(b, b.N)
+	}
+	if a := r.Do(0); a != uint32(abi.ActionContinue) {
+		b.Fatalf("replayed request action %d", a)
+	}
+	b.ReportAllocs()
+	// Wall time on a shared machine includes waiting for a CPU; the
+	// thread's own CPU time does not, so it is reported too.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	cpu0, cpuOK := threadCPU()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		r.Do(i)
+	}
+	b.StopTimer()
+	if cpu1, ok := threadCPU(); ok && cpuOK {
+		b.ReportMetric(float64(cpu1-cpu0)/float64(b.N), "cpu-ns/op")
+	}
+}
+
+// threadCPU returns the CPU time of the calling OS thread (Linux
+// RUSAGE_THREAD); ok is false elsewhere.
+func threadCPU() (ns int64, ok bool) {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(1, &ru); err != nil {
+		return 0, false
+	}
+	return ru.Utime.Nano() + ru.Stime.Nano(), true
+}
+
+func BenchmarkWarmRequest(b *testing.B) {
+	b.Run("native", func(b *testing.B) { benchReplay(b, proxytest.NewNative, false) })
+	b.Run("wasm", func(b *testing.B) { benchReplay(b, newWasm, false) })
+}
+
+func BenchmarkFirstSight(b *testing.B) {
+	b.Run("native", func(b *testing.B) { benchReplay(b, proxytest.NewNative, true) })
+	b.Run("wasm", func(b *testing.B) { benchReplay(b, newWasm, true) })
+}
+
+// BenchmarkInstantiate measures a new VM from the compiled module:
+// instantiation with _initialize (Go runtime start), the root context and
+// configure. It reports the module size too.
+func BenchmarkInstantiate(b *testing.B) {
+	e := getEngine(b)
+	info, err := os.Stat(buildModule(b))
+	if err != nil {
+		b.Fatal(err)
+	}
+	config := proxytest.Config("")
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		m := abi.NewMock()
+		abi.Use(m)
+		cfg := wazero.NewModuleConfig().WithName("").WithStartFunctions("_initialize").
+			WithSysWalltime().WithSysNanotime().WithRandSource(rand.Reader)
+		mod, err := e.rt.InstantiateModule(context.Background(), e.compiled, cfg)
+		if err != nil {
+			b.Fatal(err)
+		}
+		g := &wasmGuest{m: m, mod: mod, fn: map[string]api.Function{}, tb: b}
+		for _, name := range []string{"proxy_on_memory_allocate", "proxy_on_context_create", "proxy_on_vm_start", "proxy_on_configure"} {
+			g.fn[name] = mod.ExportedFunction(name)
+		}
+		m.Buffers[abi.BufferPluginConfiguration] = []byte(config)
+		g.ContextCreate(1, 0)
+		g.VMStart(1, 0)
+		if !g.Configure(1, uint32(len(config))) {
+			b.Fatal("configure failed")
+		}
+		b.StopTimer()
+		mod.Close(context.Background())
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(info.Size()), "module-bytes")
+}
+
+// TestNode runs the module under a second engine: Node.js's WebAssembly and
+// node:wasi, with the env imports written in JavaScript
+// (testdata/node_host.mjs). It mints a session and verifies its cookie.
+func TestNode(t *testing.T) {
+	node, err := exec.LookPath("node")
+	if err != nil {
+		t.Skip("node is not on PATH: the second-engine check needs Node.js ≥ 20 (apt-get install nodejs)")
+	}
+	path := buildModule(t)
+	out, err := exec.Command(node, "testdata/node_host.mjs", path, proxytest.Config("")).Output()
+	if err != nil {
+		if ee, ok := err.(*exec.ExitError); ok {
+			t.Fatalf("node: %v\n%s", err, ee.Stderr)
+		}
+		t.Fatalf("node: %v", err)
+	}
+	var res struct {
+		ABI, Malloc        bool
+		VMStart, Configure int
+		First, Second      struct {
+			Action           uint32
+			ID, Kind, Status string
+			SetCookie        []string
+			Leaked           int
+		}
+		Logs []string
+	}
+	if err := json.Unmarshal(out, &res); err != nil {
+		t.Fatalf("node output %q: %v", out, err)
+	}
+	if !res.ABI || res.Malloc || res.VMStart != 1 || res.Configure != 1 {
+		t.Fatalf("node: abi marker %v, malloc %v, vm_start %d, configure %d (logs %v)", res.ABI, res.Malloc, res.VMStart, res.Configure, res.Logs)
+	}
+	f, s := res.First, res.Second
+	if f.Action != 0 || f.ID == "" || f.ID == "spoofed" || f.Kind != "anonymous" || f.Status != "new" || len(f.SetCookie) != 1 || f.Leaked != 0 {
+		t.Fatalf("node, first request: %+v", f)
+	}
+	if c := proxytest.Claims(t, proxytest.CookieToken(f.SetCookie[0]), time.Now()); c.ID.String() != f.ID {
+		t.Fatalf("node: cookie names session %s, forwarded %s", c.ID, f.ID)
+	}
+	if s.ID != f.ID || s.Status != "new" || len(s.SetCookie) != 0 {
+		t.Fatalf("node, second request: %+v (first %s)", s, f.ID)
 	}
 }

@@ -250,7 +250,7 @@ func (h *Harness) Do(req *Request) *Result {
 	if err != nil {
 		return h.failed(res, req, err)
 	}
-	if vd == wasmhost.Continue && len(req.Body) > 0 {
+	if (vd == wasmhost.Continue || vd == wasmhost.Buffer) && len(req.Body) > 0 {
 		s.SetRequestBody(append([]byte(nil), req.Body...))
 		if vd, err = s.OnRequestBody(ctx, true); err != nil {
 			return h.failed(res, req, err)
@@ -293,7 +293,7 @@ func (h *Harness) Do(req *Request) *Result {
 	if vd, err = s.OnResponseHeaders(ctx, len(ur.Body) == 0); err != nil {
 		return h.failed(res, req, err)
 	}
-	if vd == wasmhost.Continue && len(ur.Body) > 0 {
+	if (vd == wasmhost.Continue || vd == wasmhost.Buffer) && len(ur.Body) > 0 {
 		s.SetResponseBody(append([]byte(nil), ur.Body...))
 		if vd, err = s.OnResponseBody(ctx, true); err != nil {
 			return h.failed(res, req, err)

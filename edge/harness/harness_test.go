@@ -48,6 +48,8 @@ func TestLocalResponse(t *testing.T) {
 }
 
 func TestHTTPCall(t *testing.T) {
+	testDone := make(chan struct{})
+	defer close(testDone)
 	tests := []struct {
 		name       string
 		responder  harness.ClusterFunc
@@ -61,7 +63,7 @@ func TestHTTPCall(t *testing.T) {
 			return nil, errors.New("connection refused")
 		}, 503, ""},
 		{"timeout", func(req *harness.CallRequest) (*harness.Response, error) {
-			time.Sleep(req.Timeout + 200*time.Millisecond)
+			<-testDone
 			return &harness.Response{Status: 200}, nil
 		}, 503, ""},
 	}
@@ -78,8 +80,8 @@ func TestHTTPCall(t *testing.T) {
 			if len(calls) != 1 || calls[0].Cluster != "backend" || calls[0].Method != "GET" || calls[0].Path != "/lookup" || calls[0].Authority != "origin" {
 				t.Errorf("calls = %+v", calls)
 			}
-			if calls[0].Timeout != time.Second {
-				t.Errorf("timeout = %v, want 1s", calls[0].Timeout)
+			if calls[0].Timeout != 3*time.Second {
+				t.Errorf("timeout = %v, want 3s", calls[0].Timeout)
 			}
 		})
 	}

@@ -53,6 +53,10 @@ type Config struct {
 	ShutdownTimeout Duration `json:"shutdown_timeout"`
 	// MaxRequestBodySize caps request bodies. Default: 8 MiB.
 	MaxRequestBodySize int `json:"max_request_body_size"`
+	// MaxResponseBufferSize caps a response body the filter wants whole
+	// before the headers leave (a guest that stops iteration on response
+	// headers). Default: 16 MiB.
+	MaxResponseBufferSize int `json:"max_response_buffer_size"`
 	// LogFormat is "text" or "json". Default: "text".
 	LogFormat string `json:"log_format"`
 	// LogLevel is debug, info, warn or error. Default: info.
@@ -135,6 +139,9 @@ func (c *Config) setDefaults() error {
 	def(&c.ShutdownTimeout, 10*time.Second)
 	if c.MaxRequestBodySize <= 0 {
 		c.MaxRequestBodySize = 8 << 20
+	}
+	if c.MaxResponseBufferSize <= 0 {
+		c.MaxResponseBufferSize = 16 << 20
 	}
 	if c.Logger == nil {
 		var lv slog.Level

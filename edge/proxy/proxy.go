@@ -4,6 +4,7 @@
 package proxy
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -12,6 +13,7 @@ import (
 	"log/slog"
 	"net"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -53,6 +55,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 			Clusters:            clusters,
 			Logger:              cfg.Logger,
 			CompilationCacheDir: cfg.CompilationCacheDir,
+			PauseTimeout:        time.Duration(cfg.FilterTimeout),
 		})
 		if err != nil {
 			return nil, err
@@ -68,6 +71,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		DisablePathNormalizing:        true,
 		NoDefaultUserAgentHeader:      true,
 		MaxIdleConnDuration:           time.Duration(cfg.IdleTimeout),
+		StreamResponseBody:            true,
 	}
 	s.srv = &fasthttp.Server{
 		Handler:                       s.handle,
@@ -76,6 +80,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		WriteTimeout:                  time.Duration(cfg.WriteTimeout),
 		IdleTimeout:                   time.Duration(cfg.IdleTimeout),
 		MaxRequestBodySize:            cfg.MaxRequestBodySize,
+		StreamRequestBody:             true,
 		DisableHeaderNamesNormalizing: true,
 		NoDefaultServerHeader:         true,
 		NoDefaultContentType:          true,
@@ -178,12 +183,18 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		Protocol:      string(ctx.Request.Header.Protocol()),
 	})
 	if err != nil {
-		s.filterFailed(ctx, err)
+		s.filterFailed(ctx, err, nil, false)
 		return
 	}
-	defer st.Close()
-	fctx, cancel := context.WithTimeout(context.Background(), time.Duration(s.cfg.FilterTimeout))
-	defer cancel()
+	closeStream := true // false once a body writer owns the stream
+	defer func() {
+		if closeStream {
+			st.Close()
+		}
+	}()
+	// The host bounds paused streams with FilterTimeout; the request context
+	// ends them early when the server shuts down.
+	fctx := context.Context(ctx)
 
 	rh := st.RequestHeaders()
 	_ = rh.AddBytes([]byte(":authority"), ctx.Host())
@@ -205,14 +216,25 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	setForwarded(rh, ctx)
-	body := ctx.Request.Body()
-	vd, err := st.OnRequestHeaders(fctx, len(body) == 0)
-	if err == nil && vd == wasmhost.Continue && len(body) > 0 {
+
+	// Bodies stream past the filter unless the guest has a body callback.
+	cl := ctx.Request.Header.ContentLength()
+	hasBody := cl != 0
+	var body []byte
+	bodyRead := false
+	vd, err := st.OnRequestHeaders(fctx, !hasBody)
+	if err == nil && (vd == wasmhost.Continue || vd == wasmhost.Buffer) && hasBody && st.WantsRequestBody() {
+		body, err = readRequestBody(ctx, s.cfg.MaxRequestBodySize)
+		if err != nil {
+			ctx.Error("request body too large or unreadable", fasthttp.StatusRequestEntityTooLarge)
+			return
+		}
+		bodyRead = true
 		st.SetRequestBody(body)
 		vd, err = st.OnRequestBody(fctx, true)
 	}
 	if err != nil {
-		s.filterFailed(ctx, err)
+		s.filterFailed(ctx, err, body, bodyRead)
 		return
 	}
 	if vd != wasmhost.Continue {
@@ -223,7 +245,14 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	req := fasthttp.AcquireRequest()
 	resp := fasthttp.AcquireResponse()
 	defer fasthttp.ReleaseRequest(req)
-	defer fasthttp.ReleaseResponse(resp)
+	streaming := false
+	defer func() {
+		if !streaming {
+			// An unread body stream holds the upstream connection until closed.
+			_ = resp.CloseBodyStream()
+			fasthttp.ReleaseResponse(resp)
+		}
+	}()
 	req.Header.DisableNormalizing()
 	for i := 0; i < rh.Len(); i++ {
 		k, v := rh.Pair(i)
@@ -240,15 +269,9 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 			}
 		}
 	}
-	req.SetBodyRaw(st.RequestBody())
+	setUpstreamBody(req, ctx, st.RequestBody(), bodyRead, cl)
 	if err := s.upstream.DoTimeout(req, resp, time.Duration(s.cfg.UpstreamTimeout)); err != nil {
-		s.upstreamErrors.Add(1)
-		s.log.Warn("edge: upstream failed", "err", err)
-		code := fasthttp.StatusBadGateway
-		if errors.Is(err, fasthttp.ErrTimeout) {
-			code = fasthttp.StatusGatewayTimeout
-		}
-		ctx.Error(fasthttp.StatusMessage(code), code)
+		s.upstreamFailed(ctx, err)
 		return
 	}
 
@@ -261,19 +284,42 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		}
 		_ = ph.AddBytes(k, v)
 	}
-	rbody := resp.Body()
-	vd, err = st.OnResponseHeaders(fctx, len(rbody) == 0)
-	if err == nil && vd == wasmhost.Continue && len(rbody) > 0 {
-		st.SetResponseBody(rbody)
-		vd, err = st.OnResponseBody(fctx, true)
+	respStream := resp.BodyStream()
+	respLen := resp.Header.ContentLength()
+	var rbody []byte
+	hasRespBody := respLen != 0
+	if respStream == nil {
+		rbody = resp.Body()
+		hasRespBody = len(rbody) > 0
 	}
+	vd, err = st.OnResponseHeaders(fctx, !hasRespBody)
 	if err != nil {
-		s.filterFailed(ctx, err)
+		s.filterFailed(ctx, err, nil, false)
 		return
 	}
-	if vd != wasmhost.Continue {
+	if vd == wasmhost.LocalReply || vd == wasmhost.Reset {
 		s.answer(ctx, st, vd)
 		return
+	}
+	wants := hasRespBody && st.WantsResponseBody()
+	bufferedWhole := wants && (vd == wasmhost.Buffer || respStream == nil)
+	if bufferedWhole {
+		// The guest sees the whole body before the headers leave.
+		if respStream != nil {
+			if rbody, err = readLimited(respStream, s.cfg.MaxResponseBufferSize); err != nil {
+				s.upstreamFailed(ctx, err)
+				return
+			}
+		}
+		st.SetResponseBody(rbody)
+		if vd, err = st.OnResponseBody(fctx, true); err != nil {
+			s.filterFailed(ctx, err, nil, false)
+			return
+		}
+		if vd != wasmhost.Continue {
+			s.answer(ctx, st, vd)
+			return
+		}
 	}
 	out := &ctx.Response
 	out.Header.DisableNormalizing()
@@ -292,7 +338,143 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		}
 		out.Header.AddBytesKV(k, v)
 	}
-	out.SetBody(st.ResponseBody())
+	switch {
+	case bufferedWhole:
+		out.SetBody(st.ResponseBody())
+	case respStream == nil:
+		out.SetBody(rbody)
+	case !wants:
+		// No body callback: the body streams past the filter. The server
+		// reads the stream after the handler returns and closes it; closing
+		// releases the upstream response.
+		streaming = true
+		if respLen < 0 {
+			respLen = -1
+		}
+		out.SetBodyStream(&upstreamBody{resp: resp}, respLen)
+	default:
+		// The body streams through the guest's body callback chunk by chunk.
+		streaming, closeStream = true, false
+		out.SetBodyStreamWriter(func(w *bufio.Writer) {
+			s.filterResponseBody(w, st, resp)
+		})
+	}
+}
+
+// filterResponseBody runs after the handler returned, while the server writes
+// the response: each chunk read from the upstream goes through
+// proxy_on_response_body and what the guest leaves is written out. A guest
+// that returns Buffer gets the accumulated bytes again with the next chunk.
+// The headers are already sent, so a failure or local answer at this point
+// ends the body early and closes the connection.
+func (s *Server) filterResponseBody(w *bufio.Writer, st *wasmhost.Stream, resp *fasthttp.Response) {
+	defer fasthttp.ReleaseResponse(resp)
+	defer st.Close()
+	defer resp.CloseBodyStream()
+	bp := chunkPool.Get().(*[]byte)
+	defer chunkPool.Put(bp)
+	chunk := *bp
+	var pending []byte
+	src := resp.BodyStream()
+	for {
+		n, rerr := src.Read(chunk)
+		eos := rerr != nil
+		if n == 0 && !eos {
+			continue
+		}
+		pending = append(pending, chunk[:n]...)
+		st.SetResponseBody(pending)
+		vd, err := st.OnResponseBody(context.Background(), eos)
+		if err != nil || vd == wasmhost.LocalReply || vd == wasmhost.Reset {
+			s.log.Warn("edge: filter stopped a response body already under way", "err", err, "verdict", vd)
+			return
+		}
+		if vd == wasmhost.Continue {
+			if _, err := w.Write(st.ResponseBody()); err != nil {
+				return
+			}
+			if err := w.Flush(); err != nil {
+				return
+			}
+			pending = pending[:0]
+		}
+		if eos {
+			if rerr != io.EOF {
+				s.log.Warn("edge: upstream body ended with an error", "err", rerr)
+			}
+			return
+		}
+	}
+}
+
+var chunkPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+func readLimited(r io.Reader, max int) ([]byte, error) {
+	b, err := io.ReadAll(io.LimitReader(r, int64(max)+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > max {
+		return nil, errBodyTooLarge
+	}
+	return b, nil
+}
+
+// upstreamBody streams an upstream response body to the client and releases
+// the response when the server closes it.
+type upstreamBody struct {
+	resp *fasthttp.Response
+	done bool
+}
+
+func (u *upstreamBody) Read(p []byte) (int, error) { return u.resp.BodyStream().Read(p) }
+
+func (u *upstreamBody) Close() error {
+	if u.done {
+		return nil
+	}
+	u.done = true
+	err := u.resp.CloseBodyStream()
+	fasthttp.ReleaseResponse(u.resp)
+	return err
+}
+
+func readRequestBody(ctx *fasthttp.RequestCtx, max int) ([]byte, error) {
+	r := ctx.RequestBodyStream()
+	if r == nil {
+		return ctx.Request.Body(), nil
+	}
+	return readLimited(r, max)
+}
+
+var errBodyTooLarge = errors.New("proxy: body larger than the configured limit")
+
+// setUpstreamBody gives the upstream request the body the filter saw, or the
+// client's body stream when the filter did not read it.
+func setUpstreamBody(req *fasthttp.Request, ctx *fasthttp.RequestCtx, body []byte, bodyRead bool, cl int) {
+	switch {
+	case bodyRead:
+		req.SetBodyRaw(body)
+	case cl == 0:
+	case ctx.RequestBodyStream() != nil:
+		if cl < 0 {
+			cl = -1
+		}
+		req.SetBodyStream(ctx.RequestBodyStream(), cl)
+	default:
+		req.SetBodyRaw(ctx.Request.Body())
+	}
+}
+
+func (s *Server) upstreamFailed(ctx *fasthttp.RequestCtx, err error) {
+	s.upstreamErrors.Add(1)
+	s.log.Warn("edge: upstream failed", "err", err)
+	code := fasthttp.StatusBadGateway
+	if errors.Is(err, fasthttp.ErrTimeout) {
+		code = fasthttp.StatusGatewayTimeout
+	}
+	ctx.Response.Reset()
+	ctx.Error(fasthttp.StatusMessage(code), code)
 }
 
 // answer writes the guest's local response, or resets the connection.
@@ -317,30 +499,48 @@ func (s *Server) answer(ctx *fasthttp.RequestCtx, st *wasmhost.Stream, vd wasmho
 	out.SetBody(l.Body)
 }
 
-// filterFailed applies the failure policy.
-func (s *Server) filterFailed(ctx *fasthttp.RequestCtx, err error) {
+// filterFailed applies the failure policy; body is the request body when
+// the filter already read it from the client.
+func (s *Server) filterFailed(ctx *fasthttp.RequestCtx, err error, body []byte, bodyRead bool) {
 	s.filterFailures.Add(1)
 	s.log.Error("edge: filter failed", "err", err, "fail_open", s.cfg.FailOpen)
 	if s.cfg.FailOpen {
 		ctx.Response.Reset()
-		s.forwardDirect(ctx)
+		s.forward(ctx, body, bodyRead)
 		return
 	}
 	ctx.Error("Service Unavailable", fasthttp.StatusServiceUnavailable)
 }
 
-// forwardDirect proxies without the filter.
-func (s *Server) forwardDirect(ctx *fasthttp.RequestCtx) {
+// forwardDirect proxies without the filter, streaming both bodies.
+func (s *Server) forwardDirect(ctx *fasthttp.RequestCtx) { s.forward(ctx, nil, false) }
+
+func (s *Server) forward(ctx *fasthttp.RequestCtx, body []byte, bodyRead bool) {
 	req := fasthttp.AcquireRequest()
 	defer fasthttp.ReleaseRequest(req)
-	ctx.Request.CopyTo(req)
+	resp := fasthttp.AcquireResponse()
+	ctx.Request.Header.CopyTo(&req.Header)
+	req.SetRequestURIBytes(ctx.Request.Header.RequestURI())
 	req.Header.Del("Connection")
 	appendXFF(&req.Header, ctx)
-	if err := s.upstream.DoTimeout(req, &ctx.Response, time.Duration(s.cfg.UpstreamTimeout)); err != nil {
-		s.upstreamErrors.Add(1)
-		ctx.Response.Reset()
-		ctx.Error("Bad Gateway", fasthttp.StatusBadGateway)
+	setUpstreamBody(req, ctx, body, bodyRead, ctx.Request.Header.ContentLength())
+	if err := s.upstream.DoTimeout(req, resp, time.Duration(s.cfg.UpstreamTimeout)); err != nil {
+		fasthttp.ReleaseResponse(resp)
+		s.upstreamFailed(ctx, err)
+		return
 	}
+	out := &ctx.Response
+	resp.Header.CopyTo(&out.Header)
+	if st := resp.BodyStream(); st != nil {
+		n := resp.Header.ContentLength()
+		if n < 0 {
+			n = -1
+		}
+		out.SetBodyStream(&upstreamBody{resp: resp}, n)
+		return
+	}
+	out.SetBody(resp.Body())
+	fasthttp.ReleaseResponse(resp)
 }
 
 func scheme(ctx *fasthttp.RequestCtx) string {

@@ -35,7 +35,7 @@ func startUpstream(t testing.TB) string {
 		ctx.SetBody(append([]byte("echo:"), ctx.Request.Body()...))
 	}}
 	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(func() { _ = srv.Shutdown() })
+	t.Cleanup(func() { shutdown(srv) })
 	return ln.Addr().String()
 }
 
@@ -49,7 +49,7 @@ func startCluster(t testing.TB) string {
 		ctx.Response.Header.Set("x-answer", "from-cluster")
 	}}
 	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(func() { _ = srv.Shutdown() })
+	t.Cleanup(func() { shutdown(srv) })
 	return ln.Addr().String()
 }
 
@@ -245,4 +245,12 @@ func TestConfigValidation(t *testing.T) {
 	if _, err := proxy.New(context.Background(), proxy.Config{}); err != proxy.ErrNoUpstream {
 		t.Errorf("New without upstream = %v", err)
 	}
+}
+
+// shutdown stops a test server without waiting forever for clients that keep
+// connections open.
+func shutdown(srv *fasthttp.Server) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	_ = srv.ShutdownWithContext(ctx)
 }

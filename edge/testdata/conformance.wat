@@ -158,7 +158,7 @@
     (if (call $eq (local.get $path) (local.get $len) (i32.const 48) (i32.const 5))
       (then
         (if (call $proxy_http_call (i32.const 192) (i32.const 7) (i32.const 400) (i32.const 72)
-              (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 1000) (i32.const 264))
+              (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 3000) (i32.const 264))
           (then
             (drop (call $proxy_send_local_response (i32.const 500) (i32.const 224) (i32.const 11)
               (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const -1)))

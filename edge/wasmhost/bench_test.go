@@ -4,6 +4,8 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"os"
+	"strings"
 	"testing"
 )
 
@@ -147,6 +149,9 @@ func BenchmarkStreamParallel(b *testing.B) {
 // TestStreamAllocations proves the host adds no allocation per request once
 // warm: stream, maps and call stacks are reused.
 func TestStreamAllocations(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts are not meaningful under -race (sync.Pool drops items)")
+	}
 	h, err := New(context.Background(), Config{
 		WasmPath:    "../testdata/conformance.wasm",
 		VMs:         1,
@@ -165,5 +170,79 @@ func TestStreamAllocations(t *testing.T) {
 	})
 	if allocs != 0 {
 		t.Errorf("a request through the host allocates %.1f times, want 0", allocs)
+	}
+}
+
+// BenchmarkGuestRequest is the per-request cost of the guest named by
+// EDGE_BENCH_WASM (default: the .wat guest) through the host, on its warm
+// path: the first response's Set-Cookie values are sent back as the cookie
+// of every request, and a fake "origin" cluster answers 404.
+func BenchmarkGuestRequest(b *testing.B) {
+	wasm := os.Getenv("EDGE_BENCH_WASM")
+	if wasm == "" {
+		wasm = "../testdata/conformance.wasm"
+	}
+	h, err := New(context.Background(), Config{
+		WasmPath:     wasm,
+		PluginConfig: []byte(os.Getenv("EDGE_BENCH_PLUGIN_CONFIG")),
+		VMs:          1,
+		ManualTicks:  true,
+		Logger:       slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Clusters: Clusters{"origin": ClusterFunc(func(ctx context.Context, req *CallRequest, resp *CallResponse) error {
+			resp.SetStatus(404)
+			return nil
+		})},
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer h.Close(context.Background())
+	ctx := context.Background()
+	cookie := ""
+	one := func() error {
+		s, err := h.NewStream(StreamInfo{ID: "id", SourceAddress: "127.0.0.1:1234"})
+		if err != nil {
+			return err
+		}
+		defer s.Close()
+		rh := s.RequestHeaders()
+		_ = rh.Add(":authority", "shop.example")
+		_ = rh.Add(":path", "/products/42")
+		_ = rh.Add(":method", "GET")
+		_ = rh.Add(":scheme", "https")
+		_ = rh.Add("user-agent", "bench")
+		_ = rh.Add("accept", "*/*")
+		if cookie != "" {
+			_ = rh.Add("cookie", cookie)
+		}
+		if _, err := s.OnRequestHeaders(ctx, true); err != nil {
+			return err
+		}
+		_ = s.ResponseHeaders().Add(":status", "200")
+		_ = s.ResponseHeaders().Add("content-type", "text/html")
+		if _, err := s.OnResponseHeaders(ctx, false); err != nil {
+			return err
+		}
+		if cookie == "" {
+			var parts []string
+			for _, sc := range s.ResponseHeaders().Values("set-cookie") {
+				nv, _, _ := strings.Cut(sc, ";")
+				parts = append(parts, strings.TrimSpace(nv))
+			}
+			cookie = strings.Join(parts, "; ")
+		}
+		return nil
+	}
+	for i := 0; i < 3; i++ { // warm: mint the session, fill the caches
+		if err := one(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if err := one(); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

@@ -49,6 +49,11 @@ type Config struct {
 	// MinRestartInterval is the minimum time between two replacements of a
 	// failed VM in the same slot. Default: 1s.
 	MinRestartInterval time.Duration
+	// PauseTimeout bounds how long a stream paused by the guest waits to be
+	// continued or answered, besides the context given to the Stream method;
+	// the wait then fails with ErrPauseTimeout. Default: no bound but the
+	// context's.
+	PauseTimeout time.Duration
 	// MaxCallTimeout caps the timeout of proxy_http_call; a guest timeout of 0
 	// also means this value. Default: 60s.
 	MaxCallTimeout time.Duration

@@ -170,3 +170,46 @@ func oneStream(h *wasmhost.Host, path string, ok, local, called, timeout, trappe
 	}
 	return nil
 }
+
+// TestPauseTimeout checks that a stream paused on an HTTP call that never
+// answers is released after Config.PauseTimeout, and that the late reply
+// finds no stream.
+func TestPauseTimeout(t *testing.T) {
+	release := make(chan struct{})
+	h, err := wasmhost.New(context.Background(), wasmhost.Config{
+		WasmPath: "../testdata/conformance.wasm",
+		VMs:      1,
+		Clusters: wasmhost.Clusters{"backend": wasmhost.ClusterFunc(func(ctx context.Context, req *wasmhost.CallRequest, resp *wasmhost.CallResponse) error {
+			<-release
+			resp.SetStatus(200)
+			return nil
+		})},
+		Logger:       slog.New(slog.NewTextHandler(io.Discard, nil)),
+		ManualTicks:  true,
+		PauseTimeout: 20 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close(context.Background())
+	s, err := h.NewStream(wasmhost.StreamInfo{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = s.RequestHeaders().Add(":path", "/call")
+	start := time.Now()
+	if _, err := s.OnRequestHeaders(context.Background(), true); !errors.Is(err, wasmhost.ErrPauseTimeout) {
+		t.Fatalf("OnRequestHeaders = %v, want ErrPauseTimeout", err)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("took %v", d)
+	}
+	s.Close()
+	close(release)
+	if err := h.WaitCalls(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if h.HealthyVMs() != 1 {
+		t.Error("a late reply for a closed stream broke the VM")
+	}
+}

@@ -44,6 +44,7 @@ var (
 	ErrVMFailed        = errors.New("wasmhost: the VM serving this stream failed")
 	ErrNoHealthyVM     = errors.New("wasmhost: no healthy VM")
 	ErrClosed          = errors.New("wasmhost: host closed")
+	ErrPauseTimeout    = errors.New("wasmhost: paused stream timed out")
 	ErrStreamDone      = errors.New("wasmhost: stream already answered or closed")
 	ErrHeaderMapLimit  = errors.New("wasmhost: header map exceeds 1024 pairs or 1 MiB")
 	ErrHeaderMapFormat = errors.New("wasmhost: malformed serialized header map")

@@ -3,6 +3,7 @@ package wasmhost
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/tetratelabs/wazero/api"
 )
@@ -18,6 +19,14 @@ const (
 	LocalReply
 	// Reset means the guest closed the stream with proxy_close_stream.
 	Reset
+	// Buffer means the guest stopped iteration before the end of the stream
+	// and waits for (more of) the body: the proxy keeps the headers (or the
+	// body so far), delivers the next body bytes to the body callback and
+	// forwards only when a later callback returns Continue. It is returned
+	// only when endOfStream is false and, for headers, the guest has a body
+	// callback, as Envoy keeps delivering data to a filter that stopped
+	// iteration.
+	Buffer
 )
 
 // StreamInfo carries what the proxy knows about a request beyond its headers.
@@ -146,6 +155,14 @@ func (s *Stream) SetResponseBody(b []byte) { s.respBody = b }
 // ResponseBody returns the response body, possibly replaced by the guest.
 func (s *Stream) ResponseBody() []byte { return s.respBody }
 
+// WantsRequestBody reports whether the guest exports proxy_on_request_body.
+// When it does not, the proxy can stream the request body past the filter.
+func (s *Stream) WantsRequestBody() bool { return s.vm.fn.reqBody != nil }
+
+// WantsResponseBody reports whether the guest exports proxy_on_response_body.
+// When it does not, the proxy can stream the response body past the filter.
+func (s *Stream) WantsResponseBody() bool { return s.vm.fn.respBody != nil }
+
 // LocalResponse returns the guest's local answer after a LocalReply verdict.
 // It is owned by the stream and valid until Close.
 func (s *Stream) LocalResponse() *LocalResponse { return &s.local }
@@ -154,33 +171,33 @@ func (s *Stream) LocalResponse() *LocalResponse { return &s.local }
 // waits until the guest continues or answers, the VM fails (ErrVMFailed) or
 // ctx is done (ctx.Err()).
 func (s *Stream) OnRequestHeaders(ctx context.Context, endOfStream bool) (Verdict, error) {
-	return s.run(ctx, s.vm.fn.reqHeaders, uint64(s.reqHeaders.Len()), b2u(endOfStream))
+	return s.run(ctx, s.vm.fn.reqHeaders, uint64(s.reqHeaders.Len()), b2u(endOfStream), !endOfStream && s.vm.fn.reqBody != nil)
 }
 
 // OnRequestBody runs proxy_on_request_body with the body set by SetRequestBody.
 func (s *Stream) OnRequestBody(ctx context.Context, endOfStream bool) (Verdict, error) {
-	return s.run(ctx, s.vm.fn.reqBody, uint64(len(s.reqBody)), b2u(endOfStream))
+	return s.run(ctx, s.vm.fn.reqBody, uint64(len(s.reqBody)), b2u(endOfStream), !endOfStream)
 }
 
 // OnRequestTrailers runs proxy_on_request_trailers.
 func (s *Stream) OnRequestTrailers(ctx context.Context) (Verdict, error) {
-	return s.run(ctx, s.vm.fn.reqTrailers, uint64(s.reqTrailers.Len()), noArg)
+	return s.run(ctx, s.vm.fn.reqTrailers, uint64(s.reqTrailers.Len()), noArg, false)
 }
 
 // OnResponseHeaders runs proxy_on_response_headers; fill ResponseHeaders first.
 func (s *Stream) OnResponseHeaders(ctx context.Context, endOfStream bool) (Verdict, error) {
 	s.hasResp = true
-	return s.run(ctx, s.vm.fn.respHeaders, uint64(s.respHeaders.Len()), b2u(endOfStream))
+	return s.run(ctx, s.vm.fn.respHeaders, uint64(s.respHeaders.Len()), b2u(endOfStream), !endOfStream && s.vm.fn.respBody != nil)
 }
 
 // OnResponseBody runs proxy_on_response_body with the body set by SetResponseBody.
 func (s *Stream) OnResponseBody(ctx context.Context, endOfStream bool) (Verdict, error) {
-	return s.run(ctx, s.vm.fn.respBody, uint64(len(s.respBody)), b2u(endOfStream))
+	return s.run(ctx, s.vm.fn.respBody, uint64(len(s.respBody)), b2u(endOfStream), !endOfStream)
 }
 
 // OnResponseTrailers runs proxy_on_response_trailers.
 func (s *Stream) OnResponseTrailers(ctx context.Context) (Verdict, error) {
-	return s.run(ctx, s.vm.fn.respTrailers, uint64(s.respTrailers.Len()), noArg)
+	return s.run(ctx, s.vm.fn.respTrailers, uint64(s.respTrailers.Len()), noArg, false)
 }
 
 const noArg = ^uint64(0)
@@ -192,7 +209,9 @@ func b2u(b bool) uint64 {
 	return 0
 }
 
-func (s *Stream) run(ctx context.Context, f api.Function, a1, a2 uint64) (Verdict, error) {
+// run calls f and, when the guest pauses, waits for it to continue or
+// answer; with stopOK a pause is not waited for but returned as Buffer.
+func (s *Stream) run(ctx context.Context, f api.Function, a1, a2 uint64, stopOK bool) (Verdict, error) {
 	v := s.vm
 	v.mu.Lock()
 	if s.state == stateClosed {
@@ -237,24 +256,40 @@ func (s *Stream) run(ctx context.Context, f api.Function, a1, a2 uint64) (Verdic
 		v.mu.Unlock()
 		return Continue, nil
 	}
+	if stopOK {
+		s.state = stateIdle
+		v.mu.Unlock()
+		return Buffer, nil
+	}
 	s.state = statePaused
 	v.mu.Unlock()
+	// The pause timer exists only for streams that pause, so the common
+	// path costs no timer.
+	var timeout <-chan time.Time
+	if d := s.host.cfg.PauseTimeout; d > 0 {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		timeout = t.C
+	}
 	select {
 	case vd := <-s.resume:
 		return vd, nil
 	case <-v.failed:
 		return Continue, ErrVMFailed
 	case <-ctx.Done():
-		v.mu.Lock()
-		if s.state == statePaused {
-			s.state = stateIdle
-			v.mu.Unlock()
-			return Continue, ctx.Err()
-		}
-		// The guest resumed the stream while ctx expired: honour the guest.
-		v.mu.Unlock()
-		return <-s.resume, nil
+		err = ctx.Err()
+	case <-timeout:
+		err = ErrPauseTimeout
 	}
+	v.mu.Lock()
+	if s.state == statePaused {
+		s.state = stateIdle
+		v.mu.Unlock()
+		return Continue, err
+	}
+	// The guest resumed the stream while the wait expired: honour the guest.
+	v.mu.Unlock()
+	return <-s.resume, nil
 }
 
 func (s *Stream) drain() {

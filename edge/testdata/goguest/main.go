@@ -26,6 +26,12 @@ func proxyAddHeaderMapValue(typ uint32, kp *byte, ks uint32, vp *byte, vs uint32
 //go:wasmimport env proxy_get_buffer_bytes
 func proxyGetBufferBytes(typ, start, max uint32, rp *uint32, rs *uint32) uint32
 
+//go:wasmimport env proxy_set_buffer_bytes
+func proxySetBufferBytes(typ, start, size uint32, data *byte, dataLen uint32) uint32
+
+//go:wasmimport env proxy_send_local_response
+func proxySendLocalResponse(code uint32, dp *byte, dl uint32, bp *byte, bl uint32, hp *byte, hl uint32, grpc int32) uint32
+
 //go:wasmimport env proxy_set_tick_period_milliseconds
 func proxySetTickPeriod(ms uint32) uint32
 
@@ -46,6 +52,7 @@ var (
 	config  string
 	ticks   int
 	pending = map[uint32]uint32{}
+	echo    = map[uint32]bool{}
 	started = time.Now()
 )
 
@@ -141,11 +148,15 @@ func onRequestHeaders(id, n uint32, eos bool) uint32 {
 	addHeader(0, "x-go-random", hex.EncodeToString(r[:]))
 	addHeader(0, "x-go-time", time.Now().UTC().Format(time.RFC3339))
 	addHeader(0, "x-go-config", config)
+	if header(0, ":path") == "/body-echo" && !eos {
+		echo[id] = true
+		return 1 // stop iteration until the whole body has arrived
+	}
 	if header(0, ":path") == "/call" {
 		up, ul := ptr("backend")
 		h := serialize(":method", "GET", ":path", "/lookup", ":authority", "origin")
 		var callID uint32
-		if proxyHTTPCall(up, ul, &h[0], uint32(len(h)), nil, 0, nil, 0, 1000, &callID) != 0 {
+		if proxyHTTPCall(up, ul, &h[0], uint32(len(h)), nil, 0, nil, 0, 3000, &callID) != 0 {
 			return 0
 		}
 		pending[callID] = id
@@ -173,6 +184,37 @@ func onResponseHeaders(id, n uint32, eos bool) uint32 {
 	proxyLog(2, m, ml)
 	return 0
 }
+
+// Bodies get "+go" appended, so tests see that body callbacks ran and that
+// proxy_set_buffer_bytes appends.
+func appendToBody(typ, size uint32, eos bool) uint32 {
+	if eos {
+		d, n := ptr("+go")
+		proxySetBufferBytes(typ, size, 0, d, n)
+	}
+	return 0
+}
+
+//go:wasmexport proxy_on_request_body
+func onRequestBody(id, size uint32, eos bool) uint32 {
+	if !echo[id] {
+		return appendToBody(0, size, eos)
+	}
+	if !eos {
+		return 1 // keep buffering
+	}
+	delete(echo, id)
+	var rp, rs uint32
+	if proxyGetBufferBytes(0, 0, size, &rp, &rs) != 0 {
+		return 0
+	}
+	body, bl := ptr("got:" + take(rp, rs))
+	proxySendLocalResponse(200, nil, 0, body, bl, nil, 0, -1)
+	return 1
+}
+
+//go:wasmexport proxy_on_response_body
+func onResponseBody(id, size uint32, eos bool) uint32 { return appendToBody(1, size, eos) }
 
 //go:wasmexport proxy_on_done
 func onDone(id uint32) bool { return true }

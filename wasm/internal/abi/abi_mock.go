@@ -35,6 +35,8 @@ type Mock struct {
 	// changing the maps, so benchmarks can replay one request and measure
 	// the guest, not the mock.
 	Discard bool
+	// SetPairsCalls counts proxy_set_header_map_pairs calls.
+	SetPairsCalls int
 
 	out []byte // reused serialization buffer for getters
 }
@@ -237,6 +239,24 @@ func GetHeaderMapValue(mt MapType, key string) ([]byte, Status) {
 		}
 	}
 	return nil, StatusNotFound
+}
+
+// SetHeaderMapPairs replaces map mt with the serialized pairs.
+func SetHeaderMapPairs(mt MapType, pairs []byte) Status {
+	if host.Discard {
+		return StatusOK
+	}
+	hm := host.headerMap(mt)
+	if hm == nil {
+		return StatusBadArgument
+	}
+	ps, err := ParsePairs(pairs)
+	if err != nil {
+		return StatusBadArgument
+	}
+	host.SetPairsCalls++
+	*hm = ps
+	return StatusOK
 }
 
 // AddHeader adds a value to header key of map mt.

@@ -26,6 +26,9 @@ func proxyGetHeaderMapPairs(mt uint32, retPtr unsafe.Pointer, retSize unsafe.Poi
 //go:wasmimport env proxy_get_header_map_value
 func proxyGetHeaderMapValue(mt uint32, key unsafe.Pointer, keySize uint32, retPtr unsafe.Pointer, retSize unsafe.Pointer) uint32
 
+//go:wasmimport env proxy_set_header_map_pairs
+func proxySetHeaderMapPairs(mt uint32, data unsafe.Pointer, size uint32) uint32
+
 //go:wasmimport env proxy_add_header_map_value
 func proxyAddHeaderMapValue(mt uint32, key unsafe.Pointer, keySize uint32, value unsafe.Pointer, valueSize uint32) uint32
 
@@ -61,6 +64,17 @@ func proxySetSharedData(key unsafe.Pointer, keySize uint32, value unsafe.Pointer
 // the garbage collector keeps them until taken; the last taken buffer is
 // recycled as spare on the next getter, which is why getter results are
 // valid only until the next getter call.
+// The out-parameters of imports live in package variables: a pointer to a
+// local passed to a wasmimport function escapes, so locals would cost a heap
+// allocation per call. The guest is single-threaded, so sharing them is safe.
+var (
+	retPtr   unsafe.Pointer
+	retSize  uint32
+	retCAS   uint32
+	retTime  int64
+	retToken uint32
+)
+
 var (
 	pending [4][]byte
 	npend   int
@@ -149,9 +163,8 @@ func Log(level LogLevel, msg string) {
 
 // NowNanos returns the host's wall clock in Unix nanoseconds.
 func NowNanos() int64 {
-	var t int64
-	proxyGetCurrentTimeNanoseconds(unsafe.Pointer(&t))
-	return t
+	proxyGetCurrentTimeNanoseconds(unsafe.Pointer(&retTime))
+	return retTime
 }
 
 // SetTickPeriod asks the host to call proxy_on_tick every ms milliseconds.
@@ -160,40 +173,43 @@ func SetTickPeriod(ms uint32) Status { return Status(proxySetTickPeriodMilliseco
 // GetBufferBytes returns up to max bytes of buffer bt from start.
 func GetBufferBytes(bt BufferType, start, max uint32) ([]byte, Status) {
 	beginGet()
-	var ptr unsafe.Pointer
-	var size uint32
-	st := Status(proxyGetBufferBytes(uint32(bt), start, max, unsafe.Pointer(&ptr), unsafe.Pointer(&size)))
+	retPtr, retSize = nil, 0
+	st := Status(proxyGetBufferBytes(uint32(bt), start, max, unsafe.Pointer(&retPtr), unsafe.Pointer(&retSize)))
 	if st != StatusOK {
 		npend = 0
 		return nil, st
 	}
-	return take(ptr, size), st
+	return take(retPtr, retSize), st
 }
 
 // GetHeaderMapPairs returns the serialized header map mt (see PairIter).
 func GetHeaderMapPairs(mt MapType) ([]byte, Status) {
 	beginGet()
-	var ptr unsafe.Pointer
-	var size uint32
-	st := Status(proxyGetHeaderMapPairs(uint32(mt), unsafe.Pointer(&ptr), unsafe.Pointer(&size)))
+	retPtr, retSize = nil, 0
+	st := Status(proxyGetHeaderMapPairs(uint32(mt), unsafe.Pointer(&retPtr), unsafe.Pointer(&retSize)))
 	if st != StatusOK {
 		npend = 0
 		return nil, st
 	}
-	return take(ptr, size), st
+	return take(retPtr, retSize), st
 }
 
 // GetHeaderMapValue returns the first value of header key in map mt.
 func GetHeaderMapValue(mt MapType, key string) ([]byte, Status) {
 	beginGet()
-	var ptr unsafe.Pointer
-	var size uint32
-	st := Status(proxyGetHeaderMapValue(uint32(mt), strPtr(key), uint32(len(key)), unsafe.Pointer(&ptr), unsafe.Pointer(&size)))
+	retPtr, retSize = nil, 0
+	st := Status(proxyGetHeaderMapValue(uint32(mt), strPtr(key), uint32(len(key)), unsafe.Pointer(&retPtr), unsafe.Pointer(&retSize)))
 	if st != StatusOK {
 		npend = 0
 		return nil, st
 	}
-	return take(ptr, size), st
+	return take(retPtr, retSize), st
+}
+
+// SetHeaderMapPairs replaces map mt with the serialized map pairs (see
+// AppendPairs): one host call instead of one per header.
+func SetHeaderMapPairs(mt MapType, pairs []byte) Status {
+	return Status(proxySetHeaderMapPairs(uint32(mt), bytesPtr(pairs), uint32(len(pairs))))
 }
 
 // AddHeader adds a value to header key of map mt, keeping existing values.
@@ -225,10 +241,10 @@ func SendLocalResponse(status uint32, details string, body []byte, headers []byt
 // holding at least :method, :path and :authority. The answer arrives as
 // proxy_on_http_call_response on the root context with the returned token.
 func HTTPCall(upstream string, headers, body []byte, timeoutMs uint32) (uint32, Status) {
-	var token uint32
+	retToken = 0
 	st := Status(proxyHTTPCall(strPtr(upstream), uint32(len(upstream)), bytesPtr(headers), uint32(len(headers)),
-		bytesPtr(body), uint32(len(body)), unsafe.Pointer(&zero[0]), 0, timeoutMs, unsafe.Pointer(&token)))
-	return token, st
+		bytesPtr(body), uint32(len(body)), unsafe.Pointer(&zero[0]), 0, timeoutMs, unsafe.Pointer(&retToken)))
+	return retToken, st
 }
 
 // SetEffectiveContext makes the following calls act on context id.
@@ -237,14 +253,13 @@ func SetEffectiveContext(id uint32) Status { return Status(proxySetEffectiveCont
 // GetSharedData returns the value of key in the VM-shared map and its CAS.
 func GetSharedData(key string) ([]byte, uint32, Status) {
 	beginGet()
-	var ptr unsafe.Pointer
-	var size, cas uint32
-	st := Status(proxyGetSharedData(strPtr(key), uint32(len(key)), unsafe.Pointer(&ptr), unsafe.Pointer(&size), unsafe.Pointer(&cas)))
+	retPtr, retSize, retCAS = nil, 0, 0
+	st := Status(proxyGetSharedData(strPtr(key), uint32(len(key)), unsafe.Pointer(&retPtr), unsafe.Pointer(&retSize), unsafe.Pointer(&retCAS)))
 	if st != StatusOK {
 		npend = 0
 		return nil, 0, st
 	}
-	return take(ptr, size), cas, st
+	return take(retPtr, retSize), retCAS, st
 }
 
 // SetSharedData sets key to value if its CAS still equals cas (0: always).

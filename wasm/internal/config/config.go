@@ -95,6 +95,11 @@ type Config struct {
 	TokenResponse     string // response header a new token comes back in; default TokenRequest
 
 	Limits wire.Limits // context limits; defaults of DESIGN §4
+
+	// SingleHeaderWrites edits request headers one call at a time
+	// (proxy_remove/add_header_map_value), the default ("single"); false
+	// ("pairs") replaces the map with one proxy_set_header_map_pairs.
+	SingleHeaderWrites bool
 }
 
 // Error names the offending field of a configuration.
@@ -124,6 +129,8 @@ func Default() Config {
 		SelfServicePrefix: "/.session/",
 		Forward:           wire.AllNamespaces,
 		Limits:            wire.DefaultLimits,
+
+		SingleHeaderWrites: true,
 	}
 	c.Kinds[wire.KindAnonymous] = KindPolicy{Idle: 60 * time.Minute, Hard: 24 * time.Hour, OnIdle: IdleEnd}
 	c.Kinds[wire.KindCustomer] = KindPolicy{Idle: 30 * time.Minute, Hard: 6 * time.Hour, OnIdle: IdleSoftLogout}
@@ -191,6 +198,18 @@ func Parse(b []byte) (*Config, error) {
 			err = c.parseTokenHeader(v)
 		case "limits":
 			err = c.parseLimits(v)
+		case "headerWrites":
+			var s string
+			if s, err = text("headerWrites", v); err == nil {
+				switch s {
+				case "pairs":
+					c.SingleHeaderWrites = false
+				case "single":
+					c.SingleHeaderWrites = true
+				default:
+					err = bad("headerWrites", `must be "pairs" or "single"`)
+				}
+			}
 		default:
 			err = bad(a.Key, "unknown field")
 		}
@@ -396,7 +415,7 @@ func (c *Config) parseSites(v wire.Value) error {
 		if host == "*" {
 			c.DefaultSite = s
 		} else {
-			c.Sites[strings.ToLower(host)] = &s
+			c.Sites[lowerASCII(host)] = &s
 		}
 		return nil
 	})
@@ -496,7 +515,7 @@ func (c *Config) parseTokenHeader(v wire.Value) error {
 		if s, err = text(f, v); err != nil {
 			return err
 		}
-		s = strings.ToLower(s)
+		s = lowerASCII(s)
 		if !validToken(s) || strings.HasPrefix(s, ":") {
 			return bad(f, "is not a valid header name")
 		}
@@ -623,4 +642,17 @@ func headerSafe(s string) bool {
 		}
 	}
 	return true
+}
+
+// lowerASCII lower-cases ASCII letters only: host and header names are
+// ASCII, and strings.ToLower would link the Unicode case tables into the
+// module for nothing.
+func lowerASCII(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	return string(b)
 }

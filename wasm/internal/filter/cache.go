@@ -1,6 +1,8 @@
 package filter
 
 import (
+	"encoding/binary"
+
 	"github.com/sessionedge/sessionedge/sdk/wire"
 	"github.com/sessionedge/sessionedge/wasm/internal/config"
 )
@@ -33,8 +35,11 @@ type entry struct {
 }
 
 // sessionCache is a bounded LRU of sessions, by entry count and by bytes.
+// It is keyed by the first 8 bytes of the id: ids are random (or keyed
+// hashes), an integer key hashes far faster than an array in a Go wasm
+// guest, and a lookup compares the whole id, so a collision is a miss.
 type sessionCache struct {
-	m          map[wire.ID]*entry
+	m          map[uint64]*entry
 	head, tail *entry
 	bytes      int
 	maxEntries int
@@ -42,14 +47,24 @@ type sessionCache struct {
 }
 
 func newSessionCache(entries, bytes int) sessionCache {
-	return sessionCache{m: make(map[wire.ID]*entry, min(entries, 1024)), maxEntries: entries, maxBytes: bytes}
+	return sessionCache{m: make(map[uint64]*entry, min(entries, 1024)), maxEntries: entries, maxBytes: bytes}
+}
+
+func idKey(id *wire.ID) uint64 { return binary.LittleEndian.Uint64(id[:8]) }
+
+// peek returns the entry of id without touching the LRU order.
+func (c *sessionCache) peek(id wire.ID) *entry {
+	if e := c.m[idKey(&id)]; e != nil && e.id == id {
+		return e
+	}
+	return nil
 }
 
 // entryOverhead approximates the memory of an entry beyond its encoding.
 const entryOverhead = 256
 
 func (c *sessionCache) get(id wire.ID) *entry {
-	e := c.m[id]
+	e := c.peek(id)
 	if e != nil && c.head != e {
 		c.unlink(e)
 		c.pushFront(e)
@@ -59,11 +74,11 @@ func (c *sessionCache) get(id wire.ID) *entry {
 
 // put inserts or replaces the session of id and returns its entry.
 func (c *sessionCache) put(s *wire.Session, state entryState) *entry {
-	if old := c.m[s.ID]; old != nil {
-		c.remove(old)
+	if old := c.m[idKey(&s.ID)]; old != nil {
+		c.remove(old) // the same session, or a colliding one: a cache may forget
 	}
 	e := &entry{id: s.ID, sess: s, state: state, size: wire.SessionSize(s) + entryOverhead}
-	c.m[s.ID] = e
+	c.m[idKey(&s.ID)] = e
 	c.pushFront(e)
 	c.bytes += e.size
 	for c.tail != nil && c.tail != e && (len(c.m) > c.maxEntries || c.bytes > c.maxBytes) {
@@ -73,7 +88,7 @@ func (c *sessionCache) put(s *wire.Session, state entryState) *entry {
 }
 
 func (c *sessionCache) drop(id wire.ID) {
-	if e := c.m[id]; e != nil {
+	if e := c.peek(id); e != nil {
 		c.remove(e)
 	}
 }
@@ -85,7 +100,7 @@ func (c *sessionCache) clear() {
 
 func (c *sessionCache) remove(e *entry) {
 	c.unlink(e)
-	delete(c.m, e.id)
+	delete(c.m, idKey(&e.id))
 	c.bytes -= e.size
 }
 
@@ -117,21 +132,47 @@ func (c *sessionCache) pushFront(e *entry) {
 // tokenCache remembers tokens whose signature verified, so a repeat request
 // costs a map lookup instead of an HMAC. Deadlines and generations are still
 // checked on every hit; only the signature check is skipped.
+//
+// The key is 8 bytes of the token's text taken from its HMAC tag, and a hit
+// compares the whole token. A client can choose those bytes for a forged
+// token, but a forged token never verifies, so it is never stored; it can
+// only make a lookup miss and pay for one HMAC, as without the cache.
 type tokenCache struct {
-	m   map[string]wire.Claims
+	m   map[uint64]*tokenEntry
 	max int
 }
 
-func newTokenCache(max int) tokenCache {
-	return tokenCache{m: make(map[string]wire.Claims, min(max, 1024)), max: max}
+type tokenEntry struct {
+	tok    [wire.TokenLen]byte
+	claims wire.Claims
 }
 
+func newTokenCache(max int) tokenCache {
+	return tokenCache{m: make(map[uint64]*tokenEntry, min(max, 1024)), max: max}
+}
+
+func tokenKey(tok []byte) uint64 { return binary.LittleEndian.Uint64(tok[len(tok)-8:]) }
+
 func (c *tokenCache) get(tok []byte) (wire.Claims, bool) {
-	cl, ok := c.m[string(tok)]
-	return cl, ok
+	if len(tok) != wire.TokenLen {
+		return wire.Claims{}, false
+	}
+	if t := c.m[tokenKey(tok)]; t != nil && string(t.tok[:]) == string(tok) {
+		return t.claims, true
+	}
+	return wire.Claims{}, false
 }
 
 func (c *tokenCache) put(tok []byte, cl *wire.Claims) {
+	if len(tok) != wire.TokenLen {
+		return
+	}
+	k := tokenKey(tok)
+	if t := c.m[k]; t != nil {
+		copy(t.tok[:], tok) // a colliding token replaces the older one
+		t.claims = *cl
+		return
+	}
 	if len(c.m) >= c.max {
 		// Evict an arbitrary entry: map iteration starts at a random
 		// position, which is as good as LRU for a cache of HMAC results and
@@ -141,5 +182,7 @@ func (c *tokenCache) put(tok []byte, cl *wire.Claims) {
 			break
 		}
 	}
-	c.m[string(tok)] = *cl
+	t := &tokenEntry{claims: *cl}
+	copy(t.tok[:], tok)
+	c.m[k] = t
 }

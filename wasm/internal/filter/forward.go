@@ -3,6 +3,7 @@ package filter
 import (
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/hex"
 	"strconv"
 
@@ -162,7 +163,7 @@ func (p *Plugin) addForwarded(s *stream, e *entry, site *config.Site, status str
 	}
 	for i := 0; i < numFwd; i++ {
 		if v := e.fwd.value(i); len(v) > 0 {
-			abi.AddHeader(abi.MapRequestHeaders, fwdNames[i], v)
+			s.add(fwdNames[i], v)
 		}
 	}
 	p.addClaimsHeaders(s, status)
@@ -171,21 +172,21 @@ func (p *Plugin) addForwarded(s *stream, e *entry, site *config.Site, status str
 // addClaimsHeaders adds the headers that come from the token: kind,
 // generation and the context status.
 func (p *Plugin) addClaimsHeaders(s *stream, status string) {
-	abi.AddHeader(abi.MapRequestHeaders, hdrKind, kindBytes[s.claims.Kind])
-	b := strconv.AppendUint(s.tmp[:0], uint64(s.claims.Generation), 10)
-	abi.AddHeader(abi.MapRequestHeaders, hdrGen, b)
-	abi.AddHeader(abi.MapRequestHeaders, hdrStatus, statusBytes(status))
+	s.add(hdrKind, kindBytes[s.claims.Kind])
+	s.gen = strconv.AppendUint(s.gen[:0], uint64(s.claims.Generation), 10)
+	s.add(hdrGen, s.gen)
+	s.add(hdrStatus, statusBytes(status))
 }
 
 // addDegraded forwards what is known without the origin: id, kind,
 // generation and the site defaults.
 func (p *Plugin) addDegraded(s *stream, site *config.Site) {
-	b := s.claims.ID.AppendText(s.tmp[:0])
-	abi.AddHeader(abi.MapRequestHeaders, hdrID, b)
+	s.idText = s.claims.ID.AppendText(s.idText[:0])
+	s.add(hdrID, s.idText)
 	for _, h := range [...]struct{ k, v string }{{hdrSite, site.SiteCode}, {hdrCurrency, site.Currency},
 		{hdrLocation, site.TargetLocation}, {hdrLocale, site.Locale}} {
 		if h.v != "" {
-			abi.AddHeader(abi.MapRequestHeaders, h.k, []byte(h.v))
+			s.add(h.k, []byte(h.v))
 		}
 	}
 	p.addClaimsHeaders(s, statusDegraded)
@@ -213,4 +214,69 @@ func statusBytes(s string) []byte {
 		return statusDegradedBytes
 	}
 	return statusOKBytes
+}
+
+// add queues a forwarded request header; with single header writes it is
+// added at once.
+func (s *stream) add(key string, value []byte) {
+	if s.single {
+		abi.AddHeader(abi.MapRequestHeaders, key, value)
+		return
+	}
+	s.addKeys = append(s.addKeys, key)
+	s.addVals = append(s.addVals, value)
+}
+
+// forward writes the request headers and lets the request go upstream. In
+// pairs mode the new map is the client's headers minus every x-session-*
+// header, plus the queued ones, set with one host call; if the host refuses
+// it, the filter falls back to one call per header.
+func (p *Plugin) forward(s *stream) abi.Action {
+	if s.single {
+		return abi.ActionContinue
+	}
+	n := len(s.addKeys)
+	it := abi.NewPairIter(s.raw)
+	for it.Next() {
+		if !hasPrefixFold(it.Key(), hdrPrefix) {
+			n++
+		}
+	}
+	b := binary.LittleEndian.AppendUint32(s.ser[:0], uint32(n))
+	it = abi.NewPairIter(s.raw)
+	for it.Next() {
+		if !hasPrefixFold(it.Key(), hdrPrefix) {
+			b = binary.LittleEndian.AppendUint32(b, uint32(len(it.Key())))
+			b = binary.LittleEndian.AppendUint32(b, uint32(len(it.Value())))
+		}
+	}
+	for i, k := range s.addKeys {
+		b = binary.LittleEndian.AppendUint32(b, uint32(len(k)))
+		b = binary.LittleEndian.AppendUint32(b, uint32(len(s.addVals[i])))
+	}
+	it = abi.NewPairIter(s.raw)
+	for it.Next() {
+		if !hasPrefixFold(it.Key(), hdrPrefix) {
+			b = append(append(b, it.Key()...), 0)
+			b = append(append(b, it.Value()...), 0)
+		}
+	}
+	for i, k := range s.addKeys {
+		b = append(append(b, k...), 0)
+		b = append(append(b, s.addVals[i]...), 0)
+	}
+	s.ser = b
+	if st := abi.SetHeaderMapPairs(abi.MapRequestHeaders, b); st != abi.StatusOK {
+		logf(abi.LogWarn, "proxy_set_header_map_pairs failed ("+st.Err().Error()+"); writing headers one by one")
+		it = abi.NewPairIter(s.raw)
+		for it.Next() {
+			if hasPrefixFold(it.Key(), hdrPrefix) {
+				abi.RemoveHeader(abi.MapRequestHeaders, it.Key())
+			}
+		}
+		for i, k := range s.addKeys {
+			abi.AddHeader(abi.MapRequestHeaders, k, s.addVals[i])
+		}
+	}
+	return abi.ActionContinue
 }

@@ -214,7 +214,7 @@ func (p *Plugin) resume(s *stream, e *entry, now int64) abi.Action {
 		if s.self == selfPatch || s.self == selfDelete {
 			return p.replyError(s, 401, "unauthorized", "session ended")
 		}
-		e = p.sessions.m[s.claims.ID]
+		e = p.sessions.peek(s.claims.ID)
 		if e == nil {
 			return p.degrade(s)
 		}

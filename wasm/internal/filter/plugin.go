@@ -23,6 +23,11 @@ type Plugin struct {
 	callBuf  []byte // HTTP call headers, reused
 	pathBuf  []byte
 	counters Counters
+
+	// The site of the last request's host, so that most requests skip the
+	// map lookup.
+	lastHost []byte
+	lastSite *config.Site
 }
 
 // Counters count what the filter did, for tests and logs.
@@ -68,6 +73,7 @@ func (p *Plugin) configure(size uint32) bool {
 	p.cfg = cfg
 	p.tokens = newTokenCache(cfg.TokenEntries)
 	p.sessions = newSessionCache(cfg.CacheEntries, cfg.CacheBytes)
+	p.lastHost, p.lastSite = p.lastHost[:0], nil
 	p.sync.init(cfg)
 	p.touches.reset()
 	tick := uint32(cfg.SyncInterval.Milliseconds() / 4)
@@ -89,3 +95,13 @@ func (p *Plugin) forget(s *stream) {
 }
 
 func logf(level abi.LogLevel, msg string) { abi.Log(level, "sessionedge: "+msg) }
+
+// site returns the site defaults of host.
+func (p *Plugin) site(host []byte) *config.Site {
+	if p.lastSite != nil && string(host) == string(p.lastHost) {
+		return p.lastSite
+	}
+	p.lastSite = p.cfg.Site(host)
+	p.lastHost = append(p.lastHost[:0], host...)
+	return p.lastSite
+}

@@ -39,6 +39,7 @@ type stream struct {
 	upToken    []byte // x-session-token from the upstream response
 
 	site    *config.Site
+	entry   *entry // the cached session resolve found or made, if any
 	self    selfOp
 	selfKey []byte
 	waiting *call
@@ -50,6 +51,16 @@ type stream struct {
 	rm    []byte // NUL-terminated header names to remove
 	out   []byte // local-response and cookie scratch
 	tmp   [64]byte
+
+	// Request header writes (see forward): the client's map, the headers
+	// to add, and the serialized result.
+	single  bool
+	raw     []byte
+	addKeys []string
+	addVals [][]byte
+	ser     []byte
+	gen     []byte
+	idText  []byte
 }
 
 func (s *stream) reset(id uint32, p *Plugin) {
@@ -57,8 +68,10 @@ func (s *stream) reset(id uint32, p *Plugin) {
 	s.claims = wire.Claims{}
 	s.verified, s.minted, s.headerMode = false, false, false
 	s.newToken, s.upToken = s.newToken[:0], s.upToken[:0]
-	s.site, s.self, s.selfKey, s.waiting = nil, selfNone, s.selfKey[:0], nil
+	s.site, s.self, s.selfKey, s.waiting, s.entry = nil, selfNone, s.selfKey[:0], nil, nil
 	s.host, s.path, s.ncand, s.rm = s.host[:0], s.path[:0], 0, s.rm[:0]
+	s.single = p.cfg == nil || p.cfg.SingleHeaderWrites
+	s.raw, s.addKeys, s.addVals = s.raw[:0], s.addKeys[:0], s.addVals[:0]
 }
 
 // addCandidate keeps a token-shaped value for verification. Values of the
@@ -161,14 +174,20 @@ func (p *Plugin) onRequestHeaders(vm *VM, s *stream, eos bool) abi.Action {
 		}
 	}
 	if it.Err() != nil {
+		// A map we cannot parse whole cannot be rewritten whole either.
 		logf(abi.LogWarn, "malformed request header map from the host")
+		s.single = true
 	}
-	for rm := s.rm; len(rm) > 0; {
-		i := bytes.IndexByte(rm, 0)
-		abi.RemoveHeader(abi.MapRequestHeaders, rm[:i])
-		rm = rm[i+1:]
+	if s.single {
+		for rm := s.rm; len(rm) > 0; {
+			i := bytes.IndexByte(rm, 0)
+			abi.RemoveHeader(abi.MapRequestHeaders, rm[:i])
+			rm = rm[i+1:]
+		}
+	} else {
+		s.raw = append(s.raw[:0], b...) // b is valid only until the next getter
 	}
-	s.site = cfg.Site(s.host)
+	s.site = p.site(s.host)
 	s.classifySelf(cfg.SelfServicePrefix, method)
 	p.resolve(s, nowSec)
 
@@ -193,10 +212,19 @@ func (p *Plugin) onRequestHeaders(vm *VM, s *stream, eos bool) abi.Action {
 	if !s.claims.Kind.Valid() {
 		return p.degrade(s)
 	}
-	if e := p.sessions.get(s.claims.ID); e != nil {
+	if e := s.entry; e != nil {
 		return p.proceed(s, e, nowSec)
 	}
 	if p.startFetch(s) {
+		// Strip spoofed headers now: should the host give up on the paused
+		// stream and forward it anyway, they must not reach the upstream.
+		if !s.single {
+			for rm := s.rm; len(rm) > 0; {
+				i := bytes.IndexByte(rm, 0)
+				abi.RemoveHeader(abi.MapRequestHeaders, rm[:i])
+				rm = rm[i+1:]
+			}
+		}
 		return abi.ActionPause
 	}
 	return p.degrade(s)
@@ -255,7 +283,8 @@ func (p *Plugin) resolve(s *stream, now int64) {
 		if err != nil && err != wire.ErrTokenIdleExpired {
 			continue
 		}
-		if e := p.sessions.m[cl.ID]; e != nil && (e.sess.Ended != 0 || e.sess.Generation > cl.Generation) {
+		e := p.sessions.get(cl.ID)
+		if e != nil && (e.sess.Ended != 0 || e.sess.Generation > cl.Generation) {
 			p.counters.Rejected++
 			continue
 		}
@@ -272,7 +301,7 @@ func (p *Plugin) resolve(s *stream, now int64) {
 				return
 			}
 		}
-		s.claims, s.verified = cl, true
+		s.claims, s.verified, s.entry = cl, true, e
 		p.maybeReissue(s, now)
 		return
 	}
@@ -344,7 +373,7 @@ func (p *Plugin) mint(s *stream, now int64) {
 	p.issue(s)
 	sess := &wire.Session{ID: id, Kind: wire.KindAnonymous, Generation: 1, Created: now * 1000, LastSeen: now * 1000,
 		IdleDeadline: s.claims.IdleDeadline * 1000, HardDeadline: s.claims.HardDeadline * 1000}
-	p.sessions.put(sess, stateLocal)
+	s.entry = p.sessions.put(sess, stateLocal)
 }
 
 // softLogout applies the customer idle action: the session stays (same id,
@@ -367,8 +396,9 @@ func (p *Plugin) softLogout(s *stream, cl *wire.Claims, now int64) {
 	}
 	s.claims, s.verified = next, true
 	p.issue(s)
-	if e := p.sessions.m[cl.ID]; e != nil {
-		p.sessions.put(softLoggedOut(e.sess, &next), e.state)
+	s.entry = nil
+	if e := p.sessions.peek(cl.ID); e != nil {
+		s.entry = p.sessions.put(softLoggedOut(e.sess, &next), e.state)
 	}
 	p.postLogout(cl.ID, s.id)
 }
@@ -399,7 +429,7 @@ func (p *Plugin) proceed(s *stream, e *entry, now int64) abi.Action {
 		status = statusNew
 	}
 	p.addForwarded(s, e, s.site, status)
-	return abi.ActionContinue
+	return p.forward(s)
 }
 
 // degrade handles a session whose context is unavailable: 503 when
@@ -417,7 +447,7 @@ func (p *Plugin) degrade(s *stream) abi.Action {
 		p.addDegraded(s, s.site)
 		p.touches.add(&s.claims, nowSeconds(abi.NowNanos())*1000)
 	} else {
-		abi.AddHeader(abi.MapRequestHeaders, hdrStatus, statusDegradedBytes)
+		s.add(hdrStatus, statusDegradedBytes)
 	}
-	return abi.ActionContinue
+	return p.forward(s)
 }

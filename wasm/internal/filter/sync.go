@@ -251,7 +251,7 @@ func (p *Plugin) applyBatch(bt *wire.Batch) {
 	}
 	for i := range bt.Deltas {
 		d := &bt.Deltas[i]
-		e := p.sessions.m[d.ID]
+		e := p.sessions.peek(d.ID)
 		if e == nil || e.sess.Ended != 0 {
 			continue
 		}

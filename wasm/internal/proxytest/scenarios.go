@@ -82,11 +82,15 @@ type fixture struct {
 	cookie string
 }
 
+// baseExtra is added to every fixture's configuration; Run sets it for the
+// pass with single header writes.
+var baseExtra string
+
 func newFixture(t *testing.T, ng NewGuest, extra string) *fixture {
 	o := NewOrigin(Start)
 	o.APIKey = "edge-key"
 	e := NewEnv(t, ng, o)
-	e.MustConfigure(Config(extra))
+	e.MustConfigure(Config(baseExtra + extra))
 	return &fixture{t: t, o: o, e: e}
 }
 
@@ -117,6 +121,14 @@ func Run(t *testing.T, ng NewGuest) {
 	t.Run("sync", func(t *testing.T) { testSync(t, ng) })
 	t.Run("sync-many-vms", func(t *testing.T) { testSyncManyVMs(t, ng) })
 	t.Run("touches", func(t *testing.T) { testTouches(t, ng) })
+	t.Run("pairs-header-writes", func(t *testing.T) {
+		baseExtra = `,"headerWrites":"pairs"`
+		defer func() { baseExtra = "" }()
+		t.Run("mint", func(t *testing.T) { testMint(t, ng) })
+		t.Run("strip-and-cookies", func(t *testing.T) { testStripAndCookies(t, ng) })
+		t.Run("fetch", func(t *testing.T) { testFetch(t, ng) })
+		t.Run("fetch-failures", func(t *testing.T) { testFetchFailures(t, ng) })
+	})
 }
 
 func testConfig(t *testing.T, ng NewGuest) {
@@ -170,6 +182,9 @@ func testMint(t *testing.T, ng NewGuest) {
 	}
 	if n := len(e.Pending()); n != 0 {
 		t.Fatalf("minting called the origin %d times", n)
+	}
+	if want := map[string]int{"": 0, `,"headerWrites":"pairs"`: 1}[baseExtra]; e.M.SetPairsCalls != want {
+		t.Fatalf("proxy_set_header_map_pairs called %d times, want %d", e.M.SetPairsCalls, want)
 	}
 	for k, want := range map[string]string{"x-session-kind": "anonymous", "x-session-generation": "1",
 		"x-session-context-status": "new", "x-session-site": "DE", "x-session-currency": "EUR",

@@ -1,0 +1,151 @@
+package proxy_test
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"testing"
+
+	"github.com/sessionedge/sessionedge/edge/proxy"
+	"github.com/valyala/fasthttp"
+)
+
+// startHashUpstream answers every request with a body of the size given in
+// x-size and reports the SHA-256 and length of the request body it read.
+func startHashUpstream(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &fasthttp.Server{StreamRequestBody: true, MaxRequestBodySize: 64 << 20, Handler: func(ctx *fasthttp.RequestCtx) {
+		h := sha256.New()
+		var n int64
+		if r := ctx.RequestBodyStream(); r != nil {
+			n, _ = io.Copy(h, r)
+		} else {
+			b := ctx.Request.Body()
+			h.Write(b)
+			n = int64(len(b))
+		}
+		ctx.Response.Header.Set("x-got-len", strconv.FormatInt(n, 10))
+		ctx.Response.Header.Set("x-got-sha", hex.EncodeToString(h.Sum(nil)))
+		size, _ := strconv.Atoi(string(ctx.Request.Header.Peek("x-size")))
+		ctx.SetBodyStream(io.LimitReader(zeros{}, int64(size)), -1)
+	}}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { shutdown(srv) })
+	return ln.Addr().String()
+}
+
+type zeros struct{}
+
+func (zeros) Read(p []byte) (int, error) {
+	clear(p)
+	return len(p), nil
+}
+
+// TestStreamingBodies sends large chunked bodies both ways through a filter
+// that has no body callbacks: they stream past it intact.
+func TestStreamingBodies(t *testing.T) {
+	for _, noFilter := range []bool{false, true} {
+		t.Run(map[bool]string{false: "filter", true: "no filter"}[noFilter], func(t *testing.T) {
+			e := startEdge(t, proxy.Config{Upstream: startHashUpstream(t), Wasm: watGuest, VMs: 1, NoFilter: noFilter})
+			payload := bytes.Repeat([]byte("0123456789abcdef"), 3<<16) // 3 MiB
+			sum := sha256.Sum256(payload)
+			req, _ := http.NewRequest("POST", e.url+"/upload", io.MultiReader(bytes.NewReader(payload))) // unknown length: chunked
+			req.Header.Set("x-size", strconv.Itoa(5<<20))
+			res, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer res.Body.Close()
+			n, _ := io.Copy(io.Discard, res.Body)
+			if res.StatusCode != 200 || n != 5<<20 {
+				t.Fatalf("status %d, %d response bytes", res.StatusCode, n)
+			}
+			if res.Header.Get("x-got-len") != strconv.Itoa(len(payload)) || res.Header.Get("x-got-sha") != hex.EncodeToString(sum[:]) {
+				t.Errorf("upstream got %s bytes, sha %s", res.Header.Get("x-got-len"), res.Header.Get("x-got-sha"))
+			}
+		})
+	}
+}
+
+// TestBufferedBodies runs a guest with body callbacks (the Go test guest
+// appends "+go" to both bodies): the proxy buffers and forwards what the
+// guest left.
+func TestBufferedBodies(t *testing.T) {
+	wasm := buildGoGuest(t)
+	e := startEdge(t, proxy.Config{Upstream: startUpstream(t), Wasm: wasm, VMs: 1})
+	res, err := http.Post(e.url+"/p", "text/plain", bytes.NewReader([]byte("abc")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if string(b) != "echo:abc+go+go" {
+		t.Errorf("body = %q, want the request and response bodies both changed by the guest", b)
+	}
+}
+
+func buildGoGuest(t *testing.T) string {
+	t.Helper()
+	gobin, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("go not on PATH: cannot build the Go test guest")
+	}
+	out := filepath.Join(t.TempDir(), "goguest.wasm")
+	cmd := exec.Command(gobin, "build", "-buildmode=c-shared", "-o", out, "../testdata/goguest")
+	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("building the Go test guest: %v\n%s", err, b)
+	}
+	return out
+}
+
+// TestGuestBodies runs large bodies through a guest with body callbacks:
+// the request body is buffered for it, the response body streams through
+// proxy_on_response_body chunk by chunk, and a guest that stops iteration on
+// the headers gets the whole body before answering.
+func TestGuestBodies(t *testing.T) {
+	wasm := buildGoGuest(t)
+	e := startEdge(t, proxy.Config{Upstream: startHashUpstream(t), Wasm: wasm, VMs: 1})
+
+	t.Run("large", func(t *testing.T) {
+		payload := bytes.Repeat([]byte("x"), 3<<20)
+		sum := sha256.Sum256(append(append([]byte(nil), payload...), "+go"...))
+		req, _ := http.NewRequest("POST", e.url+"/upload", io.MultiReader(bytes.NewReader(payload)))
+		req.Header.Set("x-size", strconv.Itoa(5<<20))
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		if len(b) != 5<<20+3 || string(b[len(b)-3:]) != "+go" {
+			t.Errorf("response: %d bytes ending %q", len(b), b[max(0, len(b)-3):])
+		}
+		if res.Header.Get("x-got-sha") != hex.EncodeToString(sum[:]) {
+			t.Errorf("upstream got %s bytes, not the body the guest changed", res.Header.Get("x-got-len"))
+		}
+	})
+	t.Run("stop iteration until the body", func(t *testing.T) {
+		req, _ := http.NewRequest("PATCH", e.url+"/body-echo", io.MultiReader(bytes.NewReader([]byte(`{"a":1}`))))
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		if res.StatusCode != 200 || string(b) != `got:{"a":1}` {
+			t.Errorf("status %d body %q", res.StatusCode, b)
+		}
+	})
+}

@@ -1,0 +1,234 @@
+// Command basket is an example of keeping what matters when a session ends:
+// a shopping basket lives in a session with a short idle timeout; when the
+// shopper walks away the origin expires the session and delivers the final
+// basket in a signed "session.ended" webhook, and this app stores it in its
+// own database (here a JSON file) for the "you left something behind" mail.
+// See README.md.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"log"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/sessionedge/sessionedge/sdk"
+	"github.com/sessionedge/sessionedge/sdk/wire"
+)
+
+func main() {
+	addr := flag.String("addr", ":8084", "address to listen on")
+	origin := flag.String("origin", "http://127.0.0.1:8081", "origin API base URL")
+	key := flag.String("api-key", os.Getenv("SESSIONEDGE_API_KEY"), "origin API key (env SESSIONEDGE_API_KEY)")
+	secret := flag.String("webhook-secret", os.Getenv("WEBHOOK_SECRET"), "secret the origin signs webhooks with (env WEBHOOK_SECRET)")
+	db := flag.String("db", "abandoned-baskets.json", "file that stores abandoned baskets")
+	flag.Parse()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	h, err := newShop(*origin, *key, []byte(*secret), *db)
+	if err != nil {
+		log.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		log.Fatal(err)
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	log.Printf("basket: listening on %s", ln.Addr())
+	go func() { <-ctx.Done(); srv.Shutdown(context.Background()) }()
+	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+		log.Fatal(err)
+	}
+}
+
+// itemPrefix starts the custom attribute key of each basket line.
+const itemPrefix = "items."
+
+// abandoned is a basket kept after its session ended.
+type abandoned struct {
+	SessionID string           `json:"sessionId"`
+	Reason    string           `json:"reason"`
+	EndedAt   time.Time        `json:"endedAt"`
+	Items     map[string]int64 `json:"items"`
+}
+
+// store is the app's own "primary database": a JSON file rewritten on each
+// change. Webhooks come at least once, so a basket is keyed by session id
+// and a repeat delivery changes nothing.
+type store struct {
+	mu   sync.Mutex
+	path string
+	rows map[string]abandoned
+}
+
+func openStore(path string) (*store, error) {
+	s := &store{path: path, rows: map[string]abandoned{}}
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return s, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return s, json.Unmarshal(b, &s.rows)
+}
+
+// put stores a basket and reports whether it was new.
+func (s *store) put(a abandoned) (bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.rows[a.SessionID]; ok {
+		return false, nil
+	}
+	s.rows[a.SessionID] = a
+	b, _ := json.MarshalIndent(s.rows, "", "  ")
+	tmp := s.path + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		return false, err
+	}
+	// Rename makes the write atomic: a crash leaves the old file or the new.
+	return true, os.Rename(tmp, s.path)
+}
+
+func (s *store) all() []abandoned {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]abandoned, 0, len(s.rows))
+	for _, a := range s.rows {
+		out = append(out, a)
+	}
+	return out
+}
+
+type shop struct {
+	client *sdk.Client
+	secret []byte
+	db     *store
+}
+
+func newShop(originURL, apiKey string, secret []byte, dbPath string) (http.Handler, error) {
+	c, err := sdk.New(sdk.Config{BaseURL: originURL, APIKey: apiKey})
+	if err != nil {
+		return nil, err
+	}
+	db, err := openStore(dbPath)
+	if err != nil {
+		return nil, err
+	}
+	s := &shop{client: c, secret: secret, db: db}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
+	mux.HandleFunc("POST /baskets", s.create)
+	mux.HandleFunc("POST /baskets/{id}/items", s.add)
+	mux.HandleFunc("GET /baskets/{id}", s.get)
+	mux.HandleFunc("POST /webhooks/sessions", s.webhook)
+	mux.HandleFunc("GET /abandoned", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, http.StatusOK, s.db.all()) })
+	return mux, nil
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(v)
+}
+
+func items(c *sdk.Context) map[string]int64 {
+	out := map[string]int64{}
+	for _, a := range c.Attrs[wire.NamespaceCustom] {
+		if sku, ok := strings.CutPrefix(a.Key, itemPrefix); ok && a.Value.Type == wire.TypeInt {
+			out[sku] = a.Value.Int
+		}
+	}
+	return out
+}
+
+func (s *shop) fail(w http.ResponseWriter, err error) {
+	status := http.StatusBadGateway
+	switch {
+	case errors.Is(err, sdk.ErrGone):
+		status = http.StatusGone
+	case errors.Is(err, sdk.ErrNotFound):
+		status = http.StatusNotFound
+	case errors.Is(err, sdk.ErrInvalidInput):
+		status = http.StatusBadRequest
+	}
+	writeJSON(w, status, map[string]string{"error": err.Error()})
+}
+
+func (s *shop) create(w http.ResponseWriter, r *http.Request) {
+	cr, err := s.client.Create(r.Context(), "", nil)
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, map[string]string{"id": cr.Session.ID})
+}
+
+func (s *shop) add(w http.ResponseWriter, r *http.Request) {
+	var in struct {
+		SKU string `json:"sku"`
+		Qty int64  `json:"qty"`
+	}
+	if err := json.NewDecoder(r.Body).Decode(&in); err != nil || in.SKU == "" || in.Qty <= 0 {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": `want {"sku": "...", "qty": n}`})
+		return
+	}
+	sess, err := s.client.SetAttribute(r.Context(), r.PathValue("id"), wire.NamespaceCustom, itemPrefix+in.SKU, wire.Int(in.Qty))
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, items(&sess.Context))
+}
+
+func (s *shop) get(w http.ResponseWriter, r *http.Request) {
+	sess, err := s.client.Get(r.Context(), r.PathValue("id"))
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, items(&sess.Context))
+}
+
+// webhook receives the origin's session events and keeps the final basket
+// of every session that ended with something in it. It answers 2xx only
+// once the basket is stored, so the origin retries until it is.
+func (s *shop) webhook(w http.ResponseWriter, r *http.Request) {
+	ev, err := sdk.ParseWebhook(r, s.secret)
+	if errors.Is(err, sdk.ErrBadSignature) {
+		http.Error(w, "bad signature", http.StatusUnauthorized)
+		return
+	}
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	if ev.Type != sdk.EventSessionEnded || ev.Session == nil {
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	basket := items(&ev.Session.Context)
+	if len(basket) == 0 {
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	fresh, err := s.db.put(abandoned{SessionID: ev.Session.ID, Reason: ev.Reason, EndedAt: ev.At, Items: basket})
+	if err != nil {
+		log.Printf("basket: storing %s: %v", ev.Session.ID, err)
+		http.Error(w, "cannot store", http.StatusInternalServerError)
+		return
+	}
+	if fresh {
+		log.Printf("basket: kept abandoned basket of %s (%s): %v", ev.Session.ID, ev.Reason, basket)
+	}
+	w.WriteHeader(http.StatusNoContent)
+}

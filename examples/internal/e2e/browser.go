@@ -1,0 +1,133 @@
+// Package e2e runs the examples end to end in tests: it plays a browser over
+// plain HTTP, and starts the origin, the edge proxy with the filter, and an
+// example app on free loopback ports.
+package e2e
+
+import (
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// Browser is a minimal browser for tests: it keeps cookies by name (for one
+// site, whatever their Secure attribute, since tests run over loopback HTTP
+// as browsers do for localhost), follows redirects, and records the
+// Set-Cookie headers it saw.
+type Browser struct {
+	Base string // e.g. "http://127.0.0.1:8080"
+
+	mu      sync.Mutex
+	cookies map[string]*http.Cookie
+	// SetCookies holds every Set-Cookie header received, in order.
+	SetCookies []string
+	// Leaked holds every x-session-* response header that reached the
+	// browser ("name: value"); the edge must strip them all.
+	Leaked []string
+	// Header is sent with every request (to play a client that forges
+	// session headers, for one).
+	Header http.Header
+	client *http.Client
+}
+
+// NewBrowser returns a browser for the site at base.
+func NewBrowser(base string) *Browser {
+	return &Browser{Base: strings.TrimRight(base, "/"), cookies: map[string]*http.Cookie{}, Header: http.Header{},
+		client: &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
+}
+
+// Cookie returns the value of cookie name ("" when unset).
+func (b *Browser) Cookie(name string) string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if c := b.cookies[name]; c != nil {
+		return c.Value
+	}
+	return ""
+}
+
+// SetCookie sets a cookie as if the site had set it (to replay old tokens).
+func (b *Browser) SetCookie(name, value string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.cookies[name] = &http.Cookie{Name: name, Value: value}
+}
+
+// Page is an answer after redirects.
+type Page struct {
+	Status int
+	Header http.Header
+	Body   string
+	URL    string
+}
+
+// Get loads path.
+func (b *Browser) Get(t testing.TB, path string) *Page {
+	t.Helper()
+	return b.do(t, http.MethodGet, path, nil)
+}
+
+// Post submits a form to path.
+func (b *Browser) Post(t testing.TB, path string, form url.Values) *Page {
+	t.Helper()
+	return b.do(t, http.MethodPost, path, form)
+}
+
+func (b *Browser) do(t testing.TB, method, path string, form url.Values) *Page {
+	t.Helper()
+	for range 10 {
+		var body io.Reader
+		if form != nil {
+			body = strings.NewReader(form.Encode())
+		}
+		req, err := http.NewRequest(method, b.Base+path, body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for k, vs := range b.Header {
+			req.Header[k] = vs
+		}
+		if form != nil {
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		}
+		b.mu.Lock()
+		for _, c := range b.cookies {
+			req.AddCookie(&http.Cookie{Name: c.Name, Value: c.Value})
+		}
+		b.mu.Unlock()
+		resp, err := b.client.Do(req)
+		if err != nil {
+			t.Fatalf("%s %s: %v", method, path, err)
+		}
+		data, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		b.mu.Lock()
+		b.SetCookies = append(b.SetCookies, resp.Header.Values("Set-Cookie")...)
+		for name, vs := range resp.Header {
+			if strings.HasPrefix(strings.ToLower(name), "x-session-") {
+				b.Leaked = append(b.Leaked, name+": "+strings.Join(vs, ", "))
+			}
+		}
+		for _, c := range resp.Cookies() {
+			if c.MaxAge < 0 {
+				delete(b.cookies, c.Name)
+			} else {
+				b.cookies[c.Name] = c
+			}
+		}
+		b.mu.Unlock()
+		if loc := resp.Header.Get("Location"); loc != "" && resp.StatusCode >= 300 && resp.StatusCode < 400 {
+			u, err := url.Parse(loc)
+			if err != nil {
+				t.Fatalf("redirect to %q: %v", loc, err)
+			}
+			method, path, form = http.MethodGet, u.RequestURI(), nil
+			continue
+		}
+		return &Page{Status: resp.StatusCode, Header: resp.Header, Body: string(data), URL: path}
+	}
+	t.Fatalf("%s %s: too many redirects", method, path)
+	return nil
+}

@@ -1,0 +1,198 @@
+package sdk
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/sessionedge/sessionedge/sdk/wire"
+)
+
+// This file holds the JSON forms of the API (contracts: context JSON shape):
+// text → string, int → integer number, float → number with '.' or 'e', bool,
+// time → {"$time":"RFC 3339"}, decimal → {"$decimal":"19.99"}, list → array,
+// map → object.
+
+// appendValueJSON appends the JSON form of v to dst (wire.AppendValueJSON),
+// after checking that v has one: NaN and infinities do not.
+func appendValueJSON(dst []byte, v wire.Value) ([]byte, error) {
+	if err := checkJSON(v); err != nil {
+		return dst, err
+	}
+	return wire.AppendValueJSON(dst, v), nil
+}
+
+func checkJSON(v wire.Value) error {
+	switch v.Type {
+	case wire.TypeFloat:
+		if math.IsNaN(v.Float) || math.IsInf(v.Float, 0) {
+			return fmt.Errorf("%w: float %v has no JSON form", ErrInvalidInput, v.Float)
+		}
+	case wire.TypeList:
+		for _, e := range v.List {
+			if err := checkJSON(e); err != nil {
+				return err
+			}
+		}
+	case wire.TypeMap:
+		for _, a := range v.Map {
+			if err := checkJSON(a.Value); err != nil {
+				return err
+			}
+		}
+	case 0:
+		return fmt.Errorf("%w: no value", ErrInvalidInput)
+	}
+	return nil
+}
+
+func appendJSONString(dst []byte, s string) []byte { return wire.AppendStringJSON(dst, s) }
+
+// FormatDecimal returns the text form of a decimal value: Decimal(1999, -2)
+// is "19.99".
+func FormatDecimal(v wire.Value) string { return string(wire.AppendDecimal(nil, v.Int, v.Exp)) }
+
+// Context is the context of a session: the well-known fields and the
+// attributes of each namespace. The zero Value of a field means unset.
+type Context struct {
+	Fields [wire.NumFields]wire.Value
+	Attrs  [wire.NumNamespaces]wire.Attrs
+}
+
+// Text returns the text of a well-known field, or "" when it is unset.
+func (c *Context) Text(f wire.Field) string { return c.Fields[f].Text }
+
+// Attr returns the attribute key of namespace ns.
+func (c *Context) Attr(ns wire.Namespace, key string) (wire.Value, bool) { return c.Attrs[ns].Get(key) }
+
+// appendContextJSON appends c as a context JSON object.
+func appendContextJSON(dst []byte, c *Context) ([]byte, error) {
+	dst = append(dst, '{')
+	n := 0
+	sep := func() {
+		if n > 0 {
+			dst = append(dst, ',')
+		}
+		n++
+	}
+	var err error
+	for f, v := range c.Fields {
+		if v.IsZero() {
+			continue
+		}
+		sep()
+		dst = append(appendJSONString(dst, wire.Field(f).String()), ':')
+		if dst, err = appendValueJSON(dst, v); err != nil {
+			return dst, fmt.Errorf("%s: %w", wire.Field(f), err)
+		}
+	}
+	for ns, as := range c.Attrs {
+		if len(as) == 0 {
+			continue
+		}
+		sep()
+		dst = append(appendJSONString(dst, wire.Namespace(ns).String()), ':')
+		if dst, err = appendValueJSON(dst, wire.Value{Type: wire.TypeMap, Map: as}); err != nil {
+			return dst, fmt.Errorf("%s: %w", wire.Namespace(ns), err)
+		}
+	}
+	return append(dst, '}'), nil
+}
+
+// parseContextJSON parses a context JSON object. Unknown top-level keys are
+// ignored, so an origin that adds fields does not break older SDKs.
+func parseContextJSON(raw json.RawMessage) (Context, error) {
+	var c Context
+	if len(raw) == 0 || string(raw) == "null" {
+		return c, nil
+	}
+	obj, err := wire.ParseValueJSON(raw)
+	if err != nil {
+		return c, fmt.Errorf("context: %v", err)
+	}
+	if obj.Type != wire.TypeMap {
+		return c, fmt.Errorf("context is not an object")
+	}
+	for _, a := range obj.Map {
+		if f, ok := wire.ParseField(a.Key); ok {
+			c.Fields[f] = a.Value
+			continue
+		}
+		if ns, ok := wire.ParseNamespace(a.Key); ok {
+			if a.Value.Type != wire.TypeMap && !a.Value.IsZero() {
+				return c, fmt.Errorf("context %s: not an object", a.Key)
+			}
+			c.Attrs[ns] = a.Value.Map
+		}
+	}
+	return c, nil
+}
+
+// Session is a session as the origin holds it.
+type Session struct {
+	ID           string
+	Kind         wire.Kind
+	Generation   uint32    // raised by login, logout and forced re-keys
+	Version      uint64    // +1 for every change; pass it to IfMatch
+	Created      time.Time //
+	LastSeen     time.Time //
+	IdleDeadline time.Time // zero: none
+	HardDeadline time.Time // zero: none
+	Ended        string    // for a tombstone (an ended session): why it ended; "" while live
+	Context
+}
+
+// CustomerID returns the customer of a logged-in session, or "".
+func (s *Session) CustomerID() string { return s.Fields[wire.FieldCustomerID].Text }
+
+type sessionJSON struct {
+	ID           string          `json:"id"`
+	Kind         string          `json:"kind"`
+	Generation   uint32          `json:"generation"`
+	Version      uint64          `json:"version"`
+	Created      string          `json:"created"`
+	LastSeen     string          `json:"lastSeen"`
+	IdleDeadline string          `json:"idleDeadline"`
+	HardDeadline string          `json:"hardDeadline"`
+	Ended        json.RawMessage `json:"ended"`
+	Context      json.RawMessage `json:"context"`
+}
+
+func parseTime(s string) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	return time.Parse(time.RFC3339Nano, s)
+}
+
+func (j *sessionJSON) session() (*Session, error) {
+	s := &Session{ID: j.ID, Generation: j.Generation, Version: j.Version}
+	if j.Kind != "" {
+		k, ok := wire.ParseKind(j.Kind)
+		if !ok {
+			return nil, fmt.Errorf("session kind %q", j.Kind)
+		}
+		s.Kind = k
+	}
+	var err error
+	for _, t := range []struct {
+		dst *time.Time
+		src string
+	}{{&s.Created, j.Created}, {&s.LastSeen, j.LastSeen}, {&s.IdleDeadline, j.IdleDeadline}, {&s.HardDeadline, j.HardDeadline}} {
+		if *t.dst, err = parseTime(t.src); err != nil {
+			return nil, fmt.Errorf("session time: %v", err)
+		}
+	}
+	if len(j.Ended) > 0 && string(j.Ended) != "null" && string(j.Ended) != "false" {
+		var reason string
+		if json.Unmarshal(j.Ended, &reason) != nil {
+			reason = string(j.Ended) // a number or bool: keep its text rather than fail
+		}
+		s.Ended = reason
+	}
+	if s.Context, err = parseContextJSON(j.Context); err != nil {
+		return nil, err
+	}
+	return s, nil
+}

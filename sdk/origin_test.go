@@ -1,0 +1,358 @@
+package sdk_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sessionedge/sessionedge/sdk"
+	"github.com/sessionedge/sessionedge/sdk/sdktest"
+	"github.com/sessionedge/sessionedge/sdk/wire"
+)
+
+// The API keys of the origins under test and their scopes.
+var testKeys = map[string][]string{
+	"app-key":   {"sessions:read", "sessions:write"},
+	"read-key":  {"sessions:read"},
+	"admin-key": {"sessions:read", "sessions:write", "sessions:admin"},
+}
+
+func TestClientAgainstFakeOrigin(t *testing.T) {
+	o := sdktest.NewFakeOrigin(sdktest.FakeOriginConfig{APIKeys: testKeys})
+	defer o.Close()
+	runClientSuite(t, o.URL)
+}
+
+func TestClientAgainstOrigin(t *testing.T) {
+	o := sdktest.StartOrigin(t, sdktest.OriginConfig{APIKeys: testKeys})
+	runClientSuite(t, o.URL)
+}
+
+func newClient(t *testing.T, url, key string) *sdk.Client {
+	t.Helper()
+	c, err := sdk.New(sdk.Config{BaseURL: url, APIKey: key, RetryBackoff: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// wantErr fails unless err matches target; it returns the *sdk.Error.
+func wantErr(t *testing.T, err, target error) *sdk.Error {
+	t.Helper()
+	if !errors.Is(err, target) {
+		t.Fatalf("err = %v, want %v", err, target)
+	}
+	var e *sdk.Error
+	errors.As(err, &e)
+	return e
+}
+
+// runClientSuite drives every route of the origin API through the client,
+// and provokes every typed error the origin can answer.
+func runClientSuite(t *testing.T, url string) {
+	ctx := context.Background()
+	c := newClient(t, url, "app-key")
+
+	initial := &sdk.Context{}
+	initial.Fields[wire.FieldCurrency] = wire.Text("EUR")
+	initial.Attrs[wire.NamespaceCustom] = wire.Attrs{}.With("theme", wire.Text("dark"))
+	created, err := c.Create(ctx, "", initial)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := created.Session.ID
+	if _, err := wire.ParseID(id); err != nil || len(created.Token) != wire.TokenLen {
+		t.Fatalf("created %q token %q", id, created.Token)
+	}
+	if created.Session.Kind != wire.KindAnonymous || created.Session.Generation != 1 || created.Session.Version != 1 {
+		t.Fatalf("created %+v", created.Session)
+	}
+
+	t.Run("get", func(t *testing.T) {
+		s, err := c.Get(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.ID != id || s.Text(wire.FieldCurrency) != "EUR" || s.Created.IsZero() {
+			t.Fatalf("session %+v", s)
+		}
+		if v, _ := s.Attr(wire.NamespaceCustom, "theme"); v.Text != "dark" {
+			t.Fatalf("custom %+v", s.Attrs)
+		}
+	})
+
+	t.Run("patch with If-Match, then a stale one", func(t *testing.T) {
+		s, err := c.Get(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := new(sdk.Patch).SetField(wire.FieldCartID, wire.Text("cart-1")).Set(wire.NamespaceCustom, "price", wire.Decimal(1999, -2))
+		s2, err := c.Patch(ctx, id, p, sdk.IfMatch(s.Version))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s2.Version != s.Version+1 || s2.Text(wire.FieldCartID) != "cart-1" || s2.Text(wire.FieldCurrency) != "EUR" {
+			t.Fatalf("patched %+v", s2)
+		}
+		_, err = c.Patch(ctx, id, new(sdk.Patch).SetField(wire.FieldLocale, wire.Text("de-DE")), sdk.IfMatch(s.Version))
+		if e := wantErr(t, err, sdk.ErrPreconditionFailed); e.CurrentVersion != s2.Version {
+			t.Fatalf("current version %d, want %d", e.CurrentVersion, s2.Version)
+		}
+	})
+
+	t.Run("concurrent patches of different keys keep each other", func(t *testing.T) {
+		var wg sync.WaitGroup
+		errs := make(chan error, 8)
+		for i := range 8 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_, err := c.Patch(ctx, id, new(sdk.Patch).Set(wire.NamespaceCustom, fmt.Sprintf("k%d", i), wire.Int(int64(i))))
+				errs <- err
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		s, err := c.Get(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range 8 {
+			if v, ok := s.Attr(wire.NamespaceCustom, fmt.Sprintf("k%d", i)); !ok || v.Int != int64(i) {
+				t.Errorf("custom.k%d = %+v, %v", i, v, ok)
+			}
+		}
+	})
+
+	t.Run("attributes and items", func(t *testing.T) {
+		if _, err := c.SetAttribute(ctx, id, wire.NamespacePrivacy, "email", wire.Text("ann@example.com")); err != nil {
+			t.Fatal(err)
+		}
+		s, err := c.DeleteAttribute(ctx, id, wire.NamespaceCustom, "k0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := s.Attr(wire.NamespaceCustom, "k0"); ok {
+			t.Fatal("custom.k0 still there")
+		}
+		s, err = c.Get(ctx, id, "privacy.email")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v, _ := s.Attr(wire.NamespacePrivacy, "email"); v.Text != "ann@example.com" {
+			t.Fatalf("privacy %+v", s.Attrs)
+		}
+		if _, ok := s.Attr(wire.NamespaceCustom, "theme"); ok {
+			t.Fatalf("items=privacy.email returned custom.theme too: %+v", s.Attrs)
+		}
+	})
+
+	t.Run("login keeps id and context, raises the generation", func(t *testing.T) {
+		before, err := c.Get(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		profile := &sdk.Context{}
+		profile.Fields[wire.FieldCurrency] = wire.Text("GBP")
+		profile.Fields[wire.FieldLocale] = wire.Text("en-GB")
+		in, err := c.Login(ctx, id, "cust-7", profile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := in.Session
+		if s.ID != id || s.Kind != wire.KindCustomer || s.Generation != before.Generation+1 || s.CustomerID() != "cust-7" {
+			t.Fatalf("after login %+v", s)
+		}
+		if s.Text(wire.FieldCurrency) != "GBP" || s.Text(wire.FieldCartID) != "cart-1" {
+			t.Fatalf("after login fields %+v", s.Fields)
+		}
+		if in.Token == "" || in.Token == created.Token {
+			t.Fatalf("login token %q", in.Token)
+		}
+		_, err = c.CustomerSessions(ctx, "cust-7")
+		wantErr(t, err, sdk.ErrForbidden)
+		list, err := newClient(t, url, "admin-key").CustomerSessions(ctx, "cust-7")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(list) != 1 || list[0].ID != id {
+			t.Fatalf("customer sessions %+v", list)
+		}
+	})
+
+	t.Run("logout clears privacy and keeps the cart", func(t *testing.T) {
+		out, err := c.Logout(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := out.Session
+		if s.Kind != wire.KindAnonymous || s.CustomerID() != "" || s.Generation != 3 {
+			t.Fatalf("after logout %+v", s)
+		}
+		if len(s.Attrs[wire.NamespacePrivacy]) != 0 || s.Text(wire.FieldCartID) != "cart-1" {
+			t.Fatalf("after logout %+v", s.Context)
+		}
+		ref, err := c.Refresh(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ref.Token == "" || ref.Session.ID != id || ref.Session.Generation != 3 {
+			t.Fatalf("refresh %+v", ref)
+		}
+	})
+
+	t.Run("replace and clear", func(t *testing.T) {
+		repl := &sdk.Context{}
+		repl.Fields[wire.FieldSiteCode] = wire.Text("UK")
+		repl.Attrs[wire.NamespacePublic] = wire.Attrs{}.With("seen", wire.Bool(true))
+		s, err := c.Replace(ctx, id, repl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.Text(wire.FieldSiteCode) != "UK" || s.Text(wire.FieldCartID) != "" || len(s.Attrs[wire.NamespaceCustom]) != 0 {
+			t.Fatalf("after replace %+v", s.Context)
+		}
+		s, err = c.ClearData(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.ID != id || len(s.Attrs[wire.NamespaceCustom])+len(s.Attrs[wire.NamespacePrivacy])+len(s.Attrs[wire.NamespacePublic]) != 0 {
+			t.Fatalf("after clear %+v", s.Context)
+		}
+	})
+
+	t.Run("upsert creates an edge-minted session", func(t *testing.T) {
+		nid, _ := wire.NewID()
+		_, err := c.Patch(ctx, nid.String(), new(sdk.Patch).SetField(wire.FieldCartID, wire.Text("c")))
+		wantErr(t, err, sdk.ErrNotFound)
+		_, err = c.Get(ctx, nid.String())
+		wantErr(t, err, sdk.ErrNotFound)
+		s, err := c.Patch(ctx, nid.String(), new(sdk.Patch).SetField(wire.FieldCartID, wire.Text("c")), sdk.Upsert())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.ID != nid.String() || s.Kind != wire.KindAnonymous || s.Generation != 1 || s.Text(wire.FieldCartID) != "c" {
+			t.Fatalf("upserted %+v", s)
+		}
+	})
+
+	t.Run("end leaves a tombstone", func(t *testing.T) {
+		cr, err := c.Create(ctx, "", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.End(ctx, cr.Session.ID); err != nil {
+			t.Fatal(err)
+		}
+		_, err = c.Get(ctx, cr.Session.ID)
+		wantErr(t, err, sdk.ErrGone)
+		_, err = c.Patch(ctx, cr.Session.ID, new(sdk.Patch).SetField(wire.FieldCartID, wire.Text("c")), sdk.Upsert())
+		wantErr(t, err, sdk.ErrGone)
+	})
+
+	t.Run("shared sessions are found by name", func(t *testing.T) {
+		settings := &sdk.Context{}
+		settings.Attrs[wire.NamespaceCustom] = wire.Attrs{}.With("maintenance", wire.Bool(false))
+		s, err := c.PutShared(ctx, "store-settings", settings)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v, _ := s.Attr(wire.NamespaceCustom, "maintenance"); s.Kind != wire.KindShared || v.Type != wire.TypeBool {
+			t.Fatalf("shared %+v", s)
+		}
+		// A second PutShared finds the session and leaves it as it is.
+		again, err := c.PutShared(ctx, "store-settings", &sdk.Context{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if again.ID != s.ID || again.Version != s.Version || len(again.Attrs[wire.NamespaceCustom]) != 1 {
+			t.Fatalf("second put %+v, first %+v", again, s)
+		}
+		other := newClient(t, url, "read-key")
+		found, err := other.GetShared(ctx, "store-settings")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if found.ID != s.ID {
+			t.Fatalf("found %s, put %s", found.ID, s.ID)
+		}
+		_, err = other.GetShared(ctx, "no-such-settings")
+		wantErr(t, err, sdk.ErrNotFound)
+	})
+
+	t.Run("invalid input names the field", func(t *testing.T) {
+		_, err := c.SetAttribute(ctx, id, wire.NamespaceCustom, "bad key!", wire.Int(1))
+		if e := wantErr(t, err, sdk.ErrInvalidInput); e == nil || !strings.HasPrefix(e.Field, "custom") {
+			t.Fatalf("error %+v does not name the field", e)
+		}
+		_, err = c.Patch(ctx, id, new(sdk.Patch).SetField(wire.FieldCurrency, wire.Int(3)))
+		if e := wantErr(t, err, sdk.ErrInvalidInput); e == nil || e.Field != "currency" {
+			t.Fatalf("error %+v does not name the field", e)
+		}
+	})
+
+	t.Run("too large", func(t *testing.T) {
+		// A body beyond the origin's request limit (256 KiB by default).
+		p := new(sdk.Patch)
+		for i := range 200 {
+			p.Set(wire.NamespaceCustom, fmt.Sprintf("blob%d", i), wire.Text(strings.Repeat("y", 1900)))
+		}
+		_, err := c.Patch(ctx, id, p)
+		wantErr(t, err, sdk.ErrTooLarge)
+		// Values beyond the context limits are refused too, naming the
+		// field. (The origin answers invalid_input for them today; the
+		// contract's too_large would also do.)
+		_, err = c.SetAttribute(ctx, id, wire.NamespaceCustom, "big", wire.Text(strings.Repeat("x", 2001)))
+		var e *sdk.Error
+		if !errors.As(err, &e) || (!errors.Is(err, sdk.ErrTooLarge) && !errors.Is(err, sdk.ErrInvalidInput)) || !strings.HasPrefix(e.Field, "custom") {
+			t.Fatalf("over-long text: %v", err)
+		}
+	})
+
+	t.Run("unauthorized and forbidden", func(t *testing.T) {
+		_, err := newClient(t, url, "wrong-key").Get(ctx, id)
+		wantErr(t, err, sdk.ErrUnauthorized)
+		_, err = newClient(t, url, "").Get(ctx, id)
+		wantErr(t, err, sdk.ErrUnauthorized)
+		_, err = newClient(t, url, "read-key").Patch(ctx, id, new(sdk.Patch).SetField(wire.FieldCartID, wire.Text("x")))
+		wantErr(t, err, sdk.ErrForbidden)
+		wantErr(t, c.RevokeCustomer(ctx, "cust-7"), sdk.ErrForbidden)
+	})
+
+	t.Run("revoke a customer's sessions", func(t *testing.T) {
+		cr, err := c.Create(ctx, "cust-9", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cr.Session.Kind != wire.KindCustomer || cr.Session.CustomerID() != "cust-9" {
+			t.Fatalf("created %+v", cr.Session)
+		}
+		if err := newClient(t, url, "admin-key").RevokeCustomer(ctx, "cust-9"); err != nil {
+			t.Fatal(err)
+		}
+		_, err = c.Get(ctx, cr.Session.ID)
+		wantErr(t, err, sdk.ErrGone)
+	})
+
+	t.Run("unavailable", func(t *testing.T) {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := ln.Addr().String()
+		ln.Close() // nothing listens there now
+		_, err = newClient(t, "http://"+addr, "app-key").Get(ctx, id)
+		wantErr(t, err, sdk.ErrUnavailable)
+	})
+}

@@ -1,0 +1,198 @@
+package sdktest
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// ModuleRoot returns the root directory of the module the test runs in.
+func ModuleRoot(t testing.TB) string {
+	t.Helper()
+	out, err := exec.Command("go", "env", "GOMOD").Output()
+	if err != nil {
+		t.Fatalf("go env GOMOD: %v", err)
+	}
+	mod := strings.TrimSpace(string(out))
+	if mod == "" || mod == os.DevNull {
+		t.Fatal("not inside a Go module")
+	}
+	return filepath.Dir(mod)
+}
+
+// HasPackage reports whether the package dir (relative to the module root,
+// as "./origin/cmd/origin") exists in this tree.
+func HasPackage(t testing.TB, pkg string) bool {
+	t.Helper()
+	st, err := os.Stat(filepath.Join(ModuleRoot(t), filepath.FromSlash(pkg)))
+	return err == nil && st.IsDir()
+}
+
+// Build builds the main package pkg (relative to the module root) into a
+// temporary directory and returns the binary's path. It skips the test when
+// the package is not in this tree, so tests of parts still being built do not
+// fail; it fails the test when the package exists but does not build.
+func Build(t testing.TB, pkg string) string {
+	t.Helper()
+	if !HasPackage(t, pkg) {
+		t.Skipf("%s is not in this tree", pkg)
+	}
+	bin := filepath.Join(t.TempDir(), filepath.Base(pkg))
+	cmd := exec.Command("go", "build", "-o", bin, pkg)
+	cmd.Dir = ModuleRoot(t)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build %s: %v\n%s", pkg, err, out)
+	}
+	return bin
+}
+
+// BuildWasm builds the proxy-wasm filter (GOOS=wasip1, c-shared) of package
+// pkg into a temporary directory and returns the module's path; it skips
+// the test when the package is not in this tree.
+func BuildWasm(t testing.TB, pkg string) string {
+	t.Helper()
+	if !HasPackage(t, pkg) {
+		t.Skipf("%s is not in this tree", pkg)
+	}
+	out := filepath.Join(t.TempDir(), "sessionedge.wasm")
+	cmd := exec.Command("go", "build", "-buildmode=c-shared", "-trimpath", "-o", out, pkg)
+	cmd.Dir = ModuleRoot(t)
+	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("building the filter %s: %v\n%s", pkg, err, b)
+	}
+	return out
+}
+
+// FreeAddr returns a loopback address with a port that was free a moment ago.
+func FreeAddr(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// Cmd is a process for Start.
+type Cmd struct {
+	Name  string   // for logs
+	Path  string   // binary
+	Args  []string // arguments
+	Env   []string // added to the test's environment
+	Dir   string   // working directory; default a temporary one
+	Ready string   // URL that answers 2xx once the process serves
+}
+
+// Process is a process started by Start.
+type Process struct {
+	cmd  *exec.Cmd
+	log  *syncBuffer
+	done chan struct{}
+	name string
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// Start starts c, waits until c.Ready answers 2xx (up to 30s), and stops the
+// process when the test ends: SIGTERM, then SIGKILL after 5s. The process's
+// output is logged when the test fails.
+func Start(t testing.TB, c Cmd) *Process {
+	t.Helper()
+	cmd := exec.Command(c.Path, c.Args...)
+	cmd.Env = append(os.Environ(), c.Env...)
+	cmd.Dir = c.Dir
+	if cmd.Dir == "" {
+		cmd.Dir = t.TempDir()
+	}
+	killWithParent(cmd)
+	p := &Process{cmd: cmd, log: &syncBuffer{}, done: make(chan struct{}), name: c.Name}
+	cmd.Stdout, cmd.Stderr = p.log, p.log
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("starting %s: %v", c.Name, err)
+	}
+	go func() { cmd.Wait(); close(p.done) }()
+	t.Cleanup(func() {
+		p.Stop()
+		if t.Failed() {
+			t.Logf("%s output:\n%s", c.Name, p.log.String())
+		}
+	})
+	if c.Ready != "" {
+		if err := waitReady(c.Ready, p.done, 30*time.Second); err != nil {
+			t.Fatalf("%s did not get ready: %v\n%s", c.Name, err, p.log.String())
+		}
+	}
+	return p
+}
+
+// Output returns what the process printed so far.
+func (p *Process) Output() string { return p.log.String() }
+
+// Stop ends the process gracefully (SIGTERM), killing it after 5s, and
+// waits for it to exit.
+func (p *Process) Stop() {
+	select {
+	case <-p.done:
+		return
+	default:
+	}
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(5 * time.Second):
+		p.cmd.Process.Kill()
+		<-p.done
+	}
+}
+
+func waitReady(url string, exited <-chan struct{}, limit time.Duration) error {
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
+	defer cancel()
+	var last error
+	for {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode/100 == 2 {
+				return nil
+			}
+			err = fmt.Errorf("%s answered %d", url, resp.StatusCode)
+		}
+		last = err
+		select {
+		case <-exited:
+			return fmt.Errorf("process exited (last probe: %v)", last)
+		case <-ctx.Done():
+			return fmt.Errorf("timed out (last probe: %v)", last)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}

@@ -1,0 +1,9 @@
+//go:build !linux
+
+package sdktest
+
+import "os/exec"
+
+// killWithParent does nothing where the kernel cannot tie a child's life to
+// its parent's; the test's cleanup still stops the process.
+func killWithParent(*exec.Cmd) {}
