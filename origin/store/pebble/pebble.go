@@ -56,7 +56,7 @@ type Config struct {
 	NoSync bool
 }
 
-const stripes = 1024
+const stripes = 4096
 
 // Store is the Pebble-backed store.Store.
 type Store struct {
