@@ -141,6 +141,11 @@ func newWasm(tb testing.TB, m *abi.Mock) proxytest.Guest {
 		tb.Fatalf("instantiate: %v", err)
 	}
 	tb.Cleanup(func() { mod.Close(context.Background()) })
+	return wrapModule(tb, m, mod)
+}
+
+// wrapModule looks up the exports of an instance once.
+func wrapModule(tb testing.TB, m *abi.Mock, mod api.Module) *wasmGuest {
 	g := &wasmGuest{m: m, mod: mod, fn: map[string]api.Function{}, tb: tb}
 	for _, name := range []string{"proxy_on_memory_allocate", "proxy_on_context_create", "proxy_on_vm_start",
 		"proxy_on_configure", "proxy_on_tick", "proxy_on_request_headers", "proxy_on_request_body",
@@ -472,6 +477,10 @@ func BenchmarkInstantiate(b *testing.B) {
 		b.Fatal(err)
 	}
 	config := proxytest.Config("")
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	cpu0, cpuOK := threadCPU()
+	var paused int64 // CPU time spent closing modules, outside the measure
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		m := abi.NewMock()
@@ -482,10 +491,7 @@ func BenchmarkInstantiate(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		g := &wasmGuest{m: m, mod: mod, fn: map[string]api.Function{}, tb: b}
-		for _, name := range []string{"proxy_on_memory_allocate", "proxy_on_context_create", "proxy_on_vm_start", "proxy_on_configure"} {
-			g.fn[name] = mod.ExportedFunction(name)
-		}
+		g := wrapModule(b, m, mod)
 		m.Buffers[abi.BufferPluginConfiguration] = []byte(config)
 		g.ContextCreate(1, 0)
 		g.VMStart(1, 0)
@@ -493,8 +499,15 @@ func BenchmarkInstantiate(b *testing.B) {
 			b.Fatal("configure failed")
 		}
 		b.StopTimer()
+		c0, _ := threadCPU()
 		mod.Close(context.Background())
+		c1, _ := threadCPU()
+		paused += c1 - c0
 		b.StartTimer()
+	}
+	b.StopTimer()
+	if cpu1, ok := threadCPU(); ok && cpuOK {
+		b.ReportMetric(float64(cpu1-cpu0-paused)/float64(b.N), "cpu-ns/op")
 	}
 	b.ReportMetric(float64(info.Size()), "module-bytes")
 }

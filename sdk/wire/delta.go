@@ -2,7 +2,7 @@ package wire
 
 import (
 	"errors"
-	"fmt"
+	"strconv"
 )
 
 // OpCode names an operation of a delta. The numbers are part of the CBOR
@@ -106,29 +106,29 @@ var (
 // s. The delta applies whole or not at all.
 func Apply(s *Session, d *Delta, lim *Limits) (*Session, error) {
 	if d.Version != d.BaseVersion+1 {
-		return nil, fmt.Errorf("%w: version %d does not follow base %d", ErrBadDelta, d.Version, d.BaseVersion)
+		return nil, wrap(ErrBadDelta, "version "+utoa(d.Version)+" does not follow base "+utoa(d.BaseVersion))
 	}
 	if len(d.Ops) == 0 {
-		return nil, fmt.Errorf("%w: no ops", ErrBadDelta)
+		return nil, wrap(ErrBadDelta, "no ops")
 	}
 	var next *Session
 	if s == nil {
 		if d.BaseVersion != 0 {
-			return nil, fmt.Errorf("%w: session unknown, delta has base %d", ErrVersionMismatch, d.BaseVersion)
+			return nil, wrap(ErrVersionMismatch, "session unknown, delta has base "+utoa(d.BaseVersion))
 		}
 		if d.Ops[0].Code != OpStart {
-			return nil, fmt.Errorf("%w: a new session's first op must be start", ErrBadDelta)
+			return nil, wrap(ErrBadDelta, "a new session's first op must be start")
 		}
 		next = &Session{ID: d.ID}
 	} else {
 		if s.ID != d.ID {
-			return nil, fmt.Errorf("%w: delta for %s applied to %s", ErrBadDelta, d.ID, s.ID)
+			return nil, wrap(ErrBadDelta, "delta for "+d.ID.String()+" applied to "+s.ID.String())
 		}
 		if s.Ended != 0 {
 			return nil, ErrEnded
 		}
 		if s.Version != d.BaseVersion {
-			return nil, fmt.Errorf("%w: session at %d, delta base %d", ErrVersionMismatch, s.Version, d.BaseVersion)
+			return nil, wrap(ErrVersionMismatch, "session at "+utoa(s.Version)+", delta base "+utoa(d.BaseVersion))
 		}
 		next = s.Clone()
 	}
@@ -149,12 +149,12 @@ func Apply(s *Session, d *Delta, lim *Limits) (*Session, error) {
 func applyOp(s *Session, d *Delta, i int, lim *Limits) error {
 	op := &d.Ops[i]
 	if s.Ended != 0 {
-		return fmt.Errorf("%w: op %d follows end", ErrBadDelta, i)
+		return wrap(ErrBadDelta, "op "+itoa(i)+" follows end")
 	}
 	switch op.Code {
 	case OpStart:
 		if i != 0 || d.BaseVersion != 0 {
-			return fmt.Errorf("%w: start must be the first op of a version-0 delta", ErrBadDelta)
+			return wrap(ErrBadDelta, "start must be the first op of a version-0 delta")
 		}
 		if !op.Kind.Valid() {
 			return invalid("kind", "unknown session kind")
@@ -238,7 +238,21 @@ func applyOp(s *Session, d *Delta, i int, lim *Limits) error {
 		s.Fields = [NumFields]Value{}
 		s.Attrs = [NumNamespaces]Attrs{}
 	default:
-		return fmt.Errorf("%w: unknown op %d", ErrBadDelta, op.Code)
+		return wrap(ErrBadDelta, "unknown op "+itoa(int(op.Code)))
 	}
 	return nil
 }
+
+// wrappedError adds detail to a sentinel error without fmt, which would
+// add a third of a megabyte to the guest module.
+type wrappedError struct {
+	err    error
+	detail string
+}
+
+func (e *wrappedError) Error() string { return e.err.Error() + ": " + e.detail }
+func (e *wrappedError) Unwrap() error { return e.err }
+
+func wrap(err error, detail string) error { return &wrappedError{err: err, detail: detail} }
+
+func utoa(u uint64) string { return strconv.FormatUint(u, 10) }

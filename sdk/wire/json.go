@@ -5,7 +5,6 @@ import (
 	"math"
 	"strconv"
 	"strings"
-	"time"
 	"unicode/utf16"
 	"unicode/utf8"
 )
@@ -30,14 +29,9 @@ func (e *jsonError) Error() string {
 
 func (e *jsonError) Unwrap() error { return ErrJSON }
 
-// timeLayout is RFC 3339 with milliseconds, in UTC.
-const timeLayout = "2006-01-02T15:04:05.000Z07:00"
-
 // AppendTimeJSON appends a Unix-ms time as an RFC 3339 JSON string.
 func AppendTimeJSON(dst []byte, unixMilli int64) []byte {
-	dst = append(dst, '"')
-	dst = time.UnixMilli(unixMilli).UTC().AppendFormat(dst, timeLayout)
-	return append(dst, '"')
+	return append(appendRFC3339(append(dst, '"'), unixMilli), '"')
 }
 
 // AppendValueJSON appends the JSON form of v to dst.
@@ -381,11 +375,11 @@ func (p *jsonParser) object(depth int) (Value, error) {
 	if len(as) == 1 && as[0].Value.Type == TypeText {
 		switch as[0].Key {
 		case "$time":
-			t, err := time.Parse(time.RFC3339Nano, as[0].Value.Text)
-			if err != nil {
+			ms, ok := parseRFC3339(as[0].Value.Text)
+			if !ok {
 				return Value{}, p.fail("$time is not an RFC 3339 time")
 			}
-			return Time(t.UnixMilli()), nil
+			return Time(ms), nil
 		case "$decimal":
 			coef, exp, ok := ParseDecimal(as[0].Value.Text)
 			if !ok {

@@ -102,7 +102,11 @@ func (l *Limits) validateValue(field string, v Value, depth int) error {
 		if len(v.Text) > l.MaxTextLen && utf8.RuneCountInString(v.Text) > l.MaxTextLen {
 			return tooLarge(field, "text longer than "+itoa(l.MaxTextLen)+" characters")
 		}
-	case TypeInt, TypeTime:
+	case TypeInt:
+	case TypeTime:
+		if v.Int < MinTime || v.Int > MaxTime {
+			return invalid(field, "time outside the years 0001–9999")
+		}
 	case TypeBool:
 		if v.Int != 0 && v.Int != 1 {
 			return invalid(field, "bool is neither true nor false")

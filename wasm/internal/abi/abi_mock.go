@@ -37,6 +37,9 @@ type Mock struct {
 	Discard bool
 	// SetPairsCalls counts proxy_set_header_map_pairs calls.
 	SetPairsCalls int
+	// NoSharedData makes the shared-data functions answer UNIMPLEMENTED,
+	// like a host without them.
+	NoSharedData bool
 
 	out []byte // reused serialization buffer for getters
 }
@@ -350,6 +353,9 @@ func SetEffectiveContext(id uint32) Status {
 
 // GetSharedData returns the value of key and its CAS.
 func GetSharedData(key string) ([]byte, uint32, Status) {
+	if host.NoSharedData {
+		return nil, 0, StatusUnimplemented
+	}
 	e := host.Shared.Entries[key]
 	if e == nil {
 		return nil, 0, StatusNotFound
@@ -361,6 +367,9 @@ func GetSharedData(key string) ([]byte, uint32, Status) {
 // SetSharedData sets key to value if its CAS equals cas (0: always; an
 // absent key ignores cas, as in the host core).
 func SetSharedData(key string, value []byte, cas uint32) Status {
+	if host.NoSharedData {
+		return StatusUnimplemented
+	}
 	sh := host.Shared
 	e := sh.Entries[key]
 	if e != nil && cas != 0 && e.CAS != cas {

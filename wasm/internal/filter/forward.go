@@ -4,7 +4,6 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
-	"encoding/hex"
 	"strconv"
 
 	"github.com/sessionedge/sessionedge/sdk/wire"
@@ -138,7 +137,12 @@ func appendSegment(dst []byte, s *wire.Session) []byte {
 	b = append(b, 0)
 	b = append(b, s.Fields[wire.FieldTargetLocation].Text...)
 	sum := sha256.Sum256(b)
-	return hex.AppendEncode(dst, sum[:8])
+	// By hand: encoding/hex would link fmt into the module.
+	const digits = "0123456789abcdef"
+	for _, c := range sum[:8] {
+		dst = append(dst, digits[c>>4], digits[c&0xf])
+	}
+	return dst
 }
 
 // appendSafe appends s, replacing bytes that may not appear in a header
@@ -235,6 +239,55 @@ func (p *Plugin) forward(s *stream) abi.Action {
 	if s.single {
 		return abi.ActionContinue
 	}
+	var b []byte
+	if len(s.rm) == 0 && len(s.raw) >= 4 {
+		b = s.appendPairsFast()
+	} else {
+		b = s.appendPairsFiltered()
+	}
+	s.ser = b
+	if st := abi.SetHeaderMapPairs(abi.MapRequestHeaders, b); st != abi.StatusOK {
+		logf(abi.LogWarn, "proxy_set_header_map_pairs failed ("+st.Err().Error()+"); writing headers one by one")
+		it := abi.NewPairIter(s.raw)
+		for it.Next() {
+			if hasPrefixFold(it.Key(), hdrPrefix) {
+				abi.RemoveHeader(abi.MapRequestHeaders, it.Key())
+			}
+		}
+		for i, k := range s.addKeys {
+			abi.AddHeader(abi.MapRequestHeaders, k, s.addVals[i])
+		}
+	}
+	return abi.ActionContinue
+}
+
+// appendPairsFast serializes the client's map plus the queued headers when
+// the client sent no x-session-* header (the common case): the client's
+// length table and data area are copied whole, with no per-pair work.
+//
+//	client:  | n | lengths (8n) | data |
+//	result:  | n+k | lengths (8n) | lengths of the k added | data | added data |
+func (s *stream) appendPairsFast() []byte {
+	n := binary.LittleEndian.Uint32(s.raw)
+	table := s.raw[4 : 4+8*int(n)]
+	data := s.raw[4+8*int(n):]
+	b := binary.LittleEndian.AppendUint32(s.ser[:0], n+uint32(len(s.addKeys)))
+	b = append(b, table...)
+	for i, k := range s.addKeys {
+		b = binary.LittleEndian.AppendUint32(b, uint32(len(k)))
+		b = binary.LittleEndian.AppendUint32(b, uint32(len(s.addVals[i])))
+	}
+	b = append(b, data...)
+	for i, k := range s.addKeys {
+		b = append(append(b, k...), 0)
+		b = append(append(b, s.addVals[i]...), 0)
+	}
+	return b
+}
+
+// appendPairsFiltered serializes the client's map without its x-session-*
+// headers, plus the queued headers.
+func (s *stream) appendPairsFiltered() []byte {
 	n := len(s.addKeys)
 	it := abi.NewPairIter(s.raw)
 	for it.Next() {
@@ -265,18 +318,5 @@ func (p *Plugin) forward(s *stream) abi.Action {
 		b = append(append(b, k...), 0)
 		b = append(append(b, s.addVals[i]...), 0)
 	}
-	s.ser = b
-	if st := abi.SetHeaderMapPairs(abi.MapRequestHeaders, b); st != abi.StatusOK {
-		logf(abi.LogWarn, "proxy_set_header_map_pairs failed ("+st.Err().Error()+"); writing headers one by one")
-		it = abi.NewPairIter(s.raw)
-		for it.Next() {
-			if hasPrefixFold(it.Key(), hdrPrefix) {
-				abi.RemoveHeader(abi.MapRequestHeaders, it.Key())
-			}
-		}
-		for i, k := range s.addKeys {
-			abi.AddHeader(abi.MapRequestHeaders, k, s.addVals[i])
-		}
-	}
-	return abi.ActionContinue
+	return b
 }

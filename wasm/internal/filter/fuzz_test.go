@@ -3,6 +3,7 @@
 package filter_test
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -16,11 +17,11 @@ import (
 // header maps, and CBOR answers from the origin. Any panic is a VM trap in
 // production, so the only property checked is that the filter keeps working.
 
-func fuzzEnv(t testing.TB) *proxytest.Env {
+func fuzzEnv(t testing.TB, extra ...string) *proxytest.Env {
 	o := proxytest.NewOrigin(proxytest.Start)
 	o.APIKey = "edge-key"
 	e := proxytest.NewEnv(t, newNative, o)
-	e.MustConfigure(proxytest.Config(`,"sync":{"interval":"100ms"},"cache":{"entries":64,"tokens":64}`))
+	e.MustConfigure(proxytest.Config(`,"sync":{"interval":"100ms"},"cache":{"entries":64,"tokens":64}` + strings.Join(extra, "")))
 	return e
 }
 
@@ -60,8 +61,15 @@ func FuzzHeaderMap(f *testing.F) {
 	f.Add(abi.AppendPairs(nil, ":path", "/", "cookie", "__Host-sid=x", "x-session-id", "1"))
 	f.Add([]byte{1, 0, 0, 0, 255, 255, 255, 255, 0, 0, 0, 0})
 	f.Add([]byte{2, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 'a', 0, 'b', 0})
-	e := fuzzEnv(f)
+	f.Add([]byte{1, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 'a', 0, 'b', 0, 'c'})
+	// Odd-length inputs run with pairs header writes, even-length ones with
+	// single writes, so both rewrite paths see hostile maps.
+	single, pairs := fuzzEnv(f), fuzzEnv(f, `,"headerWrites":"pairs"`)
 	f.Fuzz(func(t *testing.T, raw []byte) {
+		e := single
+		if len(raw)%2 == 1 {
+			e = pairs
+		}
 		e.T = t
 		e.Reset()
 		e.M.RawRequestPairs = raw

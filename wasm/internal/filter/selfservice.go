@@ -12,7 +12,14 @@ import (
 const maxPatchBody = 32 << 10
 
 func (p *Plugin) onRequestBody(vm *VM, s *stream, size uint32, eos bool) abi.Action {
-	if s.self != selfPatch || s.waiting != nil {
+	if s.waiting != nil {
+		// The headers wait for the session (or a write): hold the body too.
+		// A host continues a stream whose body callback says continue, even
+		// after the headers callback paused (Envoy does), and the request
+		// would leave without its session headers.
+		return abi.ActionPause
+	}
+	if s.self != selfPatch {
 		return abi.ActionContinue
 	}
 	if size > maxPatchBody {

@@ -99,9 +99,10 @@ func (e *Env) Tick() {
 
 // Stream is one HTTP stream through the filter.
 type Stream struct {
-	ID     uint32
-	Action uint32 // of the request headers callback
-	env    *Env
+	ID         uint32
+	Action     uint32 // of the request headers callback
+	BodyAction uint32 // of the request body callback, when there was a body
+	env        *Env
 }
 
 // Request starts a stream: pseudo-headers from method and path, then kv
@@ -123,7 +124,7 @@ func (e *Env) Request(method, path string, body []byte, kv ...string) *Stream {
 	if body != nil && e.M.Stream(id).Local == nil {
 		e.M.Buffers[abi.BufferRequestBody] = body
 		e.M.Effective = id
-		e.G.RequestBody(id, uint32(len(body)), true)
+		s.BodyAction = e.G.RequestBody(id, uint32(len(body)), true)
 	}
 	return s
 }

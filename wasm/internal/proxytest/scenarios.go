@@ -121,6 +121,7 @@ func Run(t *testing.T, ng NewGuest) {
 	t.Run("sync", func(t *testing.T) { testSync(t, ng) })
 	t.Run("sync-many-vms", func(t *testing.T) { testSyncManyVMs(t, ng) })
 	t.Run("touches", func(t *testing.T) { testTouches(t, ng) })
+	t.Run("sync-without-shared-data", func(t *testing.T) { testSyncSolo(t, ng) })
 	t.Run("pairs-header-writes", func(t *testing.T) {
 		baseExtra = `,"headerWrites":"pairs"`
 		defer func() { baseExtra = "" }()
@@ -510,6 +511,25 @@ func testFetchFailures(t *testing.T, ng NewGuest) {
 			t.Fatal("session fetched for a deleted stream not cached")
 		}
 	})
+	t.Run("body arrives while fetching", func(t *testing.T) {
+		// Envoy continues a stream whose body callback says continue, even
+		// when the headers callback paused: the body must wait too, or the
+		// request leaves without its session headers.
+		f := newFixture(t, ng, "")
+		e := f.e
+		id, cookie := f.session(wire.KindAnonymous, 1)
+		s := e.Request("POST", "/cart", []byte(`{"sku":1}`), "cookie", cookie)
+		if s.Action != 1 || s.BodyAction != 1 {
+			t.Fatalf("headers action %d, body action %d: want both paused while the session is fetched", s.Action, s.BodyAction)
+		}
+		if s.Continued() {
+			t.Fatal("stream continued before the session arrived")
+		}
+		e.Answer(e.Pending()[0], 404, nil)
+		if !s.Continued() || s.Header("x-session-id") != id.String() {
+			t.Fatalf("after the fetch: continued %v, id %q", s.Continued(), s.Header("x-session-id"))
+		}
+	})
 	t.Run("unknown call token", func(t *testing.T) {
 		f := newFixture(t, ng, "")
 		f.e.Answer(&abi.MockCall{Token: 999}, 200, []byte("junk"))
@@ -832,3 +852,37 @@ func splitCookie(h string) []string {
 }
 
 func cutPrefix(s, prefix string) (string, bool) { return strings.CutPrefix(s, prefix) }
+
+// testSyncSolo runs the feed on a host without shared data: each VM polls
+// for itself and still applies deltas.
+func testSyncSolo(t *testing.T, ng NewGuest) {
+	f := newFixture(t, ng, syncConfig)
+	e := f.e
+	e.M.NoSharedData = true
+	id, cookie := f.session(wire.KindAnonymous, 1, wire.Op{Code: wire.OpSetField, Field: wire.FieldLocale, Value: wire.Text("de-DE")})
+	e.Tick()
+	e.Serve()
+	if !e.Logged("shared data unavailable") {
+		t.Fatalf("no log about the missing shared data: %v", e.M.Logs)
+	}
+	s := e.Request("GET", "/", nil, "cookie", cookie)
+	e.Serve()
+	if s.Header("x-session-locale") != "de-DE" {
+		t.Fatalf("fetch: %v", s.Headers())
+	}
+	f.o.Write(id, wire.Op{Code: wire.OpSetField, Field: wire.FieldLocale, Value: wire.Text("it-CH")})
+	polls := f.o.Polls
+	for i := 0; i < 4; i++ { // one interval in quarter ticks
+		e.Advance(25 * time.Millisecond)
+		e.Tick()
+		e.Serve()
+	}
+	if f.o.Polls != polls+1 {
+		t.Fatalf("polls %d→%d in one interval, want one", polls, f.o.Polls)
+	}
+	calls := len(f.o.Requests)
+	s = e.Request("GET", "/", nil, "cookie", cookie)
+	if s.Header("x-session-locale") != "it-CH" || len(e.Pending()) != 0 || len(f.o.Requests) != calls {
+		t.Fatalf("delta not applied without shared data: %v", s.Headers())
+	}
+}
