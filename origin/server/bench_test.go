@@ -42,10 +42,12 @@ func BenchmarkGetHandler(b *testing.B) {
 	}
 }
 
-func decodeForBench(b *testing.B, body []byte) string {
+func decodeForBench(b *testing.B, body []byte) string { return decodeForBenchTB(b, body) }
+
+func decodeForBenchTB(tb testing.TB, body []byte) string {
 	var s wire.Session
 	if err := wire.DecodeSession(body, &s); err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
 	return s.ID.String()
 }

@@ -9,6 +9,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -69,7 +70,7 @@ type Server struct {
 	http    *fasthttp.Server
 	metrics *metrics
 	routes  []route
-	locks   [256]sync.Mutex
+	locks   [writeStripes]sync.Mutex
 
 	base     context.Context
 	cancel   context.CancelFunc
@@ -268,4 +269,11 @@ func (s *Server) nowMS() int64 { return s.now().UnixMilli() }
 // concurrent PATCHes of one session queue instead of failing their
 // compare-and-set over and over; the store's CAS still guards against other
 // origin nodes.
-func (s *Server) sessionLock(id wire.ID) *sync.Mutex { return &s.locks[id[15]] }
+//
+// Writers of different sessions that share a stripe wait for each other's
+// fsync, so there are many stripes: 64 concurrent writers rarely collide.
+func (s *Server) sessionLock(id wire.ID) *sync.Mutex {
+	return &s.locks[binary.LittleEndian.Uint16(id[14:16])%writeStripes]
+}
+
+const writeStripes = 4096

@@ -37,11 +37,7 @@ func (s *Server) parseID(p params) (wire.ID, error) {
 func (s *Server) writeSession(ctx *fasthttp.RequestCtx, sess *wire.Session, status int) {
 	bp := bufPool.Get().(*[]byte)
 	b := (*bp)[:0]
-	var etag [24]byte
-	e := append(etag[:0], '"')
-	e = strconv.AppendUint(e, sess.Version, 10)
-	e = append(e, '"')
-	ctx.Response.Header.SetBytesV("ETag", e)
+	setETag(ctx, sess.Version)
 	if wantsCBOR(ctx) {
 		ctx.SetContentType("application/cbor")
 		b = wire.AppendSession(b, sess)
@@ -53,6 +49,15 @@ func (s *Server) writeSession(ctx *fasthttp.RequestCtx, sess *wire.Session, stat
 	ctx.SetBody(b)
 	*bp = b
 	bufPool.Put(bp)
+}
+
+// setETag sets the version as a quoted ETag without allocating.
+func setETag(ctx *fasthttp.RequestCtx, version uint64) {
+	var etag [24]byte
+	e := append(etag[:0], '"')
+	e = strconv.AppendUint(e, version, 10)
+	e = append(e, '"')
+	ctx.Response.Header.SetBytesV("ETag", e)
 }
 
 // writeTokenSession answers login, logout and create: {"token","session"}
@@ -212,6 +217,23 @@ func (s *Server) getSession(p params) (*wire.Session, error) {
 }
 
 func (s *Server) handleGet(ctx *fasthttp.RequestCtx, p params) error {
+	if cg, ok := s.st.(store.CBORGetter); ok && wantsCBOR(ctx) && len(ctx.QueryArgs().Peek("items")) == 0 {
+		id, err := s.parseID(p)
+		if err != nil {
+			return err
+		}
+		sess, enc, err := cg.GetCBOR(s.base, id)
+		if err != nil {
+			return err
+		}
+		if sess.Ended != 0 {
+			return errGone
+		}
+		setETag(ctx, sess.Version)
+		ctx.SetContentType("application/cbor")
+		ctx.SetBody(enc)
+		return nil
+	}
 	sess, err := s.getSession(p)
 	if err != nil {
 		return err

@@ -140,3 +140,10 @@ func DueAt(s *wire.Session, tombstoneTTL int64) int64 {
 	}
 	return due
 }
+
+// CBORGetter is implemented by stores that keep each session's CBOR encoding
+// (wire.AppendSession) next to it, so the hot read path copies bytes instead
+// of encoding. The returned session and bytes are shared and immutable.
+type CBORGetter interface {
+	GetCBOR(ctx context.Context, id wire.ID) (*wire.Session, []byte, error)
+}

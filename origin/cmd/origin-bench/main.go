@@ -36,7 +36,12 @@ func main() {
 	sessions := flag.Int("sessions", 10000, "sessions for the GET run")
 	many := flag.Int("many", 0, "if > 0: create this many ~300 B sessions in an origin subprocess and report RSS and data-dir size")
 	originBin := flag.String("origin", "build/bin/origin", "origin binary (run as a subprocess, like redis-server)")
+	static := flag.String("static-server", "", "internal: serve a fixed body with a bare fasthttp server on this address (the HTTP floor)")
 	flag.Parse()
+	if *static != "" {
+		serveStatic(*static)
+		return
+	}
 	if *many > 0 {
 		if err := runMany(*originBin, *many, *clients); err != nil {
 			fmt.Fprintln(os.Stderr, "origin-bench:", err)
@@ -368,14 +373,35 @@ func run(originBin string, clients int, d time.Duration, nsessions int) error {
 			})
 		}
 	}
-	// The machine is noisy: alternate the two runs and compare medians.
-	var og, rg []result
+	// The HTTP floor: a bare fasthttp server (another process) answering
+	// every GET with the same bytes, no routing, auth or store.
+	staticAddr, stopStatic, err := startStatic(encoded[0])
+	if err != nil {
+		return err
+	}
+	defer stopStatic()
+	sc := newClient(staticAddr, clients*2)
+	staticGetters := make([]getter, clients)
+	for i := range staticGetters {
+		staticGetters[i].c = sc
+	}
+	staticGET := func() (float64, time.Duration, time.Duration, error) {
+		return load(clients, d, func(w, i int) error {
+			return staticGetters[w].get(ids[(w*7919+i)%nsessions])
+		})
+	}
+	// The machine is noisy: alternate the runs and compare medians.
+	var og, rg, sg []result
 	for round := 0; round < rounds; round++ {
 		r, p50, p99, err := originGET()
 		if err != nil {
 			return err
 		}
 		og = append(og, result{r, p50, p99})
+		if r, p50, p99, err = staticGET(); err != nil {
+			return err
+		}
+		sg = append(sg, result{r, p50, p99})
 		if redisGET != nil {
 			r, p50, p99, err := redisGET()
 			if err != nil {
@@ -392,6 +418,12 @@ func run(originBin string, clients int, d time.Duration, nsessions int) error {
 		r := median(rg)
 		fmt.Printf("| redis GET same bytes, median of %d | %.0f req/s | %s | %s |\n", rounds, r.rate, r.p50, r.p99)
 		fmt.Printf("| ratio origin/redis (target >= 0.8) | %.2f | | |\n", o.rate/r.rate)
+	}
+	st := median(sg)
+	fmt.Printf("| bare fasthttp, same bytes (HTTP floor), median of %d | %.0f req/s | %s | %s |\n", rounds, st.rate, st.p50, st.p99)
+	fmt.Printf("| ratio origin/bare fasthttp | %.2f | | |\n", o.rate/st.rate)
+	if redisGET != nil {
+		fmt.Printf("| ratio bare fasthttp/redis | %.2f | | |\n", st.rate/median(rg).rate)
 	}
 
 	// Durable PATCH: each client patches its own sessions; every answer
@@ -560,4 +592,48 @@ func dirSize(dir string) (int64, error) {
 		return err
 	})
 	return n, err
+}
+
+// serveStatic is the HTTP floor: fasthttp answering the fixed body read
+// from stdin to every request.
+func serveStatic(addr string) {
+	body, err := io.ReadAll(os.Stdin)
+	if err != nil {
+		os.Exit(1)
+	}
+	srv := &fasthttp.Server{NoDefaultServerHeader: true, NoDefaultDate: true, Handler: func(ctx *fasthttp.RequestCtx) {
+		ctx.SetContentType("application/cbor")
+		ctx.SetBody(body)
+	}}
+	if err := srv.ListenAndServe(addr); err != nil {
+		os.Exit(1)
+	}
+}
+
+func startStatic(body []byte) (string, func(), error) {
+	addr, err := freeAddr()
+	if err != nil {
+		return "", nil, err
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return "", nil, err
+	}
+	cmd := exec.Command(self, "-static-server", addr)
+	cmd.Stdin = bytes.NewReader(body)
+	if err := cmd.Start(); err != nil {
+		return "", nil, err
+	}
+	stop := func() { cmd.Process.Kill(); cmd.Wait() }
+	c := newClient(addr, 1)
+	for i := 0; ; i++ {
+		if status, _, err := c.do("GET", "/", nil, "", nil); err == nil && status == 200 {
+			return addr, stop, nil
+		}
+		if i > 500 {
+			stop()
+			return "", nil, fmt.Errorf("static server did not start")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }

@@ -56,12 +56,12 @@ type Config struct {
 	NoSync bool
 }
 
-const stripes = 1024
+const stripes = 4096
 
 // Store is the Pebble-backed store.Store.
 type Store struct {
 	db           *pebble.DB
-	cache        *ristretto.Cache[uint64, *wire.Session]
+	cache        *ristretto.Cache[uint64, *entry]
 	wo           *pebble.WriteOptions
 	retention    uint64
 	tombstoneTTL int64
@@ -107,7 +107,7 @@ func Open(cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cannot open pebble store in %s: %w", cfg.Dir, err)
 	}
-	cache, err := ristretto.NewCache(&ristretto.Config[uint64, *wire.Session]{
+	cache, err := ristretto.NewCache(&ristretto.Config[uint64, *entry]{
 		// Ten counters per session the cache can hold (about 1.5 KiB each).
 		NumCounters: cfg.CacheBytes / 1500 * 10,
 		MaxCost:     cfg.CacheBytes,
@@ -241,7 +241,14 @@ func cacheKey(id wire.ID) uint64 { return binary.LittleEndian.Uint64(id[:8]) }
 // the lock.
 type stripe struct {
 	sync.Mutex
-	last *wire.Session
+	last *entry
+}
+
+// entry is a cached session and its CBOR encoding (the stored bytes), so a
+// GET in CBOR copies bytes instead of encoding. Both are immutable.
+type entry struct {
+	s    *wire.Session
+	cbor []byte
 }
 
 func (s *Store) lock(id wire.ID) *stripe {
@@ -250,11 +257,29 @@ func (s *Store) lock(id wire.ID) *stripe {
 
 // Get returns the session id from the cache, or from Pebble (filling the cache).
 func (s *Store) Get(ctx context.Context, id wire.ID) (*wire.Session, error) {
+	e, err := s.get(id)
+	if err != nil {
+		return nil, err
+	}
+	return e.s, nil
+}
+
+// GetCBOR returns the session id and its CBOR encoding (wire.AppendSession),
+// both shared and immutable: callers copy the bytes, never modify them.
+func (s *Store) GetCBOR(ctx context.Context, id wire.ID) (*wire.Session, []byte, error) {
+	e, err := s.get(id)
+	if err != nil {
+		return nil, nil, err
+	}
+	return e.s, e.cbor, nil
+}
+
+func (s *Store) get(id wire.ID) (*entry, error) {
 	if s.closed.Load() {
 		return nil, store.ErrClosed
 	}
-	if v, ok := s.cache.Get(cacheKey(id)); ok && v.ID == id {
-		return v, nil
+	if e, ok := s.cache.Get(cacheKey(id)); ok && e.s.ID == id {
+		return e, nil
 	}
 	// Fill under the stripe lock: a writer holds it from its commit to its
 	// cache update, so an older state read here cannot overwrite a newer one.
@@ -264,22 +289,22 @@ func (s *Store) Get(ctx context.Context, id wire.ID) (*wire.Session, error) {
 	return s.getLocked(mu, id)
 }
 
-func (s *Store) getLocked(mu *stripe, id wire.ID) (*wire.Session, error) {
-	if v := mu.last; v != nil && v.ID == id {
-		return v, nil
+func (s *Store) getLocked(mu *stripe, id wire.ID) (*entry, error) {
+	if e := mu.last; e != nil && e.s.ID == id {
+		return e, nil
 	}
-	if v, ok := s.cache.Get(cacheKey(id)); ok && v.ID == id {
-		return v, nil
+	if e, ok := s.cache.Get(cacheKey(id)); ok && e.s.ID == id {
+		return e, nil
 	}
-	v, err := s.read(id)
+	e, err := s.read(id)
 	if err != nil {
 		return nil, err
 	}
-	s.cacheSet(v)
-	return v, nil
+	s.cacheSet(e)
+	return e, nil
 }
 
-func (s *Store) read(id wire.ID) (*wire.Session, error) {
+func (s *Store) read(id wire.ID) (*entry, error) {
 	b, closer, err := s.db.Get(sessionKey(id))
 	if errors.Is(err, pebble.ErrNotFound) {
 		return nil, fmt.Errorf("cannot get %s: %w", id, store.ErrNotFound)
@@ -288,20 +313,20 @@ func (s *Store) read(id wire.ID) (*wire.Session, error) {
 		return nil, fmt.Errorf("cannot get %s: %w", id, err)
 	}
 	defer closer.Close()
-	v := new(wire.Session)
-	if err := wire.DecodeSession(b, v); err != nil {
+	e := &entry{s: new(wire.Session), cbor: append([]byte(nil), b...)}
+	if err := wire.DecodeSession(e.cbor, e.s); err != nil {
 		return nil, fmt.Errorf("cannot decode stored session %s: %w", id, err)
 	}
-	return v, nil
+	return e, nil
 }
 
-func (s *Store) cacheSet(v *wire.Session) {
+func (s *Store) cacheSet(e *entry) {
 	// Delete first: ristretto applies a Set of a key it does not hold through
 	// a buffer, after any earlier queued Set of the same key, and would keep
 	// the older value; the Del is queued in between.
-	k := cacheKey(v.ID)
+	k := cacheKey(e.s.ID)
 	s.cache.Del(k)
-	s.cache.Set(k, v, memSize(v))
+	s.cache.Set(k, e, memSize(e.s)+int64(cap(e.cbor)))
 }
 
 // Sizes of the in-memory session representation, for the cache's cost: a
@@ -356,7 +381,11 @@ func (s *Store) Commit(ctx context.Context, c *store.Commit) (uint64, error) {
 	mu := s.lock(d.ID)
 	mu.Lock()
 	defer mu.Unlock()
-	cur, err := s.getLocked(mu, d.ID)
+	ce, err := s.getLocked(mu, d.ID)
+	var cur *wire.Session
+	if err == nil {
+		cur = ce.s
+	}
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		if d.BaseVersion != 0 {
@@ -371,7 +400,8 @@ func (s *Store) Commit(ctx context.Context, c *store.Commit) (uint64, error) {
 	next := c.Session
 	b := s.db.NewBatch()
 	defer b.Close()
-	b.Set(sessionKey(next.ID), wire.AppendSession(make([]byte, 0, 512), next), nil)
+	ne := &entry{s: next, cbor: wire.AppendSession(make([]byte, 0, 512), next)}
+	b.Set(sessionKey(next.ID), ne.cbor, nil)
 	s.indexes(b, cur, next)
 	for _, body := range c.Outbox {
 		b.Set(outboxKey(s.outSeq.Add(1)), body, nil)
@@ -382,13 +412,13 @@ func (s *Store) Commit(ctx context.Context, c *store.Commit) (uint64, error) {
 	s.pub.done(seq)
 	if err != nil {
 		s.cache.Del(cacheKey(d.ID))
-		if mu.last != nil && mu.last.ID == d.ID {
+		if mu.last != nil && mu.last.s.ID == d.ID {
 			mu.last = nil
 		}
 		return 0, fmt.Errorf("cannot commit %s: %w", d.ID, err)
 	}
-	s.cacheSet(next)
-	mu.last = next
+	s.cacheSet(ne)
+	mu.last = ne
 	switch {
 	case cur == nil && next.Ended == 0:
 		s.live.Add(1)
@@ -443,10 +473,11 @@ func (s *Store) Touch(ctx context.Context, id wire.ID, lastSeen, idle int64) (*w
 	mu := s.lock(id)
 	mu.Lock()
 	defer mu.Unlock()
-	cur, err := s.getLocked(mu, id)
+	ce, err := s.getLocked(mu, id)
 	if err != nil {
 		return nil, err
 	}
+	cur := ce.s
 	if cur.Ended != 0 || (lastSeen <= cur.LastSeen && (idle == 0 || idle <= cur.IdleDeadline)) {
 		return cur, nil
 	}
@@ -459,17 +490,18 @@ func (s *Store) Touch(ctx context.Context, id wire.ID, lastSeen, idle int64) (*w
 	}
 	b := s.db.NewBatch()
 	defer b.Close()
-	b.Set(sessionKey(id), wire.AppendSession(nil, next), nil)
+	ne := &entry{s: next, cbor: wire.AppendSession(make([]byte, 0, 512), next)}
+	b.Set(sessionKey(id), ne.cbor, nil)
 	s.indexes(b, cur, next)
 	if err := s.db.Apply(b, pebble.NoSync); err != nil {
 		s.cache.Del(cacheKey(id))
-		if mu.last != nil && mu.last.ID == id {
+		if mu.last != nil && mu.last.s.ID == id {
 			mu.last = nil
 		}
 		return nil, fmt.Errorf("cannot touch %s: %w", id, err)
 	}
-	s.cacheSet(next)
-	mu.last = next
+	s.cacheSet(ne)
+	mu.last = ne
 	return next, nil
 }
 
@@ -481,10 +513,11 @@ func (s *Store) Purge(ctx context.Context, id wire.ID, version uint64) error {
 	mu := s.lock(id)
 	mu.Lock()
 	defer mu.Unlock()
-	cur, err := s.getLocked(mu, id)
+	ce, err := s.getLocked(mu, id)
 	if err != nil {
 		return err
 	}
+	cur := ce.s
 	if cur.Version != version {
 		return fmt.Errorf("cannot purge %s@%d: %w", id, version, store.ErrConflict)
 	}
@@ -501,7 +534,7 @@ func (s *Store) Purge(ctx context.Context, id wire.ID, version uint64) error {
 		return fmt.Errorf("cannot purge %s: %w", id, err)
 	}
 	s.cache.Del(cacheKey(id))
-	if mu.last != nil && mu.last.ID == id {
+	if mu.last != nil && mu.last.s.ID == id {
 		mu.last = nil
 	}
 	if cur.Ended == 0 {
@@ -751,3 +784,4 @@ func (quietLogger) Fatalf(format string, args ...interface{}) {
 }
 
 var _ store.Store = (*Store)(nil)
+var _ store.CBORGetter = (*Store)(nil)

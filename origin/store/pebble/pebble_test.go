@@ -114,3 +114,44 @@ func TestGetHitAllocs(t *testing.T) {
 		t.Fatalf("Get on a cache hit allocates %.1f times", n)
 	}
 }
+
+// TestGetCBORMatchesSession checks that the cached encoding always equals
+// the encoding of the cached session, across commits, touches and a reopen.
+func TestGetCBORMatchesSession(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(Config{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	id, _ := wire.NewID()
+	commitNew(t, s, id)
+	check := func(step string) {
+		t.Helper()
+		sess, enc, err := s.GetCBOR(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := wire.AppendSession(nil, sess); string(enc) != string(want) {
+			t.Fatalf("%s: cached encoding differs from the session", step)
+		}
+	}
+	check("create")
+	cur, _ := s.Get(ctx, id)
+	d := &wire.Delta{ID: id, BaseVersion: 1, Version: 2, At: 5, Ops: []wire.Op{{Code: wire.OpSetAttr, NS: wire.NamespacePublic, Key: "k", Value: wire.Text("v")}}}
+	next, _ := wire.Apply(cur, d, &wire.DefaultLimits)
+	if _, err := s.Commit(ctx, &store.Commit{Delta: d, Session: next}); err != nil {
+		t.Fatal(err)
+	}
+	check("commit")
+	if _, err := s.Touch(ctx, id, 100, 0); err != nil {
+		t.Fatal(err)
+	}
+	check("touch")
+	s.Close()
+	if s, err = Open(Config{Dir: dir}); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	check("reopen")
+}

@@ -32,6 +32,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"Outbox", testOutbox},
 		{"Purge", testPurge},
 		{"ConcurrentCAS", testConcurrentCAS},
+		{"FeedUnderConcurrentCommits", testFeedUnderConcurrentCommits},
 		{"Stats", testStats},
 	}
 	for _, tc := range tests {
@@ -54,11 +55,20 @@ func newID(t *testing.T) wire.ID {
 // commits the result.
 func commit(t *testing.T, st store.Store, id wire.ID, at int64, outbox [][]byte, ops ...wire.Op) (*wire.Session, uint64) {
 	t.Helper()
+	next, cursor, err := tryCommit(st, id, at, outbox, ops...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return next, cursor
+}
+
+// tryCommit is commit for goroutines other than the test's.
+func tryCommit(st store.Store, id wire.ID, at int64, outbox [][]byte, ops ...wire.Op) (*wire.Session, uint64, error) {
 	cur, err := st.Get(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
 		cur = nil
 	} else if err != nil {
-		t.Fatal(err)
+		return nil, 0, err
 	}
 	d := &wire.Delta{ID: id, At: at, Ops: ops}
 	if cur != nil {
@@ -67,13 +77,10 @@ func commit(t *testing.T, st store.Store, id wire.ID, at int64, outbox [][]byte,
 	d.Version = d.BaseVersion + 1
 	next, err := wire.Apply(cur, d, &wire.DefaultLimits)
 	if err != nil {
-		t.Fatal(err)
+		return nil, 0, err
 	}
 	cursor, err := st.Commit(ctx, &store.Commit{Delta: d, Session: next, Outbox: outbox})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return next, cursor
+	return next, cursor, err
 }
 
 func start(kind wire.Kind, idle, hard int64) wire.Op {
@@ -392,5 +399,69 @@ func testStats(t *testing.T, st store.Store) {
 	}
 	if st.Stats().Head != st.Head() {
 		t.Fatalf("Stats.Head %d != Head %d", st.Stats().Head, st.Head())
+	}
+}
+
+// testFeedUnderConcurrentCommits follows the change log while writers commit
+// concurrently: the reader sees every delta exactly once, in per-session
+// order, even though commits finish out of cursor order.
+func testFeedUnderConcurrentCommits(t *testing.T, st store.Store) {
+	const writers, each = 16, 25
+	first := st.Head()
+	var wg sync.WaitGroup
+	for w := 0; w < writers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			id, err := wire.NewID()
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			for i := 0; i < each; i++ {
+				ops := []wire.Op{setAttr("n", wire.Int(int64(i)))}
+				if i == 0 {
+					ops = append([]wire.Op{start(wire.KindAnonymous, 0, 0)}, ops...)
+				}
+				if _, _, err := tryCommit(st, id, int64(i), nil, ops...); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	seen := map[wire.ID]uint64{}
+	total := 0
+	cursor := first
+	finished := false
+	for !finished {
+		select {
+		case <-done:
+			finished = true // one last read below picks up the tail
+		default:
+		}
+		bt, err := st.ChangesAfter(ctx, cursor, 7)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if bt.Reset {
+			t.Fatalf("reset while following the head")
+		}
+		for _, d := range bt.Deltas {
+			if d.BaseVersion != seen[d.ID] {
+				t.Fatalf("delta %s@%d after version %d: missed or reordered", d.ID, d.Version, seen[d.ID])
+			}
+			seen[d.ID] = d.Version
+			total++
+		}
+		cursor = bt.Cursor
+		if finished && cursor != st.Head() {
+			finished = false
+		}
+	}
+	if total != writers*each {
+		t.Fatalf("read %d deltas, want %d", total, writers*each)
 	}
 }
