@@ -125,6 +125,10 @@ type Config struct {
 	Listen string `json:"listen"`
 	// DataDir is the embedded store's directory; default "./data".
 	DataDir string `json:"dataDir"`
+	// Redis, when it lists URLs, keeps the state in Redis or Redis Cluster
+	// instead of the embedded store, so several origin nodes can share it
+	// (docs/redis.md).
+	Redis RedisConfig `json:"redis"`
 	// Store, when set, is used instead of opening the embedded store.
 	Store store.Store `json:"-"`
 	// APIKeys are the accepted keys; none means no authentication
@@ -210,4 +214,22 @@ func (c *Config) keyring() (*wire.Keyring, bool, error) {
 	}
 	kr, err := wire.NewKeyring(uint8(active), keys)
 	return kr, false, err
+}
+
+// RedisConfig selects the Redis backend; see redis.Config for the defaults.
+type RedisConfig struct {
+	// URLs are redis:// or rediss:// URLs; several are seeds of one cluster.
+	URLs []string `json:"urls"`
+	// Username and Password override those of the URLs.
+	Username string `json:"username"`
+	Password string `json:"password"`
+	// Prefix starts every key; default "se".
+	Prefix string `json:"prefix"`
+	// Shards spreads sessions and the change feed; default 16. Choose once.
+	Shards int `json:"shards"`
+	// FeedLength is about how many deltas each shard keeps; default 100000.
+	FeedLength int `json:"feedLength"`
+	// CacheTTL bounds how stale this node's read cache may be after a missed
+	// notification; default 2s.
+	CacheTTL Duration `json:"cacheTTL"`
 }

@@ -72,7 +72,7 @@ func writeError(ctx *fasthttp.RequestCtx, err error) {
 		status, code = fasthttp.StatusGone, "gone"
 	case errors.Is(err, errBodyTooLarge):
 		status, code = fasthttp.StatusRequestEntityTooLarge, "too_large"
-	case errors.Is(err, store.ErrClosed), errors.Is(err, errShuttingDown), errors.Is(err, context.DeadlineExceeded),
+	case errors.Is(err, store.ErrClosed), errors.Is(err, store.ErrUnavailable), errors.Is(err, errShuttingDown), errors.Is(err, context.DeadlineExceeded),
 		errors.Is(err, context.Canceled):
 		status, code = fasthttp.StatusServiceUnavailable, "unavailable"
 		ctx.Response.Header.Set("Retry-After", "1")

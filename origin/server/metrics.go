@@ -46,9 +46,7 @@ func newMetrics(s *Server) *metrics {
 	m.webhookDelivered = prometheus.NewCounter(prometheus.CounterOpts{Name: "sessionedge_webhook_delivered_total", Help: "Delivered webhook events."})
 	live := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "sessionedge_sessions_live", Help: "Sessions that are not tombstones."},
 		func() float64 { return float64(s.st.Stats().LiveSessions) })
-	head := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "sessionedge_sync_head_cursor", Help: "Newest change-log cursor."},
-		func() float64 { return float64(s.st.Stats().Head) })
-	m.reg.MustRegister(reqs, lat, storeLat, lag, m.webhookBacklog, m.webhookFailures, m.webhookDelivered, live, head)
+	m.reg.MustRegister(reqs, lat, storeLat, lag, m.webhookBacklog, m.webhookFailures, m.webhookDelivered, live)
 	m.storeCommit, m.syncLag = storeLat, lag
 	for i := range m.statusIdx {
 		m.statusIdx[i] = -1

@@ -22,6 +22,7 @@ import (
 
 	"github.com/sessionedge/sessionedge/origin/store"
 	pebblestore "github.com/sessionedge/sessionedge/origin/store/pebble"
+	redisstore "github.com/sessionedge/sessionedge/origin/store/redis"
 	"github.com/sessionedge/sessionedge/sdk/wire"
 )
 
@@ -144,6 +145,15 @@ func New(cfg Config) (*Server, error) {
 		return nil, errors.New("webhook.secret is required with webhook.url")
 	}
 	s.st = cfg.Store
+	if s.st == nil && len(cfg.Redis.URLs) > 0 {
+		rs, err := redisstore.New(redisstore.Config{URLs: cfg.Redis.URLs, Username: cfg.Redis.Username,
+			Password: cfg.Redis.Password, Prefix: cfg.Redis.Prefix, Shards: cfg.Redis.Shards,
+			FeedLength: cfg.Redis.FeedLength, CacheBytes: cfg.CacheBytes, CacheTTL: time.Duration(cfg.Redis.CacheTTL)})
+		if err != nil {
+			return nil, err
+		}
+		s.st, s.ownStore = rs, true
+	}
 	if s.st == nil {
 		dir := cfg.DataDir
 		if dir == "" {

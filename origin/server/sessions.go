@@ -174,7 +174,7 @@ func (s *Server) write(c change) (prev, next *wire.Session, err error) {
 		if next, err = wire.Apply(cur, d, &s.lim); err != nil {
 			return nil, nil, err
 		}
-		_, err = s.commit(cur, next, d)
+		err = s.commit(cur, next, d)
 		if errors.Is(err, store.ErrConflict) {
 			if c.ifMatch >= 0 {
 				now, gerr := s.st.Get(s.base, c.id)
@@ -194,11 +194,11 @@ func (s *Server) write(c change) (prev, next *wire.Session, err error) {
 }
 
 // commit writes one delta with the webhook events it causes.
-func (s *Server) commit(prev, next *wire.Session, d *wire.Delta) (uint64, error) {
+func (s *Server) commit(prev, next *wire.Session, d *wire.Delta) error {
 	start := s.now()
-	cursor, err := s.st.Commit(s.base, &store.Commit{Delta: d, Session: next, Outbox: s.events(prev, next, d.At)})
+	err := s.st.Commit(s.base, &store.Commit{Delta: d, Session: next, Outbox: s.events(prev, next, d.At)})
 	s.metrics.storeCommit.Observe(s.now().Sub(start).Seconds())
-	return cursor, err
+	return err
 }
 
 func (s *Server) getSession(p params) (*wire.Session, error) {
@@ -365,7 +365,7 @@ func (s *Server) handleCreate(ctx *fasthttp.RequestCtx, _ params) error {
 	if err != nil {
 		return err
 	}
-	if _, err := s.commit(nil, next, d); err != nil {
+	if err := s.commit(nil, next, d); err != nil {
 		return err
 	}
 	s.writeTokenSession(ctx, next, fasthttp.StatusCreated, true)
@@ -625,7 +625,7 @@ func (s *Server) handlePutShared(ctx *fasthttp.RequestCtx, p params) error {
 	if err != nil {
 		return err
 	}
-	if _, err := s.commit(nil, next, d); err != nil {
+	if err := s.commit(nil, next, d); err != nil {
 		return err
 	}
 	s.writeSession(ctx, next, fasthttp.StatusCreated)

@@ -33,10 +33,8 @@ func queryUint(ctx *fasthttp.RequestCtx, name string) (uint64, bool, error) {
 // handleSync answers GET /v1/sync: the deltas after the cursor in CBOR,
 // long-polling up to wait ms when there are none.
 func (s *Server) handleSync(ctx *fasthttp.RequestCtx, _ params) error {
-	after, hasAfter, err := queryUint(ctx, "after")
-	if err != nil {
-		return err
-	}
+	afterArg := ctx.QueryArgs().Peek("after")
+	hasAfter, after := len(afterArg) > 0, store.Cursor(afterArg)
 	limit, hasLimit, err := queryUint(ctx, "limit")
 	if err != nil {
 		return err
@@ -57,7 +55,9 @@ func (s *Server) handleSync(ctx *fasthttp.RequestCtx, _ params) error {
 	}
 	var bt store.Batch
 	if !hasAfter {
-		bt = store.Batch{Cursor: s.st.Head()}
+		if bt.Cursor, err = s.st.Head(s.base); err != nil {
+			return err
+		}
 	} else {
 		if bt, err = s.st.ChangesAfter(s.base, after, int(limit)); err != nil {
 			return err
@@ -79,7 +79,7 @@ func (s *Server) handleSync(ctx *fasthttp.RequestCtx, _ params) error {
 	for i := range bt.Deltas {
 		s.metrics.syncLag.Observe(float64(now-bt.Deltas[i].At) / 1000)
 	}
-	out := wire.Batch{Cursor: strconv.FormatUint(bt.Cursor, 10), Deltas: bt.Deltas, Reset: bt.Reset}
+	out := wire.Batch{Cursor: string(bt.Cursor), Deltas: bt.Deltas, Reset: bt.Reset}
 	ctx.SetContentType("application/cbor")
 	ctx.SetBody(wire.AppendBatch(make([]byte, 0, 256+len(bt.Deltas)*64), &out))
 	return nil
@@ -122,7 +122,7 @@ func (s *Server) touch(t *wire.Touch) error {
 		if err != nil {
 			return err
 		}
-		if _, err = s.commit(nil, next, d); errors.Is(err, store.ErrConflict) {
+		if err = s.commit(nil, next, d); errors.Is(err, store.ErrConflict) {
 			return nil // created concurrently; the report is stale anyway
 		}
 		return err

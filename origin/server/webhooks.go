@@ -81,34 +81,36 @@ func (s *Server) webhookLoop() {
 	maxBackoff := time.Duration(s.cfg.Webhook.MaxBackoff.or(Duration(5 * time.Minute)))
 	client := &http.Client{Timeout: timeout}
 	secret := []byte(s.cfg.Webhook.Secret)
-	retries := map[uint64]*retryState{}
+	retries := map[string]*retryState{}
+	// An entry this node claims stays leased to it for a short while; one
+	// that failed is claimed again when the lease lapses and retried once its
+	// backoff has passed. Origin nodes sharing a store share the work.
+	lease := min(time.Second, maxBackoff)
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
 	for {
 		backlog := 0
-		var after uint64
 		for s.base.Err() == nil {
-			es, err := s.st.OutboxPending(s.base, after, 256)
-			if err != nil {
+			es, err := s.st.OutboxClaim(s.base, 256, lease)
+			if err != nil || len(es) == 0 {
 				break
 			}
 			for _, e := range es {
-				after = e.Seq
 				backlog++
-				r := retries[e.Seq]
+				r := retries[e.ID]
 				if r != nil && time.Now().Before(r.next) {
 					continue
 				}
 				if s.deliver(client, secret, e.Body) {
-					if err := s.st.OutboxDone(s.base, e.Seq); err == nil {
-						delete(retries, e.Seq)
+					if err := s.st.OutboxDone(s.base, e.ID); err == nil {
+						delete(retries, e.ID)
 						backlog--
 					}
 					continue
 				}
 				if r == nil {
 					r = &retryState{}
-					retries[e.Seq] = r
+					retries[e.ID] = r
 				}
 				r.attempts++
 				d := time.Duration(float64(time.Second) * float64(uint(1)<<min(r.attempts-1, 20)))

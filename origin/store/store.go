@@ -13,6 +13,7 @@ package store
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/sessionedge/sessionedge/sdk/wire"
 )
@@ -26,6 +27,9 @@ var (
 	ErrConflict = errors.New("store: version conflict")
 	// ErrClosed reports a call after Close.
 	ErrClosed = errors.New("store: closed")
+	// ErrUnavailable reports a backend that cannot be reached (Redis down
+	// or failing over): nothing was written; try again later.
+	ErrUnavailable = errors.New("store: backend unavailable")
 )
 
 // Commit is one atomic write: the delta that goes to the change log, the
@@ -44,11 +48,18 @@ type Commit struct {
 	Outbox [][]byte
 }
 
+// Cursor is an opaque position in the change log. Its text is the backend's
+// own (a sequence number for Pebble, one stream position per shard for
+// Redis); edges echo it back unchanged. The empty cursor is the beginning of
+// the log.
+type Cursor string
+
 // Batch is a page of the change log: the deltas after a cursor, in cursor
-// order, and the cursor of the last one. Reset means the asked cursor is
-// older than the retained log (or unknown); Cursor is then the head.
+// order (per-session order preserved), and the cursor after the last one.
+// Reset means the asked cursor is older than the retained log (or not one of
+// this store's); Cursor is then the head.
 type Batch struct {
-	Cursor uint64
+	Cursor Cursor
 	Deltas []wire.Delta
 	Reset  bool
 }
@@ -62,15 +73,13 @@ type Due struct {
 
 // OutboxEntry is a webhook event waiting for delivery.
 type OutboxEntry struct {
-	Seq  uint64
+	ID   string // opaque, for OutboxDone
 	Body []byte
 }
 
 // Stats are counters a backend keeps for metrics.
 type Stats struct {
 	LiveSessions int64 // sessions that are not tombstones
-	Head         uint64
-	OldestCursor uint64 // the oldest cursor still answered without Reset
 }
 
 // Store holds sessions, the change log, the expiry and customer indexes,
@@ -81,10 +90,9 @@ type Store interface {
 	// Get returns the session id, tombstones included (Ended != 0), or
 	// ErrNotFound.
 	Get(ctx context.Context, id wire.ID) (*wire.Session, error)
-	// Commit writes c atomically and durably, returning the change-log
-	// cursor of its delta. It fails with ErrConflict when the stored version
-	// is not c.Delta.BaseVersion.
-	Commit(ctx context.Context, c *Commit) (uint64, error)
+	// Commit writes c atomically and durably. It fails with ErrConflict
+	// when the stored version is not c.Delta.BaseVersion.
+	Commit(ctx context.Context, c *Commit) error
 	// Touch records activity without a new version and without a change-log
 	// entry: LastSeen and IdleDeadline move forward (never back) and the
 	// expiry index follows. It returns the updated session, ErrNotFound for
@@ -95,11 +103,13 @@ type Store interface {
 	Purge(ctx context.Context, id wire.ID, version uint64) error
 
 	// ChangesAfter returns up to limit deltas after cursor.
-	ChangesAfter(ctx context.Context, cursor uint64, limit int) (Batch, error)
-	// Head returns the cursor of the newest delta readers may see.
-	Head() uint64
-	// WaitChanges blocks until Head() > cursor or ctx is done.
-	WaitChanges(ctx context.Context, cursor uint64) error
+	ChangesAfter(ctx context.Context, cursor Cursor, limit int) (Batch, error)
+	// Head returns the cursor after the newest delta readers may see.
+	Head(ctx context.Context) (Cursor, error)
+	// WaitChanges blocks until there are deltas after cursor, ctx is done,
+	// or (for backends that learn of changes by notification) a fallback
+	// interval passed; callers then ask ChangesAfter.
+	WaitChanges(ctx context.Context, cursor Cursor) error
 
 	// Expiring returns up to limit index entries due before (Unix ms), the
 	// earliest first; the work is proportional to what is due.
@@ -107,11 +117,14 @@ type Store interface {
 	// CustomerSessions returns the ids of the live sessions of customer cid.
 	CustomerSessions(ctx context.Context, cid string) ([]wire.ID, error)
 
-	// OutboxPending returns up to limit outbox entries with Seq > after,
-	// oldest first.
-	OutboxPending(ctx context.Context, after uint64, limit int) ([]OutboxEntry, error)
+	// OutboxClaim returns up to limit undelivered outbox entries, oldest
+	// first, that no caller (of any origin node sharing the store) claimed
+	// within the last lease, and marks them claimed now: an entry is handed
+	// out again only when its claimer neither finished it nor retried it for
+	// a whole lease.
+	OutboxClaim(ctx context.Context, limit int, lease time.Duration) ([]OutboxEntry, error)
 	// OutboxDone removes a delivered entry.
-	OutboxDone(ctx context.Context, seq uint64) error
+	OutboxDone(ctx context.Context, id string) error
 	// OutboxNotify returns a channel that receives a value after commits
 	// that added outbox entries (coalesced; never closed).
 	OutboxNotify() <-chan struct{}

@@ -29,7 +29,7 @@ func BenchmarkCommitParallel(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		if _, err := s.Commit(ctx, &store.Commit{Delta: d, Session: cur}); err != nil {
+		if err := s.Commit(ctx, &store.Commit{Delta: d, Session: cur}); err != nil {
 			b.Fatal(err)
 		}
 		for pb.Next() {
@@ -39,7 +39,7 @@ func BenchmarkCommitParallel(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			if _, err := s.Commit(ctx, &store.Commit{Delta: d, Session: next}); err != nil {
+			if err := s.Commit(ctx, &store.Commit{Delta: d, Session: next}); err != nil {
 				b.Fatal(err)
 			}
 			cur = next

@@ -39,7 +39,7 @@ func TestGroupCommit(t *testing.T) {
 				id, _ := wire.NewID()
 				d := &wire.Delta{ID: id, Version: 1, At: 1, Ops: []wire.Op{{Code: wire.OpStart, Kind: wire.KindAnonymous, Generation: 1}}}
 				next, _ := wire.Apply(nil, d, &wire.DefaultLimits)
-				if _, err := s.Commit(context.Background(), &store.Commit{Delta: d, Session: next}); err != nil {
+				if err := s.Commit(context.Background(), &store.Commit{Delta: d, Session: next}); err != nil {
 					t.Error(err)
 					return
 				}

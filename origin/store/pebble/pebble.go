@@ -25,6 +25,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -67,6 +68,9 @@ type Store struct {
 	tombstoneTTL int64
 
 	locks [stripes]stripe
+
+	leaseMu sync.Mutex
+	leases  map[uint64]time.Time // outbox entries handed out, and when
 
 	seq     atomic.Uint64 // last allocated change-log sequence
 	outSeq  atomic.Uint64 // last allocated outbox sequence
@@ -124,6 +128,7 @@ func Open(cfg Config) (*Store, error) {
 		db: db, cache: cache, retention: cfg.Retention,
 		tombstoneTTL: cfg.TombstoneTTL.Milliseconds(),
 		wo:           pebble.Sync,
+		leases:       map[uint64]time.Time{},
 		outNote:      make(chan struct{}, 1),
 		stop:         make(chan struct{}),
 		pruneDone:    make(chan struct{}),
@@ -370,7 +375,13 @@ func valueHeap(v wire.Value) int64 {
 }
 
 // Commit writes c in one synced Pebble batch under the session's lock.
-func (s *Store) Commit(ctx context.Context, c *store.Commit) (uint64, error) {
+func (s *Store) Commit(ctx context.Context, c *store.Commit) error {
+	_, err := s.commit(c)
+	return err
+}
+
+// commit is Commit, answering the change-log sequence of the delta.
+func (s *Store) commit(c *store.Commit) (uint64, error) {
 	if s.closed.Load() {
 		return 0, store.ErrClosed
 	}
@@ -543,17 +554,31 @@ func (s *Store) Purge(ctx context.Context, id wire.ID, version uint64) error {
 	return nil
 }
 
+// The cursor of this store is the decimal change-log sequence of the last
+// delta read; the empty cursor is 0, before the first.
+
+func encodeCursor(seq uint64) store.Cursor { return store.Cursor(strconv.FormatUint(seq, 10)) }
+
+func decodeCursor(c store.Cursor) (uint64, bool) {
+	if c == "" {
+		return 0, true
+	}
+	seq, err := strconv.ParseUint(string(c), 10, 64)
+	return seq, err == nil
+}
+
 // ChangesAfter returns up to limit deltas after cursor, never past the
 // published head, so a reader never skips a delta still being committed.
-func (s *Store) ChangesAfter(ctx context.Context, cursor uint64, limit int) (store.Batch, error) {
+func (s *Store) ChangesAfter(ctx context.Context, c store.Cursor, limit int) (store.Batch, error) {
 	if s.closed.Load() {
 		return store.Batch{}, store.ErrClosed
 	}
-	head := s.Head()
-	if cursor > head || cursor+1 < s.first.Load() {
-		return store.Batch{Cursor: head, Reset: true}, nil
+	head := s.head()
+	cursor, ok := decodeCursor(c)
+	if !ok || cursor > head || cursor+1 < s.first.Load() {
+		return store.Batch{Cursor: encodeCursor(head), Reset: true}, nil
 	}
-	bt := store.Batch{Cursor: cursor}
+	bt := store.Batch{Cursor: encodeCursor(cursor)}
 	if cursor == head || limit <= 0 {
 		return bt, nil
 	}
@@ -568,25 +593,31 @@ func (s *Store) ChangesAfter(ctx context.Context, cursor uint64, limit int) (sto
 			return bt, fmt.Errorf("cannot decode change-log entry: %w", err)
 		}
 		bt.Deltas = append(bt.Deltas, d)
-		bt.Cursor = binary.BigEndian.Uint64(it.Key()[1:9])
+		bt.Cursor = encodeCursor(binary.BigEndian.Uint64(it.Key()[1:9]))
 	}
 	// Pruning may have raced past the cursor while we read: the answer would
 	// silently miss deltas, so report a reset instead.
 	if cursor+1 < s.first.Load() {
-		return store.Batch{Cursor: head, Reset: true}, nil
+		return store.Batch{Cursor: encodeCursor(head), Reset: true}, nil
 	}
 	return bt, it.Error()
 }
 
 // Head returns the newest published cursor.
-func (s *Store) Head() uint64 {
+func (s *Store) Head(ctx context.Context) (store.Cursor, error) { return encodeCursor(s.head()), nil }
+
+func (s *Store) head() uint64 {
 	s.pub.mu.Lock()
 	defer s.pub.mu.Unlock()
 	return s.pub.head
 }
 
 // WaitChanges blocks until the head passes cursor or ctx is done.
-func (s *Store) WaitChanges(ctx context.Context, cursor uint64) error {
+func (s *Store) WaitChanges(ctx context.Context, c store.Cursor) error {
+	cursor, ok := decodeCursor(c)
+	if !ok {
+		return nil // not ours: ChangesAfter answers a reset at once
+	}
 	for {
 		s.pub.mu.Lock()
 		head, ch := s.pub.head, s.pub.ch
@@ -653,20 +684,30 @@ func (s *Store) CustomerSessions(ctx context.Context, cid string) ([]wire.ID, er
 	return ids, it.Error()
 }
 
-// OutboxPending returns outbox entries after seq.
-func (s *Store) OutboxPending(ctx context.Context, after uint64, limit int) ([]store.OutboxEntry, error) {
+// OutboxClaim returns undelivered entries, oldest first, that no caller
+// claimed within the last lease. Leases live in memory: one origin process owns a Pebble
+// directory, and after a restart every entry is owed again.
+func (s *Store) OutboxClaim(ctx context.Context, limit int, lease time.Duration) ([]store.OutboxEntry, error) {
 	if s.closed.Load() {
 		return nil, store.ErrClosed
 	}
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: outboxKey(after + 1), UpperBound: []byte{'p'}})
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: outboxKey(0), UpperBound: []byte{'p'}})
 	if err != nil {
 		return nil, err
 	}
 	defer it.Close()
+	now := time.Now()
+	s.leaseMu.Lock()
+	defer s.leaseMu.Unlock()
 	var out []store.OutboxEntry
 	for ok := it.First(); ok && len(out) < limit; ok = it.Next() {
+		seq := binary.BigEndian.Uint64(it.Key()[1:9])
+		if claimed, held := s.leases[seq]; held && now.Sub(claimed) < lease {
+			continue
+		}
+		s.leases[seq] = now
 		out = append(out, store.OutboxEntry{
-			Seq:  binary.BigEndian.Uint64(it.Key()[1:9]),
+			ID:   strconv.FormatUint(seq, 10),
 			Body: append([]byte(nil), it.Value()...),
 		})
 	}
@@ -674,19 +715,29 @@ func (s *Store) OutboxPending(ctx context.Context, after uint64, limit int) ([]s
 }
 
 // OutboxDone deletes a delivered entry.
-func (s *Store) OutboxDone(ctx context.Context, seq uint64) error {
+func (s *Store) OutboxDone(ctx context.Context, id string) error {
 	if s.closed.Load() {
 		return store.ErrClosed
 	}
-	return s.db.Delete(outboxKey(seq), pebble.NoSync)
+	seq, err := strconv.ParseUint(id, 10, 64)
+	if err != nil {
+		return fmt.Errorf("pebble: bad outbox entry id %q", id)
+	}
+	if err := s.db.Delete(outboxKey(seq), pebble.NoSync); err != nil {
+		return err
+	}
+	s.leaseMu.Lock()
+	delete(s.leases, seq)
+	s.leaseMu.Unlock()
+	return nil
 }
 
 // OutboxNotify signals commits that added outbox entries.
 func (s *Store) OutboxNotify() <-chan struct{} { return s.outNote }
 
-// Stats returns the live-session count and the log bounds.
+// Stats returns the live-session count.
 func (s *Store) Stats() store.Stats {
-	return store.Stats{LiveSessions: s.live.Load(), Head: s.Head(), OldestCursor: s.first.Load() - 1}
+	return store.Stats{LiveSessions: s.live.Load()}
 }
 
 // pruneLoop keeps the change log within its retention.
@@ -705,7 +756,7 @@ func (s *Store) pruneLoop() {
 }
 
 func (s *Store) prune() {
-	head := s.Head()
+	head := s.head()
 	if head <= s.retention {
 		return
 	}

@@ -3,6 +3,7 @@ package pebble
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/sessionedge/sessionedge/origin/store"
 	"github.com/sessionedge/sessionedge/origin/store/storetest"
@@ -27,7 +28,7 @@ func commitNew(t *testing.T, s *Store, id wire.ID) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Commit(context.Background(), &store.Commit{Delta: d, Session: next, Outbox: [][]byte{[]byte("x")}}); err != nil {
+	if err := s.Commit(context.Background(), &store.Commit{Delta: d, Session: next, Outbox: [][]byte{[]byte("x")}}); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -46,15 +47,15 @@ func TestReopen(t *testing.T) {
 		ids = append(ids, id)
 		commitNew(t, s, id)
 	}
-	head := s.Head()
+	head := s.head()
 	s.Close()
 	s, err = Open(Config{Dir: dir})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	if s.Head() != head {
-		t.Fatalf("head %d after reopen, want %d", s.Head(), head)
+	if s.head() != head {
+		t.Fatalf("head %d after reopen, want %d", s.head(), head)
 	}
 	for _, id := range ids {
 		if _, err := s.Get(context.Background(), id); err != nil {
@@ -64,13 +65,13 @@ func TestReopen(t *testing.T) {
 	if got := s.Stats().LiveSessions; got != 10 {
 		t.Fatalf("live %d after reopen, want 10", got)
 	}
-	es, _ := s.OutboxPending(context.Background(), 0, 100)
+	es, _ := s.OutboxClaim(context.Background(), 100, time.Minute)
 	if len(es) != 10 {
 		t.Fatalf("outbox has %d entries after reopen, want 10", len(es))
 	}
 	commitNew(t, s, wire.ID{1})
-	if s.Head() != head+1 {
-		t.Fatalf("cursor did not continue: %d after %d", s.Head(), head)
+	if s.head() != head+1 {
+		t.Fatalf("cursor did not continue: %d after %d", s.head(), head)
 	}
 }
 
@@ -86,14 +87,14 @@ func TestRetention(t *testing.T) {
 		commitNew(t, s, id)
 	}
 	s.prune()
-	bt, err := s.ChangesAfter(context.Background(), 2, 100)
+	bt, err := s.ChangesAfter(context.Background(), encodeCursor(2), 100)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !bt.Reset || bt.Cursor != s.Head() {
-		t.Fatalf("old cursor: %+v, want reset at %d", bt, s.Head())
+	if !bt.Reset || bt.Cursor != encodeCursor(s.head()) {
+		t.Fatalf("old cursor: %+v, want reset at %d", bt, s.head())
 	}
-	bt, _ = s.ChangesAfter(context.Background(), s.Head()-5, 100)
+	bt, _ = s.ChangesAfter(context.Background(), encodeCursor(s.head()-5), 100)
 	if bt.Reset || len(bt.Deltas) != 5 {
 		t.Fatalf("retained cursor: reset %v, %d deltas, want 5", bt.Reset, len(bt.Deltas))
 	}
@@ -140,7 +141,7 @@ func TestGetCBORMatchesSession(t *testing.T) {
 	cur, _ := s.Get(ctx, id)
 	d := &wire.Delta{ID: id, BaseVersion: 1, Version: 2, At: 5, Ops: []wire.Op{{Code: wire.OpSetAttr, NS: wire.NamespacePublic, Key: "k", Value: wire.Text("v")}}}
 	next, _ := wire.Apply(cur, d, &wire.DefaultLimits)
-	if _, err := s.Commit(ctx, &store.Commit{Delta: d, Session: next}); err != nil {
+	if err := s.Commit(ctx, &store.Commit{Delta: d, Session: next}); err != nil {
 		t.Fatal(err)
 	}
 	check("commit")

@@ -1,0 +1,188 @@
+package redis
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/rueidis"
+
+	"github.com/sessionedge/sessionedge/origin/store"
+	"github.com/sessionedge/sessionedge/sdk/wire"
+)
+
+// The outbox is one stream per shard, read through a consumer group, so
+// several origin nodes share the deliveries: an entry goes to one node, and
+// to another only if the first neither delivers nor acknowledges it within
+// the lease (XAUTOCLAIM).
+
+func (s *Store) ensureGroups(ctx context.Context) error {
+	if s.groupsReady.Load() {
+		return nil
+	}
+	cmds := make([]rueidis.Completed, s.cfg.Shards)
+	for shard := range cmds {
+		cmds[shard] = s.client.B().XgroupCreate().Key(s.outboxKey(shard)).Group(outboxGroup).Id("0").Mkstream().Build()
+	}
+	for _, r := range s.doMulti(ctx, cmds...) {
+		if err := r.Error(); err != nil && !strings.Contains(err.Error(), "BUSYGROUP") {
+			return s.wrap("outbox group", err)
+		}
+	}
+	s.groupsReady.Store(true)
+	return nil
+}
+
+// OutboxClaim takes entries whose lease of another node ran out, then new
+// ones, from every shard (two pipelined commands per shard).
+func (s *Store) OutboxClaim(ctx context.Context, limit int, lease time.Duration) ([]store.OutboxEntry, error) {
+	if err := s.ensureGroups(ctx); err != nil {
+		return nil, err
+	}
+	cmds := make([]rueidis.Completed, 0, 2*s.cfg.Shards)
+	for shard := 0; shard < s.cfg.Shards; shard++ {
+		key := s.outboxKey(shard)
+		cmds = append(cmds,
+			s.client.B().Xautoclaim().Key(key).Group(outboxGroup).Consumer(s.node).MinIdleTime(strconv.FormatInt(lease.Milliseconds(), 10)).Start("0-0").Count(int64(limit)).Build(),
+			s.client.B().Xreadgroup().Group(outboxGroup, s.node).Count(int64(limit)).Streams().Key(key).Id(">").Build())
+	}
+	var out []store.OutboxEntry
+	results := s.doMulti(ctx, cmds...)
+	for shard := 0; shard < s.cfg.Shards; shard++ {
+		claimed, err := results[2*shard].ToArray()
+		if err != nil {
+			return nil, s.wrap("outbox claim", err)
+		}
+		if len(claimed) > 1 {
+			entries, _ := claimed[1].AsXRange()
+			out = s.appendOutbox(out, shard, entries)
+		}
+		fresh, err := results[2*shard+1].AsXRead()
+		if err != nil && !rueidis.IsRedisNil(err) {
+			return nil, s.wrap("outbox read", err)
+		}
+		out = s.appendOutbox(out, shard, fresh[s.outboxKey(shard)])
+	}
+	if len(out) > limit {
+		// The rest stay leased to this node and come back after the lease.
+		out = out[:limit]
+	}
+	return out, nil
+}
+
+func (s *Store) appendOutbox(out []store.OutboxEntry, shard int, entries []rueidis.XRangeEntry) []store.OutboxEntry {
+	for _, e := range entries {
+		if e.FieldValues == nil { // deleted while pending
+			continue
+		}
+		out = append(out, store.OutboxEntry{ID: strconv.Itoa(shard) + "/" + e.ID, Body: []byte(e.FieldValues["b"])})
+	}
+	return out
+}
+
+// OutboxDone acknowledges and deletes a delivered entry.
+func (s *Store) OutboxDone(ctx context.Context, id string) error {
+	shardText, pos, ok := strings.Cut(id, "/")
+	shard, err := strconv.Atoi(shardText)
+	if !ok || err != nil || shard < 0 || shard >= s.cfg.Shards {
+		return errors.New("redis: bad outbox entry id " + id)
+	}
+	key := s.outboxKey(shard)
+	for _, r := range s.doMulti(ctx,
+		s.client.B().Xack().Key(key).Group(outboxGroup).Id(pos).Build(),
+		s.client.B().Xdel().Key(key).Id(pos).Build()) {
+		if err := r.Error(); err != nil {
+			return s.wrap("outbox done", err)
+		}
+	}
+	return nil
+}
+
+// OutboxNotify signals after commits (of any node) that added outbox entries.
+func (s *Store) OutboxNotify() <-chan struct{} { return s.outbox }
+
+// listen follows one shard's notification channel until ctx ends,
+// reconnecting after failures. Missed notifications cost at most
+// Config.CacheTTL of staleness and waitFallback of latency.
+func (s *Store) listen(ctx context.Context, shard int) {
+	defer s.wg.Done()
+	backoff := 50 * time.Millisecond
+	for ctx.Err() == nil {
+		err := s.client.Receive(ctx, s.client.B().Ssubscribe().Channel(s.notifyKey(shard)).Build(),
+			func(m rueidis.PubSubMessage) { s.onNotify(m.Message) })
+		if ctx.Err() != nil {
+			return
+		}
+		_ = err
+		s.wake() // something may have changed while we were away
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 2*time.Second)
+	}
+}
+
+// onNotify handles "id version outbox-count" from a commit script.
+func (s *Store) onNotify(msg string) {
+	fields := strings.Fields(msg)
+	if len(fields) == 3 {
+		if id, err := wire.ParseID(fields[0]); err == nil && s.cache != nil {
+			v, _ := strconv.ParseUint(fields[1], 10, 64)
+			if cur, ok := s.cache.Get(string(id[:])); !ok || cur.Version < v {
+				s.cacheDrop(id) // also stops reads in flight from caching what they read
+			}
+		}
+		if fields[2] != "0" {
+			select {
+			case s.outbox <- struct{}{}:
+			default:
+			}
+		}
+	}
+	s.wake()
+}
+
+func (s *Store) wake() {
+	s.mu.Lock()
+	close(s.changed)
+	s.changed = make(chan struct{})
+	s.mu.Unlock()
+}
+
+// Stats sums the shards' live-session counters.
+func (s *Store) Stats() store.Stats {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	cmds := make([]rueidis.Completed, s.cfg.Shards)
+	for shard := range cmds {
+		cmds[shard] = s.client.B().Get().Key(s.liveKey(shard)).Build()
+	}
+	var st store.Stats
+	for _, r := range s.doMulti(ctx, cmds...) {
+		n, err := r.AsInt64()
+		if err == nil {
+			st.LiveSessions += n
+		}
+	}
+	return st
+}
+
+// Close stops the listeners and closes the connections.
+func (s *Store) Close() error {
+	if s.closed.Swap(true) {
+		return nil
+	}
+	s.cancel()
+	s.client.Close()
+	s.wg.Wait()
+	if s.cache != nil {
+		s.cache.Close()
+	}
+	return nil
+}
+
+var _ store.Store = (*Store)(nil)

@@ -1,0 +1,226 @@
+// Package redis is the Redis backend of origin/store, for Redis standalone
+// and Redis Cluster, so several origin nodes can share one deployment.
+//
+// It uses github.com/redis/rueidis: one client speaks to a standalone server
+// and to a cluster (it follows MOVED/ASK and the slot map), pipelines
+// concurrent commands on shared connections (so one API call costs one round
+// trip without a connection per request), and runs Lua scripts by SHA.
+//
+// Layout (docs/redis.md draws it): sessions are spread over Shards shards by
+// their id; every key of a shard carries the hash tag {PREFIX.N}, so a
+// script that updates a session, its shard's change-log stream, expiry index,
+// customer index and outbox touches one slot (no CROSSSLOT) and runs
+// atomically on one node. The change feed is one stream per shard, so no key
+// is hot; a cursor names a position in each.
+package redis
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/dgraph-io/ristretto/v2"
+	"github.com/redis/rueidis"
+
+	"github.com/sessionedge/sessionedge/origin/store"
+	"github.com/sessionedge/sessionedge/sdk/wire"
+)
+
+// Config configures the store. The zero value of each field means its default.
+type Config struct {
+	// URLs lists the servers: redis://[user:password@]host:port[/db], or
+	// rediss:// for TLS. Several URLs are seed nodes of one cluster (or one
+	// standalone server with fallbacks); a cluster is detected by itself.
+	URLs []string
+	// Username and Password override those of the URLs.
+	Username, Password string
+	// TLS, when set, is used for every connection (rediss:// URLs set a
+	// default one).
+	TLS *tls.Config
+	// Prefix starts every key; default "se". Deployments sharing a Redis
+	// need different prefixes.
+	Prefix string
+	// Shards is the number of shards; default 16. Changing it orphans the
+	// data of an existing deployment: choose once.
+	Shards int
+	// FeedLength is the approximate number of deltas each shard's change log
+	// keeps; default 100000. An edge whose cursor falls behind gets a reset.
+	FeedLength int
+	// TombstoneTTL keeps a tombstone without a hard deadline; default 24h.
+	TombstoneTTL time.Duration
+	// CacheBytes is the read cache's budget; default 64 MiB. 0 < CacheBytes
+	// < 0 disables it: set CacheBytes to -1.
+	CacheBytes int64
+	// CacheTTL bounds how long a cached session may be served without a
+	// notification from the shard that would invalidate it (notifications
+	// are fire-and-forget); default 2s.
+	CacheTTL time.Duration
+	// Now returns the time; default time.Now.
+	Now func() time.Time
+}
+
+func (c Config) withDefaults() (Config, error) {
+	if len(c.URLs) == 0 {
+		return c, errors.New("redis: no server URL configured")
+	}
+	if c.Prefix == "" {
+		c.Prefix = "se"
+	}
+	if c.Shards == 0 {
+		c.Shards = 16
+	}
+	if c.Shards < 1 || c.Shards > 1024 {
+		return c, fmt.Errorf("redis: shards %d out of range 1..1024", c.Shards)
+	}
+	if c.FeedLength == 0 {
+		c.FeedLength = 100_000
+	}
+	if c.TombstoneTTL == 0 {
+		c.TombstoneTTL = 24 * time.Hour
+	}
+	if c.CacheBytes == 0 {
+		c.CacheBytes = 64 << 20
+	}
+	if c.CacheTTL == 0 {
+		c.CacheTTL = 2 * time.Second
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	return c, nil
+}
+
+// Store is the Redis backend. It is safe for concurrent use.
+type Store struct {
+	cfg    Config
+	client rueidis.Client
+	cache  *ristretto.Cache[string, *wire.Session] // nil when disabled
+	node   string                                  // this process's consumer name in the outbox groups
+
+	// changed is closed and replaced whenever a notification arrives, to
+	// wake WaitChanges callers.
+	mu      sync.Mutex
+	changed chan struct{}
+	outbox  chan struct{}
+
+	changes     [1024]atomic.Uint64 // per id bucket: changes seen, for the cache rules in ops.go
+	groupsReady atomic.Bool         // the outbox consumer groups exist
+	roundTrips  atomic.Int64        // commands sent, for the one-round-trip benchmark
+	cancel      context.CancelFunc
+	wg          sync.WaitGroup
+	closed      atomic.Bool
+}
+
+// New connects to Redis and starts the notification listeners.
+func New(cfg Config) (*Store, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	opt, err := rueidis.ParseURL(cfg.URLs[0])
+	if err != nil {
+		return nil, fmt.Errorf("redis: %w", err)
+	}
+	for _, u := range cfg.URLs[1:] {
+		more, err := rueidis.ParseURL(u)
+		if err != nil {
+			return nil, fmt.Errorf("redis: %w", err)
+		}
+		opt.InitAddress = append(opt.InitAddress, more.InitAddress...)
+	}
+	if cfg.Username != "" {
+		opt.Username = cfg.Username
+	}
+	if cfg.Password != "" {
+		opt.Password = cfg.Password
+	}
+	if cfg.TLS != nil {
+		opt.TLSConfig = cfg.TLS
+	}
+	// Our own read cache (ristretto) is coherent through notifications;
+	// rueidis's server-assisted cache would be a second one.
+	opt.DisableCache = true
+	client, err := rueidis.NewClient(opt)
+	if err != nil {
+		return nil, fmt.Errorf("redis: cannot connect: %w", err)
+	}
+	var node [8]byte
+	rand.Read(node[:])
+	s := &Store{cfg: cfg, client: client, node: hex.EncodeToString(node[:]),
+		changed: make(chan struct{}), outbox: make(chan struct{}, 1)}
+	if cfg.CacheBytes > 0 {
+		s.cache, err = ristretto.NewCache(&ristretto.Config[string, *wire.Session]{
+			NumCounters: cfg.CacheBytes / 300 * 10, MaxCost: cfg.CacheBytes, BufferItems: 64,
+		})
+		if err != nil {
+			client.Close()
+			return nil, err
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s.cancel = cancel
+	for shard := 0; shard < cfg.Shards; shard++ {
+		s.wg.Add(1)
+		go s.listen(ctx, shard)
+	}
+	return s, nil
+}
+
+// RoundTrips returns the number of Redis commands this store has sent.
+func (s *Store) RoundTrips() int64 { return s.roundTrips.Load() }
+
+func (s *Store) shardOf(id wire.ID) int {
+	return int(uint16(id[0])<<8|uint16(id[1])) % s.cfg.Shards
+}
+
+func (s *Store) tag(shard int) string {
+	return "{" + s.cfg.Prefix + "." + strconv.Itoa(shard) + "}"
+}
+
+func (s *Store) sessionKey(id wire.ID) string { return s.tag(s.shardOf(id)) + ":s:" + id.String() }
+func (s *Store) feedKey(shard int) string     { return s.tag(shard) + ":feed" }
+func (s *Store) dueKey(shard int) string      { return s.tag(shard) + ":due" }
+func (s *Store) outboxKey(shard int) string   { return s.tag(shard) + ":outbox" }
+func (s *Store) liveKey(shard int) string     { return s.tag(shard) + ":live" }
+func (s *Store) notifyKey(shard int) string   { return s.tag(shard) + ":notify" }
+func (s *Store) customerKey(shard int, cid string) string {
+	return s.tag(shard) + ":c:" + cid
+}
+
+const outboxGroup = "webhooks"
+
+// do runs one command and counts it.
+func (s *Store) do(ctx context.Context, cmd rueidis.Completed) rueidis.RedisResult {
+	s.roundTrips.Add(1)
+	return s.client.Do(ctx, cmd)
+}
+
+// doMulti pipelines commands (to several nodes of a cluster at once).
+func (s *Store) doMulti(ctx context.Context, cmds ...rueidis.Completed) []rueidis.RedisResult {
+	s.roundTrips.Add(int64(len(cmds)))
+	return s.client.DoMulti(ctx, cmds...)
+}
+
+func (s *Store) exec(ctx context.Context, script *rueidis.Lua, keys, args []string) rueidis.RedisResult {
+	s.roundTrips.Add(1)
+	return script.Exec(ctx, s.client, keys, args)
+}
+
+// wrap turns a failure to reach Redis into store.ErrUnavailable, so the API
+// answers 503 and the caller knows nothing was acknowledged.
+func (s *Store) wrap(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	if s.closed.Load() || errors.Is(err, rueidis.ErrClosing) {
+		return fmt.Errorf("redis: %s: %w", op, store.ErrClosed)
+	}
+	return fmt.Errorf("redis: %s: %w (%v)", op, store.ErrUnavailable, err)
+}
