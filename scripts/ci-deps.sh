@@ -3,6 +3,7 @@
 set -euo pipefail
 need=()
 command -v redis-server >/dev/null || need+=(redis-server)
+command -v redis-cli    >/dev/null || need+=(redis-tools)
 command -v wat2wasm    >/dev/null || need+=(wabt)
 command -v node        >/dev/null || need+=(nodejs)
 command -v chromium    >/dev/null || need+=(chromium)

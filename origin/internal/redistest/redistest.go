@@ -210,6 +210,9 @@ func StartCluster(t testing.TB, masters int, opt Options) *Cluster {
 	t.Helper()
 	Require(t)
 	if _, err := exec.LookPath("redis-cli"); err != nil {
+		if os.Getenv("SESSIONEDGE_REQUIRE_REDIS") != "" {
+			t.Fatal("redis-cli is not on PATH, and SESSIONEDGE_REQUIRE_REDIS is set")
+		}
 		t.Skip("redis-cli is not on PATH: install Debian's redis-tools to run this test")
 	}
 	opt.Cluster = true

@@ -62,6 +62,10 @@ type Config struct {
 	// notification from the shard that would invalidate it (notifications
 	// are fire-and-forget); default 2s.
 	CacheTTL time.Duration
+	// Timeout bounds every call to Redis whose context has no deadline, so
+	// a request fails with store.ErrUnavailable instead of hanging while
+	// Redis is down; default 2s.
+	Timeout time.Duration
 	// Now returns the time; default time.Now.
 	Now func() time.Time
 }
@@ -90,6 +94,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.CacheTTL == 0 {
 		c.CacheTTL = 2 * time.Second
+	}
+	if c.Timeout == 0 {
+		c.Timeout = 2 * time.Second
 	}
 	if c.Now == nil {
 		c.Now = time.Now
@@ -196,20 +203,34 @@ func (s *Store) customerKey(shard int, cid string) string {
 
 const outboxGroup = "webhooks"
 
+// bounded gives ctx the store's timeout unless it has a deadline already.
+func (s *Store) bounded(ctx context.Context) (context.Context, context.CancelFunc) {
+	if _, ok := ctx.Deadline(); ok {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, s.cfg.Timeout)
+}
+
 // do runs one command and counts it.
 func (s *Store) do(ctx context.Context, cmd rueidis.Completed) rueidis.RedisResult {
 	s.roundTrips.Add(1)
+	ctx, cancel := s.bounded(ctx)
+	defer cancel()
 	return s.client.Do(ctx, cmd)
 }
 
 // doMulti pipelines commands (to several nodes of a cluster at once).
 func (s *Store) doMulti(ctx context.Context, cmds ...rueidis.Completed) []rueidis.RedisResult {
 	s.roundTrips.Add(int64(len(cmds)))
+	ctx, cancel := s.bounded(ctx)
+	defer cancel()
 	return s.client.DoMulti(ctx, cmds...)
 }
 
 func (s *Store) exec(ctx context.Context, script *rueidis.Lua, keys, args []string) rueidis.RedisResult {
 	s.roundTrips.Add(1)
+	ctx, cancel := s.bounded(ctx)
+	defer cancel()
 	return script.Exec(ctx, s.client, keys, args)
 }
 
