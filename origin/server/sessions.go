@@ -196,7 +196,7 @@ func (s *Server) write(c change) (prev, next *wire.Session, err error) {
 // commit writes one delta with the webhook events it causes.
 func (s *Server) commit(prev, next *wire.Session, d *wire.Delta) error {
 	start := s.now()
-	err := s.st.Commit(s.base, &store.Commit{Delta: d, Session: next, Outbox: s.events(prev, next, d.At)})
+	err := s.st.Commit(s.base, &store.Commit{Delta: d, Session: next, Prev: prev, Outbox: s.events(prev, next, d.At)})
 	s.metrics.storeCommit.Observe(s.now().Sub(start).Seconds())
 	return err
 }

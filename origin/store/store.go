@@ -43,6 +43,10 @@ type Commit struct {
 	// Session is the state after the delta (wire.Apply's result); its
 	// Version equals Delta.Version.
 	Session *wire.Session
+	// Prev, when set, is the stored session Delta applies to (the input of
+	// wire.Apply), so a backend need not read it again to update its
+	// indexes; the version check still guards against it being stale.
+	Prev *wire.Session
 	// Outbox holds webhook event bodies written in the same atomic write,
 	// so an acknowledged write never loses the event it owes.
 	Outbox [][]byte

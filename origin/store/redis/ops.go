@@ -131,7 +131,9 @@ func (s *Store) Commit(ctx context.Context, c *store.Commit) error {
 	shard := s.shardOf(d.ID)
 	idText := d.ID.String()
 	oldCustomer := ""
-	if prev, ok := s.cacheGet(d.ID); ok && prev.Version == d.BaseVersion && prev.Ended == 0 {
+	if c.Prev != nil && c.Prev.Version == d.BaseVersion {
+		oldCustomer = c.Prev.CustomerID()
+	} else if prev, ok := s.cacheGet(d.ID); ok && prev.Version == d.BaseVersion && prev.Ended == 0 {
 		oldCustomer = prev.CustomerID()
 	} else if d.BaseVersion != 0 {
 		// Not cached at the base version: the customer index entry to drop

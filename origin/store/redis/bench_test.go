@@ -1,0 +1,185 @@
+package redis
+
+import (
+	"context"
+	"errors"
+	"sync/atomic"
+	"testing"
+
+	"github.com/redis/rueidis"
+
+	"github.com/sessionedge/sessionedge/origin/internal/redistest"
+	"github.com/sessionedge/sessionedge/origin/store"
+	"github.com/sessionedge/sessionedge/origin/store/pebble"
+	"github.com/sessionedge/sessionedge/sdk/wire"
+)
+
+// The backends side by side, in one run, with the same load (16 goroutines
+// per core): the Redis store with and without its read cache, the embedded
+// Pebble store, and raw Redis GET/SET of the same encoded session bytes.
+// scripts/bench-redis.sh prints the comparison.
+
+const benchSessions = 1000
+
+func benchSession(id wire.ID) (*wire.Delta, *wire.Session) {
+	d := &wire.Delta{ID: id, Version: 1, At: 1_767_225_600_000, Ops: []wire.Op{
+		{Code: wire.OpStart, Kind: wire.KindAnonymous, Generation: 1, Hard: 1_767_312_000_000},
+		{Code: wire.OpSetField, Field: wire.FieldCurrency, Value: wire.Text("EUR")},
+		{Code: wire.OpSetField, Field: wire.FieldCartID, Value: wire.Text("cart-0123456789")},
+		{Code: wire.OpSetAttr, NS: wire.NamespaceCustom, Key: "segment", Value: wire.Text("returning-customer")},
+	}}
+	s, err := wire.Apply(nil, d, &wire.DefaultLimits)
+	if err != nil {
+		panic(err)
+	}
+	return d, s
+}
+
+type backend struct {
+	name string
+	st   store.Store
+	rs   *Store // for round trips
+}
+
+func benchBackends(b *testing.B) ([]backend, rueidis.Client, []wire.ID) {
+	srv := redistest.Start(b, redistest.Options{})
+	cached, err := New(Config{URLs: []string{"redis://" + srv.Addr}, Prefix: "c"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { cached.Close() })
+	uncached, err := New(Config{URLs: []string{"redis://" + srv.Addr}, Prefix: "u", CacheBytes: -1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { uncached.Close() })
+	pb, err := pebble.Open(pebble.Config{Dir: b.TempDir()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { pb.Close() })
+	raw, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{srv.Addr}, DisableCache: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(raw.Close)
+	bs := []backend{{"redis-store-cached", cached, cached}, {"redis-store-uncached", uncached, uncached}, {"pebble-store", pb, nil}}
+	ids := make([]wire.ID, benchSessions)
+	ctx := context.Background()
+	for i := range ids {
+		ids[i], _ = wire.NewID()
+		d, s := benchSession(ids[i])
+		for _, be := range bs {
+			if err := be.st.Commit(ctx, &store.Commit{Delta: d, Session: s}); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if err := raw.Do(ctx, raw.B().Set().Key("raw:"+ids[i].String()).Value(rueidis.BinaryString(wire.AppendSession(nil, s))).Build()).Error(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return bs, raw, ids
+}
+
+func BenchmarkGet(b *testing.B) {
+	bs, raw, ids := benchBackends(b)
+	ctx := context.Background()
+	for _, be := range bs {
+		b.Run(be.name, func(b *testing.B) {
+			var n atomic.Uint64
+			before := int64(0)
+			if be.rs != nil {
+				before = be.rs.RoundTrips()
+			}
+			b.SetParallelism(16)
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if _, err := be.st.Get(ctx, ids[n.Add(1)%benchSessions]); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+			if be.rs != nil {
+				b.ReportMetric(float64(be.rs.RoundTrips()-before)/float64(b.N), "roundtrips/op")
+			}
+		})
+	}
+	b.Run("raw-redis-GET", func(b *testing.B) {
+		var n atomic.Uint64
+		b.SetParallelism(16)
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				id := ids[n.Add(1)%benchSessions]
+				if _, err := raw.Do(ctx, raw.B().Get().Key("raw:"+id.String()).Build()).AsBytes(); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	})
+}
+
+func BenchmarkPatch(b *testing.B) {
+	bs, raw, ids := benchBackends(b)
+	ctx := context.Background()
+	for _, be := range bs {
+		b.Run(be.name, func(b *testing.B) {
+			var n atomic.Uint64
+			before := int64(0)
+			if be.rs != nil {
+				before = be.rs.RoundTrips()
+			}
+			b.SetParallelism(16)
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					id := ids[n.Add(1)%benchSessions]
+					for {
+						cur, err := be.st.Get(ctx, id)
+						if err != nil {
+							b.Error(err)
+							return
+						}
+						d := &wire.Delta{ID: id, BaseVersion: cur.Version, Version: cur.Version + 1, At: 1_767_225_601_000,
+							Ops: []wire.Op{{Code: wire.OpSetAttr, NS: wire.NamespaceCustom, Key: "n", Value: wire.Int(int64(n.Load()))}}}
+						next, err := wire.Apply(cur, d, &wire.DefaultLimits)
+						if err != nil {
+							b.Error(err)
+							return
+						}
+						if err = be.st.Commit(ctx, &store.Commit{Delta: d, Session: next, Prev: cur}); err == nil {
+							break
+						} else if !isConflict(err) {
+							b.Error(err)
+							return
+						}
+					}
+				}
+			})
+			if be.rs != nil {
+				b.ReportMetric(float64(be.rs.RoundTrips()-before)/float64(b.N), "roundtrips/op")
+			}
+		})
+	}
+	_, s := benchSession(ids[0])
+	enc := rueidis.BinaryString(wire.AppendSession(nil, s))
+	b.Run("raw-redis-SET", func(b *testing.B) {
+		var n atomic.Uint64
+		b.SetParallelism(16)
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				id := ids[n.Add(1)%benchSessions]
+				if err := raw.Do(ctx, raw.B().Set().Key("raw:"+id.String()).Value(enc).Build()).Error(); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	})
+}
+
+func isConflict(err error) bool { return err != nil && errorsIs(err, store.ErrConflict) }
+
+var errorsIs = errors.Is
