@@ -128,28 +128,18 @@ func indexBytes(m *HeaderMap, key []byte) int {
 
 // proxy_add_header_map_value(map_type, key_data, key_size, value_data, value_size)
 func proxyAddHeaderMapValue(ctx ctxT, _ api.Module, stack []uint64) {
-	v := vmOf(ctx)
-	key, ok1 := v.read(u32(stack[1]), u32(stack[2]))
-	val, ok2 := v.read(u32(stack[3]), u32(stack[4]))
-	if !ok1 || !ok2 {
-		stack[0] = uint64(StatusInvalidMemoryAccess)
-		return
-	}
-	m, st := v.headerMap(u32(stack[0]), true)
-	if st != StatusOK {
-		stack[0] = uint64(st)
-		return
-	}
-	if addPair(m, key, val) != nil {
-		stack[0] = uint64(StatusBadArgument)
-		return
-	}
-	stack[0] = uint64(StatusOK)
+	writeHeaderPair(ctx, stack, addPair)
 }
 
 // proxy_replace_header_map_value(map_type, key_data, key_size, value_data, value_size):
 // sets the first value, removes the others, adds the key when absent.
 func proxyReplaceHeaderMapValue(ctx ctxT, _ api.Module, stack []uint64) {
+	writeHeaderPair(ctx, stack, setPair)
+}
+
+// writeHeaderPair reads a key and value from guest memory and applies write
+// to the map the first argument names: the shared body of add and replace.
+func writeHeaderPair(ctx ctxT, stack []uint64, write func(m *HeaderMap, key, val []byte) error) {
 	v := vmOf(ctx)
 	key, ok1 := v.read(u32(stack[1]), u32(stack[2]))
 	val, ok2 := v.read(u32(stack[3]), u32(stack[4]))
@@ -162,7 +152,7 @@ func proxyReplaceHeaderMapValue(ctx ctxT, _ api.Module, stack []uint64) {
 		stack[0] = uint64(st)
 		return
 	}
-	if setPair(m, key, val) != nil {
+	if write(m, key, val) != nil {
 		stack[0] = uint64(StatusBadArgument)
 		return
 	}

@@ -375,20 +375,27 @@ func (s *Server) handleCreate(ctx *fasthttp.RequestCtx, _ params) error {
 // writeChange runs a change for the session in the path and answers with
 // the new state.
 func (s *Server) writeChange(ctx *fasthttp.RequestCtx, p params, ops func(*wire.Session, int64) ([]wire.Op, error)) error {
-	id, err := s.parseID(p)
-	if err != nil {
-		return err
-	}
-	im, err := ifMatch(ctx)
-	if err != nil {
-		return err
-	}
-	_, next, err := s.write(change{id: id, ifMatch: im, upsert: upsert(ctx), ops: ops})
+	next, err := s.pathChange(ctx, p, ops)
 	if err != nil {
 		return err
 	}
 	s.writeSession(ctx, next, fasthttp.StatusOK)
 	return nil
+}
+
+// pathChange applies ops to the session in the path, honouring If-Match and
+// ?upsert=true.
+func (s *Server) pathChange(ctx *fasthttp.RequestCtx, p params, ops func(*wire.Session, int64) ([]wire.Op, error)) (*wire.Session, error) {
+	id, err := s.parseID(p)
+	if err != nil {
+		return nil, err
+	}
+	im, err := ifMatch(ctx)
+	if err != nil {
+		return nil, err
+	}
+	_, next, err := s.write(change{id: id, ifMatch: im, upsert: upsert(ctx), ops: ops})
+	return next, err
 }
 
 // bodyContextOps parses a context body: a JSON object, or with
@@ -548,15 +555,7 @@ func (s *Server) handleRefresh(ctx *fasthttp.RequestCtx, p params) error {
 
 // tokenChange is writeChange for the routes that answer with a new token.
 func (s *Server) tokenChange(ctx *fasthttp.RequestCtx, p params, ops func(*wire.Session, int64) ([]wire.Op, error)) error {
-	id, err := s.parseID(p)
-	if err != nil {
-		return err
-	}
-	im, err := ifMatch(ctx)
-	if err != nil {
-		return err
-	}
-	_, next, err := s.write(change{id: id, ifMatch: im, upsert: upsert(ctx), ops: ops})
+	next, err := s.pathChange(ctx, p, ops)
 	if err != nil {
 		return err
 	}
