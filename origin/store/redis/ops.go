@@ -162,7 +162,7 @@ func (s *Store) Commit(ctx context.Context, c *store.Commit) error {
 		rueidis.BinaryString(sessBytes), rueidis.BinaryString(wire.AppendDelta(nil, d)),
 		strconv.FormatInt(store.DueAt(next, s.cfg.TombstoneTTL.Milliseconds()), 10), idText,
 		strconv.Itoa(s.cfg.FeedLength), strconv.FormatInt(s.expireAt(next), 10),
-		oldCustomer, newCustomer, strconv.Itoa(liveDelta),
+		oldCustomer, newCustomer, strconv.Itoa(liveDelta), s.node,
 	}
 	for _, body := range c.Outbox {
 		args = append(args, rueidis.BinaryString(body))

@@ -126,10 +126,14 @@ func (s *Store) listen(ctx context.Context, shard int) {
 	}
 }
 
-// onNotify handles "id version outbox-count" from a commit script.
+// onNotify handles "id version outbox-count node" from a commit script.
+// A node's own commits already updated its cache and woke its waiters.
 func (s *Store) onNotify(msg string) {
 	fields := strings.Fields(msg)
-	if len(fields) == 3 {
+	if len(fields) == 4 && fields[3] == s.node {
+		return
+	}
+	if len(fields) == 4 {
 		if id, err := wire.ParseID(fields[0]); err == nil && s.cache != nil {
 			v, _ := strconv.ParseUint(fields[1], 10, 64)
 			if cur, ok := s.cache.Get(string(id[:])); !ok || cur.Version < v {

@@ -48,7 +48,7 @@ func write(t *testing.T, st store.Store, id wire.ID, ops ...wire.Op) *wire.Sessi
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := st.Commit(ctx, &store.Commit{Delta: d, Session: next}); err != nil {
+	if err := st.Commit(ctx, &store.Commit{Delta: d, Session: next, Prev: cur}); err != nil {
 		t.Fatal(err)
 	}
 	return next
@@ -59,7 +59,15 @@ func TestRoundTripsPerCall(t *testing.T) {
 	st := newStore(t, urlsOf(srv.Addr), 4)
 	id, _ := wire.NewID()
 	write(t, st, id, wire.Op{Code: wire.OpStart, Kind: wire.KindAnonymous, Generation: 1})
-	time.Sleep(50 * time.Millisecond) // ristretto admits Sets asynchronously
+	// ristretto admits Sets asynchronously and may drop one under load:
+	// read until the session is cached.
+	for i := 0; i < 100; i++ {
+		if _, ok := st.cacheGet(id); ok {
+			break
+		}
+		st.Get(ctx, id)
+		time.Sleep(10 * time.Millisecond)
+	}
 	before := st.RoundTrips()
 	if _, err := st.Get(ctx, id); err != nil {
 		t.Fatal(err)

@@ -15,7 +15,7 @@ import "github.com/redis/rueidis"
 //	ARGV: 1 base version, 2 new version, 3 session CBOR, 4 delta CBOR,
 //	      5 due at (0: none), 6 id, 7 feed max length, 8 expire at ms
 //	      (0: none), 9 old customer, 10 new customer, 11 live delta,
-//	      12… outbox bodies
+//	      12 node (the notification's sender), 13… outbox bodies
 //
 // It answers the feed position of the delta, or the error "CONFLICT <v>".
 var commitScript = rueidis.NewLuaScript(`
@@ -46,10 +46,10 @@ end
 if ARGV[11] ~= '0' then
   redis.call('INCRBY', KEYS[7], ARGV[11])
 end
-for i = 12, #ARGV do
+for i = 13, #ARGV do
   redis.call('XADD', KEYS[6], '*', 'b', ARGV[i])
 end
-redis.call('SPUBLISH', KEYS[8], ARGV[6] .. ' ' .. ARGV[2] .. ' ' .. (#ARGV - 11))
+redis.call('SPUBLISH', KEYS[8], ARGV[6] .. ' ' .. ARGV[2] .. ' ' .. (#ARGV - 12) .. ' ' .. ARGV[12])
 return pos
 `)
 
