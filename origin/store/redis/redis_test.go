@@ -304,3 +304,22 @@ func TestRedisDownAndBack(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+func TestConfigRejects(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		cfg  Config
+	}{
+		{"no URL", Config{}},
+		{"bad scheme", Config{URLs: []string{"http://127.0.0.1:1"}}},
+		{"bad second URL", Config{URLs: []string{"redis://127.0.0.1:1", "::"}}},
+		{"too many shards", Config{URLs: []string{"redis://127.0.0.1:1"}, Shards: 5000}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if s, err := New(tc.cfg); err == nil {
+				s.Close()
+				t.Fatal("New accepted the configuration")
+			}
+		})
+	}
+}
