@@ -1,15 +1,6 @@
 package wasmhost
 
-import (
-	"encoding/binary"
-)
-
-// Limits of a header map, the same as Envoy's host core applies when it parses
-// serialized maps; this host also applies them when a map grows.
-const (
-	MaxHeaderPairs = 1024
-	MaxHeaderBytes = 1 << 20
-)
+import "github.com/sessionedge/sessionedge/proxywasm"
 
 // HeaderMap is an ordered list of header pairs that keeps duplicates, like the
 // maps a proxy-wasm guest sees. Keys are stored lower-case; lookups are
@@ -38,7 +29,7 @@ func (m *HeaderMap) Pair(i int) (key, value []byte) {
 	return p.key, p.value
 }
 
-// Add appends a pair; it returns ErrHeaderMapLimit when the map would exceed its caps.
+// Add appends a pair; it returns proxywasm.ErrMapLimit when the map would exceed its caps.
 func (m *HeaderMap) Add(key, value string) error {
 	return addPair(m, key, value)
 }
@@ -102,84 +93,40 @@ func (m *HeaderMap) index(key string) int {
 	return -1
 }
 
-// AppendSerialized appends the proxy-wasm serialization of m to dst:
-//
-//	+-------+----------------------------+-------------------------------+
-//	| count | count × (keyLen, valueLen) | key0 NUL value0 NUL key1 ...  |
-//	| u32le | u32le, u32le               | bytes                         |
-//	+-------+----------------------------+-------------------------------+
+// AppendSerialized appends the proxy-wasm encoding of m to dst (see
+// package proxywasm for the layout).
 func (m *HeaderMap) AppendSerialized(dst []byte) []byte {
-	dst = binary.LittleEndian.AppendUint32(dst, uint32(m.n))
-	for i := 0; i < m.n; i++ {
-		dst = binary.LittleEndian.AppendUint32(dst, uint32(len(m.pairs[i].key)))
-		dst = binary.LittleEndian.AppendUint32(dst, uint32(len(m.pairs[i].value)))
-	}
-	for i := 0; i < m.n; i++ {
-		dst = append(dst, m.pairs[i].key...)
-		dst = append(dst, 0)
-		dst = append(dst, m.pairs[i].value...)
-		dst = append(dst, 0)
-	}
-	return dst
+	return proxywasm.AppendPairsFunc(dst, m.n, m.Pair)
 }
 
-// ParseSerialized replaces the content of m with the pairs serialized in data.
-// Parsing is strict like Envoy's host core: the count and every length must fit,
-// each key and value must be followed by NUL, the data must be consumed exactly,
-// and the caps apply. On error m is left empty.
+// SerializedSize returns the length of m's encoding.
+func (m *HeaderMap) SerializedSize() int { return proxywasm.PairsSize(m.n, m.size) }
+
+// ParseSerialized replaces the content of m with the pairs encoded in data.
+// Parsing is strict like Envoy's host core (proxywasm.PairIter) and a map of
+// fewer than 4 bytes is malformed too. On error m is left empty and the
+// error is proxywasm.ErrMapFormat or proxywasm.ErrMapLimit.
 func (m *HeaderMap) ParseSerialized(data []byte) error {
 	m.Reset()
-	if len(data) > MaxHeaderBytes {
-		return ErrHeaderMapLimit
+	if err := checkSerialized(data); err != nil {
+		return err
 	}
-	if len(data) < 4 {
-		return ErrHeaderMapFormat
-	}
-	n := binary.LittleEndian.Uint32(data)
-	if n > MaxHeaderPairs {
-		return ErrHeaderMapLimit
-	}
-	lens := data[4:]
-	if uint64(len(lens)) < uint64(n)*8 {
-		return ErrHeaderMapFormat
-	}
-	body := lens[n*8:]
-	off := 0
-	for i := uint32(0); i < n; i++ {
-		kl := int(binary.LittleEndian.Uint32(lens[i*8:]))
-		vl := int(binary.LittleEndian.Uint32(lens[i*8+4:]))
-		if kl < 0 || vl < 0 || kl > len(body)-off-1 {
-			m.Reset()
-			return ErrHeaderMapFormat
-		}
-		key := body[off : off+kl]
-		off += kl
-		if body[off] != 0 {
-			m.Reset()
-			return ErrHeaderMapFormat
-		}
-		off++
-		if vl > len(body)-off-1 {
-			m.Reset()
-			return ErrHeaderMapFormat
-		}
-		value := body[off : off+vl]
-		off += vl
-		if body[off] != 0 {
-			m.Reset()
-			return ErrHeaderMapFormat
-		}
-		off++
-		if err := m.AddBytes(key, value); err != nil {
-			m.Reset()
-			return err
-		}
-	}
-	if off != len(body) {
-		m.Reset()
-		return ErrHeaderMapFormat
+	it := proxywasm.NewPairIter(data)
+	for it.Next() {
+		_ = m.AddBytes(it.Key(), it.Value()) // within the caps: checked above
 	}
 	return nil
+}
+
+// checkSerialized validates an encoded map without decoding it anywhere.
+func checkSerialized(data []byte) error {
+	if len(data) < 4 {
+		return proxywasm.ErrMapFormat
+	}
+	it := proxywasm.NewPairIter(data)
+	for it.Next() {
+	}
+	return it.Err()
 }
 
 func equalFoldLower[T ~string | ~[]byte](stored []byte, key T) bool {
@@ -210,8 +157,8 @@ func appendLower[T ~string | ~[]byte](dst []byte, s T) []byte {
 }
 
 func addPair[T ~string | ~[]byte](m *HeaderMap, key, value T) error {
-	if m.n+1 > MaxHeaderPairs || m.size+len(key)+len(value) > MaxHeaderBytes {
-		return ErrHeaderMapLimit
+	if m.n+1 > proxywasm.MaxMapPairs || m.size+len(key)+len(value) > proxywasm.MaxMapBytes {
+		return proxywasm.ErrMapLimit
 	}
 	if m.n == len(m.pairs) {
 		m.pairs = append(m.pairs, headerPair{})
@@ -236,8 +183,8 @@ func setPair[T ~string | ~[]byte](m *HeaderMap, key, value T) error {
 		return addPair(m, key, value)
 	}
 	p := &m.pairs[first]
-	if m.size-len(p.value)+len(value) > MaxHeaderBytes {
-		return ErrHeaderMapLimit
+	if m.size-len(p.value)+len(value) > proxywasm.MaxMapBytes {
+		return proxywasm.ErrMapLimit
 	}
 	m.size += len(value) - len(p.value)
 	p.value = append(p.value[:0], value...)

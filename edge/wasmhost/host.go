@@ -16,6 +16,8 @@ import (
 	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
 	"github.com/tetratelabs/wazero/sys"
+
+	"github.com/sessionedge/sessionedge/proxywasm"
 )
 
 // Host runs one proxy-wasm plugin: the module is compiled once and
@@ -377,7 +379,7 @@ func (h *Host) instantiateEnv(ctx context.Context, compiled wazero.CompiledModul
 		results := f.ResultTypes()
 		b.NewFunctionBuilder().WithGoModuleFunction(api.GoModuleFunc(func(_ context.Context, _ api.Module, stack []uint64) {
 			if len(results) > 0 {
-				stack[0] = uint64(StatusUnimplemented)
+				stack[0] = uint64(proxywasm.StatusUnimplemented)
 			}
 		}), f.ParamTypes(), results).Export(name)
 		defined[name] = true

@@ -1,6 +1,10 @@
 package wasmhost
 
-import "github.com/tetratelabs/wazero/api"
+import (
+	"github.com/tetratelabs/wazero/api"
+
+	"github.com/sessionedge/sessionedge/proxywasm"
+)
 
 // envImports lists every host function this host implements, in module
 // "env". Each is written against the raw stack (api.GoModuleFunc): arguments
@@ -69,7 +73,7 @@ var envImports = []envImport{
 }
 
 var unimplemented = api.GoModuleFunc(func(_ ctxT, _ api.Module, stack []uint64) {
-	stack[0] = uint64(StatusUnimplemented)
+	stack[0] = uint64(proxywasm.StatusUnimplemented)
 })
 
 func u32(x uint64) uint32 { return uint32(x) }

@@ -1,70 +1,61 @@
 package wasmhost
 
-import "github.com/tetratelabs/wazero/api"
+import (
+	"github.com/tetratelabs/wazero/api"
 
-// Buffer types of the ABI.
-const (
-	bufRequestBody      = 0
-	bufResponseBody     = 1
-	bufDownstream       = 2
-	bufUpstream         = 3
-	bufHTTPCallResponse = 4
-	bufGRPCMessage      = 5
-	bufVMConfiguration  = 6
-	bufPluginConfig     = 7
-	bufForeignArgs      = 8
+	"github.com/sessionedge/sessionedge/proxywasm"
 )
 
 // buffer returns the buffer of type t in the current context. The VM and
 // plugin configurations are readable only during proxy_on_vm_start and
 // proxy_on_configure, the HTTP-call body only during
 // proxy_on_http_call_response; elsewhere they are NOT_FOUND.
-func (v *vm) buffer(t uint32) (*[]byte, Status) {
+func (v *vm) buffer(t proxywasm.BufferType) (*[]byte, proxywasm.Status) {
 	switch t {
-	case bufRequestBody, bufResponseBody:
+	case proxywasm.BufferRequestBody, proxywasm.BufferResponseBody:
 		s := v.cur
 		if s == nil || !s.accessible() {
-			return nil, StatusNotFound
+			return nil, proxywasm.StatusNotFound
 		}
-		if t == bufRequestBody {
-			return &s.reqBody, StatusOK
+		if t == proxywasm.BufferRequestBody {
+			return &s.reqBody, proxywasm.StatusOK
 		}
 		if !s.hasResp {
-			return nil, StatusNotFound
+			return nil, proxywasm.StatusNotFound
 		}
-		return &s.respBody, StatusOK
-	case bufHTTPCallResponse:
+		return &s.respBody, proxywasm.StatusOK
+	case proxywasm.BufferHTTPCallResponseBody:
 		if v.callResp == nil {
-			return nil, StatusNotFound
+			return nil, proxywasm.StatusNotFound
 		}
-		return &v.callResp.Body, StatusOK
-	case bufVMConfiguration:
+		return &v.callResp.Body, proxywasm.StatusOK
+	case proxywasm.BufferVMConfiguration:
 		if v.phase != phaseVMStart {
-			return nil, StatusNotFound
+			return nil, proxywasm.StatusNotFound
 		}
-		return &v.host.cfg.VMConfig, StatusOK
-	case bufPluginConfig:
+		return &v.host.cfg.VMConfig, proxywasm.StatusOK
+	case proxywasm.BufferPluginConfiguration:
 		if v.phase != phaseConfigure {
-			return nil, StatusNotFound
+			return nil, proxywasm.StatusNotFound
 		}
-		return &v.host.cfg.PluginConfig, StatusOK
-	case bufDownstream, bufUpstream, bufGRPCMessage, bufForeignArgs:
-		return nil, StatusNotFound
+		return &v.host.cfg.PluginConfig, proxywasm.StatusOK
+	case proxywasm.BufferDownstreamData, proxywasm.BufferUpstreamData, proxywasm.BufferGRPCMessage, proxywasm.BufferForeignFunctionArgs:
+		return nil, proxywasm.StatusNotFound
 	}
-	return nil, StatusBadArgument
+	return nil, proxywasm.StatusBadArgument
 }
 
 // proxy_get_buffer_bytes(buffer_type, start, max_size, return_buffer_data, return_buffer_size)
 func proxyGetBufferBytes(ctx ctxT, _ api.Module, stack []uint64) {
 	v := vmOf(ctx)
-	b, st := v.buffer(u32(stack[0]))
-	if st != StatusOK {
+	b, st := v.buffer(proxywasm.BufferType(stack[0]))
+	if st != proxywasm.StatusOK {
 		stack[0] = uint64(st)
 		return
 	}
 	start, max := uint64(u32(stack[1])), uint64(u32(stack[2]))
 	if start > uint64(len(*b)) {
-		stack[0] = uint64(StatusBadArgument)
+		stack[0] = uint64(proxywasm.StatusBadArgument)
 		return
 	}
 	end := start + max
@@ -81,27 +72,27 @@ func proxySetBufferBytes(ctx ctxT, _ api.Module, stack []uint64) {
 	v := vmOf(ctx)
 	data, ok := v.read(u32(stack[3]), u32(stack[4]))
 	if !ok {
-		stack[0] = uint64(StatusInvalidMemoryAccess)
+		stack[0] = uint64(proxywasm.StatusInvalidMemoryAccess)
 		return
 	}
-	t := u32(stack[0])
-	if t != bufRequestBody && t != bufResponseBody {
-		if t > bufForeignArgs {
-			stack[0] = uint64(StatusBadArgument)
+	t := proxywasm.BufferType(stack[0])
+	if t != proxywasm.BufferRequestBody && t != proxywasm.BufferResponseBody {
+		if t > proxywasm.BufferForeignFunctionArgs {
+			stack[0] = uint64(proxywasm.StatusBadArgument)
 		} else {
-			stack[0] = uint64(StatusNotFound)
+			stack[0] = uint64(proxywasm.StatusNotFound)
 		}
 		return
 	}
 	b, st := v.buffer(t)
-	if st != StatusOK {
+	if st != proxywasm.StatusOK {
 		stack[0] = uint64(st)
 		return
 	}
 	start, size := uint64(u32(stack[1])), uint64(u32(stack[2]))
 	old := *b
 	if start > uint64(len(old)) {
-		stack[0] = uint64(StatusBadArgument)
+		stack[0] = uint64(proxywasm.StatusBadArgument)
 		return
 	}
 	end := start + size
@@ -114,10 +105,10 @@ func proxySetBufferBytes(ctx ctxT, _ api.Module, stack []uint64) {
 	nb = append(nb, data...)
 	nb = append(nb, old[end:]...)
 	*b = nb
-	stack[0] = uint64(StatusOK)
+	stack[0] = uint64(proxywasm.StatusOK)
 }
 
 // proxy_get_buffer_status is not part of ABI v0.2.1; Envoy does not export it.
 func proxyGetBufferStatus(_ ctxT, _ api.Module, stack []uint64) {
-	stack[0] = uint64(StatusUnimplemented)
+	stack[0] = uint64(proxywasm.StatusUnimplemented)
 }

@@ -2,18 +2,8 @@ package wasmhost
 
 import (
 	"github.com/tetratelabs/wazero/api"
-)
 
-// Map types of the ABI.
-const (
-	mapRequestHeaders       = 0
-	mapRequestTrailers      = 1
-	mapResponseHeaders      = 2
-	mapResponseTrailers     = 3
-	mapGRPCInitial          = 4
-	mapGRPCTrailing         = 5
-	mapHTTPCallRespHeaders  = 6
-	mapHTTPCallRespTrailers = 7
+	"github.com/sessionedge/sessionedge/proxywasm"
 )
 
 // headerMap returns the map of type t in the current context. A map that
@@ -21,48 +11,48 @@ const (
 // HTTP-call maps outside proxy_on_http_call_response, any stream map from the
 // root context) is NOT_FOUND; an unknown type is BAD_ARGUMENT. HTTP-call
 // response maps are read-only.
-func (v *vm) headerMap(t uint32, write bool) (*HeaderMap, Status) {
+func (v *vm) headerMap(t proxywasm.MapType, write bool) (*HeaderMap, proxywasm.Status) {
 	switch t {
-	case mapRequestHeaders, mapRequestTrailers, mapResponseHeaders, mapResponseTrailers:
+	case proxywasm.MapRequestHeaders, proxywasm.MapRequestTrailers, proxywasm.MapResponseHeaders, proxywasm.MapResponseTrailers:
 		s := v.cur
 		if s == nil || !s.accessible() {
-			return nil, StatusNotFound
+			return nil, proxywasm.StatusNotFound
 		}
 		switch t {
-		case mapRequestHeaders:
-			return &s.reqHeaders, StatusOK
-		case mapRequestTrailers:
-			return &s.reqTrailers, StatusOK
+		case proxywasm.MapRequestHeaders:
+			return &s.reqHeaders, proxywasm.StatusOK
+		case proxywasm.MapRequestTrailers:
+			return &s.reqTrailers, proxywasm.StatusOK
 		}
 		if !s.hasResp {
-			return nil, StatusNotFound
+			return nil, proxywasm.StatusNotFound
 		}
-		if t == mapResponseHeaders {
-			return &s.respHeaders, StatusOK
+		if t == proxywasm.MapResponseHeaders {
+			return &s.respHeaders, proxywasm.StatusOK
 		}
-		return &s.respTrailers, StatusOK
-	case mapGRPCInitial, mapGRPCTrailing:
-		return nil, StatusNotFound
-	case mapHTTPCallRespHeaders, mapHTTPCallRespTrailers:
+		return &s.respTrailers, proxywasm.StatusOK
+	case proxywasm.MapGRPCInitialMetadata, proxywasm.MapGRPCTrailingMetadata:
+		return nil, proxywasm.StatusNotFound
+	case proxywasm.MapHTTPCallResponseHeaders, proxywasm.MapHTTPCallResponseTrailers:
 		if v.callResp == nil {
-			return nil, StatusNotFound
+			return nil, proxywasm.StatusNotFound
 		}
 		if write {
-			return nil, StatusBadArgument
+			return nil, proxywasm.StatusBadArgument
 		}
-		if t == mapHTTPCallRespHeaders {
-			return &v.callResp.Headers, StatusOK
+		if t == proxywasm.MapHTTPCallResponseHeaders {
+			return &v.callResp.Headers, proxywasm.StatusOK
 		}
-		return &v.callResp.Trailers, StatusOK
+		return &v.callResp.Trailers, proxywasm.StatusOK
 	}
-	return nil, StatusBadArgument
+	return nil, proxywasm.StatusBadArgument
 }
 
 // proxy_get_header_map_pairs(map_type, return_map_data_ptr, return_map_size_ptr)
 func proxyGetHeaderMapPairs(ctx ctxT, _ api.Module, stack []uint64) {
 	v := vmOf(ctx)
-	m, st := v.headerMap(u32(stack[0]), false)
-	if st != StatusOK {
+	m, st := v.headerMap(proxywasm.MapType(stack[0]), false)
+	if st != proxywasm.StatusOK {
 		stack[0] = uint64(st)
 		return
 	}
@@ -77,21 +67,20 @@ func proxySetHeaderMapPairs(ctx ctxT, _ api.Module, stack []uint64) {
 	v := vmOf(ctx)
 	data, ok := v.read(u32(stack[1]), u32(stack[2]))
 	if !ok {
-		stack[0] = uint64(StatusInvalidMemoryAccess)
+		stack[0] = uint64(proxywasm.StatusInvalidMemoryAccess)
 		return
 	}
-	m, st := v.headerMap(u32(stack[0]), true)
-	if st != StatusOK {
+	m, st := v.headerMap(proxywasm.MapType(stack[0]), true)
+	if st != proxywasm.StatusOK {
 		stack[0] = uint64(st)
 		return
 	}
-	var tmp HeaderMap
-	if err := tmp.ParseSerialized(data); err != nil {
-		stack[0] = uint64(StatusBadArgument)
+	if checkSerialized(data) != nil {
+		stack[0] = uint64(proxywasm.StatusBadArgument)
 		return
 	}
-	m.CopyFrom(&tmp)
-	stack[0] = uint64(StatusOK)
+	_ = m.ParseSerialized(data)
+	stack[0] = uint64(proxywasm.StatusOK)
 }
 
 // proxy_get_header_map_value(map_type, key_data, key_size, return_value_data, return_value_size):
@@ -100,17 +89,17 @@ func proxyGetHeaderMapValue(ctx ctxT, _ api.Module, stack []uint64) {
 	v := vmOf(ctx)
 	key, ok := v.read(u32(stack[1]), u32(stack[2]))
 	if !ok {
-		stack[0] = uint64(StatusInvalidMemoryAccess)
+		stack[0] = uint64(proxywasm.StatusInvalidMemoryAccess)
 		return
 	}
-	m, st := v.headerMap(u32(stack[0]), false)
-	if st != StatusOK {
+	m, st := v.headerMap(proxywasm.MapType(stack[0]), false)
+	if st != proxywasm.StatusOK {
 		stack[0] = uint64(st)
 		return
 	}
 	i := indexBytes(m, key)
 	if i < 0 {
-		stack[0] = uint64(StatusNotFound)
+		stack[0] = uint64(proxywasm.StatusNotFound)
 		return
 	}
 	// The value lives in Go memory, so it stays valid while the guest allocates.
@@ -144,19 +133,19 @@ func writeHeaderPair(ctx ctxT, stack []uint64, write func(m *HeaderMap, key, val
 	key, ok1 := v.read(u32(stack[1]), u32(stack[2]))
 	val, ok2 := v.read(u32(stack[3]), u32(stack[4]))
 	if !ok1 || !ok2 {
-		stack[0] = uint64(StatusInvalidMemoryAccess)
+		stack[0] = uint64(proxywasm.StatusInvalidMemoryAccess)
 		return
 	}
-	m, st := v.headerMap(u32(stack[0]), true)
-	if st != StatusOK {
+	m, st := v.headerMap(proxywasm.MapType(stack[0]), true)
+	if st != proxywasm.StatusOK {
 		stack[0] = uint64(st)
 		return
 	}
 	if write(m, key, val) != nil {
-		stack[0] = uint64(StatusBadArgument)
+		stack[0] = uint64(proxywasm.StatusBadArgument)
 		return
 	}
-	stack[0] = uint64(StatusOK)
+	stack[0] = uint64(proxywasm.StatusOK)
 }
 
 // proxy_remove_header_map_value(map_type, key_data, key_size): removes every
@@ -165,31 +154,30 @@ func proxyRemoveHeaderMapValue(ctx ctxT, _ api.Module, stack []uint64) {
 	v := vmOf(ctx)
 	key, ok := v.read(u32(stack[1]), u32(stack[2]))
 	if !ok {
-		stack[0] = uint64(StatusInvalidMemoryAccess)
+		stack[0] = uint64(proxywasm.StatusInvalidMemoryAccess)
 		return
 	}
-	m, st := v.headerMap(u32(stack[0]), true)
-	if st != StatusOK {
+	m, st := v.headerMap(proxywasm.MapType(stack[0]), true)
+	if st != proxywasm.StatusOK {
 		stack[0] = uint64(st)
 		return
 	}
 	delPairs(m, key)
-	stack[0] = uint64(StatusOK)
+	stack[0] = uint64(proxywasm.StatusOK)
 }
 
 // proxy_get_header_map_size(map_type, return_size_ptr): the serialized size
 // in bytes, as Envoy reports it.
 func proxyGetHeaderMapSize(ctx ctxT, _ api.Module, stack []uint64) {
 	v := vmOf(ctx)
-	m, st := v.headerMap(u32(stack[0]), false)
-	if st != StatusOK {
+	m, st := v.headerMap(proxywasm.MapType(stack[0]), false)
+	if st != proxywasm.StatusOK {
 		stack[0] = uint64(st)
 		return
 	}
-	size := 4 + 8*m.n + m.size + 2*m.n
-	if !v.writeU32(u32(stack[1]), uint32(size)) {
-		stack[0] = uint64(StatusInvalidMemoryAccess)
+	if !v.writeU32(u32(stack[1]), uint32(m.SerializedSize())) {
+		stack[0] = uint64(proxywasm.StatusInvalidMemoryAccess)
 		return
 	}
-	stack[0] = uint64(StatusOK)
+	stack[0] = uint64(proxywasm.StatusOK)
 }

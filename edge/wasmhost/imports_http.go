@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/tetratelabs/wazero/api"
+
+	"github.com/sessionedge/sessionedge/proxywasm"
 )
 
 var callPool = sync.Pool{New: func() any { return &pendingCall{} }}
@@ -31,16 +33,16 @@ func proxyHTTPCall(ctx ctxT, _ api.Module, stack []uint64) {
 	trailers, ok4 := v.read(u32(stack[6]), u32(stack[7]))
 	_, ok5 := v.read(u32(stack[9]), 4)
 	if !ok1 || !ok2 || !ok3 || !ok4 || !ok5 {
-		stack[0] = uint64(StatusInvalidMemoryAccess)
+		stack[0] = uint64(proxywasm.StatusInvalidMemoryAccess)
 		return
 	}
 	if h.cfg.Clusters == nil || h.closed.Load() {
-		stack[0] = uint64(StatusBadArgument)
+		stack[0] = uint64(proxywasm.StatusBadArgument)
 		return
 	}
 	cluster := h.cfg.Clusters.Cluster(string(name))
 	if cluster == nil {
-		stack[0] = uint64(StatusBadArgument)
+		stack[0] = uint64(proxywasm.StatusBadArgument)
 		return
 	}
 	pc := callPool.Get().(*pendingCall)
@@ -50,13 +52,13 @@ func proxyHTTPCall(ctx ctxT, _ api.Module, stack []uint64) {
 		indexBytes(&req.Headers, []byte(":path")) < 0 ||
 		indexBytes(&req.Headers, []byte(":authority")) < 0 {
 		callPool.Put(pc)
-		stack[0] = uint64(StatusBadArgument)
+		stack[0] = uint64(proxywasm.StatusBadArgument)
 		return
 	}
 	req.Trailers.Reset()
 	if len(trailers) > 0 && req.Trailers.ParseSerialized(trailers) != nil {
 		callPool.Put(pc)
-		stack[0] = uint64(StatusBadArgument)
+		stack[0] = uint64(proxywasm.StatusBadArgument)
 		return
 	}
 	req.Cluster = string(name)
@@ -90,7 +92,7 @@ func proxyHTTPCall(ctx ctxT, _ api.Module, stack []uint64) {
 		v.deliver(id, resp, err)
 		callPool.Put(pc)
 	}()
-	stack[0] = uint64(StatusOK)
+	stack[0] = uint64(proxywasm.StatusOK)
 }
 
 // proxy_get_status(return_code, return_message_ptr, return_message_size):
@@ -100,7 +102,7 @@ func proxyHTTPCall(ctx ctxT, _ api.Module, stack []uint64) {
 func proxyGetStatus(ctx ctxT, _ api.Module, stack []uint64) {
 	v := vmOf(ctx)
 	if !v.writeU32(u32(stack[0]), v.callCode) {
-		stack[0] = uint64(StatusInvalidMemoryAccess)
+		stack[0] = uint64(proxywasm.StatusInvalidMemoryAccess)
 		return
 	}
 	v.scratch = append(v.scratch[:0], v.callMsg...)

@@ -5,6 +5,8 @@ import (
 	"log/slog"
 
 	"github.com/tetratelabs/wazero/api"
+
+	"github.com/sessionedge/sessionedge/proxywasm"
 )
 
 type ctxT = context.Context
@@ -27,12 +29,12 @@ func proxyLog(ctx ctxT, _ api.Module, stack []uint64) {
 	v := vmOf(ctx)
 	level := u32(stack[0])
 	if level >= uint32(len(logLevels)) {
-		stack[0] = uint64(StatusBadArgument)
+		stack[0] = uint64(proxywasm.StatusBadArgument)
 		return
 	}
 	msg, ok := v.read(u32(stack[1]), u32(stack[2]))
 	if !ok {
-		stack[0] = uint64(StatusInvalidMemoryAccess)
+		stack[0] = uint64(proxywasm.StatusInvalidMemoryAccess)
 		return
 	}
 	lv := logLevels[level]
@@ -44,27 +46,27 @@ func proxyLog(ctx ctxT, _ api.Module, stack []uint64) {
 		}
 		h.logger.Log(context.Background(), lv, string(msg), "source", "guest", "vm", v.slot, "context", id)
 	}
-	stack[0] = uint64(StatusOK)
+	stack[0] = uint64(proxywasm.StatusOK)
 }
 
 // proxy_get_log_level(return_level_ptr)
 func proxyGetLogLevel(ctx ctxT, _ api.Module, stack []uint64) {
 	v := vmOf(ctx)
 	if !v.writeU32(u32(stack[0]), proxyLevel(v.host.cfg.LogLevel)) {
-		stack[0] = uint64(StatusInvalidMemoryAccess)
+		stack[0] = uint64(proxywasm.StatusInvalidMemoryAccess)
 		return
 	}
-	stack[0] = uint64(StatusOK)
+	stack[0] = uint64(proxywasm.StatusOK)
 }
 
 // proxy_get_current_time_nanoseconds(return_time_ptr): wall clock as u64.
 func proxyGetCurrentTimeNanoseconds(ctx ctxT, _ api.Module, stack []uint64) {
 	v := vmOf(ctx)
 	if !v.writeU64(u32(stack[0]), uint64(v.host.clock.Now().UnixNano())) {
-		stack[0] = uint64(StatusInvalidMemoryAccess)
+		stack[0] = uint64(proxywasm.StatusInvalidMemoryAccess)
 		return
 	}
-	stack[0] = uint64(StatusOK)
+	stack[0] = uint64(proxywasm.StatusOK)
 }
 
 // proxy_set_tick_period_milliseconds(period): the tick belongs to the VM's
@@ -76,5 +78,5 @@ func proxySetTickPeriod(ctx ctxT, _ api.Module, stack []uint64) {
 	case v.tickNotify <- struct{}{}:
 	default:
 	}
-	stack[0] = uint64(StatusOK)
+	stack[0] = uint64(proxywasm.StatusOK)
 }

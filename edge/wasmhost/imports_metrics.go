@@ -10,16 +10,8 @@ import (
 	"sync/atomic"
 
 	"github.com/tetratelabs/wazero/api"
-)
 
-// MetricType is the type argument of proxy_define_metric.
-type MetricType uint32
-
-// The metric types of the ABI.
-const (
-	MetricCounter   MetricType = 0
-	MetricGauge     MetricType = 1
-	MetricHistogram MetricType = 2
+	"github.com/sessionedge/sessionedge/proxywasm"
 )
 
 // histogramBounds are the upper bounds of histogram buckets, in the guest's
@@ -34,7 +26,7 @@ var histogramBounds = func() []int64 {
 
 type metric struct {
 	name  string
-	typ   MetricType
+	typ   proxywasm.MetricType
 	value atomic.Int64
 	// Histograms only.
 	buckets []atomic.Uint64
@@ -51,7 +43,7 @@ type metricRegistry struct {
 	list   atomic.Pointer[[]*metric]
 }
 
-func (r *metricRegistry) define(typ MetricType, name string) uint32 {
+func (r *metricRegistry) define(typ proxywasm.MetricType, name string) uint32 {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	key := strconv.Itoa(int(typ)) + name
@@ -66,7 +58,7 @@ func (r *metricRegistry) define(typ MetricType, name string) uint32 {
 		old = *p
 	}
 	m := &metric{name: name, typ: typ}
-	if typ == MetricHistogram {
+	if typ == proxywasm.MetricHistogram {
 		m.buckets = make([]atomic.Uint64, len(histogramBounds)+1)
 	}
 	next := append(append([]*metric(nil), old...), m)
@@ -91,7 +83,7 @@ func (h *Host) Metric(name string) (int64, bool) {
 		return 0, false
 	}
 	for _, m := range *p {
-		if m.name == name && m.typ != MetricHistogram {
+		if m.name == name && m.typ != proxywasm.MetricHistogram {
 			return m.value.Load(), true
 		}
 	}
@@ -112,11 +104,11 @@ func (h *Host) WriteMetrics(w io.Writer) error {
 	for _, m := range ms {
 		name := promName(m.name)
 		switch m.typ {
-		case MetricCounter:
+		case proxywasm.MetricCounter:
 			fmt.Fprintf(bw, "# TYPE %s counter\n%s %d\n", name, name, m.value.Load())
-		case MetricGauge:
+		case proxywasm.MetricGauge:
 			fmt.Fprintf(bw, "# TYPE %s gauge\n%s %d\n", name, name, m.value.Load())
-		case MetricHistogram:
+		case proxywasm.MetricHistogram:
 			fmt.Fprintf(bw, "# TYPE %s histogram\n", name)
 			var cum uint64
 			for i, b := range histogramBounds {
@@ -147,23 +139,23 @@ func promName(s string) string {
 // the same type and name give the same id.
 func proxyDefineMetric(ctx ctxT, _ api.Module, stack []uint64) {
 	v := vmOf(ctx)
-	typ := MetricType(u32(stack[0]))
+	typ := proxywasm.MetricType(u32(stack[0]))
 	name, ok := v.read(u32(stack[1]), u32(stack[2]))
 	if !ok {
-		stack[0] = uint64(StatusInvalidMemoryAccess)
+		stack[0] = uint64(proxywasm.StatusInvalidMemoryAccess)
 		return
 	}
 	if _, ok := v.read(u32(stack[3]), 4); !ok {
-		stack[0] = uint64(StatusInvalidMemoryAccess)
+		stack[0] = uint64(proxywasm.StatusInvalidMemoryAccess)
 		return
 	}
-	if typ > MetricHistogram || len(name) == 0 {
-		stack[0] = uint64(StatusBadArgument)
+	if typ > proxywasm.MetricHistogram || len(name) == 0 {
+		stack[0] = uint64(proxywasm.StatusBadArgument)
 		return
 	}
 	id := v.host.metrics.define(typ, string(name))
 	v.writeU32(u32(stack[3]), id)
-	stack[0] = uint64(StatusOK)
+	stack[0] = uint64(proxywasm.StatusOK)
 }
 
 // proxy_increment_metric(metric_id, offset i64): counters take offsets >= 0,
@@ -172,16 +164,16 @@ func proxyIncrementMetric(ctx ctxT, _ api.Module, stack []uint64) {
 	v := vmOf(ctx)
 	m := v.host.metrics.get(u32(stack[0]))
 	if m == nil {
-		stack[0] = uint64(StatusNotFound)
+		stack[0] = uint64(proxywasm.StatusNotFound)
 		return
 	}
 	off := int64(stack[1])
-	if m.typ == MetricHistogram || (m.typ == MetricCounter && off < 0) {
-		stack[0] = uint64(StatusBadArgument)
+	if m.typ == proxywasm.MetricHistogram || (m.typ == proxywasm.MetricCounter && off < 0) {
+		stack[0] = uint64(proxywasm.StatusBadArgument)
 		return
 	}
 	m.value.Add(off)
-	stack[0] = uint64(StatusOK)
+	stack[0] = uint64(proxywasm.StatusOK)
 }
 
 // proxy_record_metric(metric_id, value i64): adds to a counter (Envoy's
@@ -190,26 +182,26 @@ func proxyRecordMetric(ctx ctxT, _ api.Module, stack []uint64) {
 	v := vmOf(ctx)
 	m := v.host.metrics.get(u32(stack[0]))
 	if m == nil {
-		stack[0] = uint64(StatusNotFound)
+		stack[0] = uint64(proxywasm.StatusNotFound)
 		return
 	}
 	val := int64(stack[1])
 	switch m.typ {
-	case MetricCounter:
+	case proxywasm.MetricCounter:
 		if val < 0 {
-			stack[0] = uint64(StatusBadArgument)
+			stack[0] = uint64(proxywasm.StatusBadArgument)
 			return
 		}
 		m.value.Add(val)
-	case MetricGauge:
+	case proxywasm.MetricGauge:
 		m.value.Store(val)
-	case MetricHistogram:
+	case proxywasm.MetricHistogram:
 		i := sort.Search(len(histogramBounds), func(i int) bool { return histogramBounds[i] >= val })
 		m.buckets[i].Add(1)
 		m.sum.Add(val)
 		m.count.Add(1)
 	}
-	stack[0] = uint64(StatusOK)
+	stack[0] = uint64(proxywasm.StatusOK)
 }
 
 // proxy_get_metric(metric_id, return_value_ptr): counters and gauges; a
@@ -218,16 +210,16 @@ func proxyGetMetric(ctx ctxT, _ api.Module, stack []uint64) {
 	v := vmOf(ctx)
 	m := v.host.metrics.get(u32(stack[0]))
 	if m == nil {
-		stack[0] = uint64(StatusNotFound)
+		stack[0] = uint64(proxywasm.StatusNotFound)
 		return
 	}
-	if m.typ == MetricHistogram {
-		stack[0] = uint64(StatusBadArgument)
+	if m.typ == proxywasm.MetricHistogram {
+		stack[0] = uint64(proxywasm.StatusBadArgument)
 		return
 	}
 	if !v.writeU64(u32(stack[1]), uint64(m.value.Load())) {
-		stack[0] = uint64(StatusInvalidMemoryAccess)
+		stack[0] = uint64(proxywasm.StatusInvalidMemoryAccess)
 		return
 	}
-	stack[0] = uint64(StatusOK)
+	stack[0] = uint64(proxywasm.StatusOK)
 }

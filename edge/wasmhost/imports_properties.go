@@ -7,6 +7,8 @@ import (
 	"strconv"
 
 	"github.com/tetratelabs/wazero/api"
+
+	"github.com/sessionedge/sessionedge/proxywasm"
 )
 
 // property appends the value of a NUL-joined property path to dst. Values
@@ -113,13 +115,13 @@ func proxyGetProperty(ctx ctxT, _ api.Module, stack []uint64) {
 	v := vmOf(ctx)
 	path, ok := v.read(u32(stack[0]), u32(stack[1]))
 	if !ok {
-		stack[0] = uint64(StatusInvalidMemoryAccess)
+		stack[0] = uint64(proxywasm.StatusInvalidMemoryAccess)
 		return
 	}
 	var found bool
 	v.scratch, found = v.property(v.scratch[:0], path)
 	if !found {
-		stack[0] = uint64(StatusNotFound)
+		stack[0] = uint64(proxywasm.StatusNotFound)
 		return
 	}
 	stack[0] = uint64(v.copyOut(v.scratch, u32(stack[2]), u32(stack[3])))
@@ -133,12 +135,12 @@ func proxySetProperty(ctx ctxT, _ api.Module, stack []uint64) {
 	path, ok1 := v.read(u32(stack[0]), u32(stack[1]))
 	val, ok2 := v.read(u32(stack[2]), u32(stack[3]))
 	if !ok1 || !ok2 {
-		stack[0] = uint64(StatusInvalidMemoryAccess)
+		stack[0] = uint64(proxywasm.StatusInvalidMemoryAccess)
 		return
 	}
 	if len(path) == 0 || bytes.HasPrefix(path, []byte("request\x00")) || bytes.HasPrefix(path, []byte("source\x00")) ||
 		bytes.HasPrefix(path, []byte("response\x00")) || bytes.HasPrefix(path, []byte("plugin_")) {
-		stack[0] = uint64(StatusBadArgument)
+		stack[0] = uint64(proxywasm.StatusBadArgument)
 		return
 	}
 	if s := v.cur; s != nil {
@@ -152,5 +154,5 @@ func proxySetProperty(ctx ctxT, _ api.Module, stack []uint64) {
 		}
 		v.rootProps[string(path)] = append([]byte(nil), val...)
 	}
-	stack[0] = uint64(StatusOK)
+	stack[0] = uint64(proxywasm.StatusOK)
 }

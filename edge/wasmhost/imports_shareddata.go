@@ -4,6 +4,8 @@ import (
 	"sync"
 
 	"github.com/tetratelabs/wazero/api"
+
+	"github.com/sessionedge/sessionedge/proxywasm"
 )
 
 // sharedData is the key-value store of proxy_get/set_shared_data, shared by
@@ -34,11 +36,11 @@ func proxyGetSharedData(ctx ctxT, _ api.Module, stack []uint64) {
 	v := vmOf(ctx)
 	key, ok := v.read(u32(stack[0]), u32(stack[1]))
 	if !ok {
-		stack[0] = uint64(StatusInvalidMemoryAccess)
+		stack[0] = uint64(proxywasm.StatusInvalidMemoryAccess)
 		return
 	}
 	if _, ok := v.read(u32(stack[4]), 4); !ok {
-		stack[0] = uint64(StatusInvalidMemoryAccess)
+		stack[0] = uint64(proxywasm.StatusInvalidMemoryAccess)
 		return
 	}
 	d := &v.host.shared
@@ -46,7 +48,7 @@ func proxyGetSharedData(ctx ctxT, _ api.Module, stack []uint64) {
 	e := d.m[string(key)]
 	if e == nil {
 		d.mu.Unlock()
-		stack[0] = uint64(StatusNotFound)
+		stack[0] = uint64(proxywasm.StatusNotFound)
 		return
 	}
 	// Copy under the lock; the guest allocation below runs without it.
@@ -54,7 +56,7 @@ func proxyGetSharedData(ctx ctxT, _ api.Module, stack []uint64) {
 	cas := e.cas
 	d.mu.Unlock()
 	st := v.copyOut(v.scratch, u32(stack[2]), u32(stack[3]))
-	if st == StatusOK {
+	if st == proxywasm.StatusOK {
 		v.writeU32(u32(stack[4]), cas)
 	}
 	stack[0] = uint64(st)
@@ -66,7 +68,7 @@ func proxySetSharedData(ctx ctxT, _ api.Module, stack []uint64) {
 	key, ok1 := v.read(u32(stack[0]), u32(stack[1]))
 	val, ok2 := v.read(u32(stack[2]), u32(stack[3]))
 	if !ok1 || !ok2 {
-		stack[0] = uint64(StatusInvalidMemoryAccess)
+		stack[0] = uint64(proxywasm.StatusInvalidMemoryAccess)
 		return
 	}
 	cas := u32(stack[4])
@@ -76,15 +78,15 @@ func proxySetSharedData(ctx ctxT, _ api.Module, stack []uint64) {
 	e := d.m[string(key)]
 	if e == nil {
 		d.m[string(key)] = &sharedEntry{value: append([]byte(nil), val...), cas: d.nextCAS()}
-		stack[0] = uint64(StatusOK)
+		stack[0] = uint64(proxywasm.StatusOK)
 		return
 	}
 	if cas != 0 && cas != e.cas {
-		stack[0] = uint64(StatusCASMismatch)
+		stack[0] = uint64(proxywasm.StatusCASMismatch)
 		return
 	}
 	// Readers copy under the lock, so the value can be rewritten in place.
 	e.value = append(e.value[:0], val...)
 	e.cas = d.nextCAS()
-	stack[0] = uint64(StatusOK)
+	stack[0] = uint64(proxywasm.StatusOK)
 }

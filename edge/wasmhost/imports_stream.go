@@ -1,13 +1,9 @@
 package wasmhost
 
-import "github.com/tetratelabs/wazero/api"
+import (
+	"github.com/tetratelabs/wazero/api"
 
-// Stream types of proxy_continue_stream and proxy_close_stream.
-const (
-	streamRequest    = 0
-	streamResponse   = 1
-	streamDownstream = 2
-	streamUpstream   = 3
+	"github.com/sessionedge/sessionedge/proxywasm"
 )
 
 // proxy_send_local_response(status_code, details_ptr, details_size, body_ptr,
@@ -21,19 +17,19 @@ func proxySendLocalResponse(ctx ctxT, _ api.Module, stack []uint64) {
 	body, ok2 := v.read(u32(stack[3]), u32(stack[4]))
 	hdrs, ok3 := v.read(u32(stack[5]), u32(stack[6]))
 	if !ok1 || !ok2 || !ok3 {
-		stack[0] = uint64(StatusInvalidMemoryAccess)
+		stack[0] = uint64(proxywasm.StatusInvalidMemoryAccess)
 		return
 	}
 	s := v.cur
 	code := u32(stack[0])
 	if s == nil || !s.accessible() || s.answered || code < 100 || code > 999 {
-		stack[0] = uint64(StatusBadArgument)
+		stack[0] = uint64(proxywasm.StatusBadArgument)
 		return
 	}
 	l := &s.local
 	if len(hdrs) > 0 {
 		if l.Headers.ParseSerialized(hdrs) != nil {
-			stack[0] = uint64(StatusBadArgument)
+			stack[0] = uint64(proxywasm.StatusBadArgument)
 			return
 		}
 	} else {
@@ -45,19 +41,19 @@ func proxySendLocalResponse(ctx ctxT, _ api.Module, stack []uint64) {
 	l.GRPCStatus = int32(u32(stack[7]))
 	s.answered, s.verdict = true, LocalReply
 	s.resumeLocked(LocalReply)
-	stack[0] = uint64(StatusOK)
+	stack[0] = uint64(proxywasm.StatusOK)
 }
 
-func (v *vm) continueStream(t uint32) Status {
-	if t == streamDownstream || t == streamUpstream {
-		return StatusUnimplemented
+func (v *vm) continueStream(t proxywasm.StreamType) proxywasm.Status {
+	if t == proxywasm.StreamDownstream || t == proxywasm.StreamUpstream {
+		return proxywasm.StatusUnimplemented
 	}
-	if t > streamUpstream {
-		return StatusBadArgument
+	if t > proxywasm.StreamUpstream {
+		return proxywasm.StatusBadArgument
 	}
 	s := v.cur
 	if s == nil {
-		return StatusBadArgument
+		return proxywasm.StatusBadArgument
 	}
 	switch s.state {
 	case stateInCallback:
@@ -65,47 +61,47 @@ func (v *vm) continueStream(t uint32) Status {
 	case statePaused:
 		s.resumeLocked(Continue)
 	}
-	return StatusOK
+	return proxywasm.StatusOK
 }
 
 // proxy_continue_stream(stream_type): resumes the effective stream. Continuing
 // a stream that is not paused is OK and does nothing, as in Envoy.
 func proxyContinueStream(ctx ctxT, _ api.Module, stack []uint64) {
-	stack[0] = uint64(vmOf(ctx).continueStream(u32(stack[0])))
+	stack[0] = uint64(vmOf(ctx).continueStream(proxywasm.StreamType(stack[0])))
 }
 
 // proxy_continue_request() of ABI 0.2.0.
 func proxyContinueRequest(ctx ctxT, _ api.Module, stack []uint64) {
-	stack[0] = uint64(vmOf(ctx).continueStream(streamRequest))
+	stack[0] = uint64(vmOf(ctx).continueStream(proxywasm.StreamRequest))
 }
 
 // proxy_continue_response() of ABI 0.2.0.
 func proxyContinueResponse(ctx ctxT, _ api.Module, stack []uint64) {
-	stack[0] = uint64(vmOf(ctx).continueStream(streamResponse))
+	stack[0] = uint64(vmOf(ctx).continueStream(proxywasm.StreamResponse))
 }
 
 // proxy_clear_route_cache() of ABI 0.2.0: this proxy has no route cache.
 func proxyClearRouteCache(_ ctxT, _ api.Module, stack []uint64) {
-	stack[0] = uint64(StatusOK)
+	stack[0] = uint64(proxywasm.StatusOK)
 }
 
 // proxy_close_stream(stream_type): resets the effective stream; the proxy
 // answers 502 and closes the connection.
 func proxyCloseStream(ctx ctxT, _ api.Module, stack []uint64) {
 	v := vmOf(ctx)
-	t := u32(stack[0])
-	if t == streamDownstream || t == streamUpstream {
-		stack[0] = uint64(StatusUnimplemented)
+	t := proxywasm.StreamType(stack[0])
+	if t == proxywasm.StreamDownstream || t == proxywasm.StreamUpstream {
+		stack[0] = uint64(proxywasm.StatusUnimplemented)
 		return
 	}
 	s := v.cur
-	if t > streamUpstream || s == nil || !s.accessible() || s.answered {
-		stack[0] = uint64(StatusBadArgument)
+	if t > proxywasm.StreamUpstream || s == nil || !s.accessible() || s.answered {
+		stack[0] = uint64(proxywasm.StatusBadArgument)
 		return
 	}
 	s.answered, s.verdict = true, Reset
 	s.resumeLocked(Reset)
-	stack[0] = uint64(StatusOK)
+	stack[0] = uint64(proxywasm.StatusOK)
 }
 
 // proxy_set_effective_context(context_id): the root context or a live stream
@@ -116,16 +112,16 @@ func proxySetEffectiveContext(ctx ctxT, _ api.Module, stack []uint64) {
 	id := u32(stack[0])
 	if id == rootContextID {
 		v.cur = nil
-		stack[0] = uint64(StatusOK)
+		stack[0] = uint64(proxywasm.StatusOK)
 		return
 	}
 	s := v.streams[id]
 	if s == nil || s.state == stateClosed {
-		stack[0] = uint64(StatusBadArgument)
+		stack[0] = uint64(proxywasm.StatusBadArgument)
 		return
 	}
 	v.cur = s
-	stack[0] = uint64(StatusOK)
+	stack[0] = uint64(proxywasm.StatusOK)
 }
 
 // proxy_done(): the root context signals it finished the work it asked to
@@ -133,9 +129,9 @@ func proxySetEffectiveContext(ctx ctxT, _ api.Module, stack []uint64) {
 func proxyDone(ctx ctxT, _ api.Module, stack []uint64) {
 	v := vmOf(ctx)
 	if v.phase != phaseDone || v.cur != nil {
-		stack[0] = uint64(StatusNotFound)
+		stack[0] = uint64(proxywasm.StatusNotFound)
 		return
 	}
 	v.doneAcked = true
-	stack[0] = uint64(StatusOK)
+	stack[0] = uint64(proxywasm.StatusOK)
 }

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/tetratelabs/wazero/api"
+
+	"github.com/sessionedge/sessionedge/proxywasm"
 )
 
 type vmKey struct{}
@@ -295,28 +297,28 @@ func (v *vm) writeU32(ptr, val uint32) bool {
 // copyOut allocates len(data) bytes in the guest, copies data there and
 // stores the address and size at retPtr and retSize. data must not be a view
 // of guest memory.
-func (v *vm) copyOut(data []byte, retPtr, retSize uint32) Status {
+func (v *vm) copyOut(data []byte, retPtr, retSize uint32) proxywasm.Status {
 	if _, ok := v.mem.Read(retPtr, 4); !ok {
-		return StatusInvalidMemoryAccess
+		return proxywasm.StatusInvalidMemoryAccess
 	}
 	if _, ok := v.mem.Read(retSize, 4); !ok {
-		return StatusInvalidMemoryAccess
+		return proxywasm.StatusInvalidMemoryAccess
 	}
 	var ptr uint32
 	if len(data) > 0 {
 		v.allocStack[0] = uint64(len(data))
 		if err := v.alloc.CallWithStack(v.ctx, v.allocStack); err != nil {
 			v.trapErr = err
-			return StatusInternalFailure
+			return proxywasm.StatusInternalFailure
 		}
 		ptr = uint32(v.allocStack[0])
 		if ptr == 0 || !v.mem.Write(ptr, data) {
-			return StatusInvalidMemoryAccess
+			return proxywasm.StatusInvalidMemoryAccess
 		}
 	}
 	v.writeU32(retPtr, ptr)
 	v.writeU32(retSize, uint32(len(data)))
-	return StatusOK
+	return proxywasm.StatusOK
 }
 
 func (v *vm) writeU64(ptr uint32, val uint64) bool {

@@ -4,6 +4,8 @@ package abi
 
 import (
 	"strings"
+
+	"github.com/sessionedge/sessionedge/proxywasm"
 )
 
 // Mock is an in-process stand-in for a proxy-wasm host, used when the guest
@@ -168,23 +170,8 @@ func (m *Mock) headerMap(mt MapType) *[]Pair {
 }
 
 func (m *Mock) serialize(ps []Pair) []byte {
-	b := m.out[:0]
-	var n [4]byte
-	put := func(u uint32) {
-		n[0], n[1], n[2], n[3] = byte(u), byte(u>>8), byte(u>>16), byte(u>>24)
-		b = append(b, n[:]...)
-	}
-	put(uint32(len(ps)))
-	for _, p := range ps {
-		put(uint32(len(p.Key)))
-		put(uint32(len(p.Value)))
-	}
-	for _, p := range ps {
-		b = append(append(b, p.Key...), 0)
-		b = append(append(b, p.Value...), 0)
-	}
-	m.out = b
-	return b
+	m.out = proxywasm.AppendPairsFunc(m.out[:0], len(ps), func(i int) (string, string) { return ps[i].Key, ps[i].Value })
+	return m.out
 }
 
 // Log writes a log line at level.
