@@ -12,9 +12,11 @@
 package harness
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"strconv"
 	"strings"
@@ -50,6 +52,11 @@ type Config struct {
 	// stream timing out): true forwards the request unfiltered, false (the
 	// default) answers 503.
 	FailOpen bool
+	// StripPrefixes are the header-name prefixes the plugin owns: a request
+	// or response that passes unfiltered (FailOpen) loses every header and
+	// trailer whose name, lower-cased with '_' read as '-', starts with one
+	// of them (wasmhost.Lifecycle.StripPrefixes). Default: none.
+	StripPrefixes []string
 	// RequestTimeout bounds how long a paused stream may wait for the guest.
 	// Default: 5s.
 	RequestTimeout time.Duration
@@ -71,6 +78,7 @@ type Harness struct {
 	tb    TB
 	cfg   Config
 	host  *wasmhost.Host
+	lc    *wasmhost.Lifecycle
 	clock *Clock
 
 	mu       sync.Mutex
@@ -136,6 +144,7 @@ func Load(tb TB, cfg Config) (*Harness, error) {
 		return nil, err
 	}
 	h.host = host
+	h.lc = &wasmhost.Lifecycle{Host: host, FailOpen: cfg.FailOpen, StripPrefixes: cfg.StripPrefixes}
 	tb.Cleanup(func() { _ = host.Close(context.Background()) })
 	return h, nil
 }
@@ -218,50 +227,66 @@ func (h *Harness) Get(path string, headerPairs ...string) *Result {
 	return h.Do(req)
 }
 
-// Do drives req through the filter like a proxy: request headers (and body),
-// then the fake upstream, then response headers (and body), then the stream
-// ends (proxy_on_done, proxy_on_log, proxy_on_delete). It returns what the
+// Do drives req through the filter like a proxy (wasmhost.Lifecycle, the
+// same driver as the edge proxy): request headers, body and trailers, then
+// the fake upstream, then response headers and body, then the stream ends
+// (proxy_on_done, proxy_on_log, proxy_on_delete). It returns what the
 // upstream and the client saw.
 func (h *Harness) Do(req *Request) *Result {
 	res := &Result{}
-	s, err := h.host.NewStream(wasmhost.StreamInfo{
-		ID:            orDefault(req.ID, "req-"+strconv.FormatUint(h.reqID.Add(1), 10)),
-		SourceAddress: orDefault(req.RemoteAddr, "192.0.2.1:54321"),
-		Protocol:      "HTTP/1.1",
-	})
-	if err != nil {
-		return h.failed(res, req, err)
-	}
-	defer s.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), h.cfg.RequestTimeout)
 	defer cancel()
+	hr := &wasmhost.Request{
+		Method:    orDefault(req.Method, "GET"),
+		Path:      orDefault(req.Path, "/"),
+		Authority: orDefault(req.Host, "example.com"),
+		Scheme:    orDefault(req.Scheme, "https"),
+		Header:    req.Headers,
+		Info: wasmhost.StreamInfo{
+			ID:            orDefault(req.ID, "req-"+strconv.FormatUint(h.reqID.Add(1), 10)),
+			SourceAddress: orDefault(req.RemoteAddr, "192.0.2.1:54321"),
+			Protocol:      "HTTP/1.1",
+		},
+	}
+	if req.Body != nil {
+		hr.Body, hr.ContentLength = bytes.NewReader(req.Body), int64(len(req.Body))
+	}
+	if req.Trailers != nil {
+		hr.Trailer = req.Trailers
+	}
+	x := h.lc.Run(ctx, hr, upstream{h, res})
+	defer x.Close()
+	body, err := io.ReadAll(x)
+	out := &Response{Status: x.Status, Body: body}
+	for i := 0; i < x.Headers.Len(); i++ {
+		k, v := x.Headers.Pair(i)
+		out.Headers = append(out.Headers, [2]string{string(k), string(v)})
+	}
+	res.Response, res.Local, res.LocalDetails = out, x.Local, x.Details
+	switch {
+	case x.FilterErr != nil:
+		res.Err = x.FilterErr
+	case x.Reset:
+		res.Err = errors.New("harness: stream reset by the filter")
+	case err != nil:
+		res.Err = err
+	}
+	if !x.Forwarded {
+		res.Upstream = nil
+	}
+	return res
+}
 
-	rh := s.RequestHeaders()
-	_ = rh.Add(":authority", orDefault(req.Host, "example.com"))
-	_ = rh.Add(":path", orDefault(req.Path, "/"))
-	_ = rh.Add(":method", orDefault(req.Method, "GET"))
-	_ = rh.Add(":scheme", orDefault(req.Scheme, "https"))
-	for _, p := range req.Headers {
-		if err := rh.Add(p[0], p[1]); err != nil {
-			return h.failed(res, req, err)
-		}
-	}
-	vd, err := s.OnRequestHeaders(ctx, len(req.Body) == 0)
-	if err != nil {
-		return h.failed(res, req, err)
-	}
-	if (vd == wasmhost.Continue || vd == wasmhost.Buffer) && len(req.Body) > 0 {
-		s.SetRequestBody(append([]byte(nil), req.Body...))
-		if vd, err = s.OnRequestBody(ctx, true); err != nil {
-			return h.failed(res, req, err)
-		}
-	}
-	if vd != wasmhost.Continue {
-		return h.answered(res, s, vd)
-	}
-	up := &UpstreamRequest{Body: s.RequestBody()}
-	for i := 0; i < rh.Len(); i++ {
-		k, v := rh.Pair(i)
+// upstream runs the fake upstream for one request of Do.
+type upstream struct {
+	h   *Harness
+	res *Result
+}
+
+func (u upstream) RoundTrip(_ context.Context, req *wasmhost.UpstreamRequest, resp *wasmhost.UpstreamResponse) error {
+	up := &UpstreamRequest{}
+	for i := 0; i < req.Headers.Len(); i++ {
+		k, v := req.Headers.Pair(i)
 		switch string(k) {
 		case ":method":
 			up.Method = string(v)
@@ -277,86 +302,35 @@ func (h *Harness) Do(req *Request) *Result {
 			}
 		}
 	}
-	res.Upstream = up
-	h.mu.Lock()
-	upstream := h.upstream
-	h.mu.Unlock()
-	ur := upstream(up)
-	if ur == nil {
-		ur = &Response{Status: 502}
+	if req.Body != nil {
+		b, err := io.ReadAll(req.Body)
+		if err != nil {
+			return err
+		}
+		up.Body = b
 	}
-	resp := s.ResponseHeaders()
-	_ = resp.Add(":status", strconv.Itoa(ur.Status))
-	for _, p := range ur.Headers {
-		_ = resp.Add(p[0], p[1])
-	}
-	if vd, err = s.OnResponseHeaders(ctx, len(ur.Body) == 0); err != nil {
-		return h.failed(res, req, err)
-	}
-	if (vd == wasmhost.Continue || vd == wasmhost.Buffer) && len(ur.Body) > 0 {
-		s.SetResponseBody(append([]byte(nil), ur.Body...))
-		if vd, err = s.OnResponseBody(ctx, true); err != nil {
-			return h.failed(res, req, err)
+	if req.Trailers != nil {
+		for i := 0; i < req.Trailers.Len(); i++ {
+			k, v := req.Trailers.Pair(i)
+			up.Trailers = append(up.Trailers, [2]string{string(k), string(v)})
 		}
 	}
-	if vd != wasmhost.Continue {
-		return h.answered(res, s, vd)
+	u.res.Upstream = up
+	u.h.mu.Lock()
+	fn := u.h.upstream
+	u.h.mu.Unlock()
+	r := fn(up)
+	if r == nil {
+		r = &Response{Status: 502}
 	}
-	out := &Response{Status: ur.Status, Body: s.ResponseBody()}
-	for i := 0; i < resp.Len(); i++ {
-		k, v := resp.Pair(i)
-		if string(k) == ":status" {
-			if n, err := strconv.Atoi(string(v)); err == nil {
-				out.Status = n
-			}
-			continue
-		}
-		out.Headers = append(out.Headers, [2]string{string(k), string(v)})
+	resp.Status = r.Status
+	for _, p := range r.Headers {
+		_ = resp.Headers.Add(p[0], p[1])
 	}
-	res.Response = out
-	return res
-}
-
-func (h *Harness) answered(res *Result, s *wasmhost.Stream, vd wasmhost.Verdict) *Result {
-	if vd == wasmhost.Reset {
-		res.Upstream = nil
-		res.Response = &Response{Status: 502, Body: []byte("stream reset by filter")}
-		res.Err = errors.New("harness: stream reset by the filter")
-		return res
+	if len(r.Body) > 0 {
+		resp.Body, resp.ContentLength = bytes.NewReader(r.Body), int64(len(r.Body))
 	}
-	l := s.LocalResponse()
-	out := &Response{Status: l.Status, Body: append([]byte(nil), l.Body...)}
-	for i := 0; i < l.Headers.Len(); i++ {
-		k, v := l.Headers.Pair(i)
-		out.Headers = append(out.Headers, [2]string{string(k), string(v)})
-	}
-	res.Upstream = nil
-	res.Response, res.Local, res.LocalDetails = out, true, l.Details
-	return res
-}
-
-// failed applies the failure policy.
-func (h *Harness) failed(res *Result, req *Request, err error) *Result {
-	res.Err = err
-	if !h.cfg.FailOpen {
-		res.Upstream = nil
-		res.Response = &Response{Status: 503, Body: []byte("filter failed")}
-		return res
-	}
-	up := &UpstreamRequest{
-		Method: orDefault(req.Method, "GET"), Path: orDefault(req.Path, "/"),
-		Host: orDefault(req.Host, "example.com"), Scheme: orDefault(req.Scheme, "https"),
-		Headers: append(Headers(nil), req.Headers...), Body: req.Body,
-	}
-	h.mu.Lock()
-	upstream := h.upstream
-	h.mu.Unlock()
-	res.Upstream = up
-	res.Response = upstream(up)
-	if res.Response == nil {
-		res.Response = &Response{Status: 502}
-	}
-	return res
+	return nil
 }
 
 func orDefault(s, def string) string {

@@ -3,12 +3,24 @@ package harness
 import (
 	"strings"
 	"time"
+
+	"github.com/sessionedge/sessionedge/edge/wasmhost"
 )
 
 // Headers is an ordered list of header pairs; duplicates are kept.
 //
 //	harness.Headers{{"cookie", "a=1"}, {"cookie", "b=2"}}
 type Headers [][2]string
+
+// AddHeaders adds the pairs to m (wasmhost.HeaderSource).
+func (h Headers) AddHeaders(m *wasmhost.HeaderMap) error {
+	for _, p := range h {
+		if err := m.Add(p[0], p[1]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
 
 // Get returns the first value of name (case-insensitive).
 func (h Headers) Get(name string) (string, bool) {
@@ -43,8 +55,10 @@ type Request struct {
 	Scheme string
 	// Headers are the regular headers, in order.
 	Headers Headers
-	// Body is the request body.
+	// Body is the request body; nil for none.
 	Body []byte
+	// Trailers are the request trailers, sent after the body.
+	Trailers Headers
 	// RemoteAddr is source.address; defaults to "192.0.2.1:54321".
 	RemoteAddr string
 	// ID is request.id; defaults to a counter.
@@ -55,8 +69,9 @@ type Request struct {
 type UpstreamRequest struct {
 	Method, Path, Host, Scheme string
 	// Headers excludes pseudo-headers.
-	Headers Headers
-	Body    []byte
+	Headers  Headers
+	Body     []byte
+	Trailers Headers
 }
 
 // Response is an HTTP response: from the upstream, a cluster, or to the client.

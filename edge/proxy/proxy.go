@@ -4,10 +4,8 @@
 package proxy
 
 import (
-	"bufio"
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -16,6 +14,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/sessionedge/sessionedge/edge/wasmhost"
 	"github.com/valyala/fasthttp"
@@ -23,15 +22,17 @@ import (
 
 // Server is the edge proxy.
 type Server struct {
-	cfg      Config
-	log      *slog.Logger
-	host     *wasmhost.Host // nil when NoFilter
-	upstream *fasthttp.HostClient
-	srv      *fasthttp.Server
-	admin    *fasthttp.Server
-	draining atomic.Bool
-	reqID    atomic.Uint64
-	idPrefix string
+	cfg       Config
+	log       *slog.Logger
+	host      *wasmhost.Host // nil when NoFilter
+	lc        wasmhost.Lifecycle
+	exchanges sync.Pool
+	upstream  *fasthttp.HostClient
+	srv       *fasthttp.Server
+	admin     *fasthttp.Server
+	draining  atomic.Bool
+	reqID     atomic.Uint64
+	idPrefix  string
 
 	requests, upstreamErrors, filterFailures, localReplies, inFlight atomic.Int64
 }
@@ -62,6 +63,14 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		}
 		s.host = host
 	}
+	s.lc = wasmhost.Lifecycle{
+		Host:              s.host,
+		FailOpen:          cfg.FailOpen,
+		StripPrefixes:     []string{"x-session-"},
+		MaxRequestBuffer:  cfg.MaxRequestBodySize,
+		MaxResponseBuffer: cfg.MaxResponseBufferSize,
+	}
+	s.exchanges.New = func() any { return &exchange{s: s} }
 	s.upstream = &fasthttp.HostClient{
 		Addr:                          cfg.Upstream,
 		ReadTimeout:                   time.Duration(cfg.UpstreamTimeout),
@@ -158,104 +167,123 @@ func Run(ctx context.Context, cfg Config) error {
 	return s.Shutdown(sctx)
 }
 
-var hopHeaders = [...]string{"connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer", "upgrade", "content-length"}
-
-func isHop(k []byte) bool {
-	for _, h := range hopHeaders {
-		if string(k) == h || bytes.EqualFold(k, []byte(h)) {
-			return true
-		}
-	}
-	return false
-}
-
+// handle runs one request through the filter (wasmhost.Lifecycle) and writes
+// the response.
 func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	s.requests.Add(1)
 	s.inFlight.Add(1)
 	defer s.inFlight.Add(-1)
-	if s.host == nil {
-		s.forwardDirect(ctx)
-		return
+	e := s.exchanges.Get().(*exchange)
+	e.ctx = ctx
+	e.req = wasmhost.Request{
+		Method:    b2s(ctx.Method()),
+		Path:      b2s(ctx.RequestURI()),
+		Authority: b2s(ctx.Host()),
+		Scheme:    scheme(ctx),
+		Header:    e,
+		Info: wasmhost.StreamInfo{
+			ID:            s.requestID(ctx),
+			SourceAddress: ctx.RemoteAddr().String(),
+			Protocol:      protocol(ctx),
+		},
 	}
-	st, err := s.host.NewStream(wasmhost.StreamInfo{
-		ID:            s.requestID(ctx),
-		SourceAddress: ctx.RemoteAddr().String(),
-		Protocol:      protocol(ctx),
-	})
-	if err != nil {
-		s.filterFailed(ctx, err, nil, false)
-		return
-	}
-	closeStream := true // false once a body writer owns the stream
-	defer func() {
-		if closeStream {
-			st.Close()
+	if cl := requestBodyLength(ctx); cl != 0 {
+		e.req.ContentLength = int64(cl)
+		if r := ctx.RequestBodyStream(); r != nil {
+			e.req.Body = r
+		} else {
+			e.bodyBytes.Reset(ctx.Request.Body())
+			e.req.Body = &e.bodyBytes
 		}
-	}()
-	// The host bounds paused streams with FilterTimeout; the request context
-	// ends them early when the server shuts down.
-	fctx := context.Context(ctx)
+	}
+	// The request context ends paused streams early when the server shuts
+	// down; the host bounds them with FilterTimeout.
+	x := s.lc.Run(ctx, &e.req, e)
+	e.x = x
+	if x.FilterErr != nil {
+		s.filterFailures.Add(1)
+		s.log.Error("edge: filter failed", "err", x.FilterErr, "failOpen", s.cfg.FailOpen, "forwarded", x.Forwarded)
+	}
+	if x.UpstreamErr != nil {
+		s.upstreamErrors.Add(1)
+		s.log.Warn("edge: upstream failed", "err", x.UpstreamErr)
+	}
+	if x.Local {
+		s.localReplies.Add(1)
+	}
+	out := &ctx.Response
+	out.Header.DisableNormalizing()
+	out.Header.SetNoDefaultContentType(true)
+	out.SetStatusCode(x.Status)
+	for i := 0; i < x.Headers.Len(); i++ {
+		k, v := x.Headers.Pair(i)
+		out.Header.AddBytesKV(k, v)
+	}
+	if x.Reset {
+		ctx.SetConnectionClose()
+	}
+	if b, ok := x.BodyBytes(); ok {
+		out.SetBody(b)
+		_ = e.Close()
+		return
+	}
+	// The server reads the body after the handler returned, then closes it,
+	// which ends the exchange.
+	out.SetBodyStream(e, int(x.ContentLength))
+}
 
-	rh := st.RequestHeaders()
-	_ = rh.AddBytes([]byte(":authority"), ctx.Host())
-	_ = rh.AddBytes([]byte(":path"), ctx.RequestURI())
-	_ = rh.AddBytes([]byte(":method"), ctx.Method())
-	_ = rh.Add(":scheme", scheme(ctx))
-	var hdrErr error
-	for k, v := range ctx.Request.Header.All() {
-		if bytes.EqualFold(k, []byte("host")) || isHop(k) {
+// exchange is the proxy's side of one request: the client request as the
+// filter reads it (a wasmhost.HeaderSource), the upstream (a
+// wasmhost.Upstream), and the response body for the server to stream.
+// Exchanges are pooled.
+type exchange struct {
+	s         *Server
+	ctx       *fasthttp.RequestCtx
+	req       wasmhost.Request
+	x         *wasmhost.Exchange
+	bodyBytes bytes.Reader
+	reqBody   readerOnly
+	respBody  upstreamBody
+	freq      fasthttp.Request
+	fresp     fasthttp.Response
+	ip, xff   []byte
+}
+
+// AddHeaders adds the client's headers, then X-Forwarded-For (the client
+// address appended) and X-Forwarded-Proto, as Envoy's connection manager
+// does before the filters run.
+func (e *exchange) AddHeaders(m *wasmhost.HeaderMap) error {
+	e.ip = appendRemoteIP(e.ip[:0], e.ctx)
+	ip := e.ip
+	xff := false
+	for k, v := range e.ctx.Request.Header.All() {
+		switch {
+		case !xff && equalFold(k, "x-forwarded-for"):
+			xff = true
+			e.xff = append(append(append(e.xff[:0], v...), ", "...), ip...)
+			v = e.xff
+		case equalFold(k, "x-forwarded-proto"):
 			continue
 		}
-		if err := rh.AddBytes(k, v); err != nil {
-			hdrErr = err
-			break
+		if err := m.AddBytes(k, v); err != nil {
+			return err
 		}
 	}
-	if hdrErr != nil {
-		ctx.Error("request header fields too large", fasthttp.StatusRequestHeaderFieldsTooLarge)
-		return
+	if !xff {
+		if err := m.AddBytes([]byte("x-forwarded-for"), ip); err != nil {
+			return err
+		}
 	}
-	setForwarded(rh, ctx)
+	return m.Add("x-forwarded-proto", scheme(e.ctx))
+}
 
-	// Bodies stream past the filter unless the guest has a body callback.
-	cl := requestBodyLength(ctx)
-	hasBody := cl != 0
-	var body []byte
-	bodyRead := false
-	vd, err := st.OnRequestHeaders(fctx, !hasBody)
-	if err == nil && (vd == wasmhost.Continue || vd == wasmhost.Buffer) && hasBody && st.WantsRequestBody() {
-		body, err = readRequestBody(ctx, s.cfg.MaxRequestBodySize)
-		if err != nil {
-			ctx.Error("request body too large or unreadable", fasthttp.StatusRequestEntityTooLarge)
-			return
-		}
-		bodyRead = true
-		st.SetRequestBody(body)
-		vd, err = st.OnRequestBody(fctx, true)
-	}
-	if err != nil {
-		s.filterFailed(ctx, err, body, bodyRead)
-		return
-	}
-	if vd != wasmhost.Continue {
-		s.answer(ctx, st, vd)
-		return
-	}
-
-	req := fasthttp.AcquireRequest()
-	resp := fasthttp.AcquireResponse()
-	defer fasthttp.ReleaseRequest(req)
-	streaming := false
-	defer func() {
-		if !streaming {
-			// An unread body stream holds the upstream connection until closed.
-			_ = resp.CloseBodyStream()
-			fasthttp.ReleaseResponse(resp)
-		}
-	}()
+// RoundTrip sends the request to the upstream (wasmhost.Upstream).
+func (e *exchange) RoundTrip(_ context.Context, ur *wasmhost.UpstreamRequest, resp *wasmhost.UpstreamResponse) error {
+	req, fresp := &e.freq, &e.fresp
+	req.Reset()
 	req.Header.DisableNormalizing()
-	for i := 0; i < rh.Len(); i++ {
-		k, v := rh.Pair(i)
+	for i := 0; i < ur.Headers.Len(); i++ {
+		k, v := ur.Headers.Pair(i)
 		switch string(k) {
 		case ":method":
 			req.Header.SetMethodBytes(v)
@@ -269,210 +297,64 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 			}
 		}
 	}
-	setUpstreamBody(req, ctx, st.RequestBody(), bodyRead, cl)
-	if err := s.upstream.DoTimeout(req, resp, time.Duration(s.cfg.UpstreamTimeout)); err != nil {
-		s.upstreamFailed(ctx, err)
-		return
-	}
-
-	ph := st.ResponseHeaders()
-	var code [3]byte
-	_ = ph.AddBytes([]byte(":status"), strconv.AppendInt(code[:0], int64(resp.StatusCode()), 10))
-	for k, v := range resp.Header.All() {
-		if isHop(k) {
-			continue
+	if ur.Body != nil {
+		// The body is read through a reader without Close: the request
+		// must not close (and so release) the client's body stream.
+		e.reqBody.Reader = ur.Body
+		n := int(ur.ContentLength)
+		if n < 0 {
+			n = -1
 		}
-		_ = ph.AddBytes(k, v)
+		req.SetBodyStream(&e.reqBody, n)
 	}
-	respStream := resp.BodyStream()
-	respLen := resp.Header.ContentLength()
-	var rbody []byte
-	hasRespBody := respLen != 0
-	if respStream == nil {
-		rbody = resp.Body()
-		hasRespBody = len(rbody) > 0
+	fresp.Reset()
+	if err := e.s.upstream.DoTimeout(req, fresp, time.Duration(e.s.cfg.UpstreamTimeout)); err != nil {
+		return err
 	}
-	vd, err = st.OnResponseHeaders(fctx, !hasRespBody)
-	if err != nil {
-		streaming = s.responseFilterFailed(ctx, err, resp, rbody, respStream != nil)
-		return
+	resp.Status = fresp.StatusCode()
+	for k, v := range fresp.Header.All() {
+		_ = resp.Headers.AddBytes(k, v)
 	}
-	if vd == wasmhost.LocalReply || vd == wasmhost.Reset {
-		s.answer(ctx, st, vd)
-		return
-	}
-	wants := hasRespBody && st.WantsResponseBody()
-	// Small bodies of known length go to the guest in one call: chunked
-	// streaming costs a goroutine per response in fasthttp.
-	small := respLen >= 0 && respLen <= smallBody
-	bufferedWhole := wants && (vd == wasmhost.Buffer || respStream == nil || small)
-	if bufferedWhole {
-		// The guest sees the whole body before the headers leave.
-		if respStream != nil {
-			if rbody, err = readLimited(respStream, s.cfg.MaxResponseBufferSize); err != nil {
-				s.upstreamFailed(ctx, err)
-				return
-			}
+	if fresp.BodyStream() != nil {
+		e.respBody.resp = fresp
+		resp.Body = &e.respBody
+		resp.ContentLength = int64(fresp.Header.ContentLength())
+		if resp.ContentLength < 0 {
+			resp.ContentLength = -1
 		}
-		st.SetResponseBody(rbody)
-		if vd, err = st.OnResponseBody(fctx, true); err != nil {
-			streaming = s.responseFilterFailed(ctx, err, resp, rbody, false)
-			return
-		}
-		if vd != wasmhost.Continue {
-			s.answer(ctx, st, vd)
-			return
-		}
+	} else if b := fresp.Body(); len(b) > 0 {
+		e.bodyBytes.Reset(b)
+		resp.Body, resp.ContentLength = &e.bodyBytes, int64(len(b))
 	}
-	out := &ctx.Response
-	out.Header.DisableNormalizing()
-	out.Header.SetNoDefaultContentType(true)
-	out.SetStatusCode(resp.StatusCode())
-	for i := 0; i < ph.Len(); i++ {
-		k, v := ph.Pair(i)
-		if string(k) == ":status" {
-			if n, ok := parseStatus(v); ok {
-				out.SetStatusCode(n)
-			}
-			continue
-		}
-		if len(k) > 0 && k[0] == ':' {
-			continue
-		}
-		out.Header.AddBytesKV(k, v)
-	}
-	switch {
-	case bufferedWhole:
-		out.SetBody(st.ResponseBody())
-	case respStream == nil:
-		out.SetBody(rbody)
-	case !wants:
-		// No body callback: the body streams past the filter. The server
-		// reads the stream after the handler returns and closes it; closing
-		// releases the upstream response.
-		streaming = true
-		if respLen < 0 {
-			respLen = -1
-		}
-		out.SetBodyStream(&upstreamBody{resp: resp}, respLen)
-	default:
-		// The body streams through the guest's body callback chunk by chunk.
-		streaming, closeStream = true, false
-		out.SetBodyStreamWriter(func(w *bufio.Writer) {
-			s.filterResponseBody(w, st, resp)
-		})
-	}
+	return nil
 }
 
-// filterResponseBody runs after the handler returned, while the server writes
-// the response: each chunk read from the upstream goes through
-// proxy_on_response_body and what the guest leaves is written out. A guest
-// that returns Buffer gets the accumulated bytes again with the next chunk.
-// The headers are already sent, so a failure or local answer at this point
-// ends the body early and closes the connection.
-func (s *Server) filterResponseBody(w *bufio.Writer, st *wasmhost.Stream, resp *fasthttp.Response) {
-	defer fasthttp.ReleaseResponse(resp)
-	defer st.Close()
-	defer resp.CloseBodyStream()
-	bp := chunkPool.Get().(*[]byte)
-	defer chunkPool.Put(bp)
-	chunk := *bp
-	var pending []byte
-	src := resp.BodyStream()
-	for {
-		n, rerr := src.Read(chunk)
-		eos := rerr != nil
-		if n == 0 && !eos {
-			continue
-		}
-		pending = append(pending, chunk[:n]...)
-		st.SetResponseBody(pending)
-		vd, err := st.OnResponseBody(context.Background(), eos)
-		if err != nil || vd == wasmhost.LocalReply || vd == wasmhost.Reset {
-			s.log.Warn("edge: filter stopped a response body already under way", "err", err, "verdict", vd)
-			return
-		}
-		if vd == wasmhost.Continue {
-			if _, err := w.Write(st.ResponseBody()); err != nil {
-				return
-			}
-			if err := w.Flush(); err != nil {
-				return
-			}
-			pending = pending[:0]
-		}
-		if eos {
-			if rerr != io.EOF {
-				s.log.Warn("edge: upstream body ended with an error", "err", rerr)
-			}
-			return
-		}
+// Read reads the response body for the server.
+func (e *exchange) Read(p []byte) (int, error) { return e.x.Read(p) }
+
+// Close ends the exchange once the server has written the response.
+func (e *exchange) Close() error {
+	if e.x == nil {
+		return nil
 	}
+	if err := e.x.Close(); err != nil {
+		e.s.log.Warn("edge: response body ended early", "err", err)
+	}
+	e.x, e.ctx, e.req = nil, nil, wasmhost.Request{}
+	e.reqBody.Reader = nil
+	e.respBody.resp = nil
+	e.bodyBytes.Reset(nil)
+	e.s.exchanges.Put(e)
+	return nil
 }
 
-const smallBody = 64 << 10
-
-var chunkPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
-
-func readLimited(r io.Reader, max int) ([]byte, error) {
-	b, err := io.ReadAll(io.LimitReader(r, int64(max)+1))
-	if err != nil {
-		return nil, err
-	}
-	if len(b) > max {
-		return nil, errBodyTooLarge
-	}
-	return b, nil
-}
-
-// upstreamBody streams an upstream response body to the client and releases
-// the response when the server closes it.
-type upstreamBody struct {
-	resp *fasthttp.Response
-	done bool
-}
+// upstreamBody is the streamed body of an upstream response; closing it
+// releases the upstream connection.
+type upstreamBody struct{ resp *fasthttp.Response }
 
 func (u *upstreamBody) Read(p []byte) (int, error) { return u.resp.BodyStream().Read(p) }
 
-func (u *upstreamBody) Close() error {
-	if u.done {
-		return nil
-	}
-	u.done = true
-	err := u.resp.CloseBodyStream()
-	fasthttp.ReleaseResponse(u.resp)
-	return err
-}
-
-func readRequestBody(ctx *fasthttp.RequestCtx, max int) ([]byte, error) {
-	r := ctx.RequestBodyStream()
-	if r == nil {
-		return ctx.Request.Body(), nil
-	}
-	return readLimited(r, max)
-}
-
-var errBodyTooLarge = errors.New("proxy: body larger than the configured limit")
-
-// setUpstreamBody gives the upstream request the body the filter saw, or the
-// client's body stream when the filter did not read it.
-func setUpstreamBody(req *fasthttp.Request, ctx *fasthttp.RequestCtx, body []byte, bodyRead bool, cl int) {
-	switch {
-	case bodyRead:
-		req.SetBodyRaw(body)
-	case cl == 0:
-	case ctx.RequestBodyStream() != nil:
-		if cl < 0 {
-			cl = -1
-		}
-		// Hide the server's stream behind a reader without Close: releasing
-		// the upstream request would otherwise return the server-owned stream
-		// to fasthttp's pool while the server still owns it (a double release).
-		req.SetBodyStream(readerOnly{ctx.RequestBodyStream()}, cl)
-	default:
-		req.SetBodyRaw(ctx.Request.Body())
-	}
-}
+func (u *upstreamBody) Close() error { return u.resp.CloseBodyStream() }
 
 type readerOnly struct{ io.Reader }
 
@@ -488,110 +370,6 @@ func requestBodyLength(ctx *fasthttp.RequestCtx) int {
 	return cl
 }
 
-func (s *Server) upstreamFailed(ctx *fasthttp.RequestCtx, err error) {
-	s.upstreamErrors.Add(1)
-	s.log.Warn("edge: upstream failed", "err", err)
-	code := fasthttp.StatusBadGateway
-	if errors.Is(err, fasthttp.ErrTimeout) {
-		code = fasthttp.StatusGatewayTimeout
-	}
-	ctx.Response.Reset()
-	ctx.Error(fasthttp.StatusMessage(code), code)
-}
-
-// answer writes the guest's local response, or resets the connection.
-func (s *Server) answer(ctx *fasthttp.RequestCtx, st *wasmhost.Stream, vd wasmhost.Verdict) {
-	if vd == wasmhost.Reset {
-		ctx.Error("stream reset by filter", fasthttp.StatusBadGateway)
-		ctx.SetConnectionClose()
-		return
-	}
-	s.localReplies.Add(1)
-	l := st.LocalResponse()
-	out := &ctx.Response
-	out.Header.DisableNormalizing()
-	out.SetStatusCode(l.Status)
-	for i := 0; i < l.Headers.Len(); i++ {
-		k, v := l.Headers.Pair(i)
-		if len(k) > 0 && k[0] == ':' || isHop(k) {
-			continue
-		}
-		out.Header.AddBytesKV(k, v)
-	}
-	out.SetBody(l.Body)
-}
-
-// filterFailed applies the failure policy; body is the request body when
-// the filter already read it from the client.
-func (s *Server) filterFailed(ctx *fasthttp.RequestCtx, err error, body []byte, bodyRead bool) {
-	s.filterFailures.Add(1)
-	s.log.Error("edge: filter failed", "err", err, "fail_open", s.cfg.FailOpen)
-	if s.cfg.FailOpen {
-		ctx.Response.Reset()
-		s.forward(ctx, body, bodyRead)
-		return
-	}
-	ctx.Error("Service Unavailable", fasthttp.StatusServiceUnavailable)
-}
-
-// responseFilterFailed applies the failure policy once the upstream has
-// answered: the request is never sent twice, so failing open means the
-// client gets the upstream response unfiltered. It reports whether the
-// response body now streams from resp (which then must not be released).
-func (s *Server) responseFilterFailed(ctx *fasthttp.RequestCtx, err error, resp *fasthttp.Response, body []byte, stream bool) bool {
-	s.filterFailures.Add(1)
-	s.log.Error("edge: filter failed on the response", "err", err, "fail_open", s.cfg.FailOpen)
-	if !s.cfg.FailOpen {
-		ctx.Response.Reset()
-		ctx.Error("Service Unavailable", fasthttp.StatusServiceUnavailable)
-		return false
-	}
-	out := &ctx.Response
-	out.Reset()
-	resp.Header.CopyTo(&out.Header)
-	if stream {
-		n := resp.Header.ContentLength()
-		if n < 0 {
-			n = -1
-		}
-		out.SetBodyStream(&upstreamBody{resp: resp}, n)
-		return true
-	}
-	out.SetBody(body)
-	return false
-}
-
-// forwardDirect proxies without the filter, streaming both bodies.
-func (s *Server) forwardDirect(ctx *fasthttp.RequestCtx) { s.forward(ctx, nil, false) }
-
-func (s *Server) forward(ctx *fasthttp.RequestCtx, body []byte, bodyRead bool) {
-	req := fasthttp.AcquireRequest()
-	defer fasthttp.ReleaseRequest(req)
-	resp := fasthttp.AcquireResponse()
-	ctx.Request.Header.CopyTo(&req.Header)
-	req.SetRequestURIBytes(ctx.Request.Header.RequestURI())
-	req.Header.Del("Connection")
-	appendXFF(&req.Header, ctx)
-	setUpstreamBody(req, ctx, body, bodyRead, requestBodyLength(ctx))
-	if err := s.upstream.DoTimeout(req, resp, time.Duration(s.cfg.UpstreamTimeout)); err != nil {
-		fasthttp.ReleaseResponse(resp)
-		s.upstreamFailed(ctx, err)
-		return
-	}
-	out := &ctx.Response
-	resp.Header.CopyTo(&out.Header)
-	if st := resp.BodyStream(); st != nil {
-		n := resp.Header.ContentLength()
-		if n < 0 {
-			n = -1
-		}
-		out.SetBodyStream(&upstreamBody{resp: resp}, n)
-		return
-	}
-	out.SetBody(resp.Body())
-	fasthttp.ReleaseResponse(resp)
-}
-
 func scheme(ctx *fasthttp.RequestCtx) string {
 	if ctx.IsTLS() {
 		return "https"
@@ -599,38 +377,36 @@ func scheme(ctx *fasthttp.RequestCtx) string {
 	return "http"
 }
 
-// setForwarded appends the client address to X-Forwarded-For and sets
-// X-Forwarded-Proto, before the filter runs, as Envoy's connection manager does.
-func setForwarded(m *wasmhost.HeaderMap, ctx *fasthttp.RequestCtx) {
-	ip := remoteIP(ctx)
-	if prev, ok := m.Get("x-forwarded-for"); ok {
-		_ = m.Set("x-forwarded-for", prev+", "+ip)
-	} else {
-		_ = m.Add("x-forwarded-for", ip)
-	}
-	_ = m.Set("x-forwarded-proto", scheme(ctx))
-}
-
-func appendXFF(h *fasthttp.RequestHeader, ctx *fasthttp.RequestCtx) {
-	ip := remoteIP(ctx)
-	if prev := h.Peek("X-Forwarded-For"); len(prev) > 0 {
-		h.Set("X-Forwarded-For", string(prev)+", "+ip)
-	} else {
-		h.Set("X-Forwarded-For", ip)
-	}
-	h.Set("X-Forwarded-Proto", scheme(ctx))
-}
-
-func remoteIP(ctx *fasthttp.RequestCtx) string {
+// appendRemoteIP appends the client's IP address to dst.
+func appendRemoteIP(dst []byte, ctx *fasthttp.RequestCtx) []byte {
 	if a, ok := ctx.RemoteAddr().(*net.TCPAddr); ok {
-		return a.IP.String()
+		return a.AddrPort().Addr().Unmap().AppendTo(dst)
 	}
 	host, _, err := net.SplitHostPort(ctx.RemoteAddr().String())
 	if err != nil {
-		return ctx.RemoteAddr().String()
+		return append(dst, ctx.RemoteAddr().String()...)
 	}
-	return host
+	return append(dst, host...)
 }
+
+func equalFold(b []byte, s string) bool {
+	if len(b) != len(s) {
+		return false
+	}
+	for i := range b {
+		c := b[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != s[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// b2s returns b as a string without copying; the string is valid while b is.
+func b2s(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
 
 func (s *Server) requestID(ctx *fasthttp.RequestCtx) string {
 	if id := ctx.Request.Header.Peek("X-Request-Id"); len(id) > 0 {
@@ -650,21 +426,6 @@ func protocol(ctx *fasthttp.RequestCtx) string {
 		return "HTTP/1.0"
 	}
 	return string(p)
-}
-
-// parseStatus parses a three-digit :status value.
-func parseStatus(v []byte) (int, bool) {
-	if len(v) != 3 {
-		return 0, false
-	}
-	n := 0
-	for _, c := range v {
-		if c < '0' || c > '9' {
-			return 0, false
-		}
-		n = n*10 + int(c-'0')
-	}
-	return n, n >= 100
 }
 
 func (s *Server) handleAdmin(ctx *fasthttp.RequestCtx) {
@@ -699,10 +460,14 @@ func (s *Server) WriteMetrics(w io.Writer) {
 	counter("edge_upstream_errors_total", "Upstream exchanges that failed.", s.upstreamErrors.Load())
 	counter("edge_filter_failures_total", "Requests whose filter failed (failure policy applied).", s.filterFailures.Load())
 	counter("edge_local_replies_total", "Requests answered by the filter.", s.localReplies.Load())
-	fmt.Fprintf(w, "# HELP edge_requests_in_flight Requests being served.\n# TYPE edge_requests_in_flight gauge\nedge_requests_in_flight %d\n", s.inFlight.Load())
+	gauge := func(name, help string, v int64) {
+		fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s gauge\n%s %d\n", name, help, name, name, v)
+	}
+	gauge("edge_requests_in_flight", "Requests being served.", s.inFlight.Load())
 	if s.host != nil {
 		counter("edge_vm_restarts_total", "Failed filter VMs replaced.", s.host.Restarts())
-		fmt.Fprintf(w, "# HELP edge_http_calls_in_flight HTTP calls of the filter in flight.\n# TYPE edge_http_calls_in_flight gauge\nedge_http_calls_in_flight %d\n", s.host.InflightCalls())
+		gauge("edge_http_calls_in_flight", "HTTP calls of the filter in flight.", s.host.InflightCalls())
+		gauge("edge_streams_paused", "Requests waiting for the filter (an HTTP call of the filter, say).", s.host.PausedStreams())
 		_ = s.host.WriteMetrics(w)
 	}
 }

@@ -57,6 +57,14 @@ type Config struct {
 	// MaxCallTimeout caps the timeout of proxy_http_call; a guest timeout of 0
 	// also means this value. Default: 60s.
 	MaxCallTimeout time.Duration
+	// SharedData is the store of proxy_get/set_shared_data. Hosts given the
+	// same store share it, as Envoy shares one store between every plugin
+	// with the same vm_id in a process. Default: a store of this Host only.
+	SharedData *SharedData
+	// NoSharedData makes the shared-data host functions answer
+	// UNIMPLEMENTED, as a host without shared data does, to test how a
+	// plugin copes with one. Default: shared data works.
+	NoSharedData bool
 }
 
 // Clock is the source of guest-visible time. Implementations must be safe for

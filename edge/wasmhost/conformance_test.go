@@ -396,7 +396,7 @@ func TestABIBuffers(t *testing.T) {
 	var s *Stream
 	withBody := func(p *probe) *Stream {
 		s = p.stream(":path", "/")
-		s.SetRequestBody([]byte("0123456789"))
+		s.reqBody = []byte("0123456789")
 		return s
 	}
 	runCases(t, Config{PluginConfig: []byte(`{"a":1}`), VMConfig: []byte("vmconf")}, []abiCase{

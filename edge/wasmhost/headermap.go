@@ -203,9 +203,14 @@ func setPair[T ~string | ~[]byte](m *HeaderMap, key, value T) error {
 }
 
 func delPairs[T ~string | ~[]byte](m *HeaderMap, key T) {
+	m.removeIf(func(k, _ []byte) bool { return equalFoldLower(k, key) })
+}
+
+// removeIf removes every pair for which drop is true, keeping the order.
+func (m *HeaderMap) removeIf(drop func(key, value []byte) bool) {
 	j := 0
 	for i := 0; i < m.n; i++ {
-		if equalFoldLower(m.pairs[i].key, key) {
+		if drop(m.pairs[i].key, m.pairs[i].value) {
 			m.size -= len(m.pairs[i].key) + len(m.pairs[i].value)
 			continue
 		}

@@ -42,9 +42,10 @@ type Host struct {
 
 	calls    sync.WaitGroup // HTTP-call goroutines
 	inflight atomic.Int64   // HTTP calls not yet delivered
+	paused   atomic.Int64   // streams waiting for the guest
 	bg       sync.WaitGroup // tick loops and VM replacements
 
-	shared  sharedData
+	shared  *SharedData
 	metrics metricRegistry
 
 	streamPool sync.Pool
@@ -88,7 +89,10 @@ func New(ctx context.Context, cfg Config) (*Host, error) {
 	}
 	h := &Host{cfg: cfg, logger: cfg.Logger, clock: cfg.Clock}
 	h.ctx, h.cancel = context.WithCancel(context.Background())
-	h.shared.m = make(map[string]*sharedEntry)
+	h.shared = cfg.SharedData
+	if h.shared == nil {
+		h.shared = NewSharedData()
+	}
 	h.streamPool.New = func() any { return &Stream{resume: make(chan Verdict, 1)} }
 
 	rc := wazero.NewRuntimeConfig()
@@ -164,6 +168,22 @@ func (h *Host) Restarts() int64 { return h.restarts.Load() }
 // InflightCalls returns the number of HTTP calls not yet delivered to the guest.
 func (h *Host) InflightCalls() int64 { return h.inflight.Load() }
 
+// PausedStreams returns the number of streams waiting for the guest to
+// continue or answer them (paused at the end of a phase, such as a request
+// waiting for an HTTP call of the filter).
+func (h *Host) PausedStreams() int64 { return h.paused.Load() }
+
+// TickPeriod returns the tick period the plugin asked for with
+// proxy_set_tick_period_milliseconds on the first healthy VM (0: no tick).
+func (h *Host) TickPeriod() time.Duration {
+	for i := range h.slots {
+		if v := h.slots[i].Load(); v != nil && !v.broken.Load() {
+			return time.Duration(v.tickPeriod.Load()) * time.Millisecond
+		}
+	}
+	return 0
+}
+
 // Tick calls proxy_on_tick on the root context of every healthy VM, in order.
 func (h *Host) Tick() {
 	for i := range h.slots {
@@ -186,15 +206,7 @@ func (h *Host) WaitCalls(ctx context.Context) error {
 }
 
 // SharedData returns a copy of the shared-data value of key and its CAS.
-func (h *Host) SharedData(key string) ([]byte, uint32, bool) {
-	h.shared.mu.Lock()
-	defer h.shared.mu.Unlock()
-	e := h.shared.m[key]
-	if e == nil {
-		return nil, 0, false
-	}
-	return append([]byte(nil), e.value...), e.cas, true
-}
+func (h *Host) SharedData(key string) ([]byte, uint32, bool) { return h.shared.Get(key) }
 
 // Close stops the tick timers, cancels HTTP calls, calls proxy_on_done and
 // proxy_on_delete on every root context and frees the runtime. Streams still

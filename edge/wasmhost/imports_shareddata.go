@@ -8,11 +8,12 @@ import (
 	"github.com/sessionedge/sessionedge/proxywasm"
 )
 
-// sharedData is the key-value store of proxy_get/set_shared_data, shared by
-// every VM of a Host (one Host per plugin, so one store per vm_id). It follows
-// Envoy's host core: every set gets a new non-zero CAS; cas 0 sets
+// SharedData is the key-value store of proxy_get/set_shared_data, shared by
+// every VM of a Host and by every Host configured with the same store. It
+// follows Envoy's host core: every set gets a new non-zero CAS; cas 0 sets
 // unconditionally; on an absent key the cas is ignored; no delete, no TTL.
-type sharedData struct {
+// It is safe for concurrent use.
+type SharedData struct {
 	mu  sync.Mutex
 	m   map[string]*sharedEntry
 	cas uint32
@@ -23,7 +24,21 @@ type sharedEntry struct {
 	cas   uint32
 }
 
-func (d *sharedData) nextCAS() uint32 {
+// NewSharedData returns an empty store.
+func NewSharedData() *SharedData { return &SharedData{m: make(map[string]*sharedEntry)} }
+
+// Get returns a copy of the value of key and its CAS.
+func (d *SharedData) Get(key string) ([]byte, uint32, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	e := d.m[key]
+	if e == nil {
+		return nil, 0, false
+	}
+	return append([]byte(nil), e.value...), e.cas, true
+}
+
+func (d *SharedData) nextCAS() uint32 {
 	d.cas++
 	if d.cas == 0 {
 		d.cas++
@@ -43,7 +58,11 @@ func proxyGetSharedData(ctx ctxT, _ api.Module, stack []uint64) {
 		stack[0] = uint64(proxywasm.StatusInvalidMemoryAccess)
 		return
 	}
-	d := &v.host.shared
+	if v.host.cfg.NoSharedData {
+		stack[0] = uint64(proxywasm.StatusUnimplemented)
+		return
+	}
+	d := v.host.shared
 	d.mu.Lock()
 	e := d.m[string(key)]
 	if e == nil {
@@ -71,8 +90,12 @@ func proxySetSharedData(ctx ctxT, _ api.Module, stack []uint64) {
 		stack[0] = uint64(proxywasm.StatusInvalidMemoryAccess)
 		return
 	}
+	if v.host.cfg.NoSharedData {
+		stack[0] = uint64(proxywasm.StatusUnimplemented)
+		return
+	}
 	cas := u32(stack[4])
-	d := &v.host.shared
+	d := v.host.shared
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	e := d.m[string(key)]

@@ -55,10 +55,10 @@ func (v *vm) continueStream(t proxywasm.StreamType) proxywasm.Status {
 	if s == nil {
 		return proxywasm.StatusBadArgument
 	}
-	switch s.state {
-	case stateInCallback:
+	switch {
+	case s.state == stateInCallback || s.held:
 		s.continued = true
-	case statePaused:
+	case s.state == statePaused:
 		s.resumeLocked(Continue)
 	}
 	return proxywasm.StatusOK

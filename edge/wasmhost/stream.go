@@ -22,10 +22,11 @@ const (
 	// Buffer means the guest stopped iteration before the end of the stream
 	// and waits for (more of) the body: the proxy keeps the headers (or the
 	// body so far), delivers the next body bytes to the body callback and
-	// forwards only when a later callback returns Continue. It is returned
-	// only when endOfStream is false and, for headers, the guest has a body
-	// callback, as Envoy keeps delivering data to a filter that stopped
-	// iteration.
+	// forwards only when a later callback returns Continue, or when the guest
+	// lets the stream go from another callback (Stream.Release). It is
+	// returned only when endOfStream is false and, for headers, the guest has
+	// a body callback, as Envoy keeps delivering data to a filter that
+	// stopped iteration.
 	Buffer
 )
 
@@ -74,7 +75,8 @@ type Stream struct {
 
 	// Guarded by vm.mu.
 	state     streamState
-	continued bool
+	held      bool // the last callback returned Buffer: the guest holds the stream
+	continued bool // proxy_continue_stream during the callback, or while held
 	answered  bool
 	verdict   Verdict
 	local     LocalResponse
@@ -142,17 +144,12 @@ func (s *Stream) ResponseHeaders() *HeaderMap { return &s.respHeaders }
 // ResponseTrailers returns the response trailer map.
 func (s *Stream) ResponseTrailers() *HeaderMap { return &s.respTrailers }
 
-// SetRequestBody sets the request body the guest sees (buffer 0). The stream
-// keeps b until Close or until the guest replaces it.
-func (s *Stream) SetRequestBody(b []byte) { s.reqBody = b }
-
-// RequestBody returns the request body, possibly replaced by the guest.
+// RequestBody returns the request body as the guest left it after the last
+// OnRequestBody (buffer 0). Read it only when the stream is not held.
 func (s *Stream) RequestBody() []byte { return s.reqBody }
 
-// SetResponseBody sets the response body the guest sees (buffer 1).
-func (s *Stream) SetResponseBody(b []byte) { s.respBody = b }
-
-// ResponseBody returns the response body, possibly replaced by the guest.
+// ResponseBody returns the response body as the guest left it after the
+// last OnResponseBody (buffer 1). Read it only when the stream is not held.
 func (s *Stream) ResponseBody() []byte { return s.respBody }
 
 // WantsRequestBody reports whether the guest exports proxy_on_request_body.
@@ -174,9 +171,12 @@ func (s *Stream) OnRequestHeaders(ctx context.Context, endOfStream bool) (Verdic
 	return s.run(ctx, s.vm.fn.reqHeaders, uint64(s.reqHeaders.Len()), b2u(endOfStream), !endOfStream && s.vm.fn.reqBody != nil)
 }
 
-// OnRequestBody runs proxy_on_request_body with the body set by SetRequestBody.
-func (s *Stream) OnRequestBody(ctx context.Context, endOfStream bool) (Verdict, error) {
-	return s.run(ctx, s.vm.fn.reqBody, uint64(len(s.reqBody)), b2u(endOfStream), !endOfStream)
+// OnRequestBody runs proxy_on_request_body with body as buffer 0: the bytes
+// received since the guest last let data through (after Buffer, the held
+// bytes followed by the new ones). The stream keeps body until Close or
+// until the guest replaces it; RequestBody returns what the guest left.
+func (s *Stream) OnRequestBody(ctx context.Context, body []byte, endOfStream bool) (Verdict, error) {
+	return s.runBody(ctx, s.vm.fn.reqBody, &s.reqBody, body, endOfStream)
 }
 
 // OnRequestTrailers runs proxy_on_request_trailers.
@@ -190,9 +190,44 @@ func (s *Stream) OnResponseHeaders(ctx context.Context, endOfStream bool) (Verdi
 	return s.run(ctx, s.vm.fn.respHeaders, uint64(s.respHeaders.Len()), b2u(endOfStream), !endOfStream && s.vm.fn.respBody != nil)
 }
 
-// OnResponseBody runs proxy_on_response_body with the body set by SetResponseBody.
-func (s *Stream) OnResponseBody(ctx context.Context, endOfStream bool) (Verdict, error) {
-	return s.run(ctx, s.vm.fn.respBody, uint64(len(s.respBody)), b2u(endOfStream), !endOfStream)
+// OnResponseBody runs proxy_on_response_body with body as buffer 1, like
+// OnRequestBody.
+func (s *Stream) OnResponseBody(ctx context.Context, body []byte, endOfStream bool) (Verdict, error) {
+	return s.runBody(ctx, s.vm.fn.respBody, &s.respBody, body, endOfStream)
+}
+
+// runBody sets the body under the VM lock, since a held stream's buffers are
+// readable from other callbacks, then runs f.
+func (s *Stream) runBody(ctx context.Context, f api.Function, dst *[]byte, body []byte, endOfStream bool) (Verdict, error) {
+	s.vm.mu.Lock()
+	*dst = body
+	s.vm.mu.Unlock()
+	return s.run(ctx, f, uint64(len(body)), b2u(endOfStream), !endOfStream)
+}
+
+// Release reports whether the guest let go of a stream it holds (the last
+// callback returned Buffer) from a callback on another context, typically an
+// HTTP-call response: with proxy_continue_stream (Continue), or with an
+// answer (LocalReply, Reset). When ok, the stream is no longer held: the
+// proxy forwards what it kept (RequestBody or ResponseBody) and goes on. A
+// stream that is not held reports ok false.
+func (s *Stream) Release() (vd Verdict, ok bool) {
+	v := s.vm
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if !s.held || s.state != stateIdle {
+		return Continue, false
+	}
+	switch {
+	case s.answered:
+		vd = s.verdict
+	case s.continued:
+		vd = Continue
+	default:
+		return Continue, false
+	}
+	s.held, s.continued = false, false
+	return vd, true
 }
 
 // OnResponseTrailers runs proxy_on_response_trailers.
@@ -235,7 +270,7 @@ func (s *Stream) run(ctx context.Context, f api.Function, a1, a2 uint64, stopOK 
 	if a2 != noArg {
 		v.stack[2] = a2
 	}
-	s.state, s.continued = stateInCallback, false
+	s.state, s.continued, s.held = stateInCallback, false, false
 	err := v.callLocked(f, s, phaseStream)
 	action := uint32(v.stack[0])
 	if err != nil {
@@ -251,17 +286,17 @@ func (s *Stream) run(ctx context.Context, f api.Function, a1, a2 uint64, stopOK 
 		return vd, nil
 	}
 	if action == 0 || s.continued {
-		s.state = stateIdle
+		s.state, s.continued = stateIdle, false
 		s.drain()
 		v.mu.Unlock()
 		return Continue, nil
 	}
 	if stopOK {
-		s.state = stateIdle
+		s.state, s.held = stateIdle, true
 		v.mu.Unlock()
 		return Buffer, nil
 	}
-	s.state = statePaused
+	s.setState(statePaused)
 	v.mu.Unlock()
 	// The pause timer exists only for streams that pause, so the common
 	// path costs no timer.
@@ -275,7 +310,7 @@ func (s *Stream) run(ctx context.Context, f api.Function, a1, a2 uint64, stopOK 
 	case vd := <-s.resume:
 		return vd, nil
 	case <-v.failed:
-		return Continue, ErrVMFailed
+		err = ErrVMFailed
 	case <-ctx.Done():
 		err = ctx.Err()
 	case <-timeout:
@@ -283,7 +318,7 @@ func (s *Stream) run(ctx context.Context, f api.Function, a1, a2 uint64, stopOK 
 	}
 	v.mu.Lock()
 	if s.state == statePaused {
-		s.state = stateIdle
+		s.setState(stateIdle)
 		v.mu.Unlock()
 		return Continue, err
 	}
@@ -304,17 +339,29 @@ func (s *Stream) resumeLocked(vd Verdict) {
 	if s.state != statePaused {
 		return
 	}
-	s.state = stateIdle
+	s.setState(stateIdle)
 	select {
 	case s.resume <- vd:
 	default:
 	}
 }
 
+// setState changes the state and keeps Host.PausedStreams; vm.mu is held.
+func (s *Stream) setState(st streamState) {
+	if s.state == statePaused {
+		s.host.paused.Add(-1)
+	}
+	if st == statePaused {
+		s.host.paused.Add(1)
+	}
+	s.state = st
+}
+
 // accessible reports whether host functions may touch the stream's maps and
-// buffers: only while the proxy goroutine is waiting for the guest.
+// buffers: only while the proxy waits for the guest (in a callback, paused,
+// or held), never while the proxy itself works on them.
 func (s *Stream) accessible() bool {
-	return s.state == stateInCallback || s.state == statePaused
+	return s.state == stateInCallback || s.state == statePaused || s.held
 }
 
 // Close ends the stream: proxy_on_done, proxy_on_log, proxy_on_delete, then
@@ -327,8 +374,9 @@ func (s *Stream) Close() {
 		return
 	}
 	delete(v.streams, s.id)
+	s.held = false
 	if !v.broken.Load() {
-		s.state = stateInCallback
+		s.setState(stateInCallback)
 		for _, f := range [...]api.Function{v.fn.done, v.fn.log, v.fn.delete} {
 			if f == nil {
 				continue
@@ -339,7 +387,7 @@ func (s *Stream) Close() {
 			}
 		}
 	}
-	s.state = stateClosed
+	s.setState(stateClosed)
 	v.mu.Unlock()
 	s.reset()
 	s.host.streamPool.Put(s)
@@ -351,7 +399,7 @@ func (s *Stream) reset() {
 	s.respHeaders.Reset()
 	s.respTrailers.Reset()
 	s.reqBody, s.respBody, s.hasResp = nil, nil, false
-	s.continued, s.answered, s.verdict = false, false, Continue
+	s.continued, s.answered, s.verdict, s.held = false, false, Continue, false
 	s.local.Status, s.local.Details, s.local.Body, s.local.GRPCStatus = 0, "", s.local.Body[:0], 0
 	s.local.Headers.Reset()
 	s.props = nil
