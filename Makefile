@@ -2,7 +2,6 @@
 GO       ?= go
 BUILD    := build
 WASM     := $(BUILD)/sessionedge.wasm
-PKGS     := ./...
 
 .PHONY: all build wasm test bench check demo fuzz clean
 
