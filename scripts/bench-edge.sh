@@ -14,7 +14,16 @@ if [ ! -f "$WASM" ]; then
   WASM=edge/testdata/conformance.wasm
   DEFAULT_CONFIG='{}'
 fi
-PLUGIN_CONFIG=${EDGE_BENCH_PLUGIN_CONFIG:-$DEFAULT_CONFIG}
+# The plugin configuration holds token keys: it goes to the programs in a
+# file (created 0600), never on a command line.
+PLUGIN_CONFIG_FILE=$(mktemp)
+trap 'rm -f "$PLUGIN_CONFIG_FILE"' EXIT
+chmod 600 "$PLUGIN_CONFIG_FILE"
+if [ -n "${EDGE_BENCH_PLUGIN_CONFIG_FILE:-}" ]; then
+  cp "$EDGE_BENCH_PLUGIN_CONFIG_FILE" "$PLUGIN_CONFIG_FILE"
+else
+  printf '%s' "$DEFAULT_CONFIG" > "$PLUGIN_CONFIG_FILE"
+fi
 ABS_WASM=$(cd "$(dirname "$WASM")" && pwd)/$(basename "$WASM")
 
 to_table() {
@@ -37,7 +46,7 @@ echo "## Per-request cost through the host: $WASM (warm path, 1 VM)"
 echo
 echo "| benchmark | ns/op | B/op | allocs/op |"
 echo "|---|---:|---:|---:|"
-EDGE_BENCH_WASM="$ABS_WASM" EDGE_BENCH_PLUGIN_CONFIG="$PLUGIN_CONFIG" \
+EDGE_BENCH_WASM="$ABS_WASM" EDGE_BENCH_PLUGIN_CONFIG_FILE="$PLUGIN_CONFIG_FILE" \
   go test -run '^$' -bench 'GuestRequest' -benchmem -count 1 ./edge/wasmhost/ | to_table
 
 echo
@@ -50,5 +59,5 @@ go test -run '^$' -bench 'BenchmarkProxy' -benchmem -benchtime 20000x -count 1 .
 echo
 echo "## Edge proxy throughput: $WASM"
 echo
-go run ./edge/internal/edgebench -wasm "$WASM" -plugin-config "$PLUGIN_CONFIG" \
+go run ./edge/internal/edgebench -wasm "$WASM" -plugin-config-file "$PLUGIN_CONFIG_FILE" \
   -duration "${EDGE_BENCH_DURATION:-1s}" -rounds "${EDGE_BENCH_ROUNDS:-7}" -conns "${EDGE_BENCH_CONNS:-16}"

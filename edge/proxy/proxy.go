@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"sort"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -34,7 +35,14 @@ type Server struct {
 	reqID     atomic.Uint64
 	idPrefix  string
 
+	clusters []namedCluster
+
 	requests, upstreamErrors, filterFailures, localReplies, inFlight atomic.Int64
+}
+
+type namedCluster struct {
+	name string
+	c    *wasmhost.HTTPCluster
 }
 
 // New validates cfg, loads the filter and prepares the servers.
@@ -47,8 +55,11 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if !cfg.NoFilter {
 		clusters := wasmhost.Clusters{}
 		for name, addr := range cfg.Clusters {
-			clusters[name] = &wasmhost.HTTPCluster{Addr: addr}
+			c := &wasmhost.HTTPCluster{Addr: addr, MaxInFlight: cfg.MaxCallsInFlight}
+			clusters[name] = c
+			s.clusters = append(s.clusters, namedCluster{name, c})
 		}
+		sort.Slice(s.clusters, func(i, j int) bool { return s.clusters[i].name < s.clusters[j].name })
 		host, err := wasmhost.New(ctx, wasmhost.Config{
 			WasmPath:            cfg.Wasm,
 			PluginConfig:        cfg.PluginConfig,
@@ -56,7 +67,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 			Clusters:            clusters,
 			Logger:              cfg.Logger,
 			CompilationCacheDir: cfg.CompilationCacheDir,
-			PauseTimeout:        time.Duration(cfg.FilterTimeout),
+			PauseTimeout:        cfg.FilterTimeout.Std(),
 		})
 		if err != nil {
 			return nil, err
@@ -67,36 +78,50 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		Host:              s.host,
 		FailOpen:          cfg.FailOpen,
 		StripPrefixes:     []string{"x-session-"},
-		MaxRequestBuffer:  cfg.MaxRequestBodySize,
-		MaxResponseBuffer: cfg.MaxResponseBufferSize,
+		MaxRequestBuffer:  cfg.MaxRequestBuffer,
+		MaxResponseBuffer: cfg.MaxResponseBuffer,
 	}
 	s.exchanges.New = func() any { return &exchange{s: s} }
 	s.upstream = &fasthttp.HostClient{
 		Addr:                          cfg.Upstream,
-		ReadTimeout:                   time.Duration(cfg.UpstreamTimeout),
-		WriteTimeout:                  time.Duration(cfg.UpstreamTimeout),
+		ReadTimeout:                   cfg.UpstreamTimeout.Std(),
+		WriteTimeout:                  cfg.UpstreamTimeout.Std(),
 		MaxConns:                      4096,
 		DisableHeaderNamesNormalizing: true,
 		DisablePathNormalizing:        true,
 		NoDefaultUserAgentHeader:      true,
-		MaxIdleConnDuration:           time.Duration(cfg.IdleTimeout),
+		MaxIdleConnDuration:           cfg.IdleTimeout.Std(),
 		StreamResponseBody:            true,
+		SecureErrorLogMessage:         true,
 	}
+	bodyTimeout := cfg.ReadTimeout.Std()
 	s.srv = &fasthttp.Server{
-		Handler:                       s.handle,
-		Name:                          "sessionedge",
-		ReadTimeout:                   time.Duration(cfg.ReadTimeout),
-		WriteTimeout:                  time.Duration(cfg.WriteTimeout),
-		IdleTimeout:                   time.Duration(cfg.IdleTimeout),
-		MaxRequestBodySize:            cfg.MaxRequestBodySize,
+		Handler: s.handle,
+		Name:    "sessionedge",
+		// ReadTimeout bounds the request headers (a slow client trickling
+		// them); HeaderReceived then gives the body its own deadline.
+		ReadTimeout: cfg.HeaderTimeout.Std(),
+		HeaderReceived: func(*fasthttp.RequestHeader) fasthttp.RequestConfig {
+			return fasthttp.RequestConfig{ReadTimeout: bodyTimeout}
+		},
+		WriteTimeout:  cfg.WriteTimeout.Std(),
+		IdleTimeout:   cfg.IdleTimeout.Std(),
+		Concurrency:   cfg.MaxConns,
+		MaxConnsPerIP: cfg.MaxConnsPerClient,
+		// Bodies stream: the filter holds only what it asks to hold
+		// (MaxRequestBuffer); multipart uploads are not parsed here.
 		StreamRequestBody:             true,
+		DisablePreParseMultipartForm:  true,
 		DisableHeaderNamesNormalizing: true,
 		NoDefaultServerHeader:         true,
 		NoDefaultContentType:          true,
 		NoDefaultDate:                 true,
-		Logger:                        fasthttpLogger{s.log},
+		// fasthttp's own error logs (a 431 among them) would quote the
+		// request head, cookies and tokens included.
+		SecureErrorLogMessage: true,
+		Logger:                fasthttpLogger{s.log},
 	}
-	s.admin = &fasthttp.Server{Handler: s.handleAdmin, Name: "sessionedge-admin", Logger: fasthttpLogger{s.log}}
+	s.admin = &fasthttp.Server{Handler: s.handleAdmin, Name: "sessionedge-admin", SecureErrorLogMessage: true, Logger: fasthttpLogger{s.log}}
 	return s, nil
 }
 
@@ -162,7 +187,10 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 	}
 	s.log.Info("edge: shutting down")
-	sctx, cancel := context.WithTimeout(context.Background(), time.Duration(cfg.ShutdownTimeout))
+	sctx, cancel := context.WithCancel(context.Background())
+	if d := cfg.ShutdownTimeout.Std(); d > 0 {
+		sctx, cancel = context.WithTimeout(context.Background(), d)
+	}
 	defer cancel()
 	return s.Shutdown(sctx)
 }
@@ -308,7 +336,7 @@ func (e *exchange) RoundTrip(_ context.Context, ur *wasmhost.UpstreamRequest, re
 		req.SetBodyStream(&e.reqBody, n)
 	}
 	fresp.Reset()
-	if err := e.s.upstream.DoTimeout(req, fresp, time.Duration(e.s.cfg.UpstreamTimeout)); err != nil {
+	if err := e.s.upstream.DoTimeout(req, fresp, e.s.cfg.UpstreamTimeout.Std()); err != nil {
 		return err
 	}
 	resp.Status = fresp.StatusCode()
@@ -468,6 +496,16 @@ func (s *Server) WriteMetrics(w io.Writer) {
 		counter("edge_vm_restarts_total", "Failed filter VMs replaced.", s.host.Restarts())
 		gauge("edge_http_calls_in_flight", "HTTP calls of the filter in flight.", s.host.InflightCalls())
 		gauge("edge_streams_paused", "Requests waiting for the filter (an HTTP call of the filter, say).", s.host.PausedStreams())
+		if len(s.clusters) > 0 {
+			fmt.Fprintf(w, "# HELP edge_cluster_calls_in_flight HTTP calls of the filter in flight, per cluster.\n# TYPE edge_cluster_calls_in_flight gauge\n")
+			for _, c := range s.clusters {
+				fmt.Fprintf(w, "edge_cluster_calls_in_flight{cluster=%q} %d\n", c.name, c.c.InFlight())
+			}
+			fmt.Fprintf(w, "# HELP edge_cluster_calls_refused_total HTTP calls of the filter refused because maxCallsInFlight were in flight.\n# TYPE edge_cluster_calls_refused_total counter\n")
+			for _, c := range s.clusters {
+				fmt.Fprintf(w, "edge_cluster_calls_refused_total{cluster=%q} %d\n", c.name, c.c.Refused())
+			}
+		}
 		_ = s.host.WriteMetrics(w)
 	}
 }

@@ -182,9 +182,17 @@ func BenchmarkGuestRequest(b *testing.B) {
 	if wasm == "" {
 		wasm = "../testdata/conformance.wasm"
 	}
+	var pluginConfig []byte
+	if f := os.Getenv("EDGE_BENCH_PLUGIN_CONFIG_FILE"); f != "" {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			b.Fatal(err)
+		}
+		pluginConfig = data
+	}
 	h, err := New(context.Background(), Config{
 		WasmPath:     wasm,
-		PluginConfig: []byte(os.Getenv("EDGE_BENCH_PLUGIN_CONFIG")),
+		PluginConfig: pluginConfig,
 		VMs:          1,
 		ManualTicks:  true,
 		Logger:       slog.New(slog.NewTextHandler(io.Discard, nil)),

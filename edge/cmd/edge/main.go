@@ -1,14 +1,17 @@
 // Command edge is the sessionedge edge proxy: it runs the proxy-wasm filter
 // on every request and forwards to an upstream. It turns a JSON config file,
 // EDGE_* environment variables and flags (in increasing precedence) into a
-// proxy.Config and calls proxy.Run.
+// proxy.Config and calls proxy.Run. docs/edge.md has the configuration
+// reference.
 package main
 
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"strconv"
@@ -19,14 +22,18 @@ import (
 )
 
 func main() {
-	if err := run(os.Args[1:]); err != nil {
+	err := run(os.Args[1:], os.Stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		os.Exit(0)
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "edge:", err)
 		os.Exit(1)
 	}
 }
 
-func run(args []string) error {
-	cfg, err := loadConfig(args, os.Getenv)
+func run(args []string, stderr io.Writer) error {
+	cfg, err := loadConfig(args, os.Getenv, stderr)
 	if err != nil {
 		return err
 	}
@@ -35,18 +42,33 @@ func run(args []string) error {
 	return proxy.Run(ctx, cfg)
 }
 
+const reference = "Configuration reference: docs/edge.md, section \"Configuration\"."
+
+// Errors of a configuration that cannot start an edge, naming every way to
+// give what is missing.
+var (
+	errNoUpstream     = errors.New(`no upstream: set -upstream, env EDGE_UPSTREAM or config key "upstream"`)
+	errNoPluginConfig = errors.New(`no plugin configuration: set -plugin-config-file, env EDGE_PLUGIN_CONFIG_FILE or config key "pluginConfigFile" (a file), ` +
+		`env EDGE_PLUGIN_CONFIG (the JSON itself) or config key "pluginConfig"; it holds the token keys, so no flag takes it inline`)
+)
+
 // loadConfig merges the config file, the environment and the flags, in
-// increasing precedence.
-func loadConfig(args []string, getenv func(string) string) (proxy.Config, error) {
+// increasing precedence. -h prints the usage to stderr and returns
+// flag.ErrHelp.
+func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (proxy.Config, error) {
 	var cfg proxy.Config
 	fs := flag.NewFlagSet("edge", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: edge [flags]\n\nThe sessionedge edge proxy. Settings come from a JSON file (-config), then EDGE_* environment\nvariables, then flags.\n%s\n\nFlags:\n", reference)
+		fs.PrintDefaults()
+	}
 	configFile := fs.String("config", getenv("EDGE_CONFIG"), "JSON config file (env EDGE_CONFIG)")
 	listen := fs.String("listen", "", "listen address (env EDGE_LISTEN, default :8080)")
 	upstream := fs.String("upstream", "", "upstream host:port (env EDGE_UPSTREAM)")
 	clusters := fs.String("clusters", "", "HTTP-call clusters, name=host:port,... (env EDGE_CLUSTERS)")
 	wasm := fs.String("wasm", "", "filter module (env EDGE_WASM, default build/sessionedge.wasm)")
-	pluginConfig := fs.String("plugin-config", "", "plugin configuration, inline JSON (env EDGE_PLUGIN_CONFIG)")
-	pluginConfigFile := fs.String("plugin-config-file", "", "plugin configuration file (env EDGE_PLUGIN_CONFIG_FILE)")
+	pluginConfigFile := fs.String("plugin-config-file", "", "plugin configuration file (env EDGE_PLUGIN_CONFIG_FILE; or the JSON itself in env EDGE_PLUGIN_CONFIG)")
 	vms := fs.Int("vms", 0, "number of filter VMs (env EDGE_VMS, default GOMAXPROCS)")
 	admin := fs.String("admin", "", "admin address for /metrics /healthz /readyz, - to disable (env EDGE_ADMIN, default 127.0.0.1:9901)")
 	noFilter := fs.Bool("no-filter", false, "forward without the filter (env EDGE_NO_FILTER=1)")
@@ -56,6 +78,9 @@ func loadConfig(args []string, getenv func(string) string) (proxy.Config, error)
 	cacheDir := fs.String("compilation-cache", "", "wasm compilation cache directory (env EDGE_COMPILATION_CACHE)")
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
+	}
+	if fs.NArg() > 0 {
+		return cfg, fmt.Errorf("unexpected argument %q (%s)", fs.Arg(0), reference)
 	}
 	if *configFile != "" {
 		c, err := proxy.LoadConfigFile(*configFile)
@@ -80,11 +105,9 @@ func loadConfig(args []string, getenv func(string) string) (proxy.Config, error)
 	str(&cfg.LogFormat, "EDGE_LOG_FORMAT", *logFormat)
 	str(&cfg.LogLevel, "EDGE_LOG_LEVEL", *logLevel)
 	str(&cfg.CompilationCacheDir, "EDGE_COMPILATION_CACHE", *cacheDir)
-	var pc string
-	str(&pc, "EDGE_PLUGIN_CONFIG", *pluginConfig)
-	if pc != "" {
+	if pc := getenv("EDGE_PLUGIN_CONFIG"); pc != "" {
 		if !json.Valid([]byte(pc)) {
-			return cfg, fmt.Errorf("plugin configuration is not valid JSON")
+			return cfg, errors.New("EDGE_PLUGIN_CONFIG is not valid JSON")
 		}
 		cfg.PluginConfig = json.RawMessage(pc)
 	}
@@ -114,5 +137,11 @@ func loadConfig(args []string, getenv func(string) string) (proxy.Config, error)
 	}
 	cfg.NoFilter = cfg.NoFilter || *noFilter || getenv("EDGE_NO_FILTER") == "1"
 	cfg.FailOpen = cfg.FailOpen || *failOpen || getenv("EDGE_FAIL_OPEN") == "1"
+	if cfg.Upstream == "" {
+		return cfg, errNoUpstream
+	}
+	if !cfg.NoFilter && len(cfg.PluginConfig) == 0 && cfg.PluginConfigFile == "" {
+		return cfg, errNoPluginConfig
+	}
 	return cfg, nil
 }

@@ -28,7 +28,7 @@ import (
 
 func main() {
 	wasm := flag.String("wasm", "build/sessionedge.wasm", "filter module")
-	pluginConfig := flag.String("plugin-config", "{}", "plugin configuration (JSON)")
+	pluginConfigFile := flag.String("plugin-config-file", "", "plugin configuration file (JSON; default {})")
 	duration := flag.Duration("duration", time.Second, "length of one round")
 	rounds := flag.Int("rounds", 7, "rounds per mode (alternating)")
 	conns := flag.Int("conns", 16, "concurrent connections of the load generator")
@@ -43,7 +43,16 @@ func main() {
 			defer pprof.StopCPUProfile()
 		}
 	}
-	if err := run(*wasm, *pluginConfig, *duration, *rounds, *conns, *vms, *path); err != nil {
+	pluginConfig := []byte("{}")
+	if *pluginConfigFile != "" {
+		b, err := os.ReadFile(*pluginConfigFile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "edgebench:", err)
+			os.Exit(1)
+		}
+		pluginConfig = b
+	}
+	if err := run(*wasm, pluginConfig, *duration, *rounds, *conns, *vms, *path); err != nil {
 		fmt.Fprintln(os.Stderr, "edgebench:", err)
 		pprof.StopCPUProfile()
 		os.Exit(1)
@@ -52,7 +61,7 @@ func main() {
 
 func listen() (net.Listener, error) { return net.Listen("tcp", "127.0.0.1:0") }
 
-func run(wasm, pluginConfig string, duration time.Duration, rounds, conns, vms int, path string) error {
+func run(wasm string, pluginConfig []byte, duration time.Duration, rounds, conns, vms int, path string) error {
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	upLn, err := listen()
 	if err != nil {
@@ -85,7 +94,7 @@ func run(wasm, pluginConfig string, duration time.Duration, rounds, conns, vms i
 		s, err := proxy.New(context.Background(), proxy.Config{
 			Upstream:     upLn.Addr().String(),
 			Wasm:         wasm,
-			PluginConfig: []byte(pluginConfig),
+			PluginConfig: pluginConfig,
 			Clusters:     map[string]string{"origin": orLn.Addr().String()},
 			VMs:          vms,
 			NoFilter:     noFilter,
