@@ -1,9 +1,10 @@
 //go:build !wasip1
 
 // Package proxytest drives the guest filter like a proxy-wasm host does, so
-// one set of scenarios (Run) runs twice: against the filter compiled
-// natively (with the abi mock) and against the .wasm module in wazero, whose
-// host functions are thin memory adapters over the same mock.
+// one set of scenarios (Run) runs against the filter compiled natively (with
+// the abi mock) and against the .wasm module in the edge's own host
+// (edge/wasmhost and its request lifecycle), which a Guest that is also a
+// Host brings in.
 package proxytest
 
 import (
@@ -33,7 +34,45 @@ type Guest interface {
 // NewGuest makes a fresh VM whose host is m.
 type NewGuest func(t testing.TB, m *abi.Mock) Guest
 
-// Env is one VM with its mock host and a fake origin.
+// Host is a real proxy-wasm host that runs the filter in place of the abi
+// mock. A Guest that is also a Host is not called: the Env drives requests,
+// ticks and HTTP-call answers through the Host, and reads what happened
+// from it. Its Env keeps the clock (Env.Now) and tells the Host every change.
+type Host interface {
+	// LoadPlugin starts the VM with the plugin configuration and reports
+	// whether the plugin accepted it.
+	LoadPlugin(e *Env, config string) bool
+	SetNow(now time.Time)
+	// TickVMs runs proxy_on_tick.
+	TickVMs()
+	Logs() []abi.LogLine
+	TickMs() uint32
+	// Start runs a request (pairs without pseudo-headers) until it reaches
+	// the upstream, is answered, or waits for the filter.
+	Start(method, path string, body []byte, pairs []abi.Pair) HostStream
+	Pending() []*abi.MockCall
+	Answer(c *abi.MockCall, status int, body []byte, pairs []abi.Pair)
+	// ShareData uses the shared-data store of other; DisableSharedData
+	// makes shared data unavailable. Both come before LoadPlugin.
+	ShareData(other Host)
+	DisableSharedData()
+}
+
+// HostStream is one request through a Host.
+type HostStream interface {
+	// Paused reports whether the request waits for the filter.
+	Paused() bool
+	// Forwarded returns the request headers the upstream got (with the
+	// pseudo-headers), nil while it has not reached the upstream.
+	Forwarded() []abi.Pair
+	Local() *abi.LocalResponse
+	// Respond answers from the upstream and returns what the client gets.
+	Respond(pairs []abi.Pair) []abi.Pair
+	// Finish ends the stream.
+	Finish()
+}
+
+// Env is one VM with its mock host (or a Host) and a fake origin.
 type Env struct {
 	T      testing.TB
 	M      *abi.Mock
@@ -42,6 +81,7 @@ type Env struct {
 	Origin *Origin
 
 	next uint32
+	host Host
 }
 
 // NewEnv makes a VM with a new mock host. It is not configured yet.
@@ -53,14 +93,62 @@ func NewEnv(t testing.TB, newGuest NewGuest, origin *Origin) *Env {
 	abi.Use(m)
 	e := &Env{T: t, M: m, Root: 1, next: 1, Origin: origin}
 	e.G = newGuest(t, m)
+	e.host, _ = e.G.(Host)
 	return e
 }
 
 // use makes e's mock the host of the package-level abi functions.
 func (e *Env) use() { abi.Use(e.M) }
 
+// Logs returns what the filter logged.
+func (e *Env) Logs() []abi.LogLine {
+	if e.host != nil {
+		return e.host.Logs()
+	}
+	return e.M.Logs
+}
+
+// TickMs returns the tick period the filter asked for.
+func (e *Env) TickMs() uint32 {
+	if e.host != nil {
+		return e.host.TickMs()
+	}
+	return e.M.TickMs
+}
+
+// ShareData gives e the shared-data store of other, as the VMs of one proxy
+// share one; call it before Configure.
+func (e *Env) ShareData(other *Env) {
+	if e.host != nil {
+		e.host.ShareData(other.host)
+		return
+	}
+	e.M.Shared = other.M.Shared
+}
+
+// DisableSharedData makes e a host without shared data; call it before
+// Configure.
+func (e *Env) DisableSharedData() {
+	if e.host != nil {
+		e.host.DisableSharedData()
+		return
+	}
+	e.M.NoSharedData = true
+}
+
+// SetNow sets the clock of this host.
+func (e *Env) SetNow(now time.Time) {
+	e.M.NowNs = now.UnixNano()
+	if e.host != nil {
+		e.host.SetNow(now)
+	}
+}
+
 // Configure runs the root lifecycle with config and reports its result.
 func (e *Env) Configure(config string) bool {
+	if e.host != nil {
+		return e.host.LoadPlugin(e, config)
+	}
 	e.use()
 	e.M.Buffers[abi.BufferPluginConfiguration] = []byte(config)
 	e.M.Effective = e.Root
@@ -84,7 +172,7 @@ func (e *Env) Now() time.Time { return time.Unix(0, e.M.NowNs) }
 
 // Advance moves the clock of this host (and of the origin) forward.
 func (e *Env) Advance(d time.Duration) {
-	e.M.NowNs += int64(d)
+	e.SetNow(e.Now().Add(d))
 	if e.Origin != nil && e.Origin.Now.UnixNano() < e.M.NowNs {
 		e.Origin.Now = time.Unix(0, e.M.NowNs)
 	}
@@ -92,6 +180,10 @@ func (e *Env) Advance(d time.Duration) {
 
 // Tick calls proxy_on_tick.
 func (e *Env) Tick() {
+	if e.host != nil {
+		e.host.TickVMs()
+		return
+	}
 	e.use()
 	e.M.Effective = e.Root
 	e.G.Tick(e.Root)
@@ -103,14 +195,25 @@ type Stream struct {
 	Action     uint32 // of the request headers callback
 	BodyAction uint32 // of the request body callback, when there was a body
 	env        *Env
+	hs         HostStream
 }
 
 // Request starts a stream: pseudo-headers from method and path, then kv
 // (key, value, ...). With body == nil the headers end the stream.
 func (e *Env) Request(method, path string, body []byte, kv ...string) *Stream {
-	e.use()
 	e.next++
 	id := e.next
+	if e.host != nil {
+		s := &Stream{ID: id, env: e, hs: e.host.Start(method, path, body, pairs(kv))}
+		if s.hs.Paused() {
+			s.Action = uint32(abi.ActionPause)
+			if body != nil {
+				s.BodyAction = s.Action
+			}
+		}
+		return s
+	}
+	e.use()
 	st := e.M.Stream(id)
 	st.Request = []abi.Pair{{Key: ":method", Value: method}, {Key: ":path", Value: path}, {Key: ":authority", Value: "shop.example.com"}, {Key: ":scheme", Value: "https"}}
 	for i := 0; i+1 < len(kv); i += 2 {
@@ -129,17 +232,40 @@ func (e *Env) Request(method, path string, body []byte, kv ...string) *Stream {
 	return s
 }
 
-// Headers returns the request headers as the upstream would see them.
-func (s *Stream) Headers() []abi.Pair { return s.env.M.Stream(s.ID).Request }
+// pairs turns key, value, ... into lower-cased pairs.
+func pairs(kv []string) []abi.Pair {
+	var ps []abi.Pair
+	for i := 0; i+1 < len(kv); i += 2 {
+		ps = append(ps, abi.Pair{Key: strings.ToLower(kv[i]), Value: kv[i+1]})
+	}
+	return ps
+}
+
+// Headers returns the request headers as the upstream would see them (in a
+// Host, once the request reached the upstream).
+func (s *Stream) Headers() []abi.Pair {
+	if s.hs != nil {
+		return s.hs.Forwarded()
+	}
+	return s.env.M.Stream(s.ID).Request
+}
 
 // Header returns the first forwarded value of key.
 func (s *Stream) Header(key string) string { return abi.Get(s.Headers(), key) }
 
 // Local returns the local response, if the filter sent one.
-func (s *Stream) Local() *abi.LocalResponse { return s.env.M.Stream(s.ID).Local }
+func (s *Stream) Local() *abi.LocalResponse {
+	if s.hs != nil {
+		return s.hs.Local()
+	}
+	return s.env.M.Stream(s.ID).Local
+}
 
 // Continued reports whether the filter resumed the paused request.
 func (s *Stream) Continued() bool {
+	if s.hs != nil {
+		return s.Action == uint32(abi.ActionPause) && s.hs.Forwarded() != nil
+	}
 	for _, st := range s.env.M.Stream(s.ID).Continued {
 		if st == abi.StreamRequest {
 			return true
@@ -157,6 +283,9 @@ func (s *Stream) Forwarded() bool {
 // Respond runs the response headers callback with kv as the upstream's
 // headers (":status" first) and returns what the client gets.
 func (s *Stream) Respond(kv ...string) []abi.Pair {
+	if s.hs != nil {
+		return s.hs.Respond(pairs(kv))
+	}
 	e := s.env
 	e.use()
 	st := e.M.Stream(s.ID)
@@ -171,6 +300,10 @@ func (s *Stream) Respond(kv ...string) []abi.Pair {
 
 // Finish ends the stream: done, log, delete.
 func (s *Stream) Finish() {
+	if s.hs != nil {
+		s.hs.Finish()
+		return
+	}
 	e := s.env
 	e.use()
 	e.M.Effective = s.ID
@@ -181,7 +314,12 @@ func (s *Stream) Finish() {
 }
 
 // Pending returns the HTTP calls not answered yet.
-func (e *Env) Pending() []*abi.MockCall { return append([]*abi.MockCall(nil), e.M.Calls...) }
+func (e *Env) Pending() []*abi.MockCall {
+	if e.host != nil {
+		return e.host.Pending()
+	}
+	return append([]*abi.MockCall(nil), e.M.Calls...)
+}
 
 // Reset forgets logs and finished state, so long fuzz runs stay fast.
 func (e *Env) Reset() {
@@ -195,6 +333,10 @@ func (e *Env) Reset() {
 // Answer delivers a reply to call c; status 0 delivers a failed call (no
 // headers), as a host does on reset or timeout.
 func (e *Env) Answer(c *abi.MockCall, status int, body []byte, kv ...string) {
+	if e.host != nil {
+		e.host.Answer(c, status, body, pairs(kv))
+		return
+	}
 	e.use()
 	for i, p := range e.M.Calls {
 		if p == c {
@@ -233,7 +375,7 @@ func (e *Env) Serve() int {
 
 // Logged reports whether a log line contains all of parts.
 func (e *Env) Logged(parts ...string) bool {
-	for _, l := range e.M.Logs {
+	for _, l := range e.Logs() {
 		ok := true
 		for _, p := range parts {
 			if !strings.Contains(l.Msg, p) {

@@ -87,9 +87,16 @@ type fixture struct {
 var baseExtra string
 
 func newFixture(t *testing.T, ng NewGuest, extra string) *fixture {
+	return newFixtureWith(t, ng, extra, func(*Env) {})
+}
+
+// newFixtureWith is newFixture with setup run on the Env before it is
+// configured.
+func newFixtureWith(t *testing.T, ng NewGuest, extra string, setup func(*Env)) *fixture {
 	o := NewOrigin(Start)
 	o.APIKey = "edge-key"
 	e := NewEnv(t, ng, o)
+	setup(e)
 	e.MustConfigure(Config(baseExtra + extra))
 	return &fixture{t: t, o: o, e: e}
 }
@@ -162,12 +169,12 @@ func testConfig(t *testing.T, ng NewGuest) {
 		t.Run(c.name, func(t *testing.T) {
 			e := NewEnv(t, ng, nil)
 			if got := e.Configure(c.config); got != c.ok {
-				t.Fatalf("configure = %v, want %v (logs %v)", got, c.ok, e.M.Logs)
+				t.Fatalf("configure = %v, want %v (logs %v)", got, c.ok, e.Logs())
 			}
 			if !c.ok && !e.Logged("invalid plugin configuration", c.field) {
-				t.Fatalf("no log line naming %q: %v", c.field, e.M.Logs)
+				t.Fatalf("no log line naming %q: %v", c.field, e.Logs())
 			}
-			if c.ok && e.M.TickMs == 0 {
+			if c.ok && e.TickMs() == 0 {
 				t.Fatal("no tick period set")
 			}
 		})
@@ -184,8 +191,8 @@ func testMint(t *testing.T, ng NewGuest) {
 	if n := len(e.Pending()); n != 0 {
 		t.Fatalf("minting called the origin %d times", n)
 	}
-	if want := map[string]int{"": 0, `,"headerWrites":"pairs"`: 1}[baseExtra]; e.M.SetPairsCalls != want {
-		t.Fatalf("proxy_set_header_map_pairs called %d times, want %d", e.M.SetPairsCalls, want)
+	if want, n, ok := map[string]int{"": 0, `,"headerWrites":"pairs"`: 1}[baseExtra], e.M.SetPairsCalls, e.host == nil; ok && n != want {
+		t.Fatalf("proxy_set_header_map_pairs called %d times, want %d", n, want)
 	}
 	for k, want := range map[string]string{"x-session-kind": "anonymous", "x-session-generation": "1",
 		"x-session-context-status": "new", "x-session-site": "DE", "x-session-currency": "EUR",
@@ -753,7 +760,7 @@ func testSync(t *testing.T, ng NewGuest) {
 		}
 	}
 	if !e.Logged("bad batch") {
-		t.Fatalf("broken batch not logged: %v", e.M.Logs)
+		t.Fatalf("broken batch not logged: %v", e.Logs())
 	}
 	e.Serve()
 }
@@ -761,11 +768,12 @@ func testSync(t *testing.T, ng NewGuest) {
 func testSyncManyVMs(t *testing.T, ng NewGuest) {
 	o := NewOrigin(Start)
 	o.APIKey = "edge-key"
-	shared := abi.NewSharedStore()
 	var vms []*Env
 	for i := 0; i < 3; i++ {
 		e := NewEnv(t, ng, o)
-		e.M.Shared = shared
+		if i > 0 {
+			e.ShareData(vms[0]) // one shared-data store, as the VMs of one proxy have
+		}
 		e.MustConfigure(Config(syncConfig))
 		vms = append(vms, e)
 	}
@@ -775,7 +783,7 @@ func testSyncManyVMs(t *testing.T, ng NewGuest) {
 	cookie := "__Host-sid=" + Token(wire.Claims{Kind: wire.KindAnonymous, ID: id, Generation: 1, IssuedAt: now, IdleDeadline: now + 1800, HardDeadline: now + 3600})
 	round := func() {
 		for _, e := range vms {
-			e.M.NowNs = o.Now.UnixNano()
+			e.SetNow(o.Now)
 			e.Tick()
 			e.Serve()
 		}
@@ -856,14 +864,13 @@ func cutPrefix(s, prefix string) (string, bool) { return strings.CutPrefix(s, pr
 // testSyncSolo runs the feed on a host without shared data: each VM polls
 // for itself and still applies deltas.
 func testSyncSolo(t *testing.T, ng NewGuest) {
-	f := newFixture(t, ng, syncConfig)
+	f := newFixtureWith(t, ng, syncConfig, (*Env).DisableSharedData)
 	e := f.e
-	e.M.NoSharedData = true
 	id, cookie := f.session(wire.KindAnonymous, 1, wire.Op{Code: wire.OpSetField, Field: wire.FieldLocale, Value: wire.Text("de-DE")})
 	e.Tick()
 	e.Serve()
 	if !e.Logged("shared data unavailable") {
-		t.Fatalf("no log about the missing shared data: %v", e.M.Logs)
+		t.Fatalf("no log about the missing shared data: %v", e.Logs())
 	}
 	s := e.Request("GET", "/", nil, "cookie", cookie)
 	e.Serve()
