@@ -2,6 +2,8 @@ package harness_test
 
 import (
 	"errors"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -88,9 +90,12 @@ func TestHTTPCall(t *testing.T) {
 }
 
 func TestClusterAddr(t *testing.T) {
-	srv := startServer(t)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("x-answer", "from-server")
+	}))
+	t.Cleanup(srv.Close)
 	h := harness.New(t, harness.Config{Wasm: watGuest})
-	h.SetClusterAddr("backend", srv)
+	h.SetClusterAddr("backend", srv.Listener.Addr().String())
 	h.Get("/call").ExpectStatus(t, 200).ExpectUpstreamHeader(t, "x-answer", "from-server")
 }
 

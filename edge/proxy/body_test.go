@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -22,11 +21,7 @@ import (
 // x-size and reports the SHA-256 and length of the request body it read.
 func startHashUpstream(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &fasthttp.Server{StreamRequestBody: true, MaxRequestBodySize: 64 << 20, Handler: func(ctx *fasthttp.RequestCtx) {
+	srvAddr := serve(t, &fasthttp.Server{StreamRequestBody: true, MaxRequestBodySize: 64 << 20, Handler: func(ctx *fasthttp.RequestCtx) {
 		h := sha256.New()
 		var n int64
 		if r := ctx.RequestBodyStream(); r != nil {
@@ -40,10 +35,8 @@ func startHashUpstream(t *testing.T) string {
 		ctx.Response.Header.Set("x-got-sha", hex.EncodeToString(h.Sum(nil)))
 		size, _ := strconv.Atoi(string(ctx.Request.Header.Peek("x-size")))
 		ctx.SetBodyStream(io.LimitReader(zeros{}, int64(size)), -1)
-	}}
-	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(func() { shutdown(srv) })
-	return ln.Addr().String()
+	}})
+	return srvAddr
 }
 
 type zeros struct{}
@@ -156,17 +149,11 @@ func TestGuestBodies(t *testing.T) {
 // must be waited for, not handed an empty body that would continue it.
 func TestGetHasEndOfStream(t *testing.T) {
 	wasm := buildGoGuest(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	backend := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) {
+	backendAddr := serve(t, &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) {
 		time.Sleep(20 * time.Millisecond) // the stream must wait for this
 		ctx.Response.Header.Set("x-answer", "late")
-	}}
-	go func() { _ = backend.Serve(ln) }()
-	t.Cleanup(func() { shutdown(backend) })
-	e := startEdge(t, proxy.Config{Upstream: startUpstream(t), Wasm: wasm, VMs: 1, Clusters: map[string]string{"backend": ln.Addr().String()}})
+	}})
+	e := startEdge(t, proxy.Config{Upstream: startUpstream(t), Wasm: wasm, VMs: 1, Clusters: map[string]string{"backend": backendAddr}})
 	res, _ := get(t, e.url+"/call")
 	if res.Header.Get("x-got-answer") != "late" {
 		t.Errorf("upstream got x-answer %q: the request was forwarded before the guest continued it", res.Header.Get("x-got-answer"))

@@ -81,11 +81,7 @@ func TestBodyForTheFilter(t *testing.T) {
 // client's session headers (every spelling) do not reach the app, and the
 // app's do not reach the client.
 func TestFailOpenStrips(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	up := &fasthttp.Server{DisableHeaderNamesNormalizing: true, Handler: func(ctx *fasthttp.RequestCtx) {
+	upAddr := serve(t, &fasthttp.Server{DisableHeaderNamesNormalizing: true, Handler: func(ctx *fasthttp.RequestCtx) {
 		var names []string
 		for k := range ctx.Request.Header.All() {
 			names = append(names, string(k))
@@ -96,10 +92,8 @@ func TestFailOpenStrips(t *testing.T) {
 		if string(ctx.Request.Header.Peek("x-trap-response")) != "" {
 			ctx.Response.Header.Set("x-trap-response", "1")
 		}
-	}}
-	go func() { _ = up.Serve(ln) }()
-	t.Cleanup(func() { shutdown(up) })
-	e := startEdge(t, proxy.Config{Upstream: ln.Addr().String(), Wasm: watGuest, VMs: 2, FailOpen: true})
+	}})
+	e := startEdge(t, proxy.Config{Upstream: upAddr, Wasm: watGuest, VMs: 2, FailOpen: true})
 	for _, path := range []string{"/trap", "/"} {
 		hdr := []string{"X-Session-Id", "spoofed", "x_session_customer", "victim-42", "X_SESSION_KIND", "customer", "x-keep", "1"}
 		if path == "/" {
@@ -212,18 +206,12 @@ func TestSlowClients(t *testing.T) {
 // at once (the .wat guest answers 503) and is counted.
 func TestCallsInFlightCap(t *testing.T) {
 	release := make(chan struct{})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	backend := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) {
+	backendAddr := serve(t, &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) {
 		<-release
 		ctx.Response.Header.Set("x-answer", "slow")
-	}}
-	go func() { _ = backend.Serve(ln) }()
-	t.Cleanup(func() { shutdown(backend) })
+	}})
 	e := startEdge(t, proxy.Config{Upstream: startUpstream(t), Wasm: watGuest, VMs: 2,
-		Clusters: map[string]string{"backend": ln.Addr().String()}, MaxCallsInFlight: 2})
+		Clusters: map[string]string{"backend": backendAddr}, MaxCallsInFlight: 2})
 	var wg sync.WaitGroup
 	codes := make(chan int, 6)
 	for i := 0; i < 6; i++ {
@@ -275,9 +263,7 @@ func TestLogsHoldNoSecrets(t *testing.T) {
 	const cookie, token, apiKey = "COOKIESECRET", "TOKENSECRET", "APIKEYSECRET"
 	var buf lockedBuffer
 	logger := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	ln, _ := net.Listen("tcp", "127.0.0.1:0")
-	down := ln.Addr().String()
-	ln.Close()
+	down := freeAddr(t)
 	for _, cfg := range []proxy.Config{
 		{Upstream: startUpstream(t), Wasm: watGuest, VMs: 1, Logger: logger},
 		{Upstream: down, Wasm: watGuest, VMs: 1, Logger: logger, FailOpen: true},

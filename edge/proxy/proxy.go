@@ -286,11 +286,11 @@ func (e *exchange) AddHeaders(m *wasmhost.HeaderMap) error {
 	xff := false
 	for k, v := range e.ctx.Request.Header.All() {
 		switch {
-		case !xff && equalFold(k, "x-forwarded-for"):
+		case !xff && bytes.EqualFold(k, []byte("x-forwarded-for")):
 			xff = true
 			e.xff = append(append(append(e.xff[:0], v...), ", "...), ip...)
 			v = e.xff
-		case equalFold(k, "x-forwarded-proto"):
+		case bytes.EqualFold(k, []byte("x-forwarded-proto")):
 			continue
 		}
 		if err := m.AddBytes(k, v); err != nil {
@@ -415,22 +415,6 @@ func appendRemoteIP(dst []byte, ctx *fasthttp.RequestCtx) []byte {
 		return append(dst, ctx.RemoteAddr().String()...)
 	}
 	return append(dst, host...)
-}
-
-func equalFold(b []byte, s string) bool {
-	if len(b) != len(s) {
-		return false
-	}
-	for i := range b {
-		c := b[i]
-		if 'A' <= c && c <= 'Z' {
-			c += 'a' - 'A'
-		}
-		if c != s[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // b2s returns b as a string without copying; the string is valid while b is.

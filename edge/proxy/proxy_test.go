@@ -17,15 +17,34 @@ import (
 
 const watGuest = "../testdata/conformance.wasm"
 
-// startUpstream starts a fasthttp upstream on a free loopback port that
-// echoes what it received in headers and sets two cookies.
-func startUpstream(t testing.TB) string {
+// serve runs srv on a free loopback port until the test ends and returns
+// its address.
+func serve(t testing.TB, srv *fasthttp.Server) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) {
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { shutdown(srv) })
+	return ln.Addr().String()
+}
+
+// freeAddr returns a loopback address nothing listens on.
+func freeAddr(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// startUpstream starts an upstream that echoes what it received in headers
+// and sets two cookies.
+func startUpstream(t testing.TB) string {
+	return serve(t, &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) {
 		ctx.Response.Header.Set("x-got-wat", string(ctx.Request.Header.Peek("x-wat")))
 		ctx.Response.Header.Set("x-got-xff", string(ctx.Request.Header.Peek("x-forwarded-for")))
 		ctx.Response.Header.Set("x-got-proto", string(ctx.Request.Header.Peek("x-forwarded-proto")))
@@ -34,24 +53,13 @@ func startUpstream(t testing.TB) string {
 		ctx.Response.Header.Add("Set-Cookie", "a=1; Path=/")
 		ctx.Response.Header.Add("Set-Cookie", "b=2; Path=/")
 		ctx.SetBody(append([]byte("echo:"), ctx.Request.Body()...))
-	}}
-	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(func() { shutdown(srv) })
-	return ln.Addr().String()
+	}})
 }
 
 func startCluster(t testing.TB) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) {
+	return serve(t, &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) {
 		ctx.Response.Header.Set("x-answer", "from-cluster")
-	}}
-	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(func() { shutdown(srv) })
-	return ln.Addr().String()
+	}})
 }
 
 type edge struct {
@@ -200,9 +208,7 @@ func TestNoFilter(t *testing.T) {
 }
 
 func TestUpstreamDown(t *testing.T) {
-	ln, _ := net.Listen("tcp", "127.0.0.1:0")
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := freeAddr(t)
 	e := startEdge(t, proxy.Config{Upstream: addr, Wasm: watGuest, VMs: 1})
 	if res, _ := get(t, e.url+"/"); res.StatusCode != 502 {
 		t.Errorf("status = %d, want 502", res.StatusCode)
@@ -210,9 +216,7 @@ func TestUpstreamDown(t *testing.T) {
 }
 
 func TestRunGracefulShutdown(t *testing.T) {
-	ln, _ := net.Listen("tcp", "127.0.0.1:0")
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := freeAddr(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
@@ -263,18 +267,12 @@ func TestResponsePhaseFailure(t *testing.T) {
 	for _, failOpen := range []bool{false, true} {
 		t.Run(map[bool]string{false: "closed", true: "open"}[failOpen], func(t *testing.T) {
 			var hits atomic.Int64
-			ln, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			up := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) {
+			upAddr := serve(t, &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) {
 				hits.Add(1)
 				ctx.Response.Header.Set("x-trap-response", "1")
 				ctx.SetBodyString("from upstream")
-			}}
-			go func() { _ = up.Serve(ln) }()
-			t.Cleanup(func() { shutdown(up) })
-			e := startEdge(t, proxy.Config{Upstream: ln.Addr().String(), Wasm: watGuest, VMs: 1, FailOpen: failOpen})
+			}})
+			e := startEdge(t, proxy.Config{Upstream: upAddr, Wasm: watGuest, VMs: 1, FailOpen: failOpen})
 			res, body := get(t, e.url+"/")
 			if hits.Load() != 1 {
 				t.Errorf("upstream hit %d times, want 1", hits.Load())

@@ -1,6 +1,7 @@
 package wasmhost
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -683,20 +684,25 @@ func hasFoldedPrefix(name []byte, prefix string) bool {
 	if len(name) < len(prefix) {
 		return false
 	}
-	for i := 0; i < len(prefix); i++ {
-		c := name[i]
-		switch {
-		case 'A' <= c && c <= 'Z':
-			c += 'a' - 'A'
-		case c == '_':
-			c = '-'
-		}
-		if c != prefix[i] {
+	for i := range prefix {
+		if foldName[name[i]] != prefix[i] {
 			return false
 		}
 	}
 	return true
 }
+
+// foldName maps a header-name byte to lower case, and '_' to '-'.
+var foldName = func() (t [256]byte) {
+	for i := range t {
+		t[i] = byte(i)
+	}
+	for c := 'A'; c <= 'Z'; c++ {
+		t[c] = byte(c) + 'a' - 'A'
+	}
+	t['_'] = '-'
+	return t
+}()
 
 // addRequestHeaders fills m with the pseudo-headers and headers of req,
 // without hop-by-hop headers and Host.
@@ -746,12 +752,12 @@ func dropConnectionListed(m, src *HeaderMap) {
 		v := src.pairs[i].value
 		for len(v) > 0 {
 			var tok []byte
-			if j := indexByte(v, ','); j >= 0 {
+			if j := bytes.IndexByte(v, ','); j >= 0 {
 				tok, v = v[:j], v[j+1:]
 			} else {
 				tok, v = v, nil
 			}
-			tok = trimSpace(tok)
+			tok = bytes.TrimSpace(tok)
 			if len(tok) > 0 && !equalFoldLower([]byte("connection"), tok) {
 				delPairs(m, tok)
 			}
@@ -773,25 +779,6 @@ func isHopByHop(k, v []byte, request bool) bool {
 		return request
 	}
 	return false
-}
-
-func indexByte(b []byte, c byte) int {
-	for i := range b {
-		if b[i] == c {
-			return i
-		}
-	}
-	return -1
-}
-
-func trimSpace(b []byte) []byte {
-	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t') {
-		b = b[1:]
-	}
-	for len(b) > 0 && (b[len(b)-1] == ' ' || b[len(b)-1] == '\t') {
-		b = b[:len(b)-1]
-	}
-	return b
 }
 
 // parseStatus parses a three-digit :status value.

@@ -2,18 +2,27 @@ package wasmhost
 
 import "errors"
 
-// Errors of the host runtime. The statuses host functions return, and the
-// errors of header-map decoding, are those of package proxywasm.
+// Errors of New: a module this host cannot run, or a plugin that refused
+// to start. The statuses host functions return, and the errors of
+// header-map decoding, are those of package proxywasm.
 var (
-	ErrNoWasm          = errors.New("wasmhost: no wasm module configured")
-	ErrABIVersion      = errors.New("wasmhost: module exports no supported proxy_abi_version marker (0_2_0 or 0_2_1)")
-	ErrNoAllocator     = errors.New("wasmhost: module exports neither proxy_on_memory_allocate nor malloc")
-	ErrNoMemory        = errors.New("wasmhost: module exports no memory")
+	ErrNoWasm      = errors.New("wasmhost: no wasm module configured")
+	ErrABIVersion  = errors.New("wasmhost: module exports no supported proxy_abi_version marker (0_2_0 or 0_2_1)")
+	ErrNoAllocator = errors.New("wasmhost: module exports neither proxy_on_memory_allocate nor malloc")
+	ErrNoMemory    = errors.New("wasmhost: module exports no memory")
+)
+
+// Errors of a plugin that refused its root lifecycle.
+var (
 	ErrVMStartRejected = errors.New("wasmhost: plugin rejected proxy_on_vm_start")
 	ErrConfigRejected  = errors.New("wasmhost: plugin rejected its configuration")
-	ErrVMFailed        = errors.New("wasmhost: the VM serving this stream failed")
-	ErrNoHealthyVM     = errors.New("wasmhost: no healthy VM")
-	ErrClosed          = errors.New("wasmhost: host closed")
-	ErrPauseTimeout    = errors.New("wasmhost: paused stream timed out")
-	ErrStreamDone      = errors.New("wasmhost: stream already answered or closed")
+)
+
+// Errors of streams.
+var (
+	ErrVMFailed     = errors.New("wasmhost: the VM serving this stream failed")
+	ErrNoHealthyVM  = errors.New("wasmhost: no healthy VM")
+	ErrClosed       = errors.New("wasmhost: host closed")
+	ErrPauseTimeout = errors.New("wasmhost: paused stream timed out")
+	ErrStreamDone   = errors.New("wasmhost: stream already answered or closed")
 )

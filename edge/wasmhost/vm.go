@@ -124,28 +124,29 @@ func (v *vm) start() error {
 		}
 	}
 	v.nextID = rootContextID
-	if f := v.fn.contextCreate; f != nil {
-		v.stack[0], v.stack[1] = rootContextID, 0
-		if err := v.callLocked(f, nil, phaseNone); err != nil {
-			return err
-		}
+	// The root context: proxy_on_context_create(root, 0), then
+	// proxy_on_vm_start and proxy_on_configure with the configuration sizes;
+	// the last two refuse with a false result.
+	steps := [...]struct {
+		f        api.Function
+		arg      int
+		ph       phase
+		rejected error
+	}{
+		{v.fn.contextCreate, 0, phaseNone, nil},
+		{v.fn.vmStart, len(h.cfg.VMConfig), phaseVMStart, ErrVMStartRejected},
+		{v.fn.configure, len(h.cfg.PluginConfig), phaseConfigure, ErrConfigRejected},
 	}
-	if f := v.fn.vmStart; f != nil {
-		v.stack[0], v.stack[1] = rootContextID, uint64(len(h.cfg.VMConfig))
-		if err := v.callLocked(f, nil, phaseVMStart); err != nil {
+	for _, st := range steps {
+		if st.f == nil {
+			continue
+		}
+		v.stack[0], v.stack[1] = rootContextID, uint64(st.arg)
+		if err := v.callLocked(st.f, nil, st.ph); err != nil {
 			return err
 		}
-		if uint32(v.stack[0]) == 0 {
-			return ErrVMStartRejected
-		}
-	}
-	if f := v.fn.configure; f != nil {
-		v.stack[0], v.stack[1] = rootContextID, uint64(len(h.cfg.PluginConfig))
-		if err := v.callLocked(f, nil, phaseConfigure); err != nil {
-			return err
-		}
-		if uint32(v.stack[0]) == 0 {
-			return ErrConfigRejected
+		if st.rejected != nil && uint32(v.stack[0]) == 0 {
+			return st.rejected
 		}
 	}
 	return nil

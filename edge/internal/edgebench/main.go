@@ -27,36 +27,42 @@ import (
 )
 
 func main() {
-	wasm := flag.String("wasm", "build/sessionedge.wasm", "filter module")
-	pluginConfigFile := flag.String("plugin-config-file", "", "plugin configuration file (JSON; default {})")
-	duration := flag.Duration("duration", time.Second, "length of one round")
-	rounds := flag.Int("rounds", 7, "rounds per mode (alternating)")
-	conns := flag.Int("conns", 16, "concurrent connections of the load generator")
-	vms := flag.Int("vms", 0, "filter VMs (default GOMAXPROCS)")
-	path := flag.String("path", "/products/42", "request path")
-	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the whole run")
+	var o options
+	flag.StringVar(&o.wasm, "wasm", "build/sessionedge.wasm", "filter module")
+	flag.StringVar(&o.pluginConfigFile, "plugin-config-file", "", "plugin configuration file (JSON; default {})")
+	flag.DurationVar(&o.duration, "duration", time.Second, "length of one round")
+	flag.IntVar(&o.rounds, "rounds", 7, "rounds per mode (alternating)")
+	flag.IntVar(&o.conns, "conns", 16, "concurrent connections of the load generator")
+	flag.IntVar(&o.vms, "vms", 0, "filter VMs (default GOMAXPROCS)")
+	flag.StringVar(&o.path, "path", "/products/42", "request path")
+	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run")
 	flag.Parse()
-	if *cpuProfile != "" {
-		f, err := os.Create(*cpuProfile)
-		if err == nil {
+	if o.cpuProfile != "" {
+		if f, err := os.Create(o.cpuProfile); err == nil {
 			_ = pprof.StartCPUProfile(f)
 			defer pprof.StopCPUProfile()
 		}
 	}
 	pluginConfig := []byte("{}")
-	if *pluginConfigFile != "" {
-		b, err := os.ReadFile(*pluginConfigFile)
+	if o.pluginConfigFile != "" {
+		b, err := os.ReadFile(o.pluginConfigFile)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "edgebench:", err)
 			os.Exit(1)
 		}
 		pluginConfig = b
 	}
-	if err := run(*wasm, pluginConfig, *duration, *rounds, *conns, *vms, *path); err != nil {
+	if err := run(o.wasm, pluginConfig, o.duration, o.rounds, o.conns, o.vms, o.path); err != nil {
 		fmt.Fprintln(os.Stderr, "edgebench:", err)
 		pprof.StopCPUProfile()
 		os.Exit(1)
 	}
+}
+
+type options struct {
+	wasm, pluginConfigFile, path, cpuProfile string
+	duration                                 time.Duration
+	rounds, conns, vms                       int
 }
 
 func listen() (net.Listener, error) { return net.Listen("tcp", "127.0.0.1:0") }
