@@ -18,11 +18,15 @@ var (
 	ErrConfigRejected  = errors.New("wasmhost: plugin rejected its configuration")
 )
 
-// Errors of streams.
+// Errors of NewStream.
+var (
+	ErrNoHealthyVM = errors.New("wasmhost: no healthy VM")
+	ErrClosed      = errors.New("wasmhost: host closed")
+)
+
+// Errors of the callbacks of a stream.
 var (
 	ErrVMFailed     = errors.New("wasmhost: the VM serving this stream failed")
-	ErrNoHealthyVM  = errors.New("wasmhost: no healthy VM")
-	ErrClosed       = errors.New("wasmhost: host closed")
 	ErrPauseTimeout = errors.New("wasmhost: paused stream timed out")
 	ErrStreamDone   = errors.New("wasmhost: stream already answered or closed")
 )
