@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"testing"
 	"time"
@@ -91,12 +92,8 @@ func TestBufferedBodies(t *testing.T) {
 
 func buildGoGuest(t *testing.T) string {
 	t.Helper()
-	gobin, err := exec.LookPath("go")
-	if err != nil {
-		t.Skip("go not on PATH: cannot build the Go test guest")
-	}
 	out := filepath.Join(t.TempDir(), "goguest.wasm")
-	cmd := exec.Command(gobin, "build", "-buildmode=c-shared", "-o", out, "../testdata/goguest")
+	cmd := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), "build", "-buildmode=c-shared", "-o", out, "../testdata/goguest")
 	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("building the Go test guest: %v\n%s", err, b)

@@ -6,15 +6,14 @@ import (
 	"os/exec"
 	"path/filepath"
 	"testing"
+
+	"github.com/sessionedge/sessionedge/internal/testenv"
 )
 
 // TestConformanceWasmMatchesWat checks that the committed conformance.wasm is
 // the assembly of conformance.wat.
 func TestConformanceWasmMatchesWat(t *testing.T) {
-	wat2wasm, err := exec.LookPath("wat2wasm")
-	if err != nil {
-		t.Skip("wat2wasm not installed (apt-get install wabt); cannot check conformance.wasm against its source")
-	}
+	wat2wasm := testenv.Tool(t, "wat2wasm", "apt-get install wabt")
 	out := filepath.Join(t.TempDir(), "conformance.wasm")
 	if b, err := exec.Command(wat2wasm, "../testdata/conformance.wat", "-o", out).CombinedOutput(); err != nil {
 		t.Fatalf("wat2wasm: %v\n%s", err, b)
