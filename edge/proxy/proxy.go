@@ -209,11 +209,13 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		Authority: b2s(ctx.Host()),
 		Scheme:    scheme(ctx),
 		Header:    e,
-		Info: wasmhost.StreamInfo{
+	}
+	if s.host != nil {
+		e.req.Info = wasmhost.StreamInfo{
 			ID:            s.requestID(ctx),
 			SourceAddress: ctx.RemoteAddr().String(),
 			Protocol:      protocol(ctx),
-		},
+		}
 	}
 	if cl := requestBodyLength(ctx); cl != 0 {
 		e.req.ContentLength = int64(cl)
