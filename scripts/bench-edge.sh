@@ -61,3 +61,8 @@ echo "## Edge proxy throughput: $WASM"
 echo
 go run ./edge/internal/edgebench -wasm "$WASM" -plugin-config-file "$PLUGIN_CONFIG_FILE" \
   -duration "${EDGE_BENCH_DURATION:-1s}" -rounds "${EDGE_BENCH_ROUNDS:-7}" -conns "${EDGE_BENCH_CONNS:-16}"
+
+echo
+echo "## Origin calls through the host at 1000/s (pooled cluster vs http.DefaultClient)"
+echo
+go run ./edge/internal/callbench -rate 1000 -duration "${EDGE_BENCH_CALLS_DURATION:-3s}"
