@@ -143,3 +143,51 @@ func TestSessionedgeGuest(t *testing.T) {
 		t.Errorf("the guest trapped: restarts %d healthy %d", h.Host().Restarts(), h.Host().HealthyVMs())
 	}
 }
+
+// TestBodyFailures: a filter that fails in a body callback, with and without
+// failing open. Failing open, the request is not sent twice, the rest of the
+// body goes on unfiltered, and the session headers are stripped.
+func TestBodyFailures(t *testing.T) {
+	wasm := buildWasm(t, "../testdata/goguest")
+	for _, failOpen := range []bool{false, true} {
+		name := map[bool]string{false: "closed", true: "open"}[failOpen]
+		t.Run(name, func(t *testing.T) {
+			h := harness.New(t, harness.Config{Wasm: wasm, VMs: 2, FailOpen: failOpen, StripPrefixes: []string{"x-session-"}})
+			calls := 0
+			h.SetUpstream(func(r *harness.UpstreamRequest) *harness.Response {
+				calls++
+				return &harness.Response{Status: 200, Headers: harness.Headers{{"x-session-token", "t"}, {"x-app", "1"}},
+					Body: append([]byte("echo:"), r.Body...)}
+			})
+			// The request body callback traps on the first chunk, after the
+			// headers left for the upstream.
+			res := h.Do(&harness.Request{Method: "POST", Path: "/trap-request-body", Body: []byte("payload")})
+			if res.Err == nil {
+				t.Fatal("the trap was not reported")
+			}
+			if failOpen {
+				res.ExpectStatus(t, 200).ExpectNoResponseHeader(t, "x-session-token").ExpectResponseHeader(t, "x-app", "1")
+				if string(res.Response.Body) != "echo:payload" || calls != 1 {
+					t.Errorf("body %q, upstream called %d times", res.Response.Body, calls)
+				}
+			} else {
+				res.ExpectStatus(t, 503)
+			}
+			// The response body callback traps on a small body the filter
+			// reads whole before the headers leave.
+			calls = 0
+			res = h.Do(&harness.Request{Method: "POST", Path: "/trap-response-body", Body: []byte("x")})
+			if res.Err == nil || calls != 1 {
+				t.Fatalf("trap reported %v, upstream called %d times", res.Err, calls)
+			}
+			if failOpen {
+				res.ExpectStatus(t, 200).ExpectNoResponseHeader(t, "x-session-token")
+				if string(res.Response.Body) != "echo:x+go" {
+					t.Errorf("body %q, want the upstream's body as it came", res.Response.Body)
+				}
+			} else {
+				res.ExpectStatus(t, 503)
+			}
+		})
+	}
+}

@@ -471,7 +471,6 @@ func (x *Exchange) responseFailed(err error) {
 		x.answer(http.StatusServiceUnavailable)
 		return
 	}
-	// What the plugin already read of the body goes out first.
 	held := x.body.acc
 	x.body.out, x.body.acc = held, nil
 	x.respondUnfiltered()
@@ -486,13 +485,17 @@ func (x *Exchange) respondUnfiltered() {
 	x.Headers.Reset()
 	copyHeaders(&x.Headers, &up.Headers)
 	x.l.strip(&x.Headers)
-	x.ContentLength = 0
-	x.mem = nil
-	if up.Body != nil && up.ContentLength != 0 {
-		out := x.body.out
+	// What the plugin had read of the body already goes out first.
+	out := x.body.out
+	x.ContentLength, x.mem, x.off, x.body.src = 0, nil, 0, nil
+	switch {
+	case up.Body != nil && up.ContentLength != 0:
 		x.body.init(x, up.Body, true, false, 0)
 		x.body.out = out
 		x.ContentLength = up.ContentLength
+	case len(out) > 0: // the plugin had read the whole body
+		x.mem = out
+		x.ContentLength = int64(len(out))
 	}
 }
 
@@ -743,13 +746,15 @@ func dropHopByHop(m *HeaderMap, request bool) {
 }
 
 // dropConnectionListed removes from m the headers that the Connection
-// headers of src name.
+// headers of src name (src may be m).
 func dropConnectionListed(m, src *HeaderMap) {
-	for i := 0; i < src.n; i++ {
-		if string(src.pairs[i].key) != "connection" {
-			continue
+	// Removing pairs moves the later ones, so find the next Connection
+	// header afresh each time: they keep their order.
+	for done := 0; ; done++ {
+		v, ok := nthValue(src, "connection", done)
+		if !ok {
+			return
 		}
-		v := src.pairs[i].value
 		for len(v) > 0 {
 			var tok []byte
 			if j := bytes.IndexByte(v, ','); j >= 0 {
@@ -763,6 +768,19 @@ func dropConnectionListed(m, src *HeaderMap) {
 			}
 		}
 	}
+}
+
+// nthValue returns the value of the n-th pair (from 0) of key.
+func nthValue(m *HeaderMap, key string, n int) ([]byte, bool) {
+	for i := 0; i < m.n; i++ {
+		if string(m.pairs[i].key) == key {
+			if n == 0 {
+				return m.pairs[i].value, true
+			}
+			n--
+		}
+	}
+	return nil, false
 }
 
 // isHopByHop reports whether a header belongs to one connection (RFC 9110

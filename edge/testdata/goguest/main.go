@@ -53,6 +53,7 @@ var (
 	ticks   int
 	pending = map[uint32]uint32{}
 	echo    = map[uint32]bool{}
+	traps   = map[uint32]string{} // stream → "request" or "response": its body callback traps
 	started = time.Now()
 )
 
@@ -148,6 +149,12 @@ func onRequestHeaders(id, n uint32, eos bool) uint32 {
 	addHeader(0, "x-go-random", hex.EncodeToString(r[:]))
 	addHeader(0, "x-go-time", time.Now().UTC().Format(time.RFC3339))
 	addHeader(0, "x-go-config", config)
+	switch header(0, ":path") {
+	case "/trap-request-body":
+		traps[id] = "request"
+	case "/trap-response-body":
+		traps[id] = "response"
+	}
 	if header(0, ":path") == "/body-echo" && !eos {
 		echo[id] = true
 		return 1 // stop iteration until the whole body has arrived
@@ -197,6 +204,9 @@ func appendToBody(typ, size uint32, eos bool) uint32 {
 
 //go:wasmexport proxy_on_request_body
 func onRequestBody(id, size uint32, eos bool) uint32 {
+	if traps[id] == "request" {
+		panic("goguest: trap in the request body callback")
+	}
 	if !echo[id] {
 		return appendToBody(0, size, eos)
 	}
@@ -214,7 +224,12 @@ func onRequestBody(id, size uint32, eos bool) uint32 {
 }
 
 //go:wasmexport proxy_on_response_body
-func onResponseBody(id, size uint32, eos bool) uint32 { return appendToBody(1, size, eos) }
+func onResponseBody(id, size uint32, eos bool) uint32 {
+	if traps[id] == "response" {
+		panic("goguest: trap in the response body callback")
+	}
+	return appendToBody(1, size, eos)
+}
 
 //go:wasmexport proxy_on_done
 func onDone(id uint32) bool { return true }
@@ -223,4 +238,4 @@ func onDone(id uint32) bool { return true }
 func onLog(id uint32) {}
 
 //go:wasmexport proxy_on_delete
-func onDelete(id uint32) {}
+func onDelete(id uint32) { delete(traps, id) }
