@@ -65,4 +65,4 @@ go run ./edge/internal/edgebench -wasm "$WASM" -plugin-config-file "$PLUGIN_CONF
 echo
 echo "## Origin calls through the host at 1000/s (pooled cluster vs http.DefaultClient)"
 echo
-go run ./edge/internal/callbench -rate 1000 -duration "${EDGE_BENCH_CALLS_DURATION:-3s}"
+go run ./edge/internal/edgebench -calls-rate 1000 -duration "${EDGE_BENCH_CALLS_DURATION:-3s}" -wasm edge/testdata/conformance.wasm

@@ -4,6 +4,8 @@
 // one process, alternates rounds between the two edges so drift hits both
 // alike, and prints a table. The number of requests is bounded by -duration
 // and -rounds.
+//
+// With -calls-rate it measures the filter's HTTP calls instead (calls.go).
 package main
 
 import (
@@ -36,7 +38,16 @@ func main() {
 	flag.IntVar(&o.vms, "vms", 0, "filter VMs (default GOMAXPROCS)")
 	flag.StringVar(&o.path, "path", "/products/42", "request path")
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run")
+	flag.IntVar(&o.callsRate, "calls-rate", 0, "measure HTTP calls of the .wat guest at this rate per second instead (-wasm edge/testdata/conformance.wasm)")
+	flag.DurationVar(&o.originDelay, "origin-delay", 0, "with -calls-rate: time the origin takes to answer")
 	flag.Parse()
+	if o.callsRate > 0 {
+		if err := runCalls(o); err != nil {
+			fmt.Fprintln(os.Stderr, "edgebench:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if o.cpuProfile != "" {
 		if f, err := os.Create(o.cpuProfile); err == nil {
 			_ = pprof.StartCPUProfile(f)
@@ -61,8 +72,8 @@ func main() {
 
 type options struct {
 	wasm, pluginConfigFile, path, cpuProfile string
-	duration                                 time.Duration
-	rounds, conns, vms                       int
+	duration, originDelay                    time.Duration
+	rounds, conns, vms, callsRate            int
 }
 
 func listen() (net.Listener, error) { return net.Listen("tcp", "127.0.0.1:0") }

@@ -1,21 +1,19 @@
-// Command callbench measures the latency of a filter's HTTP calls to an
-// origin through the host at a fixed rate: requests through
-// wasmhost.Lifecycle make the .wat guest call the "backend" cluster (a
-// loopback fasthttp origin) and wait for the answer. It reports the call
-// latency as the cluster sees it and how many connections the origin
-// accepted, for the pooled HTTPCluster and, for comparison, the same
-// cluster on http.DefaultClient (two idle connections per host).
 package main
+
+// The HTTP-call measure: requests through wasmhost.Lifecycle make the .wat
+// guest call the "backend" cluster (a loopback fasthttp origin) and wait for
+// the answer, at a fixed rate. It reports the call latency as the cluster
+// sees it and how many connections the origin accepted, for the pooled
+// HTTPCluster and, for comparison, the same cluster on http.DefaultClient
+// (two idle connections per host).
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"runtime"
 	"sort"
 	"strings"
@@ -26,25 +24,6 @@ import (
 	"github.com/sessionedge/sessionedge/edge/wasmhost"
 	"github.com/valyala/fasthttp"
 )
-
-func main() {
-	var o options
-	flag.StringVar(&o.wasm, "wasm", "edge/testdata/conformance.wasm", "guest whose /call path calls the backend cluster")
-	flag.IntVar(&o.rate, "rate", 1000, "calls per second")
-	flag.DurationVar(&o.duration, "duration", 5*time.Second, "length of each run")
-	flag.DurationVar(&o.originDelay, "origin-delay", 0, "time the origin takes to answer")
-	flag.Parse()
-	if err := run(o); err != nil {
-		fmt.Fprintln(os.Stderr, "callbench:", err)
-		os.Exit(1)
-	}
-}
-
-type options struct {
-	wasm                  string
-	rate                  int
-	duration, originDelay time.Duration
-}
 
 // countingListener counts the connections the origin accepts.
 type countingListener struct {
@@ -86,7 +65,7 @@ func (t *timedCluster) RoundTrip(ctx context.Context, req *wasmhost.CallRequest,
 	return nil
 }
 
-func run(o options) error {
+func runCalls(o options) error {
 	body := []byte(strings.Repeat("s", 300)) // about a session in CBOR
 	delay := o.originDelay
 	origin := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) {
@@ -96,7 +75,7 @@ func run(o options) error {
 		ctx.Response.Header.Set("x-answer", "1")
 		ctx.SetBody(body)
 	}}
-	fmt.Printf("origin calls through the host at %d/s for %v each, GOMAXPROCS=%d, origin delay %v\n\n", o.rate, o.duration, runtime.GOMAXPROCS(0), o.originDelay)
+	fmt.Printf("origin calls through the host at %d/s for %v each, GOMAXPROCS=%d, origin delay %v\n\n", o.callsRate, o.duration, runtime.GOMAXPROCS(0), o.originDelay)
 	fmt.Printf("| client | calls | achieved/s | p50 | p90 | p99 | max | failed | origin connections | most in flight |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, mode := range []string{"pooled (HTTPCluster)", "http.DefaultClient"} {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -118,7 +97,7 @@ func run(o options) error {
 		if err != nil {
 			return err
 		}
-		achieved := load(&wasmhost.Lifecycle{Host: host}, o.rate, o.duration)
+		achieved := callLoad(&wasmhost.Lifecycle{Host: host}, o.callsRate, o.duration)
 		_ = host.Close(context.Background())
 		_ = ln.Close()
 		lat := tc.lat
@@ -134,9 +113,9 @@ func run(o options) error {
 	return nil
 }
 
-// load sends rate requests per second for d, each on its own goroutine (a
+// callLoad sends rate requests per second for d, each on its own goroutine (a
 // request waits for its call), and returns the rate achieved.
-func load(lc *wasmhost.Lifecycle, rate int, d time.Duration) float64 {
+func callLoad(lc *wasmhost.Lifecycle, rate int, d time.Duration) float64 {
 	up := wasmhost.UpstreamFunc(func(_ context.Context, _ *wasmhost.UpstreamRequest, resp *wasmhost.UpstreamResponse) error {
 		resp.Status = 200
 		return nil
