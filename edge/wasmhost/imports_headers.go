@@ -60,50 +60,47 @@ func proxyGetHeaderMapPairs(ctx ctxT, _ api.Module, stack []uint64) {
 	stack[0] = uint64(v.copyOut(v.scratch, u32(stack[1]), u32(stack[2])))
 }
 
+// mapArg returns the map named by the first argument and the bytes the
+// second and third give (a key, or a serialized map), checked in the ABI's
+// order: guest memory first, then the map.
+func (v *vm) mapArg(stack []uint64, write bool) (*HeaderMap, []byte, proxywasm.Status) {
+	b, ok := v.read(u32(stack[1]), u32(stack[2]))
+	if !ok {
+		return nil, nil, proxywasm.StatusInvalidMemoryAccess
+	}
+	m, st := v.headerMap(proxywasm.MapType(stack[0]), write)
+	return m, b, st
+}
+
 // proxy_set_header_map_pairs(map_type, map_data, map_size): replaces the map.
 // Malformed or oversized data is BAD_ARGUMENT and leaves the map unchanged
 // (Envoy's host core would replace the map with an empty one).
 func proxySetHeaderMapPairs(ctx ctxT, _ api.Module, stack []uint64) {
-	v := vmOf(ctx)
-	data, ok := v.read(u32(stack[1]), u32(stack[2]))
-	if !ok {
-		stack[0] = uint64(proxywasm.StatusInvalidMemoryAccess)
-		return
+	m, data, st := vmOf(ctx).mapArg(stack, true)
+	if st == proxywasm.StatusOK {
+		if checkSerialized(data) != nil {
+			st = proxywasm.StatusBadArgument
+		} else {
+			_ = m.ParseSerialized(data)
+		}
 	}
-	m, st := v.headerMap(proxywasm.MapType(stack[0]), true)
-	if st != proxywasm.StatusOK {
-		stack[0] = uint64(st)
-		return
-	}
-	if checkSerialized(data) != nil {
-		stack[0] = uint64(proxywasm.StatusBadArgument)
-		return
-	}
-	_ = m.ParseSerialized(data)
-	stack[0] = uint64(proxywasm.StatusOK)
+	stack[0] = uint64(st)
 }
 
 // proxy_get_header_map_value(map_type, key_data, key_size, return_value_data, return_value_size):
 // the FIRST value of the key, as Envoy returns it.
 func proxyGetHeaderMapValue(ctx ctxT, _ api.Module, stack []uint64) {
 	v := vmOf(ctx)
-	key, ok := v.read(u32(stack[1]), u32(stack[2]))
-	if !ok {
-		stack[0] = uint64(proxywasm.StatusInvalidMemoryAccess)
-		return
+	m, key, st := v.mapArg(stack, false)
+	if st == proxywasm.StatusOK {
+		if i := indexBytes(m, key); i < 0 {
+			st = proxywasm.StatusNotFound
+		} else {
+			// The value lives in Go memory, so it stays valid while the guest allocates.
+			st = v.copyOut(m.pairs[i].value, u32(stack[3]), u32(stack[4]))
+		}
 	}
-	m, st := v.headerMap(proxywasm.MapType(stack[0]), false)
-	if st != proxywasm.StatusOK {
-		stack[0] = uint64(st)
-		return
-	}
-	i := indexBytes(m, key)
-	if i < 0 {
-		stack[0] = uint64(proxywasm.StatusNotFound)
-		return
-	}
-	// The value lives in Go memory, so it stays valid while the guest allocates.
-	stack[0] = uint64(v.copyOut(m.pairs[i].value, u32(stack[3]), u32(stack[4])))
+	stack[0] = uint64(st)
 }
 
 func indexBytes(m *HeaderMap, key []byte) int {
@@ -130,40 +127,25 @@ func proxyReplaceHeaderMapValue(ctx ctxT, _ api.Module, stack []uint64) {
 // to the map the first argument names: the shared body of add and replace.
 func writeHeaderPair(ctx ctxT, stack []uint64, write func(m *HeaderMap, key, val []byte) error) {
 	v := vmOf(ctx)
-	key, ok1 := v.read(u32(stack[1]), u32(stack[2]))
-	val, ok2 := v.read(u32(stack[3]), u32(stack[4]))
-	if !ok1 || !ok2 {
-		stack[0] = uint64(proxywasm.StatusInvalidMemoryAccess)
-		return
+	val, ok := v.read(u32(stack[3]), u32(stack[4]))
+	m, key, st := v.mapArg(stack, true)
+	switch {
+	case !ok:
+		st = proxywasm.StatusInvalidMemoryAccess
+	case st == proxywasm.StatusOK && write(m, key, val) != nil:
+		st = proxywasm.StatusBadArgument
 	}
-	m, st := v.headerMap(proxywasm.MapType(stack[0]), true)
-	if st != proxywasm.StatusOK {
-		stack[0] = uint64(st)
-		return
-	}
-	if write(m, key, val) != nil {
-		stack[0] = uint64(proxywasm.StatusBadArgument)
-		return
-	}
-	stack[0] = uint64(proxywasm.StatusOK)
+	stack[0] = uint64(st)
 }
 
 // proxy_remove_header_map_value(map_type, key_data, key_size): removes every
 // value; removing an absent key is OK.
 func proxyRemoveHeaderMapValue(ctx ctxT, _ api.Module, stack []uint64) {
-	v := vmOf(ctx)
-	key, ok := v.read(u32(stack[1]), u32(stack[2]))
-	if !ok {
-		stack[0] = uint64(proxywasm.StatusInvalidMemoryAccess)
-		return
+	m, key, st := vmOf(ctx).mapArg(stack, true)
+	if st == proxywasm.StatusOK {
+		delPairs(m, key)
 	}
-	m, st := v.headerMap(proxywasm.MapType(stack[0]), true)
-	if st != proxywasm.StatusOK {
-		stack[0] = uint64(st)
-		return
-	}
-	delPairs(m, key)
-	stack[0] = uint64(proxywasm.StatusOK)
+	stack[0] = uint64(st)
 }
 
 // proxy_get_header_map_size(map_type, return_size_ptr): the serialized size
