@@ -174,6 +174,8 @@ func TestJSONErrorsNameTheField(t *testing.T) {
 		{`{"custom":{"a":1 "b":2}}`, "custom", "expected ',' or '}'"},
 		{``, "body", "unexpected end of input"},
 		{`{"a":1}x`, "body", "trailing data after the value"},
+		{`{"":`, `""`, "unexpected end of input"},
+		{`{"custom":{"":{"":[1,"` + "\xff" + `"]}}}`, `custom."".""[1]`, "text is not valid UTF-8"},
 	}
 	for _, tt := range tests {
 		_, err := ParseValueJSONLimits([]byte(tt.body), &DefaultLimits)

@@ -259,7 +259,8 @@ type pathSeg struct {
 const maxPathKey = 64
 
 // appendPath formats segs as a field name: "custom.list[3].name". Keys come
-// from the input, so each is cut to maxPathKey bytes and made valid UTF-8.
+// from the input, so each is cut to maxPathKey bytes and made valid UTF-8;
+// an empty key is written "".
 func appendPath(dst []byte, segs []pathSeg) []byte {
 	for i, s := range segs {
 		if s.index >= 0 {
@@ -268,6 +269,10 @@ func appendPath(dst []byte, segs []pathSeg) []byte {
 		}
 		if i > 0 {
 			dst = append(dst, '.')
+		}
+		if s.key == "" {
+			dst = append(dst, `""`...) // an empty key stays visible
+			continue
 		}
 		k := s.key
 		cut := len(k) > maxPathKey
