@@ -69,6 +69,7 @@ func FuzzParseValueJSONLimits(f *testing.F) {
 	f.Add([]byte(`{"public":{"theme":"dark","sizes":[38,39],"at":{"$time":"2026-01-01T00:00:00Z"},"gone":null}}`))
 	f.Add([]byte(`{"custom":{"b":1,"a":{"$decimal":"19.99"},"b":2}}`))
 	f.Add(contextJSON(300))
+	f.Add([]byte(`[1,-2.5e3,"\u00e9\ud83d\ude00",true,false,null,{"$time":"2026-01-01T00:00:00.5+02:00"},[[[]]]]`))
 	lim := DefaultLimits
 	base := fuzzBase(ID{7})
 	f.Fuzz(func(t *testing.T, b []byte) {
@@ -100,6 +101,10 @@ func FuzzParseValueJSONLimits(f *testing.F) {
 func FuzzDecodeValue(f *testing.F) {
 	f.Add(AppendValue(nil, Map(Attr{"public", Map(Attr{"theme", Text("dark")}, Attr{"n", List(Int(1), Float(1.5), Decimal(1999, -2), Time(1_700_000_000_123))})})))
 	f.Add(contextCBOR(300))
+	for _, v := range []Value{Text("héllo"), Int(-1), Float(0.1), Bool(true), Time(-1500), Decimal(-5, 3),
+		List(), List(Int(1), List(Text("x"))), Map(Attr{"b", Int(1)}, Attr{"aa", Map()})} {
+		f.Add(AppendValue(nil, v))
+	}
 	lim := DefaultLimits
 	f.Fuzz(func(t *testing.T, b []byte) {
 		if len(b) > fuzzSizeCap {
