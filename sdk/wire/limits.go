@@ -63,8 +63,8 @@ func (l Limits) WithDefaults() Limits {
 
 // MaxOps is the number of ops a decoded delta may hold: enough for the
 // largest change the origin composes from one request (a context replaced
-// whole, with every namespace holding MaxAttrs keys, plus login or start),
-// and small enough that applying a hostile delta stays cheap.
+// whole, every namespace object of the body holding MaxAttrs keys, plus
+// login or start).
 func (l *Limits) MaxOps() int { return (NumNamespaces+1)*l.MaxAttrs + 64 }
 
 // ErrInvalid is wrapped by every error about a value that breaks the rules;
