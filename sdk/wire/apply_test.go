@@ -4,6 +4,8 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/sessionedge/sessionedge/internal/fuzzbudget"
 )
 
 func start(id ID) *Session {
@@ -241,7 +243,9 @@ func TestParseValueJSONRejects(t *testing.T) {
 func FuzzParseValueJSON(f *testing.F) {
 	f.Add([]byte(`{"a":[1,2.5,"x",{"$decimal":"1.10"},{"$time":"2026-01-01T00:00:00Z"}]}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		v, err := ParseValueJSON(b)
+		var v Value
+		var err error
+		fuzzbudget.Check(t, len(b), func() { v, err = ParseValueJSON(b) })
 		if err != nil {
 			return
 		}
