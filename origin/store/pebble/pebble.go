@@ -18,6 +18,9 @@
 // batches to the WAL and its log writer syncs everything queued so far with
 // one fsync, so N concurrent committers cost about one fsync, not N
 // (group commit; see LogWriter.flushLoop and commitPipeline in Pebble).
+//
+// Every scan of a key prefix ends at the prefix's successor (prefixEnd),
+// so keys whose next bytes are 0xff are inside it.
 package pebble
 
 import (
@@ -25,6 +28,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -145,10 +149,39 @@ func Open(cfg Config) (*Store, error) {
 	return s, nil
 }
 
+// Key prefixes.
+const (
+	prefixSession  = 's'
+	prefixLog      = 'c'
+	prefixDue      = 'x'
+	prefixCustomer = 'u'
+	prefixOutbox   = 'o'
+)
+
+// prefixEnd returns the exclusive upper bound of the keys that start with
+// p: p's successor (p with its last byte below 0xff incremented, the bytes
+// after it dropped), or nil (no upper bound) when p is all 0xff. Appending
+// 0xff to p instead would leave out every key that continues with 0xff.
+func prefixEnd(p []byte) []byte {
+	for i := len(p) - 1; i >= 0; i-- {
+		if p[i] != 0xff {
+			end := append([]byte(nil), p[:i+1]...)
+			end[i]++
+			return end
+		}
+	}
+	return nil
+}
+
+// prefixRange is the iterator range of the keys that start with p.
+func prefixRange(p []byte) *pebble.IterOptions {
+	return &pebble.IterOptions{LowerBound: p, UpperBound: prefixEnd(p)}
+}
+
 // load restores the sequences and the live-session count from the database.
 func (s *Store) load() error {
 	last := func(prefix byte) (uint64, bool, error) {
-		it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{prefix}, UpperBound: []byte{prefix + 1}})
+		it, err := s.db.NewIter(prefixRange([]byte{prefix}))
 		if err != nil {
 			return 0, false, err
 		}
@@ -158,14 +191,14 @@ func (s *Store) load() error {
 		}
 		return binary.BigEndian.Uint64(it.Key()[1:9]), true, nil
 	}
-	head, _, err := last('c')
+	head, _, err := last(prefixLog)
 	if err != nil {
 		return fmt.Errorf("cannot read change log: %w", err)
 	}
 	s.seq.Store(head)
 	s.pub.head = head
 	s.pub.ch = make(chan struct{})
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{'c'}, UpperBound: []byte{'d'}})
+	it, err := s.db.NewIter(prefixRange([]byte{prefixLog}))
 	if err != nil {
 		return err
 	}
@@ -177,12 +210,12 @@ func (s *Store) load() error {
 	if err := it.Close(); err != nil {
 		return err
 	}
-	out, _, err := last('o')
+	out, _, err := last(prefixOutbox)
 	if err != nil {
 		return fmt.Errorf("cannot read outbox: %w", err)
 	}
 	s.outSeq.Store(out)
-	it, err = s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{'s'}, UpperBound: []byte{'t'}})
+	it, err = s.db.NewIter(prefixRange([]byte{prefixSession}))
 	if err != nil {
 		return err
 	}
@@ -199,21 +232,21 @@ func (s *Store) load() error {
 
 func sessionKey(id wire.ID) []byte {
 	k := make([]byte, 17)
-	k[0] = 's'
+	k[0] = prefixSession
 	copy(k[1:], id[:])
 	return k
 }
 
 func logKey(seq uint64) []byte {
 	k := make([]byte, 9)
-	k[0] = 'c'
+	k[0] = prefixLog
 	binary.BigEndian.PutUint64(k[1:], seq)
 	return k
 }
 
 func dueKey(due int64, id wire.ID) []byte {
 	k := make([]byte, 25)
-	k[0] = 'x'
+	k[0] = prefixDue
 	binary.BigEndian.PutUint64(k[1:9], uint64(due))
 	copy(k[9:], id[:])
 	return k
@@ -221,7 +254,7 @@ func dueKey(due int64, id wire.ID) []byte {
 
 func customerPrefix(cid string) []byte {
 	k := make([]byte, 1, 1+binary.MaxVarintLen64+len(cid)+16)
-	k[0] = 'u'
+	k[0] = prefixCustomer
 	k = binary.AppendUvarint(k, uint64(len(cid)))
 	return append(k, cid...)
 }
@@ -230,7 +263,7 @@ func customerKey(cid string, id wire.ID) []byte { return append(customerPrefix(c
 
 func outboxKey(seq uint64) []byte {
 	k := make([]byte, 9)
-	k[0] = 'o'
+	k[0] = prefixOutbox
 	binary.BigEndian.PutUint64(k[1:], seq)
 	return k
 }
@@ -582,7 +615,11 @@ func (s *Store) ChangesAfter(ctx context.Context, c store.Cursor, limit int) (st
 	if cursor == head || limit <= 0 {
 		return bt, nil
 	}
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: logKey(cursor + 1), UpperBound: logKey(head + 1)})
+	upper := prefixEnd([]byte{prefixLog})
+	if head < math.MaxUint64 {
+		upper = logKey(head + 1)
+	}
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: logKey(cursor + 1), UpperBound: upper})
 	if err != nil {
 		return bt, err
 	}
@@ -640,10 +677,13 @@ func (s *Store) Expiring(ctx context.Context, before int64, limit int) ([]store.
 	if s.closed.Load() {
 		return nil, store.ErrClosed
 	}
+	if before <= 0 || limit <= 0 {
+		return nil, nil
+	}
 	upper := make([]byte, 9)
-	upper[0] = 'x'
+	upper[0] = prefixDue
 	binary.BigEndian.PutUint64(upper[1:], uint64(before))
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{'x'}, UpperBound: upper})
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{prefixDue}, UpperBound: upper})
 	if err != nil {
 		return nil, err
 	}
@@ -665,8 +705,7 @@ func (s *Store) CustomerSessions(ctx context.Context, cid string) ([]wire.ID, er
 		return nil, store.ErrClosed
 	}
 	p := customerPrefix(cid)
-	upper := append(append([]byte(nil), p...), 0xff)
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: upper})
+	it, err := s.db.NewIter(prefixRange(p))
 	if err != nil {
 		return nil, err
 	}
@@ -691,7 +730,7 @@ func (s *Store) OutboxClaim(ctx context.Context, limit int, lease time.Duration)
 	if s.closed.Load() {
 		return nil, store.ErrClosed
 	}
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: outboxKey(0), UpperBound: []byte{'p'}})
+	it, err := s.db.NewIter(prefixRange([]byte{prefixOutbox}))
 	if err != nil {
 		return nil, err
 	}
