@@ -3,6 +3,8 @@ package redis
 import (
 	"context"
 	"errors"
+	"fmt"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -35,51 +37,112 @@ func (s *Store) ensureGroups(ctx context.Context) error {
 	return nil
 }
 
-// OutboxClaim takes entries whose lease of another node ran out, then new
-// ones, from every shard (two pipelined commands per shard).
+// OutboxClaim hands out entries this node claimed earlier and has not
+// handed out yet, then takes entries whose lease of another node ran out
+// and new ones from every shard (two pipelined commands per shard), oldest
+// first. Redis leases everything those commands return, up to limit per
+// shard; what does not fit in this answer stays held by this node for its
+// next call within the lease, instead of waiting a whole lease.
 func (s *Store) OutboxClaim(ctx context.Context, limit int, lease time.Duration) ([]store.OutboxEntry, error) {
+	if limit <= 0 {
+		return nil, nil
+	}
 	if err := s.ensureGroups(ctx); err != nil {
 		return nil, err
 	}
+	now := s.cfg.Now()
+	out := s.takeHeld(limit, now.Add(-lease))
+	if len(out) == limit {
+		return out, nil
+	}
+	room := limit - len(out)
 	cmds := make([]rueidis.Completed, 0, 2*s.cfg.Shards)
 	for shard := 0; shard < s.cfg.Shards; shard++ {
 		key := s.outboxKey(shard)
 		cmds = append(cmds,
-			s.client.B().Xautoclaim().Key(key).Group(outboxGroup).Consumer(s.node).MinIdleTime(strconv.FormatInt(lease.Milliseconds(), 10)).Start("0-0").Count(int64(limit)).Build(),
-			s.client.B().Xreadgroup().Group(outboxGroup, s.node).Count(int64(limit)).Streams().Key(key).Id(">").Build())
+			s.client.B().Xautoclaim().Key(key).Group(outboxGroup).Consumer(s.node).MinIdleTime(strconv.FormatInt(lease.Milliseconds(), 10)).Start("0-0").Count(int64(room)).Build(),
+			s.client.B().Xreadgroup().Group(outboxGroup, s.node).Count(int64(room)).Streams().Key(key).Id(">").Build())
 	}
-	var out []store.OutboxEntry
+	var claimed []heldEntry
 	results := s.doMulti(ctx, cmds...)
 	for shard := 0; shard < s.cfg.Shards; shard++ {
-		claimed, err := results[2*shard].ToArray()
+		reclaimed, err := results[2*shard].ToArray()
 		if err != nil {
 			return nil, s.wrap("outbox claim", err)
 		}
-		if len(claimed) > 1 {
-			entries, _ := claimed[1].AsXRange()
-			out = s.appendOutbox(out, shard, entries)
+		if len(reclaimed) > 1 {
+			entries, err := reclaimed[1].AsXRange()
+			if err != nil {
+				return nil, fmt.Errorf("redis: outbox claim: %w", err)
+			}
+			if claimed, err = s.appendOutbox(claimed, shard, entries, now); err != nil {
+				return nil, err
+			}
 		}
 		fresh, err := results[2*shard+1].AsXRead()
 		if err != nil && !rueidis.IsRedisNil(err) {
 			return nil, s.wrap("outbox read", err)
 		}
-		out = s.appendOutbox(out, shard, fresh[s.outboxKey(shard)])
+		if claimed, err = s.appendOutbox(claimed, shard, fresh[s.outboxKey(shard)], now); err != nil {
+			return nil, err
+		}
 	}
-	if len(out) > limit {
-		// The rest stay leased to this node and come back after the lease.
-		out = out[:limit]
+	sort.Slice(claimed, func(i, j int) bool { return claimed[i].pos.less(claimed[j].pos) })
+	n := min(room, len(claimed))
+	for _, h := range claimed[:n] {
+		out = append(out, h.entry)
+	}
+	if len(claimed) > n {
+		s.heldMu.Lock()
+		s.held = append(s.held, claimed[n:]...)
+		s.heldMu.Unlock()
 	}
 	return out, nil
 }
 
-func (s *Store) appendOutbox(out []store.OutboxEntry, shard int, entries []rueidis.XRangeEntry) []store.OutboxEntry {
+// heldEntry is an outbox entry this node claimed and has not handed out.
+type heldEntry struct {
+	entry store.OutboxEntry
+	pos   streamID
+	at    time.Time // when it was claimed
+}
+
+// takeHeld returns up to limit held entries claimed after since; older
+// ones are forgotten (their lease ran out: any node may claim them again).
+func (s *Store) takeHeld(limit int, since time.Time) []store.OutboxEntry {
+	s.heldMu.Lock()
+	defer s.heldMu.Unlock()
+	var out []store.OutboxEntry
+	keep := s.held[:0]
+	for _, h := range s.held {
+		switch {
+		case !h.at.After(since):
+		case len(out) < limit:
+			out = append(out, h.entry)
+		default:
+			keep = append(keep, h)
+		}
+	}
+	clear(s.held[len(keep):])
+	s.held = keep
+	return out
+}
+
+func (s *Store) appendOutbox(out []heldEntry, shard int, entries []rueidis.XRangeEntry, now time.Time) ([]heldEntry, error) {
 	for _, e := range entries {
 		if e.FieldValues == nil { // deleted while pending
 			continue
 		}
-		out = append(out, store.OutboxEntry{ID: strconv.Itoa(shard) + "/" + e.ID, Body: []byte(e.FieldValues["b"])})
+		pos, err := parseStreamID(e.ID)
+		if err != nil {
+			return nil, fmt.Errorf("redis: outbox claim: %w", err)
+		}
+		out = append(out, heldEntry{
+			entry: store.OutboxEntry{ID: strconv.Itoa(shard) + "/" + e.ID, Body: []byte(e.FieldValues["b"])},
+			pos:   pos, at: now,
+		})
 	}
-	return out
+	return out, nil
 }
 
 // OutboxDone acknowledges and deletes a delivered entry.

@@ -117,6 +117,9 @@ type Store struct {
 	changed chan struct{}
 	outbox  chan struct{}
 
+	heldMu sync.Mutex
+	held   []heldEntry // outbox entries claimed and not handed out yet
+
 	changes     [1024]atomic.Uint64 // per id bucket: changes seen, for the cache rules in ops.go
 	groupsReady atomic.Bool         // the outbox consumer groups exist
 	roundTrips  atomic.Int64        // commands sent, for the one-round-trip benchmark

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/sessionedge/sessionedge/origin/store"
 	"github.com/sessionedge/sessionedge/sdk/wire"
@@ -229,6 +230,37 @@ func testBoundaryFeed(t *testing.T, st store.Store) {
 	for _, id := range ids {
 		if v := seen[id]; len(v) != 2 || v[0] != 1 || v[1] != 2 {
 			t.Fatalf("feed for %x: versions %v, want [1 2]", id[:], v)
+		}
+	}
+}
+
+func testBoundaryOutbox(t *testing.T, st store.Store) {
+	ids := BoundaryIDs()
+	want := map[string]bool{}
+	for _, id := range ids {
+		body := fmt.Sprintf("event %x", id[:])
+		want[body] = true
+		commit(t, st, id, 1, [][]byte{[]byte(body)}, start(wire.KindAnonymous, 0, 0))
+	}
+	got := map[string]bool{}
+	for tries := 0; len(got) < len(want) && tries < 10; tries++ {
+		es, err := st.OutboxClaim(ctx, 7, time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range es {
+			if got[string(e.Body)] {
+				t.Fatalf("entry %q claimed twice", e.Body)
+			}
+			got[string(e.Body)] = true
+			if err := st.OutboxDone(ctx, e.ID); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for body := range want {
+		if !got[body] {
+			t.Fatalf("outbox entry %q never claimed (%d of %d)", body, len(got), len(want))
 		}
 	}
 }

@@ -44,6 +44,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"BoundaryCustomerIDs", testBoundaryCustomerIDs},
 		{"BoundaryIDsExpiryIndex", testBoundaryExpiryIndex},
 		{"BoundaryIDsFeed", testBoundaryFeed},
+		{"BoundaryIDsOutbox", testBoundaryOutbox},
 		{"CustomerWithEveryFirstByte", testCustomerEveryFirstByte},
 	}
 	for _, tc := range tests {
