@@ -86,6 +86,28 @@ type Stats struct {
 	LiveSessions int64 // sessions that are not tombstones
 }
 
+// CacheStats are the counters of a store's read cache (origin/store/cache),
+// for metrics. Every backend counts the same way: Hits and Misses count
+// reads of a session (Get, GetAtLeast, GetCBOR, ...), a read that finds an
+// entry older than the version it asks for being a miss; Bytes is what the
+// entries count against MaxBytes (each its CBOR encoding plus a fixed
+// overhead, see cache.EntryOverhead).
+type CacheStats struct {
+	Hits, Misses uint64
+	Evictions    uint64
+	Entries      int64
+	Bytes        int64
+	MaxBytes     int64 // 0: the cache is disabled
+}
+
+// HitRatio returns Hits / (Hits + Misses), or 0 before the first read.
+func (s CacheStats) HitRatio() float64 {
+	if s.Hits+s.Misses == 0 {
+		return 0
+	}
+	return float64(s.Hits) / float64(s.Hits+s.Misses)
+}
+
 // Store holds sessions, the change log, the expiry and customer indexes,
 // and the webhook outbox. Implementations are safe for concurrent use.
 // Sessions returned by a Store are shared and must not be modified (wire.Apply
