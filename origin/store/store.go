@@ -1,6 +1,6 @@
 // Package store defines the interface between the origin service and the
-// backends that hold session state durably (the embedded Pebble store, and a
-// Redis store later), and the errors they share. Every backend passes the
+// backends that hold session state durably (the embedded Pebble store, and
+// Redis or Redis Cluster), and the errors they share. Every backend passes the
 // conformance suite in origin/store/storetest.
 //
 // The interface is shaped so that a backend with server-side scripts can
@@ -116,6 +116,11 @@ type Store interface {
 	// Get returns the session id, tombstones included (Ended != 0), or
 	// ErrNotFound.
 	Get(ctx context.Context, id wire.ID) (*wire.Session, error)
+	// GetAtLeast is Get for read-your-writes: it does not answer from a
+	// cached copy older than minVersion but reads the backend (and caches
+	// what it read). When the backend itself holds an older version, that
+	// is the answer. minVersion 0 is Get.
+	GetAtLeast(ctx context.Context, id wire.ID, minVersion uint64) (*wire.Session, error)
 	// Commit writes c atomically and durably. It fails with ErrConflict
 	// when the stored version is not c.Delta.BaseVersion.
 	Commit(ctx context.Context, c *Commit) error
@@ -155,8 +160,11 @@ type Store interface {
 	// that added outbox entries (coalesced; never closed).
 	OutboxNotify() <-chan struct{}
 
-	// Stats returns counters for metrics.
+	// Stats returns counters for metrics. It may ask the backend.
 	Stats() Stats
+	// CacheStats returns the read cache's counters; it never asks the
+	// backend.
+	CacheStats() CacheStats
 	// Close releases the store; it waits for nothing in flight.
 	Close() error
 }
@@ -185,4 +193,6 @@ func DueAt(s *wire.Session, tombstoneTTL int64) int64 {
 // of encoding. The returned session and bytes are shared and immutable.
 type CBORGetter interface {
 	GetCBOR(ctx context.Context, id wire.ID) (*wire.Session, []byte, error)
+	// GetCBORAtLeast is GetCBOR with GetAtLeast's minVersion.
+	GetCBORAtLeast(ctx context.Context, id wire.ID, minVersion uint64) (*wire.Session, []byte, error)
 }

@@ -2,7 +2,12 @@ package pebble
 
 import (
 	"bytes"
+	"context"
 	"testing"
+
+	"github.com/cockroachdb/pebble"
+
+	"github.com/sessionedge/sessionedge/sdk/wire"
 )
 
 func TestPrefixEnd(t *testing.T) {
@@ -27,5 +32,37 @@ func TestPrefixEnd(t *testing.T) {
 				t.Errorf("key %q is not below prefixEnd(%q) = %q", k, tc.in, got)
 			}
 		}
+	}
+}
+
+// TestGetAtLeastBypassesStaleCache changes a session in Pebble behind the
+// cache: Get answers the cached copy, GetAtLeast the newer stored one (and
+// caches it).
+func TestGetAtLeastBypassesStaleCache(t *testing.T) {
+	s, err := Open(Config{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	id, _ := wire.NewID()
+	commitNew(t, s, id)
+	cur, _ := s.Get(ctx, id)
+	next := cur.Clone()
+	next.Version = 2
+	if err := s.db.Set(sessionKey(id), wire.AppendSession(nil, next), pebble.Sync); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.Get(ctx, id); got.Version != 1 {
+		t.Fatalf("Get = version %d, want the cached 1", got.Version)
+	}
+	if got, err := s.GetAtLeast(ctx, id, 2); err != nil || got.Version != 2 {
+		t.Fatalf("GetAtLeast(2) = %v, %v", got, err)
+	}
+	if _, enc, err := s.GetCBORAtLeast(ctx, id, 2); err != nil || string(enc) != string(wire.AppendSession(nil, next)) {
+		t.Fatalf("GetCBORAtLeast(2): %v", err)
+	}
+	if got, _ := s.Get(ctx, id); got.Version != 2 {
+		t.Fatalf("after GetAtLeast, Get = version %d, want 2", got.Version)
 	}
 }

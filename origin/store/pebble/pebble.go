@@ -1,6 +1,6 @@
 // Package pebble is the embedded store of the origin: sessions, change log,
 // expiry index, customer index and webhook outbox in one Pebble database,
-// with a ristretto read cache in front.
+// with the read cache of origin/store/cache in front.
 //
 // Key layout (one byte of prefix, then big-endian numbers so that byte order
 // is numeric order):
@@ -33,12 +33,11 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-	"unsafe"
 
 	"github.com/cockroachdb/pebble"
-	"github.com/dgraph-io/ristretto/v2"
 
 	"github.com/sessionedge/sessionedge/origin/store"
+	"github.com/sessionedge/sessionedge/origin/store/cache"
 	"github.com/sessionedge/sessionedge/sdk/wire"
 )
 
@@ -46,7 +45,9 @@ import (
 type Config struct {
 	// Dir is the data directory; default "./data".
 	Dir string
-	// CacheBytes bounds the ristretto session cache; default 256 MiB.
+	// CacheBytes is the read cache's budget (origin/store/cache: each
+	// session counts its encoding plus cache.EntryOverhead); default 256
+	// MiB; negative disables the cache.
 	CacheBytes int64
 	// BlockCacheBytes is Pebble's block cache; default 64 MiB.
 	BlockCacheBytes int64
@@ -66,7 +67,7 @@ const stripes = 4096
 // Store is the Pebble-backed store.Store.
 type Store struct {
 	db           *pebble.DB
-	cache        *ristretto.Cache[uint64, *entry]
+	cache        *cache.Cache // nil: disabled
 	wo           *pebble.WriteOptions
 	retention    uint64
 	tombstoneTTL int64
@@ -93,9 +94,6 @@ func Open(cfg Config) (*Store, error) {
 	if cfg.Dir == "" {
 		cfg.Dir = "./data"
 	}
-	if cfg.CacheBytes <= 0 {
-		cfg.CacheBytes = 256 << 20
-	}
 	if cfg.BlockCacheBytes <= 0 {
 		cfg.BlockCacheBytes = 64 << 20
 	}
@@ -115,21 +113,8 @@ func Open(cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cannot open pebble store in %s: %w", cfg.Dir, err)
 	}
-	cache, err := ristretto.NewCache(&ristretto.Config[uint64, *entry]{
-		// Ten counters per session the cache can hold (about 1.5 KiB each).
-		NumCounters: cfg.CacheBytes / 1500 * 10,
-		MaxCost:     cfg.CacheBytes,
-		BufferItems: 64,
-		// Ids are uniformly random (or keyed hashes), so their first bytes are
-		// a good hash; a Get checks the whole id of the cached session.
-		KeyToHash: func(k uint64) (uint64, uint64) { return k, 0 },
-	})
-	if err != nil {
-		db.Close()
-		return nil, fmt.Errorf("cannot create session cache: %w", err)
-	}
 	s := &Store{
-		db: db, cache: cache, retention: cfg.Retention,
+		db: db, cache: cache.New(cache.Config{MaxBytes: cfg.CacheBytes}), retention: cfg.Retention,
 		tombstoneTTL: cfg.TombstoneTTL.Milliseconds(),
 		wo:           pebble.Sync,
 		leases:       map[uint64]time.Time{},
@@ -141,7 +126,6 @@ func Open(cfg Config) (*Store, error) {
 		s.wo = pebble.NoSync
 	}
 	if err := s.load(); err != nil {
-		cache.Close()
 		db.Close()
 		return nil, err
 	}
@@ -268,26 +252,10 @@ func outboxKey(seq uint64) []byte {
 	return k
 }
 
-func cacheKey(id wire.ID) uint64 { return binary.LittleEndian.Uint64(id[:8]) }
-
-// stripe serializes the writers of the sessions that hash to it and
-// remembers the last session written through it. Ristretto applies a Set of a
-// key it does not hold asynchronously, so right after a commit the cache
-// usually misses; the slot answers the writer's next read of the same session
-// (read-apply-commit loops) without a Pebble read. It always holds the newest
-// state of its session, because every write of that session updates it under
-// the lock.
-type stripe struct {
-	sync.Mutex
-	last *entry
-}
-
-// entry is a cached session and its CBOR encoding (the stored bytes), so a
-// GET in CBOR copies bytes instead of encoding. Both are immutable.
-type entry struct {
-	s    *wire.Session
-	cbor []byte
-}
+// stripe serializes the writers of the sessions that hash to it. Readers
+// do not take it: the cache's tickets keep a slow read from caching a state
+// older than a commit it raced with.
+type stripe struct{ sync.Mutex }
 
 func (s *Store) lock(id wire.ID) *stripe {
 	return &s.locks[binary.LittleEndian.Uint16(id[8:10])%stripes]
@@ -295,117 +263,80 @@ func (s *Store) lock(id wire.ID) *stripe {
 
 // Get returns the session id from the cache, or from Pebble (filling the cache).
 func (s *Store) Get(ctx context.Context, id wire.ID) (*wire.Session, error) {
-	e, err := s.get(id)
-	if err != nil {
-		return nil, err
-	}
-	return e.s, nil
+	sess, _, err := s.get(id, 0)
+	return sess, err
+}
+
+// GetAtLeast is Get that reads Pebble when the cached copy is older than
+// minVersion.
+func (s *Store) GetAtLeast(ctx context.Context, id wire.ID, minVersion uint64) (*wire.Session, error) {
+	sess, _, err := s.get(id, minVersion)
+	return sess, err
 }
 
 // GetCBOR returns the session id and its CBOR encoding (wire.AppendSession),
-// both shared and immutable: callers copy the bytes, never modify them.
+// both shared and immutable: callers copy the bytes, never modify them. A
+// cache hit allocates nothing.
 func (s *Store) GetCBOR(ctx context.Context, id wire.ID) (*wire.Session, []byte, error) {
-	e, err := s.get(id)
+	return s.get(id, 0)
+}
+
+// GetCBORAtLeast is GetCBOR with GetAtLeast's minVersion.
+func (s *Store) GetCBORAtLeast(ctx context.Context, id wire.ID, minVersion uint64) (*wire.Session, []byte, error) {
+	return s.get(id, minVersion)
+}
+
+func (s *Store) get(id wire.ID, minVersion uint64) (*wire.Session, []byte, error) {
+	if s.closed.Load() {
+		return nil, nil, store.ErrClosed
+	}
+	if sess, enc, ok := s.cache.GetAtLeast(id, minVersion); ok {
+		return sess, enc, nil
+	}
+	t := s.cache.Begin(id)
+	sess, enc, err := s.read(id)
 	if err != nil {
 		return nil, nil, err
 	}
-	return e.s, e.cbor, nil
+	s.cache.Fill(t, sess, enc)
+	return sess, enc, nil
 }
 
-func (s *Store) get(id wire.ID) (*entry, error) {
-	if s.closed.Load() {
-		return nil, store.ErrClosed
+// current returns the stored state of id for a writer holding its stripe:
+// the cached copy (always the newest, since every write of the id updates
+// the cache under the stripe), or Pebble's.
+func (s *Store) current(id wire.ID) (*wire.Session, error) {
+	if sess, ok := s.cache.Peek(id); ok {
+		return sess, nil
 	}
-	if e, ok := s.cache.Get(cacheKey(id)); ok && e.s.ID == id {
-		return e, nil
-	}
-	// Fill under the stripe lock: a writer holds it from its commit to its
-	// cache update, so an older state read here cannot overwrite a newer one.
-	mu := s.lock(id)
-	mu.Lock()
-	defer mu.Unlock()
-	return s.getLocked(mu, id)
-}
-
-func (s *Store) getLocked(mu *stripe, id wire.ID) (*entry, error) {
-	if e := mu.last; e != nil && e.s.ID == id {
-		return e, nil
-	}
-	if e, ok := s.cache.Get(cacheKey(id)); ok && e.s.ID == id {
-		return e, nil
-	}
-	e, err := s.read(id)
+	t := s.cache.Begin(id)
+	sess, enc, err := s.read(id)
 	if err != nil {
 		return nil, err
 	}
-	s.cacheSet(e)
-	return e, nil
+	s.cache.Fill(t, sess, enc)
+	return sess, nil
 }
 
-func (s *Store) read(id wire.ID) (*entry, error) {
+func (s *Store) read(id wire.ID) (*wire.Session, []byte, error) {
 	b, closer, err := s.db.Get(sessionKey(id))
 	if errors.Is(err, pebble.ErrNotFound) {
-		return nil, fmt.Errorf("cannot get %s: %w", id, store.ErrNotFound)
+		return nil, nil, fmt.Errorf("cannot get %s: %w", id, store.ErrNotFound)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("cannot get %s: %w", id, err)
+		return nil, nil, fmt.Errorf("cannot get %s: %w", id, err)
 	}
 	defer closer.Close()
-	e := &entry{s: new(wire.Session), cbor: append([]byte(nil), b...)}
-	if err := wire.DecodeSession(e.cbor, e.s); err != nil {
-		return nil, fmt.Errorf("cannot decode stored session %s: %w", id, err)
+	enc := append([]byte(nil), b...)
+	sess := new(wire.Session)
+	if err := wire.DecodeSession(enc, sess); err != nil {
+		return nil, nil, fmt.Errorf("cannot decode stored session %s: %w", id, err)
 	}
-	return e, nil
+	return sess, enc, nil
 }
 
-func (s *Store) cacheSet(e *entry) {
-	// Delete first: ristretto applies a Set of a key it does not hold through
-	// a buffer, after any earlier queued Set of the same key, and would keep
-	// the older value; the Del is queued in between.
-	k := cacheKey(e.s.ID)
-	s.cache.Del(k)
-	s.cache.Set(k, e, memSize(e.s)+int64(cap(e.cbor)))
-}
-
-// Sizes of the in-memory session representation, for the cache's cost: a
-// cached session costs what it holds on the heap, not its (much smaller)
-// encoding, so CacheBytes bounds memory.
-const (
-	sessionBytes   = int64(unsafe.Sizeof(wire.Session{}))
-	valueBytes     = int64(unsafe.Sizeof(wire.Value{}))
-	attrBytes      = int64(unsafe.Sizeof(wire.Attr{}))
-	cacheItemBytes = 128 // ristretto's per-item bookkeeping
-)
-
-func memSize(s *wire.Session) int64 {
-	n := sessionBytes + cacheItemBytes
-	for _, v := range s.Fields {
-		n += valueHeap(v)
-	}
-	for _, as := range s.Attrs {
-		n += attrsHeap(as)
-	}
-	return n
-}
-
-func attrsHeap(as wire.Attrs) int64 {
-	n := int64(cap(as)) * attrBytes
-	for _, a := range as {
-		n += int64(len(a.Key)) + valueHeap(a.Value)
-	}
-	return n
-}
-
-func valueHeap(v wire.Value) int64 {
-	n := int64(len(v.Text))
-	if len(v.List) > 0 {
-		n += int64(cap(v.List)) * valueBytes
-		for _, e := range v.List {
-			n += valueHeap(e)
-		}
-	}
-	return n + attrsHeap(v.Map)
-}
+// CacheStats returns the read cache's counters.
+func (s *Store) CacheStats() store.CacheStats { return s.cache.Stats() }
 
 // Commit writes c in one synced Pebble batch under the session's lock.
 func (s *Store) Commit(ctx context.Context, c *store.Commit) error {
@@ -425,11 +356,7 @@ func (s *Store) commit(c *store.Commit) (uint64, error) {
 	mu := s.lock(d.ID)
 	mu.Lock()
 	defer mu.Unlock()
-	ce, err := s.getLocked(mu, d.ID)
-	var cur *wire.Session
-	if err == nil {
-		cur = ce.s
-	}
+	cur, err := s.current(d.ID)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		if d.BaseVersion != 0 {
@@ -444,8 +371,8 @@ func (s *Store) commit(c *store.Commit) (uint64, error) {
 	next := c.Session
 	b := s.db.NewBatch()
 	defer b.Close()
-	ne := &entry{s: next, cbor: wire.AppendSession(make([]byte, 0, 512), next)}
-	b.Set(sessionKey(next.ID), ne.cbor, nil)
+	enc := wire.AppendSession(make([]byte, 0, 512), next)
+	b.Set(sessionKey(next.ID), enc, nil)
 	s.indexes(b, cur, next)
 	for _, body := range c.Outbox {
 		b.Set(outboxKey(s.outSeq.Add(1)), body, nil)
@@ -455,14 +382,10 @@ func (s *Store) commit(c *store.Commit) (uint64, error) {
 	err = s.db.Apply(b, s.wo)
 	s.pub.done(seq)
 	if err != nil {
-		s.cache.Del(cacheKey(d.ID))
-		if mu.last != nil && mu.last.s.ID == d.ID {
-			mu.last = nil
-		}
+		s.cache.Drop(d.ID)
 		return 0, fmt.Errorf("cannot commit %s: %w", d.ID, err)
 	}
-	s.cacheSet(ne)
-	mu.last = ne
+	s.cache.Put(next, enc)
 	switch {
 	case cur == nil && next.Ended == 0:
 		s.live.Add(1)
@@ -517,11 +440,10 @@ func (s *Store) Touch(ctx context.Context, id wire.ID, lastSeen, idle int64) (*w
 	mu := s.lock(id)
 	mu.Lock()
 	defer mu.Unlock()
-	ce, err := s.getLocked(mu, id)
+	cur, err := s.current(id)
 	if err != nil {
 		return nil, err
 	}
-	cur := ce.s
 	if cur.Ended != 0 || (lastSeen <= cur.LastSeen && (idle == 0 || idle <= cur.IdleDeadline)) {
 		return cur, nil
 	}
@@ -534,18 +456,14 @@ func (s *Store) Touch(ctx context.Context, id wire.ID, lastSeen, idle int64) (*w
 	}
 	b := s.db.NewBatch()
 	defer b.Close()
-	ne := &entry{s: next, cbor: wire.AppendSession(make([]byte, 0, 512), next)}
-	b.Set(sessionKey(id), ne.cbor, nil)
+	enc := wire.AppendSession(make([]byte, 0, 512), next)
+	b.Set(sessionKey(id), enc, nil)
 	s.indexes(b, cur, next)
 	if err := s.db.Apply(b, pebble.NoSync); err != nil {
-		s.cache.Del(cacheKey(id))
-		if mu.last != nil && mu.last.s.ID == id {
-			mu.last = nil
-		}
+		s.cache.Drop(id)
 		return nil, fmt.Errorf("cannot touch %s: %w", id, err)
 	}
-	s.cacheSet(ne)
-	mu.last = ne
+	s.cache.Put(next, enc)
 	return next, nil
 }
 
@@ -557,11 +475,10 @@ func (s *Store) Purge(ctx context.Context, id wire.ID, version uint64) error {
 	mu := s.lock(id)
 	mu.Lock()
 	defer mu.Unlock()
-	ce, err := s.getLocked(mu, id)
+	cur, err := s.current(id)
 	if err != nil {
 		return err
 	}
-	cur := ce.s
 	if cur.Version != version {
 		return fmt.Errorf("cannot purge %s@%d: %w", id, version, store.ErrConflict)
 	}
@@ -574,12 +491,10 @@ func (s *Store) Purge(ctx context.Context, id wire.ID, version uint64) error {
 	if cid := cur.CustomerID(); cid != "" {
 		b.Delete(customerKey(cid, id), nil)
 	}
-	if err := s.db.Apply(b, s.wo); err != nil {
+	err = s.db.Apply(b, s.wo)
+	s.cache.Drop(id)
+	if err != nil {
 		return fmt.Errorf("cannot purge %s: %w", id, err)
-	}
-	s.cache.Del(cacheKey(id))
-	if mu.last != nil && mu.last.s.ID == id {
-		mu.last = nil
 	}
 	if cur.Ended == 0 {
 		s.live.Add(-1)
@@ -823,7 +738,6 @@ func (s *Store) Close() error {
 	for i := range s.locks {
 		s.locks[i].Lock()
 	}
-	s.cache.Close()
 	err := s.db.Close()
 	for i := range s.locks {
 		s.locks[i].Unlock()

@@ -109,7 +109,6 @@ func TestGetHitAllocs(t *testing.T) {
 	defer s.Close()
 	id, _ := wire.NewID()
 	commitNew(t, s, id)
-	s.cache.Wait()
 	ctx := context.Background()
 	if n := testing.AllocsPerRun(1000, func() { s.Get(ctx, id) }); n != 0 {
 		t.Fatalf("Get on a cache hit allocates %.1f times", n)

@@ -197,11 +197,10 @@ func (s *Store) onNotify(msg string) {
 		return
 	}
 	if len(fields) == 4 {
-		if id, err := wire.ParseID(fields[0]); err == nil && s.cache != nil {
+		if id, err := wire.ParseID(fields[0]); err == nil {
 			v, _ := strconv.ParseUint(fields[1], 10, 64)
-			if cur, ok := s.cache.Get(string(id[:])); !ok || cur.Version < v {
-				s.cacheDrop(id) // also stops reads in flight from caching what they read
-			}
+			// Also stops reads in flight from caching what they read.
+			s.cache.DropOlder(id, v)
 		}
 		if fields[2] != "0" {
 			select {
@@ -246,9 +245,6 @@ func (s *Store) Close() error {
 	s.cancel()
 	s.client.Close()
 	s.wg.Wait()
-	if s.cache != nil {
-		s.cache.Close()
-	}
 	return nil
 }
 

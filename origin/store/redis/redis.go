@@ -26,10 +26,10 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/dgraph-io/ristretto/v2"
 	"github.com/redis/rueidis"
 
 	"github.com/sessionedge/sessionedge/origin/store"
+	"github.com/sessionedge/sessionedge/origin/store/cache"
 	"github.com/sessionedge/sessionedge/sdk/wire"
 )
 
@@ -55,8 +55,9 @@ type Config struct {
 	FeedLength int
 	// TombstoneTTL keeps a tombstone without a hard deadline; default 24h.
 	TombstoneTTL time.Duration
-	// CacheBytes is the read cache's budget; default 64 MiB. 0 < CacheBytes
-	// < 0 disables it: set CacheBytes to -1.
+	// CacheBytes is the read cache's budget (origin/store/cache: each
+	// session counts its encoding plus cache.EntryOverhead); default 256
+	// MiB; negative disables the cache.
 	CacheBytes int64
 	// CacheTTL bounds how long a cached session may be served without a
 	// notification from the shard that would invalidate it (notifications
@@ -89,9 +90,6 @@ func (c Config) withDefaults() (Config, error) {
 	if c.TombstoneTTL == 0 {
 		c.TombstoneTTL = 24 * time.Hour
 	}
-	if c.CacheBytes == 0 {
-		c.CacheBytes = 64 << 20
-	}
 	if c.CacheTTL == 0 {
 		c.CacheTTL = 2 * time.Second
 	}
@@ -108,8 +106,8 @@ func (c Config) withDefaults() (Config, error) {
 type Store struct {
 	cfg    Config
 	client rueidis.Client
-	cache  *ristretto.Cache[string, *wire.Session] // nil when disabled
-	node   string                                  // this process's consumer name in the outbox groups
+	cache  *cache.Cache // nil when disabled
+	node   string       // this process's consumer name in the outbox groups
 
 	// changed is closed and replaced whenever a notification arrives, to
 	// wake WaitChanges callers.
@@ -120,9 +118,8 @@ type Store struct {
 	heldMu sync.Mutex
 	held   []heldEntry // outbox entries claimed and not handed out yet
 
-	changes     [1024]atomic.Uint64 // per id bucket: changes seen, for the cache rules in ops.go
-	groupsReady atomic.Bool         // the outbox consumer groups exist
-	roundTrips  atomic.Int64        // commands sent, for the one-round-trip benchmark
+	groupsReady atomic.Bool  // the outbox consumer groups exist
+	roundTrips  atomic.Int64 // commands sent, for the one-round-trip benchmark
 	cancel      context.CancelFunc
 	wg          sync.WaitGroup
 	closed      atomic.Bool
@@ -154,8 +151,8 @@ func New(cfg Config) (*Store, error) {
 	if cfg.TLS != nil {
 		opt.TLSConfig = cfg.TLS
 	}
-	// Our own read cache (ristretto) is coherent through notifications;
-	// rueidis's server-assisted cache would be a second one.
+	// Our own read cache (origin/store/cache) is coherent through
+	// notifications; rueidis's server-assisted cache would be a second one.
 	opt.DisableCache = true
 	client, err := rueidis.NewClient(opt)
 	if err != nil {
@@ -164,16 +161,8 @@ func New(cfg Config) (*Store, error) {
 	var node [8]byte
 	rand.Read(node[:])
 	s := &Store{cfg: cfg, client: client, node: hex.EncodeToString(node[:]),
-		changed: make(chan struct{}), outbox: make(chan struct{}, 1)}
-	if cfg.CacheBytes > 0 {
-		s.cache, err = ristretto.NewCache(&ristretto.Config[string, *wire.Session]{
-			NumCounters: cfg.CacheBytes / 300 * 10, MaxCost: cfg.CacheBytes, BufferItems: 64,
-		})
-		if err != nil {
-			client.Close()
-			return nil, err
-		}
-	}
+		changed: make(chan struct{}), outbox: make(chan struct{}, 1),
+		cache: cache.New(cache.Config{MaxBytes: cfg.CacheBytes, TTL: cfg.CacheTTL, Now: cfg.Now})}
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
 	for shard := 0; shard < cfg.Shards; shard++ {
