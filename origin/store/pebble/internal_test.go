@@ -3,6 +3,10 @@ package pebble
 import (
 	"bytes"
 	"context"
+	"errors"
+	"log/slog"
+	"strings"
+	"sync"
 	"testing"
 
 	"github.com/cockroachdb/pebble"
@@ -32,6 +36,84 @@ func TestPrefixEnd(t *testing.T) {
 				t.Errorf("key %q is not below prefixEnd(%q) = %q", k, tc.in, got)
 			}
 		}
+	}
+}
+
+// logBuffer is a slog text handler into a buffer, safe for concurrent use.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *logBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *logBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func newLog() (*slog.Logger, *logBuffer) {
+	b := &logBuffer{}
+	return slog.New(slog.NewTextHandler(b, &slog.HandlerOptions{Level: slog.LevelDebug})), b
+}
+
+// TestCorruptSessionIsLogged breaks a stored session behind the store's
+// back: opening the store and reading the session log the id and the cause.
+func TestCorruptSessionIsLogged(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(Config{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, _ := wire.NewID()
+	commitNew(t, s, id)
+	if err := s.db.Set(sessionKey(id), []byte{0xa1, 0xff}, pebble.Sync); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	log, buf := newLog()
+	s, err = Open(Config{Dir: dir, Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := s.Get(context.Background(), id); err == nil {
+		t.Fatal("Get of a corrupt session succeeded")
+	}
+	out := buf.String()
+	if !strings.Contains(out, "stored session is corrupt") || !strings.Contains(out, id.String()) || !strings.Contains(out, "bad CBOR") {
+		t.Fatalf("the log does not name the corrupt session and the cause:\n%s", out)
+	}
+}
+
+// TestPebbleMessagesAreLogged checks that what Pebble reports reaches the
+// store's logger: its background errors, and a fatal error (which also
+// panics, since Pebble does not expect Fatalf to return).
+func TestPebbleMessagesAreLogged(t *testing.T) {
+	log, buf := newLog()
+	eventListener(log).BackgroundError(errors.New("compaction failed: disk on fire"))
+	pebbleLogger{log}.Infof("background error: %s", "flush failed")
+	func() {
+		defer func() {
+			if recover() == nil {
+				t.Error("Fatalf returned")
+			}
+		}()
+		pebbleLogger{log}.Fatalf("pebble: fatal commit error: %v", "WAL gone")
+	}()
+	out := buf.String()
+	for _, want := range []string{"disk on fire", "flush failed", "WAL gone"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the log lacks %q:\n%s", want, out)
+		}
+	}
+	if !strings.Contains(out, "level=ERROR") {
+		t.Errorf("errors are not logged as errors:\n%s", out)
 	}
 }
 

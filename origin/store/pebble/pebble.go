@@ -28,6 +28,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math"
 	"strconv"
 	"sync"
@@ -60,6 +61,9 @@ type Config struct {
 	// NoSync skips fsync on commit (tests and benchmarks of the non-durable
 	// path only); default false.
 	NoSync bool
+	// Logger receives the store's and Pebble's errors and notices; default
+	// slog.Default().
+	Logger *slog.Logger
 }
 
 const stripes = 4096
@@ -68,6 +72,7 @@ const stripes = 4096
 type Store struct {
 	db           *pebble.DB
 	cache        *cache.Cache // nil: disabled
+	log          *slog.Logger
 	wo           *pebble.WriteOptions
 	retention    uint64
 	tombstoneTTL int64
@@ -103,18 +108,22 @@ func Open(cfg Config) (*Store, error) {
 	if cfg.TombstoneTTL <= 0 {
 		cfg.TombstoneTTL = 24 * time.Hour
 	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
 	bc := pebble.NewCache(cfg.BlockCacheBytes)
 	defer bc.Unref()
 	db, err := pebble.Open(cfg.Dir, &pebble.Options{
-		Cache:        bc,
-		MemTableSize: 4 << 20,
-		Logger:       quietLogger{},
+		Cache:         bc,
+		MemTableSize:  4 << 20,
+		Logger:        pebbleLogger{cfg.Logger},
+		EventListener: eventListener(cfg.Logger),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("cannot open pebble store in %s: %w", cfg.Dir, err)
 	}
 	s := &Store{
-		db: db, cache: cache.New(cache.Config{MaxBytes: cfg.CacheBytes}), retention: cfg.Retention,
+		db: db, cache: cache.New(cache.Config{MaxBytes: cfg.CacheBytes}), log: cfg.Logger, retention: cfg.Retention,
 		tombstoneTTL: cfg.TombstoneTTL.Milliseconds(),
 		wo:           pebble.Sync,
 		leases:       map[uint64]time.Time{},
@@ -203,14 +212,24 @@ func (s *Store) load() error {
 	if err != nil {
 		return err
 	}
-	var live int64
+	var live, corrupt int64
 	var sess wire.Session
 	for it.First(); it.Valid(); it.Next() {
-		if err := wire.DecodeSession(it.Value(), &sess); err == nil && sess.Ended == 0 {
+		if err := wire.DecodeSession(it.Value(), &sess); err != nil {
+			corrupt++
+			var id wire.ID
+			copy(id[:], it.Key()[1:])
+			s.log.Error("pebble: stored session is corrupt; not counted as live", "id", id.String(), "err", err)
+			continue
+		}
+		if sess.Ended == 0 {
 			live++
 		}
 	}
 	s.live.Store(live)
+	if corrupt > 0 {
+		s.log.Error("pebble: corrupt sessions found while opening", "count", corrupt)
+	}
 	return it.Close()
 }
 
@@ -330,6 +349,7 @@ func (s *Store) read(id wire.ID) (*wire.Session, []byte, error) {
 	enc := append([]byte(nil), b...)
 	sess := new(wire.Session)
 	if err := wire.DecodeSession(enc, sess); err != nil {
+		s.log.Error("pebble: stored session is corrupt", "id", id.String(), "err", err)
 		return nil, nil, fmt.Errorf("cannot decode stored session %s: %w", id, err)
 	}
 	return sess, enc, nil
@@ -383,6 +403,7 @@ func (s *Store) commit(c *store.Commit) (uint64, error) {
 	s.pub.done(seq)
 	if err != nil {
 		s.cache.Drop(d.ID)
+		s.log.Error("pebble: commit failed", "id", d.ID.String(), "err", err)
 		return 0, fmt.Errorf("cannot commit %s: %w", d.ID, err)
 	}
 	s.cache.Put(next, enc)
@@ -461,6 +482,7 @@ func (s *Store) Touch(ctx context.Context, id wire.ID, lastSeen, idle int64) (*w
 	s.indexes(b, cur, next)
 	if err := s.db.Apply(b, pebble.NoSync); err != nil {
 		s.cache.Drop(id)
+		s.log.Error("pebble: touch failed", "id", id.String(), "err", err)
 		return nil, fmt.Errorf("cannot touch %s: %w", id, err)
 	}
 	s.cache.Put(next, enc)
@@ -494,6 +516,7 @@ func (s *Store) Purge(ctx context.Context, id wire.ID, version uint64) error {
 	err = s.db.Apply(b, s.wo)
 	s.cache.Drop(id)
 	if err != nil {
+		s.log.Error("pebble: purge failed", "id", id.String(), "err", err)
 		return fmt.Errorf("cannot purge %s: %w", id, err)
 	}
 	if cur.Ended == 0 {
@@ -723,7 +746,7 @@ func (s *Store) prune() {
 	// finds entries missing also finds its cursor out of retention.
 	s.first.Store(newFirst)
 	if err := s.db.DeleteRange(logKey(first), logKey(newFirst), pebble.NoSync); err != nil {
-		return
+		s.log.Error("pebble: cannot prune the change log", "err", err)
 	}
 }
 
@@ -779,12 +802,39 @@ func (p *publisher) done(seq uint64) {
 	p.ch = make(chan struct{})
 }
 
-type quietLogger struct{}
+// pebbleLogger hands Pebble's messages to the store's logger. Pebble
+// reports errors through Infof too ("background error: ..."), so Infof is
+// logged at Info; Fatalf logs at Error and panics, since Pebble does not
+// expect it to return.
+type pebbleLogger struct{ log *slog.Logger }
 
-func (quietLogger) Infof(string, ...interface{})  {}
-func (quietLogger) Errorf(string, ...interface{}) {}
-func (quietLogger) Fatalf(format string, args ...interface{}) {
-	panic(fmt.Sprintf(format, args...))
+func (l pebbleLogger) Infof(format string, args ...any) {
+	l.log.Info("pebble: " + fmt.Sprintf(format, args...))
+}
+
+func (l pebbleLogger) Errorf(format string, args ...any) {
+	l.log.Error("pebble: " + fmt.Sprintf(format, args...))
+}
+
+func (l pebbleLogger) Fatalf(format string, args ...any) {
+	msg := "pebble: " + fmt.Sprintf(format, args...)
+	l.log.Error(msg, "fatal", true)
+	panic(msg)
+}
+
+// eventListener logs the Pebble events an operator must see: background
+// errors (failed flushes and compactions), slow disks and write stalls.
+func eventListener(log *slog.Logger) *pebble.EventListener {
+	return &pebble.EventListener{
+		BackgroundError: func(err error) { log.Error("pebble: background error", "err", err) },
+		DiskSlow: func(info pebble.DiskSlowInfo) {
+			log.Warn("pebble: slow disk", "info", info.String())
+		},
+		WriteStallBegin: func(info pebble.WriteStallBeginInfo) {
+			log.Warn("pebble: write stall", "reason", info.Reason)
+		},
+		WriteStallEnd: func() { log.Info("pebble: write stall ended") },
+	}
 }
 
 var _ store.Store = (*Store)(nil)

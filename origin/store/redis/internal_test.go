@@ -2,6 +2,9 @@ package redis
 
 import (
 	"bytes"
+	"log/slog"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -48,6 +51,53 @@ func TestGetAtLeastAcrossNodes(t *testing.T) {
 	before = b.RoundTrips()
 	if got, _ := b.GetAtLeast(ctx, id, 2); got.Version != 2 || b.RoundTrips() != before {
 		t.Fatal("GetAtLeast at the cached version did not answer from the cache")
+	}
+}
+
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *logBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *logBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// TestSubscriptionErrorsAreLogged kills Redis under a store: the lost
+// notification subscriptions are logged with their cause.
+func TestSubscriptionErrorsAreLogged(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{})
+	buf := &logBuffer{}
+	st, err := New(Config{URLs: urlsOf(srv.Addr), Shards: 2,
+		Logger: slog.New(slog.NewTextHandler(buf, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	id, _ := wire.NewID()
+	write(t, st, id, startOp()) // the subscriptions are up by now, or soon
+	time.Sleep(100 * time.Millisecond)
+	srv.Stop()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		out := buf.String()
+		if strings.Contains(out, "change notifications lost") && strings.Contains(out, "err=") &&
+			(strings.Contains(out, "EOF") || strings.Contains(out, "refused") || strings.Contains(out, "reset") || strings.Contains(out, "closed")) {
+			t.Logf("log:\n%s", out)
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no lost subscription with its cause in the log:\n%s", out)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
 

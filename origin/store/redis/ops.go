@@ -76,6 +76,9 @@ func (s *Store) get(ctx context.Context, id wire.ID, minVersion uint64) (*wire.S
 	if err != nil {
 		return nil, nil, s.wrap("get", err)
 	}
+	if len(vals) != 3 {
+		return nil, nil, s.unexpected("get", fmt.Errorf("HMGET answered %d values", len(vals)))
+	}
 	b, err := vals[0].AsBytes()
 	if rueidis.IsRedisNil(err) {
 		return nil, nil, fmt.Errorf("%w: %s", store.ErrNotFound, id)
@@ -87,6 +90,7 @@ func (s *Store) get(ctx context.Context, id wire.ID, minVersion uint64) (*wire.S
 	idle, _ := vals[2].ToString()
 	sess, enc, err := decodeStored(b, ls, idle)
 	if err != nil {
+		s.log.Error("redis: stored session is corrupt", "id", id.String(), "err", err)
 		return nil, nil, err
 	}
 	s.cache.Fill(t, sess, enc)
@@ -215,11 +219,15 @@ func (s *Store) Touch(ctx context.Context, id wire.ID, lastSeen, idleDeadline in
 	if err != nil {
 		return nil, s.wrap("touch", err)
 	}
+	if len(vals) != 3 {
+		return nil, s.unexpected("touch", fmt.Errorf("the touch script answered %d values", len(vals)))
+	}
 	b, _ := vals[0].AsBytes()
 	ls, _ := vals[1].ToString()
 	idle, _ := vals[2].ToString()
 	sess, enc, err := decodeStored(b, ls, idle)
 	if err != nil {
+		s.log.Error("redis: stored session is corrupt", "id", id.String(), "err", err)
 		return nil, err
 	}
 	if sess.Ended != 0 {

@@ -3,7 +3,7 @@ package redis
 import (
 	"context"
 	"errors"
-	"fmt"
+	"log/slog"
 	"sort"
 	"strconv"
 	"strings"
@@ -73,7 +73,7 @@ func (s *Store) OutboxClaim(ctx context.Context, limit int, lease time.Duration)
 		if len(reclaimed) > 1 {
 			entries, err := reclaimed[1].AsXRange()
 			if err != nil {
-				return nil, fmt.Errorf("redis: outbox claim: %w", err)
+				return nil, s.unexpected("outbox claim", err)
 			}
 			if claimed, err = s.appendOutbox(claimed, shard, entries, now); err != nil {
 				return nil, err
@@ -135,7 +135,7 @@ func (s *Store) appendOutbox(out []heldEntry, shard int, entries []rueidis.XRang
 		}
 		pos, err := parseStreamID(e.ID)
 		if err != nil {
-			return nil, fmt.Errorf("redis: outbox claim: %w", err)
+			return nil, s.unexpected("outbox claim", err)
 		}
 		out = append(out, heldEntry{
 			entry: store.OutboxEntry{ID: strconv.Itoa(shard) + "/" + e.ID, Body: []byte(e.FieldValues["b"])},
@@ -171,14 +171,29 @@ func (s *Store) OutboxNotify() <-chan struct{} { return s.outbox }
 // Config.CacheTTL of staleness and waitFallback of latency.
 func (s *Store) listen(ctx context.Context, shard int) {
 	defer s.wg.Done()
-	backoff := 50 * time.Millisecond
+	const healthy = 10 * time.Second // a subscription that held this long was up
+	backoff, failures := 50*time.Millisecond, 0
 	for ctx.Err() == nil {
+		began := time.Now()
 		err := s.client.Receive(ctx, s.client.B().Ssubscribe().Channel(s.notifyKey(shard)).Build(),
 			func(m rueidis.PubSubMessage) { s.onNotify(m.Message) })
 		if ctx.Err() != nil {
 			return
 		}
-		_ = err
+		if time.Since(began) > healthy {
+			backoff, failures = 50*time.Millisecond, 0
+		}
+		failures++
+		// Until the subscription is back, other nodes' writes reach this
+		// node's cache only through CacheTTL, and waiters through
+		// waitFallback. The first failure, and every 30th while it lasts,
+		// is a warning.
+		level := slog.LevelDebug
+		if failures == 1 || failures%30 == 0 {
+			level = slog.LevelWarn
+		}
+		s.log.Log(ctx, level, "redis: change notifications lost; resubscribing", "shard", shard,
+			"channel", s.notifyKey(shard), "failures", failures, "retry", backoff, "err", err)
 		s.wake() // something may have changed while we were away
 		select {
 		case <-ctx.Done():
@@ -196,9 +211,14 @@ func (s *Store) onNotify(msg string) {
 	if len(fields) == 4 && fields[3] == s.node {
 		return
 	}
-	if len(fields) == 4 {
-		if id, err := wire.ParseID(fields[0]); err == nil {
-			v, _ := strconv.ParseUint(fields[1], 10, 64)
+	if len(fields) != 4 {
+		s.log.Warn("redis: ignoring a malformed change notification", "message", msg)
+	} else {
+		id, err := wire.ParseID(fields[0])
+		v, verr := strconv.ParseUint(fields[1], 10, 64)
+		if err != nil || verr != nil {
+			s.log.Warn("redis: ignoring a malformed change notification", "message", msg)
+		} else {
 			// Also stops reads in flight from caching what they read.
 			s.cache.DropOlder(id, v)
 		}
@@ -228,10 +248,13 @@ func (s *Store) Stats() store.Stats {
 		cmds[shard] = s.client.B().Get().Key(s.liveKey(shard)).Build()
 	}
 	var st store.Stats
-	for _, r := range s.doMulti(ctx, cmds...) {
+	for shard, r := range s.doMulti(ctx, cmds...) {
 		n, err := r.AsInt64()
-		if err == nil {
+		switch {
+		case err == nil:
 			st.LiveSessions += n
+		case !rueidis.IsRedisNil(err):
+			s.log.Warn("redis: cannot read a shard's live-session count", "shard", shard, "err", err)
 		}
 	}
 	return st

@@ -21,7 +21,10 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
+	mrand "math/rand/v2"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -69,6 +72,9 @@ type Config struct {
 	Timeout time.Duration
 	// Now returns the time; default time.Now.
 	Now func() time.Time
+	// Logger receives the store's errors (a lost subscription, a reply it
+	// cannot read); default slog.Default().
+	Logger *slog.Logger
 }
 
 func (c Config) withDefaults() (Config, error) {
@@ -99,6 +105,9 @@ func (c Config) withDefaults() (Config, error) {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
 	return c, nil
 }
 
@@ -107,7 +116,8 @@ type Store struct {
 	cfg    Config
 	client rueidis.Client
 	cache  *cache.Cache // nil when disabled
-	node   string       // this process's consumer name in the outbox groups
+	log    *slog.Logger
+	node   string // this process's consumer name in the outbox groups
 
 	// changed is closed and replaced whenever a notification arrives, to
 	// wake WaitChanges callers.
@@ -154,13 +164,16 @@ func New(cfg Config) (*Store, error) {
 	// Our own read cache (origin/store/cache) is coherent through
 	// notifications; rueidis's server-assisted cache would be a second one.
 	opt.DisableCache = true
+	// rueidis retries a lost subscription by itself, silently; the
+	// listeners retry it instead, and log why it was lost.
+	opt.RetryDelay = retryDelay
 	client, err := rueidis.NewClient(opt)
 	if err != nil {
 		return nil, fmt.Errorf("redis: cannot connect: %w", err)
 	}
 	var node [8]byte
 	rand.Read(node[:])
-	s := &Store{cfg: cfg, client: client, node: hex.EncodeToString(node[:]),
+	s := &Store{cfg: cfg, client: client, log: cfg.Logger, node: hex.EncodeToString(node[:]),
 		changed: make(chan struct{}), outbox: make(chan struct{}, 1),
 		cache: cache.New(cache.Config{MaxBytes: cfg.CacheBytes, TTL: cfg.CacheTTL, Now: cfg.Now})}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -170,6 +183,17 @@ func New(cfg Config) (*Store, error) {
 		go s.listen(ctx, shard)
 	}
 	return s, nil
+}
+
+// retryDelay is rueidis's default retry policy (exponential backoff with
+// jitter, at most a second), except that subscriptions are not retried
+// inside rueidis: the listener that made them logs the error and retries.
+func retryDelay(attempts int, cmd rueidis.Completed, err error) time.Duration {
+	if c := cmd.Commands(); len(c) > 0 && strings.EqualFold(c[0], "SSUBSCRIBE") {
+		return -1
+	}
+	base := time.Duration(1<<min(attempts, 20)) * time.Microsecond
+	return min(time.Second, base+time.Duration(mrand.Int64N(int64(base)+1)))
 }
 
 // RoundTrips returns the number of Redis commands this store has sent.
@@ -224,6 +248,13 @@ func (s *Store) exec(ctx context.Context, script *rueidis.Lua, keys, args []stri
 	ctx, cancel := s.bounded(ctx)
 	defer cancel()
 	return script.Exec(ctx, s.client, keys, args)
+}
+
+// unexpected reports a reply the store cannot read: logged, since it means
+// a bug or a Redis that is not what the store expects.
+func (s *Store) unexpected(op string, err error) error {
+	s.log.Error("redis: unexpected reply", "op", op, "err", err)
+	return fmt.Errorf("redis: %s: unexpected reply: %w", op, err)
 }
 
 // wrap turns a failure to reach Redis into store.ErrUnavailable, so the API
