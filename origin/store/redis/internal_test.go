@@ -119,3 +119,12 @@ func TestGetHitAllocatesNothing(t *testing.T) {
 		t.Fatal("cache hits sent commands")
 	}
 }
+
+func TestPrefixWithBracesRefused(t *testing.T) {
+	for _, p := range []string{"a}b", "{x", "}"} {
+		if s, err := New(Config{URLs: []string{"redis://127.0.0.1:1"}, Prefix: p}); err == nil {
+			s.Close()
+			t.Fatalf("prefix %q accepted", p)
+		}
+	}
+}

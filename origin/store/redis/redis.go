@@ -48,7 +48,8 @@ type Config struct {
 	// default one).
 	TLS *tls.Config
 	// Prefix starts every key; default "se". Deployments sharing a Redis
-	// need different prefixes.
+	// need different prefixes. It goes inside the keys' hash tags, so it
+	// may not contain '{' or '}'.
 	Prefix string
 	// Shards is the number of shards; default 16. Changing it orphans the
 	// data of an existing deployment: choose once.
@@ -83,6 +84,11 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.Prefix == "" {
 		c.Prefix = "se"
+	}
+	if strings.ContainsAny(c.Prefix, "{}") {
+		// A brace would end the hash tag early (or make it empty), and the
+		// keys of one shard would no longer share a slot.
+		return c, fmt.Errorf("redis: prefix %q may not contain '{' or '}'", c.Prefix)
 	}
 	if c.Shards == 0 {
 		c.Shards = 16
