@@ -170,16 +170,40 @@ type Store interface {
 }
 
 // DueAt returns the instant the expiry index keys session s by, Unix ms, or
-// 0 when no action is ever due: for a live session the earlier of its idle
-// deadline (not for shared sessions, whose idle action is none) and its hard
-// deadline; for a tombstone the instant it may be purged, its hard deadline or
-// tombstoneTTL after it ended when it has none.
+// 0 when no action is ever due.
+//
+// A live session is due at the earlier of its idle deadline (not for shared
+// sessions, whose idle action is none) and its hard deadline.
+//
+// A tombstone is due for purging once no token of its session can be valid:
+// while it exists, old tokens get 410 and cannot bring the id back (a touch
+// or a self-service write never recreates an id that has a tombstone). A
+// token never outlives the hard deadline it carries, which is the
+// session's hard deadline at the token's generation; hard deadlines are set
+// when the session starts and never grow, but a login may lower one. So:
+//
+//   - a session still at generation 1 with a hard deadline (its hard
+//     deadline never changed, and every token carries it) is purged at its
+//     hard deadline;
+//   - any other session (no hard deadline, as shared sessions, or a
+//     generation raised by login or logout, whose older tokens may carry a
+//     later deadline than the last one) at the later of its hard deadline
+//     and its end + tombstoneTTL. tombstoneTTL must be at least the
+//     longest a token can stay valid after it is issued (the shared
+//     sessions' token lifetime; for the other kinds their idle timeout, or
+//     their hard timeout where they have no idle timeout), since no token is
+//     issued after the end.
+//
+// A tombstone's LastSeen is the instant it ended (wire.Apply sets it on
+// OpEnd).
 func DueAt(s *wire.Session, tombstoneTTL int64) int64 {
 	if s.Ended != 0 {
-		if s.HardDeadline != 0 {
+		if s.Generation <= 1 && s.HardDeadline != 0 {
 			return s.HardDeadline
 		}
-		return s.LastSeen + tombstoneTTL
+		purge := s.LastSeen + min(tombstoneTTL, wire.MaxTime) // the end, + TTL
+		// Never past the year 9999: Redis keeps the index in doubles.
+		return min(max(purge, s.HardDeadline), wire.MaxTime)
 	}
 	due := s.HardDeadline
 	if s.Kind != wire.KindShared && s.IdleDeadline != 0 && (due == 0 || s.IdleDeadline < due) {

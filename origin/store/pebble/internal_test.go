@@ -11,6 +11,7 @@ import (
 
 	"github.com/cockroachdb/pebble"
 
+	"github.com/sessionedge/sessionedge/origin/store"
 	"github.com/sessionedge/sessionedge/sdk/wire"
 )
 
@@ -146,5 +147,45 @@ func TestGetAtLeastBypassesStaleCache(t *testing.T) {
 	}
 	if got, _ := s.Get(ctx, id); got.Version != 2 {
 		t.Fatalf("after GetAtLeast, Get = version %d, want 2", got.Version)
+	}
+}
+
+// TestStaleExpiryEntriesAreDropped plants expiry-index entries that match
+// no session (gone, or indexed at another instant, as after a change of
+// TombstoneTTL): Expiring skips and deletes them, and keeps the true one.
+func TestStaleExpiryEntriesAreDropped(t *testing.T) {
+	s, err := Open(Config{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	id, _ := wire.NewID()
+	d := &wire.Delta{ID: id, Version: 1, At: 1, Ops: []wire.Op{{Code: wire.OpStart, Kind: wire.KindAnonymous, Generation: 1, Idle: 500}}}
+	next, _ := wire.Apply(nil, d, &wire.DefaultLimits)
+	if err := s.Commit(ctx, &store.Commit{Delta: d, Session: next}); err != nil {
+		t.Fatal(err)
+	}
+	gone, _ := wire.NewID()
+	for _, k := range [][]byte{dueKey(100, gone), dueKey(200, id)} {
+		if err := s.db.Set(k, nil, pebble.Sync); err != nil {
+			t.Fatal(err)
+		}
+	}
+	due, err := s.Expiring(ctx, 1000, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(due) != 1 || due[0] != (store.Due{ID: id, At: 500}) {
+		t.Fatalf("Expiring = %+v, want only the session's own entry", due)
+	}
+	it, _ := s.db.NewIter(prefixRange([]byte{prefixDue}))
+	n := 0
+	for it.First(); it.Valid(); it.Next() {
+		n++
+	}
+	it.Close()
+	if n != 1 {
+		t.Fatalf("%d expiry-index entries left, want 1", n)
 	}
 }

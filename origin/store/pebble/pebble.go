@@ -55,8 +55,11 @@ type Config struct {
 	// Retention is how many change-log entries are kept; default 1,000,000.
 	// An edge whose cursor is older gets a Reset.
 	Retention uint64
-	// TombstoneTTL is how long a tombstone without a hard deadline stays;
-	// default 24 h.
+	// TombstoneTTL is how long a tombstone stays after the end when its
+	// hard deadline does not bound its tokens (store.DueAt); default 24 h.
+	// It must be at least the longest a token can stay valid after it is
+	// issued (the shared sessions' token lifetime, every other kind's idle
+	// timeout).
 	TombstoneTTL time.Duration
 	// NoSync skips fsync on commit (tests and benchmarks of the non-durable
 	// path only); default false.
@@ -610,7 +613,11 @@ func (s *Store) WaitChanges(ctx context.Context, c store.Cursor) error {
 	}
 }
 
-// Expiring scans the expiry index up to before.
+// Expiring scans the expiry index up to before. An entry that no longer
+// matches its session (the session is gone, or its due instant moved, as
+// when the tombstone rule or TombstoneTTL changed between the write and
+// the purge) is deleted instead of returned, so stale entries cannot pile up
+// in front of the sweeper.
 func (s *Store) Expiring(ctx context.Context, before int64, limit int) ([]store.Due, error) {
 	if s.closed.Load() {
 		return nil, store.ErrClosed
@@ -632,9 +639,33 @@ func (s *Store) Expiring(ctx context.Context, before int64, limit int) ([]store.
 		var d store.Due
 		d.At = int64(binary.BigEndian.Uint64(k[1:9]))
 		copy(d.ID[:], k[9:25])
+		if s.stale(d) {
+			continue
+		}
 		out = append(out, d)
 	}
 	return out, it.Error()
+}
+
+// stale checks an expiry-index entry against its session, under the
+// session's stripe (so no commit moves the entry meanwhile), and deletes it
+// when it no longer matches.
+func (s *Store) stale(d store.Due) bool {
+	mu := s.lock(d.ID)
+	mu.Lock()
+	defer mu.Unlock()
+	cur, err := s.current(d.ID)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+	case err != nil:
+		return false // the sweeper will meet the error itself
+	case store.DueAt(cur, s.tombstoneTTL) == d.At:
+		return false
+	}
+	if err := s.db.Delete(dueKey(d.At, d.ID), pebble.NoSync); err != nil {
+		s.log.Error("pebble: cannot delete a stale expiry-index entry", "id", d.ID.String(), "err", err)
+	}
+	return true
 }
 
 // CustomerSessions scans the customer index.

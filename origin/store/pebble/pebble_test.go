@@ -12,7 +12,7 @@ import (
 
 func TestConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) store.Store {
-		s, err := Open(Config{Dir: t.TempDir(), CacheBytes: 8 << 20, BlockCacheBytes: 8 << 20})
+		s, err := Open(Config{Dir: t.TempDir(), CacheBytes: 8 << 20, BlockCacheBytes: 8 << 20, TombstoneTTL: storetest.TombstoneTTL})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -101,6 +101,39 @@ func TestSubscriptionErrorsAreLogged(t *testing.T) {
 	}
 }
 
+// TestTouchLeavesTombstonesInRedis touches a tombstone on a node without a
+// cache, so the touch script itself must leave it alone.
+func TestTouchLeavesTombstonesInRedis(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{})
+	st, err := New(Config{URLs: urlsOf(srv.Addr), Shards: 2, CacheBytes: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	id, _ := wire.NewID()
+	write(t, st, id, startOp())
+	ended := write(t, st, id, wire.Op{Code: wire.OpEnd, Reason: wire.EndRevoked})
+	got, err := st.Touch(ctx, id, ended.LastSeen+5000, ended.LastSeen+9000)
+	if err != nil || !got.Equal(ended) {
+		t.Fatalf("Touch of a tombstone = %+v, %v; want it unchanged", got, err)
+	}
+	if got, _ := st.Get(ctx, id); !got.Equal(ended) {
+		t.Fatalf("Get after touching a tombstone = %+v", got)
+	}
+	if st.CacheStats().MaxBytes != 0 {
+		t.Fatal("a disabled cache reports a budget")
+	}
+}
+
+func TestPrefixWithBracesRefused(t *testing.T) {
+	for _, p := range []string{"a}b", "{x", "}"} {
+		if s, err := New(Config{URLs: []string{"redis://127.0.0.1:1"}, Prefix: p}); err == nil {
+			s.Close()
+			t.Fatalf("prefix %q accepted", p)
+		}
+	}
+}
+
 // TestGetHitAllocatesNothing: a read served by the cache allocates nothing
 // and sends nothing, the CBOR one included.
 func TestGetHitAllocatesNothing(t *testing.T) {
@@ -117,14 +150,5 @@ func TestGetHitAllocatesNothing(t *testing.T) {
 	}
 	if st.RoundTrips() != before {
 		t.Fatal("cache hits sent commands")
-	}
-}
-
-func TestPrefixWithBracesRefused(t *testing.T) {
-	for _, p := range []string{"a}b", "{x", "}"} {
-		if s, err := New(Config{URLs: []string{"redis://127.0.0.1:1"}, Prefix: p}); err == nil {
-			s.Close()
-			t.Fatalf("prefix %q accepted", p)
-		}
 	}
 }

@@ -153,13 +153,17 @@ func (s *Store) Commit(ctx context.Context, c *store.Commit) error {
 	} else if d.BaseVersion != 0 && !live(next) && containsEnd(d) {
 		liveDelta = -1
 	}
+	ended := "0"
+	if next.Ended != 0 {
+		ended = "1"
+	}
 	sessBytes := wire.AppendSession(nil, next)
 	args := []string{
 		strconv.FormatUint(d.BaseVersion, 10), strconv.FormatUint(d.Version, 10),
 		rueidis.BinaryString(sessBytes), rueidis.BinaryString(wire.AppendDelta(nil, d)),
 		strconv.FormatInt(store.DueAt(next, s.cfg.TombstoneTTL.Milliseconds()), 10), idText,
 		strconv.Itoa(s.cfg.FeedLength), strconv.FormatInt(s.expireAt(next), 10),
-		oldCustomer, newCustomer, strconv.Itoa(liveDelta), s.node,
+		oldCustomer, newCustomer, strconv.Itoa(liveDelta), s.node, ended,
 	}
 	for _, body := range c.Outbox {
 		args = append(args, rueidis.BinaryString(body))

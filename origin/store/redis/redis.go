@@ -57,7 +57,11 @@ type Config struct {
 	// FeedLength is the approximate number of deltas each shard's change log
 	// keeps; default 100000. An edge whose cursor falls behind gets a reset.
 	FeedLength int
-	// TombstoneTTL keeps a tombstone without a hard deadline; default 24h.
+	// TombstoneTTL is how long a tombstone stays after the end when its
+	// hard deadline does not bound its tokens (store.DueAt); default 24h. It
+	// must be at least the longest a token can stay valid after it is
+	// issued (the shared sessions' token lifetime, every other kind's idle
+	// timeout).
 	TombstoneTTL time.Duration
 	// CacheBytes is the read cache's budget (origin/store/cache: each
 	// session counts its encoding plus cache.EntryOverhead); default 256

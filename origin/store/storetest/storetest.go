@@ -18,8 +18,12 @@ import (
 	"github.com/sessionedge/sessionedge/sdk/wire"
 )
 
-// Run runs the suite. newStore returns a fresh, empty store for each subtest
-// and arranges its cleanup with t.Cleanup.
+// TombstoneTTL is the tombstone TTL the stores under test must be
+// configured with.
+const TombstoneTTL = time.Hour
+
+// Run runs the suite. newStore returns a fresh, empty store for each subtest,
+// configured with TombstoneTTL, and arranges its cleanup with t.Cleanup.
 func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 	tests := []struct {
 		name string
@@ -48,6 +52,8 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"CustomerWithEveryFirstByte", testCustomerEveryFirstByte},
 		{"GetAtLeast", testGetAtLeast},
 		{"CacheStats", testCacheStats},
+		{"TombstonePurgeTime", testTombstonePurgeTime},
+		{"TouchLeavesTombstones", testTouchLeavesTombstones},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, newStore(t)) })
