@@ -533,12 +533,20 @@ func (s *Store) Purge(ctx context.Context, id wire.ID, version uint64) error {
 
 func encodeCursor(seq uint64) store.Cursor { return store.Cursor(strconv.FormatUint(seq, 10)) }
 
+// decodeCursor parses a cursor, which comes from outside (an edge's query
+// string): only the canonical decimal form is one of this store's.
 func decodeCursor(c store.Cursor) (uint64, bool) {
 	if c == "" {
 		return 0, true
 	}
+	if len(c) > 20 || (len(c) > 1 && c[0] == '0') {
+		return 0, false
+	}
 	seq, err := strconv.ParseUint(string(c), 10, 64)
-	return seq, err == nil
+	if err != nil {
+		return 0, false
+	}
+	return seq, true
 }
 
 // ChangesAfter returns up to limit deltas after cursor, never past the
