@@ -468,6 +468,9 @@ func (s *Store) Touch(ctx context.Context, id wire.ID, lastSeen, idle int64) (*w
 	if err != nil {
 		return nil, err
 	}
+	if h := cur.HardDeadline; h != 0 && idle > h {
+		idle = h // an idle deadline never passes the hard one
+	}
 	if cur.Ended != 0 || (lastSeen <= cur.LastSeen && (idle == 0 || idle <= cur.IdleDeadline)) {
 		return cur, nil
 	}

@@ -34,7 +34,10 @@ func decodeStored(b []byte, ls, idle string) (*wire.Session, []byte, error) {
 		sess.LastSeen, moved = v, true
 	}
 	if v, err := strconv.ParseInt(idle, 10, 64); err == nil && v > sess.IdleDeadline {
-		sess.IdleDeadline, moved = v, true
+		if h := sess.HardDeadline; h != 0 && v > h {
+			v = h // an idle deadline never passes the hard one
+		}
+		sess.IdleDeadline, moved = v, v != sess.IdleDeadline || moved
 	}
 	if moved {
 		b = wire.AppendSession(make([]byte, 0, len(b)+8), sess)

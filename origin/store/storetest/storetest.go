@@ -278,6 +278,13 @@ func testTouch(t *testing.T, st store.Store) {
 	if len(due) != 1 || due[0].At != 8000 {
 		t.Fatalf("expiry index after touch: %+v", due)
 	}
+	// An idle deadline never passes the hard one.
+	if s, err = st.Touch(ctx, id, 4000, 250000); err != nil || s.IdleDeadline != 100000 {
+		t.Fatalf("a touch past the hard deadline: %+v, %v", s, err)
+	}
+	if s, _ = st.Get(ctx, id); s.IdleDeadline != 100000 {
+		t.Fatalf("after a touch past the hard deadline Get = %+v", s)
+	}
 }
 
 func testExpiryIndex(t *testing.T, st store.Store) {
