@@ -87,7 +87,7 @@ func TestCorruptSessionIsLogged(t *testing.T) {
 		t.Fatal("Get of a corrupt session succeeded")
 	}
 	out := buf.String()
-	if !strings.Contains(out, "stored session is corrupt") || !strings.Contains(out, id.String()) || !strings.Contains(out, "bad CBOR") {
+	if !strings.Contains(out, "stored session is corrupt") || !strings.Contains(out, id.String()) || !strings.Contains(out, "err=\"wire: session") {
 		t.Fatalf("the log does not name the corrupt session and the cause:\n%s", out)
 	}
 }
