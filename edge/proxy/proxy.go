@@ -37,7 +37,7 @@ type Server struct {
 
 	clusters []namedCluster
 
-	requests, upstreamErrors, filterFailures, localReplies, inFlight atomic.Int64
+	requests, upstreamErrors, filterFailures, localReplies, inFlight, refusedConns atomic.Int64
 }
 
 type namedCluster struct {
@@ -104,10 +104,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		HeaderReceived: func(*fasthttp.RequestHeader) fasthttp.RequestConfig {
 			return fasthttp.RequestConfig{ReadTimeout: bodyTimeout}
 		},
-		WriteTimeout:  cfg.WriteTimeout.Std(),
-		IdleTimeout:   cfg.IdleTimeout.Std(),
-		Concurrency:   cfg.MaxConns,
-		MaxConnsPerIP: cfg.MaxConnsPerClient,
+		WriteTimeout: cfg.WriteTimeout.Std(),
+		IdleTimeout:  cfg.IdleTimeout.Std(),
+		Concurrency:  cfg.MaxConns,
 		// Bodies stream: the filter holds only what it asks to hold
 		// (MaxRequestBuffer); multipart uploads are not parsed here.
 		StreamRequestBody:             true,
@@ -131,8 +130,11 @@ func (s *Server) Handler() fasthttp.RequestHandler { return s.handle }
 // AdminHandler returns the admin handler (/metrics, /healthz, /readyz).
 func (s *Server) AdminHandler() fasthttp.RequestHandler { return s.handleAdmin }
 
-// Serve serves the proxy on ln until Shutdown.
-func (s *Server) Serve(ln net.Listener) error { return s.srv.Serve(ln) }
+// Serve serves the proxy on ln until Shutdown, at most
+// Config.MaxConnsPerClient connections per client IP address.
+func (s *Server) Serve(ln net.Listener) error {
+	return s.srv.Serve(limitClients(ln, s.cfg.MaxConnsPerClient, &s.refusedConns))
+}
 
 // ServeAdmin serves the admin endpoints on ln until Shutdown.
 func (s *Server) ServeAdmin(ln net.Listener) error { return s.admin.Serve(ln) }
@@ -474,6 +476,7 @@ func (s *Server) WriteMetrics(w io.Writer) {
 	counter("edge_upstream_errors_total", "Upstream exchanges that failed.", s.upstreamErrors.Load())
 	counter("edge_filter_failures_total", "Requests whose filter failed (failure policy applied).", s.filterFailures.Load())
 	counter("edge_local_replies_total", "Requests answered by the filter.", s.localReplies.Load())
+	counter("edge_connections_refused_total", "Client connections refused: maxConnsPerClient from one address.", s.refusedConns.Load())
 	gauge := func(name, help string, v int64) {
 		fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s gauge\n%s %d\n", name, help, name, name, v)
 	}
