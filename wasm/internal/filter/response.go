@@ -65,20 +65,25 @@ func (p *Plugin) onResponseHeaders(s *stream) abi.Action {
 	return abi.ActionContinue
 }
 
-// stripTrailers removes x-session-* trailers from map mt.
+// stripTrailers removes x-session-* trailers (and on requests the token
+// and hint headers) from map mt. Request trailers can arrive while the
+// headers wait for the origin, so the names go to a list of their own:
+// s.rm still describes the request headers.
 func stripTrailers(mt abi.MapType, s *stream) {
 	b, st := abi.GetHeaderMapPairs(mt)
 	if st != abi.StatusOK {
 		return
 	}
-	s.rm = s.rm[:0]
+	var names [][]byte
 	it := abi.NewPairIter(b)
 	for it.Next() {
 		if isSessionHeader(it.Key()) || mt == abi.MapRequestTrailers && s.p.stripped(it.Key()) {
-			s.rm = append(append(s.rm, it.Key()...), 0)
+			names = append(names, append([]byte(nil), it.Key()...))
 		}
 	}
-	s.removeAll(mt)
+	for _, k := range names {
+		abi.RemoveHeader(mt, k)
+	}
 }
 
 // acceptUpstreamToken takes a token the app passed on from the origin (after

@@ -87,6 +87,15 @@ func testStripping(t *testing.T, ng NewGuest) {
 	if tr := s.ResponseTrailers("x_session_debug", "1", "trace", "ok"); len(tr) != 1 || tr[0].Key != "trace" {
 		t.Fatalf("response trailers after the filter: %v", tr)
 	}
+	// Trailers that arrive while the headers wait for the origin do not
+	// bring the stripped headers back.
+	_, other := f.session(wire.KindAnonymous, 1)
+	s = e.Request("GET", "/", nil, "cookie", other, "x_session_customer", "victim-42")
+	s.RequestTrailers("grpc-status", "0")
+	e.Serve()
+	if !s.Continued() || s.Header("x_session_customer") != "" || s.Header("x-session-customer") != "" {
+		t.Fatalf("after trailers during the fetch: %v", s.Headers())
+	}
 }
 
 func testEncoding(t *testing.T, ng NewGuest) {
