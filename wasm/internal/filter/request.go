@@ -335,7 +335,7 @@ func (p *Plugin) resolve(s *stream, now int64) resolution {
 		if err != nil && err != wire.ErrTokenIdleExpired {
 			continue
 		}
-		e := p.sessions.peek(cl.ID)
+		e := p.sessions.get(cl.ID) // a second sight: promoted from probation
 		if e != nil && (e.sess.Ended != 0 || e.sess.Generation > cl.Generation) {
 			p.counters.Rejected++
 			s.dead = true
@@ -353,9 +353,6 @@ func (p *Plugin) resolve(s *stream, now int64) resolution {
 				// timer. The client starts over.
 				return resNone
 			}
-		}
-		if e != nil {
-			e = p.sessions.get(cl.ID) // second sight: promoted from probation
 		}
 		s.claims, s.verified = cl, true
 		p.maybeReissue(s, now)
