@@ -313,11 +313,11 @@ func (p *Plugin) applyBatch(bt *wire.Batch) {
 // session, at most limit records (sync.touchBuffer) counting those of
 // posts in flight. Each record costs about 80 bytes with its index entry
 // (TestTouchBufferMemory measures it), so the default of 100,000 bounds the
-// buffer near 8 MB per VM. A post that
-// fails puts its records back, so an unreachable origin loses no activity
-// until the buffer is full; at the cap, sessions not yet in the buffer are
-// left out of this round (counted in sessionedge_touches_dropped_total)
-// and reported in a later one if they are still active.
+// buffer near 8 MB per VM. A post that fails puts its records back, so an
+// unreachable origin loses no activity until the buffer is full; at the
+// cap, sessions not yet in the buffer are left out of this round (counted
+// in sessionedge_touches_dropped_total) and reported in a later one if
+// they are still active.
 type touchBuffer struct {
 	list     []wire.Touch
 	idx      map[wire.ID]int32
@@ -391,7 +391,7 @@ func (p *Plugin) flushTouches(now int64) {
 // (newer records of the same sessions win).
 func (p *Plugin) touchAnswered(c *call, status int) {
 	t := &p.touches
-	t.inflight -= len(c.touches)
+	t.inflight = max(0, t.inflight-len(c.touches)) // a reconfigure started the count over
 	if status/100 == 2 {
 		return
 	}
