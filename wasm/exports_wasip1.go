@@ -41,7 +41,7 @@ func proxyOnRequestBody(id, size uint32, eos bool) uint32 {
 }
 
 //go:wasmexport proxy_on_request_trailers
-func proxyOnRequestTrailers(id, n uint32) uint32 { return uint32(abi.ActionContinue) }
+func proxyOnRequestTrailers(id, n uint32) uint32 { return uint32(vm.OnRequestTrailers(id, n)) }
 
 //go:wasmexport proxy_on_response_headers
 func proxyOnResponseHeaders(id, n uint32, eos bool) uint32 {
@@ -52,7 +52,7 @@ func proxyOnResponseHeaders(id, n uint32, eos bool) uint32 {
 func proxyOnResponseBody(id, size uint32, eos bool) uint32 { return uint32(abi.ActionContinue) }
 
 //go:wasmexport proxy_on_response_trailers
-func proxyOnResponseTrailers(id, n uint32) uint32 { return uint32(abi.ActionContinue) }
+func proxyOnResponseTrailers(id, n uint32) uint32 { return uint32(vm.OnResponseTrailers(id, n)) }
 
 //go:wasmexport proxy_on_http_call_response
 func proxyOnHTTPCallResponse(root, token, nHeaders, bodySize, nTrailers uint32) {

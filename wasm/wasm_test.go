@@ -150,7 +150,8 @@ func wrapModule(tb testing.TB, m *abi.Mock, mod api.Module) *wasmGuest {
 	g := &wasmGuest{m: m, mod: mod, fn: map[string]api.Function{}, tb: tb}
 	for _, name := range []string{"proxy_on_memory_allocate", "proxy_on_context_create", "proxy_on_vm_start",
 		"proxy_on_configure", "proxy_on_tick", "proxy_on_request_headers", "proxy_on_request_body",
-		"proxy_on_response_headers", "proxy_on_http_call_response", "proxy_on_done", "proxy_on_log", "proxy_on_delete"} {
+		"proxy_on_response_headers", "proxy_on_http_call_response", "proxy_on_done", "proxy_on_log", "proxy_on_delete",
+		"proxy_on_request_trailers", "proxy_on_response_trailers"} {
 		f := mod.ExportedFunction(name)
 		if f == nil {
 			tb.Fatalf("module does not export %s", name)
@@ -208,6 +209,12 @@ func (g *wasmGuest) RequestHeaders(id, n uint32, eos bool) uint32 {
 func (g *wasmGuest) RequestBody(id, size uint32, eos bool) uint32 {
 	return uint32(g.call("proxy_on_request_body", uint64(id), uint64(size), b2u(eos)))
 }
+func (g *wasmGuest) RequestTrailers(id, n uint32) uint32 {
+	return uint32(g.call("proxy_on_request_trailers", uint64(id), uint64(n)))
+}
+func (g *wasmGuest) ResponseTrailers(id, n uint32) uint32 {
+	return uint32(g.call("proxy_on_response_trailers", uint64(id), uint64(n)))
+}
 func (g *wasmGuest) ResponseHeaders(id, n uint32, eos bool) uint32 {
 	return uint32(g.callFn(g.respHeaders, "proxy_on_response_headers", uint64(id), uint64(n), b2u(eos)))
 }
@@ -251,11 +258,10 @@ func give(ctx context.Context, mod api.Module, data []byte, retPtr, retSize uint
 }
 
 type hostFn struct {
-	name    string
-	params  int
-	i64ret  bool
-	fn      func(ctx context.Context, mod api.Module, p []uint64) uint32
-	results int
+	name   string
+	params int
+	i64    int // 1-based index of an i64 parameter (the metrics values), 0 none
+	fn     func(ctx context.Context, mod api.Module, p []uint64) uint32
 }
 
 func u32(v uint64) uint32 { return uint32(v) }
@@ -353,12 +359,28 @@ func envModule(rt wazero.Runtime) wazero.HostModuleBuilder {
 		{name: "proxy_set_shared_data", params: 5, fn: func(ctx context.Context, mod api.Module, p []uint64) uint32 {
 			return uint32(abi.SetSharedData(string(read(mod, u32(p[0]), u32(p[1]))), read(mod, u32(p[2]), u32(p[3])), u32(p[4])))
 		}},
+		{name: "proxy_define_metric", params: 4, fn: func(ctx context.Context, mod api.Module, p []uint64) uint32 {
+			id, st := abi.DefineMetric(abi.MetricType(p[0]), string(read(mod, u32(p[1]), u32(p[2]))))
+			if st == abi.StatusOK {
+				mod.Memory().WriteUint32Le(u32(p[3]), id)
+			}
+			return uint32(st)
+		}},
+		{name: "proxy_increment_metric", params: 2, i64: 2, fn: func(ctx context.Context, mod api.Module, p []uint64) uint32 {
+			return uint32(abi.IncrementMetric(u32(p[0]), int64(p[1])))
+		}},
+		{name: "proxy_record_metric", params: 2, i64: 2, fn: func(ctx context.Context, mod api.Module, p []uint64) uint32 {
+			return uint32(abi.RecordMetric(u32(p[0]), p[1]))
+		}},
 	}
 	for _, f := range fns {
 		f := f
 		params := make([]api.ValueType, f.params)
 		for i := range params {
 			params[i] = api.ValueTypeI32
+		}
+		if f.i64 > 0 {
+			params[f.i64-1] = api.ValueTypeI64
 		}
 		b.NewFunctionBuilder().WithGoModuleFunction(api.GoModuleFunc(func(ctx context.Context, mod api.Module, stack []uint64) {
 			stack[0] = uint64(f.fn(ctx, mod, stack))
@@ -391,8 +413,10 @@ func TestExports(t *testing.T) {
 	for _, imp := range imports {
 		mod, name, _ := imp.Import()
 		if mod == "env" {
-			for _, p := range imp.ParamTypes() {
-				if p != api.ValueTypeI32 {
+			for i, p := range imp.ParamTypes() {
+				// The metric values are the ABI's only 64-bit parameters.
+				metricValue := i == 1 && (name == "proxy_increment_metric" || name == "proxy_record_metric")
+				if p != api.ValueTypeI32 && !(metricValue && p == api.ValueTypeI64) {
 					t.Errorf("import %s has a %s parameter", name, api.ValueTypeName(p))
 				}
 			}

@@ -122,6 +122,9 @@ const env = {
   proxy_set_effective_context: (id) => { effective = id; return 0; },
   proxy_get_shared_data: () => 1,
   proxy_set_shared_data: () => 0,
+  proxy_define_metric: (type, np, nl, ret) => { mem().setUint32(ret, 1, true); return 0; },
+  proxy_increment_metric: () => 0,
+  proxy_record_metric: () => 0,
 };
 
 const wasi = new WASI({ version: 'preview1', args: [], env: {}, returnOnExit: true });

@@ -23,6 +23,7 @@ type Mock struct {
 	Streams   map[uint32]*MockStream
 	Calls     []*MockCall
 	Shared    *SharedStore
+	Metrics   *MetricStore
 	nextToken uint32
 
 	// Buffers answered by GetBufferBytes, by type.
@@ -58,8 +59,10 @@ type Pair struct{ Key, Value string }
 // MockStream is the host-side state of one HTTP stream.
 type MockStream struct {
 	Request, Response []Pair
-	Continued         []StreamType
-	Local             *LocalResponse
+	// Trailers, when the stream has them.
+	RequestTrailers, ResponseTrailers []Pair
+	Continued                         []StreamType
+	Local                             *LocalResponse
 }
 
 // LocalResponse records proxy_send_local_response.
@@ -104,6 +107,7 @@ func NewMock() *Mock {
 	return &Mock{
 		Streams: map[uint32]*MockStream{},
 		Shared:  NewSharedStore(),
+		Metrics: NewMetricStore(),
 		Buffers: map[BufferType][]byte{},
 		NowNs:   1_700_000_000_000_000_000,
 	}
@@ -163,6 +167,10 @@ func (m *Mock) headerMap(mt MapType) *[]Pair {
 		return &m.Stream(m.Effective).Request
 	case MapResponseHeaders:
 		return &m.Stream(m.Effective).Response
+	case MapRequestTrailers:
+		return &m.Stream(m.Effective).RequestTrailers
+	case MapResponseTrailers:
+		return &m.Stream(m.Effective).ResponseTrailers
 	case MapHTTPCallResponseHeaders:
 		return &m.CallResponseHeaders
 	}

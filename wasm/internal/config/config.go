@@ -22,7 +22,7 @@ import (
 // IdleAction is what happens to a session whose idle deadline passed.
 type IdleAction uint8
 
-// The idle actions of DESIGN.md §4.
+// The idle actions of a session kind.
 const (
 	IdleNone       IdleAction = 0 // nothing: the session has no idle timeout
 	IdleEnd        IdleAction = 1 // the session ends; the client gets a new anonymous one
@@ -66,9 +66,21 @@ type Site struct {
 type Origin struct {
 	Cluster   string // proxy cluster (Envoy), upstream (nginx); default "origin"
 	Authority string // :authority of calls; default the cluster name
-	APIKey    string // bearer token with scopes edge:sync and sessions:write; default none
-	TimeoutMs uint32 // per call; default 2000
+	APIKey    string // bearer token with scopes edge:sync and edge:selfservice; default none
+	TimeoutMs uint32 // per call (origin.timeout); default 2000
+
+	// The circuit breaker (origin.breaker): after BreakerFailures
+	// consecutive failed calls, calls on the request path are not made for
+	// BreakerCoolDown; then one call probes the origin.
+	BreakerFailures int           // default 5
+	BreakerCoolDown time.Duration // default 5s
 }
+
+// Forward modes (forward.mode).
+const (
+	ForwardFields  = "fields"  // per-field headers, x-session-context, status and assertion
+	ForwardCompact = "compact" // x-session-context, status and assertion only
+)
 
 // Config is the validated plugin configuration.
 type Config struct {
@@ -83,18 +95,29 @@ type Config struct {
 
 	SyncInterval time.Duration // default 1s; the tick runs 4 times per interval
 	SyncLimit    uint32        // deltas per poll; default 1000
+	TouchBuffer  int           // sessions whose activity waits for a touch report (sync.touchBuffer); default 100000
 
-	CacheEntries int // sessions in the context cache; default 10000
-	CacheBytes   int // encoded bytes in the context cache; default 32 MiB
-	TokenEntries int // verified tokens cached; default 10000
+	CacheEntries int           // sessions in the context cache; default 10000
+	CacheBytes   int           // encoded bytes in the context cache; default 32 MiB
+	TokenEntries int           // verified tokens cached; default 10000
+	MaxStale     time.Duration // cache.maxStale: how long cached sessions are trusted without a working feed; 0 = forever; default 1m
 
-	FailClosed        bool   // origin unreachable → 503 instead of degraded; default false
-	SelfServicePrefix string // default "/.session/"
-	Forward           uint8  // namespaces forwarded (bit 1<<ns); default all
-	TokenRequest      string // request header carrying the token for cookie-less clients; default none
-	TokenResponse     string // response header a new token comes back in; default TokenRequest
+	FailClosed         bool                // origin unreachable → 503 instead of degraded; default false
+	SelfServicePrefix  string              // default "/.session/"
+	SelfServiceOrigins []string            // origins besides the request's own allowed to write through self-service (lower case)
+	SkipMint           []string            // path prefixes where no session is minted (mint.skipPaths)
+	Forward            uint8               // namespaces forwarded (bit 1<<ns); default custom and public
+	Compact            bool                // forward.mode "compact"
+	Assertion          *wire.AssertionKeys // signs x-session-assertion; nil: no assertion
+	TokenRequest       string              // request header carrying the token for cookie-less clients; default none
+	TokenResponse      string              // response header a new token comes back in; default TokenRequest
 
-	Limits wire.Limits // context limits; defaults of DESIGN §4
+	// Derived names of the consistency hint: the cookie (cookie name + "v")
+	// and, with token headers, the request and response headers (token
+	// header + "-hint").
+	HintCookie, HintRequest, HintResponse string
+
+	Limits wire.Limits // context limits; default wire.DefaultLimits
 
 	// SingleHeaderWrites edits request headers one call at a time
 	// (proxy_remove/add_header_map_value), the default ("single"); false
@@ -118,16 +141,18 @@ func Default() Config {
 	c := Config{
 		Cookie: Cookie{Name: "__Host-sid", Path: "/", HTTPOnly: true, Secure: true, SameSite: "Lax"},
 		Sites:  map[string]*Site{},
-		Origin: Origin{Cluster: "origin", TimeoutMs: 2000},
+		Origin: Origin{Cluster: "origin", TimeoutMs: 2000, BreakerFailures: 5, BreakerCoolDown: 5 * time.Second},
 
 		SyncInterval: time.Second,
 		SyncLimit:    1000,
+		TouchBuffer:  100000,
 		CacheEntries: 10000,
 		CacheBytes:   32 << 20,
 		TokenEntries: 10000,
+		MaxStale:     time.Minute,
 
 		SelfServicePrefix: "/.session/",
-		Forward:           wire.AllNamespaces,
+		Forward:           1<<wire.NamespaceCustom | 1<<wire.NamespacePublic,
 		Limits:            wire.DefaultLimits,
 
 		SingleHeaderWrites: true,
@@ -151,13 +176,14 @@ func Parse(b []byte) (*Config, error) {
 	}
 	var keys map[uint8][]byte
 	active := -1
+	maxStaleSet := false
 	for _, a := range root.Map {
 		v := a.Value
 		switch a.Key {
 		case "cookie":
 			err = c.parseCookie(v)
 		case "keys":
-			keys, err = parseKeys(v)
+			keys, err = parseKeys("keys", v)
 		case "activeKey":
 			var n int64
 			n, err = intIn("activeKey", v, 0, 255)
@@ -171,7 +197,7 @@ func Parse(b []byte) (*Config, error) {
 		case "sync":
 			err = c.parseSync(v)
 		case "cache":
-			err = c.parseCache(v)
+			maxStaleSet, err = c.parseCache(v)
 		case "failMode":
 			var s string
 			if s, err = text("failMode", v); err == nil {
@@ -192,8 +218,16 @@ func Parse(b []byte) (*Config, error) {
 				}
 				c.SelfServicePrefix = s
 			}
+		case "selfServiceOrigins":
+			c.SelfServiceOrigins, err = parseOrigins(v)
+		case "mint":
+			err = c.parseMint(v)
 		case "forwardNamespaces":
+			err = c.parseForwardNamespaces(v)
+		case "forward":
 			err = c.parseForward(v)
+		case "assertion":
+			err = c.parseAssertion(v)
 		case "tokenHeader":
 			err = c.parseTokenHeader(v)
 		case "limits":
@@ -220,16 +254,8 @@ func Parse(b []byte) (*Config, error) {
 	if len(keys) == 0 {
 		return nil, bad("keys", "at least one signing key is required")
 	}
-	if active < 0 {
-		if len(keys) != 1 {
-			return nil, bad("activeKey", "required when keys holds more than one key")
-		}
-		for id := range keys {
-			active = int(id)
-		}
-	}
-	if _, ok := keys[uint8(active)]; !ok {
-		return nil, bad("activeKey", "names no key of keys")
+	if active, err = activeKey("activeKey", keys, active); err != nil {
+		return nil, err
 	}
 	if c.Keyring, err = wire.NewKeyring(uint8(active), keys); err != nil {
 		return nil, bad("keys", err.Error())
@@ -240,13 +266,40 @@ func Parse(b []byte) (*Config, error) {
 	if c.TokenResponse == "" {
 		c.TokenResponse = c.TokenRequest
 	}
+	c.HintCookie = c.Cookie.Name + "v"
+	if c.TokenRequest != "" {
+		c.HintRequest, c.HintResponse = c.TokenRequest+"-hint", c.TokenResponse+"-hint"
+	}
 	if strings.HasPrefix(c.Cookie.Name, "__Host-") && (c.Cookie.Domain != "" || c.Cookie.Path != "/" || !c.Cookie.Secure) {
 		return nil, bad("cookie.name", "a __Host- cookie needs Secure, Path=/ and no Domain")
 	}
 	if c.Cookie.SameSite == "None" && !c.Cookie.Secure {
 		return nil, bad("cookie.sameSite", "SameSite=None needs Secure")
 	}
+	if c.MaxStale > 0 && c.MaxStale < 3*c.SyncInterval {
+		if maxStaleSet {
+			return nil, bad("cache.maxStale", "must be at least three sync intervals ("+(3*c.SyncInterval).String()+"), or \"none\"")
+		}
+		c.MaxStale = 3 * c.SyncInterval // the default follows a long interval
+	}
 	return &c, nil
+}
+
+// activeKey checks the active key id of a key set: required with more than
+// one key, else the only one.
+func activeKey(field string, keys map[uint8][]byte, active int) (int, error) {
+	if active < 0 {
+		if len(keys) != 1 {
+			return 0, bad(field, "required when keys holds more than one key")
+		}
+		for id := range keys {
+			active = int(id)
+		}
+	}
+	if _, ok := keys[uint8(active)]; !ok {
+		return 0, bad(field, "names no key of keys")
+	}
+	return active, nil
 }
 
 // Site returns the site defaults for host (any case, port ignored).
@@ -321,10 +374,10 @@ func (c *Config) parseCookie(v wire.Value) error {
 	})
 }
 
-func parseKeys(v wire.Value) (map[uint8][]byte, error) {
+func parseKeys(field string, v wire.Value) (map[uint8][]byte, error) {
 	keys := map[uint8][]byte{}
-	err := object("keys", v, func(k string, v wire.Value) error {
-		f := "keys." + k
+	err := object(field, v, func(k string, v wire.Value) error {
+		f := field + "." + k
 		id, err := strconv.ParseUint(k, 10, 8)
 		if err != nil {
 			return bad(f, "key id must be a number from 0 to 255")
@@ -359,9 +412,9 @@ func (c *Config) parseSessions(v wire.Value) error {
 			f := "sessions." + k + "." + name
 			switch name {
 			case "idle":
-				p.Idle, err = duration(f, v)
+				err = kindTimeout(f, v, &p.Idle)
 			case "hard":
-				p.Hard, err = duration(f, v)
+				err = kindTimeout(f, v, &p.Hard)
 			case "onIdle":
 				var s string
 				if s, err = text(f, v); err == nil {
@@ -433,10 +486,29 @@ func (c *Config) parseOrigin(v wire.Value) error {
 			c.Origin.Authority, err = text(f, v)
 		case "apiKey":
 			c.Origin.APIKey, err = text(f, v)
-		case "timeoutMs":
-			var n int64
-			n, err = intIn(f, v, 1, 60000)
-			c.Origin.TimeoutMs = uint32(n)
+		case "timeout":
+			var d time.Duration
+			if d, err = durationIn(f, v, time.Millisecond, time.Minute); err == nil && d != 0 {
+				c.Origin.TimeoutMs = uint32(d.Milliseconds())
+			}
+		case "breaker":
+			err = object(f, v, func(k string, v wire.Value) (err error) {
+				f := "origin.breaker." + k
+				switch k {
+				case "failures":
+					var n int64
+					n, err = intIn(f, v, 1, 1000)
+					c.Origin.BreakerFailures = int(n)
+				case "coolDown":
+					var d time.Duration
+					if d, err = durationIn(f, v, 100*time.Millisecond, time.Hour); err == nil && d != 0 {
+						c.Origin.BreakerCoolDown = d
+					}
+				default:
+					err = bad(f, "unknown field")
+				}
+				return err
+			})
 		default:
 			err = bad(f, "unknown field")
 		}
@@ -452,14 +524,18 @@ func (c *Config) parseSync(v wire.Value) error {
 		f := "sync." + k
 		switch k {
 		case "interval":
-			c.SyncInterval, err = duration(f, v)
-			if err == nil && (c.SyncInterval < 100*time.Millisecond || c.SyncInterval > time.Hour) {
-				err = bad(f, "must be between 100ms and 1h")
+			var d time.Duration
+			if d, err = durationIn(f, v, 100*time.Millisecond, time.Hour); err == nil && d != 0 {
+				c.SyncInterval = d
 			}
 		case "limit":
 			var n int64
 			n, err = intIn(f, v, 1, 100000)
 			c.SyncLimit = uint32(n)
+		case "touchBuffer":
+			var n int64
+			n, err = intIn(f, v, 1000, 10_000_000)
+			c.TouchBuffer = int(n)
 		default:
 			err = bad(f, "unknown field")
 		}
@@ -467,8 +543,8 @@ func (c *Config) parseSync(v wire.Value) error {
 	})
 }
 
-func (c *Config) parseCache(v wire.Value) error {
-	return object("cache", v, func(k string, v wire.Value) (err error) {
+func (c *Config) parseCache(v wire.Value) (maxStaleSet bool, err error) {
+	err = object("cache", v, func(k string, v wire.Value) (err error) {
 		f := "cache." + k
 		var n int64
 		switch k {
@@ -481,6 +557,36 @@ func (c *Config) parseCache(v wire.Value) error {
 		case "tokens":
 			n, err = intIn(f, v, 1, 10_000_000)
 			c.TokenEntries = int(n)
+		case "maxStale":
+			var d time.Duration
+			var none bool
+			if d, none, err = duration(f, v, true); err == nil {
+				switch {
+				case none:
+					c.MaxStale, maxStaleSet = 0, true
+				case d != 0:
+					c.MaxStale, maxStaleSet = d, true
+				}
+			}
+		default:
+			err = bad(f, "unknown field")
+		}
+		return err
+	})
+	return maxStaleSet, err
+}
+
+func (c *Config) parseMint(v wire.Value) error {
+	return object("mint", v, func(k string, v wire.Value) (err error) {
+		f := "mint." + k
+		switch k {
+		case "skipPaths":
+			c.SkipMint, err = textList(f, v, func(f, s string) error {
+				if !strings.HasPrefix(s, "/") {
+					return bad(f, `must start with "/", as "/static/"`)
+				}
+				return nil
+			})
 		default:
 			err = bad(f, "unknown field")
 		}
@@ -488,7 +594,93 @@ func (c *Config) parseCache(v wire.Value) error {
 	})
 }
 
+// parseOrigins reads selfServiceOrigins: "scheme://host[:port]" each, kept
+// in lower case without a default port, as requests are compared.
+func parseOrigins(v wire.Value) ([]string, error) {
+	out, err := textList("selfServiceOrigins", v, func(f, s string) error {
+		scheme, host, ok := strings.Cut(lowerASCII(s), "://")
+		if !ok || (scheme != "https" && scheme != "http") || host == "" || strings.ContainsAny(host, "/?#@ ") || !headerSafe(host) {
+			return bad(f, `must be an origin, as "https://admin.example.com"`)
+		}
+		return nil
+	})
+	for i, s := range out {
+		out[i] = string(CanonicalOrigin(nil, []byte(lowerASCII(s))))
+	}
+	return out, err
+}
+
+// CanonicalOrigin appends origin (lower case) without the default port of
+// its scheme: browsers leave it out of the Origin header, proxies may keep
+// it in :authority.
+func CanonicalOrigin(dst, origin []byte) []byte {
+	switch {
+	case hasSuffix(origin, ":443") && hasPrefix(origin, "https://"):
+		origin = origin[:len(origin)-4]
+	case hasSuffix(origin, ":80") && hasPrefix(origin, "http://"):
+		origin = origin[:len(origin)-3]
+	}
+	return append(dst, origin...)
+}
+
+func hasPrefix(b []byte, p string) bool { return len(b) >= len(p) && string(b[:len(p)]) == p }
+func hasSuffix(b []byte, p string) bool { return len(b) >= len(p) && string(b[len(b)-len(p):]) == p }
+
 func (c *Config) parseForward(v wire.Value) error {
+	return object("forward", v, func(k string, v wire.Value) (err error) {
+		f := "forward." + k
+		switch k {
+		case "mode":
+			var s string
+			if s, err = text(f, v); err == nil {
+				switch s {
+				case ForwardFields:
+					c.Compact = false
+				case ForwardCompact:
+					c.Compact = true
+				default:
+					err = bad(f, `must be "fields" or "compact"`)
+				}
+			}
+		default:
+			err = bad(f, "unknown field")
+		}
+		return err
+	})
+}
+
+func (c *Config) parseAssertion(v wire.Value) error {
+	var keys map[uint8][]byte
+	active := -1
+	err := object("assertion", v, func(k string, v wire.Value) (err error) {
+		switch k {
+		case "keys":
+			keys, err = parseKeys("assertion.keys", v)
+		case "activeKey":
+			var n int64
+			n, err = intIn("assertion.activeKey", v, 0, 255)
+			active = int(n)
+		default:
+			err = bad("assertion."+k, "unknown field")
+		}
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	if len(keys) == 0 {
+		return bad("assertion.keys", "at least one key is required")
+	}
+	if active, err = activeKey("assertion.activeKey", keys, active); err != nil {
+		return err
+	}
+	if c.Assertion, err = wire.NewAssertionKeys(uint8(active), keys); err != nil {
+		return bad("assertion.keys", err.Error())
+	}
+	return nil
+}
+
+func (c *Config) parseForwardNamespaces(v wire.Value) error {
 	if v.Type != wire.TypeList {
 		return bad("forwardNamespaces", `must be a list of namespaces, as ["custom", "public"]`)
 	}
@@ -519,7 +711,7 @@ func (c *Config) parseTokenHeader(v wire.Value) error {
 		if !validToken(s) || strings.HasPrefix(s, ":") {
 			return bad(f, "is not a valid header name")
 		}
-		if strings.HasPrefix(s, "x-session-") || s == "cookie" || s == "set-cookie" {
+		if strings.HasPrefix(strings.ReplaceAll(s, "_", "-"), "x-session-") || s == "cookie" || s == "set-cookie" {
 			return bad(f, "must not be cookie, set-cookie or an x-session-* header (those are stripped)")
 		}
 		switch k {
@@ -596,29 +788,70 @@ func intIn(field string, v wire.Value, min, max int64) (int64, error) {
 	return v.Int, nil
 }
 
-// duration reads "30m", "24h", "90s", "none" (or "0"), or an integer number
-// of seconds.
-func duration(field string, v wire.Value) (time.Duration, error) {
-	switch v.Type {
-	case wire.TypeInt:
-		if v.Int < 0 || v.Int > 10*365*86400 {
-			return 0, bad(field, "seconds out of range")
-		}
-		return time.Duration(v.Int) * time.Second, nil
-	case wire.TypeText:
-		if v.Text == "none" || v.Text == "0" {
-			return 0, nil
-		}
-		d, err := time.ParseDuration(v.Text)
-		if err != nil || d < 0 {
-			return 0, bad(field, `must be a duration as "30m", "24h", or "none"`)
-		}
-		if d%time.Second != 0 && d > time.Second {
-			d = d.Truncate(time.Second)
-		}
-		return d, nil
+// duration reads a duration as every sessionedge configuration spells it
+// (wire.DurationFromValue): a Go duration string ("90s", "30m"), "none"
+// (reported as none, refused unless noneOK), or a number of seconds. Zero
+// means "the default"; callers leave the default in place.
+func duration(field string, v wire.Value, noneOK bool) (d time.Duration, none bool, err error) {
+	wd, err := wire.DurationFromValue(v)
+	if err != nil {
+		return 0, false, bad(field, `must be a duration as "30m", "24h", "none", or a number of seconds`)
 	}
-	return 0, bad(field, `must be a duration as "30m", "24h", "none", or a number of seconds`)
+	if wd.IsNone() {
+		if !noneOK {
+			return 0, false, bad(field, `cannot be "none"`)
+		}
+		return 0, true, nil
+	}
+	return wd.Std(), false, nil
+}
+
+// durationIn reads a duration that must not be "none" and, when set,
+// lies within [min, max].
+func durationIn(field string, v wire.Value, min, max time.Duration) (time.Duration, error) {
+	d, _, err := duration(field, v, false)
+	if err == nil && d != 0 && (d < min || d > max) {
+		err = bad(field, "must be between "+min.String()+" and "+max.String())
+	}
+	return d, err
+}
+
+// kindTimeout reads a session timeout: "none" is no timeout, zero keeps the
+// default.
+func kindTimeout(field string, v wire.Value, dst *time.Duration) error {
+	d, none, err := duration(field, v, true)
+	switch {
+	case err != nil:
+		return err
+	case none:
+		*dst = 0
+	case d != 0:
+		if d < time.Second || d > 10*365*24*time.Hour {
+			return bad(field, "must be between 1s and 10 years, or \"none\"")
+		}
+		*dst = d
+	}
+	return nil
+}
+
+// textList reads a list of strings, each checked by check.
+func textList(field string, v wire.Value, check func(f, s string) error) ([]string, error) {
+	if v.Type != wire.TypeList {
+		return nil, bad(field, "must be a list of strings")
+	}
+	out := make([]string, 0, len(v.List))
+	for i, e := range v.List {
+		f := field + "[" + strconv.Itoa(i) + "]"
+		s, err := text(f, e)
+		if err != nil {
+			return nil, err
+		}
+		if err := check(f, s); err != nil {
+			return nil, err
+		}
+		out = append(out, s)
+	}
+	return out, nil
 }
 
 // validToken reports whether s is an RFC 7230 token (header or cookie name).

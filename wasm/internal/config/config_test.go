@@ -25,13 +25,18 @@ func TestDefaults(t *testing.T) {
 		{"anonymous", c.Kinds[wire.KindAnonymous] == KindPolicy{Idle: time.Hour, Hard: 24 * time.Hour, OnIdle: IdleEnd}},
 		{"customer", c.Kinds[wire.KindCustomer] == KindPolicy{Idle: 30 * time.Minute, Hard: 6 * time.Hour, OnIdle: IdleSoftLogout}},
 		{"shared", c.Kinds[wire.KindShared] == KindPolicy{}},
-		{"origin", c.Origin == Origin{Cluster: "origin", Authority: "origin", TimeoutMs: 2000}},
-		{"sync", c.SyncInterval == time.Second && c.SyncLimit == 1000},
-		{"cache", c.CacheEntries == 10000 && c.CacheBytes == 32<<20 && c.TokenEntries == 10000},
+		{"origin", c.Origin == Origin{Cluster: "origin", Authority: "origin", TimeoutMs: 2000, BreakerFailures: 5, BreakerCoolDown: 5 * time.Second}},
+		{"sync", c.SyncInterval == time.Second && c.SyncLimit == 1000 && c.TouchBuffer == 100000},
+		{"cache", c.CacheEntries == 10000 && c.CacheBytes == 32<<20 && c.TokenEntries == 10000 && c.MaxStale == time.Minute},
 		{"fail open", !c.FailClosed},
 		{"prefix", c.SelfServicePrefix == "/.session/"},
-		{"forward all", c.Forward == wire.AllNamespaces},
-		{"no token header", c.TokenRequest == "" && c.TokenResponse == ""},
+		{"forward custom and public", c.Forward == 1<<wire.NamespaceCustom|1<<wire.NamespacePublic},
+		{"fields mode", !c.Compact},
+		{"no assertion", c.Assertion == nil},
+		{"mints everywhere", len(c.SkipMint) == 0},
+		{"own origin only", len(c.SelfServiceOrigins) == 0},
+		{"no token header", c.TokenRequest == "" && c.TokenResponse == "" && c.HintRequest == "" && c.HintResponse == ""},
+		{"hint cookie", c.HintCookie == "__Host-sidv"},
 		{"limits", c.Limits == wire.DefaultLimits},
 		{"single writes", c.SingleHeaderWrites},
 	}
@@ -61,6 +66,80 @@ func TestParseValues(t *testing.T) {
 	}
 	if c.Forward != 1<<wire.NamespacePublic || !c.FailClosed {
 		t.Fatalf("forward %b, fail closed %v", c.Forward, c.FailClosed)
+	}
+	if c.HintRequest != "sessionedge-token-hint" || c.HintResponse != "sessionedge-token-hint" {
+		t.Fatalf("hint headers %q %q", c.HintRequest, c.HintResponse)
+	}
+}
+
+func TestParseNewFields(t *testing.T) {
+	secret := `"YXNzZXJ0aW9uLWtleS1vZi1hdC1sZWFzdC0zMi1ieXRlcyEh"`
+	c, err := Parse([]byte(key + `,"origin":{"timeout":1.5,"breaker":{"failures":3,"coolDown":"2s"}},` +
+		`"sync":{"interval":"500ms","touchBuffer":5000},"cache":{"maxStale":"30s"},` +
+		`"mint":{"skipPaths":["/static/","/healthz"]},"selfServiceOrigins":["HTTPS://Admin.Example.com:443","http://a.b:8080"],` +
+		`"forward":{"mode":"compact"},"assertion":{"keys":{"3":` + secret + `}},` +
+		`"sessions":{"customer":{"idle":0,"hard":"none"}}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Origin.TimeoutMs != 1500 || c.Origin.BreakerFailures != 3 || c.Origin.BreakerCoolDown != 2*time.Second {
+		t.Fatalf("origin %+v", c.Origin)
+	}
+	if c.SyncInterval != 500*time.Millisecond || c.TouchBuffer != 5000 || c.MaxStale != 30*time.Second {
+		t.Fatalf("sync %v touch buffer %d max stale %v", c.SyncInterval, c.TouchBuffer, c.MaxStale)
+	}
+	if strings.Join(c.SkipMint, " ") != "/static/ /healthz" {
+		t.Fatalf("skip paths %q", c.SkipMint)
+	}
+	if strings.Join(c.SelfServiceOrigins, " ") != "https://admin.example.com http://a.b:8080" {
+		t.Fatalf("origins %q", c.SelfServiceOrigins)
+	}
+	if !c.Compact || c.Assertion == nil || c.Assertion.Active() != 3 {
+		t.Fatalf("compact %v assertion %v", c.Compact, c.Assertion)
+	}
+	// Zero keeps the default, "none" removes the timeout.
+	if c.Kinds[wire.KindCustomer].Idle != 30*time.Minute || c.Kinds[wire.KindCustomer].Hard != 0 {
+		t.Fatalf("customer %+v", c.Kinds[wire.KindCustomer])
+	}
+	c, err = Parse([]byte(key + `,"cache":{"maxStale":"none"}}`))
+	if err != nil || c.MaxStale != 0 {
+		t.Fatalf("maxStale none: %v %v", c, err)
+	}
+	// A long sync interval raises the default bound on staleness.
+	c, err = Parse([]byte(key + `,"sync":{"interval":"1m"}}`))
+	if err != nil || c.MaxStale != 3*time.Minute {
+		t.Fatalf("maxStale with a 1m interval: %v %v", c.MaxStale, err)
+	}
+}
+
+func TestParseErrors(t *testing.T) {
+	cases := []struct{ extra, field string }{
+		{`"origin":{"timeoutMs":2000}`, "origin.timeoutMs"},
+		{`"origin":{"timeout":"none"}`, "origin.timeout"},
+		{`"origin":{"timeout":"2m"}`, "origin.timeout"},
+		{`"origin":{"breaker":{"failures":0}}`, "origin.breaker.failures"},
+		{`"origin":{"breaker":{"coolDown":"soon"}}`, "origin.breaker.coolDown"},
+		{`"origin":{"breaker":{"tries":1}}`, "origin.breaker.tries"},
+		{`"sync":{"interval":-1}`, "sync.interval"},
+		{`"sync":{"touchBuffer":10}`, "sync.touchBuffer"},
+		{`"cache":{"maxStale":"1s"}`, "cache.maxStale"},
+		{`"mint":{"skipPaths":["static"]}`, "mint.skipPaths[0]"},
+		{`"mint":{"skip":[]}`, "mint.skip"},
+		{`"selfServiceOrigins":["admin.example.com"]`, "selfServiceOrigins[0]"},
+		{`"selfServiceOrigins":["https://a.b/path"]`, "selfServiceOrigins[0]"},
+		{`"forward":{"mode":"headers"}`, "forward.mode"},
+		{`"assertion":{"keys":{}}`, "assertion.keys"},
+		{`"assertion":{"keys":{"1":"c2hvcnQ="}}`, "assertion.keys.1"},
+		{`"assertion":{"keys":{"1":"YXNzZXJ0aW9uLWtleS1vZi1hdC1sZWFzdC0zMi1ieXRlcyEh"},"activeKey":2}`, "assertion.activeKey"},
+		{`"tokenHeader":{"request":"X_Session_Token"}`, "tokenHeader.request"},
+		{`"sessions":{"anonymous":{"idle":"soon"}}`, "sessions.anonymous.idle"},
+	}
+	for _, tc := range cases {
+		_, err := Parse([]byte(key + "," + tc.extra + "}"))
+		e, ok := err.(*Error)
+		if !ok || e.Field != tc.field {
+			t.Errorf("%s: error %v, want one naming %s", tc.extra, err, tc.field)
+		}
 	}
 }
 

@@ -12,7 +12,7 @@ type entryState uint8
 
 const (
 	stateOrigin  entryState = iota // fetched from the origin or built from its deltas
-	stateLocal                     // minted here; the origin learns of it from touches
+	stateLocal                     // minted here; the origin learns of it when its token comes back
 	stateUnknown                   // the origin answered 404: a fresh session with site defaults
 )
 
@@ -24,8 +24,23 @@ type entry struct {
 	sess  *wire.Session
 	state entryState
 	size  int
+	prot  bool // in the protected segment
 
-	prev, next *entry // LRU list, most recent at head
+	prev, next *entry // the segment's LRU list, most recent at head
+
+	// checked is when the origin last vouched for this state (Unix ms): the
+	// fetch or write that brought it, or the mint. With a working feed
+	// every cached entry is current; without one, an entry is trusted for
+	// cache.maxStale after checked.
+	checked int64
+	// hintSeen is the highest consistency hint this entry was fetched for:
+	// a hint at or below it fetches nothing more, even if the origin had
+	// nothing newer to give.
+	hintSeen uint64
+	// want is a version the app reported writing (x-session-written) that
+	// this copy predates: it is not served again, the next request fetches
+	// at least that version.
+	want uint64
 
 	// fwd caches the forwarded header values for one site's defaults.
 	fwdSite *config.Site
@@ -34,23 +49,40 @@ type entry struct {
 	touched uint64 // touch epoch in which this session was last reported
 }
 
-// sessionCache is a bounded LRU of sessions, by entry count and by bytes.
+// segment is one LRU list of the session cache.
+type segment struct {
+	head, tail *entry
+	n, bytes   int
+}
+
+// sessionCache is a bounded segmented LRU of sessions, by entry count and by
+// bytes. New entries minted here start in the probation segment; an entry
+// seen again (its token came back) moves to the protected segment, as do
+// entries the origin vouched for. Eviction takes the probation segment's
+// oldest first, and the protected segment is capped at 80% of the budget
+// (its oldest entries are demoted to probation), so a flood of one-shot
+// sessions (bots, clients that drop cookies) churns only probation and
+// cannot evict the sessions of returning clients.
+//
 // It is keyed by the first 8 bytes of the id: ids are random (or keyed
 // hashes), an integer key hashes far faster than an array in a Go wasm
 // guest, and a lookup compares the whole id, so a collision is a miss.
 type sessionCache struct {
-	m          map[uint64]*entry
-	head, tail *entry
-	bytes      int
-	maxEntries int
-	maxBytes   int
+	m                      map[uint64]*entry
+	prob, prot             segment
+	maxEntries, maxBytes   int
+	protEntries, protBytes int // caps of the protected segment
 }
 
 func newSessionCache(entries, bytes int) sessionCache {
-	return sessionCache{m: make(map[uint64]*entry, min(entries, 1024)), maxEntries: entries, maxBytes: bytes}
+	return sessionCache{m: make(map[uint64]*entry, min(entries, 1024)), maxEntries: entries, maxBytes: bytes,
+		protEntries: entries * 8 / 10, protBytes: bytes / 10 * 8}
 }
 
 func idKey(id *wire.ID) uint64 { return binary.LittleEndian.Uint64(id[:8]) }
+
+// entryOverhead approximates the memory of an entry beyond its encoding.
+const entryOverhead = 256
 
 // peek returns the entry of id without touching the LRU order.
 func (c *sessionCache) peek(id wire.ID) *entry {
@@ -60,31 +92,65 @@ func (c *sessionCache) peek(id wire.ID) *entry {
 	return nil
 }
 
-// entryOverhead approximates the memory of an entry beyond its encoding.
-const entryOverhead = 256
-
+// get returns the entry of id as the most recent; a probation entry is
+// promoted: this is its second sight.
 func (c *sessionCache) get(id wire.ID) *entry {
 	e := c.peek(id)
-	if e != nil && c.head != e {
-		c.unlink(e)
-		c.pushFront(e)
+	if e == nil {
+		return nil
+	}
+	if e.prot {
+		if c.prot.head != e {
+			c.prot.unlink(e)
+			c.prot.pushFront(e)
+		}
+		return e
+	}
+	c.prob.unlink(e)
+	e.prot = true
+	c.prot.pushFront(e)
+	c.balance()
+	return e
+}
+
+// put inserts or replaces the session of id and returns its entry, in the
+// protected segment when protect is set (or when it replaces a protected
+// entry).
+func (c *sessionCache) put(s *wire.Session, state entryState, protect bool) *entry {
+	if old := c.m[idKey(&s.ID)]; old != nil {
+		protect = protect || old.prot && old.id == s.ID
+		c.remove(old) // the same session, or a colliding one: a cache may forget
+	}
+	e := &entry{id: s.ID, sess: s, state: state, size: wire.SessionSize(s) + entryOverhead, prot: protect}
+	c.m[idKey(&s.ID)] = e
+	if protect {
+		c.prot.pushFront(e)
+		c.balance()
+	} else {
+		c.prob.pushFront(e)
+	}
+	for len(c.m) > c.maxEntries || c.prob.bytes+c.prot.bytes > c.maxBytes {
+		victim := c.prob.tail
+		if victim == e || victim == nil {
+			victim = c.prot.tail
+		}
+		if victim == e || victim == nil {
+			break // one entry larger than the budget stays
+		}
+		c.remove(victim)
 	}
 	return e
 }
 
-// put inserts or replaces the session of id and returns its entry.
-func (c *sessionCache) put(s *wire.Session, state entryState) *entry {
-	if old := c.m[idKey(&s.ID)]; old != nil {
-		c.remove(old) // the same session, or a colliding one: a cache may forget
+// balance demotes the protected segment's oldest entries to probation while
+// it holds more than its share.
+func (c *sessionCache) balance() {
+	for c.prot.tail != nil && (c.prot.n > c.protEntries || c.prot.bytes > c.protBytes) {
+		t := c.prot.tail
+		c.prot.unlink(t)
+		t.prot = false
+		c.prob.pushFront(t)
 	}
-	e := &entry{id: s.ID, sess: s, state: state, size: wire.SessionSize(s) + entryOverhead}
-	c.m[idKey(&s.ID)] = e
-	c.pushFront(e)
-	c.bytes += e.size
-	for c.tail != nil && c.tail != e && (len(c.m) > c.maxEntries || c.bytes > c.maxBytes) {
-		c.remove(c.tail)
-	}
-	return e
 }
 
 func (c *sessionCache) drop(id wire.ID) {
@@ -95,43 +161,54 @@ func (c *sessionCache) drop(id wire.ID) {
 
 func (c *sessionCache) clear() {
 	clear(c.m)
-	c.head, c.tail, c.bytes = nil, nil, 0
+	c.prob, c.prot = segment{}, segment{}
 }
+
+func (c *sessionCache) len() int { return len(c.m) }
 
 func (c *sessionCache) remove(e *entry) {
-	c.unlink(e)
+	if e.prot {
+		c.prot.unlink(e)
+	} else {
+		c.prob.unlink(e)
+	}
 	delete(c.m, idKey(&e.id))
-	c.bytes -= e.size
 }
 
-func (c *sessionCache) unlink(e *entry) {
+func (sg *segment) unlink(e *entry) {
 	if e.prev != nil {
 		e.prev.next = e.next
 	} else {
-		c.head = e.next
+		sg.head = e.next
 	}
 	if e.next != nil {
 		e.next.prev = e.prev
 	} else {
-		c.tail = e.prev
+		sg.tail = e.prev
 	}
 	e.prev, e.next = nil, nil
+	sg.n--
+	sg.bytes -= e.size
 }
 
-func (c *sessionCache) pushFront(e *entry) {
-	e.next = c.head
-	if c.head != nil {
-		c.head.prev = e
+func (sg *segment) pushFront(e *entry) {
+	e.next = sg.head
+	if sg.head != nil {
+		sg.head.prev = e
 	}
-	c.head = e
-	if c.tail == nil {
-		c.tail = e
+	sg.head = e
+	if sg.tail == nil {
+		sg.tail = e
 	}
+	sg.n++
+	sg.bytes += e.size
 }
 
 // tokenCache remembers tokens whose signature verified, so a repeat request
 // costs a map lookup instead of an HMAC. Deadlines and generations are still
-// checked on every hit; only the signature check is skipped.
+// checked on every hit; only the signature check is skipped. A token the
+// origin refused (stale generation, ended session) is remembered as dead,
+// so repeating it costs no origin call.
 //
 // The key is 8 bytes of the token's text taken from its HMAC tag, and a hit
 // compares the whole token. A client can choose those bytes for a forged
@@ -145,6 +222,7 @@ type tokenCache struct {
 type tokenEntry struct {
 	tok    [wire.TokenLen]byte
 	claims wire.Claims
+	dead   bool
 }
 
 func newTokenCache(max int) tokenCache {
@@ -153,14 +231,30 @@ func newTokenCache(max int) tokenCache {
 
 func tokenKey(tok []byte) uint64 { return binary.LittleEndian.Uint64(tok[len(tok)-8:]) }
 
-func (c *tokenCache) get(tok []byte) (wire.Claims, bool) {
+// lookup returns the entry of tok, or nil.
+func (c *tokenCache) lookup(tok []byte) *tokenEntry {
 	if len(tok) != wire.TokenLen {
-		return wire.Claims{}, false
+		return nil
 	}
 	if t := c.m[tokenKey(tok)]; t != nil && string(t.tok[:]) == string(tok) {
+		return t
+	}
+	return nil
+}
+
+// get returns the claims of a cached live token.
+func (c *tokenCache) get(tok []byte) (wire.Claims, bool) {
+	if t := c.lookup(tok); t != nil && !t.dead {
 		return t.claims, true
 	}
 	return wire.Claims{}, false
+}
+
+// markDead remembers that tok was refused for good.
+func (c *tokenCache) markDead(tok []byte) {
+	if t := c.lookup(tok); t != nil {
+		t.dead = true
+	}
 }
 
 func (c *tokenCache) put(tok []byte, cl *wire.Claims) {
@@ -170,7 +264,7 @@ func (c *tokenCache) put(tok []byte, cl *wire.Claims) {
 	k := tokenKey(tok)
 	if t := c.m[k]; t != nil {
 		copy(t.tok[:], tok) // a colliding token replaces the older one
-		t.claims = *cl
+		t.claims, t.dead = *cl, false
 		return
 	}
 	if len(c.m) >= c.max {

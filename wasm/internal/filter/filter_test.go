@@ -18,13 +18,23 @@ func TestScenarios(t *testing.T) { proxytest.Run(t, newNative) }
 // nothing in the filter; the mock discards header writes so that only the
 // guest is measured.
 func TestWarmRequestAllocs(t *testing.T) {
-	r := proxytest.NewReplay(t, newNative)
-	if a := r.Do(0); a != uint32(abi.ActionContinue) {
-		t.Fatalf("warm request action %d", a)
-	}
-	allocs := testing.AllocsPerRun(1000, func() { r.Do(0) })
-	if allocs != 0 {
-		t.Fatalf("warm request allocates %.1f times", allocs)
+	for name, extra := range map[string]string{
+		"default":   "",
+		"assertion": proxytest.AssertionConfig,
+		"compact":   proxytest.AssertionConfig + `,"forward":{"mode":"compact"}`,
+		"pairs":     proxytest.AssertionConfig + `,"headerWrites":"pairs"`,
+		"max stale": `,"cache":{"maxStale":"10s"}`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			r := proxytest.NewReplayWith(t, newNative, extra)
+			if a := r.Do(0); a != uint32(abi.ActionContinue) {
+				t.Fatalf("warm request action %d", a)
+			}
+			allocs := testing.AllocsPerRun(1000, func() { r.Do(0) })
+			if allocs != 0 {
+				t.Fatalf("warm request allocates %.1f times", allocs)
+			}
+		})
 	}
 }
 

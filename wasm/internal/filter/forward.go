@@ -1,7 +1,6 @@
 package filter
 
 import (
-	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
 	"strconv"
@@ -11,25 +10,25 @@ import (
 	"github.com/sessionedge/sessionedge/wasm/internal/config"
 )
 
-// The headers forwarded upstream (/work/contracts.md). Every x-session-*
-// header the client sent is removed before these are added.
+// The headers forwarded upstream (docs/architecture.md lists them). Every
+// x-session-* header the client sent is removed before these are added.
 const (
-	hdrID       = "x-session-id"
-	hdrKind     = "x-session-kind"
-	hdrCustomer = "x-session-customer"
-	hdrVersion  = "x-session-version"
-	hdrGen      = "x-session-generation"
-	hdrContext  = "x-session-context"
-	hdrSite     = "x-session-site"
-	hdrCurrency = "x-session-currency"
-	hdrLocation = "x-session-location"
-	hdrLocale   = "x-session-locale"
-	hdrCart     = "x-session-cart"
-	hdrTracking = "x-session-tracking"
-	hdrSegment  = "x-session-segment"
-	hdrStatus   = "x-session-context-status"
-	hdrToken    = "x-session-token"
-	hdrPrefix   = "x-session-"
+	hdrID        = "x-session-id"
+	hdrKind      = "x-session-kind"
+	hdrCustomer  = "x-session-customer"
+	hdrVersion   = "x-session-version"
+	hdrGen       = "x-session-generation"
+	hdrContext   = "x-session-context"
+	hdrSite      = "x-session-site"
+	hdrCurrency  = "x-session-currency"
+	hdrLocation  = "x-session-location"
+	hdrLocale    = "x-session-locale"
+	hdrCart      = "x-session-cart"
+	hdrTracking  = "x-session-tracking"
+	hdrSegment   = "x-session-segment"
+	hdrStatus    = "x-session-context-status"
+	hdrToken     = "x-session-token"
+	hdrAssertion = "x-session-assertion"
 )
 
 // The forwarded values computed once per cached entry and site, in the
@@ -54,9 +53,11 @@ var fwdNames = [numFwd]string{hdrID, hdrCustomer, hdrVersion, hdrContext, hdrSit
 
 // forwarded holds header values in one buffer; end[i] is where value i
 // ends (it starts where value i-1 ended). An empty value is not sent.
+// digest is the assertion keys' digest of the context value.
 type forwarded struct {
-	buf []byte
-	end [numFwd]int32
+	buf    []byte
+	end    [numFwd]int32
+	digest [16]byte
 }
 
 func (f *forwarded) value(i int) []byte {
@@ -91,86 +92,91 @@ func withDefaults(s *wire.Session, site *config.Site) *wire.Session {
 }
 
 // build computes the forwarded values of session s for site, reusing f.buf.
-func (f *forwarded) build(s *wire.Session, site *config.Site, namespaces uint8, scratch []byte) []byte {
+// Values an app or a shopper can set are percent-encoded (appendPct), so
+// every value is visible ASCII.
+func (f *forwarded) build(s *wire.Session, site *config.Site, namespaces uint8, ak *wire.AssertionKeys, scratch []byte) []byte {
 	v := withDefaults(s, site)
 	b := f.buf[:0]
 	mark := func(i int) { f.end[i] = int32(len(b)) }
 	b = s.ID.AppendText(b)
 	mark(fwdID)
-	b = append(b, v.Fields[wire.FieldCustomerID].Text...)
+	b = appendPct(b, v.Fields[wire.FieldCustomerID].Text)
 	mark(fwdCustomer)
 	b = strconv.AppendUint(b, s.Version, 10)
 	mark(fwdVersion)
 	scratch = wire.AppendSessionView(scratch[:0], v, namespaces)
 	b = base64.RawURLEncoding.AppendEncode(b, scratch)
 	mark(fwdContext)
-	b = appendSafe(b, v.Fields[wire.FieldSiteCode].Text)
+	b = appendPct(b, v.Fields[wire.FieldSiteCode].Text)
 	mark(fwdSite)
-	b = appendSafe(b, v.Fields[wire.FieldCurrency].Text)
+	b = appendPct(b, v.Fields[wire.FieldCurrency].Text)
 	mark(fwdCurrency)
-	b = appendSafe(b, v.Fields[wire.FieldTargetLocation].Text)
+	b = appendPct(b, v.Fields[wire.FieldTargetLocation].Text)
 	mark(fwdLocation)
-	b = appendSafe(b, v.Fields[wire.FieldLocale].Text)
+	b = appendPct(b, v.Fields[wire.FieldLocale].Text)
 	mark(fwdLocale)
-	b = appendSafe(b, v.Fields[wire.FieldCartID].Text)
+	b = appendPct(b, v.Fields[wire.FieldCartID].Text)
 	mark(fwdCart)
 	if t := v.Fields[wire.FieldTrackingAllowed]; t.Type == wire.TypeBool {
 		b = strconv.AppendBool(b, t.BoolValue())
 	}
 	mark(fwdTracking)
-	b = appendSegment(b, v)
+	b = wire.AppendSegment(b, v)
 	mark(fwdSegment)
 	f.buf = b
+	if ak != nil {
+		f.digest = ak.ContextDigest(f.value(fwdContext))
+	}
 	return scratch
 }
 
-// appendSegment appends 16 hex characters of SHA-256 over
-// "site\x00currency\x00locale\x00location", the value caches vary on.
-func appendSegment(dst []byte, s *wire.Session) []byte {
-	var in [4 * 64]byte
-	b := in[:0]
-	b = append(b, s.Fields[wire.FieldSiteCode].Text...)
-	b = append(b, 0)
-	b = append(b, s.Fields[wire.FieldCurrency].Text...)
-	b = append(b, 0)
-	b = append(b, s.Fields[wire.FieldLocale].Text...)
-	b = append(b, 0)
-	b = append(b, s.Fields[wire.FieldTargetLocation].Text...)
-	sum := sha256.Sum256(b)
-	// By hand: encoding/hex would link fmt into the module.
-	const digits = "0123456789abcdef"
-	for _, c := range sum[:8] {
-		dst = append(dst, digits[c>>4], digits[c&0xf])
-	}
-	return dst
-}
-
-// appendSafe appends s, replacing bytes that may not appear in a header
-// value, so a value written through the origin API cannot split headers.
-func appendSafe(dst []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c < ' ' && c != '\t' || c == 0x7f {
-			c = '?'
-		}
-		dst = append(dst, c)
-	}
-	return dst
-}
-
 // addForwarded adds the session headers of e (for site) and the per-request
-// ones to the request of the effective stream.
+// ones to the request of the effective stream: every value in fields mode,
+// the context and its status in compact mode, and the signed assertion in
+// both when assertion keys are configured.
 func (p *Plugin) addForwarded(s *stream, e *entry, site *config.Site, status string) {
 	if e.fwdSite != site || e.fwd.buf == nil {
-		p.scratch = e.fwd.build(e.sess, site, p.cfg.Forward, p.scratch)
+		p.scratch = e.fwd.build(e.sess, site, p.cfg.Forward, p.cfg.Assertion, p.scratch)
 		e.fwdSite = site
 	}
-	for i := 0; i < numFwd; i++ {
-		if v := e.fwd.value(i); len(v) > 0 {
-			s.add(fwdNames[i], v)
+	if p.cfg.Compact {
+		s.add(hdrContext, e.fwd.value(fwdContext))
+		s.add(hdrStatus, statusBytes(status))
+	} else {
+		for i := 0; i < numFwd; i++ {
+			if v := e.fwd.value(i); len(v) > 0 {
+				s.add(fwdNames[i], v)
+			}
 		}
+		p.addClaimsHeaders(s, status)
 	}
-	p.addClaimsHeaders(s, status)
+	if p.cfg.Assertion != nil {
+		version := e.sess.Version
+		if status != statusOK {
+			version = 0
+		}
+		p.addAssertion(s, status, version, &e.fwd.digest)
+	}
+}
+
+// addAssertion signs what this request forwards: the token's session and
+// generation, the view's version and digest, the request's authority and
+// path. It costs one SipHash over those bytes.
+func (p *Plugin) addAssertion(s *stream, status string, version uint64, digest *[16]byte) {
+	s.a = wire.Assertion{Kind: s.claims.Kind, Status: assertStatus(status), ID: s.claims.ID,
+		Generation: s.claims.Generation, Version: version, IssuedAt: s.nowMs, ContextDigest: *digest}
+	s.assert = p.cfg.Assertion.AppendAssertion(s.assert[:0], &s.a, s.host, s.path)
+	s.add(hdrAssertion, s.assert)
+}
+
+func assertStatus(status string) wire.AssertStatus {
+	switch status {
+	case statusNew:
+		return wire.AssertNew
+	case statusDegraded:
+		return wire.AssertDegraded
+	}
+	return wire.AssertOK
 }
 
 // addClaimsHeaders adds the headers that come from the token: kind,
@@ -183,17 +189,38 @@ func (p *Plugin) addClaimsHeaders(s *stream, status string) {
 }
 
 // addDegraded forwards what is known without the origin: id, kind,
-// generation and the site defaults.
+// generation and the site defaults; in compact mode as a view built from
+// the token.
 func (p *Plugin) addDegraded(s *stream, site *config.Site) {
-	s.idText = s.claims.ID.AppendText(s.idText[:0])
-	s.add(hdrID, s.idText)
-	for _, h := range [...]struct{ k, v string }{{hdrSite, site.SiteCode}, {hdrCurrency, site.Currency},
-		{hdrLocation, site.TargetLocation}, {hdrLocale, site.Locale}} {
-		if h.v != "" {
-			s.add(h.k, []byte(h.v))
+	var zero [16]byte
+	digest := &zero
+	if p.cfg.Compact {
+		v := withDefaults(&wire.Session{ID: s.claims.ID, Kind: s.claims.Kind, Generation: s.claims.Generation}, site)
+		p.scratch = wire.AppendSessionView(p.scratch[:0], v, p.cfg.Forward)
+		s.ctxBuf = base64.RawURLEncoding.AppendEncode(s.ctxBuf[:0], p.scratch)
+		s.add(hdrContext, s.ctxBuf)
+		s.add(hdrStatus, statusDegradedBytes)
+		if p.cfg.Assertion != nil {
+			d := p.cfg.Assertion.ContextDigest(s.ctxBuf)
+			digest = &d
 		}
+	} else {
+		s.idText = s.claims.ID.AppendText(s.idText[:0])
+		s.add(hdrID, s.idText)
+		s.ctxBuf = s.ctxBuf[:0]
+		for _, h := range [...]struct{ k, v string }{{hdrSite, site.SiteCode}, {hdrCurrency, site.Currency},
+			{hdrLocation, site.TargetLocation}, {hdrLocale, site.Locale}} {
+			if h.v != "" {
+				start := len(s.ctxBuf)
+				s.ctxBuf = appendPct(s.ctxBuf, h.v)
+				s.add(h.k, s.ctxBuf[start:len(s.ctxBuf):len(s.ctxBuf)])
+			}
+		}
+		p.addClaimsHeaders(s, statusDegraded)
 	}
-	p.addClaimsHeaders(s, statusDegraded)
+	if p.cfg.Assertion != nil {
+		p.addAssertion(s, statusDegraded, 0, digest)
+	}
 }
 
 // The values of x-session-context-status.
@@ -232,11 +259,11 @@ func (s *stream) add(key string, value []byte) {
 }
 
 // forward writes the request headers and lets the request go upstream. In
-// pairs mode the new map is the client's headers minus every x-session-*
-// header, plus the queued ones, set with one host call; if the host refuses
+// pairs mode the new map is the client's headers minus every stripped
+// header (Plugin.stripped), plus the queued ones, set with one host call; if the host refuses
 // it, the filter falls back to one call per header.
 func (p *Plugin) forward(s *stream) abi.Action {
-	if s.single {
+	if s.single || len(s.rm) == 0 && len(s.addKeys) == 0 {
 		return abi.ActionContinue
 	}
 	var b []byte
@@ -248,12 +275,7 @@ func (p *Plugin) forward(s *stream) abi.Action {
 	s.ser = b
 	if st := abi.SetHeaderMapPairs(abi.MapRequestHeaders, b); st != abi.StatusOK {
 		logf(abi.LogWarn, "proxy_set_header_map_pairs failed ("+st.Err().Error()+"); writing headers one by one")
-		it := abi.NewPairIter(s.raw)
-		for it.Next() {
-			if hasPrefixFold(it.Key(), hdrPrefix) {
-				abi.RemoveHeader(abi.MapRequestHeaders, it.Key())
-			}
-		}
+		s.removeAll(abi.MapRequestHeaders)
 		for i, k := range s.addKeys {
 			abi.AddHeader(abi.MapRequestHeaders, k, s.addVals[i])
 		}
@@ -262,7 +284,7 @@ func (p *Plugin) forward(s *stream) abi.Action {
 }
 
 // appendPairsFast serializes the client's map plus the queued headers when
-// the client sent no x-session-* header (the common case): the client's
+// the client sent no header to strip (the common case): the client's
 // length table and data area are copied whole, with no per-pair work.
 //
 //	client:  | n | lengths (8n) | data |
@@ -285,20 +307,20 @@ func (s *stream) appendPairsFast() []byte {
 	return b
 }
 
-// appendPairsFiltered serializes the client's map without its x-session-*
+// appendPairsFiltered serializes the client's map without its stripped
 // headers, plus the queued headers.
 func (s *stream) appendPairsFiltered() []byte {
 	n := len(s.addKeys)
 	it := abi.NewPairIter(s.raw)
 	for it.Next() {
-		if !hasPrefixFold(it.Key(), hdrPrefix) {
+		if !s.p.stripped(it.Key()) {
 			n++
 		}
 	}
 	b := binary.LittleEndian.AppendUint32(s.ser[:0], uint32(n))
 	it = abi.NewPairIter(s.raw)
 	for it.Next() {
-		if !hasPrefixFold(it.Key(), hdrPrefix) {
+		if !s.p.stripped(it.Key()) {
 			b = binary.LittleEndian.AppendUint32(b, uint32(len(it.Key())))
 			b = binary.LittleEndian.AppendUint32(b, uint32(len(it.Value())))
 		}
@@ -309,7 +331,7 @@ func (s *stream) appendPairsFiltered() []byte {
 	}
 	it = abi.NewPairIter(s.raw)
 	for it.Next() {
-		if !hasPrefixFold(it.Key(), hdrPrefix) {
+		if !s.p.stripped(it.Key()) {
 			b = append(append(b, it.Key()...), 0)
 			b = append(append(b, it.Value()...), 0)
 		}

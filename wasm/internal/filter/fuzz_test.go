@@ -147,3 +147,47 @@ func FuzzPatchBody(f *testing.F) {
 		s.Finish()
 	})
 }
+
+// FuzzForwardedValues proves that no byte outside visible ASCII leaves in a
+// forwarded x-session-* header, whatever an app or a shopper stored in the
+// session (control bytes, NUL, CR LF, UTF-8, '%').
+func FuzzForwardedValues(f *testing.F) {
+	f.Add("c-1", "cart-1", "de-DE", "EUR")
+	f.Add("müller\r\n", "a\x00b", "x y", "%%")
+	f.Add("\x7f\x80\xff", "\t", "", "€")
+	e := fuzzEnv(f)
+	now := proxytest.Start.Unix()
+	f.Fuzz(func(t *testing.T, customer, cart, locale, currency string) {
+		e.T = t
+		e.Reset()
+		id, err := wire.NewID()
+		if err != nil {
+			t.Skip(err)
+		}
+		ops := []wire.Op{}
+		for _, fv := range []struct {
+			f wire.Field
+			v string
+		}{{wire.FieldCartID, cart}, {wire.FieldLocale, locale}, {wire.FieldCurrency, currency}} {
+			if fv.v != "" {
+				ops = append(ops, wire.Op{Code: wire.OpSetField, Field: fv.f, Value: wire.Text(fv.v)})
+			}
+		}
+		kind, gen := wire.KindAnonymous, uint32(1)
+		if customer != "" {
+			ops = append(ops, wire.Op{Code: wire.OpLogin, CustomerID: customer, Generation: 2})
+			kind, gen = wire.KindCustomer, 2
+		}
+		if _, err := e.Origin.Write(id, ops...); err != nil {
+			return // the origin refuses it: it can never reach an edge
+		}
+		tok := proxytest.Token(wire.Claims{Kind: kind, ID: id, Generation: gen, IssuedAt: now, IdleDeadline: now + 1e6, HardDeadline: now + 2e6})
+		s := e.Request("GET", "/", nil, "cookie", "__Host-sid="+tok)
+		e.Serve()
+		if s.Header("x-session-id") != id.String() {
+			t.Fatalf("session not forwarded: %v", s.Headers())
+		}
+		proxytest.CheckForwarded(t, s)
+		s.Finish()
+	})
+}

@@ -22,10 +22,14 @@ const (
 // the streams waiting for one are listed here; a stream deleted meanwhile is
 // detached and the reply goes nowhere.
 type call struct {
-	kind    callKind
-	id      wire.ID
-	streams []*stream
-	from    string // callPoll: the cursor asked from
+	kind       callKind
+	id         wire.ID
+	gen        uint32 // the generation of the token presented
+	minVersion uint64 // callFetch: the least version asked for
+	probe      bool   // the breaker's half-open probe
+	streams    []*stream
+	from       string       // callPoll: the cursor asked from
+	touches    []wire.Touch // callTouch: the reports, put back if the post fails
 }
 
 func (c *call) detach(s *stream) {
@@ -41,36 +45,58 @@ func (c *call) detach(s *stream) {
 // is at most 10 KiB encoded, a sync batch a few MiB at the default limit.
 const maxOriginBody = 16 << 20
 
+// The header the edge presents a client's token in, and the origin returns
+// a new one in.
+const hdrOriginToken = "x-session-token"
+
 // send makes an HTTP call to the origin on behalf of the root context. The
 // call is made with the root as the effective context, whatever callback we
 // are in, so every host delivers the reply to the root; back (a stream id,
-// or 0) is made effective again afterwards.
-func (p *Plugin) send(method, path, contentType string, body []byte, c *call, back uint32) bool {
+// or 0) is made effective again afterwards. token, when set, is presented
+// in X-Session-Token: the origin checks it (and its generation) on every
+// call made for a client.
+func (p *Plugin) send(method, path, contentType string, body, token []byte, c *call, back uint32) bool {
 	o := &p.cfg.Origin
-	kv := [...]string{":method", method, ":path", path, ":authority", o.Authority, ":scheme", "http",
-		"accept", "application/cbor", "authorization", "", "content-type", contentType}
-	n := len(kv)
-	if contentType == "" {
-		n -= 2
-	}
+	kv := make([]string, 0, 16)
+	kv = append(kv, ":method", method, ":path", path, ":authority", o.Authority, ":scheme", "http", "accept", "application/cbor")
 	if o.APIKey != "" {
-		kv[11] = "Bearer " + o.APIKey
-	} else {
-		kv[10], kv[11] = kv[n-2], kv[n-1]
-		n -= 2
+		kv = append(kv, "authorization", "Bearer "+o.APIKey)
 	}
-	p.callBuf = abi.AppendPairs(p.callBuf[:0], kv[:n]...)
+	if contentType != "" {
+		kv = append(kv, "content-type", contentType)
+	}
+	if len(token) > 0 {
+		kv = append(kv, hdrOriginToken, string(token))
+	}
+	p.callBuf = abi.AppendPairs(p.callBuf[:0], kv...)
 	abi.SetEffectiveContext(p.id)
-	token, st := abi.HTTPCall(o.Cluster, p.callBuf, body, o.TimeoutMs)
+	tok, st := abi.HTTPCall(o.Cluster, p.callBuf, body, o.TimeoutMs)
 	if back != 0 {
 		abi.SetEffectiveContext(back)
 	}
 	if st != abi.StatusOK {
-		logf(abi.LogWarn, "cannot call the origin cluster "+o.Cluster+" ("+method+" "+path+"): "+st.Err().Error())
+		logf(abi.LogWarn, "cannot call the origin cluster "+o.Cluster+" ("+method+" "+routeName(c.kind)+"): "+st.Err().Error())
 		return false
 	}
-	p.calls[token] = c
+	p.calls[tok] = c
 	return true
+}
+
+// routeName names a call in log lines, which never show session ids.
+func routeName(k callKind) string {
+	switch k {
+	case callFetch:
+		return "session"
+	case callWrite:
+		return "self-service write"
+	case callPoll:
+		return "sync feed"
+	case callTouch:
+		return "touch report"
+	case callLogout:
+		return "logout"
+	}
+	return "call"
 }
 
 func (p *Plugin) sessionPath(id wire.ID, suffix string) string {
@@ -81,26 +107,65 @@ func (p *Plugin) sessionPath(id wire.ID, suffix string) string {
 	return string(b)
 }
 
-// startFetch asks the origin for the stream's session; concurrent misses of
-// one session share the call.
+// startFetch asks the origin for the stream's session, presenting its
+// token. Requests for one session at one generation share the call (when
+// it asks for at least the version they need). With the circuit breaker
+// open it returns false at once.
 func (p *Plugin) startFetch(s *stream) bool {
-	if c := p.fetching[s.claims.ID]; c != nil {
+	if c := p.inflight[s.claims.ID]; c != nil && c.kind == callFetch && c.gen == s.claims.Generation && c.minVersion >= s.minVersion {
 		c.streams = append(c.streams, s)
 		s.waiting = c
 		return true
 	}
-	c := &call{kind: callFetch, id: s.claims.ID, streams: []*stream{s}}
-	p.counters.Fetches++
-	if !p.send("GET", p.sessionPath(s.claims.ID, ""), "", nil, c, s.id) {
+	ok, probe := p.breakerAllow(s.nowMs)
+	if !ok {
+		p.counters.BreakerRefused++
 		return false
 	}
-	p.fetching[c.id] = c
+	c := &call{kind: callFetch, id: s.claims.ID, gen: s.claims.Generation, minVersion: s.minVersion, probe: probe, streams: []*stream{s}}
+	p.counters.Fetches++
+	path := p.sessionPath(s.claims.ID, "")
+	if s.minVersion > 0 {
+		path += "?minVersion=" + strconv.FormatUint(s.minVersion, 10)
+	}
+	if !p.send("GET", path, "", nil, s.tok, c, s.id) {
+		p.breakerRecord(false, probe, s.nowMs)
+		return false
+	}
+	p.inflight[c.id] = c
+	p.fetches++
+	p.metricAdd(p.metrics.fetchesInFlight, 1)
 	s.waiting = c
 	return true
 }
 
-func (p *Plugin) postLogout(id wire.ID, back uint32) {
-	p.send("POST", p.sessionPath(id, "/logout"), "application/json", []byte("{}"), &call{kind: callLogout, id: id}, back)
+// startLogout soft-logs-out an idle-expired customer session through the
+// origin, presenting the expired token: the origin logs out only the
+// generation the token carries, so an old token can never log out a newer
+// login. Requests with the same token share the call. Without the origin
+// the client starts a new anonymous session.
+func (p *Plugin) startLogout(s *stream, now int64) abi.Action {
+	if c := p.inflight[s.claims.ID]; c != nil && c.kind == callLogout && c.gen == s.claims.Generation {
+		c.streams = append(c.streams, s)
+		s.waiting = c
+		return p.pause(s)
+	}
+	ok, probe := p.breakerAllow(s.nowMs)
+	if !ok {
+		p.counters.BreakerRefused++
+		p.mint(s, now)
+		return p.settled(s, now)
+	}
+	c := &call{kind: callLogout, id: s.claims.ID, gen: s.claims.Generation, probe: probe, streams: []*stream{s}}
+	p.counters.Logouts++
+	if !p.send("POST", p.sessionPath(s.claims.ID, "/logout"), "", nil, s.tok, c, s.id) {
+		p.breakerRecord(false, probe, s.nowMs)
+		p.mint(s, now)
+		return p.settled(s, now)
+	}
+	p.inflight[c.id] = c
+	s.waiting = c
+	return p.pause(s)
 }
 
 // callStatus returns the :status of the HTTP-call response being delivered.
@@ -122,29 +187,33 @@ func (p *Plugin) onHTTPCallResponse(vm *VM, token, numHeaders, bodySize uint32) 
 		return
 	}
 	delete(p.calls, token)
+	nowMs := abi.NowNanos() / 1e6
 	status := 0
+	var newToken []byte
 	var body []byte
 	if numHeaders > 0 { // zero headers: the call failed (reset, timeout, no cluster)
 		status = callStatus()
+		if c.kind == callLogout && status == 200 {
+			if v, st := abi.GetHeaderMapValue(abi.MapHTTPCallResponseHeaders, hdrOriginToken); st == abi.StatusOK {
+				newToken = append([]byte(nil), trimSpace(v)...)
+			}
+		}
 		if bodySize > 0 && bodySize <= maxOriginBody {
 			body, _ = abi.GetBufferBytes(abi.BufferHTTPCallResponseBody, 0, bodySize)
 		}
 	}
+	p.breakerRecord(callOK(status), c.probe, nowMs)
 	switch c.kind {
 	case callFetch:
-		p.fetched(c, status, body)
+		p.fetched(c, status, body, nowMs)
 	case callWrite:
-		p.written(c, status, body)
+		p.written(c, status, body, nowMs)
 	case callPoll:
-		p.polled(vm, c, status, body)
+		p.polled(vm, c, status, body, nowMs)
 	case callTouch:
-		if status/100 != 2 {
-			logf(abi.LogWarn, "touch report not accepted by the origin (status "+strconv.Itoa(status)+")")
-		}
+		p.touchAnswered(c, status)
 	case callLogout:
-		if status/100 != 2 {
-			logf(abi.LogWarn, "soft logout not accepted by the origin (status "+strconv.Itoa(status)+")")
-		}
+		p.loggedOut(c, status, body, newToken, nowMs)
 	}
 }
 
@@ -165,29 +234,96 @@ func (p *Plugin) decodeOriginSession(id wire.ID, body []byte) (*wire.Session, er
 	return sess, nil
 }
 
-func (p *Plugin) fetched(c *call, status int, body []byte) {
-	delete(p.fetching, c.id)
-	now := nowSeconds(abi.NowNanos())
-	var e *entry
+// errorCode returns error.code of an origin error body, or "".
+func errorCode(body []byte) string {
+	if len(body) == 0 || len(body) > 4096 || body[0] != '{' {
+		return ""
+	}
+	v, err := wire.ParseValueJSON(body)
+	if err != nil || v.Type != wire.TypeMap {
+		return ""
+	}
+	for _, a := range v.Map {
+		if a.Key == "error" && a.Value.Type == wire.TypeMap {
+			for _, b := range a.Value.Map {
+				if b.Key == "code" && b.Value.Type == wire.TypeText {
+					return b.Value.Text
+				}
+			}
+		}
+	}
+	return ""
+}
+
+// tokenRefused reports whether an origin answer says the presented token
+// is dead for good: the session ended (410), the token's generation is not
+// the session's (409 stale_generation), or the origin refuses the token
+// itself (401 invalid_token, token_expired, token_required; 403
+// token_mismatch). A 401 for the edge's own API key is not about the token.
+func tokenRefused(status int, body []byte) bool {
 	switch status {
-	case 200:
+	case 410:
+		return true
+	case 409:
+		return errorCode(body) == "stale_generation"
+	case 401:
+		switch errorCode(body) {
+		case "invalid_token", "token_expired", "token_required":
+			return true
+		}
+	case 403:
+		return errorCode(body) == "token_mismatch"
+	}
+	return false
+}
+
+func (p *Plugin) fetched(c *call, status int, body []byte, nowMs int64) {
+	if p.inflight[c.id] == c {
+		delete(p.inflight, c.id)
+	}
+	p.fetches--
+	p.metricAdd(p.metrics.fetchesInFlight, -1)
+	var e *entry
+	dead := false
+	switch {
+	case status == 200:
 		sess, err := p.decodeOriginSession(c.id, body)
 		if err != nil {
 			logf(abi.LogWarn, "bad session from the origin: "+err.Error())
 			break
 		}
-		e = p.sessions.put(sess, stateOrigin)
-	case 404:
-		// Unknown to the origin (not yet reported, or expired there): a
-		// fresh session with the token's metadata and site defaults.
+		if old := p.sessions.peek(c.id); old != nil && old.state == stateOrigin && old.sess.Generation == sess.Generation &&
+			old.sess.Ended == 0 && old.sess.Version > sess.Version {
+			e = old // the feed brought a newer state meanwhile
+		} else {
+			e = p.sessions.put(sess, stateOrigin, true)
+		}
+		e.checked = nowMs
+		e.hintSeen = max(e.hintSeen, c.minVersion)
+		if c.minVersion >= e.want {
+			e.want = 0 // asked for: whatever the origin had is the answer
+		}
+	case status == 404:
+		// Unknown to the origin: a session minted by an edge whose token
+		// came back before the origin heard of it. Only such a token (kind
+		// anonymous, generation 1) can start a session; any other is dead.
 		if len(c.streams) > 0 {
 			cl := &c.streams[0].claims
-			e = p.sessions.put(&wire.Session{ID: c.id, Kind: cl.Kind, Generation: cl.Generation,
-				Created: now * 1000, LastSeen: now * 1000, IdleDeadline: cl.IdleDeadline * 1000,
-				HardDeadline: cl.HardDeadline * 1000}, stateUnknown)
+			if cl.Kind == wire.KindAnonymous && cl.Generation == 1 {
+				now := nowMs / 1000
+				e = p.sessions.put(&wire.Session{ID: c.id, Kind: cl.Kind, Generation: cl.Generation,
+					Created: now * 1000, LastSeen: now * 1000, IdleDeadline: cl.IdleDeadline * 1000,
+					HardDeadline: cl.HardDeadline * 1000}, stateUnknown, true)
+				e.checked = nowMs
+			} else {
+				dead = true
+			}
 		}
-	case 410:
-		e = p.sessions.put(&wire.Session{ID: c.id, Ended: wire.EndAbandoned}, stateOrigin)
+	case status == 410:
+		p.sessions.put(&wire.Session{ID: c.id, Ended: wire.EndAbandoned}, stateOrigin, false)
+		dead = true
+	case tokenRefused(status, body):
+		dead = true
 	default:
 		logf(abi.LogWarn, "session fetch failed (status "+strconv.Itoa(status)+")")
 	}
@@ -195,31 +331,67 @@ func (p *Plugin) fetched(c *call, status int, body []byte) {
 	c.streams = nil
 	for _, s := range waiting {
 		s.waiting = nil
+		s.nowMs = nowMs
 		abi.SetEffectiveContext(s.id)
-		if act := p.resume(s, e, now); act == abi.ActionContinue {
+		var act abi.Action
+		switch {
+		case dead || e != nil && (e.sess.Ended != 0 || e.sess.Generation > s.claims.Generation):
+			p.counters.Rejected++
+			p.tokens.markDead(s.tok)
+			s.dead = true
+			act = p.noToken(s, nowMs/1000)
+		case e == nil || e.sess.Generation != s.claims.Generation:
+			act = p.degrade(s)
+		default:
+			s.entry = e
+			act = p.settled(s, nowMs/1000)
+		}
+		if act == abi.ActionContinue {
 			abi.ContinueStream(abi.StreamRequest)
 		}
 	}
 }
 
-// resume continues a stream that waited for its session.
-func (p *Plugin) resume(s *stream, e *entry, now int64) abi.Action {
-	if e == nil {
-		return p.degrade(s)
+// loggedOut finishes a soft logout: on success the client gets the
+// origin's anonymous token and the session it returned; on any failure a
+// new anonymous session.
+func (p *Plugin) loggedOut(c *call, status int, body, token []byte, nowMs int64) {
+	if p.inflight[c.id] == c {
+		delete(p.inflight, c.id)
 	}
-	if e.sess.Ended != 0 || e.sess.Generation > s.claims.Generation {
-		// The token's session ended or was re-keyed: the client starts over.
-		p.counters.Rejected++
-		p.mint(s, now)
-		if s.self == selfPatch || s.self == selfDelete {
-			return p.replyError(s, 401, "unauthorized", "session ended")
+	now := nowMs / 1000
+	var cl wire.Claims
+	var e *entry
+	if status == 200 {
+		if err := p.cfg.Keyring.VerifyToken(token, now, &cl); err != nil || cl.ID != c.id || cl.Kind != wire.KindAnonymous || cl.Generation <= c.gen {
+			logf(abi.LogWarn, "soft logout: the origin's answer carries no usable token")
+		} else if sess, err := p.decodeOriginSession(c.id, body); err != nil || sess.Generation != cl.Generation || sess.Ended != 0 {
+			logf(abi.LogWarn, "soft logout: bad session from the origin")
+		} else {
+			e = p.sessions.put(sess, stateOrigin, true)
+			e.checked = nowMs
+			p.tokens.put(token, &cl)
 		}
-		e = p.sessions.peek(s.claims.ID)
-		if e == nil {
-			return p.degrade(s)
-		}
-	} else if e.sess.Kind == wire.KindCustomer && s.claims.Kind == wire.KindAnonymous && s.claims.Generation > e.sess.Generation {
-		e = p.sessions.put(softLoggedOut(e.sess, &s.claims), e.state)
+	} else if status != 0 && !tokenRefused(status, body) && status != 404 {
+		logf(abi.LogWarn, "soft logout not accepted by the origin (status "+strconv.Itoa(status)+")")
 	}
-	return p.proceed(s, e, now)
+	waiting := c.streams
+	c.streams = nil
+	for _, s := range waiting {
+		s.waiting = nil
+		s.nowMs = nowMs
+		abi.SetEffectiveContext(s.id)
+		if e != nil {
+			s.claims, s.verified, s.relogged, s.entry = cl, true, true, e
+			s.tok = append(s.tok[:0], token...)
+			s.newToken = append(s.newToken[:0], token...)
+		} else {
+			// Refused (an older generation, ended, unknown) or unreachable:
+			// the client starts a new anonymous session.
+			p.mint(s, now)
+		}
+		if act := p.settled(s, now); act == abi.ActionContinue {
+			abi.ContinueStream(abi.StreamRequest)
+		}
+	}
 }

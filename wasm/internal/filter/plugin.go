@@ -16,13 +16,19 @@ type Plugin struct {
 	sessions sessionCache
 
 	calls    map[uint32]*call  // in-flight HTTP calls by token
-	fetching map[wire.ID]*call // in-flight session fetches, so misses coalesce
+	inflight map[wire.ID]*call // in-flight fetches and logouts by session, so requests share them
+	fetches  int               // session fetches in flight
 	sync     syncState
 	touches  touchBuffer
+	breaker  breaker
+	stale    bool   // the feed is older than cache.maxStale
 	scratch  []byte // encoding scratch, reused
 	callBuf  []byte // HTTP call headers, reused
 	pathBuf  []byte
 	counters Counters
+
+	metrics      metrics
+	metricsTried bool
 
 	// The site of the last request's host, so that most requests skip the
 	// map lookup.
@@ -34,6 +40,8 @@ type Plugin struct {
 type Counters struct {
 	Requests, Verified, CacheHits, Minted, Reissued, IdleActions, Rejected                 uint64
 	Fetches, Degraded, FailClosed, SyncPolls, SyncApplied, SyncDropped, Resets, TouchPosts uint64
+	Logouts, HintFetches, StaleFetches, BreakerOpened, BreakerRefused, Unminted            uint64
+	TouchesDropped, CrossSite                                                              uint64
 }
 
 // Counters returns a copy of the plugin's counters.
@@ -43,7 +51,7 @@ func (p *Plugin) Counters() Counters { return p.counters }
 func (p *Plugin) Config() *config.Config { return p.cfg }
 
 func newPlugin(id uint32) *Plugin {
-	return &Plugin{id: id, calls: map[uint32]*call{}, fetching: map[wire.ID]*call{}}
+	return &Plugin{id: id, calls: map[uint32]*call{}, inflight: map[wire.ID]*call{}}
 }
 
 // maxConfigSize bounds the plugin configuration we are willing to read.
@@ -68,14 +76,23 @@ func (p *Plugin) configure(size uint32) bool {
 		abi.Log(abi.LogError, "sessionedge: invalid plugin configuration: "+err.Error())
 		return false
 	}
+	p.defineMetrics()
 	// A reconfigure keeps nothing: cached sessions might have been built
-	// with other limits, tokens verified with another keyring.
+	// with other limits, tokens verified with another keyring. Calls in
+	// flight still deliver their answers to the streams that wait.
+	if p.breaker.open {
+		p.metricAdd(p.metrics.breakerOpen, -1)
+	}
+	if p.stale {
+		p.metricAdd(p.metrics.feedStale, -1)
+	}
+	p.breaker, p.stale = breaker{}, false
 	p.cfg = cfg
 	p.tokens = newTokenCache(cfg.TokenEntries)
 	p.sessions = newSessionCache(cfg.CacheEntries, cfg.CacheBytes)
 	p.lastHost, p.lastSite = p.lastHost[:0], nil
-	p.sync.init(cfg)
-	p.touches.reset()
+	p.sync.init(cfg, abi.NowNanos()/1e6)
+	p.touches.reset(cfg.TouchBuffer)
 	tick := uint32(cfg.SyncInterval.Milliseconds() / 4)
 	if tick < 25 {
 		tick = 25

@@ -21,6 +21,8 @@ const (
 	selfBadMethod
 )
 
+func (o selfOp) write() bool { return o == selfPatch || o == selfDelete }
+
 // maxCandidates bounds the session cookies of one request we try: a client
 // can hold several (set for different paths or by a sibling domain).
 const maxCandidates = 4
@@ -32,25 +34,42 @@ type stream struct {
 	p  *Plugin
 
 	claims     wire.Claims
-	verified   bool // the request carried a valid token of this session
-	minted     bool
+	verified   bool   // the request carried a valid, live token of this session
+	minted     bool   // the session was minted for this request
+	dead       bool   // a token verified but was refused: older generation, ended session, or the origin said so
+	relogged   bool   // the origin soft-logged the session out for this request
+	replied    bool   // the filter answered the request itself
 	headerMode bool   // the client uses the token header, not the cookie
+	eos        bool   // the request headers ended the stream (no body)
+	tok        []byte // the token the request presented, exactly as verified
 	newToken   []byte // token to hand to the client, if any
 	upToken    []byte // x-session-token from the upstream response
+	nowMs      int64
 
-	site    *config.Site
-	entry   *entry // the cached session resolve found or made, if any
-	self    selfOp
-	selfKey []byte
-	waiting *call
+	site       *config.Site
+	entry      *entry // the cached session resolve found or made, if any
+	self       selfOp
+	selfKey    []byte
+	waiting    *call
+	minVersion uint64 // a verified consistency hint newer than the cached copy
 
-	host  []byte
-	path  []byte
-	cands [maxCandidates][wire.TokenLen]byte
-	ncand int
-	rm    []byte // NUL-terminated header names to remove
-	out   []byte // local-response and cookie scratch
-	tmp   [64]byte
+	host, path, scheme []byte
+	origin             []byte // the Origin header
+	hasOrigin          bool
+	crossSite          bool // Sec-Fetch-Site says the request is cross-site
+	cands              [maxCandidates][wire.TokenLen]byte
+	ncand              int
+	hint               [wire.HintLen]byte
+	hasHint            bool
+	rm                 []byte // NUL-terminated header names to remove
+	out                []byte // local-response and cookie scratch
+	tmp                [64]byte
+
+	// Response side: the app's x-session-written version, the hint to hand
+	// out, and the app's Cache-Control values.
+	written uint64
+	hintOut []byte
+	cc      []byte
 
 	// Request header writes (see forward): the client's map, the headers
 	// to add, and the serialized result.
@@ -61,15 +80,20 @@ type stream struct {
 	ser     []byte
 	gen     []byte
 	idText  []byte
+	assert  []byte
+	ctxBuf  []byte
+	a       wire.Assertion
 }
 
 func (s *stream) reset(id uint32, p *Plugin) {
 	s.id, s.p = id, p
 	s.claims = wire.Claims{}
-	s.verified, s.minted, s.headerMode = false, false, false
-	s.newToken, s.upToken = s.newToken[:0], s.upToken[:0]
-	s.site, s.self, s.selfKey, s.waiting, s.entry = nil, selfNone, s.selfKey[:0], nil, nil
-	s.host, s.path, s.ncand, s.rm = s.host[:0], s.path[:0], 0, s.rm[:0]
+	s.verified, s.minted, s.dead, s.relogged, s.replied, s.headerMode, s.eos = false, false, false, false, false, false, false
+	s.tok, s.newToken, s.upToken = s.tok[:0], s.newToken[:0], s.upToken[:0]
+	s.site, s.self, s.selfKey, s.waiting, s.entry, s.minVersion = nil, selfNone, s.selfKey[:0], nil, nil, 0
+	s.host, s.path, s.scheme, s.origin, s.hasOrigin, s.crossSite = s.host[:0], s.path[:0], s.scheme[:0], s.origin[:0], false, false
+	s.ncand, s.hasHint, s.rm = 0, false, s.rm[:0]
+	s.written, s.hintOut, s.cc = 0, s.hintOut[:0], s.cc[:0]
 	s.single = p.cfg == nil || p.cfg.SingleHeaderWrites
 	s.raw, s.addKeys, s.addVals = s.raw[:0], s.addKeys[:0], s.addVals[:0]
 }
@@ -83,9 +107,18 @@ func (s *stream) addCandidate(v []byte) {
 	}
 }
 
-// scanCookies finds every cookie called name in one cookie header value
-// ("a=1; name=TOKEN; b=2"). Malformed pieces are skipped.
-func (s *stream) scanCookies(v []byte, name string) {
+// addHint keeps the first hint-shaped value.
+func (s *stream) addHint(v []byte) {
+	if len(v) == wire.HintLen && !s.hasHint {
+		copy(s.hint[:], v)
+		s.hasHint = true
+	}
+}
+
+// scanCookies finds every session cookie and the consistency hint in one
+// cookie header value ("a=1; name=TOKEN; namev=HINT"). Malformed pieces
+// are skipped.
+func (s *stream) scanCookies(v []byte, cfg *config.Config) {
 	for len(v) > 0 {
 		var part []byte
 		if i := bytes.IndexByte(v, ';'); i >= 0 {
@@ -95,53 +128,38 @@ func (s *stream) scanCookies(v []byte, name string) {
 		}
 		part = trimSpace(part)
 		eq := bytes.IndexByte(part, '=')
-		if eq < 0 || string(trimSpace(part[:eq])) != name {
+		if eq < 0 {
 			continue
 		}
+		name := trimSpace(part[:eq])
 		val := trimSpace(part[eq+1:])
 		if len(val) >= 2 && val[0] == '"' && val[len(val)-1] == '"' {
 			val = val[1 : len(val)-1]
 		}
-		s.addCandidate(val)
-	}
-}
-
-func trimSpace(b []byte) []byte {
-	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t') {
-		b = b[1:]
-	}
-	for len(b) > 0 && (b[len(b)-1] == ' ' || b[len(b)-1] == '\t') {
-		b = b[:len(b)-1]
-	}
-	return b
-}
-
-// hasPrefixFold reports whether b starts with the lower-case ASCII prefix,
-// ignoring case: hosts lower-case keys, but a careless one must not let a
-// spoofed X-Session-Id through.
-func hasPrefixFold(b []byte, prefix string) bool {
-	if len(b) < len(prefix) {
-		return false
-	}
-	for i := 0; i < len(prefix); i++ {
-		c := b[i]
-		if 'A' <= c && c <= 'Z' {
-			c += 'a' - 'A'
-		}
-		if c != prefix[i] {
-			return false
+		switch string(name) {
+		case cfg.Cookie.Name:
+			s.addCandidate(val)
+		case cfg.HintCookie:
+			s.addHint(val)
 		}
 	}
-	return true
 }
-
-func equalFold(b []byte, s string) bool { return len(b) == len(s) && hasPrefixFold(b, s) }
 
 func nowSeconds(ns int64) int64 { return ns / int64(time.Second) }
 
+// stripped reports whether a request header is removed before the request
+// goes upstream: x-session-* in any spelling, and the token and hint
+// request headers (read first).
+func (p *Plugin) stripped(k []byte) bool {
+	return isSessionHeader(k) || p.cfg.TokenRequest != "" && (equalHeader(k, p.cfg.TokenRequest) || equalHeader(k, p.cfg.HintRequest))
+}
+
 func (p *Plugin) onRequestHeaders(vm *VM, s *stream, eos bool) abi.Action {
 	p.counters.Requests++
-	nowSec := nowSeconds(abi.NowNanos())
+	nowNs := abi.NowNanos()
+	now := nowSeconds(nowNs)
+	s.nowMs = nowNs / 1e6
+	s.eos = eos
 	b, st := abi.GetHeaderMapPairs(abi.MapRequestHeaders)
 	if st != abi.StatusOK {
 		// Without the headers the spoofed x-session-* ones cannot be
@@ -154,12 +172,7 @@ func (p *Plugin) onRequestHeaders(vm *VM, s *stream, eos bool) abi.Action {
 	it := abi.NewPairIter(b)
 	for it.Next() {
 		k, v := it.Key(), it.Value()
-		switch {
-		case hasPrefixFold(k, hdrPrefix):
-			s.rm = append(append(s.rm, k...), 0)
-		case equalFold(k, "cookie"):
-			s.scanCookies(v, cfg.Cookie.Name)
-		case len(k) > 0 && k[0] == ':':
+		if len(k) > 0 && k[0] == ':' {
 			switch string(k) {
 			case ":authority":
 				s.host = append(s.host[:0], v...)
@@ -167,10 +180,28 @@ func (p *Plugin) onRequestHeaders(vm *VM, s *stream, eos bool) abi.Action {
 				s.path = append(s.path[:0], v...)
 			case ":method":
 				method = append(s.tmp[:0], v...)
+			case ":scheme":
+				s.scheme = append(s.scheme[:0], v...)
 			}
-		case cfg.TokenRequest != "" && equalFold(k, cfg.TokenRequest):
+			continue
+		}
+		switch {
+		case isSessionHeader(k):
+			s.rm = append(append(s.rm, k...), 0)
+		case equalFold(k, "cookie"):
+			s.scanCookies(v, cfg)
+		case cfg.TokenRequest != "" && equalHeader(k, cfg.TokenRequest):
 			s.headerMode = true
 			s.addCandidate(trimSpace(v))
+			s.rm = append(append(s.rm, k...), 0)
+		case cfg.TokenRequest != "" && equalHeader(k, cfg.HintRequest):
+			s.addHint(trimSpace(v))
+			s.rm = append(append(s.rm, k...), 0)
+		case equalFold(k, "origin"):
+			s.origin = append(s.origin[:0], trimSpace(v)...)
+			s.hasOrigin = true
+		case equalFold(k, "sec-fetch-site"):
+			s.crossSite = !sameSiteFetch(v)
 		}
 	}
 	if it.Err() != nil {
@@ -179,55 +210,58 @@ func (p *Plugin) onRequestHeaders(vm *VM, s *stream, eos bool) abi.Action {
 		s.single = true
 	}
 	if s.single {
-		for rm := s.rm; len(rm) > 0; {
-			i := bytes.IndexByte(rm, 0)
-			abi.RemoveHeader(abi.MapRequestHeaders, rm[:i])
-			rm = rm[i+1:]
-		}
+		s.removeAll(abi.MapRequestHeaders)
 	} else {
 		s.raw = append(s.raw[:0], b...) // b is valid only until the next getter
 	}
 	s.site = p.site(s.host)
 	s.classifySelf(cfg.SelfServicePrefix, method)
-	p.resolve(s, nowSec)
-
 	switch s.self {
 	case selfNotFound:
 		return p.replyError(s, 404, "not_found", "no such self-service endpoint")
 	case selfBadMethod:
 		return p.replyError(s, 405, "method_not_allowed", "method not allowed here")
 	case selfPatch, selfDelete:
-		if !s.verified {
-			return p.replyError(s, 401, "unauthorized", "a valid session token is required to change the context")
+		if p.crossSite(s) {
+			p.counters.CrossSite++
+			return p.replyError(s, 403, "forbidden", "cross-site requests cannot change the session")
 		}
-		if s.self == selfDelete {
-			return p.startDelete(s)
-		}
-		if eos {
-			return p.replyError(s, 400, "invalid_input", "PATCH context needs a JSON body")
-		}
-		return abi.ActionPause // wait for the body in onRequestBody
 	}
 
-	if !s.claims.Kind.Valid() {
+	switch p.resolve(s, now) {
+	case resLogout:
+		return p.startLogout(s, now)
+	case resNone:
+		return p.noToken(s, now)
+	case resFetch:
+		if s.self.write() {
+			break // the write presents the token; the origin checks its generation
+		}
+		if p.startFetch(s) {
+			return p.pause(s)
+		}
 		return p.degrade(s)
 	}
-	if e := s.entry; e != nil {
-		return p.proceed(s, e, nowSec)
+	return p.settled(s, now)
+}
+
+// removeAll removes the queued header names (s.rm) from map mt.
+func (s *stream) removeAll(mt abi.MapType) {
+	for rm := s.rm; len(rm) > 0; {
+		i := bytes.IndexByte(rm, 0)
+		abi.RemoveHeader(mt, rm[:i])
+		rm = rm[i+1:]
 	}
-	if p.startFetch(s) {
-		// Strip spoofed headers now: should the host give up on the paused
-		// stream and forward it anyway, they must not reach the upstream.
-		if !s.single {
-			for rm := s.rm; len(rm) > 0; {
-				i := bytes.IndexByte(rm, 0)
-				abi.RemoveHeader(abi.MapRequestHeaders, rm[:i])
-				rm = rm[i+1:]
-			}
-		}
-		return abi.ActionPause
+}
+
+// pause holds the request while the origin answers. Spoofed headers are
+// stripped at once: should the host give up on the paused stream and
+// forward it anyway, they must not reach the upstream.
+func (p *Plugin) pause(s *stream) abi.Action {
+	if !s.single {
+		s.removeAll(abi.MapRequestHeaders)
 	}
-	return p.degrade(s)
+	return abi.ActionPause
 }
 
 // classifySelf sets s.self from the path and method.
@@ -262,17 +296,35 @@ func (s *stream) classifySelf(prefix string, method []byte) {
 	}
 }
 
+// resolution is what resolve found.
+type resolution uint8
+
+const (
+	resOK     resolution = iota // a valid token and a cached view at its generation (s.entry)
+	resFetch                    // a valid token whose view must come from the origin
+	resLogout                   // an idle-expired customer token: soft logout through the origin
+	resNone                     // no usable token
+)
+
 // resolve finds the session of the request: a verified token (from the
-// cache or by HMAC), after deadlines, generation and idle action; or a new
-// anonymous session.
-func (p *Plugin) resolve(s *stream, now int64) {
+// cache or by HMAC), checked against its deadlines and against the cached
+// view's generation. The view serves the token only at the same
+// generation: a cached view of a newer generation (or an ended session)
+// means the token is dead; an older view must be fetched again.
+func (p *Plugin) resolve(s *stream, now int64) resolution {
 	kr := p.cfg.Keyring
 	for i := 0; i < s.ncand; i++ {
 		tok := s.cands[i][:]
-		cl, ok := p.tokens.get(tok)
+		var cl wire.Claims
 		var err error
-		if ok {
+		if t := p.tokens.lookup(tok); t != nil {
 			p.counters.CacheHits++
+			if t.dead {
+				p.counters.Rejected++
+				s.dead = true
+				continue
+			}
+			cl = t.claims
 			err = checkDeadlines(&cl, now)
 		} else {
 			p.counters.Verified++
@@ -283,29 +335,69 @@ func (p *Plugin) resolve(s *stream, now int64) {
 		if err != nil && err != wire.ErrTokenIdleExpired {
 			continue
 		}
-		e := p.sessions.get(cl.ID)
+		e := p.sessions.get(cl.ID) // a second sight: promoted from probation
 		if e != nil && (e.sess.Ended != 0 || e.sess.Generation > cl.Generation) {
 			p.counters.Rejected++
+			s.dead = true
 			continue
 		}
+		s.tok = append(s.tok[:0], tok...)
 		if err == wire.ErrTokenIdleExpired {
 			p.counters.IdleActions++
 			switch p.cfg.Kinds[cl.Kind].OnIdle {
 			case config.IdleSoftLogout:
-				p.softLogout(s, &cl, now)
-				return
+				s.claims = cl
+				return resLogout
 			case config.IdleEnd:
 				// The session is over; the origin ends it on its own idle
-				// timer, fed by our touch reports. The client starts over.
-				p.mint(s, now)
-				return
+				// timer. The client starts over.
+				return resNone
 			}
 		}
-		s.claims, s.verified, s.entry = cl, true, e
+		s.claims, s.verified = cl, true
 		p.maybeReissue(s, now)
-		return
+		if e == nil || e.sess.Generation < cl.Generation {
+			// Not cached, or cached before the login or logout that made
+			// this token: the view must come from the origin.
+			p.checkHint(s, nil)
+			return resFetch
+		}
+		s.entry = e
+		if e.want > e.sess.Version {
+			s.minVersion = e.want // the app wrote a newer version through this VM
+			return resFetch
+		}
+		if p.cfg.MaxStale > 0 && p.stale && s.nowMs-e.checked > p.cfg.MaxStale.Milliseconds() {
+			p.counters.StaleFetches++
+			p.checkHint(s, nil)
+			return resFetch
+		}
+		if s.hasHint && p.checkHint(s, e) {
+			p.counters.HintFetches++
+			return resFetch
+		}
+		return resOK
 	}
-	p.mint(s, now)
+	return resNone
+}
+
+// checkHint reads the request's consistency hint: when it claims a version
+// newer than the cached entry (or there is none), and verifies, the fetch
+// must return at least that version. The HMAC is paid only then.
+func (p *Plugin) checkHint(s *stream, e *entry) bool {
+	if !s.hasHint {
+		return false
+	}
+	v, ok := wire.PeekHintVersion(s.hint[:])
+	if !ok || e != nil && (v <= e.sess.Version || v <= e.hintSeen) {
+		return false
+	}
+	v, err := p.cfg.Keyring.VerifyHint(s.hint[:], s.claims.ID, s.claims.Generation)
+	if err != nil || e != nil && v <= e.sess.Version {
+		return false
+	}
+	s.minVersion = v
+	return true
 }
 
 // checkDeadlines re-checks the deadlines of cached claims at now, with the
@@ -320,19 +412,23 @@ func checkDeadlines(c *wire.Claims, now int64) error {
 	return nil
 }
 
-// maybeReissue rolls the idle deadline forward, only once less than half of
-// the idle window is left, so most requests set no cookie.
+// maybeReissue rolls the idle deadline forward once less than half of the
+// token's own idle window (idle deadline − issued at) is left, so most
+// requests set no cookie and a session's idle timeout is whatever its
+// token was issued with. The hard deadline never moves.
 func (p *Plugin) maybeReissue(s *stream, now int64) {
-	pol := p.cfg.Kinds[s.claims.Kind]
-	window := int64(pol.Idle / time.Second)
-	if s.claims.IdleDeadline == 0 || window == 0 || s.claims.IdleDeadline-now >= window/2 {
+	c := &s.claims
+	window := c.IdleDeadline - c.IssuedAt
+	if c.IdleDeadline == 0 || window <= 0 || c.IdleDeadline-now >= window/2 {
 		return
 	}
-	s.claims.IssuedAt = now
-	s.claims.IdleDeadline = capDeadline(now+window, s.claims.HardDeadline)
+	next := capDeadline(now+window, c.HardDeadline)
+	if next <= c.IdleDeadline {
+		return // capped at the hard deadline already: nothing to gain
+	}
+	c.IssuedAt, c.IdleDeadline = now, next
 	p.counters.Reissued++
 	p.issue(s)
-	p.touches.add(&s.claims, now*1000)
 }
 
 func capDeadline(d, hard int64) int64 {
@@ -349,9 +445,40 @@ func (p *Plugin) issue(s *stream) {
 	p.tokens.put(s.newToken, &s.claims)
 }
 
-// mint starts a new anonymous session, locally: the origin learns of it
-// from the next touch report.
+// noToken handles a request without a usable token: a new anonymous
+// session, except that a self-service request whose token was refused gets
+// 401 (with the new session's cookie), and paths under mint.skipPaths get
+// no session at all.
+func (p *Plugin) noToken(s *stream, now int64) abi.Action {
+	s.verified, s.entry = false, nil
+	if s.dead && s.self != selfNone {
+		p.mint(s, now)
+		return p.replyError(s, 401, "unauthorized", "the session token is no longer valid")
+	}
+	if s.self == selfNone && p.skipMint(s.path) {
+		p.counters.Unminted++
+		return p.forward(s)
+	}
+	p.mint(s, now)
+	return p.settled(s, now)
+}
+
+// skipMint reports whether path lies under one of mint.skipPaths.
+func (p *Plugin) skipMint(path []byte) bool {
+	for _, prefix := range p.cfg.SkipMint {
+		if bytes.HasPrefix(path, []byte(prefix)) {
+			return true
+		}
+	}
+	return false
+}
+
+// mint starts a new anonymous session, locally. It costs the origin
+// nothing: the session is reported (and stored there) only when its token
+// comes back, so clients that never return one (bots, cookie-less
+// crawlers) leave no trace but a probation entry in this VM's cache.
 func (p *Plugin) mint(s *stream, now int64) {
+	s.verified, s.entry = false, nil
 	id, err := wire.NewID()
 	if err != nil {
 		// Without randomness no id is safe to hand out; the request goes on
@@ -368,84 +495,74 @@ func (p *Plugin) mint(s *stream, now int64) {
 	if pol.Idle > 0 {
 		s.claims.IdleDeadline = capDeadline(now+int64(pol.Idle/time.Second), s.claims.HardDeadline)
 	}
-	s.minted, s.verified = true, false
+	s.minted = true
 	p.counters.Minted++
 	p.issue(s)
 	sess := &wire.Session{ID: id, Kind: wire.KindAnonymous, Generation: 1, Created: now * 1000, LastSeen: now * 1000,
 		IdleDeadline: s.claims.IdleDeadline * 1000, HardDeadline: s.claims.HardDeadline * 1000}
-	s.entry = p.sessions.put(sess, stateLocal)
+	s.entry = p.sessions.put(sess, stateLocal, false)
+	s.entry.checked = s.nowMs
 }
 
-// softLogout applies the customer idle action: the session stays (same id,
-// cart and custom attributes) but becomes anonymous with a new generation
-// and no privacy attributes. The origin is told with an asynchronous logout
-// call; its logout delta later replaces the local view.
-func (p *Plugin) softLogout(s *stream, cl *wire.Claims, now int64) {
-	pol := p.cfg.Kinds[wire.KindAnonymous]
-	next := *cl
-	next.Kind = wire.KindAnonymous
-	next.Generation++
-	next.IssuedAt = now
-	next.HardDeadline = 0
-	if pol.Hard > 0 {
-		next.HardDeadline = now + int64(pol.Hard/time.Second)
-	}
-	next.IdleDeadline = 0
-	if pol.Idle > 0 {
-		next.IdleDeadline = capDeadline(now+int64(pol.Idle/time.Second), next.HardDeadline)
-	}
-	s.claims, s.verified = next, true
-	p.issue(s)
-	s.entry = nil
-	if e := p.sessions.peek(cl.ID); e != nil {
-		s.entry = p.sessions.put(softLoggedOut(e.sess, &next), e.state)
-	}
-	p.postLogout(cl.ID, s.id)
-}
-
-// softLoggedOut returns sess as seen after a soft logout to claims cl.
-func softLoggedOut(sess *wire.Session, cl *wire.Claims) *wire.Session {
-	n := sess.Clone()
-	n.Kind = wire.KindAnonymous
-	n.Generation = cl.Generation
-	n.Fields[wire.FieldCustomerID] = wire.Value{}
-	n.Attrs[wire.NamespacePrivacy] = nil
-	n.IdleDeadline, n.HardDeadline = cl.IdleDeadline*1000, cl.HardDeadline*1000
-	return n
-}
-
-// proceed finishes the request side once the session's entry is known:
-// a self-service answer, or the forwarded headers.
-func (p *Plugin) proceed(s *stream, e *entry, now int64) abi.Action {
-	if e.touched != p.touches.epoch {
+// settled continues a request once its session is known (s.entry; nil when
+// the context is unavailable): a self-service answer or write, or the
+// forwarded headers.
+func (p *Plugin) settled(s *stream, now int64) abi.Action {
+	if e := s.entry; e != nil && s.verified && e.touched != p.touches.epoch {
+		// Activity of a session whose token came back; a session minted for
+		// this request is not reported until then.
 		e.touched = p.touches.epoch
-		p.touches.add(&s.claims, now*1000)
+		p.touches.add(p, &s.claims, s.nowMs)
 	}
-	if s.self == selfGet {
-		return p.replyView(s, e)
+	switch s.self {
+	case selfPatch, selfDelete:
+		if !s.verified {
+			return p.replyError(s, 401, "unauthorized", "a valid session token is required to change the context")
+		}
+		if s.relogged {
+			return p.replyError(s, 401, "unauthorized", "the session expired and was logged out; the change was not applied")
+		}
+		if s.self == selfDelete {
+			return p.startDelete(s)
+		}
+		if s.eos {
+			return p.replyError(s, 400, "invalid_input", "PATCH context needs a JSON body")
+		}
+		return abi.ActionPause // wait for the body in onRequestBody
+	case selfGet:
+		if s.entry == nil {
+			return p.degrade(s)
+		}
+		return p.replyView(s, s.entry)
+	}
+	if s.entry == nil {
+		return p.degrade(s)
 	}
 	status := statusOK
-	if e.state != stateOrigin {
+	if s.entry.state != stateOrigin {
 		status = statusNew
 	}
-	p.addForwarded(s, e, s.site, status)
+	p.addForwarded(s, s.entry, s.site, status)
 	return p.forward(s)
 }
 
 // degrade handles a session whose context is unavailable: 503 when
 // fail-closed, else forward what the token says.
 func (p *Plugin) degrade(s *stream) abi.Action {
+	p.metricAdd(p.metrics.degraded, 1)
 	if p.cfg.FailClosed {
 		p.counters.FailClosed++
 		return p.replyError(s, 503, "unavailable", "session context unavailable")
 	}
 	p.counters.Degraded++
-	if s.self == selfGet {
+	if s.self != selfNone {
 		return p.replyError(s, 503, "unavailable", "session context unavailable")
 	}
 	if s.claims.Kind.Valid() {
 		p.addDegraded(s, s.site)
-		p.touches.add(&s.claims, nowSeconds(abi.NowNanos())*1000)
+		if s.verified {
+			p.touches.add(p, &s.claims, s.nowMs)
+		}
 	} else {
 		s.add(hdrStatus, statusDegradedBytes)
 	}

@@ -1,41 +1,89 @@
 package filter
 
 import (
-	"bytes"
 	"strconv"
 
 	"github.com/sessionedge/sessionedge/sdk/wire"
 	"github.com/sessionedge/sessionedge/wasm/internal/abi"
 )
 
+// hdrWritten is the app's read-your-writes report: "the session of this
+// request is at version N or later at the origin".
+const hdrWritten = "x-session-written"
+
 func (p *Plugin) onResponseHeaders(s *stream) abi.Action {
+	if s.replied {
+		// A host may run the response callbacks on the filter's own local
+		// answer, which already carries its cookies.
+		return abi.ActionContinue
+	}
 	b, st := abi.GetHeaderMapPairs(abi.MapResponseHeaders)
 	if st == abi.StatusOK {
-		s.rm = s.rm[:0]
+		s.rm, s.cc = s.rm[:0], s.cc[:0]
 		it := abi.NewPairIter(b)
 		for it.Next() {
 			k := it.Key()
-			if !hasPrefixFold(k, hdrPrefix) {
+			if !isSessionHeader(k) {
+				if equalFold(k, "cache-control") {
+					if len(s.cc) > 0 {
+						s.cc = append(s.cc, ", "...)
+					}
+					s.cc = append(s.cc, it.Value()...)
+				}
 				continue
 			}
-			if equalFold(k, hdrToken) && len(s.upToken) == 0 {
-				s.upToken = append(s.upToken[:0], trimSpace(it.Value())...)
+			switch {
+			case equalHeader(k, hdrToken):
+				if len(s.upToken) == 0 {
+					s.upToken = append(s.upToken[:0], trimSpace(it.Value())...)
+				}
+			case equalHeader(k, hdrWritten):
+				if v, err := strconv.ParseUint(string(trimSpace(it.Value())), 10, 64); err == nil && v > s.written {
+					s.written = v
+				} else if err != nil {
+					logf(abi.LogWarn, "ignoring an x-session-written from the upstream that is not a version")
+				}
 			}
 			s.rm = append(append(s.rm, k...), 0)
 		}
-		for rm := s.rm; len(rm) > 0; {
-			i := bytes.IndexByte(rm, 0)
-			abi.RemoveHeader(abi.MapResponseHeaders, rm[:i])
-			rm = rm[i+1:]
-		}
+		s.removeAll(abi.MapResponseHeaders)
 	}
 	if len(s.upToken) > 0 {
 		p.acceptUpstreamToken(s)
 	}
-	if len(s.newToken) > 0 {
+	if s.written > 0 {
+		p.noteWritten(s, s.written)
+	}
+	if len(s.newToken) > 0 || len(s.hintOut) > 0 {
 		p.handOut(s, abi.MapResponseHeaders)
+		// A shared cache must not store a response that carries someone's
+		// session: private, merged with what the app asked for.
+		s.out = mergeCacheControl(s.out[:0], s.cc)
+		abi.RemoveHeader(abi.MapResponseHeaders, []byte("cache-control"))
+		abi.AddHeader(abi.MapResponseHeaders, "cache-control", s.out)
 	}
 	return abi.ActionContinue
+}
+
+// stripTrailers removes x-session-* trailers (and on requests the token
+// and hint headers) from map mt. Request trailers can arrive while the
+// headers wait for the origin, so the names go to a list of their own:
+// s.rm still describes the request headers.
+func stripTrailers(mt abi.MapType, s *stream) {
+	b, st := abi.GetHeaderMapPairs(mt)
+	if st != abi.StatusOK {
+		return
+	}
+	var names [][]byte
+	it := abi.NewPairIter(b)
+	for it.Next() {
+		if isSessionHeader(it.Key()) || mt == abi.MapRequestTrailers && s.p.stripped(it.Key()) {
+			names = append(names, append([]byte(nil), it.Key()...))
+		}
+	}
+	for _, k := range names {
+		abi.RemoveHeader(mt, k)
+	}
 }
 
 // acceptUpstreamToken takes a token the app passed on from the origin (after
@@ -55,23 +103,49 @@ func (p *Plugin) acceptUpstreamToken(s *stream) {
 	p.sessions.drop(cl.ID)
 }
 
-// handOut gives s.newToken to the client: a Set-Cookie, or the token
-// response header for cookie-less clients. Headers are added, never
-// replaced, so the app's own Set-Cookie headers survive.
-func (p *Plugin) handOut(s *stream, mt abi.MapType) {
-	if s.headerMode {
-		abi.AddHeader(mt, p.cfg.TokenResponse, s.newToken)
+// noteWritten takes a version the session of this request reached at the
+// origin: from the app (x-session-written) or a self-service write. An
+// older cached copy is not served again (the next request through this VM
+// fetches at least that version), and the client gets a consistency hint,
+// so its next request through any VM or edge sees at least that version.
+func (p *Plugin) noteWritten(s *stream, version uint64) {
+	if !s.claims.Kind.Valid() {
 		return
 	}
-	abi.AddHeader(mt, "set-cookie", p.appendSetCookie(s.out[:0], s))
+	if e := p.sessions.peek(s.claims.ID); e != nil && e.sess.Version < version && e.sess.Generation <= s.claims.Generation {
+		e.want = max(e.want, version)
+	}
+	s.hintOut = p.cfg.Keyring.AppendHint(s.hintOut[:0], s.claims.ID, s.claims.Generation, version)
 }
 
-// appendSetCookie appends the Set-Cookie value for s.newToken.
-func (p *Plugin) appendSetCookie(dst []byte, s *stream) []byte {
+// handOut gives s.newToken and s.hintOut to the client: Set-Cookie, or the
+// token and hint response headers for cookie-less clients. Headers are
+// added, never replaced, so the app's own Set-Cookie headers survive.
+func (p *Plugin) handOut(s *stream, mt abi.MapType) {
+	if s.headerMode {
+		if len(s.newToken) > 0 {
+			abi.AddHeader(mt, p.cfg.TokenResponse, s.newToken)
+		}
+		if len(s.hintOut) > 0 {
+			abi.AddHeader(mt, p.cfg.HintResponse, s.hintOut)
+		}
+		return
+	}
+	if len(s.newToken) > 0 {
+		abi.AddHeader(mt, "set-cookie", p.appendSetCookie(s.out[:0], s, p.cfg.Cookie.Name, s.newToken))
+	}
+	if len(s.hintOut) > 0 {
+		abi.AddHeader(mt, "set-cookie", p.appendSetCookie(s.out[:0], s, p.cfg.HintCookie, s.hintOut))
+	}
+}
+
+// appendSetCookie appends a Set-Cookie value with the session cookie's
+// attributes.
+func (p *Plugin) appendSetCookie(dst []byte, s *stream, name string, value []byte) []byte {
 	c := &p.cfg.Cookie
-	dst = append(dst, c.Name...)
+	dst = append(dst, name...)
 	dst = append(dst, '=')
-	dst = append(dst, s.newToken...)
+	dst = append(dst, value...)
 	dst = append(dst, "; Path="...)
 	dst = append(dst, c.Path...)
 	if c.Domain != "" {
@@ -103,29 +177,30 @@ func (p *Plugin) appendSetCookie(dst []byte, s *stream) []byte {
 }
 
 // reply answers the stream locally with status and a JSON body (nil: none),
-// handing out a new token if there is one.
+// handing out a new token and hint if there are any. Local answers are
+// never stored by a cache.
 func (p *Plugin) reply(s *stream, status uint32, details string, body []byte) abi.Action {
-	var hs [5][2]string
-	n := 0
-	hs[n] = [2]string{"cache-control", "no-store"}
-	n++
+	kv := make([]string, 0, 8)
+	kv = append(kv, "cache-control", "private, no-store")
 	if body != nil {
-		hs[n] = [2]string{"content-type", "application/json"}
-		n++
+		kv = append(kv, "content-type", "application/json")
 	}
 	if len(s.newToken) > 0 {
 		if s.headerMode {
-			hs[n] = [2]string{p.cfg.TokenResponse, string(s.newToken)}
+			kv = append(kv, p.cfg.TokenResponse, string(s.newToken))
 		} else {
-			hs[n] = [2]string{"set-cookie", string(p.appendSetCookie(nil, s))}
+			kv = append(kv, "set-cookie", string(p.appendSetCookie(nil, s, p.cfg.Cookie.Name, s.newToken)))
 		}
-		n++
 	}
-	kv := make([]string, 0, 2*n)
-	for _, h := range hs[:n] {
-		kv = append(kv, h[0], h[1])
+	if len(s.hintOut) > 0 {
+		if s.headerMode {
+			kv = append(kv, p.cfg.HintResponse, string(s.hintOut))
+		} else {
+			kv = append(kv, "set-cookie", string(p.appendSetCookie(nil, s, p.cfg.HintCookie, s.hintOut)))
+		}
 	}
 	abi.SendLocalResponse(status, details, body, abi.AppendPairs(nil, kv...))
+	s.replied = true
 	return abi.ActionPause
 }
 

@@ -5,6 +5,7 @@ import (
 
 	"github.com/sessionedge/sessionedge/sdk/wire"
 	"github.com/sessionedge/sessionedge/wasm/internal/abi"
+	"github.com/sessionedge/sessionedge/wasm/internal/config"
 )
 
 // maxPatchBody bounds a self-service PATCH body: a session encodes to at
@@ -36,12 +37,55 @@ func (p *Plugin) onRequestBody(vm *VM, s *stream, size uint32, eos bool) abi.Act
 	if msg, field := p.checkPatch(body); msg != "" {
 		return p.replyErrorField(s, 400, msg, field)
 	}
-	c := &call{kind: callWrite, id: s.claims.ID, streams: []*stream{s}}
-	if !p.send("PATCH", p.sessionPath(s.claims.ID, "/context?upsert=true"), "application/json", body, c, s.id) {
+	return p.startWrite(s, "PATCH", p.sessionPath(s.claims.ID, "/context"), "application/json", body)
+}
+
+// startWrite sends a self-service write to the origin, presenting the
+// client's token: the origin applies it only to the session and
+// generation the token names (and creates a session an edge minted).
+func (p *Plugin) startWrite(s *stream, method, path, contentType string, body []byte) abi.Action {
+	ok, probe := p.breakerAllow(s.nowMs)
+	if !ok {
+		p.counters.BreakerRefused++
+		return p.replyError(s, 503, "unavailable", "origin unavailable")
+	}
+	c := &call{kind: callWrite, id: s.claims.ID, gen: s.claims.Generation, probe: probe, streams: []*stream{s}}
+	if !p.send(method, path, contentType, body, s.tok, c, s.id) {
+		p.breakerRecord(false, probe, s.nowMs)
 		return p.replyError(s, 503, "unavailable", "origin unreachable")
 	}
 	s.waiting = c
 	return abi.ActionPause
+}
+
+// crossSite reports whether a self-service write comes from another site:
+// Sec-Fetch-Site present and not same-origin, same-site or none, or an
+// Origin header that is neither the request's own origin (scheme and
+// authority) nor one of selfServiceOrigins.
+func (p *Plugin) crossSite(s *stream) bool {
+	if s.crossSite {
+		return true
+	}
+	if !s.hasOrigin {
+		return false
+	}
+	origin := config.CanonicalOrigin(nil, appendLower(nil, s.origin))
+	scheme := s.scheme
+	if len(scheme) == 0 {
+		scheme = []byte("https")
+	}
+	own := appendLower(nil, scheme)
+	own = append(own, "://"...)
+	own = config.CanonicalOrigin(nil, appendLower(own, s.host))
+	if string(origin) == string(own) {
+		return false
+	}
+	for _, o := range p.cfg.SelfServiceOrigins {
+		if string(origin) == o {
+			return false
+		}
+	}
+	return true
 }
 
 // checkPatch accepts a JSON merge patch that touches only the public
@@ -74,33 +118,44 @@ func (p *Plugin) startDelete(s *stream) abi.Action {
 	if err := p.cfg.Limits.ValidateKey("public."+key, key); err != nil {
 		return p.replyErrorField(s, 400, "bad attribute key", "public."+key)
 	}
-	c := &call{kind: callWrite, id: s.claims.ID, streams: []*stream{s}}
-	if !p.send("DELETE", p.sessionPath(s.claims.ID, "/attributes/public/"+key+"?upsert=true"), "", nil, c, s.id) {
-		return p.replyError(s, 503, "unavailable", "origin unreachable")
-	}
-	s.waiting = c
-	return abi.ActionPause
+	return p.startWrite(s, "DELETE", p.sessionPath(s.claims.ID, "/attributes/public/"+key), "", nil)
 }
 
-// written answers a self-service write once the origin replied.
-func (p *Plugin) written(c *call, status int, body []byte) {
+// written answers a self-service write once the origin replied: the new
+// view and a consistency hint for its version, so the client's next
+// request, through any VM or edge, sees the write.
+func (p *Plugin) written(c *call, status int, body []byte, nowMs int64) {
+	if status == 200 {
+		if sess, err := p.decodeOriginSession(c.id, body); err == nil && sess.Ended == 0 {
+			if old := p.sessions.peek(c.id); old == nil || old.sess.Generation <= sess.Generation {
+				e := p.sessions.put(sess, stateOrigin, true)
+				e.checked = nowMs
+			}
+		}
+	} else {
+		p.sessions.drop(c.id) // whatever happened, the origin knows better
+	}
 	if len(c.streams) == 0 {
 		return // the client went away; the write happened anyway
 	}
 	s := c.streams[0]
 	s.waiting = nil
+	s.nowMs = nowMs
 	abi.SetEffectiveContext(s.id)
 	switch {
 	case status == 200:
-		sess, err := p.decodeOriginSession(c.id, body)
-		if err != nil {
-			logf(abi.LogWarn, "bad session from the origin after a write: "+err.Error())
-			p.sessions.drop(c.id)
+		e := p.sessions.peek(c.id)
+		if e == nil || e.sess.Generation != s.claims.Generation {
+			logf(abi.LogWarn, "bad session from the origin after a write")
 			p.replyError(s, 502, "bad_gateway", "unreadable answer from the origin")
 			return
 		}
-		e := p.sessions.put(sess, stateOrigin)
+		p.noteWritten(s, e.sess.Version)
 		p.replyView(s, e)
+	case tokenRefused(status, body):
+		p.tokens.markDead(s.tok)
+		p.mint(s, nowMs/1000)
+		p.replyError(s, 401, "unauthorized", "the session token is no longer valid")
 	case status == 0:
 		p.replyError(s, 503, "unavailable", "origin unreachable")
 	case status >= 400 && status < 500:

@@ -41,10 +41,11 @@ type syncState struct {
 	solo                bool   // the host has no shared data: this VM polls for itself
 	polling             bool
 	lastPoll, lastFlush int64
+	fresh               int64 // Unix ms: when the feed last delivered (a batch applied, published or followed)
 	buf                 []byte
 }
 
-func (st *syncState) init(cfg *config.Config) {
+func (st *syncState) init(cfg *config.Config, nowMs int64) {
 	prefix := "sessionedge/sync/" + cfg.Origin.Cluster + "/"
 	st.keyLease, st.keyHead = prefix+"lease", prefix+"head"
 	for i := range st.keySlot {
@@ -57,20 +58,42 @@ func (st *syncState) init(cfg *config.Config) {
 	st.limit = cfg.SyncLimit
 	st.joined, st.seq, st.cursor, st.solo, st.polling = false, 0, "", false, false
 	st.lastPoll, st.lastFlush = 0, 0
+	st.fresh = nowMs // a new cache holds nothing the feed could have missed
 }
 
 func (p *Plugin) tick(vm *VM) {
 	now := abi.NowNanos() / 1e6
 	st := &p.sync
 	if !st.solo {
-		p.follow()
+		p.follow(now)
 	}
 	if !st.polling && now-st.lastPoll >= st.interval && (st.solo || p.holdLease(now)) {
 		p.poll(now)
 	}
-	if now-st.lastFlush >= st.interval {
+	// Touches go out once per interval, and at once when a post's worth is
+	// waiting, so a busy VM reports every active session.
+	if now-st.lastFlush >= st.interval || len(p.touches.list) >= touchesPerPost {
 		st.lastFlush = now
-		p.flushTouches()
+		p.flushTouches(now)
+	}
+	p.checkStale(now)
+}
+
+// checkStale follows the age of the feed: older than cache.maxStale, cached
+// sessions are no longer served on the feed's word (see resolve).
+func (p *Plugin) checkStale(now int64) {
+	max := p.cfg.MaxStale.Milliseconds()
+	stale := max > 0 && now-p.sync.fresh > max
+	if stale == p.stale {
+		return
+	}
+	p.stale = stale
+	if stale {
+		p.metricAdd(p.metrics.feedStale, 1)
+		logf(abi.LogWarn, "sync feed silent for more than "+p.cfg.MaxStale.String()+": cached sessions are revalidated with the origin")
+	} else {
+		p.metricAdd(p.metrics.feedStale, -1)
+		logf(abi.LogInfo, "sync feed delivering again: cached sessions trusted")
 	}
 }
 
@@ -117,7 +140,7 @@ func (p *Plugin) readHead() (seq uint64, cursor string, cas uint32, ok bool) {
 }
 
 // follow applies the batches other VMs published since the last one seen.
-func (p *Plugin) follow() {
+func (p *Plugin) follow(now int64) {
 	st := &p.sync
 	headSeq, headCursor, _, ok := p.readHead()
 	if !ok {
@@ -127,7 +150,11 @@ func (p *Plugin) follow() {
 		// Entries cached before joining may have missed deltas: start over.
 		st.joined, st.seq, st.cursor = true, headSeq, headCursor
 		p.sessions.clear()
+		st.fresh = now
 		return
+	}
+	if st.seq < headSeq {
+		st.fresh = now // the leader polled successfully
 	}
 	for st.seq < headSeq {
 		next := st.seq + 1
@@ -186,12 +213,12 @@ func (p *Plugin) poll(now int64) {
 	c := &call{kind: callPoll, from: st.cursor}
 	st.lastPoll = now
 	p.counters.SyncPolls++
-	if p.send("GET", path, "", nil, c, 0) {
+	if p.send("GET", path, "", nil, nil, c, 0) {
 		st.polling = true
 	}
 }
 
-func (p *Plugin) polled(vm *VM, c *call, status int, body []byte) {
+func (p *Plugin) polled(vm *VM, c *call, status int, body []byte, now int64) {
 	st := &p.sync
 	st.polling = false
 	if status != 200 {
@@ -208,9 +235,14 @@ func (p *Plugin) polled(vm *VM, c *call, status int, body []byte) {
 		logf(abi.LogWarn, "sync: cursor longer than 64 KiB")
 		return
 	}
+	full := len(bt.Deltas) >= int(st.limit)
 	if st.solo {
 		p.applyBatch(&bt)
 		st.cursor = bt.Cursor
+		st.fresh = now
+		if full {
+			p.poll(now) // a full batch: more are waiting, do not wait an interval
+		}
 		return
 	}
 	seq, cursor, cas, ok := p.readHead()
@@ -239,6 +271,10 @@ func (p *Plugin) polled(vm *VM, c *call, status int, body []byte) {
 	st.joined = true
 	p.applyBatch(&bt)
 	st.seq, st.cursor = seq+1, bt.Cursor
+	st.fresh = now
+	if full {
+		p.poll(now) // a full batch: more are waiting, do not wait an interval
+	}
 }
 
 // applyBatch applies a feed batch to the cache. Only cached sessions are
@@ -268,64 +304,101 @@ func (p *Plugin) applyBatch(bt *wire.Batch) {
 			continue
 		}
 		p.counters.SyncApplied++
-		p.sessions.put(next, stateOrigin)
+		ne := p.sessions.put(next, stateOrigin, e.prot)
+		ne.checked, ne.hintSeen = e.checked, e.hintSeen
 	}
 }
 
-// touchBuffer collects activity for the next touch report, one record per
-// session.
+// touchBuffer collects activity for the next touch reports, one record per
+// session, at most limit records (sync.touchBuffer) counting those of
+// posts in flight. Each record costs about 80 bytes with its index entry
+// (TestTouchBufferMemory measures it), so the default of 100,000 bounds the
+// buffer near 8 MB per VM. A post that fails puts its records back, so an
+// unreachable origin loses no activity until the buffer is full; at the
+// cap, sessions not yet in the buffer are left out of this round (counted
+// in sessionedge_touches_dropped_total) and reported in a later one if
+// they are still active.
 type touchBuffer struct {
-	list    []wire.Touch
-	idx     map[wire.ID]int32
-	epoch   uint64
-	dropped uint64
+	list     []wire.Touch
+	idx      map[wire.ID]int32
+	epoch    uint64
+	inflight int // records in posts not answered yet
+	limit    int
 }
 
-// maxTouches bounds the activity buffered between two reports.
-const maxTouches = 100000
-
-// touchesPerPost bounds one report; the rest waits for the next tick.
+// touchesPerPost bounds one report; a tick sends as many posts as the
+// buffer needs.
 const touchesPerPost = 5000
 
-func (t *touchBuffer) reset() {
+func (t *touchBuffer) reset(limit int) {
 	t.list = t.list[:0]
 	t.idx = map[wire.ID]int32{}
 	t.epoch = 1
+	t.inflight = 0
+	t.limit = limit
 }
 
-func (t *touchBuffer) add(cl *wire.Claims, nowMs int64) {
-	if i, ok := t.idx[cl.ID]; ok {
-		x := &t.list[i]
-		x.Kind, x.Generation, x.LastSeen = cl.Kind, cl.Generation, nowMs
-		x.IdleDeadline, x.HardDeadline = cl.IdleDeadline*1000, cl.HardDeadline*1000
-		return
-	}
-	if len(t.list) >= maxTouches {
-		t.dropped++
-		return
-	}
-	t.idx[cl.ID] = int32(len(t.list))
-	t.list = append(t.list, wire.Touch{ID: cl.ID, Kind: cl.Kind, Generation: cl.Generation, LastSeen: nowMs,
+func (t *touchBuffer) add(p *Plugin, cl *wire.Claims, nowMs int64) {
+	t.put(p, wire.Touch{ID: cl.ID, Kind: cl.Kind, Generation: cl.Generation, LastSeen: nowMs,
 		IdleDeadline: cl.IdleDeadline * 1000, HardDeadline: cl.HardDeadline * 1000})
 }
 
-func (p *Plugin) flushTouches() {
-	t := &p.touches
-	if len(t.list) == 0 {
+// put records x, replacing an older record of its session.
+func (t *touchBuffer) put(p *Plugin, x wire.Touch) {
+	if i, ok := t.idx[x.ID]; ok {
+		if old := &t.list[i]; old.LastSeen <= x.LastSeen {
+			*old = x
+		}
 		return
 	}
-	n := min(len(t.list), touchesPerPost)
-	p.scratch = wire.AppendTouches(p.scratch[:0], t.list[:n])
-	if p.send("POST", "/v1/sync/touch", "application/cbor", p.scratch, &call{kind: callTouch}, 0) {
-		p.counters.TouchPosts++
+	if len(t.list)+t.inflight >= t.limit {
+		p.counters.TouchesDropped++
+		p.metricAdd(p.metrics.touchesDropped, 1)
+		return
 	}
-	rest := copy(t.list, t.list[n:])
-	t.list = t.list[:rest]
+	t.idx[x.ID] = int32(len(t.list))
+	t.list = append(t.list, x)
+}
+
+// flushTouches posts every buffered record, touchesPerPost at a time. While
+// the circuit breaker is open they wait.
+func (p *Plugin) flushTouches(now int64) {
+	t := &p.touches
+	if len(t.list) == 0 || p.breaker.open {
+		return
+	}
+	all := t.list
+	for len(t.list) > 0 {
+		n := min(len(t.list), touchesPerPost)
+		c := &call{kind: callTouch, touches: append([]wire.Touch(nil), t.list[:n]...)}
+		p.scratch = wire.AppendTouches(p.scratch[:0], c.touches)
+		if !p.send("POST", "/v1/sync/touch", "application/cbor", p.scratch, nil, c, 0) {
+			break
+		}
+		p.counters.TouchPosts++
+		t.inflight += n
+		t.list = t.list[n:]
+	}
+	t.list = all[:copy(all, t.list)]
 	clear(t.idx)
 	for i := range t.list {
 		t.idx[t.list[i].ID] = int32(i)
 	}
 	t.epoch++
+}
+
+// touchAnswered settles a touch post: a failed one puts its records back
+// (newer records of the same sessions win).
+func (p *Plugin) touchAnswered(c *call, status int) {
+	t := &p.touches
+	t.inflight = max(0, t.inflight-len(c.touches)) // a reconfigure started the count over
+	if status/100 == 2 {
+		return
+	}
+	logf(abi.LogWarn, "touch report not accepted by the origin (status "+strconv.Itoa(status)+"); kept for the next one")
+	for _, x := range c.touches {
+		t.put(p, x)
+	}
 }
 
 // queryEscape percent-encodes s for a query parameter (everything but

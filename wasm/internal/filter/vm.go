@@ -1,6 +1,6 @@
-// Package filter is the sessionedge guest: the per-request logic of
-// DESIGN.md §7 and the sync loop, written against package abi so that it
-// runs natively (mock host) as well as compiled to wasm.
+// Package filter is the sessionedge guest: the per-request logic
+// (docs/filter.md) and the sync loop, written against package abi so that
+// it runs natively (mock host) as well as compiled to wasm.
 //
 // A VM holds everything one wasm instance holds: its root contexts (one per
 // plugin configuration) and the streams they own. The proxy-wasm callbacks
@@ -105,6 +105,23 @@ func (vm *VM) OnRequestBody(id, size uint32, eos bool) abi.Action {
 		return abi.ActionContinue
 	}
 	return s.p.onRequestBody(vm, s, size, eos)
+}
+
+// OnRequestTrailers removes x-session-* trailers, as the headers callback
+// removes x-session-* headers.
+func (vm *VM) OnRequestTrailers(id, numTrailers uint32) abi.Action {
+	if s := vm.stream(id); s != nil && s.p.cfg != nil {
+		stripTrailers(abi.MapRequestTrailers, s)
+	}
+	return abi.ActionContinue
+}
+
+// OnResponseTrailers removes the app's x-session-* trailers.
+func (vm *VM) OnResponseTrailers(id, numTrailers uint32) abi.Action {
+	if s := vm.stream(id); s != nil && s.p.cfg != nil {
+		stripTrailers(abi.MapResponseTrailers, s)
+	}
+	return abi.ActionContinue
 }
 
 // OnResponseHeaders runs the response side of the filter.

@@ -21,11 +21,19 @@ type Replay struct {
 
 // NewReplay configures a guest, mints a session, fetches nothing (the
 // session is cached from minting) and prepares the replayed stream.
-func NewReplay(tb testing.TB, ng NewGuest) *Replay {
+func NewReplay(tb testing.TB, ng NewGuest) *Replay { return NewReplayWith(tb, ng, "") }
+
+// NewReplayWith is NewReplay with extra configuration members (see Config).
+func NewReplayWith(tb testing.TB, ng NewGuest, extra string) *Replay {
 	e := NewEnv(tb, ng, NewOrigin(Start))
-	e.MustConfigure(Config(""))
+	e.MustConfigure(Config(extra))
 	s := e.Request("GET", "/", nil)
 	tok := CookieToken(SetCookies(s.Respond())[0])
+	s.Finish()
+	// The token comes back once: the session is established (promoted in
+	// the cache, reported in the next touch), as for any returning client.
+	s = e.Request("GET", "/", nil, "cookie", "__Host-sid="+tok)
+	s.Respond()
 	s.Finish()
 	r := &Replay{E: e, id: 1 << 30}
 	r.st = e.M.Stream(r.id)

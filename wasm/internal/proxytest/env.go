@@ -24,7 +24,9 @@ type Guest interface {
 	Tick(root uint32)
 	RequestHeaders(id, n uint32, eos bool) uint32
 	RequestBody(id, size uint32, eos bool) uint32
+	RequestTrailers(id, n uint32) uint32
 	ResponseHeaders(id, n uint32, eos bool) uint32
+	ResponseTrailers(id, n uint32) uint32
 	HTTPCallResponse(root, token, nHeaders, bodySize, nTrailers uint32)
 	Done(id uint32) bool
 	Log(id uint32)
@@ -298,6 +300,36 @@ func (s *Stream) Respond(kv ...string) []abi.Pair {
 	return st.Response
 }
 
+// RequestTrailers runs the request trailers callback with kv as the
+// client's trailers and returns what the upstream gets.
+func (s *Stream) RequestTrailers(kv ...string) []abi.Pair {
+	e := s.env
+	e.use()
+	st := e.M.Stream(s.ID)
+	st.RequestTrailers = nil
+	for i := 0; i+1 < len(kv); i += 2 {
+		st.RequestTrailers = append(st.RequestTrailers, abi.Pair{Key: strings.ToLower(kv[i]), Value: kv[i+1]})
+	}
+	e.M.Effective = s.ID
+	e.G.RequestTrailers(s.ID, uint32(len(st.RequestTrailers)))
+	return st.RequestTrailers
+}
+
+// ResponseTrailers runs the response trailers callback with kv as the
+// upstream's trailers and returns what the client gets.
+func (s *Stream) ResponseTrailers(kv ...string) []abi.Pair {
+	e := s.env
+	e.use()
+	st := e.M.Stream(s.ID)
+	st.ResponseTrailers = nil
+	for i := 0; i+1 < len(kv); i += 2 {
+		st.ResponseTrailers = append(st.ResponseTrailers, abi.Pair{Key: strings.ToLower(kv[i]), Value: kv[i+1]})
+	}
+	e.M.Effective = s.ID
+	e.G.ResponseTrailers(s.ID, uint32(len(st.ResponseTrailers)))
+	return st.ResponseTrailers
+}
+
 // Finish ends the stream: done, log, delete.
 func (s *Stream) Finish() {
 	if s.hs != nil {
@@ -348,7 +380,7 @@ func (e *Env) Answer(c *abi.MockCall, status int, body []byte, kv ...string) {
 	if status != 0 {
 		e.M.CallResponseHeaders = []abi.Pair{{Key: ":status", Value: strconv.Itoa(status)}}
 		for i := 0; i+1 < len(kv); i += 2 {
-			e.M.CallResponseHeaders = append(e.M.CallResponseHeaders, abi.Pair{Key: kv[i], Value: kv[i+1]})
+			e.M.CallResponseHeaders = append(e.M.CallResponseHeaders, abi.Pair{Key: strings.ToLower(kv[i]), Value: kv[i+1]})
 		}
 	}
 	e.M.Buffers[abi.BufferHTTPCallResponseBody] = body
@@ -366,12 +398,15 @@ func (e *Env) Serve() int {
 			return n
 		}
 		for _, c := range p {
-			status, body := e.Origin.Handle(c)
-			e.Answer(c, status, body)
+			status, body, hs := e.Origin.Reply(c)
+			e.Answer(c, status, body, hs...)
 			n++
 		}
 	}
 }
+
+// Metric returns the value of a guest metric on this host.
+func (e *Env) Metric(name string) int64 { return e.M.Metrics.Get(name) }
 
 // Logged reports whether a log line contains all of parts.
 func (e *Env) Logged(parts ...string) bool {

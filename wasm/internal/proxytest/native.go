@@ -44,6 +44,18 @@ func (g *Native) RequestBody(id, size uint32, eos bool) uint32 {
 	return uint32(g.VM.OnRequestBody(id, size, eos))
 }
 
+// RequestTrailers is proxy_on_request_trailers.
+func (g *Native) RequestTrailers(id, n uint32) uint32 {
+	abi.Use(g.m)
+	return uint32(g.VM.OnRequestTrailers(id, n))
+}
+
+// ResponseTrailers is proxy_on_response_trailers.
+func (g *Native) ResponseTrailers(id, n uint32) uint32 {
+	abi.Use(g.m)
+	return uint32(g.VM.OnResponseTrailers(id, n))
+}
+
 // ResponseHeaders is proxy_on_response_headers.
 func (g *Native) ResponseHeaders(id, n uint32, eos bool) uint32 {
 	abi.Use(g.m)

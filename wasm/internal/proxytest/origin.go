@@ -11,25 +11,43 @@ import (
 	"github.com/sessionedge/sessionedge/wasm/internal/abi"
 )
 
-// Origin is a fake origin that speaks the edge-facing part of the contract
-// in /work/contracts.md: sessions by id (CBOR), the sync feed, touch
-// reports, self-service writes and logout. Cursors are decimal log offsets.
+// Origin is a fake origin that speaks the edge-facing part of the origin
+// API (docs/api.md): sessions by id (CBOR) checked against the client's
+// token, the sync feed, touch reports, self-service writes and the soft
+// logout, with the scopes and namespace filtering of edge keys. Cursors are
+// decimal log offsets.
 type Origin struct {
-	Now      time.Time
-	APIKey   string
+	Now time.Time
+	// APIKey is the edge's key: scopes edge:sync and edge:selfservice,
+	// seeing the namespaces in EdgeNamespaces. Empty: no key is checked.
+	APIKey         string
+	EdgeNamespaces uint8 // default custom and public
+	// AppKey, when set, is a key with every app scope (sessions:read,
+	// sessions:write) that sees every namespace.
+	AppKey string
+
 	Sessions map[wire.ID]*wire.Session
 	Log      []wire.Delta
 	Touches  []wire.Touch
-	Requests []string // "METHOD path" of every call served
-	Polls    int
+	// TouchesIgnored counts touch records the rules refused (generation or
+	// kind of another state, ended, or not a session an edge could mint).
+	TouchesIgnored int
+	Requests       []string // "METHOD path" of every call served
+	Polls          int
 	// ResetNext makes the next sync answer a reset, as for a cursor that
 	// fell out of retention.
 	ResetNext bool
+	// ReadCache models a lagging read cache: GET answers its copy of a
+	// session unless ?minVersion asks for a newer one.
+	ReadCache map[wire.ID]*wire.Session
+	// Tokens are the tokens the edge presented (X-Session-Token), in order.
+	Tokens []string
 }
 
 // NewOrigin returns an empty origin whose clock starts at now.
 func NewOrigin(now time.Time) *Origin {
-	return &Origin{Now: now, Sessions: map[wire.ID]*wire.Session{}}
+	return &Origin{Now: now, Sessions: map[wire.ID]*wire.Session{},
+		EdgeNamespaces: 1<<wire.NamespaceCustom | 1<<wire.NamespacePublic}
 }
 
 func (o *Origin) ms() int64 { return o.Now.UnixMilli() }
@@ -54,12 +72,39 @@ func (o *Origin) Write(id wire.ID, ops ...wire.Op) (*wire.Session, error) {
 	return next, nil
 }
 
+// caller is what the API key of a call may do.
+type caller struct {
+	edge       bool  // an edge key: edge:sync and edge:selfservice
+	namespaces uint8 // namespaces the key sees
+}
+
+func errBody(code, msg string) []byte {
+	return []byte(`{"error":{"code":"` + code + `","message":"` + msg + `"}}`)
+}
+
 // Handle answers one call and returns the status and body.
 func (o *Origin) Handle(c *abi.MockCall) (int, []byte) {
+	status, body, _ := o.Reply(c)
+	return status, body
+}
+
+// Reply answers one call and returns the status, the body and response
+// headers (name, value, ...).
+func (o *Origin) Reply(c *abi.MockCall) (int, []byte, []string) {
 	method, path := c.Header(":method"), c.Header(":path")
 	o.Requests = append(o.Requests, method+" "+path)
-	if o.APIKey != "" && c.Header("authorization") != "Bearer "+o.APIKey {
-		return 401, []byte(`{"error":{"code":"unauthorized","message":"bad key"}}`)
+	who := caller{edge: true, namespaces: o.EdgeNamespaces}
+	switch auth := c.Header("authorization"); {
+	case o.APIKey == "" && o.AppKey == "":
+	case o.APIKey != "" && auth == "Bearer "+o.APIKey:
+	case o.AppKey != "" && auth == "Bearer "+o.AppKey:
+		who = caller{namespaces: wire.AllNamespaces}
+	default:
+		return 401, errBody("unauthorized", "bad key"), nil
+	}
+	token := c.Header("x-session-token")
+	if token != "" {
+		o.Tokens = append(o.Tokens, token)
 	}
 	query := ""
 	if i := strings.IndexByte(path, '?'); i >= 0 {
@@ -67,32 +112,49 @@ func (o *Origin) Handle(c *abi.MockCall) (int, []byte) {
 	}
 	switch {
 	case method == "GET" && path == "/v1/sync":
-		return o.sync(query)
+		if !who.edge {
+			return 403, errBody("forbidden", "scope edge:sync needed"), nil
+		}
+		return o.sync(query, who)
 	case method == "POST" && path == "/v1/sync/touch":
+		if !who.edge {
+			return 403, errBody("forbidden", "scope edge:sync needed"), nil
+		}
 		return o.touch(c.Body)
 	case strings.HasPrefix(path, "/v1/sessions/"):
 		rest := strings.TrimPrefix(path, "/v1/sessions/")
 		idText, sub, _ := strings.Cut(rest, "/")
 		id, err := wire.ParseID(idText)
 		if err != nil {
-			return 400, nil
+			return 400, errBody("invalid_input", "bad id"), nil
 		}
-		return o.session(method, id, sub, c.Body)
+		return o.session(method, id, sub, query, c.Body, token, who)
 	}
-	return 404, nil
+	return 404, errBody("not_found", "no such route"), nil
 }
 
-func (o *Origin) sync(query string) (int, []byte) {
+func queryParam(query, name string) string {
+	for _, kv := range strings.Split(query, "&") {
+		if v, ok := strings.CutPrefix(kv, name+"="); ok {
+			return v
+		}
+	}
+	return ""
+}
+
+func (o *Origin) sync(query string, who caller) (int, []byte, []string) {
 	o.Polls++
 	after := -1
-	for _, kv := range strings.Split(query, "&") {
-		if v, ok := strings.CutPrefix(kv, "after="); ok {
-			n, err := strconv.Atoi(v)
-			if err != nil {
-				return 400, nil
-			}
-			after = n
+	if v := queryParam(query, "after"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return 400, errBody("invalid_input", "bad cursor"), nil
 		}
+		after = n
+	}
+	limit := 1000
+	if v := queryParam(query, "limit"); v != "" {
+		limit, _ = strconv.Atoi(v)
 	}
 	bt := wire.Batch{Cursor: strconv.Itoa(len(o.Log))}
 	if after >= 0 {
@@ -100,68 +162,190 @@ func (o *Origin) sync(query string) (int, []byte) {
 			o.ResetNext = false
 			bt.Reset = true
 		} else {
-			bt.Deltas = o.Log[after:]
+			end := min(len(o.Log), after+limit)
+			for _, d := range o.Log[after:end] {
+				bt.Deltas = append(bt.Deltas, filterDelta(d, who.namespaces))
+			}
+			bt.Cursor = strconv.Itoa(end)
 		}
 	}
-	return 200, wire.AppendBatch(nil, &bt)
+	return 200, wire.AppendBatch(nil, &bt), nil
 }
 
-func (o *Origin) touch(body []byte) (int, []byte) {
+// filterDelta removes the ops on namespaces the key may not see; a delta
+// left without ops still advances the version.
+func filterDelta(d wire.Delta, namespaces uint8) wire.Delta {
+	var ops []wire.Op
+	for _, op := range d.Ops {
+		switch op.Code {
+		case wire.OpSetAttr, wire.OpDeleteAttr, wire.OpClearNamespace:
+			if namespaces&(1<<op.NS) == 0 {
+				continue
+			}
+		}
+		ops = append(ops, op)
+	}
+	d.Ops = ops
+	return d
+}
+
+// view returns s as the key may see it.
+func view(s *wire.Session, who caller) []byte {
+	if who.namespaces != wire.AllNamespaces {
+		s = s.Clone()
+		for ns := range s.Attrs {
+			if who.namespaces&(1<<ns) == 0 {
+				s.Attrs[ns] = nil
+			}
+		}
+	}
+	return wire.AppendSession(nil, s)
+}
+
+// The timeouts the fake origin gives sessions it creates or logs out.
+const (
+	anonymousIdle = time.Hour
+	anonymousHard = 24 * time.Hour
+)
+
+func (o *Origin) touch(body []byte) (int, []byte, []string) {
 	ts, err := wire.DecodeTouches(body, nil)
 	if err != nil {
-		return 400, nil
+		return 400, errBody("invalid_input", "bad touches"), nil
 	}
 	o.Touches = append(o.Touches, ts...)
+	now := o.ms()
 	for _, t := range ts {
-		if o.Sessions[t.ID] == nil {
-			d := wire.Delta{ID: t.ID, Version: 1, At: o.ms(), Ops: []wire.Op{{Code: wire.OpStart, Kind: t.Kind,
+		s := o.Sessions[t.ID]
+		switch {
+		case s != nil && (s.Ended != 0 || s.Generation != t.Generation || s.Kind != t.Kind):
+			o.TouchesIgnored++
+		case s != nil:
+			n := s.Clone()
+			n.LastSeen = max(n.LastSeen, min(t.LastSeen, now))
+			o.Sessions[t.ID] = n
+		case t.Kind != wire.KindAnonymous || t.Generation != 1 || t.HardDeadline <= now ||
+			t.HardDeadline > now+(anonymousHard+time.Minute).Milliseconds():
+			o.TouchesIgnored++
+		default:
+			d := wire.Delta{ID: t.ID, Version: 1, At: now, Ops: []wire.Op{{Code: wire.OpStart, Kind: t.Kind,
 				Generation: t.Generation, Idle: t.IdleDeadline, Hard: t.HardDeadline}}}
-			s, err := wire.Apply(nil, &d, &wire.DefaultLimits)
-			if err == nil {
+			if s, err := wire.Apply(nil, &d, &wire.DefaultLimits); err == nil {
 				o.Sessions[t.ID] = s
 				o.Log = append(o.Log, d)
 			}
 		}
 	}
-	return 204, nil
+	return 204, nil, nil
 }
 
-func (o *Origin) session(method string, id wire.ID, sub string, body []byte) (int, []byte) {
-	s := o.Sessions[id]
+// checkToken applies the token rules of an edge call: the token must
+// verify, name this session, and carry its generation. On logout an
+// idle-expired token is accepted (the soft logout presents one).
+func (o *Origin) checkToken(token string, id wire.ID, s *wire.Session, logout bool) (int, []byte, wire.Claims) {
+	var cl wire.Claims
+	switch err := Keyring.VerifyToken([]byte(token), o.Now.Unix(), &cl); {
+	case token == "":
+		return 401, errBody("token_required", "X-Session-Token is required"), cl
+	case err == wire.ErrTokenIdleExpired && logout:
+	case err == wire.ErrTokenHardExpired || err == wire.ErrTokenIdleExpired:
+		return 401, errBody("token_expired", "token expired"), cl
+	case err != nil:
+		return 401, errBody("invalid_token", "token does not verify"), cl
+	}
+	if cl.ID != id {
+		return 403, errBody("token_mismatch", "token of another session"), cl
+	}
 	if s != nil && s.Ended != 0 {
-		return 410, []byte(`{"error":{"code":"gone","message":"session ended"}}`)
+		return 410, errBody("gone", "session ended"), cl
+	}
+	if s != nil && s.Generation != cl.Generation {
+		return 409, []byte(`{"error":{"code":"stale_generation","message":"token of another generation","currentGeneration":` +
+			strconv.FormatUint(uint64(s.Generation), 10) + `}}`), cl
+	}
+	return 0, nil, cl
+}
+
+func (o *Origin) session(method string, id wire.ID, sub, query string, body []byte, token string, who caller) (int, []byte, []string) {
+	s := o.Sessions[id]
+	var cl wire.Claims
+	if who.edge || token != "" {
+		var status int
+		var eb []byte
+		if status, eb, cl = o.checkToken(token, id, s, method == "POST" && sub == "logout"); status != 0 {
+			return status, eb, nil
+		}
+	}
+	if s != nil && s.Ended != 0 {
+		return 410, errBody("gone", "session ended"), nil
 	}
 	switch {
 	case method == "GET" && sub == "":
 		if s == nil {
-			return 404, []byte(`{"error":{"code":"not_found","message":"no such session"}}`)
+			return 404, errBody("not_found", "no such session"), nil
 		}
-		return 200, wire.AppendSession(nil, s)
+		if rc := o.ReadCache[id]; rc != nil {
+			min, _ := strconv.ParseUint(queryParam(query, "minVersion"), 10, 64)
+			if rc.Version >= min {
+				return 200, view(rc, who), nil
+			}
+		}
+		return 200, view(s, who), nil
 	case method == "PATCH" && sub == "context":
 		v, err := wire.ParseValueJSON(body)
 		if err != nil {
-			return 400, nil
+			return 400, errBody("invalid_input", "bad json"), nil
 		}
 		ops, err := wire.ContextOps(v, false, &wire.DefaultLimits)
 		if err != nil {
-			return 400, []byte(`{"error":{"code":"invalid_input","message":"bad patch"}}`)
+			return 400, errBody("invalid_input", "bad patch"), nil
 		}
-		return o.write(id, ops)
+		return o.write(id, s, &cl, who, ops)
 	case method == "DELETE" && strings.HasPrefix(sub, "attributes/public/"):
-		return o.write(id, []wire.Op{{Code: wire.OpDeleteAttr, NS: wire.NamespacePublic, Key: strings.TrimPrefix(sub, "attributes/public/")}})
+		return o.write(id, s, &cl, who, []wire.Op{{Code: wire.OpDeleteAttr, NS: wire.NamespacePublic, Key: strings.TrimPrefix(sub, "attributes/public/")}})
 	case method == "POST" && sub == "logout":
 		if s == nil {
-			return 404, nil
+			return 404, errBody("not_found", "no such session"), nil
 		}
-		return o.write(id, []wire.Op{{Code: wire.OpLogout, Generation: s.Generation + 1}})
+		if s.Kind != wire.KindCustomer {
+			return 409, errBody("stale_generation", "not a customer session"), nil
+		}
+		idle := o.Now.Add(anonymousIdle).UnixMilli()
+		if s.HardDeadline != 0 && idle > s.HardDeadline {
+			idle = s.HardDeadline
+		}
+		next, err := o.Write(id, wire.Op{Code: wire.OpLogout, Generation: s.Generation + 1, Idle: idle})
+		if err != nil {
+			return 400, errBody("invalid_input", err.Error()), nil
+		}
+		now := o.Now.Unix()
+		tok := Token(wire.Claims{Kind: wire.KindAnonymous, ID: id, Generation: next.Generation, IssuedAt: now,
+			IdleDeadline: idle / 1000, HardDeadline: next.HardDeadline / 1000})
+		return 200, view(next, who), []string{"x-session-token", tok}
 	}
-	return 405, nil
+	return 405, errBody("method_not_allowed", "no such route"), nil
 }
 
-func (o *Origin) write(id wire.ID, ops []wire.Op) (int, []byte) {
-	s, err := o.Write(id, ops...)
-	if err != nil {
-		return 400, []byte(`{"error":{"code":"invalid_input","message":"` + strings.ReplaceAll(err.Error(), `"`, `'`) + `"}}`)
+// write applies a self-service write; an unknown session is created only
+// for an edge-minted token (anonymous, generation 1).
+func (o *Origin) write(id wire.ID, s *wire.Session, cl *wire.Claims, who caller, ops []wire.Op) (int, []byte, []string) {
+	if s == nil {
+		if who.edge && (cl.Kind != wire.KindAnonymous || cl.Generation != 1) {
+			return 404, errBody("not_found", "no such session"), nil
+		}
+		ops = append([]wire.Op{{Code: wire.OpStart, Kind: wire.KindAnonymous, Generation: 1,
+			Idle: cl.IdleDeadline * 1000, Hard: cl.HardDeadline * 1000}}, ops...)
 	}
-	return 200, wire.AppendSession(nil, s)
+	var base uint64
+	if s != nil {
+		base = s.Version
+	}
+	d := wire.Delta{ID: id, BaseVersion: base, Version: base + 1, At: o.ms(), Ops: ops}
+	next, err := wire.Apply(s, &d, &wire.DefaultLimits)
+	if err != nil {
+		return 400, errBody("invalid_input", strings.ReplaceAll(err.Error(), `"`, `'`)), nil
+	}
+	o.Sessions[id] = next
+	o.Log = append(o.Log, d)
+	return 200, view(next, who), nil
 }

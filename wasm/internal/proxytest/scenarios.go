@@ -23,10 +23,14 @@ var Keyring, _ = wire.NewKeyring(1, map[uint8][]byte{1: Secret})
 var Start = time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
 
 // Config returns a valid plugin configuration; extra is inserted as more
-// top-level members (",\"failMode\":\"closed\"").
+// top-level members (",\"failMode\":\"closed\""), and replaces the default
+// origin member when it has one.
 func Config(extra string) string {
-	return `{"keys":{"1":"` + base64.StdEncoding.EncodeToString(Secret) + `"},"activeKey":1,` +
-		`"origin":{"cluster":"origin","apiKey":"edge-key"},` +
+	origin := `"origin":{"cluster":"origin","apiKey":"edge-key"},`
+	if strings.Contains(extra, `"origin":`) {
+		origin = "" // extra brings its own
+	}
+	return `{"keys":{"1":"` + base64.StdEncoding.EncodeToString(Secret) + `"},"activeKey":1,` + origin +
 		`"sites":{"shop.example.com":{"siteCode":"DE","currency":"EUR","targetLocation":"DE","locale":"de-DE"},` +
 		`"*":{"siteCode":"INT","currency":"USD"}}` + extra + `}`
 }
@@ -129,6 +133,21 @@ func Run(t *testing.T, ng NewGuest) {
 	t.Run("sync-many-vms", func(t *testing.T) { testSyncManyVMs(t, ng) })
 	t.Run("touches", func(t *testing.T) { testTouches(t, ng) })
 	t.Run("sync-without-shared-data", func(t *testing.T) { testSyncSolo(t, ng) })
+	t.Run("generation", func(t *testing.T) { testGeneration(t, ng) })
+	t.Run("soft-logout", func(t *testing.T) { testSoftLogout(t, ng) })
+	t.Run("read-your-writes", func(t *testing.T) { testReadYourWrites(t, ng) })
+	t.Run("stripping", func(t *testing.T) { testStripping(t, ng) })
+	t.Run("encoding", func(t *testing.T) { testEncoding(t, ng) })
+	t.Run("cross-site", func(t *testing.T) { testCrossSite(t, ng) })
+	t.Run("cache-control", func(t *testing.T) { testCacheControl(t, ng) })
+	t.Run("assertion", func(t *testing.T) { testAssertion(t, ng) })
+	t.Run("lifetimes", func(t *testing.T) { testLifetimes(t, ng) })
+	t.Run("skip-mint", func(t *testing.T) { testSkipMint(t, ng) })
+	t.Run("no-secrets-in-logs", func(t *testing.T) { testNoSecretsInLogs(t, ng) })
+	t.Run("breaker", func(t *testing.T) { testBreaker(t, ng) })
+	t.Run("max-stale", func(t *testing.T) { testMaxStale(t, ng) })
+	t.Run("full-batches", func(t *testing.T) { testFullBatches(t, ng) })
+	t.Run("touch-load", func(t *testing.T) { testTouchLoad(t, ng) })
 	t.Run("pairs-header-writes", func(t *testing.T) {
 		baseExtra = `,"headerWrites":"pairs"`
 		defer func() { baseExtra = "" }()
@@ -136,6 +155,12 @@ func Run(t *testing.T, ng NewGuest) {
 		t.Run("strip-and-cookies", func(t *testing.T) { testStripAndCookies(t, ng) })
 		t.Run("fetch", func(t *testing.T) { testFetch(t, ng) })
 		t.Run("fetch-failures", func(t *testing.T) { testFetchFailures(t, ng) })
+		t.Run("generation", func(t *testing.T) { testGeneration(t, ng) })
+		t.Run("soft-logout", func(t *testing.T) { testSoftLogout(t, ng) })
+		t.Run("read-your-writes", func(t *testing.T) { testReadYourWrites(t, ng) })
+		t.Run("stripping", func(t *testing.T) { testStripping(t, ng) })
+		t.Run("assertion", func(t *testing.T) { testAssertion(t, ng) })
+		t.Run("skip-mint", func(t *testing.T) { testSkipMint(t, ng) })
 	})
 }
 
@@ -473,6 +498,12 @@ func testFetchFailures(t *testing.T, ng NewGuest) {
 		{"down closed", `,"failMode":"closed"`, 0, nil, "", 503, false},
 		{"unknown", "", 404, nil, "new", 0, false},
 		{"ended", "", 410, nil, "new", 0, true},
+		{"stale generation", "", 409, []byte(`{"error":{"code":"stale_generation","message":"x","currentGeneration":3}}`), "new", 0, true},
+		{"cas conflict", "", 409, []byte(`{"error":{"code":"conflict","message":"x"}}`), "degraded", 0, false},
+		{"token refused", "", 401, []byte(`{"error":{"code":"invalid_token","message":"x"}}`), "new", 0, true},
+		{"token expired", "", 401, []byte(`{"error":{"code":"token_expired","message":"x"}}`), "new", 0, true},
+		{"edge key refused", "", 401, []byte(`{"error":{"code":"unauthorized","message":"x"}}`), "degraded", 0, false},
+		{"edge key lacks scope", "", 403, []byte(`{"error":{"code":"forbidden","message":"x"}}`), "degraded", 0, false},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -638,7 +669,7 @@ func testSelfService(t *testing.T, ng NewGuest) {
 		contains                         string
 	}{
 		{"patch public", "PATCH", "/.session/context", cookie, `{"public":{"size":"M","theme":null}}`, 200,
-			"PATCH /v1/sessions/" + id.String() + "/context?upsert=true", `"public":{"size":"M"}`},
+			"PATCH /v1/sessions/" + id.String() + "/context", `"public":{"size":"M"}`},
 		{"patch privacy refused", "PATCH", "/.session/context", cookie, `{"privacy":{"x":1}}`, 400, "", `"field":"privacy"`},
 		{"patch field refused", "PATCH", "/.session/context", cookie, `{"currency":"USD"}`, 400, "", `"field":"currency"`},
 		{"patch bad key", "PATCH", "/.session/context", cookie, `{"public":{"a b":1}}`, 400, "", `invalid_input`},
@@ -646,7 +677,7 @@ func testSelfService(t *testing.T, ng NewGuest) {
 		{"patch without session", "PATCH", "/.session/context", "", `{"public":{"a":1}}`, 401, "", `unauthorized`},
 		{"patch without body", "PATCH", "/.session/context", cookie, "", 400, "", `invalid_input`},
 		{"delete public", "DELETE", "/.session/context/public/size", cookie, "", 200,
-			"DELETE /v1/sessions/" + id.String() + "/attributes/public/size?upsert=true", `"public":{}`},
+			"DELETE /v1/sessions/" + id.String() + "/attributes/public/size", `"public":{}`},
 		{"delete bad key", "DELETE", "/.session/context/public/a%2Fb", cookie, "", 400, "", `invalid_input`},
 		{"unknown endpoint", "GET", "/.session/other", cookie, "", 404, "", `not_found`},
 		{"bad method", "POST", "/.session/context", cookie, "", 405, "", `method_not_allowed`},
@@ -815,16 +846,35 @@ func testSyncManyVMs(t *testing.T, ng NewGuest) {
 	}
 }
 
+// testTouches: a minted session costs the origin nothing until its token
+// comes back; then its activity is reported, once per interval.
 func testTouches(t *testing.T, ng NewGuest) {
 	f := newFixture(t, ng, syncConfig)
 	e := f.e
-	s := e.Request("GET", "/", nil)
-	id := s.Header("x-session-id")
-	s.Finish()
-	for i := 0; i < 3; i++ {
+	var toks, ids []string
+	for i := 0; i < 4; i++ {
 		s := e.Request("GET", "/", nil)
+		toks = append(toks, CookieToken(SetCookies(s.Respond())[0]))
+		ids = append(ids, s.Header("x-session-id"))
 		s.Finish()
 	}
+	e.Advance(200 * time.Millisecond)
+	e.Tick()
+	for _, c := range e.Pending() {
+		if c.Header(":path") == "/v1/sync/touch" {
+			t.Fatal("one-shot sessions were reported to the origin")
+		}
+	}
+	e.Serve()
+	// Two clients come back.
+	for _, tok := range toks[:2] {
+		s := e.Request("GET", "/", nil, "cookie", "__Host-sid="+tok)
+		if !s.Forwarded() || s.Header("x-session-context-status") != "new" {
+			t.Fatalf("returning token: %v", s.Headers())
+		}
+		s.Finish()
+	}
+	seen := e.Now()
 	e.Advance(200 * time.Millisecond)
 	e.Tick()
 	var touch *abi.MockCall
@@ -837,17 +887,19 @@ func testTouches(t *testing.T, ng NewGuest) {
 		t.Fatalf("no touch report: %+v", e.Pending())
 	}
 	ts, err := wire.DecodeTouches(touch.Body, nil)
-	if err != nil || len(ts) != 4 {
-		t.Fatalf("touches %v, %v; want 4", ts, err)
+	if err != nil || len(ts) != 2 {
+		t.Fatalf("touches %v, %v; want the 2 returning sessions", ts, err)
 	}
-	if ts[0].ID.String() != id || ts[0].Kind != wire.KindAnonymous || ts[0].Generation != 1 || ts[0].LastSeen != e.Now().Add(-200*time.Millisecond).UnixMilli() {
+	if ts[0].ID.String() != ids[0] || ts[0].Kind != wire.KindAnonymous || ts[0].Generation != 1 || ts[0].LastSeen != seen.UnixMilli() {
 		t.Fatalf("touch %+v", ts[0])
 	}
 	e.Serve()
-	// The origin now knows the minted sessions.
-	pid, _ := wire.ParseID(id)
-	if f.o.Sessions[pid] == nil {
-		t.Fatal("origin did not learn the minted session")
+	// The origin knows the returning sessions, and only those.
+	for i, id := range ids {
+		pid, _ := wire.ParseID(id)
+		if known := f.o.Sessions[pid] != nil; known != (i < 2) {
+			t.Fatalf("session %d known to the origin: %v", i, known)
+		}
 	}
 }
 
