@@ -16,8 +16,7 @@ func FuzzWriteBodies(f *testing.F) {
 	} {
 		f.Add(seed, uint8(0))
 	}
-	cfg := baseConfig(&testing.T{})
-	cfg.DataDir = f.TempDir()
+	cfg := baseConfig(f)
 	s, err := New(cfg)
 	if err != nil {
 		f.Fatal(err)
