@@ -506,22 +506,70 @@ func TestWebhooks(t *testing.T) {
 	}
 }
 
+// TestOpenAPICoversRoutes keeps openapi.json true to the route table:
+// every route is in it with the scopes that open it, a required body where
+// the route takes one, and X-Session-Token on session routes; it lists
+// nothing else.
 func TestOpenAPICoversRoutes(t *testing.T) {
 	o := startOrigin(t, baseConfig(t))
 	r := o.do("GET", "/openapi.json", "", nil)
+	type op struct {
+		Security []map[string][]string `json:"security"`
+		Body     *struct {
+			Required bool `json:"required"`
+		} `json:"requestBody"`
+		Parameters []map[string]any `json:"parameters"`
+	}
 	var doc struct {
-		OpenAPI string                    `json:"openapi"`
-		Paths   map[string]map[string]any `json:"paths"`
+		OpenAPI string                   `json:"openapi"`
+		Paths   map[string]map[string]op `json:"paths"`
 	}
 	if err := json.Unmarshal(r.body, &doc); err != nil || doc.OpenAPI != "3.1.0" {
 		t.Fatalf("openapi.json: %v %q", err, doc.OpenAPI)
 	}
+	listed := map[string]bool{}
+	for p, ops := range doc.Paths {
+		for m := range ops {
+			listed[strings.ToUpper(m)+" "+p] = true
+		}
+	}
 	for _, rt := range o.srv.routes {
 		t.Run(rt.method+" "+rt.pattern, func(t *testing.T) {
-			if _, ok := doc.Paths[rt.pattern][strings.ToLower(rt.method)]; !ok {
+			delete(listed, rt.method+" "+rt.pattern)
+			op, ok := doc.Paths[rt.pattern][strings.ToLower(rt.method)]
+			if !ok {
 				t.Fatalf("route missing from openapi.json")
 			}
+			var want, got []string
+			for _, g := range rt.grants {
+				for name, sc := range scopeNames {
+					if sc == g {
+						want = append(want, name)
+					}
+				}
+			}
+			for _, sec := range op.Security {
+				got = append(got, sec["apiKey"]...)
+			}
+			if strings.Join(want, " ") != strings.Join(got, " ") {
+				t.Errorf("security %v, the route table %v", got, want)
+			}
+			if rt.body != (op.Body != nil && op.Body.Required) {
+				t.Errorf("requestBody.required is not %v", rt.body)
+			}
+			if strings.HasPrefix(rt.pattern, "/v1/sessions/") {
+				found := false
+				for _, p := range op.Parameters {
+					found = found || p["$ref"] == "#/components/parameters/sessionToken"
+				}
+				if !found {
+					t.Errorf("no X-Session-Token parameter")
+				}
+			}
 		})
+	}
+	for extra := range listed {
+		t.Errorf("openapi.json lists %s, which the API listener does not serve", extra)
 	}
 }
 
