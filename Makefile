@@ -2,7 +2,6 @@
 GO       ?= go
 BUILD    := build
 WASM     := $(BUILD)/sessionedge.wasm
-PKGS     := ./...
 
 .PHONY: all build wasm test bench check demo fuzz clean
 
@@ -10,22 +9,20 @@ all: build wasm
 
 build:
 	@mkdir -p $(BUILD)/bin
-	@if [ -d edge/cmd/edge ]; then $(GO) build -o $(BUILD)/bin/edge ./edge/cmd/edge; fi
-	@if [ -d origin/cmd/origin ]; then $(GO) build -o $(BUILD)/bin/origin ./origin/cmd/origin; fi
+	$(GO) build -o $(BUILD)/bin/edge ./edge/cmd/edge
+	$(GO) build -o $(BUILD)/bin/origin ./origin/cmd/origin
 
 wasm:
 	@mkdir -p $(BUILD)
-	@if [ -d wasm ]; then \
-	  if [ -n "$(TINYGO)" ]; then \
-	    command -v tinygo >/dev/null || { echo "make wasm TINYGO=1: tinygo is not on PATH" >&2; exit 1; }; \
-	    tinygo build -o $(WASM) -target=wasip1 -buildmode=c-shared -scheduler=none ./wasm; \
-	  else \
-	    GOOS=wasip1 GOARCH=wasm $(GO) build -buildmode=c-shared -trimpath -ldflags=-s -o $(WASM) ./wasm; \
-	  fi; \
+	@if [ -n "$(TINYGO)" ]; then \
+	  command -v tinygo >/dev/null || { echo "make wasm TINYGO=1: tinygo is not on PATH" >&2; exit 1; }; \
+	  tinygo build -o $(WASM) -target=wasip1 -buildmode=c-shared -scheduler=none ./wasm; \
+	else \
+	  GOOS=wasip1 GOARCH=wasm $(GO) build -buildmode=c-shared -trimpath -ldflags=-s -o $(WASM) ./wasm; \
 	fi
 
 test: wasm build
-	$(GO) test -count=1 -timeout 30m $(PKGS)
+	@GO=$(GO) scripts/test.sh
 
 bench: wasm build
 	@scripts/bench.sh
@@ -34,7 +31,7 @@ check:
 	@scripts/check.sh
 
 demo:
-	@if [ -x scripts/demo.sh ]; then scripts/demo.sh; else echo "make demo arrives with the examples (issue 6)"; exit 1; fi
+	@scripts/demo.sh
 
 fuzz:
 	@scripts/fuzz.sh

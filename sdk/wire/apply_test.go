@@ -71,6 +71,26 @@ func TestApplyOps(t *testing.T) {
 				t.Fatal("logout lost cart or custom")
 			}
 		}},
+		{"no ops: a version bump", nil, func(t *testing.T, s *Session) {
+			if s.LastSeen != base.LastSeen || s.NumAttrs() != base.NumAttrs() || s.IdleDeadline != base.IdleDeadline {
+				t.Fatalf("a delta without ops changed more than the version: %+v", s)
+			}
+		}},
+		{"login cannot extend the hard deadline", []Op{{Code: OpLogin, CustomerID: "c-7", Generation: 2, Idle: 20000, Hard: 30000}}, func(t *testing.T, s *Session) {
+			if s.HardDeadline != 9000 || s.IdleDeadline != 9000 {
+				t.Fatalf("after login: idle %d hard %d, want both 9000", s.IdleDeadline, s.HardDeadline)
+			}
+		}},
+		{"logout without a hard deadline keeps it", []Op{{Code: OpLogout, Generation: 2, Idle: 7000}}, func(t *testing.T, s *Session) {
+			if s.HardDeadline != 9000 || s.IdleDeadline != 7000 {
+				t.Fatalf("after logout: idle %d hard %d", s.IdleDeadline, s.HardDeadline)
+			}
+		}},
+		{"touch is capped at the hard deadline", []Op{{Code: OpTouch, Idle: 12000}}, func(t *testing.T, s *Session) {
+			if s.IdleDeadline != 9000 {
+				t.Fatalf("idle deadline %d beyond the hard deadline", s.IdleDeadline)
+			}
+		}},
 		{"touch", []Op{{Code: OpTouch, Idle: 6000}}, func(t *testing.T, s *Session) {
 			if s.LastSeen != 1200 || s.IdleDeadline != 6000 {
 				t.Fatalf("after touch: lastSeen %d idle %d", s.LastSeen, s.IdleDeadline)
@@ -118,7 +138,7 @@ func TestApplyRejects(t *testing.T) {
 		{"unknown session", nil, Delta{ID: id, BaseVersion: 1, Version: 2, Ops: []Op{{Code: OpTouch}}}, &DefaultLimits, ErrVersionMismatch, ""},
 		{"new without start", nil, Delta{ID: id, Version: 1, Ops: []Op{{Code: OpTouch}}}, &DefaultLimits, ErrBadDelta, ""},
 		{"start twice", s, Delta{ID: id, BaseVersion: 1, Version: 2, Ops: []Op{{Code: OpStart, Kind: KindAnonymous}}}, &DefaultLimits, ErrBadDelta, ""},
-		{"no ops", s, Delta{ID: id, BaseVersion: 1, Version: 2}, &DefaultLimits, ErrBadDelta, ""},
+		{"new without ops", nil, Delta{ID: id, Version: 1}, &DefaultLimits, ErrBadDelta, ""},
 		{"other session", s, Delta{ID: ID{8}, BaseVersion: 1, Version: 2, Ops: []Op{{Code: OpTouch}}}, &DefaultLimits, ErrBadDelta, ""},
 		{"ended", ended, Delta{ID: id, BaseVersion: 2, Version: 3, Ops: []Op{{Code: OpTouch}}}, &DefaultLimits, ErrEnded, ""},
 		{"field type", s, Delta{ID: id, BaseVersion: 1, Version: 2, Ops: []Op{{Code: OpSetField, Field: FieldCurrency, Value: Int(3)}}}, &DefaultLimits, ErrInvalid, "currency"},

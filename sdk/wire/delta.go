@@ -103,20 +103,22 @@ var (
 
 // Apply returns the session that results from applying d to s (nil for a
 // session that does not exist yet), checked against lim. It never modifies
-// s. The delta applies whole or not at all.
+// s. The delta applies whole or not at all. A delta without ops only
+// advances the version: the origin sends those to keys that may not see
+// what changed.
+//
+// A session's hard deadline never grows: login and logout can only bring
+// it closer, and every idle deadline is capped at it.
 func Apply(s *Session, d *Delta, lim *Limits) (*Session, error) {
 	if d.Version != d.BaseVersion+1 {
 		return nil, wrap(ErrBadDelta, "version "+utoa(d.Version)+" does not follow base "+utoa(d.BaseVersion))
-	}
-	if len(d.Ops) == 0 {
-		return nil, wrap(ErrBadDelta, "no ops")
 	}
 	var next *Session
 	if s == nil {
 		if d.BaseVersion != 0 {
 			return nil, wrap(ErrVersionMismatch, "session unknown, delta has base "+utoa(d.BaseVersion))
 		}
-		if d.Ops[0].Code != OpStart {
+		if len(d.Ops) == 0 || d.Ops[0].Code != OpStart {
 			return nil, wrap(ErrBadDelta, "a new session's first op must be start")
 		}
 		next = &Session{ID: d.ID}
@@ -161,7 +163,8 @@ func applyOp(s *Session, d *Delta, i int, lim *Limits) error {
 		}
 		s.Kind, s.Generation = op.Kind, op.Generation
 		s.Created, s.LastSeen = d.At, d.At
-		s.IdleDeadline, s.HardDeadline = op.Idle, op.Hard
+		s.HardDeadline = op.Hard
+		s.IdleDeadline = capIdle(op.Idle, s.HardDeadline)
 	case OpSetField:
 		if op.Field == FieldCustomerID {
 			return invalid("customerId", "set only by login")
@@ -214,7 +217,8 @@ func applyOp(s *Session, d *Delta, i int, lim *Limits) error {
 		}
 		s.Kind, s.Generation = KindCustomer, op.Generation
 		s.Fields[FieldCustomerID] = Text(op.CustomerID)
-		s.IdleDeadline, s.HardDeadline = op.Idle, op.Hard
+		s.HardDeadline = minDeadline(s.HardDeadline, op.Hard)
+		s.IdleDeadline = capIdle(op.Idle, s.HardDeadline)
 	case OpLogout:
 		if s.Kind == KindShared {
 			return invalid("kind", "a shared session cannot log out")
@@ -225,10 +229,11 @@ func applyOp(s *Session, d *Delta, i int, lim *Limits) error {
 		s.Kind, s.Generation = KindAnonymous, op.Generation
 		s.Fields[FieldCustomerID] = Value{}
 		s.Attrs[NamespacePrivacy] = nil
-		s.IdleDeadline, s.HardDeadline = op.Idle, op.Hard
+		s.HardDeadline = minDeadline(s.HardDeadline, op.Hard)
+		s.IdleDeadline = capIdle(op.Idle, s.HardDeadline)
 	case OpTouch:
 		s.LastSeen = d.At
-		s.IdleDeadline = op.Idle
+		s.IdleDeadline = capIdle(op.Idle, s.HardDeadline)
 	case OpEnd:
 		if op.Reason < EndAbandoned || op.Reason > EndRevoked {
 			return invalid("reason", "unknown end reason")
@@ -241,6 +246,22 @@ func applyOp(s *Session, d *Delta, i int, lim *Limits) error {
 		return wrap(ErrBadDelta, "unknown op "+itoa(int(op.Code)))
 	}
 	return nil
+}
+
+// minDeadline returns the earlier of two deadlines, where 0 means none.
+func minDeadline(a, b int64) int64 {
+	if a == 0 || (b != 0 && b < a) {
+		return b
+	}
+	return a
+}
+
+// capIdle caps an idle deadline (0: none) at the hard deadline (0: none).
+func capIdle(idle, hard int64) int64 {
+	if hard != 0 && idle > hard {
+		return hard
+	}
+	return idle
 }
 
 // wrappedError adds detail to a sentinel error without fmt, which would
