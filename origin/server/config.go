@@ -2,11 +2,9 @@ package server
 
 import (
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
 	"os"
 	"strconv"
 	"strings"
@@ -16,76 +14,14 @@ import (
 	"github.com/sessionedge/sessionedge/sdk/wire"
 )
 
-// Duration is the configuration's duration: a JSON string in Go syntax
-// ("500ms", "30m", "24h"), "none" where a timeout may be absent, or a bare
-// JSON number of seconds (fractions allowed). Zero (or absent) means the
+// Duration is the configuration's duration (wire.Duration): a JSON string
+// in Go syntax ("500ms", "30m", "24h"), "none" where a timeout may be
+// absent, or a bare JSON number of seconds. Zero (or absent) means the
 // default; negative values are refused.
-type Duration int64
+type Duration = wire.Duration
 
 // None is the Duration that means "no timeout".
-const None Duration = -1
-
-// ParseDuration parses the text form of a Duration: "none" or a Go duration.
-func ParseDuration(s string) (Duration, error) {
-	if s == "none" {
-		return None, nil
-	}
-	v, err := time.ParseDuration(s)
-	if err != nil {
-		return 0, fmt.Errorf("%q is not a duration such as \"30m\" or \"none\"", s)
-	}
-	if v < 0 {
-		return 0, fmt.Errorf("duration %q is negative", s)
-	}
-	return Duration(v), nil
-}
-
-// UnmarshalJSON reads "none", a Go duration string, or a number of seconds.
-func (d *Duration) UnmarshalJSON(b []byte) error {
-	var s string
-	if err := json.Unmarshal(b, &s); err == nil {
-		v, err := ParseDuration(s)
-		if err != nil {
-			return err
-		}
-		*d = v
-		return nil
-	}
-	var secs float64
-	if err := json.Unmarshal(b, &secs); err != nil {
-		return fmt.Errorf("must be a duration such as \"30m\", \"none\" or a number of seconds, not %s", b)
-	}
-	if secs < 0 || math.IsNaN(secs) || secs*float64(time.Second) > math.MaxInt64 {
-		return fmt.Errorf("duration %s is out of range", b)
-	}
-	*d = Duration(secs * float64(time.Second))
-	return nil
-}
-
-// MarshalJSON writes the text form.
-func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(d.String()) }
-
-// String returns "none" or the Go form.
-func (d Duration) String() string {
-	if d.IsNone() {
-		return "none"
-	}
-	return time.Duration(d).String()
-}
-
-// IsNone reports whether d is "none".
-func (d Duration) IsNone() bool { return d == None }
-
-// Std returns d as a time.Duration (None is -1ns: callers check IsNone).
-func (d Duration) Std() time.Duration { return time.Duration(d) }
-
-// orDefault returns d, or def when d is zero (absent).
-func orDefault(d, def Duration) Duration {
-	if d == 0 {
-		return def
-	}
-	return d
-}
+const None = wire.NoTimeout
 
 // deadlineAfter returns now+d in Unix ms (now in Unix ms), or 0 for none.
 func deadlineAfter(d Duration, now int64) int64 {

@@ -124,6 +124,7 @@ func TestNewRefusesBadConfigurations(t *testing.T) {
 		{"short token key", "tokenKeys", Config{APIKeys: key, TokenKeys: map[string]string{"1": "c2hvcnQ="}}},
 		{"webhook without secret", "webhook.secret", Config{APIKeys: key, Webhook: Webhook{URL: "http://127.0.0.1:1/"}}},
 		{"no store", "no store", Config{APIKeys: key}},
+		{"sweep never", "sweepInterval", Config{APIKeys: key, SweepInterval: None}},
 	}
 	for _, tc := range bad {
 		t.Run(tc.name, func(t *testing.T) {

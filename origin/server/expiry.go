@@ -12,7 +12,7 @@ const sweepBatch = 512
 
 func (s *Server) sweepLoop() {
 	defer s.bg.Done()
-	interval := orDefault(s.cfg.SweepInterval, Duration(time.Second)).Std()
+	interval := s.cfg.SweepInterval.Or(Duration(time.Second)).Std()
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {

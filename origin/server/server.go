@@ -115,10 +115,10 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.lim = cfg.Limits.WithDefaults()
 	t := cfg.Timeouts
-	s.tm[wire.KindAnonymous] = KindTimeouts{orDefault(t.Anonymous.Idle, Duration(time.Hour)), orDefault(t.Anonymous.Hard, Duration(24*time.Hour))}
-	s.tm[wire.KindCustomer] = KindTimeouts{orDefault(t.Customer.Idle, Duration(30*time.Minute)), orDefault(t.Customer.Hard, Duration(6*time.Hour))}
-	s.tm[wire.KindShared] = KindTimeouts{orDefault(t.Shared.Idle, None), orDefault(t.Shared.Hard, None)}
-	s.sharedTokenLife = orDefault(t.Shared.TokenLifetime, Duration(24*time.Hour))
+	s.tm[wire.KindAnonymous] = KindTimeouts{t.Anonymous.Idle.Or(Duration(time.Hour)), t.Anonymous.Hard.Or(Duration(24 * time.Hour))}
+	s.tm[wire.KindCustomer] = KindTimeouts{t.Customer.Idle.Or(Duration(30 * time.Minute)), t.Customer.Hard.Or(Duration(6 * time.Hour))}
+	s.tm[wire.KindShared] = KindTimeouts{t.Shared.Idle.Or(None), t.Shared.Hard.Or(None)}
+	s.sharedTokenLife = t.Shared.TokenLifetime.Or(Duration(24 * time.Hour))
 	kr, random, err := cfg.keyring()
 	if err != nil {
 		return nil, err
@@ -149,6 +149,12 @@ func New(cfg Config) (*Server, error) {
 	case cfg.Insecure:
 		s.log.Warn("insecure is set but API keys are configured: keys are required")
 	}
+	for name, d := range map[string]Duration{"sweepInterval": cfg.SweepInterval, "shutdownTimeout": cfg.ShutdownTimeout,
+		"webhook.maxBackoff": cfg.Webhook.MaxBackoff} {
+		if d.IsNone() {
+			return nil, fmt.Errorf("config: %s: may not be \"none\"", name)
+		}
+	}
 	if cfg.Webhook.URL != "" && cfg.Webhook.Secret == "" {
 		return nil, errors.New("config: webhook.secret: required with webhook.url")
 	}
@@ -156,16 +162,16 @@ func New(cfg Config) (*Server, error) {
 	s.routes = s.routeTable()
 	s.metrics = newMetrics(s)
 	h := cfg.HTTP
-	readTimeout := orDefault(h.ReadTimeout, Duration(30*time.Second)).Std()
+	readTimeout := h.ReadTimeout.Or(Duration(30 * time.Second)).Std()
 	s.http = &fasthttp.Server{
 		Handler:            s.handle,
 		Name:               "sessionedge-origin",
 		MaxRequestBodySize: s.maxBody * 4,
 		// ReadTimeout is the deadline of a connection's first byte and of
 		// each request's head; the body gets readTimeout once the head is in.
-		ReadTimeout:  orDefault(h.HeaderTimeout, Duration(5*time.Second)).Std(),
-		WriteTimeout: orDefault(h.WriteTimeout, Duration(30*time.Second)).Std(),
-		IdleTimeout:  orDefault(h.IdleTimeout, Duration(2*time.Minute)).Std(),
+		ReadTimeout:  h.HeaderTimeout.Or(Duration(5 * time.Second)).Std(),
+		WriteTimeout: h.WriteTimeout.Or(Duration(30 * time.Second)).Std(),
+		IdleTimeout:  h.IdleTimeout.Or(Duration(2 * time.Minute)).Std(),
 		HeaderReceived: func(*fasthttp.RequestHeader) fasthttp.RequestConfig {
 			return fasthttp.RequestConfig{ReadTimeout: readTimeout}
 		},
@@ -334,7 +340,7 @@ func Run(ctx context.Context, cfg Config) error {
 	case <-ctx.Done():
 	}
 	s.log.Info("origin shutting down")
-	timeout := orDefault(s.cfg.ShutdownTimeout, Duration(10*time.Second)).Std()
+	timeout := s.cfg.ShutdownTimeout.Or(Duration(10 * time.Second)).Std()
 	sctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	return s.Shutdown(sctx)

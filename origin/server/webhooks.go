@@ -79,8 +79,8 @@ type retryState struct {
 // a restart every pending entry is tried again at once.
 func (s *Server) webhookLoop() {
 	defer s.bg.Done()
-	timeout := orDefault(s.cfg.Webhook.Timeout, Duration(10*time.Second)).Std()
-	maxBackoff := orDefault(s.cfg.Webhook.MaxBackoff, Duration(5*time.Minute)).Std()
+	timeout := s.cfg.Webhook.Timeout.Or(Duration(10 * time.Second)).Std()
+	maxBackoff := s.cfg.Webhook.MaxBackoff.Or(Duration(5 * time.Minute)).Std()
 	client := &http.Client{Timeout: timeout}
 	secret := []byte(s.cfg.Webhook.Secret)
 	retries := map[string]*retryState{}
