@@ -584,21 +584,21 @@ func (s *Server) pathChange(ctx *fasthttp.RequestCtx, p params, a access, logout
 // parseContextBody parses a context body: a JSON object, or with
 // Content-Type application/cbor a CBOR-encoded context value (wire.AppendValue
 // of a map).
-func parseContextBody(ctx *fasthttp.RequestCtx) (wire.Value, error) {
-	if isCBORBody(ctx) {
-		v, err := wire.DecodeValue(ctx.PostBody())
+func parseContextBody(body []byte, cbor bool) (wire.Value, error) {
+	if cbor {
+		v, err := wire.DecodeValue(body)
 		if err == nil && v.Type != wire.TypeMap {
 			return v, badInput("body", "must be a CBOR map")
 		}
 		return v, err
 	}
-	return decodeObject(ctx.PostBody())
+	return decodeObject(body)
 }
 
 // bodyContextOps parses a context body into ops. A key admitted by an edge
 // scope may write only the public namespace.
 func (s *Server) bodyContextOps(ctx *fasthttp.RequestCtx, a access, replace bool) ([]wire.Op, error) {
-	obj, err := parseContextBody(ctx)
+	obj, err := parseContextBody(ctx.PostBody(), isCBORBody(ctx))
 	if err != nil {
 		return nil, err
 	}
