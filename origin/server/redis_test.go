@@ -5,7 +5,6 @@ import (
 	"time"
 
 	"github.com/sessionedge/sessionedge/origin/internal/redistest"
-	"github.com/sessionedge/sessionedge/origin/store"
 	redisstore "github.com/sessionedge/sessionedge/origin/store/redis"
 )
 
@@ -46,24 +45,5 @@ func TestRedisDown(t *testing.T) {
 	}
 	if r := o.do("PATCH", "/v1/sessions/"+id+"/context", keyAll, map[string]any{"custom": map[string]any{"kept": 1}}); r.status != 200 {
 		t.Fatalf("write after recovery: %d %s", r.status, r.body)
-	}
-}
-
-// TestRedisFreshRead: the Redis store reads past its cache for ?minVersion.
-func TestRedisFreshRead(t *testing.T) {
-	srv := redistest.Start(t, redistest.Options{})
-	st, err := redisstore.New(redisstore.Config{URLs: []string{"redis://" + srv.Addr}, Shards: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	var _ store.FreshGetter = st
-	cfg := baseConfig(t)
-	cfg.Store = st
-	o := startOrigin(t, cfg)
-	id := o.create(nil)
-	o.do("PATCH", "/v1/sessions/"+id+"/context", keyAll, `{"custom":{"a":1}}`)
-	if r := o.do("GET", "/v1/sessions/"+id+"?minVersion=2", keyAll, nil); r.status != 200 || r.header.Get("ETag") != `"2"` {
-		t.Fatalf("minVersion=2: %d %s", r.status, r.header.Get("ETag"))
 	}
 }
