@@ -81,12 +81,6 @@ func (s *Store) Get(ctx context.Context, id wire.ID) (*wire.Session, error) {
 	if sess, ok := s.cacheGet(id); ok {
 		return sess, nil
 	}
-	return s.GetFresh(ctx, id)
-}
-
-// GetFresh reads the session from Redis with one HMGET, never from the read
-// cache, and fills the cache with it (store.FreshGetter).
-func (s *Store) GetFresh(ctx context.Context, id wire.ID) (*wire.Session, error) {
 	seen := s.changeCounter(id).Load()
 	vals, err := s.do(ctx, s.client.B().Hmget().Key(s.sessionKey(id)).Field("b", "ls", "idle").Build()).ToArray()
 	if err != nil {
