@@ -2,6 +2,7 @@ package server
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"strconv"
 	"strings"
@@ -323,18 +324,27 @@ func (s *Server) commit(prev, next *wire.Session, d *wire.Delta) error {
 	return err
 }
 
-// read returns the stored session id. With minVersion > 0 a cached copy
-// older than minVersion is not good enough: the store is read again,
-// bypassing its read cache when it has one (store.FreshGetter); a store
-// that itself is older answers what it has.
+// atLeastGetter is implemented by stores whose read cache can lag behind
+// the backend (writes of other origin nodes reach it by notification):
+// GetAtLeast does not answer from a cached copy older than minVersion but
+// reads the backend; a backend that is older answers what it has.
+type atLeastGetter interface {
+	GetAtLeast(ctx context.Context, id wire.ID, minVersion uint64) (*wire.Session, error)
+}
+
+// cborAtLeastGetter is GetAtLeast for store.CBORGetter's encoded reads.
+type cborAtLeastGetter interface {
+	GetCBORAtLeast(ctx context.Context, id wire.ID, minVersion uint64) (*wire.Session, []byte, error)
+}
+
+// read returns the stored session id, at least at minVersion when the
+// store has it (see atLeastGetter). A store without GetAtLeast keeps its
+// cache in step with its own commits, so Get is as fresh.
 func (s *Server) read(id wire.ID, minVersion uint64) (*wire.Session, error) {
-	sess, err := s.st.Get(s.base, id)
-	if minVersion > 0 && (errors.Is(err, store.ErrNotFound) || (err == nil && sess.Version < minVersion)) {
-		if fg, ok := s.st.(store.FreshGetter); ok {
-			return fg.GetFresh(s.base, id)
-		}
+	if g, ok := s.st.(atLeastGetter); ok && minVersion > 0 {
+		return g.GetAtLeast(s.base, id, minVersion)
 	}
-	return sess, err
+	return s.st.Get(s.base, id)
 }
 
 func (s *Server) handleGet(ctx *fasthttp.RequestCtx, p params, a access) error {
@@ -351,9 +361,17 @@ func (s *Server) handleGet(ctx *fasthttp.RequestCtx, p params, a access) error {
 		return err
 	}
 	items := ctx.QueryArgs().Peek("items")
-	if cg, ok := s.st.(store.CBORGetter); ok && wantsCBOR(ctx) && len(items) == 0 && a.namespaces == wire.AllNamespaces {
-		sess, enc, err := cg.GetCBOR(s.base, id)
-		if err == nil && sess.Version >= minVersion {
+	if len(items) == 0 && a.namespaces == wire.AllNamespaces && wantsCBOR(ctx) {
+		var sess *wire.Session
+		var enc []byte
+		err := errNoCBOR
+		if g, ok := s.st.(cborAtLeastGetter); ok && minVersion > 0 {
+			sess, enc, err = g.GetCBORAtLeast(s.base, id, minVersion)
+		} else if g, ok := s.st.(store.CBORGetter); ok && (minVersion == 0 || !isAtLeastGetter(s.st)) {
+			sess, enc, err = g.GetCBOR(s.base, id)
+		}
+		switch {
+		case err == nil:
 			if sess.Ended != 0 {
 				return errGone
 			}
@@ -364,8 +382,7 @@ func (s *Server) handleGet(ctx *fasthttp.RequestCtx, p params, a access) error {
 			ctx.SetContentType("application/cbor")
 			ctx.SetBody(enc)
 			return nil
-		}
-		if err != nil && (minVersion == 0 || !errors.Is(err, store.ErrNotFound)) {
+		case err != errNoCBOR:
 			return err
 		}
 	}
@@ -386,6 +403,14 @@ func (s *Server) handleGet(ctx *fasthttp.RequestCtx, p params, a access) error {
 	}
 	s.writeSession(ctx, sess, fasthttp.StatusOK, a)
 	return nil
+}
+
+// errNoCBOR: the store keeps no encoded copy to answer with.
+var errNoCBOR = errors.New("no stored encoding")
+
+func isAtLeastGetter(st store.Store) bool {
+	_, ok := st.(atLeastGetter)
+	return ok
 }
 
 // selectItems returns a copy of sess holding only the listed well-known

@@ -238,7 +238,8 @@ func TestFeedFilter(t *testing.T) {
 }
 
 // staleStore serves Get from a copy older than the store's, as a read
-// cache can after another node's write; GetFresh reads the store.
+// cache can after another node's write; GetAtLeast reads the store when the
+// copy is too old.
 type staleStore struct {
 	store.Store
 	stale *wire.Session
@@ -252,7 +253,10 @@ func (s *staleStore) Get(ctx context.Context, id wire.ID) (*wire.Session, error)
 	return s.Store.Get(ctx, id)
 }
 
-func (s *staleStore) GetFresh(ctx context.Context, id wire.ID) (*wire.Session, error) {
+func (s *staleStore) GetAtLeast(ctx context.Context, id wire.ID, minVersion uint64) (*wire.Session, error) {
+	if sess, err := s.Get(ctx, id); err != nil || sess.Version >= minVersion {
+		return sess, err
+	}
 	s.fresh++
 	return s.Store.Get(ctx, id)
 }

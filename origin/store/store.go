@@ -164,11 +164,3 @@ func DueAt(s *wire.Session, tombstoneTTL int64) int64 {
 type CBORGetter interface {
 	GetCBOR(ctx context.Context, id wire.ID) (*wire.Session, []byte, error)
 }
-
-// FreshGetter is implemented by stores whose read cache can lag behind the
-// backend (writes of other origin nodes reach it by notification). GetFresh
-// reads the session from the backend itself, bypassing the cache; the origin
-// uses it when a reader asks for at least a version its cached copy lacks.
-type FreshGetter interface {
-	GetFresh(ctx context.Context, id wire.ID) (*wire.Session, error)
-}
