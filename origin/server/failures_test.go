@@ -16,6 +16,8 @@ import (
 type failingStore struct {
 	store.Store
 	get, claim, done atomic.Bool
+	claims           atomic.Int64 // OutboxClaim calls
+	claimed          atomic.Int64 // entries they handed out
 }
 
 var errDisk = errors.New("disk on fire: sector 7")
@@ -28,10 +30,13 @@ func (f *failingStore) Get(ctx context.Context, id wire.ID) (*wire.Session, erro
 }
 
 func (f *failingStore) OutboxClaim(ctx context.Context, limit int, lease time.Duration) ([]store.OutboxEntry, error) {
+	f.claims.Add(1)
 	if f.claim.Load() {
 		return nil, errDisk
 	}
-	return f.Store.OutboxClaim(ctx, limit, lease)
+	es, err := f.Store.OutboxClaim(ctx, limit, lease)
+	f.claimed.Add(int64(len(es)))
+	return es, err
 }
 
 func (f *failingStore) OutboxDone(ctx context.Context, id string) error {
@@ -89,16 +94,19 @@ func TestWebhookLoopFailures(t *testing.T) {
 	waitFor(t, 10*time.Second, "a logged claim failure", func() bool {
 		return strings.Contains(logs.String(), "claim failed") && strings.Contains(logs.String(), "sector 7")
 	})
-	time.Sleep(600 * time.Millisecond) // a few more ticks of the loop
+	n0 := fs.claims.Load()
+	waitFor(t, 10*time.Second, "more failing claims", func() bool { return fs.claims.Load() >= n0+3 })
 	if n := strings.Count(logs.String(), "claim failed"); n != 1 {
 		t.Fatalf("claim failure logged %d times, want once per streak", n)
 	}
 	fs.claim.Store(false)
 	o.create(nil)
 	// The first delivery fails; the retry waits for the backoff (about a
-	// second) on the server's clock, which stands still.
+	// second) on the server's clock, which stands still: the entry is
+	// claimed again when its lease lapses, and skipped.
 	waitFor(t, 10*time.Second, "a failed delivery", func() bool { return hook.fail.Load() == 0 })
-	time.Sleep(1500 * time.Millisecond)
+	c0 := fs.claimed.Load()
+	waitFor(t, 10*time.Second, "the failed entry claimed twice more", func() bool { return fs.claimed.Load() >= c0+2 })
 	hook.mu.Lock()
 	delivered := len(hook.events)
 	hook.mu.Unlock()
