@@ -102,6 +102,17 @@ func TestAmbiguousFraming(t *testing.T) {
 			t.Fatalf("%q: %d %s, closed %v", framing, res.StatusCode, b, closed)
 		}
 	}
+	// "identity" is no transfer coding fasthttp applies, but a proxy in
+	// front may read it otherwise.
+	for _, framing := range []string{
+		"Content-Length: 18\r\nTransfer-Encoding: identity\r\n",
+		"Transfer-Encoding: identity\r\nContent-Length: 18\r\n",
+	} {
+		res, b, closed := o.raw(head + framing + "\r\n" + body)
+		if res.StatusCode != 400 || !strings.Contains(b, "Transfer-Encoding") || !closed {
+			t.Fatalf("%q: %d %s, closed %v", framing, res.StatusCode, b, closed)
+		}
+	}
 	if s, _ := o.getCBOR(id); s.Version != 1 {
 		t.Fatalf("an ambiguous request wrote: version %d", s.Version)
 	}

@@ -176,15 +176,16 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	s.metrics.observe(idx, ctx.Response.StatusCode(), time.Since(start))
 }
 
-// ambiguousFraming reports a request that sent both Transfer-Encoding and
-// Content-Length. fasthttp lets Transfer-Encoding win and drops
-// Content-Length from the parsed header, so the raw header is scanned
-// (only for chunked requests, which are rare).
+// ambiguousFraming reports a request that sent both Transfer-Encoding (of
+// any value) and Content-Length. fasthttp lets chunked win and drops the
+// other header from the parsed request, and ignores "identity", so the raw
+// head is scanned; only for requests with a body, which are the writes.
 func ambiguousFraming(h *fasthttp.RequestHeader) bool {
-	if h.ContentLength() != -1 {
-		return false
+	if h.ContentLength() == -2 {
+		return false // neither a length nor chunked: no body to frame
 	}
 	raw := h.RawHeaders()
+	var cl, te bool
 	for len(raw) > 0 {
 		line := raw
 		if i := bytes.IndexByte(raw, '\n'); i >= 0 {
@@ -193,11 +194,14 @@ func ambiguousFraming(h *fasthttp.RequestHeader) bool {
 			raw = nil
 		}
 		name, _, ok := bytes.Cut(line, []byte{':'})
-		if ok && bytes.EqualFold(bytes.TrimSpace(name), []byte("Content-Length")) {
-			return true
+		if !ok {
+			continue
 		}
+		name = bytes.TrimSpace(name)
+		cl = cl || bytes.EqualFold(name, []byte("Content-Length"))
+		te = te || bytes.EqualFold(name, []byte("Transfer-Encoding"))
 	}
-	return false
+	return cl && te
 }
 
 // handleAdmin serves the admin listener: metrics and health.
