@@ -29,6 +29,7 @@ type metrics struct {
 	webhookFailures  prometheus.Counter
 	webhookDelivered prometheus.Counter
 	syncParked       prometheus.Gauge
+	connsRefused     prometheus.Counter
 	touchesRejected  *prometheus.CounterVec
 }
 
@@ -56,13 +57,15 @@ func newMetrics(s *Server) *metrics {
 		func() float64 { return float64(s.st.Stats().LiveSessions) })
 	m.syncParked = prometheus.NewGauge(prometheus.GaugeOpts{Name: "sessionedge_sync_parked",
 		Help: "Sync long-polls waiting for a commit."})
+	m.connsRefused = prometheus.NewCounter(prometheus.CounterOpts{Name: "sessionedge_http_connections_refused_total",
+		Help: "Connections refused because their client address held http.maxConnsPerIP already."})
 	m.touchesRejected = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sessionedge_touches_rejected_total",
 		Help: "Touch reports ignored, by reason."}, []string{"reason"})
 	for _, r := range []string{touchStaleGeneration, touchKindMismatch, touchEnded, touchInvalid, "not_anonymous", "not_generation_1", "hard_deadline"} {
 		m.touchesRejected.WithLabelValues(r)
 	}
 	m.reg.MustRegister(reqs, lat, storeLat, lag, m.webhookBacklog, m.webhookFailures, m.webhookDelivered, live,
-		m.syncParked, m.touchesRejected)
+		m.syncParked, m.touchesRejected, m.connsRefused)
 	if cs, ok := s.st.(CacheStats); ok {
 		m.reg.MustRegister(
 			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "sessionedge_store_cache_hits_total", Help: "Session reads answered by the read cache."},

@@ -175,7 +175,6 @@ func New(cfg Config) (*Server, error) {
 		HeaderReceived: func(*fasthttp.RequestHeader) fasthttp.RequestConfig {
 			return fasthttp.RequestConfig{ReadTimeout: readTimeout}
 		},
-		MaxConnsPerIP:  orInt(h.MaxConnsPerIP, 1024),
 		Concurrency:    orInt(h.MaxConns, 65536),
 		ReadBufferSize: orInt(h.MaxHeaderBytes, 8<<10),
 		ErrorHandler: func(ctx *fasthttp.RequestCtx, err error) {
@@ -202,7 +201,6 @@ func New(cfg Config) (*Server, error) {
 		ReadTimeout:           10 * time.Second,
 		WriteTimeout:          30 * time.Second,
 		IdleTimeout:           2 * time.Minute,
-		MaxConnsPerIP:         64,
 		NoDefaultServerHeader: true,
 		NoDefaultDate:         true,
 		Logger:                debugPrintf{s.log},
@@ -287,13 +285,13 @@ func (s *Server) startBackground() {
 func (s *Server) Serve(ln net.Listener) error {
 	s.startBackground()
 	s.log.Info("origin serving", "addr", ln.Addr().String())
-	return s.http.Serve(ln)
+	return s.http.Serve(newPerIPListener(ln, orInt(s.cfg.HTTP.MaxConnsPerIP, 1024), s.metrics.connsRefused.Inc))
 }
 
 // ServeAdmin serves /metrics, /healthz and /readyz on ln until Shutdown.
 func (s *Server) ServeAdmin(ln net.Listener) error {
 	s.log.Info("origin admin serving", "addr", ln.Addr().String())
-	return s.admin.Serve(ln)
+	return s.admin.Serve(newPerIPListener(ln, 64, func() {}))
 }
 
 // Shutdown stops accepting connections, wakes long-polls, waits for

@@ -60,7 +60,7 @@ func TestSlowClients(t *testing.T) {
 			go func() {
 				var b [512]byte
 				n, _ := c.Read(b[:]) // blocks until the server answers or closes
-				if strings.Contains(string(b[:n]), "MaxConnsPerIP") {
+				if strings.HasPrefix(string(b[:n]), "HTTP/1.1 429") {
 					refused.Add(1)
 				} else {
 					cut.Add(1)
