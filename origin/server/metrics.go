@@ -33,9 +33,9 @@ type metrics struct {
 	touchesRejected  *prometheus.CounterVec
 }
 
-// CacheStats is implemented by stores with a read cache: the hits and
+// cacheStats is implemented by stores with a read cache: the hits and
 // misses it counted since it opened.
-type CacheStats interface {
+type cacheStats interface {
 	CacheStats() (hits, misses uint64)
 }
 
@@ -66,7 +66,7 @@ func newMetrics(s *Server) *metrics {
 	}
 	m.reg.MustRegister(reqs, lat, storeLat, lag, m.webhookBacklog, m.webhookFailures, m.webhookDelivered, live,
 		m.syncParked, m.touchesRejected, m.connsRefused)
-	if cs, ok := s.st.(CacheStats); ok {
+	if cs, ok := s.st.(cacheStats); ok {
 		m.reg.MustRegister(
 			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "sessionedge_store_cache_hits_total", Help: "Session reads answered by the read cache."},
 				func() float64 { h, _ := cs.CacheStats(); return float64(h) }),
