@@ -1,6 +1,6 @@
 // Package store defines the interface between the origin service and the
-// backends that hold session state durably (the embedded Pebble store, and a
-// Redis store later), and the errors they share. Every backend passes the
+// backends that hold session state durably (the embedded Pebble store, and
+// Redis or Redis Cluster), and the errors they share. Every backend passes the
 // conformance suite in origin/store/storetest.
 //
 // The interface is shaped so that a backend with server-side scripts can
@@ -86,6 +86,28 @@ type Stats struct {
 	LiveSessions int64 // sessions that are not tombstones
 }
 
+// CacheStats are the counters of a store's read cache (origin/store/cache),
+// for metrics. Every backend counts the same way: Hits and Misses count
+// reads of a session (Get, GetAtLeast, GetCBOR, ...), a read that finds an
+// entry older than the version it asks for being a miss; Bytes is what the
+// entries count against MaxBytes (each its CBOR encoding plus a fixed
+// overhead, see cache.EntryOverhead).
+type CacheStats struct {
+	Hits, Misses uint64
+	Evictions    uint64
+	Entries      int64
+	Bytes        int64
+	MaxBytes     int64 // 0: the cache is disabled
+}
+
+// HitRatio returns Hits / (Hits + Misses), or 0 before the first read.
+func (s CacheStats) HitRatio() float64 {
+	if s.Hits+s.Misses == 0 {
+		return 0
+	}
+	return float64(s.Hits) / float64(s.Hits+s.Misses)
+}
+
 // Store holds sessions, the change log, the expiry and customer indexes,
 // and the webhook outbox. Implementations are safe for concurrent use.
 // Sessions returned by a Store are shared and must not be modified (wire.Apply
@@ -94,6 +116,11 @@ type Store interface {
 	// Get returns the session id, tombstones included (Ended != 0), or
 	// ErrNotFound.
 	Get(ctx context.Context, id wire.ID) (*wire.Session, error)
+	// GetAtLeast is Get for read-your-writes: it does not answer from a
+	// cached copy older than minVersion but reads the backend (and caches
+	// what it read). When the backend itself holds an older version, that
+	// is the answer. minVersion 0 is Get.
+	GetAtLeast(ctx context.Context, id wire.ID, minVersion uint64) (*wire.Session, error)
 	// Commit writes c atomically and durably. It fails with ErrConflict
 	// when the stored version is not c.Delta.BaseVersion.
 	Commit(ctx context.Context, c *Commit) error
@@ -133,23 +160,50 @@ type Store interface {
 	// that added outbox entries (coalesced; never closed).
 	OutboxNotify() <-chan struct{}
 
-	// Stats returns counters for metrics.
+	// Stats returns counters for metrics. It may ask the backend.
 	Stats() Stats
+	// CacheStats returns the read cache's counters; it never asks the
+	// backend.
+	CacheStats() CacheStats
 	// Close releases the store; it waits for nothing in flight.
 	Close() error
 }
 
 // DueAt returns the instant the expiry index keys session s by, Unix ms, or
-// 0 when no action is ever due: for a live session the earlier of its idle
-// deadline (not for shared sessions, whose idle action is none) and its hard
-// deadline; for a tombstone the instant it may be purged, its hard deadline or
-// tombstoneTTL after it ended when it has none.
+// 0 when no action is ever due.
+//
+// A live session is due at the earlier of its idle deadline (not for shared
+// sessions, whose idle action is none) and its hard deadline.
+//
+// A tombstone is due for purging once no token of its session can be valid:
+// while it exists, old tokens get 410 and cannot bring the id back (a touch
+// or a self-service write never recreates an id that has a tombstone). A
+// token never outlives the hard deadline it carries, which is the
+// session's hard deadline at the token's generation; hard deadlines are set
+// when the session starts and never grow, but a login may lower one. So:
+//
+//   - a session still at generation 1 with a hard deadline (its hard
+//     deadline never changed, and every token carries it) is purged at its
+//     hard deadline;
+//   - any other session (no hard deadline, as shared sessions, or a
+//     generation raised by login or logout, whose older tokens may carry a
+//     later deadline than the last one) at the later of its hard deadline
+//     and its end + tombstoneTTL. tombstoneTTL must be at least the
+//     longest a token can stay valid after it is issued (the shared
+//     sessions' token lifetime; for the other kinds their idle timeout, or
+//     their hard timeout where they have no idle timeout), since no token is
+//     issued after the end.
+//
+// A tombstone's LastSeen is the instant it ended (wire.Apply sets it on
+// OpEnd).
 func DueAt(s *wire.Session, tombstoneTTL int64) int64 {
 	if s.Ended != 0 {
-		if s.HardDeadline != 0 {
+		if s.Generation <= 1 && s.HardDeadline != 0 {
 			return s.HardDeadline
 		}
-		return s.LastSeen + tombstoneTTL
+		purge := s.LastSeen + min(tombstoneTTL, wire.MaxTime) // the end, + TTL
+		// Never past the year 9999: Redis keeps the index in doubles.
+		return min(max(purge, s.HardDeadline), wire.MaxTime)
 	}
 	due := s.HardDeadline
 	if s.Kind != wire.KindShared && s.IdleDeadline != 0 && (due == 0 || s.IdleDeadline < due) {
@@ -163,4 +217,6 @@ func DueAt(s *wire.Session, tombstoneTTL int64) int64 {
 // of encoding. The returned session and bytes are shared and immutable.
 type CBORGetter interface {
 	GetCBOR(ctx context.Context, id wire.ID) (*wire.Session, []byte, error)
+	// GetCBORAtLeast is GetCBOR with GetAtLeast's minVersion.
+	GetCBORAtLeast(ctx context.Context, id wire.ID, minVersion uint64) (*wire.Session, []byte, error)
 }

@@ -2,8 +2,12 @@ package wire
 
 import (
 	"errors"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/sessionedge/sessionedge/internal/fuzzbudget"
 )
 
 func start(id ID) *Session {
@@ -241,7 +245,9 @@ func TestParseValueJSONRejects(t *testing.T) {
 func FuzzParseValueJSON(f *testing.F) {
 	f.Add([]byte(`{"a":[1,2.5,"x",{"$decimal":"1.10"},{"$time":"2026-01-01T00:00:00Z"}]}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		v, err := ParseValueJSON(b)
+		var v Value
+		var err error
+		fuzzbudget.Check(t, len(b), func() { v, err = ParseValueJSON(b) })
 		if err != nil {
 			return
 		}
@@ -254,4 +260,109 @@ func FuzzParseValueJSON(f *testing.F) {
 			t.Fatalf("JSON round trip unstable: %s", out)
 		}
 	})
+}
+
+// TestApplyOpOrder checks that ops touching the same attributes apply in
+// delta order, whatever the merge does underneath.
+func TestApplyOpOrder(t *testing.T) {
+	id := ID{3}
+	base := start(id)
+	base, err := Apply(base, &Delta{ID: id, BaseVersion: 1, Version: 2, At: 1100, Ops: []Op{
+		{Code: OpSetAttr, NS: NamespaceCustom, Key: "a", Value: Text("1")},
+		{Code: OpSetAttr, NS: NamespaceCustom, Key: "bb", Value: Text("2")},
+		{Code: OpSetAttr, NS: NamespacePrivacy, Key: "email", Value: Text("x@y")},
+		{Code: OpLogin, CustomerID: "c", Generation: 2},
+	}}, &DefaultLimits)
+	if err != nil {
+		t.Fatal(err)
+	}
+	set := func(ns Namespace, k, v string) Op { return Op{Code: OpSetAttr, NS: ns, Key: k, Value: Text(v)} }
+	del := func(ns Namespace, k string) Op { return Op{Code: OpDeleteAttr, NS: ns, Key: k} }
+	clr := func(ns Namespace) Op { return Op{Code: OpClearNamespace, NS: ns} }
+	tests := []struct {
+		name    string
+		ops     []Op
+		custom  string // the custom namespace as k=v,... in key order
+		privacy string
+	}{
+		{"set then delete", []Op{set(0, "c", "3"), del(0, "c")}, "a=1,bb=2", "email=x@y"},
+		{"delete then set", []Op{del(0, "a"), set(0, "a", "9")}, "a=9,bb=2", "email=x@y"},
+		{"set twice", []Op{set(0, "a", "8"), set(0, "a", "9")}, "a=9,bb=2", "email=x@y"},
+		{"clear then set", []Op{clr(0), set(0, "z", "1")}, "z=1", "email=x@y"},
+		{"set then clear", []Op{set(0, "z", "1"), clr(0)}, "", "email=x@y"},
+		{"set privacy then logout", []Op{set(1, "phone", "1"), {Code: OpLogout, Generation: 3}}, "a=1,bb=2", ""},
+		{"logout then set privacy", []Op{{Code: OpLogout, Generation: 3}, set(1, "phone", "1")}, "a=1,bb=2", "phone=1"},
+		{"keys in CBOR order", []Op{set(0, "b", "x"), set(0, "aaa", "y")}, "a=1,b=x,bb=2,aaa=y", "email=x@y"},
+		{"delete absent", []Op{del(0, "nope")}, "a=1,bb=2", "email=x@y"},
+	}
+	show := func(as Attrs) string {
+		var b strings.Builder
+		for i, a := range as {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			b.WriteString(a.Key + "=" + a.Value.Text)
+		}
+		return b.String()
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			next, err := Apply(base, &Delta{ID: id, BaseVersion: 2, Version: 3, At: 1200, Ops: tt.ops}, &DefaultLimits)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := show(next.Attrs[NamespaceCustom]); got != tt.custom {
+				t.Errorf("custom = %q, want %q", got, tt.custom)
+			}
+			if got := show(next.Attrs[NamespacePrivacy]); got != tt.privacy {
+				t.Errorf("privacy = %q, want %q", got, tt.privacy)
+			}
+			if show(base.Attrs[NamespaceCustom]) != "a=1,bb=2" {
+				t.Fatal("Apply modified its input")
+			}
+		})
+	}
+}
+
+// TestApplyLargeDeltaIsCheap applies a delta at the op limit that ends up
+// over the attribute limit: it must be refused in linear-ish time, not
+// after a copy of the namespace per op.
+func TestApplyLargeDeltaIsCheap(t *testing.T) {
+	id := ID{4}
+	base := start(id)
+	lim := DefaultLimits
+	ops := make([]Op, lim.MaxOps())
+	for i := range ops {
+		ops[i] = Op{Code: OpSetAttr, NS: Namespace(i % NumNamespaces), Key: "k" + strconv.Itoa(i), Value: Int(int64(i))}
+	}
+	d := &Delta{ID: id, BaseVersion: 1, Version: 2, At: 1100, Ops: ops}
+	fuzzbudget.CheckBudget(t, len(ops), 20*time.Millisecond, func() {
+		if _, err := Apply(base, d, &lim); err == nil {
+			t.Fatal("a delta over the attribute limit applied")
+		}
+	})
+	raised := Limits{MaxAttrs: 4096, MaxSessionBytes: 1 << 20}.WithDefaults()
+	fuzzbudget.CheckBudget(t, len(ops), 20*time.Millisecond, func() {
+		next, err := Apply(base, d, &raised)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if next.NumAttrs() != len(ops) {
+			t.Fatalf("%d attributes, want %d", next.NumAttrs(), len(ops))
+		}
+	})
+}
+
+func TestApplyAllocsOneAttr(t *testing.T) {
+	id := ID{5}
+	base := start(id)
+	d := &Delta{ID: id, BaseVersion: 1, Version: 2, At: 1100, Ops: []Op{{Code: OpSetAttr, NS: NamespaceCustom, Key: "k", Value: Int(1)}}}
+	n := testing.AllocsPerRun(100, func() {
+		if _, err := Apply(base, d, &DefaultLimits); err != nil {
+			panic(err)
+		}
+	})
+	if n > 4 { // as before attrChanges: the session, its namespace, and the limit check's
+		t.Fatalf("%v allocations to apply a one-attribute delta", n)
+	}
 }

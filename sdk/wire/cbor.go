@@ -28,22 +28,14 @@ var (
 	ErrCBORUnknownOpcode = errors.New("unknown op code")
 )
 
-// cborError wraps ErrCBOR and a specific reason, with where it happened.
-type cborError struct {
-	reason error
-	what   string
-	off    int
-}
-
-func (e *cborError) Error() string {
-	return "wire: bad CBOR at byte " + itoa(e.off) + " (" + e.what + "): " + e.reason.Error()
-}
-
-func (e *cborError) Is(target error) bool { return target == ErrCBOR || target == e.reason }
-
-// maxNesting caps the nesting the decoder follows, whatever the limits say, so
-// hostile input cannot exhaust the stack. Limits.MaxDepth must not exceed it.
-const maxNesting = 16
+// maxNesting caps the nesting of a value the decoders follow, whatever the
+// limits say (a larger Limits.MaxDepth counts as maxNesting), so hostile
+// input cannot exhaust the stack. maxStack caps a whole document: a value
+// inside the deepest schema envelope (a batch's delta's op).
+const (
+	maxNesting = 16
+	maxStack   = maxNesting + 8
+)
 
 // Major types.
 const (
@@ -177,24 +169,72 @@ func float64FromHalf(h uint16) float64 {
 }
 
 // decoder reads deterministic CBOR from b. It never panics, never reads past
-// b, and checks every declared length against the bytes left before it
-// allocates, so memory stays proportional to the input.
+// b, and checks every declared length against the bytes left and the limits
+// before it allocates, so memory stays proportional to the input and a
+// document over a limit is refused at the head that declares it. Errors are
+// *FieldError naming the path from the document's root (root when it is the
+// root itself), never a byte offset.
 type decoder struct {
 	b     []byte
 	off   int
-	depth int
+	depth int // structural nesting, at most maxStack
+
+	root string
+	path []pathSeg
+
+	// The limits in force; unlimited without Limits.
+	valueDepth                int // containers around and in one value
+	maxKeys, maxList, maxText int
+	maxKey, maxOps, maxBatch  int
+	attrsLeft                 int // attributes a session may still hold
 }
 
-func (d *decoder) fail(reason error, what string) error {
-	return &cborError{reason: reason, what: what, off: d.off}
+func newDecoder(b []byte, root string, lim *Limits) *decoder {
+	d := &decoder{b: b, root: root}
+	if lim == nil {
+		d.valueDepth = maxNesting
+		d.maxKeys, d.maxList, d.maxText, d.maxKey = unlimited, unlimited, unlimited, unlimited
+		d.maxOps, d.maxBatch, d.attrsLeft = unlimited, unlimited, unlimited
+		return d
+	}
+	l := lim.WithDefaults()
+	d.valueDepth = min(l.MaxDepth, maxNesting)
+	d.maxKeys, d.maxList, d.maxText, d.maxKey = l.MaxAttrs, l.MaxListLen, l.MaxTextLen, l.MaxKeyLen
+	d.maxOps, d.maxBatch, d.attrsLeft = l.MaxOps(), l.MaxBatch, l.MaxAttrs
+	return d
 }
+
+func (d *decoder) field() string { return fieldName(d.root, d.path) }
+
+// fail reports malformed input.
+func (d *decoder) fail(reason error) error {
+	return &FieldError{Field: d.field(), Reason: reason.Error(), Err: ErrInvalid, syntax: ErrCBOR, cause: reason}
+}
+
+// failWith reports malformed input with a more specific reason than cause's.
+func (d *decoder) failWith(cause error, reason string) error {
+	return &FieldError{Field: d.field(), Reason: reason, Err: ErrInvalid, syntax: ErrCBOR, cause: cause}
+}
+
+// tooLarge reports a count or length over a limit.
+func (d *decoder) tooLarge(reason string) error {
+	return &FieldError{Field: d.field(), Reason: reason, Err: ErrTooLarge, syntax: ErrCBOR, cause: ErrCBORTooLong}
+}
+
+// push names the value about to be decoded; pop returns to its container.
+func (d *decoder) push(key string) { d.path = append(d.path, pathSeg{key: key, index: -1}) }
+func (d *decoder) pushIndex(i int) { d.path = append(d.path, pathSeg{index: i}) }
+func (d *decoder) pop()            { d.path = d.path[:len(d.path)-1] }
+
+// name renames the value about to be decoded (the last segment of the path).
+func (d *decoder) name(key string) { d.path[len(d.path)-1] = pathSeg{key: key, index: -1} }
 
 // head reads an item head. For majors 0–6 it returns the argument; for major
 // 7 it returns the additional info in arg and leaves the payload unread
 // (float payloads are read by float).
-func (d *decoder) head(what string) (major byte, arg uint64, err error) {
+func (d *decoder) head() (major byte, arg uint64, err error) {
 	if d.off >= len(d.b) {
-		return 0, 0, d.fail(ErrCBORTruncated, what)
+		return 0, 0, d.fail(ErrCBORTruncated)
 	}
 	ib := d.b[d.off]
 	major, info := ib>>5, ib&0x1f
@@ -207,13 +247,13 @@ func (d *decoder) head(what string) (major byte, arg uint64, err error) {
 		d.off++
 		return major, uint64(info), nil
 	case info == 31:
-		return 0, 0, d.fail(ErrCBORIndefinite, what)
+		return 0, 0, d.fail(ErrCBORIndefinite)
 	case info > 27:
-		return 0, 0, d.fail(ErrCBORType, what)
+		return 0, 0, d.fail(ErrCBORType)
 	}
 	n := 1 << (info - 24)
 	if len(d.b)-d.off-1 < n {
-		return 0, 0, d.fail(ErrCBORTruncated, what)
+		return 0, 0, d.fail(ErrCBORTruncated)
 	}
 	p := d.b[d.off+1 : d.off+1+n]
 	var min uint64
@@ -228,106 +268,120 @@ func (d *decoder) head(what string) (major byte, arg uint64, err error) {
 		arg, min = binary.BigEndian.Uint64(p), math.MaxUint32+1
 	}
 	if arg < min {
-		return 0, 0, d.fail(ErrCBORNotCanonical, what)
+		return 0, 0, d.fail(ErrCBORNotCanonical)
 	}
 	d.off += 1 + n
 	return major, arg, nil
 }
 
-func (d *decoder) expect(major byte, what string) (uint64, error) {
+func (d *decoder) expect(major byte) (uint64, error) {
 	start := d.off
-	m, arg, err := d.head(what)
+	m, arg, err := d.head()
 	if err != nil {
 		return 0, err
 	}
 	if m != major {
 		d.off = start
-		return 0, d.fail(ErrCBORType, what)
+		return 0, d.fail(ErrCBORType)
 	}
 	return arg, nil
 }
 
 // count reads an array or map head and checks that n entries of at least
-// minBytes each fit in the input.
-func (d *decoder) count(major byte, minBytes int, what string) (int, error) {
-	n, err := d.expect(major, what)
+// minBytes each fit in the input and that n is at most max; what names the
+// entries in the error ("keys", "items").
+func (d *decoder) count(major byte, minBytes int, max int, what string) (int, error) {
+	n, err := d.expect(major)
 	if err != nil {
 		return 0, err
 	}
+	if n > uint64(max) {
+		return 0, d.tooLarge("holds more than " + itoa(max) + " " + what)
+	}
 	if n > uint64(len(d.b)-d.off)/uint64(minBytes) {
-		return 0, d.fail(ErrCBORTooLong, what)
+		return 0, d.fail(ErrCBORTooLong)
 	}
 	return int(n), nil
 }
 
-func (d *decoder) uint(what string) (uint64, error) { return d.expect(majUint, what) }
+func (d *decoder) uint() (uint64, error) { return d.expect(majUint) }
 
-func (d *decoder) uint32(what string) (uint32, error) {
-	n, err := d.uint(what)
+func (d *decoder) uint32() (uint32, error) {
+	n, err := d.uint()
 	if err == nil && n > math.MaxUint32 {
-		return 0, d.fail(ErrCBOROutOfRange, what)
+		return 0, d.fail(ErrCBOROutOfRange)
 	}
 	return uint32(n), err
 }
 
-func (d *decoder) small(what string, max uint64) (uint8, error) {
-	n, err := d.uint(what)
+func (d *decoder) small(max uint64) (uint8, error) {
+	n, err := d.uint()
 	if err == nil && n > max {
-		return 0, d.fail(ErrCBOROutOfRange, what)
+		return 0, d.fail(ErrCBOROutOfRange)
 	}
 	return uint8(n), err
 }
 
-func (d *decoder) int(what string) (int64, error) {
+func (d *decoder) int() (int64, error) {
 	start := d.off
-	m, arg, err := d.head(what)
+	m, arg, err := d.head()
 	if err != nil {
 		return 0, err
 	}
 	switch m {
 	case majUint:
 		if arg > math.MaxInt64 {
-			return 0, d.fail(ErrCBOROutOfRange, what)
+			return 0, d.fail(ErrCBOROutOfRange)
 		}
 		return int64(arg), nil
 	case majNint:
 		if arg > math.MaxInt64 {
-			return 0, d.fail(ErrCBOROutOfRange, what)
+			return 0, d.fail(ErrCBOROutOfRange)
 		}
 		return -1 - int64(arg), nil
 	}
 	d.off = start
-	return 0, d.fail(ErrCBORType, what)
+	return 0, d.fail(ErrCBORType)
 }
 
-func (d *decoder) rawText(what string) ([]byte, error) {
-	n, err := d.expect(majText, what)
+// rawText reads a text string of at most max characters; what ("text",
+// "key") names it in the error.
+func (d *decoder) rawText(max int, what string) ([]byte, error) {
+	n, err := d.expect(majText)
 	if err != nil {
 		return nil, err
 	}
 	if n > uint64(len(d.b)-d.off) {
-		return nil, d.fail(ErrCBORTooLong, what)
+		return nil, d.fail(ErrCBORTooLong)
+	}
+	// A character takes at most utf8.UTFMax bytes: a longer text is refused
+	// before it is read.
+	if max < unlimited/utf8.UTFMax && n > uint64(max)*utf8.UTFMax {
+		return nil, d.tooLarge(what + " longer than " + itoa(max) + " characters")
 	}
 	s := d.b[d.off : d.off+int(n)]
 	if !utf8.Valid(s) {
-		return nil, d.fail(ErrCBORInvalidUTF8, what)
+		return nil, d.fail(ErrCBORInvalidUTF8)
+	}
+	if len(s) > max && utf8.RuneCount(s) > max {
+		return nil, d.tooLarge(what + " longer than " + itoa(max) + " characters")
 	}
 	d.off += int(n)
 	return s, nil
 }
 
-func (d *decoder) text(what string) (string, error) {
-	s, err := d.rawText(what)
+func (d *decoder) text(max int) (string, error) {
+	s, err := d.rawText(max, "text")
 	return string(s), err
 }
 
-func (d *decoder) bytes(what string) ([]byte, error) {
-	n, err := d.expect(majBytes, what)
+func (d *decoder) bytes() ([]byte, error) {
+	n, err := d.expect(majBytes)
 	if err != nil {
 		return nil, err
 	}
 	if n > uint64(len(d.b)-d.off) {
-		return nil, d.fail(ErrCBORTooLong, what)
+		return nil, d.fail(ErrCBORTooLong)
 	}
 	s := d.b[d.off : d.off+int(n)]
 	d.off += int(n)
@@ -335,10 +389,10 @@ func (d *decoder) bytes(what string) ([]byte, error) {
 }
 
 // float reads the payload of a major-7 float head with additional info info.
-func (d *decoder) float(info uint64, what string) (float64, error) {
+func (d *decoder) float(info uint64) (float64, error) {
 	n := 2 << (info - 25)
 	if len(d.b)-d.off < n {
-		return 0, d.fail(ErrCBORTruncated, what)
+		return 0, d.fail(ErrCBORTruncated)
 	}
 	p := d.b[d.off : d.off+n]
 	d.off += n
@@ -351,10 +405,10 @@ func (d *decoder) float(info uint64, what string) (float64, error) {
 	return math.Float64frombits(binary.BigEndian.Uint64(p)), nil
 }
 
-func (d *decoder) enter(what string) error {
+func (d *decoder) enter() error {
 	d.depth++
-	if d.depth > maxNesting {
-		return d.fail(ErrCBORTooDeep, what)
+	if d.depth > maxStack {
+		return d.fail(ErrCBORTooDeep)
 	}
 	return nil
 }
@@ -363,8 +417,8 @@ func (d *decoder) leave() { d.depth-- }
 
 // skip passes over one well-formed item (an unknown map entry), within the
 // same depth and length rules as everything else.
-func (d *decoder) skip(what string) error {
-	m, arg, err := d.head(what)
+func (d *decoder) skip() error {
+	m, arg, err := d.head()
 	if err != nil {
 		return err
 	}
@@ -373,7 +427,7 @@ func (d *decoder) skip(what string) error {
 		return nil
 	case majBytes, majText:
 		if arg > uint64(len(d.b)-d.off) {
-			return d.fail(ErrCBORTooLong, what)
+			return d.fail(ErrCBORTooLong)
 		}
 		d.off += int(arg)
 		return nil
@@ -383,23 +437,23 @@ func (d *decoder) skip(what string) error {
 			per = 2
 		}
 		if arg > uint64(len(d.b)-d.off)/per {
-			return d.fail(ErrCBORTooLong, what)
+			return d.fail(ErrCBORTooLong)
 		}
-		if err := d.enter(what); err != nil {
+		if err := d.enter(); err != nil {
 			return err
 		}
 		for i := uint64(0); i < arg*per; i++ {
-			if err := d.skip(what); err != nil {
+			if err := d.skip(); err != nil {
 				return err
 			}
 		}
 		d.leave()
 		return nil
 	case majTag:
-		if err := d.enter(what); err != nil {
+		if err := d.enter(); err != nil {
 			return err
 		}
-		err := d.skip(what)
+		err := d.skip()
 		d.leave()
 		return err
 	}
@@ -408,20 +462,21 @@ func (d *decoder) skip(what string) error {
 		return nil
 	case arg == 24:
 		if d.off >= len(d.b) {
-			return d.fail(ErrCBORTruncated, what)
+			return d.fail(ErrCBORTruncated)
 		}
 		d.off++
 		return nil
 	case arg >= 25 && arg <= 27:
-		_, err := d.float(arg, what)
+		_, err := d.float(arg)
 		return err
 	}
-	return d.fail(ErrCBORType, what)
+	return d.fail(ErrCBORType)
 }
 
-func (d *decoder) end(what string) error {
+func (d *decoder) end() error {
 	if d.off != len(d.b) {
-		return d.fail(ErrCBORTrailing, what)
+		d.path = d.path[:0]
+		return d.fail(ErrCBORTrailing)
 	}
 	return nil
 }

@@ -2,6 +2,8 @@ package wire
 
 import (
 	"math"
+	"slices"
+	"strconv"
 	"sync"
 )
 
@@ -89,58 +91,76 @@ func appendAttrs(dst []byte, as Attrs) []byte {
 	return dst
 }
 
-// DecodeValue decodes one value that fills b.
-func DecodeValue(b []byte) (Value, error) {
-	d := decoder{b: b}
-	v, err := d.value("value")
+// DecodeValue decodes one value that fills b, holding it only to the
+// structural bounds (nesting at most 16 deep). Input from clients goes
+// through DecodeValueLimits.
+func DecodeValue(b []byte) (Value, error) { return DecodeValueLimits(b, nil) }
+
+// DecodeValueLimits decodes one value that fills b, a request body, and
+// refuses it at the first head that passes a limit of lim: a map with more
+// than MaxAttrs keys, a list with more than MaxListLen items, a text longer
+// than MaxTextLen characters, a key longer than MaxKeyLen, nesting deeper
+// than MaxDepth + MaxEnvelopeDepth. A nil lim applies only the structural
+// bounds. Errors are *FieldError naming the path of the value ("custom.name",
+// "custom.list[3]", "body" for the root) and wrap ErrCBOR.
+func DecodeValueLimits(b []byte, lim *Limits) (Value, error) {
+	d := newDecoder(b, "body", lim)
+	if lim != nil {
+		d.valueDepth += MaxEnvelopeDepth
+	}
+	v, err := d.value(0)
 	if err != nil {
 		return Value{}, err
 	}
-	return v, d.end("value")
+	return v, d.end()
 }
 
-func (d *decoder) value(what string) (Value, error) {
+// value decodes the value at the current path; depth counts the lists and
+// maps around it within the value being limited.
+func (d *decoder) value(depth int) (Value, error) {
 	start := d.off
-	m, arg, err := d.head(what)
+	m, arg, err := d.head()
 	if err != nil {
 		return Value{}, err
 	}
 	switch m {
 	case majUint, majNint:
 		d.off = start
-		i, err := d.int(what)
+		i, err := d.int()
 		return Int(i), err
 	case majText:
 		d.off = start
-		s, err := d.text(what)
+		s, err := d.text(d.maxText)
 		return Text(s), err
-	case majArray:
+	case majArray, majMap:
 		d.off = start
-		n, err := d.count(majArray, 1, what)
-		if err != nil {
+		if depth >= d.valueDepth {
+			return Value{}, &FieldError{Field: d.field(), Reason: "nested deeper than " + itoa(d.valueDepth),
+				Err: ErrInvalid, syntax: ErrCBOR, cause: ErrCBORTooDeep}
+		}
+		if err := d.enter(); err != nil {
 			return Value{}, err
 		}
-		if err := d.enter(what); err != nil {
+		defer d.leave()
+		if m == majMap {
+			as, err := d.attrs(depth + 1)
+			return Value{Type: TypeMap, Map: as}, err
+		}
+		n, err := d.count(majArray, 1, d.maxList, "items")
+		if err != nil {
 			return Value{}, err
 		}
 		list := make([]Value, n)
 		for i := range list {
-			if list[i], err = d.value(what); err != nil {
+			d.pushIndex(i)
+			if list[i], err = d.value(depth + 1); err != nil {
 				return Value{}, err
 			}
+			d.pop()
 		}
-		d.leave()
 		return Value{Type: TypeList, List: list}, nil
-	case majMap:
-		d.off = start
-		if err := d.enter(what); err != nil {
-			return Value{}, err
-		}
-		as, err := d.attrs(what)
-		d.leave()
-		return Value{Type: TypeMap, Map: as}, err
 	case majTag:
-		return d.tagged(arg, what)
+		return d.tagged(arg)
 	case majSimple:
 		switch {
 		case arg == simpleFalse&0x1f:
@@ -150,66 +170,69 @@ func (d *decoder) value(what string) (Value, error) {
 		case arg == simpleNull&0x1f: // "no value": unsets a field in setField
 			return Value{}, nil
 		case arg >= 25 && arg <= 27:
-			f, err := d.float(arg, what)
+			f, err := d.float(arg)
 			return Float(f), err
 		}
 	}
 	d.off = start
-	return Value{}, d.fail(ErrCBORType, what)
+	return Value{}, d.fail(ErrCBORType)
 }
 
-func (d *decoder) tagged(tag uint64, what string) (Value, error) {
+func (d *decoder) tagged(tag uint64) (Value, error) {
 	switch tag {
 	case tagEpochTime:
 		start := d.off
-		m, arg, err := d.head(what)
+		m, arg, err := d.head()
 		if err != nil {
 			return Value{}, err
 		}
 		if m == majSimple && arg >= 25 && arg <= 27 {
-			f, err := d.float(arg, what)
+			f, err := d.float(arg)
 			if err != nil {
 				return Value{}, err
 			}
 			ms := math.Round(f * 1000)
 			if !(ms >= -(1<<53) && ms <= 1<<53) {
-				return Value{}, d.fail(ErrCBOROutOfRange, what)
+				return Value{}, d.fail(ErrCBOROutOfRange)
 			}
 			return Time(int64(ms)), nil
 		}
 		d.off = start
-		secs, err := d.int(what)
+		secs, err := d.int()
 		if err != nil {
 			return Value{}, err
 		}
 		if secs > math.MaxInt64/1000 || secs < math.MinInt64/1000 {
-			return Value{}, d.fail(ErrCBOROutOfRange, what)
+			return Value{}, d.fail(ErrCBOROutOfRange)
 		}
 		return Time(secs * 1000), nil
 	case tagDecimal:
-		n, err := d.count(majArray, 1, what)
+		n, err := d.count(majArray, 1, unlimited, "items")
 		if err != nil {
 			return Value{}, err
 		}
 		if n != 2 {
-			return Value{}, d.fail(ErrCBORType, what)
+			return Value{}, d.fail(ErrCBORType)
 		}
-		exp, err := d.int(what)
+		exp, err := d.int()
 		if err != nil {
 			return Value{}, err
 		}
 		if exp < -MaxDecimalExp || exp > MaxDecimalExp {
-			return Value{}, d.fail(ErrCBOROutOfRange, what)
+			return Value{}, d.fail(ErrCBOROutOfRange)
 		}
-		coef, err := d.int(what)
+		coef, err := d.int()
 		return Decimal(coef, int32(exp)), err
 	}
-	return Value{}, d.fail(ErrCBORType, what)
+	return Value{}, d.fail(ErrCBORType)
 }
 
-// attrs decodes a map of text keys in deterministic order.
-func (d *decoder) attrs(what string) (Attrs, error) {
-	n, err := d.count(majMap, 2, what)
+// attrs decodes a map of text keys in deterministic order, whose values sit
+// at depth. The order is checked while the entries are appended to a slice
+// sized once from the declared count, so a map costs time linear in its
+// size; the count is checked against MaxAttrs before anything is allocated.
+func (d *decoder) attrs(depth int) (Attrs, error) {
+	n, err := d.count(majMap, 2, d.maxKeys, "keys")
 	if err != nil {
 		return nil, err
 	}
@@ -218,17 +241,20 @@ func (d *decoder) attrs(what string) (Attrs, error) {
 	}
 	as := make(Attrs, n)
 	for i := range as {
-		key, err := d.rawText(what)
+		key, err := d.rawText(d.maxKey, "key")
 		if err != nil {
 			return nil, err
 		}
 		if i > 0 && !keyLessBytes(as[i-1].Key, key) {
-			return nil, d.fail(ErrCBORUnsortedKeys, what)
+			d.push(string(key))
+			return nil, d.fail(ErrCBORUnsortedKeys)
 		}
 		as[i].Key = string(key)
-		if as[i].Value, err = d.value(what); err != nil {
+		d.push(as[i].Key)
+		if as[i].Value, err = d.value(depth); err != nil {
 			return nil, err
 		}
+		d.pop()
 	}
 	return as, nil
 }
@@ -240,24 +266,30 @@ func keyLessBytes(a string, b []byte) bool {
 	return a < string(b)
 }
 
-// mapKeys walks a map of ascending unsigned keys, calling fn for each key;
+// mapKeys walks a map of ascending unsigned keys, calling fn for each key
+// with the path naming it (names[key], or the number when names has none);
 // fn decodes the value or returns false to have it skipped.
-func (d *decoder) mapKeys(what string, fn func(key uint64) (bool, error)) error {
-	n, err := d.count(majMap, 2, what)
+func (d *decoder) mapKeys(names []string, fn func(key uint64) (bool, error)) error {
+	n, err := d.count(majMap, 2, unlimited, "keys")
 	if err != nil {
 		return err
 	}
-	if err := d.enter(what); err != nil {
+	if err := d.enter(); err != nil {
 		return err
 	}
 	var prev uint64
 	for i := 0; i < n; i++ {
-		key, err := d.uint(what)
+		key, err := d.uint()
 		if err != nil {
 			return err
 		}
+		if key < uint64(len(names)) && names[key] != "" {
+			d.push(names[key])
+		} else {
+			d.push(strconv.FormatUint(key, 10))
+		}
 		if i > 0 && key <= prev {
-			return d.fail(ErrCBORUnsortedKeys, what)
+			return d.fail(ErrCBORUnsortedKeys)
 		}
 		prev = key
 		handled, err := fn(key)
@@ -265,10 +297,11 @@ func (d *decoder) mapKeys(what string, fn func(key uint64) (bool, error)) error 
 			return err
 		}
 		if !handled {
-			if err := d.skip(what); err != nil {
+			if err := d.skip(); err != nil {
 				return err
 			}
 		}
+		d.pop()
 	}
 	d.leave()
 	return nil
@@ -360,80 +393,114 @@ func SessionSize(s *Session) int {
 	return n
 }
 
-// DecodeSession decodes a session that fills b into s, replacing its content.
-func DecodeSession(b []byte, s *Session) error {
-	d := decoder{b: b}
+// DecodeSession decodes a session that fills b into s, replacing its
+// content, holding it only to the structural bounds: for sessions read back
+// from a store. Sessions from another party go through DecodeSessionLimits.
+func DecodeSession(b []byte, s *Session) error { return DecodeSessionLimits(b, s, nil) }
+
+// DecodeSessionLimits decodes a session that fills b into s, replacing its
+// content, and refuses it at the first head that passes a limit of lim: more
+// than MaxAttrs attributes over all namespaces or in any map, and the value
+// limits of DecodeValueLimits, with each attribute's value held to MaxDepth.
+// A nil lim applies only the structural bounds. Errors are *FieldError
+// naming the field ("kind", "currency", "custom.color", "session" for the
+// whole) and wrap ErrCBOR.
+func DecodeSessionLimits(b []byte, s *Session, lim *Limits) error {
+	d := newDecoder(b, "session", lim)
 	*s = Session{}
 	if err := d.session(s); err != nil {
 		return err
 	}
-	return d.end("session")
+	return d.end()
 }
+
+// sessionNames names the session map's keys in errors.
+var sessionNames = [...]string{sessID: "id", sessKind: "kind", sessGeneration: "generation", sessVersion: "version",
+	sessCreated: "created", sessLastSeen: "lastSeen", sessIdle: "idleDeadline", sessHard: "hardDeadline",
+	sessEnded: "ended", sessFields: "fields", sessCustom: "custom", sessPrivacy: "privacy", sessPublic: "public"}
 
 func (d *decoder) session(s *Session) error {
 	sawID := false
-	err := d.mapKeys("session", func(key uint64) (bool, error) {
+	err := d.mapKeys(sessionNames[:], func(key uint64) (bool, error) {
 		var err error
 		switch key {
 		case sessID:
-			err = d.id(&s.ID, "session id")
+			err = d.id(&s.ID)
 			sawID = true
 		case sessKind:
 			var k uint8
-			k, err = d.small("session kind", uint64(KindShared))
+			k, err = d.small(uint64(KindShared))
 			s.Kind = Kind(k)
 		case sessGeneration:
-			s.Generation, err = d.uint32("session generation")
+			s.Generation, err = d.uint32()
 		case sessVersion:
-			s.Version, err = d.uint("session version")
+			s.Version, err = d.uint()
 		case sessCreated:
-			s.Created, err = d.int("session created")
+			s.Created, err = d.int()
 		case sessLastSeen:
-			s.LastSeen, err = d.int("session lastSeen")
+			s.LastSeen, err = d.int()
 		case sessIdle:
-			s.IdleDeadline, err = d.int("session idleDeadline")
+			s.IdleDeadline, err = d.int()
 		case sessHard:
-			s.HardDeadline, err = d.int("session hardDeadline")
+			s.HardDeadline, err = d.int()
 		case sessEnded:
 			var r uint8
-			r, err = d.small("session ended", uint64(EndRevoked))
+			r, err = d.small(uint64(EndRevoked))
 			s.Ended = EndReason(r)
 		case sessFields:
 			err = d.fields(s)
 		case sessCustom, sessPrivacy, sessPublic:
-			if err = d.enter("session attributes"); err == nil {
-				s.Attrs[key-sessCustom], err = d.attrs("session attributes")
-				d.leave()
-			}
+			err = d.namespace(&s.Attrs[key-sessCustom])
 		default:
 			return false, nil
 		}
 		return true, err
 	})
 	if err == nil && !sawID {
-		return d.fail(ErrCBORType, "session without id")
+		return d.failWith(ErrCBORType, "session without id")
 	}
 	return err
 }
 
+// namespace decodes the attributes of one namespace, counting them against
+// the attributes the session may still hold.
+func (d *decoder) namespace(as *Attrs) error {
+	start := d.off
+	n, err := d.expect(majMap)
+	if err != nil {
+		return err
+	}
+	if n > uint64(d.attrsLeft) {
+		return d.tooLarge("the session holds more than " + itoa(d.maxKeys) + " attributes")
+	}
+	d.attrsLeft -= int(n)
+	d.off = start
+	if err := d.enter(); err != nil {
+		return err
+	}
+	*as, err = d.attrs(0)
+	d.leave()
+	return err
+}
+
 func (d *decoder) fields(s *Session) error {
-	return d.mapKeys("session fields", func(key uint64) (bool, error) {
+	return d.mapKeys(fieldNames[:], func(key uint64) (bool, error) {
 		if key >= NumFields {
 			return false, nil
 		}
-		v, err := d.value("session field")
+		v, err := d.value(0)
 		s.Fields[key] = v
 		return true, err
 	})
 }
 
-func (d *decoder) id(id *ID, what string) error {
-	b, err := d.bytes(what)
+func (d *decoder) id(id *ID) error {
+	b, err := d.bytes()
 	if err != nil {
 		return err
 	}
 	if len(b) != IDLen {
-		return d.fail(ErrCBORType, what)
+		return d.fail(ErrCBORType)
 	}
 	copy(id[:], b)
 	return nil
@@ -502,29 +569,42 @@ func appendOp(dst []byte, op *Op) []byte {
 var opArity = [...]int{OpStart: 5, OpSetField: 3, OpSetAttr: 4, OpDeleteAttr: 3, OpClearNamespace: 2,
 	OpLogin: 5, OpLogout: 4, OpTouch: 2, OpEnd: 2}
 
-// DecodeDelta decodes a delta that fills b into dl.
-func DecodeDelta(b []byte, dl *Delta) error {
-	d := decoder{b: b}
+// DecodeDelta decodes a delta that fills b into dl, holding it only to the
+// structural bounds: for deltas read back from a store. Deltas from another
+// party go through DecodeDeltaLimits.
+func DecodeDelta(b []byte, dl *Delta) error { return DecodeDeltaLimits(b, dl, nil) }
+
+// DecodeDeltaLimits decodes a delta that fills b into dl and refuses it at
+// the first head that passes a limit of lim: more than lim.MaxOps() ops, an
+// attribute key longer than MaxKeyLen, a customer id longer than MaxTextLen,
+// and the limits of DecodeValueLimits for each op's value, held to MaxDepth.
+// A nil lim applies only the structural bounds. Errors are *FieldError
+// naming the path ("ops[2].value.list[3]", "delta" for the whole) and wrap
+// ErrCBOR.
+func DecodeDeltaLimits(b []byte, dl *Delta, lim *Limits) error {
+	d := newDecoder(b, "delta", lim)
 	if err := d.delta(dl); err != nil {
 		return err
 	}
-	return d.end("delta")
+	return d.end()
 }
+
+var deltaNames = [...]string{deltaID: "id", deltaBase: "base", deltaVersion: "version", deltaAt: "at", deltaOps: "ops"}
 
 func (d *decoder) delta(dl *Delta) error {
 	*dl = Delta{}
 	var saw [deltaOps + 1]bool
-	err := d.mapKeys("delta", func(key uint64) (bool, error) {
+	err := d.mapKeys(deltaNames[:], func(key uint64) (bool, error) {
 		var err error
 		switch key {
 		case deltaID:
-			err = d.id(&dl.ID, "delta id")
+			err = d.id(&dl.ID)
 		case deltaBase:
-			dl.BaseVersion, err = d.uint("delta base")
+			dl.BaseVersion, err = d.uint()
 		case deltaVersion:
-			dl.Version, err = d.uint("delta version")
+			dl.Version, err = d.uint()
 		case deltaAt:
-			dl.At, err = d.int("delta at")
+			dl.At, err = d.int()
 		case deltaOps:
 			err = d.ops(dl)
 		default:
@@ -534,98 +614,123 @@ func (d *decoder) delta(dl *Delta) error {
 		return true, err
 	})
 	if err == nil && !(saw[deltaID] && saw[deltaVersion] && saw[deltaOps]) {
-		return d.fail(ErrCBORType, "delta without id, version or ops")
+		return d.failWith(ErrCBORType, "delta without id, version or ops")
 	}
 	return err
 }
 
 func (d *decoder) ops(dl *Delta) error {
-	n, err := d.count(majArray, 3, "delta ops")
+	n, err := d.count(majArray, 3, d.maxOps, "ops")
 	if err != nil {
 		return err
 	}
-	if err := d.enter("delta ops"); err != nil {
+	if err := d.enter(); err != nil {
 		return err
 	}
 	dl.Ops = make([]Op, n)
 	for i := range dl.Ops {
+		d.pushIndex(i)
 		if err := d.op(&dl.Ops[i]); err != nil {
 			return err
 		}
+		d.pop()
 	}
 	d.leave()
 	return nil
 }
 
 func (d *decoder) op(op *Op) error {
-	n, err := d.count(majArray, 1, "op")
+	n, err := d.count(majArray, 1, unlimited, "items")
 	if err != nil {
 		return err
 	}
 	if n == 0 {
-		return d.fail(ErrCBORType, "op")
+		return d.fail(ErrCBORType)
 	}
-	code, err := d.uint("op code")
+	d.push("code")
+	code, err := d.uint()
 	if err != nil {
 		return err
 	}
 	if code == 0 || code >= uint64(len(opArity)) {
-		return d.fail(ErrCBORUnknownOpcode, "op code")
+		return d.fail(ErrCBORUnknownOpcode)
 	}
 	op.Code = OpCode(code)
 	if n != opArity[code] {
-		return d.fail(ErrCBORType, "op "+op.Code.String()+" arity")
+		return d.fail(ErrCBORType)
 	}
-	if err := d.enter("op"); err != nil {
+	if err := d.enter(); err != nil {
 		return err
 	}
 	defer d.leave()
 	var k, f, ns, r uint8
 	switch op.Code {
 	case OpStart:
-		if k, err = d.small("start kind", uint64(KindShared)); err == nil {
+		d.name("kind")
+		if k, err = d.small(uint64(KindShared)); err == nil {
 			op.Kind = Kind(k)
-			if op.Generation, err = d.uint32("start generation"); err == nil {
+			d.name("generation")
+			if op.Generation, err = d.uint32(); err == nil {
 				err = d.deadlines(op)
 			}
 		}
 	case OpSetField:
-		if f, err = d.small("setField field", NumFields-1); err == nil {
+		d.name("field")
+		if f, err = d.small(NumFields - 1); err == nil {
 			op.Field = Field(f)
-			op.Value, err = d.value("setField value")
+			d.name("value")
+			op.Value, err = d.value(0)
 		}
 	case OpSetAttr, OpDeleteAttr:
-		if ns, err = d.small("attr namespace", NumNamespaces-1); err == nil {
+		d.name("namespace")
+		if ns, err = d.small(NumNamespaces - 1); err == nil {
 			op.NS = Namespace(ns)
-			if op.Key, err = d.text("attr key"); err == nil && op.Code == OpSetAttr {
-				op.Value, err = d.value("setAttr value")
+			d.name("key")
+			var key []byte
+			if key, err = d.rawText(d.maxKey, "key"); err == nil {
+				op.Key = string(key)
+				if op.Code == OpSetAttr {
+					d.name("value")
+					op.Value, err = d.value(0)
+				}
 			}
 		}
 	case OpClearNamespace:
-		ns, err = d.small("clearNamespace namespace", NumNamespaces-1)
+		d.name("namespace")
+		ns, err = d.small(NumNamespaces - 1)
 		op.NS = Namespace(ns)
 	case OpLogin:
-		if op.CustomerID, err = d.text("login customerId"); err == nil {
-			if op.Generation, err = d.uint32("login generation"); err == nil {
+		d.name("customerId")
+		if op.CustomerID, err = d.text(d.maxText); err == nil {
+			d.name("generation")
+			if op.Generation, err = d.uint32(); err == nil {
 				err = d.deadlines(op)
 			}
 		}
 	case OpLogout:
-		if op.Generation, err = d.uint32("logout generation"); err == nil {
+		d.name("generation")
+		if op.Generation, err = d.uint32(); err == nil {
 			err = d.deadlines(op)
 		}
 	case OpTouch:
-		op.Idle, err = d.int("touch idle")
+		d.name("idle")
+		op.Idle, err = d.int()
 	case OpEnd:
-		r, err = d.small("end reason", uint64(EndRevoked))
+		d.name("reason")
+		r, err = d.small(uint64(EndRevoked))
 		op.Reason = EndReason(r)
+	}
+	if err == nil {
+		d.pop()
 	}
 	return err
 }
 
 func (d *decoder) deadlines(op *Op) (err error) {
-	if op.Idle, err = d.int("idle deadline"); err == nil {
-		op.Hard, err = d.int("hard deadline")
+	d.name("idle")
+	if op.Idle, err = d.int(); err == nil {
+		d.name("hard")
+		op.Hard, err = d.int()
 	}
 	return err
 }
@@ -648,39 +753,49 @@ func AppendBatch(dst []byte, bt *Batch) []byte {
 	return dst
 }
 
-// DecodeBatch decodes a batch that fills b into bt.
-func DecodeBatch(b []byte, bt *Batch) error {
-	d := decoder{b: b}
+// DecodeBatch decodes a batch that fills b into bt, holding it only to the
+// structural bounds. A batch from the origin goes through DecodeBatchLimits.
+func DecodeBatch(b []byte, bt *Batch) error { return DecodeBatchLimits(b, bt, nil) }
+
+// DecodeBatchLimits decodes a batch that fills b into bt and refuses it at
+// the first head that passes a limit of lim: more than MaxBatch deltas, and
+// the limits of DecodeDeltaLimits for each delta. A nil lim applies only the
+// structural bounds. Errors are *FieldError naming the path
+// ("deltas[4].ops[0].value", "batch" for the whole) and wrap ErrCBOR.
+func DecodeBatchLimits(b []byte, bt *Batch, lim *Limits) error {
+	d := newDecoder(b, "batch", lim)
 	*bt = Batch{}
-	err := d.mapKeys("batch", func(key uint64) (bool, error) {
+	err := d.mapKeys(batchNames[:], func(key uint64) (bool, error) {
 		var err error
 		switch key {
 		case batchCursor:
-			bt.Cursor, err = d.text("batch cursor")
+			bt.Cursor, err = d.text(unlimited)
 		case batchDeltas:
 			var n int
-			if n, err = d.count(majArray, 8, "batch deltas"); err != nil {
+			if n, err = d.count(majArray, 8, d.maxBatch, "deltas"); err != nil {
 				return true, err
 			}
-			if err = d.enter("batch deltas"); err != nil {
+			if err = d.enter(); err != nil {
 				return true, err
 			}
 			bt.Deltas = make([]Delta, n)
 			for i := range bt.Deltas {
+				d.pushIndex(i)
 				if err = d.delta(&bt.Deltas[i]); err != nil {
 					return true, err
 				}
+				d.pop()
 			}
 			d.leave()
 		case batchReset:
 			start := d.off
-			m, arg, herr := d.head("batch reset")
+			m, arg, herr := d.head()
 			if herr != nil {
 				return true, herr
 			}
 			if m != majSimple || (arg != simpleTrue&0x1f && arg != simpleFalse&0x1f) {
 				d.off = start
-				return true, d.fail(ErrCBORType, "batch reset")
+				return true, d.fail(ErrCBORType)
 			}
 			bt.Reset = arg == simpleTrue&0x1f
 		default:
@@ -691,8 +806,10 @@ func DecodeBatch(b []byte, bt *Batch) error {
 	if err != nil {
 		return err
 	}
-	return d.end("batch")
+	return d.end()
 }
+
+var batchNames = [...]string{batchCursor: "cursor", batchDeltas: "deltas", batchReset: "reset"}
 
 // AppendTouches appends the CBOR encoding of an activity report to dst.
 func AppendTouches(dst []byte, ts []Touch) []byte {
@@ -706,18 +823,32 @@ func AppendTouches(dst []byte, ts []Touch) []byte {
 	return dst
 }
 
-// DecodeTouches decodes an activity report that fills b, appending to ts.
-func DecodeTouches(b []byte, ts []Touch) ([]Touch, error) {
-	d := decoder{b: b}
-	err := d.mapKeys("touches", func(key uint64) (bool, error) {
+// DecodeTouches decodes an activity report that fills b, appending to ts,
+// holding it only to the structural bounds. A report from an edge goes
+// through DecodeTouchesLimits.
+func DecodeTouches(b []byte, ts []Touch) ([]Touch, error) { return DecodeTouchesLimits(b, ts, nil) }
+
+// DecodeTouchesLimits decodes an activity report that fills b, appending to
+// ts, and refuses a report of more than MaxBatch sessions before decoding
+// any. A nil lim applies only the structural bounds. Errors are *FieldError
+// naming the path ("touches[3].kind") and wrap ErrCBOR.
+func DecodeTouchesLimits(b []byte, ts []Touch, lim *Limits) ([]Touch, error) {
+	d := newDecoder(b, "report", lim)
+	err := d.mapKeys([]string{touchesList: "touches"}, func(key uint64) (bool, error) {
 		if key != touchesList {
 			return false, nil
 		}
-		n, err := d.count(majArray, 20, "touches")
+		n, err := d.count(majArray, 20, d.maxBatch, "sessions")
+		if err != nil {
+			return true, err
+		}
+		ts = slices.Grow(ts, n)
 		for i := 0; i < n && err == nil; i++ {
 			var t Touch
+			d.pushIndex(i)
 			if err = d.touch(&t); err == nil {
 				ts = append(ts, t)
+				d.pop()
 			}
 		}
 		return true, err
@@ -725,34 +856,43 @@ func DecodeTouches(b []byte, ts []Touch) ([]Touch, error) {
 	if err != nil {
 		return ts, err
 	}
-	return ts, d.end("touches")
+	return ts, d.end()
 }
 
 func (d *decoder) touch(t *Touch) error {
-	n, err := d.count(majArray, 1, "touch")
+	n, err := d.count(majArray, 1, unlimited, "items")
 	if err != nil {
 		return err
 	}
 	if n != 6 {
-		return d.fail(ErrCBORType, "touch arity")
+		return d.fail(ErrCBORType)
 	}
-	if err := d.id(&t.ID, "touch id"); err != nil {
+	d.push("id")
+	if err := d.id(&t.ID); err != nil {
 		return err
 	}
-	k, err := d.small("touch kind", uint64(KindShared))
+	d.name("kind")
+	k, err := d.small(uint64(KindShared))
 	if err != nil {
 		return err
 	}
 	t.Kind = Kind(k)
-	if t.Generation, err = d.uint32("touch generation"); err != nil {
+	d.name("generation")
+	if t.Generation, err = d.uint32(); err != nil {
 		return err
 	}
-	if t.LastSeen, err = d.int("touch lastSeen"); err != nil {
+	d.name("lastSeen")
+	if t.LastSeen, err = d.int(); err != nil {
 		return err
 	}
-	if t.IdleDeadline, err = d.int("touch idle"); err != nil {
+	d.name("idle")
+	if t.IdleDeadline, err = d.int(); err != nil {
 		return err
 	}
-	t.HardDeadline, err = d.int("touch hard")
-	return err
+	d.name("hard")
+	if t.HardDeadline, err = d.int(); err != nil {
+		return err
+	}
+	d.pop()
+	return nil
 }

@@ -8,6 +8,8 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/sessionedge/sessionedge/internal/fuzzbudget"
 )
 
 func mustHex(t testing.TB, s string) []byte {
@@ -187,19 +189,33 @@ func TestDecodeMemoryBound(t *testing.T) {
 func FuzzDecodeSession(f *testing.F) {
 	f.Add(AppendSession(nil, sampleSession(f)))
 	f.Add([]byte{0xa1, 0x01, 0x50})
+	f.Add(append(AppendSession(nil, sampleSession(f)), 0))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		var s Session
-		if err := DecodeSession(b, &s); err != nil {
-			if !errors.Is(err, ErrCBOR) {
-				t.Fatalf("error %v does not wrap ErrCBOR", err)
-			}
+		if len(b) > fuzzSizeCap {
 			return
 		}
-		// What decodes must survive a round trip of its own encoding.
-		var again Session
-		if err := DecodeSession(AppendSession(nil, &s), &again); err != nil || !again.Equal(&s) {
-			t.Fatalf("re-decoding failed: %v", err)
-		}
+		fuzzbudget.Check(t, len(b), func() {
+			var limited Session
+			limErr := DecodeSessionLimits(b, &limited, &DefaultLimits)
+			var s Session
+			if err := DecodeSession(b, &s); err != nil {
+				checkDecodeError(t, err, ErrCBOR)
+				if limErr == nil {
+					t.Fatalf("accepted with limits, refused without: %v", err)
+				}
+				return
+			}
+			if limErr != nil {
+				checkDecodeError(t, limErr, ErrCBOR)
+			} else if limited.NumAttrs() > DefaultLimits.MaxAttrs || !limited.Equal(&s) {
+				t.Fatalf("the limited decode accepted %d attributes or differs", limited.NumAttrs())
+			}
+			// What decodes must survive a round trip of its own encoding.
+			var again Session
+			if err := DecodeSession(AppendSession(nil, &s), &again); err != nil || !again.Equal(&s) {
+				t.Fatalf("re-decoding failed: %v", err)
+			}
+		})
 	})
 }
 
@@ -210,24 +226,32 @@ func FuzzDecodeBatch(f *testing.F) {
 		{ID: s.ID, BaseVersion: 1, Version: 2, At: 2, Ops: []Op{{Code: OpSetAttr, Key: "k", Value: Decimal(1, -1)}, {Code: OpEnd, Reason: EndRevoked}}},
 	}, Reset: true}))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		var bt Batch
-		if err := DecodeBatch(b, &bt); err != nil {
-			if !errors.Is(err, ErrCBOR) {
-				t.Fatalf("error %v does not wrap ErrCBOR", err)
-			}
+		if len(b) > fuzzSizeCap {
 			return
 		}
-		var again Batch
-		if err := DecodeBatch(AppendBatch(nil, &bt), &again); err != nil {
-			t.Fatalf("re-decoding failed: %v", err)
-		}
-		// Applying fuzzed deltas must fail cleanly or succeed, never panic.
-		var cur *Session
-		for i := range bt.Deltas {
-			if next, err := Apply(cur, &bt.Deltas[i], &DefaultLimits); err == nil {
-				cur = next
+		fuzzbudget.Check(t, len(b), func() {
+			var bt Batch
+			if err := DecodeBatch(b, &bt); err != nil {
+				checkDecodeError(t, err, ErrCBOR)
+				return
 			}
-		}
+			var again Batch
+			if err := DecodeBatch(AppendBatch(nil, &bt), &again); err != nil {
+				t.Fatalf("re-decoding failed: %v", err)
+			}
+			// The edge's path: a batch decoded with the limits, its deltas
+			// applied. Applying must fail cleanly or succeed, never panic.
+			if err := DecodeBatchLimits(b, &bt, &DefaultLimits); err != nil {
+				checkDecodeError(t, err, ErrCBOR)
+				return
+			}
+			var cur *Session
+			for i := range bt.Deltas {
+				if next, err := Apply(cur, &bt.Deltas[i], &DefaultLimits); err == nil {
+					cur = next
+				}
+			}
+		})
 	})
 }
 

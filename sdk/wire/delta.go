@@ -134,11 +134,14 @@ func Apply(s *Session, d *Delta, lim *Limits) (*Session, error) {
 		}
 		next = s.Clone()
 	}
+	var cs attrChanges
+	cs.init()
 	for i := range d.Ops {
-		if err := applyOp(next, d, i, lim); err != nil {
+		if err := applyOp(next, d, i, lim, &cs); err != nil {
 			return nil, err
 		}
 	}
+	cs.apply(next)
 	next.Version = d.Version
 	if next.Ended == 0 {
 		if err := lim.ValidateSession(next); err != nil {
@@ -148,7 +151,7 @@ func Apply(s *Session, d *Delta, lim *Limits) (*Session, error) {
 	return next, nil
 }
 
-func applyOp(s *Session, d *Delta, i int, lim *Limits) error {
+func applyOp(s *Session, d *Delta, i int, lim *Limits, cs *attrChanges) error {
 	op := &d.Ops[i]
 	if s.Ended != 0 {
 		return wrap(ErrBadDelta, "op "+itoa(i)+" follows end")
@@ -191,17 +194,17 @@ func applyOp(s *Session, d *Delta, i int, lim *Limits) error {
 		if err := lim.ValidateValue(field, op.Value); err != nil {
 			return err
 		}
-		s.Attrs[op.NS] = s.Attrs[op.NS].With(op.Key, op.Value)
+		cs.add(op.NS, op.Key, op.Value)
 	case OpDeleteAttr:
 		if op.NS >= NumNamespaces {
 			return invalid("namespace", "unknown namespace")
 		}
-		s.Attrs[op.NS] = s.Attrs[op.NS].Without(op.Key)
+		cs.add(op.NS, op.Key, Value{})
 	case OpClearNamespace:
 		if op.NS >= NumNamespaces {
 			return invalid("namespace", "unknown namespace")
 		}
-		s.Attrs[op.NS] = nil
+		cs.clear(op.NS)
 	case OpLogin:
 		if s.Kind == KindShared {
 			return invalid("kind", "a shared session cannot log in")
@@ -228,7 +231,7 @@ func applyOp(s *Session, d *Delta, i int, lim *Limits) error {
 		}
 		s.Kind, s.Generation = KindAnonymous, op.Generation
 		s.Fields[FieldCustomerID] = Value{}
-		s.Attrs[NamespacePrivacy] = nil
+		cs.clear(NamespacePrivacy)
 		s.HardDeadline = minDeadline(s.HardDeadline, op.Hard)
 		s.IdleDeadline = capIdle(op.Idle, s.HardDeadline)
 	case OpTouch:
@@ -241,7 +244,9 @@ func applyOp(s *Session, d *Delta, i int, lim *Limits) error {
 		s.Ended = op.Reason
 		s.LastSeen = d.At
 		s.Fields = [NumFields]Value{}
-		s.Attrs = [NumNamespaces]Attrs{}
+		for ns := range s.Attrs {
+			cs.clear(Namespace(ns))
+		}
 	default:
 		return wrap(ErrBadDelta, "unknown op "+itoa(int(op.Code)))
 	}

@@ -3,8 +3,10 @@ package wire
 import (
 	"errors"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"unicode/utf16"
 	"unicode/utf8"
 )
@@ -17,17 +19,6 @@ import (
 
 // ErrJSON is wrapped by every JSON syntax error.
 var ErrJSON = errors.New("wire: bad JSON")
-
-type jsonError struct {
-	off    int
-	reason string
-}
-
-func (e *jsonError) Error() string {
-	return "wire: bad JSON at byte " + itoa(e.off) + ": " + e.reason
-}
-
-func (e *jsonError) Unwrap() error { return ErrJSON }
 
 // AppendTimeJSON appends a Unix-ms time as an RFC 3339 JSON string.
 func AppendTimeJSON(dst []byte, unixMilli int64) []byte {
@@ -257,10 +248,36 @@ func AppendSessionJSON(dst []byte, s *Session, namespaces uint8) []byte {
 	return append(dst, '}')
 }
 
-// ParseValueJSON parses one JSON value that fills b. JSON null yields the
-// zero Value, which callers read as "delete" in merge patches.
-func ParseValueJSON(b []byte) (Value, error) {
+// ParseValueJSON parses one JSON value that fills b, holding it only to the
+// structural bounds (nesting at most 16 deep); it is for trusted documents
+// such as configuration. Input from clients goes through
+// ParseValueJSONLimits. JSON null yields the zero Value, which callers read
+// as "delete" in merge patches.
+func ParseValueJSON(b []byte) (Value, error) { return ParseValueJSONLimits(b, nil) }
+
+// ParseValueJSONLimits parses one JSON value that fills b and refuses it as
+// soon as it passes a limit of lim: a map with more than MaxAttrs keys, a
+// list with more than MaxListLen items, a text longer than MaxTextLen
+// characters, a key longer than MaxKeyLen, nesting deeper than MaxDepth +
+// MaxEnvelopeDepth. A nil lim applies only the structural bounds. Zero fields
+// of lim mean their defaults.
+//
+// Every error is a *FieldError that names the path of the offending value
+// from the document's root ("custom.name", "context.custom.list[3]"), or
+// "body" when the document is malformed at its root, and wraps ErrJSON.
+// Decoding takes time linear in len(b) (objects: n log n in their keys).
+func ParseValueJSONLimits(b []byte, lim *Limits) (Value, error) {
 	p := jsonParser{b: b}
+	if sc, ok := jsonScratch.Get().(*jsonStacks); ok {
+		p.attrs, p.items, p.order = sc.attrs, sc.items, sc.order
+		defer func() {
+			if cap(p.attrs) <= maxPooledScratch && cap(p.items) <= maxPooledScratch && cap(p.order) <= maxPooledScratch {
+				sc.attrs, sc.items, sc.order = p.attrs[:0], p.items[:0], p.order[:0]
+				jsonScratch.Put(sc)
+			}
+		}()
+	}
+	p.setLimits(lim)
 	p.space()
 	v, err := p.value(0)
 	if err != nil {
@@ -273,12 +290,54 @@ func ParseValueJSON(b []byte) (Value, error) {
 	return v, nil
 }
 
+// jsonStacks are the member and item stacks of a parse, kept for the next
+// one so that a large object is not collected through a growing slice each
+// time; stacks grown past maxPooledScratch entries are left to the collector.
+type jsonStacks struct {
+	attrs []Attr
+	items []Value
+	order []int32
+}
+
+const maxPooledScratch = 4096
+
+var jsonScratch = sync.Pool{New: func() any { return new(jsonStacks) }}
+
 type jsonParser struct {
 	b   []byte
 	off int
+
+	// The limits in force; unlimited when parsing without Limits.
+	maxDepth, maxKeys, maxList, maxText, maxKey int
+
+	path  []pathSeg // to the value being parsed
+	attrs []Attr    // members of the objects being parsed, innermost last
+	items []Value   // items of the arrays being parsed, innermost last
+	order []int32   // the sort order of one object's members
 }
 
-func (p *jsonParser) fail(reason string) error { return &jsonError{off: p.off, reason: reason} }
+const unlimited = int(^uint(0) >> 1)
+
+func (p *jsonParser) setLimits(lim *Limits) {
+	if lim == nil {
+		p.maxDepth = maxNesting
+		p.maxKeys, p.maxList, p.maxText, p.maxKey = unlimited, unlimited, unlimited, unlimited
+		return
+	}
+	l := lim.WithDefaults()
+	p.maxDepth = min(l.MaxDepth, maxNesting) + MaxEnvelopeDepth
+	p.maxKeys, p.maxList, p.maxText, p.maxKey = l.MaxAttrs, l.MaxListLen, l.MaxTextLen, l.MaxKeyLen
+}
+
+func (p *jsonParser) where() string { return fieldName("body", p.path) }
+
+func (p *jsonParser) fail(reason string) error {
+	return &FieldError{Field: p.where(), Reason: reason, Err: ErrInvalid, syntax: ErrJSON}
+}
+
+func (p *jsonParser) tooLarge(reason string) error {
+	return &FieldError{Field: p.where(), Reason: reason, Err: ErrTooLarge, syntax: ErrJSON}
+}
 
 func (p *jsonParser) space() {
 	for p.off < len(p.b) {
@@ -299,13 +358,15 @@ func (p *jsonParser) literal(word string) bool {
 	return false
 }
 
+// value parses the value at the current path; depth counts the lists and
+// maps around it.
 func (p *jsonParser) value(depth int) (Value, error) {
 	if p.off >= len(p.b) {
 		return Value{}, p.fail("unexpected end of input")
 	}
 	switch c := p.b[p.off]; {
 	case c == '"':
-		s, err := p.str()
+		s, err := p.str(false)
 		return Text(s), err
 	case c == '{':
 		return p.object(depth)
@@ -323,28 +384,47 @@ func (p *jsonParser) value(depth int) (Value, error) {
 	return Value{}, p.fail("unexpected character")
 }
 
+// cmpKeys orders keys in the deterministic order of Attrs.
+func cmpKeys(a, b string) int {
+	if len(a) != len(b) {
+		return len(a) - len(b)
+	}
+	return strings.Compare(a, b)
+}
+
+// cmpAttrs orders attributes by key in the deterministic order of Attrs.
+func cmpAttrs(a, b Attr) int { return cmpKeys(a.Key, b.Key) }
+
+// object parses an object. Members are collected on the parser's stack and
+// sorted once at the end (most input arrives sorted already: then the sort is
+// skipped), so an object of n keys costs O(n log n), never a copy per key.
 func (p *jsonParser) object(depth int) (Value, error) {
-	if depth >= maxNesting {
-		return Value{}, p.fail("nested too deep")
+	if depth >= p.maxDepth {
+		return Value{}, p.fail("nested deeper than " + itoa(p.maxDepth))
 	}
 	p.off++ // {
-	var as Attrs
 	p.space()
 	if p.off < len(p.b) && p.b[p.off] == '}' {
 		p.off++
 		return Value{Type: TypeMap}, nil
 	}
+	mark := len(p.attrs)
+	defer func() {
+		clear(p.attrs[mark:]) // no references kept past the parse
+		p.attrs = p.attrs[:mark]
+	}()
+	sorted := true
 	for {
 		p.space()
 		if p.off >= len(p.b) || p.b[p.off] != '"' {
 			return Value{}, p.fail("expected an object key")
 		}
-		key, err := p.str()
+		if len(p.attrs)-mark >= p.maxKeys {
+			return Value{}, p.tooLarge("map holds more than " + itoa(p.maxKeys) + " keys")
+		}
+		key, err := p.str(true)
 		if err != nil {
 			return Value{}, err
-		}
-		if _, dup := as.Get(key); dup {
-			return Value{}, p.fail("duplicate key " + strconv.Quote(key))
 		}
 		p.space()
 		if p.off >= len(p.b) || p.b[p.off] != ':' {
@@ -352,11 +432,19 @@ func (p *jsonParser) object(depth int) (Value, error) {
 		}
 		p.off++
 		p.space()
+		p.path = append(p.path, pathSeg{key: key, index: -1})
 		v, err := p.value(depth + 1)
 		if err != nil {
 			return Value{}, err
 		}
-		as = as.With(key, v)
+		p.path = p.path[:len(p.path)-1]
+		if n := len(p.attrs); n > mark && sorted && !keyLess(p.attrs[n-1].Key, key) {
+			sorted = false
+		}
+		if len(p.attrs) == cap(p.attrs) { // double: a big object is copied O(1) times per key
+			p.attrs = slices.Grow(p.attrs, len(p.attrs)+8)
+		}
+		p.attrs = append(p.attrs, Attr{Key: key, Value: v})
 		p.space()
 		if p.off >= len(p.b) {
 			return Value{}, p.fail("unexpected end of input in an object")
@@ -371,44 +459,82 @@ func (p *jsonParser) object(depth int) (Value, error) {
 		}
 		return Value{}, p.fail("expected ',' or '}'")
 	}
+	members := p.attrs[mark:]
 	// Typed scalars travel as one-key objects.
-	if len(as) == 1 && as[0].Value.Type == TypeText {
-		switch as[0].Key {
+	if len(members) == 1 && members[0].Value.Type == TypeText {
+		switch members[0].Key {
 		case "$time":
-			ms, ok := parseRFC3339(as[0].Value.Text)
+			ms, ok := parseRFC3339(members[0].Value.Text)
 			if !ok {
 				return Value{}, p.fail("$time is not an RFC 3339 time")
 			}
 			return Time(ms), nil
 		case "$decimal":
-			coef, exp, ok := ParseDecimal(as[0].Value.Text)
+			coef, exp, ok := ParseDecimal(members[0].Value.Text)
 			if !ok {
 				return Value{}, p.fail("$decimal is not a decimal number")
 			}
 			return Decimal(coef, exp), nil
 		}
 	}
+	as := make(Attrs, len(members))
+	if sorted {
+		copy(as, members)
+	} else {
+		// Sort indexes rather than the 112-byte members, then copy each
+		// member once, in order.
+		order := p.order[:0]
+		for i := range members {
+			order = append(order, int32(i))
+		}
+		slices.SortFunc(order, func(a, b int32) int { return cmpKeys(members[a].Key, members[b].Key) })
+		for i, j := range order {
+			as[i] = members[j]
+		}
+		p.order = order[:0]
+		for i := 1; i < len(as); i++ {
+			if as[i-1].Key == as[i].Key {
+				p.path = append(p.path, pathSeg{key: as[i].Key, index: -1})
+				return Value{}, p.fail("duplicate key")
+			}
+		}
+	}
 	return Value{Type: TypeMap, Map: as}, nil
 }
 
+// array parses an array, collecting its items on the parser's stack and
+// copying them out once.
 func (p *jsonParser) array(depth int) (Value, error) {
-	if depth >= maxNesting {
-		return Value{}, p.fail("nested too deep")
+	if depth >= p.maxDepth {
+		return Value{}, p.fail("nested deeper than " + itoa(p.maxDepth))
 	}
 	p.off++ // [
-	list := []Value{}
 	p.space()
 	if p.off < len(p.b) && p.b[p.off] == ']' {
 		p.off++
-		return Value{Type: TypeList, List: list}, nil
+		return Value{Type: TypeList, List: []Value{}}, nil
 	}
+	mark := len(p.items)
+	defer func() {
+		clear(p.items[mark:])
+		p.items = p.items[:mark]
+	}()
 	for {
 		p.space()
+		n := len(p.items) - mark
+		if n >= p.maxList {
+			return Value{}, p.tooLarge("list longer than " + itoa(p.maxList) + " items")
+		}
+		p.path = append(p.path, pathSeg{index: n})
 		v, err := p.value(depth + 1)
 		if err != nil {
 			return Value{}, err
 		}
-		list = append(list, v)
+		p.path = p.path[:len(p.path)-1]
+		if len(p.items) == cap(p.items) {
+			p.items = slices.Grow(p.items, len(p.items)+8)
+		}
+		p.items = append(p.items, v)
 		p.space()
 		if p.off >= len(p.b) {
 			return Value{}, p.fail("unexpected end of input in an array")
@@ -419,10 +545,13 @@ func (p *jsonParser) array(depth int) (Value, error) {
 		}
 		if p.b[p.off] == ']' {
 			p.off++
-			return Value{Type: TypeList, List: list}, nil
+			break
 		}
 		return Value{}, p.fail("expected ',' or ']'")
 	}
+	list := make([]Value, len(p.items)-mark)
+	copy(list, p.items[mark:])
+	return Value{Type: TypeList, List: list}, nil
 }
 
 func (p *jsonParser) number() (Value, error) {
@@ -463,22 +592,34 @@ func (p *jsonParser) number() (Value, error) {
 			return Value{}, p.fail("expected a digit in the exponent")
 		}
 	}
+	if !isFloat && p.off-intStart <= 18 { // fits: no allocation
+		var u int64
+		for _, c := range p.b[intStart:p.off] {
+			u = u*10 + int64(c-'0')
+		}
+		if p.b[start] == '-' {
+			u = -u
+		}
+		return Int(u), nil
+	}
 	text := string(p.b[start:p.off])
 	if !isFloat {
 		i, err := strconv.ParseInt(text, 10, 64)
 		if err != nil {
-			return Value{}, &jsonError{off: start, reason: "integer out of range"}
+			return Value{}, p.fail("integer beyond int64")
 		}
 		return Int(i), nil
 	}
 	f, err := strconv.ParseFloat(text, 64)
 	if err != nil {
-		return Value{}, &jsonError{off: start, reason: "float out of range"}
+		return Value{}, p.fail("number beyond the float64 range")
 	}
 	return Float(f), nil
 }
 
-func (p *jsonParser) str() (string, error) {
+// str parses a string: an object key when key is set, else a text value.
+// Errors about a key name the object that holds it.
+func (p *jsonParser) str(key bool) (string, error) {
 	p.off++ // opening quote
 	start := p.off
 	// Fast path: no escapes.
@@ -487,8 +628,8 @@ func (p *jsonParser) str() (string, error) {
 		if c == '"' {
 			s := p.b[start:p.off]
 			p.off++
-			if !utf8.Valid(s) {
-				return "", &jsonError{off: start, reason: "string is not valid UTF-8"}
+			if err := p.checkText(s, key); err != nil {
+				return "", err
 			}
 			return string(s), nil
 		}
@@ -503,8 +644,8 @@ func (p *jsonParser) str() (string, error) {
 		switch {
 		case c == '"':
 			p.off++
-			if !utf8.Valid(buf) {
-				return "", &jsonError{off: start, reason: "string is not valid UTF-8"}
+			if err := p.checkText(buf, key); err != nil {
+				return "", err
 			}
 			return string(buf), nil
 		case c < 0x20:
@@ -553,6 +694,21 @@ func (p *jsonParser) str() (string, error) {
 	return "", p.fail("unterminated string")
 }
 
+// checkText holds a decoded string to UTF-8 and the length limits.
+func (p *jsonParser) checkText(s []byte, key bool) error {
+	what, max := "text", p.maxText
+	if key {
+		what, max = "key", p.maxKey
+	}
+	if !utf8.Valid(s) {
+		return p.fail(what + " is not valid UTF-8")
+	}
+	if len(s) > max && utf8.RuneCount(s) > max {
+		return p.tooLarge(what + " longer than " + itoa(max) + " characters")
+	}
+	return nil
+}
+
 func (p *jsonParser) hex4() (rune, bool) {
 	if len(p.b)-p.off < 4 {
 		return 0, false
@@ -578,7 +734,8 @@ func (p *jsonParser) hex4() (rune, bool) {
 // context) into ops. With replace (PUT) the ops first unset every field but
 // customerId and clear every namespace; without it (PATCH) the object is a
 // merge patch: null deletes a field or attribute, a namespace set to null is
-// cleared. Keys and values are checked against lim; errors name the field.
+// cleared. Keys and values are checked against lim, and no patch may set
+// more than MaxAttrs attributes over all namespaces; errors name the field.
 func ContextOps(patch Value, replace bool, lim *Limits) ([]Op, error) {
 	if patch.Type != TypeMap {
 		return nil, invalid("context", "must be an object")
@@ -594,6 +751,7 @@ func ContextOps(patch Value, replace bool, lim *Limits) ([]Op, error) {
 			ops = append(ops, Op{Code: OpClearNamespace, NS: ns})
 		}
 	}
+	sets := 0 // attributes set, over all namespaces
 	for _, a := range patch.Map {
 		if f, ok := ParseField(a.Key); ok {
 			if f == FieldCustomerID {
@@ -619,6 +777,9 @@ func ContextOps(patch Value, replace bool, lim *Limits) ([]Op, error) {
 		default:
 			return nil, invalid(a.Key, "namespace must be an object")
 		}
+		if len(a.Value.Map) > lim.MaxAttrs {
+			return nil, tooLarge(a.Key, "map holds more than "+itoa(lim.MaxAttrs)+" keys")
+		}
 		for _, kv := range a.Value.Map {
 			field := a.Key + "." + kv.Key
 			if err := lim.ValidateKey(field, kv.Key); err != nil {
@@ -627,6 +788,9 @@ func ContextOps(patch Value, replace bool, lim *Limits) ([]Op, error) {
 			if kv.Value.IsZero() {
 				ops = append(ops, Op{Code: OpDeleteAttr, NS: ns, Key: kv.Key})
 				continue
+			}
+			if sets++; sets > lim.MaxAttrs {
+				return nil, tooLarge(field, "sets more than "+itoa(lim.MaxAttrs)+" attributes")
 			}
 			if err := lim.ValidateValue(field, kv.Value); err != nil {
 				return nil, err

@@ -2,6 +2,7 @@ package wire
 
 import (
 	"math"
+	"slices"
 	"sort"
 )
 
@@ -84,13 +85,25 @@ func Decimal(coef int64, exp int32) Value { return Value{Type: TypeDecimal, Int:
 // List returns a list value holding vs.
 func List(vs ...Value) Value { return Value{Type: TypeList, List: vs} }
 
-// Map returns a map value; later duplicates of a key win.
+// Map returns a map value; later duplicates of a key win. It sorts a copy
+// of attrs once, so building a map of n keys costs O(n log n).
 func Map(attrs ...Attr) Value {
-	var m Attrs
-	for _, a := range attrs {
-		m = m.With(a.Key, a.Value)
+	if len(attrs) == 0 {
+		return Value{Type: TypeMap}
 	}
-	return Value{Type: TypeMap, Map: m}
+	m := make(Attrs, len(attrs))
+	copy(m, attrs)
+	slices.SortStableFunc(m, cmpAttrs)
+	// Keep the last of each run of equal keys.
+	out := m[:0]
+	for i := range m {
+		if i+1 < len(m) && m[i+1].Key == m[i].Key {
+			continue
+		}
+		out = append(out, m[i])
+	}
+	clear(m[len(out):])
+	return Value{Type: TypeMap, Map: out}
 }
 
 // BoolValue reports the value of a TypeBool value.

@@ -1,6 +1,6 @@
 // Package pebble is the embedded store of the origin: sessions, change log,
 // expiry index, customer index and webhook outbox in one Pebble database,
-// with a ristretto read cache in front.
+// with the read cache of origin/store/cache in front.
 //
 // Key layout (one byte of prefix, then big-endian numbers so that byte order
 // is numeric order):
@@ -18,6 +18,9 @@
 // batches to the WAL and its log writer syncs everything queued so far with
 // one fsync, so N concurrent committers cost about one fsync, not N
 // (group commit; see LogWriter.flushLoop and commitPipeline in Pebble).
+//
+// Every scan of a key prefix ends at the prefix's successor (prefixEnd),
+// so keys whose next bytes are 0xff are inside it.
 package pebble
 
 import (
@@ -25,16 +28,17 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"log/slog"
+	"math"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
-	"unsafe"
 
 	"github.com/cockroachdb/pebble"
-	"github.com/dgraph-io/ristretto/v2"
 
 	"github.com/sessionedge/sessionedge/origin/store"
+	"github.com/sessionedge/sessionedge/origin/store/cache"
 	"github.com/sessionedge/sessionedge/sdk/wire"
 )
 
@@ -42,19 +46,27 @@ import (
 type Config struct {
 	// Dir is the data directory; default "./data".
 	Dir string
-	// CacheBytes bounds the ristretto session cache; default 256 MiB.
+	// CacheBytes is the read cache's budget (origin/store/cache: each
+	// session counts its encoding plus cache.EntryOverhead); default 256
+	// MiB; negative disables the cache.
 	CacheBytes int64
 	// BlockCacheBytes is Pebble's block cache; default 64 MiB.
 	BlockCacheBytes int64
 	// Retention is how many change-log entries are kept; default 1,000,000.
 	// An edge whose cursor is older gets a Reset.
 	Retention uint64
-	// TombstoneTTL is how long a tombstone without a hard deadline stays;
-	// default 24 h.
+	// TombstoneTTL is how long a tombstone stays after the end when its
+	// hard deadline does not bound its tokens (store.DueAt); default 24 h.
+	// It must be at least the longest a token can stay valid after it is
+	// issued (the shared sessions' token lifetime, every other kind's idle
+	// timeout).
 	TombstoneTTL time.Duration
 	// NoSync skips fsync on commit (tests and benchmarks of the non-durable
 	// path only); default false.
 	NoSync bool
+	// Logger receives the store's and Pebble's errors and notices; default
+	// slog.Default().
+	Logger *slog.Logger
 }
 
 const stripes = 4096
@@ -62,7 +74,8 @@ const stripes = 4096
 // Store is the Pebble-backed store.Store.
 type Store struct {
 	db           *pebble.DB
-	cache        *ristretto.Cache[uint64, *entry]
+	cache        *cache.Cache // nil: disabled
+	log          *slog.Logger
 	wo           *pebble.WriteOptions
 	retention    uint64
 	tombstoneTTL int64
@@ -89,9 +102,6 @@ func Open(cfg Config) (*Store, error) {
 	if cfg.Dir == "" {
 		cfg.Dir = "./data"
 	}
-	if cfg.CacheBytes <= 0 {
-		cfg.CacheBytes = 256 << 20
-	}
 	if cfg.BlockCacheBytes <= 0 {
 		cfg.BlockCacheBytes = 64 << 20
 	}
@@ -101,31 +111,22 @@ func Open(cfg Config) (*Store, error) {
 	if cfg.TombstoneTTL <= 0 {
 		cfg.TombstoneTTL = 24 * time.Hour
 	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
 	bc := pebble.NewCache(cfg.BlockCacheBytes)
 	defer bc.Unref()
 	db, err := pebble.Open(cfg.Dir, &pebble.Options{
-		Cache:        bc,
-		MemTableSize: 4 << 20,
-		Logger:       quietLogger{},
+		Cache:         bc,
+		MemTableSize:  4 << 20,
+		Logger:        pebbleLogger{cfg.Logger},
+		EventListener: eventListener(cfg.Logger),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("cannot open pebble store in %s: %w", cfg.Dir, err)
 	}
-	cache, err := ristretto.NewCache(&ristretto.Config[uint64, *entry]{
-		// Ten counters per session the cache can hold (about 1.5 KiB each).
-		NumCounters: cfg.CacheBytes / 1500 * 10,
-		MaxCost:     cfg.CacheBytes,
-		BufferItems: 64,
-		// Ids are uniformly random (or keyed hashes), so their first bytes are
-		// a good hash; a Get checks the whole id of the cached session.
-		KeyToHash: func(k uint64) (uint64, uint64) { return k, 0 },
-	})
-	if err != nil {
-		db.Close()
-		return nil, fmt.Errorf("cannot create session cache: %w", err)
-	}
 	s := &Store{
-		db: db, cache: cache, retention: cfg.Retention,
+		db: db, cache: cache.New(cache.Config{MaxBytes: cfg.CacheBytes}), log: cfg.Logger, retention: cfg.Retention,
 		tombstoneTTL: cfg.TombstoneTTL.Milliseconds(),
 		wo:           pebble.Sync,
 		leases:       map[uint64]time.Time{},
@@ -137,7 +138,6 @@ func Open(cfg Config) (*Store, error) {
 		s.wo = pebble.NoSync
 	}
 	if err := s.load(); err != nil {
-		cache.Close()
 		db.Close()
 		return nil, err
 	}
@@ -145,10 +145,39 @@ func Open(cfg Config) (*Store, error) {
 	return s, nil
 }
 
+// Key prefixes.
+const (
+	prefixSession  = 's'
+	prefixLog      = 'c'
+	prefixDue      = 'x'
+	prefixCustomer = 'u'
+	prefixOutbox   = 'o'
+)
+
+// prefixEnd returns the exclusive upper bound of the keys that start with
+// p: p's successor (p with its last byte below 0xff incremented, the bytes
+// after it dropped), or nil (no upper bound) when p is all 0xff. Appending
+// 0xff to p instead would leave out every key that continues with 0xff.
+func prefixEnd(p []byte) []byte {
+	for i := len(p) - 1; i >= 0; i-- {
+		if p[i] != 0xff {
+			end := append([]byte(nil), p[:i+1]...)
+			end[i]++
+			return end
+		}
+	}
+	return nil
+}
+
+// prefixRange is the iterator range of the keys that start with p.
+func prefixRange(p []byte) *pebble.IterOptions {
+	return &pebble.IterOptions{LowerBound: p, UpperBound: prefixEnd(p)}
+}
+
 // load restores the sequences and the live-session count from the database.
 func (s *Store) load() error {
 	last := func(prefix byte) (uint64, bool, error) {
-		it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{prefix}, UpperBound: []byte{prefix + 1}})
+		it, err := s.db.NewIter(prefixRange([]byte{prefix}))
 		if err != nil {
 			return 0, false, err
 		}
@@ -158,14 +187,14 @@ func (s *Store) load() error {
 		}
 		return binary.BigEndian.Uint64(it.Key()[1:9]), true, nil
 	}
-	head, _, err := last('c')
+	head, _, err := last(prefixLog)
 	if err != nil {
 		return fmt.Errorf("cannot read change log: %w", err)
 	}
 	s.seq.Store(head)
 	s.pub.head = head
 	s.pub.ch = make(chan struct{})
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{'c'}, UpperBound: []byte{'d'}})
+	it, err := s.db.NewIter(prefixRange([]byte{prefixLog}))
 	if err != nil {
 		return err
 	}
@@ -177,43 +206,53 @@ func (s *Store) load() error {
 	if err := it.Close(); err != nil {
 		return err
 	}
-	out, _, err := last('o')
+	out, _, err := last(prefixOutbox)
 	if err != nil {
 		return fmt.Errorf("cannot read outbox: %w", err)
 	}
 	s.outSeq.Store(out)
-	it, err = s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{'s'}, UpperBound: []byte{'t'}})
+	it, err = s.db.NewIter(prefixRange([]byte{prefixSession}))
 	if err != nil {
 		return err
 	}
-	var live int64
+	var live, corrupt int64
 	var sess wire.Session
 	for it.First(); it.Valid(); it.Next() {
-		if err := wire.DecodeSession(it.Value(), &sess); err == nil && sess.Ended == 0 {
+		if err := wire.DecodeSession(it.Value(), &sess); err != nil {
+			corrupt++
+			var id wire.ID
+			copy(id[:], it.Key()[1:])
+			s.log.Error("pebble: stored session is corrupt; not counted as live", "id", id.String(), "err", err)
+			continue
+		}
+		if sess.Ended == 0 {
 			live++
 		}
 	}
 	s.live.Store(live)
+	if corrupt > 0 {
+		s.log.Error("pebble: corrupt sessions found while opening", "count", corrupt)
+	}
 	return it.Close()
 }
 
 func sessionKey(id wire.ID) []byte {
 	k := make([]byte, 17)
-	k[0] = 's'
+	k[0] = prefixSession
 	copy(k[1:], id[:])
 	return k
 }
 
 func logKey(seq uint64) []byte {
 	k := make([]byte, 9)
-	k[0] = 'c'
+	k[0] = prefixLog
 	binary.BigEndian.PutUint64(k[1:], seq)
 	return k
 }
 
 func dueKey(due int64, id wire.ID) []byte {
 	k := make([]byte, 25)
-	k[0] = 'x'
+	k[0] = prefixDue
 	binary.BigEndian.PutUint64(k[1:9], uint64(due))
 	copy(k[9:], id[:])
 	return k
@@ -221,7 +260,7 @@ func dueKey(due int64, id wire.ID) []byte {
 
 func customerPrefix(cid string) []byte {
 	k := make([]byte, 1, 1+binary.MaxVarintLen64+len(cid)+16)
-	k[0] = 'u'
+	k[0] = prefixCustomer
 	k = binary.AppendUvarint(k, uint64(len(cid)))
 	return append(k, cid...)
 }
@@ -230,31 +269,15 @@ func customerKey(cid string, id wire.ID) []byte { return append(customerPrefix(c
 
 func outboxKey(seq uint64) []byte {
 	k := make([]byte, 9)
-	k[0] = 'o'
+	k[0] = prefixOutbox
 	binary.BigEndian.PutUint64(k[1:], seq)
 	return k
 }
 
-func cacheKey(id wire.ID) uint64 { return binary.LittleEndian.Uint64(id[:8]) }
-
-// stripe serializes the writers of the sessions that hash to it and
-// remembers the last session written through it. Ristretto applies a Set of a
-// key it does not hold asynchronously, so right after a commit the cache
-// usually misses; the slot answers the writer's next read of the same session
-// (read-apply-commit loops) without a Pebble read. It always holds the newest
-// state of its session, because every write of that session updates it under
-// the lock.
-type stripe struct {
-	sync.Mutex
-	last *entry
-}
-
-// entry is a cached session and its CBOR encoding (the stored bytes), so a
-// GET in CBOR copies bytes instead of encoding. Both are immutable.
-type entry struct {
-	s    *wire.Session
-	cbor []byte
-}
+// stripe serializes the writers of the sessions that hash to it. Readers
+// do not take it: the cache's tickets keep a slow read from caching a state
+// older than a commit it raced with.
+type stripe struct{ sync.Mutex }
 
 func (s *Store) lock(id wire.ID) *stripe {
 	return &s.locks[binary.LittleEndian.Uint16(id[8:10])%stripes]
@@ -262,117 +285,81 @@ func (s *Store) lock(id wire.ID) *stripe {
 
 // Get returns the session id from the cache, or from Pebble (filling the cache).
 func (s *Store) Get(ctx context.Context, id wire.ID) (*wire.Session, error) {
-	e, err := s.get(id)
-	if err != nil {
-		return nil, err
-	}
-	return e.s, nil
+	sess, _, err := s.get(id, 0)
+	return sess, err
+}
+
+// GetAtLeast is Get that reads Pebble when the cached copy is older than
+// minVersion.
+func (s *Store) GetAtLeast(ctx context.Context, id wire.ID, minVersion uint64) (*wire.Session, error) {
+	sess, _, err := s.get(id, minVersion)
+	return sess, err
 }
 
 // GetCBOR returns the session id and its CBOR encoding (wire.AppendSession),
-// both shared and immutable: callers copy the bytes, never modify them.
+// both shared and immutable: callers copy the bytes, never modify them. A
+// cache hit allocates nothing.
 func (s *Store) GetCBOR(ctx context.Context, id wire.ID) (*wire.Session, []byte, error) {
-	e, err := s.get(id)
+	return s.get(id, 0)
+}
+
+// GetCBORAtLeast is GetCBOR with GetAtLeast's minVersion.
+func (s *Store) GetCBORAtLeast(ctx context.Context, id wire.ID, minVersion uint64) (*wire.Session, []byte, error) {
+	return s.get(id, minVersion)
+}
+
+func (s *Store) get(id wire.ID, minVersion uint64) (*wire.Session, []byte, error) {
+	if s.closed.Load() {
+		return nil, nil, store.ErrClosed
+	}
+	if sess, enc, ok := s.cache.GetAtLeast(id, minVersion); ok {
+		return sess, enc, nil
+	}
+	t := s.cache.Begin(id)
+	sess, enc, err := s.read(id)
 	if err != nil {
 		return nil, nil, err
 	}
-	return e.s, e.cbor, nil
+	s.cache.Fill(t, sess, enc)
+	return sess, enc, nil
 }
 
-func (s *Store) get(id wire.ID) (*entry, error) {
-	if s.closed.Load() {
-		return nil, store.ErrClosed
+// current returns the stored state of id for a writer holding its stripe:
+// the cached copy (always the newest, since every write of the id updates
+// the cache under the stripe), or Pebble's.
+func (s *Store) current(id wire.ID) (*wire.Session, error) {
+	if sess, ok := s.cache.Peek(id); ok {
+		return sess, nil
 	}
-	if e, ok := s.cache.Get(cacheKey(id)); ok && e.s.ID == id {
-		return e, nil
-	}
-	// Fill under the stripe lock: a writer holds it from its commit to its
-	// cache update, so an older state read here cannot overwrite a newer one.
-	mu := s.lock(id)
-	mu.Lock()
-	defer mu.Unlock()
-	return s.getLocked(mu, id)
-}
-
-func (s *Store) getLocked(mu *stripe, id wire.ID) (*entry, error) {
-	if e := mu.last; e != nil && e.s.ID == id {
-		return e, nil
-	}
-	if e, ok := s.cache.Get(cacheKey(id)); ok && e.s.ID == id {
-		return e, nil
-	}
-	e, err := s.read(id)
+	t := s.cache.Begin(id)
+	sess, enc, err := s.read(id)
 	if err != nil {
 		return nil, err
 	}
-	s.cacheSet(e)
-	return e, nil
+	s.cache.Fill(t, sess, enc)
+	return sess, nil
 }
 
-func (s *Store) read(id wire.ID) (*entry, error) {
+func (s *Store) read(id wire.ID) (*wire.Session, []byte, error) {
 	b, closer, err := s.db.Get(sessionKey(id))
 	if errors.Is(err, pebble.ErrNotFound) {
-		return nil, fmt.Errorf("cannot get %s: %w", id, store.ErrNotFound)
+		return nil, nil, fmt.Errorf("cannot get %s: %w", id, store.ErrNotFound)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("cannot get %s: %w", id, err)
+		return nil, nil, fmt.Errorf("cannot get %s: %w", id, err)
 	}
 	defer closer.Close()
-	e := &entry{s: new(wire.Session), cbor: append([]byte(nil), b...)}
-	if err := wire.DecodeSession(e.cbor, e.s); err != nil {
-		return nil, fmt.Errorf("cannot decode stored session %s: %w", id, err)
+	enc := append([]byte(nil), b...)
+	sess := new(wire.Session)
+	if err := wire.DecodeSession(enc, sess); err != nil {
+		s.log.Error("pebble: stored session is corrupt", "id", id.String(), "err", err)
+		return nil, nil, fmt.Errorf("cannot decode stored session %s: %w", id, err)
 	}
-	return e, nil
+	return sess, enc, nil
 }
 
-func (s *Store) cacheSet(e *entry) {
-	// Delete first: ristretto applies a Set of a key it does not hold through
-	// a buffer, after any earlier queued Set of the same key, and would keep
-	// the older value; the Del is queued in between.
-	k := cacheKey(e.s.ID)
-	s.cache.Del(k)
-	s.cache.Set(k, e, memSize(e.s)+int64(cap(e.cbor)))
-}
-
-// Sizes of the in-memory session representation, for the cache's cost: a
-// cached session costs what it holds on the heap, not its (much smaller)
-// encoding, so CacheBytes bounds memory.
-const (
-	sessionBytes   = int64(unsafe.Sizeof(wire.Session{}))
-	valueBytes     = int64(unsafe.Sizeof(wire.Value{}))
-	attrBytes      = int64(unsafe.Sizeof(wire.Attr{}))
-	cacheItemBytes = 128 // ristretto's per-item bookkeeping
-)
-
-func memSize(s *wire.Session) int64 {
-	n := sessionBytes + cacheItemBytes
-	for _, v := range s.Fields {
-		n += valueHeap(v)
-	}
-	for _, as := range s.Attrs {
-		n += attrsHeap(as)
-	}
-	return n
-}
-
-func attrsHeap(as wire.Attrs) int64 {
-	n := int64(cap(as)) * attrBytes
-	for _, a := range as {
-		n += int64(len(a.Key)) + valueHeap(a.Value)
-	}
-	return n
-}
-
-func valueHeap(v wire.Value) int64 {
-	n := int64(len(v.Text))
-	if len(v.List) > 0 {
-		n += int64(cap(v.List)) * valueBytes
-		for _, e := range v.List {
-			n += valueHeap(e)
-		}
-	}
-	return n + attrsHeap(v.Map)
-}
+// CacheStats returns the read cache's counters.
+func (s *Store) CacheStats() store.CacheStats { return s.cache.Stats() }
 
 // Commit writes c in one synced Pebble batch under the session's lock.
 func (s *Store) Commit(ctx context.Context, c *store.Commit) error {
@@ -392,11 +379,7 @@ func (s *Store) commit(c *store.Commit) (uint64, error) {
 	mu := s.lock(d.ID)
 	mu.Lock()
 	defer mu.Unlock()
-	ce, err := s.getLocked(mu, d.ID)
-	var cur *wire.Session
-	if err == nil {
-		cur = ce.s
-	}
+	cur, err := s.current(d.ID)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		if d.BaseVersion != 0 {
@@ -411,8 +394,8 @@ func (s *Store) commit(c *store.Commit) (uint64, error) {
 	next := c.Session
 	b := s.db.NewBatch()
 	defer b.Close()
-	ne := &entry{s: next, cbor: wire.AppendSession(make([]byte, 0, 512), next)}
-	b.Set(sessionKey(next.ID), ne.cbor, nil)
+	enc := wire.AppendSession(make([]byte, 0, 512), next)
+	b.Set(sessionKey(next.ID), enc, nil)
 	s.indexes(b, cur, next)
 	for _, body := range c.Outbox {
 		b.Set(outboxKey(s.outSeq.Add(1)), body, nil)
@@ -422,14 +405,11 @@ func (s *Store) commit(c *store.Commit) (uint64, error) {
 	err = s.db.Apply(b, s.wo)
 	s.pub.done(seq)
 	if err != nil {
-		s.cache.Del(cacheKey(d.ID))
-		if mu.last != nil && mu.last.s.ID == d.ID {
-			mu.last = nil
-		}
+		s.cache.Drop(d.ID)
+		s.log.Error("pebble: commit failed", "id", d.ID.String(), "err", err)
 		return 0, fmt.Errorf("cannot commit %s: %w", d.ID, err)
 	}
-	s.cacheSet(ne)
-	mu.last = ne
+	s.cache.Put(next, enc)
 	switch {
 	case cur == nil && next.Ended == 0:
 		s.live.Add(1)
@@ -484,11 +464,13 @@ func (s *Store) Touch(ctx context.Context, id wire.ID, lastSeen, idle int64) (*w
 	mu := s.lock(id)
 	mu.Lock()
 	defer mu.Unlock()
-	ce, err := s.getLocked(mu, id)
+	cur, err := s.current(id)
 	if err != nil {
 		return nil, err
 	}
-	cur := ce.s
+	if h := cur.HardDeadline; h != 0 && idle > h {
+		idle = h // an idle deadline never passes the hard one
+	}
 	if cur.Ended != 0 || (lastSeen <= cur.LastSeen && (idle == 0 || idle <= cur.IdleDeadline)) {
 		return cur, nil
 	}
@@ -501,18 +483,15 @@ func (s *Store) Touch(ctx context.Context, id wire.ID, lastSeen, idle int64) (*w
 	}
 	b := s.db.NewBatch()
 	defer b.Close()
-	ne := &entry{s: next, cbor: wire.AppendSession(make([]byte, 0, 512), next)}
-	b.Set(sessionKey(id), ne.cbor, nil)
+	enc := wire.AppendSession(make([]byte, 0, 512), next)
+	b.Set(sessionKey(id), enc, nil)
 	s.indexes(b, cur, next)
 	if err := s.db.Apply(b, pebble.NoSync); err != nil {
-		s.cache.Del(cacheKey(id))
-		if mu.last != nil && mu.last.s.ID == id {
-			mu.last = nil
-		}
+		s.cache.Drop(id)
+		s.log.Error("pebble: touch failed", "id", id.String(), "err", err)
 		return nil, fmt.Errorf("cannot touch %s: %w", id, err)
 	}
-	s.cacheSet(ne)
-	mu.last = ne
+	s.cache.Put(next, enc)
 	return next, nil
 }
 
@@ -524,11 +503,10 @@ func (s *Store) Purge(ctx context.Context, id wire.ID, version uint64) error {
 	mu := s.lock(id)
 	mu.Lock()
 	defer mu.Unlock()
-	ce, err := s.getLocked(mu, id)
+	cur, err := s.current(id)
 	if err != nil {
 		return err
 	}
-	cur := ce.s
 	if cur.Version != version {
 		return fmt.Errorf("cannot purge %s@%d: %w", id, version, store.ErrConflict)
 	}
@@ -541,12 +519,11 @@ func (s *Store) Purge(ctx context.Context, id wire.ID, version uint64) error {
 	if cid := cur.CustomerID(); cid != "" {
 		b.Delete(customerKey(cid, id), nil)
 	}
-	if err := s.db.Apply(b, s.wo); err != nil {
+	err = s.db.Apply(b, s.wo)
+	s.cache.Drop(id)
+	if err != nil {
+		s.log.Error("pebble: purge failed", "id", id.String(), "err", err)
 		return fmt.Errorf("cannot purge %s: %w", id, err)
-	}
-	s.cache.Del(cacheKey(id))
-	if mu.last != nil && mu.last.s.ID == id {
-		mu.last = nil
 	}
 	if cur.Ended == 0 {
 		s.live.Add(-1)
@@ -559,12 +536,20 @@ func (s *Store) Purge(ctx context.Context, id wire.ID, version uint64) error {
 
 func encodeCursor(seq uint64) store.Cursor { return store.Cursor(strconv.FormatUint(seq, 10)) }
 
+// decodeCursor parses a cursor, which comes from outside (an edge's query
+// string): only the canonical decimal form is one of this store's.
 func decodeCursor(c store.Cursor) (uint64, bool) {
 	if c == "" {
 		return 0, true
 	}
+	if len(c) > 20 || (len(c) > 1 && c[0] == '0') {
+		return 0, false
+	}
 	seq, err := strconv.ParseUint(string(c), 10, 64)
-	return seq, err == nil
+	if err != nil {
+		return 0, false
+	}
+	return seq, true
 }
 
 // ChangesAfter returns up to limit deltas after cursor, never past the
@@ -582,7 +567,11 @@ func (s *Store) ChangesAfter(ctx context.Context, c store.Cursor, limit int) (st
 	if cursor == head || limit <= 0 {
 		return bt, nil
 	}
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: logKey(cursor + 1), UpperBound: logKey(head + 1)})
+	upper := prefixEnd([]byte{prefixLog})
+	if head < math.MaxUint64 {
+		upper = logKey(head + 1)
+	}
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: logKey(cursor + 1), UpperBound: upper})
 	if err != nil {
 		return bt, err
 	}
@@ -635,15 +624,22 @@ func (s *Store) WaitChanges(ctx context.Context, c store.Cursor) error {
 	}
 }
 
-// Expiring scans the expiry index up to before.
+// Expiring scans the expiry index up to before. An entry that no longer
+// matches its session (the session is gone, or its due instant moved, as
+// when the tombstone rule or TombstoneTTL changed between the write and
+// the purge) is deleted instead of returned, so stale entries cannot pile up
+// in front of the sweeper.
 func (s *Store) Expiring(ctx context.Context, before int64, limit int) ([]store.Due, error) {
 	if s.closed.Load() {
 		return nil, store.ErrClosed
 	}
+	if before <= 0 || limit <= 0 {
+		return nil, nil
+	}
 	upper := make([]byte, 9)
-	upper[0] = 'x'
+	upper[0] = prefixDue
 	binary.BigEndian.PutUint64(upper[1:], uint64(before))
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{'x'}, UpperBound: upper})
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{prefixDue}, UpperBound: upper})
 	if err != nil {
 		return nil, err
 	}
@@ -654,9 +650,33 @@ func (s *Store) Expiring(ctx context.Context, before int64, limit int) ([]store.
 		var d store.Due
 		d.At = int64(binary.BigEndian.Uint64(k[1:9]))
 		copy(d.ID[:], k[9:25])
+		if s.stale(d) {
+			continue
+		}
 		out = append(out, d)
 	}
 	return out, it.Error()
+}
+
+// stale checks an expiry-index entry against its session, under the
+// session's stripe (so no commit moves the entry meanwhile), and deletes it
+// when it no longer matches.
+func (s *Store) stale(d store.Due) bool {
+	mu := s.lock(d.ID)
+	mu.Lock()
+	defer mu.Unlock()
+	cur, err := s.current(d.ID)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+	case err != nil:
+		return false // the sweeper will meet the error itself
+	case store.DueAt(cur, s.tombstoneTTL) == d.At:
+		return false
+	}
+	if err := s.db.Delete(dueKey(d.At, d.ID), pebble.NoSync); err != nil {
+		s.log.Error("pebble: cannot delete a stale expiry-index entry", "id", d.ID.String(), "err", err)
+	}
+	return true
 }
 
 // CustomerSessions scans the customer index.
@@ -665,8 +685,7 @@ func (s *Store) CustomerSessions(ctx context.Context, cid string) ([]wire.ID, er
 		return nil, store.ErrClosed
 	}
 	p := customerPrefix(cid)
-	upper := append(append([]byte(nil), p...), 0xff)
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: upper})
+	it, err := s.db.NewIter(prefixRange(p))
 	if err != nil {
 		return nil, err
 	}
@@ -691,7 +710,7 @@ func (s *Store) OutboxClaim(ctx context.Context, limit int, lease time.Duration)
 	if s.closed.Load() {
 		return nil, store.ErrClosed
 	}
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: outboxKey(0), UpperBound: []byte{'p'}})
+	it, err := s.db.NewIter(prefixRange([]byte{prefixOutbox}))
 	if err != nil {
 		return nil, err
 	}
@@ -769,7 +788,7 @@ func (s *Store) prune() {
 	// finds entries missing also finds its cursor out of retention.
 	s.first.Store(newFirst)
 	if err := s.db.DeleteRange(logKey(first), logKey(newFirst), pebble.NoSync); err != nil {
-		return
+		s.log.Error("pebble: cannot prune the change log", "err", err)
 	}
 }
 
@@ -784,7 +803,6 @@ func (s *Store) Close() error {
 	for i := range s.locks {
 		s.locks[i].Lock()
 	}
-	s.cache.Close()
 	err := s.db.Close()
 	for i := range s.locks {
 		s.locks[i].Unlock()
@@ -826,12 +844,39 @@ func (p *publisher) done(seq uint64) {
 	p.ch = make(chan struct{})
 }
 
-type quietLogger struct{}
+// pebbleLogger hands Pebble's messages to the store's logger. Pebble
+// reports errors through Infof too ("background error: ..."), so Infof is
+// logged at Info; Fatalf logs at Error and panics, since Pebble does not
+// expect it to return.
+type pebbleLogger struct{ log *slog.Logger }
 
-func (quietLogger) Infof(string, ...interface{})  {}
-func (quietLogger) Errorf(string, ...interface{}) {}
-func (quietLogger) Fatalf(format string, args ...interface{}) {
-	panic(fmt.Sprintf(format, args...))
+func (l pebbleLogger) Infof(format string, args ...any) {
+	l.log.Info("pebble: " + fmt.Sprintf(format, args...))
+}
+
+func (l pebbleLogger) Errorf(format string, args ...any) {
+	l.log.Error("pebble: " + fmt.Sprintf(format, args...))
+}
+
+func (l pebbleLogger) Fatalf(format string, args ...any) {
+	msg := "pebble: " + fmt.Sprintf(format, args...)
+	l.log.Error(msg, "fatal", true)
+	panic(msg)
+}
+
+// eventListener logs the Pebble events an operator must see: background
+// errors (failed flushes and compactions), slow disks and write stalls.
+func eventListener(log *slog.Logger) *pebble.EventListener {
+	return &pebble.EventListener{
+		BackgroundError: func(err error) { log.Error("pebble: background error", "err", err) },
+		DiskSlow: func(info pebble.DiskSlowInfo) {
+			log.Warn("pebble: slow disk", "info", info.String())
+		},
+		WriteStallBegin: func(info pebble.WriteStallBeginInfo) {
+			log.Warn("pebble: write stall", "reason", info.Reason)
+		},
+		WriteStallEnd: func() { log.Info("pebble: write stall ended") },
+	}
 }
 
 var _ store.Store = (*Store)(nil)

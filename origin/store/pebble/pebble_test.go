@@ -12,7 +12,7 @@ import (
 
 func TestConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) store.Store {
-		s, err := Open(Config{Dir: t.TempDir(), CacheBytes: 8 << 20, BlockCacheBytes: 8 << 20})
+		s, err := Open(Config{Dir: t.TempDir(), CacheBytes: 8 << 20, BlockCacheBytes: 8 << 20, TombstoneTTL: storetest.TombstoneTTL})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -109,7 +109,6 @@ func TestGetHitAllocs(t *testing.T) {
 	defer s.Close()
 	id, _ := wire.NewID()
 	commitNew(t, s, id)
-	s.cache.Wait()
 	ctx := context.Background()
 	if n := testing.AllocsPerRun(1000, func() { s.Get(ctx, id) }); n != 0 {
 		t.Fatalf("Get on a cache hit allocates %.1f times", n)

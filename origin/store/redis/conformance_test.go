@@ -27,7 +27,7 @@ func TestConformance(t *testing.T) {
 			n := 0
 			storetest.Run(t, func(t *testing.T) store.Store {
 				n++
-				s, err := New(Config{URLs: urls, Prefix: "t" + strconv.Itoa(n), Shards: 8})
+				s, err := New(Config{URLs: urls, Prefix: "t" + strconv.Itoa(n), Shards: 8, TombstoneTTL: storetest.TombstoneTTL})
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -48,12 +48,24 @@ func encodeCursor(pos []streamID) store.Cursor {
 
 var errForeignCursor = errors.New("redis: cursor is not one of this store's")
 
+// maxCursorLen is the longest cursor text of a store of shards shards: two
+// uvarints of at most 10 bytes per shard, in base64url.
+func maxCursorLen(shards int) int {
+	return len(cursorPrefix) + base64.RawURLEncoding.EncodedLen(shards*2*binary.MaxVarintLen64)
+}
+
 // decodeCursor returns the positions of a cursor for shards shards; the
-// empty cursor is the beginning of every stream.
+// empty cursor is the beginning of every stream. Cursors come from outside
+// (an edge's query string): only the exact text encodeCursor makes for
+// shards shards is one of this store's, and the work is linear in the
+// cursor's length, which is checked first.
 func decodeCursor(c store.Cursor, shards int) ([]streamID, error) {
 	pos := make([]streamID, shards)
 	if c == "" {
 		return pos, nil
+	}
+	if len(c) > maxCursorLen(shards) {
+		return nil, errForeignCursor
 	}
 	s, ok := strings.CutPrefix(string(c), cursorPrefix)
 	if !ok {
@@ -75,6 +87,11 @@ func decodeCursor(c store.Cursor, shards int) ([]streamID, error) {
 		buf = buf[n:]
 	}
 	if len(buf) != 0 {
+		return nil, errForeignCursor
+	}
+	// Overlong uvarints and stray base64 bits decode too; refuse all but
+	// the canonical text, so one position has one cursor.
+	if encodeCursor(pos) != c {
 		return nil, errForeignCursor
 	}
 	return pos, nil

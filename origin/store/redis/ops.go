@@ -7,7 +7,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/redis/rueidis"
@@ -16,92 +15,93 @@ import (
 	"github.com/sessionedge/sessionedge/sdk/wire"
 )
 
-// cost is what a cached session counts against CacheBytes.
-func cost(b []byte) int64 { return int64(len(b)) + 200 }
+// The read cache (origin/store/cache) stays coherent with this node's
+// writes (Put after a commit), other nodes' writes (their notifications
+// drop older entries, see onNotify), and reads racing with either (a read
+// fills the cache only with the ticket it took before asking Redis). A
+// missed notification costs at most Config.CacheTTL of staleness.
 
-func (s *Store) cacheGet(id wire.ID) (*wire.Session, bool) {
-	if s.cache == nil {
-		return nil, false
-	}
-	return s.cache.Get(string(id[:]))
-}
-
-// The cache stays coherent with two rules. Every change this node learns of
-// (its own commit, a notification) bumps the id's change counter and deletes
-// the entry; ristretto applies a Del after every Set queued before it, so an
-// older Set cannot land after it. A read from Redis fills the cache only if
-// the counter did not move while it read, so a slow read cannot put back a
-// version older than a write it raced with.
-
-func (s *Store) changeCounter(id wire.ID) *atomic.Uint64 {
-	return &s.changes[(uint(id[2])<<8|uint(id[3]))%uint(len(s.changes))]
-}
-
-// cacheFill caches sess, read from Redis when the counter was seen.
-func (s *Store) cacheFill(sess *wire.Session, size int, seen uint64) {
-	if s.cache != nil && s.changeCounter(sess.ID).Load() == seen {
-		s.cache.SetWithTTL(string(sess.ID[:]), sess, int64(size)+200, s.cfg.CacheTTL)
-	}
-}
-
-// cacheDrop forgets id after a change.
-func (s *Store) cacheDrop(id wire.ID) {
-	if s.cache != nil {
-		s.changeCounter(id).Add(1)
-		s.cache.Del(string(id[:]))
-	}
-}
-
-// cacheReplace caches the state this node just committed.
-func (s *Store) cacheReplace(sess *wire.Session, size int) {
-	if s.cache != nil {
-		s.cacheDrop(sess.ID)
-		s.cache.SetWithTTL(string(sess.ID[:]), sess, int64(size)+200, s.cfg.CacheTTL)
-	}
-}
-
-// decodeStored turns a session's stored bytes and touch fields into a session.
-func decodeStored(b []byte, ls, idle string) (*wire.Session, error) {
+// decodeStored turns a session's stored bytes and touch fields into a
+// session and its encoding: the stored bytes themselves, or a new encoding
+// when the touch fields moved the session on.
+func decodeStored(b []byte, ls, idle string) (*wire.Session, []byte, error) {
 	sess := new(wire.Session)
 	if err := wire.DecodeSession(b, sess); err != nil {
-		return nil, fmt.Errorf("redis: stored session is corrupt: %w", err)
+		return nil, nil, fmt.Errorf("redis: stored session is corrupt: %w", err)
 	}
+	moved := false
 	if v, err := strconv.ParseInt(ls, 10, 64); err == nil && v > sess.LastSeen {
-		sess.LastSeen = v
+		sess.LastSeen, moved = v, true
 	}
 	if v, err := strconv.ParseInt(idle, 10, 64); err == nil && v > sess.IdleDeadline {
-		sess.IdleDeadline = v
+		if h := sess.HardDeadline; h != 0 && v > h {
+			v = h // an idle deadline never passes the hard one
+		}
+		sess.IdleDeadline, moved = v, v != sess.IdleDeadline || moved
 	}
-	return sess, nil
+	if moved {
+		b = wire.AppendSession(make([]byte, 0, len(b)+8), sess)
+	}
+	return sess, b, nil
 }
 
 // Get returns the session: from the read cache (no round trip) or with one
 // HMGET.
 func (s *Store) Get(ctx context.Context, id wire.ID) (*wire.Session, error) {
-	if sess, ok := s.cacheGet(id); ok {
-		return sess, nil
+	sess, _, err := s.get(ctx, id, 0)
+	return sess, err
+}
+
+// GetAtLeast is Get that asks Redis when the cached copy is older than
+// minVersion (another node's write whose notification has not arrived).
+func (s *Store) GetAtLeast(ctx context.Context, id wire.ID, minVersion uint64) (*wire.Session, error) {
+	sess, _, err := s.get(ctx, id, minVersion)
+	return sess, err
+}
+
+// GetCBOR returns the session and its CBOR encoding; a cache hit allocates
+// nothing and sends nothing.
+func (s *Store) GetCBOR(ctx context.Context, id wire.ID) (*wire.Session, []byte, error) {
+	return s.get(ctx, id, 0)
+}
+
+// GetCBORAtLeast is GetCBOR with GetAtLeast's minVersion.
+func (s *Store) GetCBORAtLeast(ctx context.Context, id wire.ID, minVersion uint64) (*wire.Session, []byte, error) {
+	return s.get(ctx, id, minVersion)
+}
+
+func (s *Store) get(ctx context.Context, id wire.ID, minVersion uint64) (*wire.Session, []byte, error) {
+	if sess, enc, ok := s.cache.GetAtLeast(id, minVersion); ok {
+		return sess, enc, nil
 	}
-	seen := s.changeCounter(id).Load()
+	t := s.cache.Begin(id)
 	vals, err := s.do(ctx, s.client.B().Hmget().Key(s.sessionKey(id)).Field("b", "ls", "idle").Build()).ToArray()
 	if err != nil {
-		return nil, s.wrap("get", err)
+		return nil, nil, s.wrap("get", err)
+	}
+	if len(vals) != 3 {
+		return nil, nil, s.unexpected("get", fmt.Errorf("HMGET answered %d values", len(vals)))
 	}
 	b, err := vals[0].AsBytes()
 	if rueidis.IsRedisNil(err) {
-		return nil, fmt.Errorf("%w: %s", store.ErrNotFound, id)
+		return nil, nil, fmt.Errorf("%w: %s", store.ErrNotFound, id)
 	}
 	if err != nil {
-		return nil, s.wrap("get", err)
+		return nil, nil, s.wrap("get", err)
 	}
 	ls, _ := vals[1].ToString()
 	idle, _ := vals[2].ToString()
-	sess, err := decodeStored(b, ls, idle)
+	sess, enc, err := decodeStored(b, ls, idle)
 	if err != nil {
-		return nil, err
+		s.log.Error("redis: stored session is corrupt", "id", id.String(), "err", err)
+		return nil, nil, err
 	}
-	s.cacheFill(sess, len(b), seen)
-	return sess, nil
+	s.cache.Fill(t, sess, enc)
+	return sess, enc, nil
 }
+
+// CacheStats returns the read cache's counters.
+func (s *Store) CacheStats() store.CacheStats { return s.cache.Stats() }
 
 // expireAt is when Redis may drop a session key by itself: the safety net
 // behind the expiry sweeper, a day after the sweeper would have purged it.
@@ -133,7 +133,7 @@ func (s *Store) Commit(ctx context.Context, c *store.Commit) error {
 	oldCustomer := ""
 	if c.Prev != nil && c.Prev.Version == d.BaseVersion {
 		oldCustomer = c.Prev.CustomerID()
-	} else if prev, ok := s.cacheGet(d.ID); ok && prev.Version == d.BaseVersion && prev.Ended == 0 {
+	} else if prev, ok := s.cache.Peek(d.ID); ok && prev.Version == d.BaseVersion && prev.Ended == 0 {
 		oldCustomer = prev.CustomerID()
 	} else if d.BaseVersion != 0 {
 		// Not cached at the base version: the customer index entry to drop
@@ -156,13 +156,17 @@ func (s *Store) Commit(ctx context.Context, c *store.Commit) error {
 	} else if d.BaseVersion != 0 && !live(next) && containsEnd(d) {
 		liveDelta = -1
 	}
+	ended := "0"
+	if next.Ended != 0 {
+		ended = "1"
+	}
 	sessBytes := wire.AppendSession(nil, next)
 	args := []string{
 		strconv.FormatUint(d.BaseVersion, 10), strconv.FormatUint(d.Version, 10),
 		rueidis.BinaryString(sessBytes), rueidis.BinaryString(wire.AppendDelta(nil, d)),
 		strconv.FormatInt(store.DueAt(next, s.cfg.TombstoneTTL.Milliseconds()), 10), idText,
 		strconv.Itoa(s.cfg.FeedLength), strconv.FormatInt(s.expireAt(next), 10),
-		oldCustomer, newCustomer, strconv.Itoa(liveDelta), s.node,
+		oldCustomer, newCustomer, strconv.Itoa(liveDelta), s.node, ended,
 	}
 	for _, body := range c.Outbox {
 		args = append(args, rueidis.BinaryString(body))
@@ -172,14 +176,14 @@ func (s *Store) Commit(ctx context.Context, c *store.Commit) error {
 		s.outboxKey(shard), s.liveKey(shard), s.notifyKey(shard)}
 	err := s.exec(ctx, commitScript, keys, args).Error()
 	if err != nil {
-		s.cacheDrop(d.ID) // stale (conflict), or unknown (the script may have run)
+		s.cache.Drop(d.ID) // stale (conflict), or unknown (the script may have run)
 		if msg := err.Error(); strings.HasPrefix(msg, "CONFLICT") {
 			return fmt.Errorf("%w: %s is at version %s, delta base %d", store.ErrConflict, d.ID,
 				strings.TrimSpace(strings.TrimPrefix(msg, "CONFLICT")), d.BaseVersion)
 		}
 		return s.wrap("commit", err)
 	}
-	s.cacheReplace(next, len(sessBytes))
+	s.cache.Put(next, sessBytes)
 	// Local waiters need not wait for the notification's round trip.
 	if len(c.Outbox) > 0 {
 		select {
@@ -203,7 +207,7 @@ func containsEnd(d *wire.Delta) bool {
 // Touch moves last-seen and the idle deadline forward in one script call.
 func (s *Store) Touch(ctx context.Context, id wire.ID, lastSeen, idleDeadline int64) (*wire.Session, error) {
 	due := int64(0)
-	if cur, ok := s.cacheGet(id); ok {
+	if cur, ok := s.cache.Peek(id); ok {
 		if cur.Ended != 0 {
 			return cur, nil
 		}
@@ -212,7 +216,7 @@ func (s *Store) Touch(ctx context.Context, id wire.ID, lastSeen, idleDeadline in
 		due = store.DueAt(&next, s.cfg.TombstoneTTL.Milliseconds())
 	}
 	shard := s.shardOf(id)
-	seen := s.changeCounter(id).Load()
+	t := s.cache.Begin(id)
 	vals, err := s.exec(ctx, touchScript, []string{s.sessionKey(id), s.dueKey(shard)}, []string{
 		strconv.FormatInt(lastSeen, 10), strconv.FormatInt(idleDeadline, 10), strconv.FormatInt(due, 10), id.String(),
 	}).ToArray()
@@ -222,11 +226,15 @@ func (s *Store) Touch(ctx context.Context, id wire.ID, lastSeen, idleDeadline in
 	if err != nil {
 		return nil, s.wrap("touch", err)
 	}
+	if len(vals) != 3 {
+		return nil, s.unexpected("touch", fmt.Errorf("the touch script answered %d values", len(vals)))
+	}
 	b, _ := vals[0].AsBytes()
 	ls, _ := vals[1].ToString()
 	idle, _ := vals[2].ToString()
-	sess, err := decodeStored(b, ls, idle)
+	sess, enc, err := decodeStored(b, ls, idle)
 	if err != nil {
+		s.log.Error("redis: stored session is corrupt", "id", id.String(), "err", err)
 		return nil, err
 	}
 	if sess.Ended != 0 {
@@ -239,7 +247,7 @@ func (s *Store) Touch(ctx context.Context, id wire.ID, lastSeen, idleDeadline in
 			}
 		}
 	}
-	s.cacheFill(sess, len(b), seen)
+	s.cache.Fill(t, sess, enc)
 	return sess, nil
 }
 
@@ -247,7 +255,7 @@ func (s *Store) Touch(ctx context.Context, id wire.ID, lastSeen, idleDeadline in
 func (s *Store) Purge(ctx context.Context, id wire.ID, version uint64) error {
 	err := s.exec(ctx, purgeScript, []string{s.sessionKey(id), s.dueKey(s.shardOf(id))},
 		[]string{strconv.FormatUint(version, 10), id.String()}).Error()
-	s.cacheDrop(id)
+	s.cache.Drop(id)
 	if err != nil {
 		if strings.HasPrefix(err.Error(), "CONFLICT") {
 			return fmt.Errorf("%w: %s changed before purge", store.ErrConflict, id)

@@ -3,6 +3,8 @@ package redis
 import (
 	"context"
 	"errors"
+	"log/slog"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -35,51 +37,112 @@ func (s *Store) ensureGroups(ctx context.Context) error {
 	return nil
 }
 
-// OutboxClaim takes entries whose lease of another node ran out, then new
-// ones, from every shard (two pipelined commands per shard).
+// OutboxClaim hands out entries this node claimed earlier and has not
+// handed out yet, then takes entries whose lease of another node ran out
+// and new ones from every shard (two pipelined commands per shard), oldest
+// first. Redis leases everything those commands return, up to limit per
+// shard; what does not fit in this answer stays held by this node for its
+// next call within the lease, instead of waiting a whole lease.
 func (s *Store) OutboxClaim(ctx context.Context, limit int, lease time.Duration) ([]store.OutboxEntry, error) {
+	if limit <= 0 {
+		return nil, nil
+	}
 	if err := s.ensureGroups(ctx); err != nil {
 		return nil, err
 	}
+	now := s.cfg.Now()
+	out := s.takeHeld(limit, now.Add(-lease))
+	if len(out) == limit {
+		return out, nil
+	}
+	room := limit - len(out)
 	cmds := make([]rueidis.Completed, 0, 2*s.cfg.Shards)
 	for shard := 0; shard < s.cfg.Shards; shard++ {
 		key := s.outboxKey(shard)
 		cmds = append(cmds,
-			s.client.B().Xautoclaim().Key(key).Group(outboxGroup).Consumer(s.node).MinIdleTime(strconv.FormatInt(lease.Milliseconds(), 10)).Start("0-0").Count(int64(limit)).Build(),
-			s.client.B().Xreadgroup().Group(outboxGroup, s.node).Count(int64(limit)).Streams().Key(key).Id(">").Build())
+			s.client.B().Xautoclaim().Key(key).Group(outboxGroup).Consumer(s.node).MinIdleTime(strconv.FormatInt(lease.Milliseconds(), 10)).Start("0-0").Count(int64(room)).Build(),
+			s.client.B().Xreadgroup().Group(outboxGroup, s.node).Count(int64(room)).Streams().Key(key).Id(">").Build())
 	}
-	var out []store.OutboxEntry
+	var claimed []heldEntry
 	results := s.doMulti(ctx, cmds...)
 	for shard := 0; shard < s.cfg.Shards; shard++ {
-		claimed, err := results[2*shard].ToArray()
+		reclaimed, err := results[2*shard].ToArray()
 		if err != nil {
 			return nil, s.wrap("outbox claim", err)
 		}
-		if len(claimed) > 1 {
-			entries, _ := claimed[1].AsXRange()
-			out = s.appendOutbox(out, shard, entries)
+		if len(reclaimed) > 1 {
+			entries, err := reclaimed[1].AsXRange()
+			if err != nil {
+				return nil, s.unexpected("outbox claim", err)
+			}
+			if claimed, err = s.appendOutbox(claimed, shard, entries, now); err != nil {
+				return nil, err
+			}
 		}
 		fresh, err := results[2*shard+1].AsXRead()
 		if err != nil && !rueidis.IsRedisNil(err) {
 			return nil, s.wrap("outbox read", err)
 		}
-		out = s.appendOutbox(out, shard, fresh[s.outboxKey(shard)])
+		if claimed, err = s.appendOutbox(claimed, shard, fresh[s.outboxKey(shard)], now); err != nil {
+			return nil, err
+		}
 	}
-	if len(out) > limit {
-		// The rest stay leased to this node and come back after the lease.
-		out = out[:limit]
+	sort.Slice(claimed, func(i, j int) bool { return claimed[i].pos.less(claimed[j].pos) })
+	n := min(room, len(claimed))
+	for _, h := range claimed[:n] {
+		out = append(out, h.entry)
+	}
+	if len(claimed) > n {
+		s.heldMu.Lock()
+		s.held = append(s.held, claimed[n:]...)
+		s.heldMu.Unlock()
 	}
 	return out, nil
 }
 
-func (s *Store) appendOutbox(out []store.OutboxEntry, shard int, entries []rueidis.XRangeEntry) []store.OutboxEntry {
+// heldEntry is an outbox entry this node claimed and has not handed out.
+type heldEntry struct {
+	entry store.OutboxEntry
+	pos   streamID
+	at    time.Time // when it was claimed
+}
+
+// takeHeld returns up to limit held entries claimed after since; older
+// ones are forgotten (their lease ran out: any node may claim them again).
+func (s *Store) takeHeld(limit int, since time.Time) []store.OutboxEntry {
+	s.heldMu.Lock()
+	defer s.heldMu.Unlock()
+	var out []store.OutboxEntry
+	keep := s.held[:0]
+	for _, h := range s.held {
+		switch {
+		case !h.at.After(since):
+		case len(out) < limit:
+			out = append(out, h.entry)
+		default:
+			keep = append(keep, h)
+		}
+	}
+	clear(s.held[len(keep):])
+	s.held = keep
+	return out
+}
+
+func (s *Store) appendOutbox(out []heldEntry, shard int, entries []rueidis.XRangeEntry, now time.Time) ([]heldEntry, error) {
 	for _, e := range entries {
 		if e.FieldValues == nil { // deleted while pending
 			continue
 		}
-		out = append(out, store.OutboxEntry{ID: strconv.Itoa(shard) + "/" + e.ID, Body: []byte(e.FieldValues["b"])})
+		pos, err := parseStreamID(e.ID)
+		if err != nil {
+			return nil, s.unexpected("outbox claim", err)
+		}
+		out = append(out, heldEntry{
+			entry: store.OutboxEntry{ID: strconv.Itoa(shard) + "/" + e.ID, Body: []byte(e.FieldValues["b"])},
+			pos:   pos, at: now,
+		})
 	}
-	return out
+	return out, nil
 }
 
 // OutboxDone acknowledges and deletes a delivered entry.
@@ -108,14 +171,29 @@ func (s *Store) OutboxNotify() <-chan struct{} { return s.outbox }
 // Config.CacheTTL of staleness and waitFallback of latency.
 func (s *Store) listen(ctx context.Context, shard int) {
 	defer s.wg.Done()
-	backoff := 50 * time.Millisecond
+	const healthy = 10 * time.Second // a subscription that held this long was up
+	backoff, failures := 50*time.Millisecond, 0
 	for ctx.Err() == nil {
+		began := time.Now()
 		err := s.client.Receive(ctx, s.client.B().Ssubscribe().Channel(s.notifyKey(shard)).Build(),
 			func(m rueidis.PubSubMessage) { s.onNotify(m.Message) })
 		if ctx.Err() != nil {
 			return
 		}
-		_ = err
+		if time.Since(began) > healthy {
+			backoff, failures = 50*time.Millisecond, 0
+		}
+		failures++
+		// Until the subscription is back, other nodes' writes reach this
+		// node's cache only through CacheTTL, and waiters through
+		// waitFallback. The first failure, and every 30th while it lasts,
+		// is a warning.
+		level := slog.LevelDebug
+		if failures == 1 || failures%30 == 0 {
+			level = slog.LevelWarn
+		}
+		s.log.Log(ctx, level, "redis: change notifications lost; resubscribing", "shard", shard,
+			"channel", s.notifyKey(shard), "failures", failures, "retry", backoff, "err", err)
 		s.wake() // something may have changed while we were away
 		select {
 		case <-ctx.Done():
@@ -133,12 +211,16 @@ func (s *Store) onNotify(msg string) {
 	if len(fields) == 4 && fields[3] == s.node {
 		return
 	}
-	if len(fields) == 4 {
-		if id, err := wire.ParseID(fields[0]); err == nil && s.cache != nil {
-			v, _ := strconv.ParseUint(fields[1], 10, 64)
-			if cur, ok := s.cache.Get(string(id[:])); !ok || cur.Version < v {
-				s.cacheDrop(id) // also stops reads in flight from caching what they read
-			}
+	if len(fields) != 4 {
+		s.log.Warn("redis: ignoring a malformed change notification", "message", msg)
+	} else {
+		id, err := wire.ParseID(fields[0])
+		v, verr := strconv.ParseUint(fields[1], 10, 64)
+		if err != nil || verr != nil {
+			s.log.Warn("redis: ignoring a malformed change notification", "message", msg)
+		} else {
+			// Also stops reads in flight from caching what they read.
+			s.cache.DropOlder(id, v)
 		}
 		if fields[2] != "0" {
 			select {
@@ -166,10 +248,13 @@ func (s *Store) Stats() store.Stats {
 		cmds[shard] = s.client.B().Get().Key(s.liveKey(shard)).Build()
 	}
 	var st store.Stats
-	for _, r := range s.doMulti(ctx, cmds...) {
+	for shard, r := range s.doMulti(ctx, cmds...) {
 		n, err := r.AsInt64()
-		if err == nil {
+		switch {
+		case err == nil:
 			st.LiveSessions += n
+		case !rueidis.IsRedisNil(err):
+			s.log.Warn("redis: cannot read a shard's live-session count", "shard", shard, "err", err)
 		}
 	}
 	return st
@@ -183,9 +268,6 @@ func (s *Store) Close() error {
 	s.cancel()
 	s.client.Close()
 	s.wg.Wait()
-	if s.cache != nil {
-		s.cache.Close()
-	}
 	return nil
 }
 

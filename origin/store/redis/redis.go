@@ -21,15 +21,18 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
+	mrand "math/rand/v2"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/dgraph-io/ristretto/v2"
 	"github.com/redis/rueidis"
 
 	"github.com/sessionedge/sessionedge/origin/store"
+	"github.com/sessionedge/sessionedge/origin/store/cache"
 	"github.com/sessionedge/sessionedge/sdk/wire"
 )
 
@@ -45,7 +48,8 @@ type Config struct {
 	// default one).
 	TLS *tls.Config
 	// Prefix starts every key; default "se". Deployments sharing a Redis
-	// need different prefixes.
+	// need different prefixes. It goes inside the keys' hash tags, so it
+	// may not contain '{' or '}'.
 	Prefix string
 	// Shards is the number of shards; default 16. Changing it orphans the
 	// data of an existing deployment: choose once.
@@ -53,10 +57,15 @@ type Config struct {
 	// FeedLength is the approximate number of deltas each shard's change log
 	// keeps; default 100000. An edge whose cursor falls behind gets a reset.
 	FeedLength int
-	// TombstoneTTL keeps a tombstone without a hard deadline; default 24h.
+	// TombstoneTTL is how long a tombstone stays after the end when its
+	// hard deadline does not bound its tokens (store.DueAt); default 24h. It
+	// must be at least the longest a token can stay valid after it is
+	// issued (the shared sessions' token lifetime, every other kind's idle
+	// timeout).
 	TombstoneTTL time.Duration
-	// CacheBytes is the read cache's budget; default 64 MiB. 0 < CacheBytes
-	// < 0 disables it: set CacheBytes to -1.
+	// CacheBytes is the read cache's budget (origin/store/cache: each
+	// session counts its encoding plus cache.EntryOverhead); default 256
+	// MiB; negative disables the cache.
 	CacheBytes int64
 	// CacheTTL bounds how long a cached session may be served without a
 	// notification from the shard that would invalidate it (notifications
@@ -68,6 +77,9 @@ type Config struct {
 	Timeout time.Duration
 	// Now returns the time; default time.Now.
 	Now func() time.Time
+	// Logger receives the store's errors (a lost subscription, a reply it
+	// cannot read); default slog.Default().
+	Logger *slog.Logger
 }
 
 func (c Config) withDefaults() (Config, error) {
@@ -76,6 +88,11 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.Prefix == "" {
 		c.Prefix = "se"
+	}
+	if strings.ContainsAny(c.Prefix, "{}") {
+		// A brace would end the hash tag early (or make it empty), and the
+		// keys of one shard would no longer share a slot.
+		return c, fmt.Errorf("redis: prefix %q may not contain '{' or '}'", c.Prefix)
 	}
 	if c.Shards == 0 {
 		c.Shards = 16
@@ -89,9 +106,6 @@ func (c Config) withDefaults() (Config, error) {
 	if c.TombstoneTTL == 0 {
 		c.TombstoneTTL = 24 * time.Hour
 	}
-	if c.CacheBytes == 0 {
-		c.CacheBytes = 64 << 20
-	}
 	if c.CacheTTL == 0 {
 		c.CacheTTL = 2 * time.Second
 	}
@@ -101,6 +115,9 @@ func (c Config) withDefaults() (Config, error) {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
 	return c, nil
 }
 
@@ -108,8 +125,9 @@ func (c Config) withDefaults() (Config, error) {
 type Store struct {
 	cfg    Config
 	client rueidis.Client
-	cache  *ristretto.Cache[string, *wire.Session] // nil when disabled
-	node   string                                  // this process's consumer name in the outbox groups
+	cache  *cache.Cache // nil when disabled
+	log    *slog.Logger
+	node   string // this process's consumer name in the outbox groups
 
 	// changed is closed and replaced whenever a notification arrives, to
 	// wake WaitChanges callers.
@@ -117,9 +135,11 @@ type Store struct {
 	changed chan struct{}
 	outbox  chan struct{}
 
-	changes     [1024]atomic.Uint64 // per id bucket: changes seen, for the cache rules in ops.go
-	groupsReady atomic.Bool         // the outbox consumer groups exist
-	roundTrips  atomic.Int64        // commands sent, for the one-round-trip benchmark
+	heldMu sync.Mutex
+	held   []heldEntry // outbox entries claimed and not handed out yet
+
+	groupsReady atomic.Bool  // the outbox consumer groups exist
+	roundTrips  atomic.Int64 // commands sent, for the one-round-trip benchmark
 	cancel      context.CancelFunc
 	wg          sync.WaitGroup
 	closed      atomic.Bool
@@ -151,26 +171,21 @@ func New(cfg Config) (*Store, error) {
 	if cfg.TLS != nil {
 		opt.TLSConfig = cfg.TLS
 	}
-	// Our own read cache (ristretto) is coherent through notifications;
-	// rueidis's server-assisted cache would be a second one.
+	// Our own read cache (origin/store/cache) is coherent through
+	// notifications; rueidis's server-assisted cache would be a second one.
 	opt.DisableCache = true
+	// rueidis retries a lost subscription by itself, silently; the
+	// listeners retry it instead, and log why it was lost.
+	opt.RetryDelay = retryDelay
 	client, err := rueidis.NewClient(opt)
 	if err != nil {
 		return nil, fmt.Errorf("redis: cannot connect: %w", err)
 	}
 	var node [8]byte
 	rand.Read(node[:])
-	s := &Store{cfg: cfg, client: client, node: hex.EncodeToString(node[:]),
-		changed: make(chan struct{}), outbox: make(chan struct{}, 1)}
-	if cfg.CacheBytes > 0 {
-		s.cache, err = ristretto.NewCache(&ristretto.Config[string, *wire.Session]{
-			NumCounters: cfg.CacheBytes / 300 * 10, MaxCost: cfg.CacheBytes, BufferItems: 64,
-		})
-		if err != nil {
-			client.Close()
-			return nil, err
-		}
-	}
+	s := &Store{cfg: cfg, client: client, log: cfg.Logger, node: hex.EncodeToString(node[:]),
+		changed: make(chan struct{}), outbox: make(chan struct{}, 1),
+		cache: cache.New(cache.Config{MaxBytes: cfg.CacheBytes, TTL: cfg.CacheTTL, Now: cfg.Now})}
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
 	for shard := 0; shard < cfg.Shards; shard++ {
@@ -178,6 +193,17 @@ func New(cfg Config) (*Store, error) {
 		go s.listen(ctx, shard)
 	}
 	return s, nil
+}
+
+// retryDelay is rueidis's default retry policy (exponential backoff with
+// jitter, at most a second), except that subscriptions are not retried
+// inside rueidis: the listener that made them logs the error and retries.
+func retryDelay(attempts int, cmd rueidis.Completed, err error) time.Duration {
+	if c := cmd.Commands(); len(c) > 0 && strings.EqualFold(c[0], "SSUBSCRIBE") {
+		return -1
+	}
+	base := time.Duration(1<<min(attempts, 20)) * time.Microsecond
+	return min(time.Second, base+time.Duration(mrand.Int64N(int64(base)+1)))
 }
 
 // RoundTrips returns the number of Redis commands this store has sent.
@@ -232,6 +258,13 @@ func (s *Store) exec(ctx context.Context, script *rueidis.Lua, keys, args []stri
 	ctx, cancel := s.bounded(ctx)
 	defer cancel()
 	return script.Exec(ctx, s.client, keys, args)
+}
+
+// unexpected reports a reply the store cannot read: logged, since it means
+// a bug or a Redis that is not what the store expects.
+func (s *Store) unexpected(op string, err error) error {
+	s.log.Error("redis: unexpected reply", "op", op, "err", err)
+	return fmt.Errorf("redis: %s: unexpected reply: %w", op, err)
 }
 
 // wrap turns a failure to reach Redis into store.ErrUnavailable, so the API

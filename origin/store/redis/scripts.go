@@ -15,7 +15,8 @@ import "github.com/redis/rueidis"
 //	ARGV: 1 base version, 2 new version, 3 session CBOR, 4 delta CBOR,
 //	      5 due at (0: none), 6 id, 7 feed max length, 8 expire at ms
 //	      (0: none), 9 old customer, 10 new customer, 11 live delta,
-//	      12 node (the notification's sender), 13… outbox bodies
+//	      12 node (the notification's sender), 13 ended ("1": a
+//	      tombstone), 14… outbox bodies
 //
 // It answers the feed position of the delta, or the error "CONFLICT <v>".
 var commitScript = rueidis.NewLuaScript(`
@@ -26,6 +27,9 @@ if cur ~= ARGV[1] then
 end
 redis.call('HSET', KEYS[1], 'v', ARGV[2], 'b', ARGV[3])
 redis.call('HDEL', KEYS[1], 'ls', 'idle')
+if ARGV[13] == '1' then
+  redis.call('HSET', KEYS[1], 'e', '1')
+end
 if ARGV[8] ~= '0' then
   redis.call('PEXPIREAT', KEYS[1], ARGV[8])
 else
@@ -46,16 +50,16 @@ end
 if ARGV[11] ~= '0' then
   redis.call('INCRBY', KEYS[7], ARGV[11])
 end
-for i = 13, #ARGV do
+for i = 14, #ARGV do
   redis.call('XADD', KEYS[6], '*', 'b', ARGV[i])
 end
-redis.call('SPUBLISH', KEYS[8], ARGV[6] .. ' ' .. ARGV[2] .. ' ' .. (#ARGV - 12) .. ' ' .. ARGV[12])
+redis.call('SPUBLISH', KEYS[8], ARGV[6] .. ' ' .. ARGV[2] .. ' ' .. (#ARGV - 13) .. ' ' .. ARGV[12])
 return pos
 `)
 
 // touchScript moves last-seen and the idle deadline forward without a new
 // version: they live in their own fields, and readers take the later of them
-// and the session's own.
+// and the session's own. A tombstone (field e) is left as it is.
 //
 //	KEYS: 1 session, 2 due
 //	ARGV: 1 last seen, 2 idle deadline, 3 due at (0: leave), 4 id
@@ -66,6 +70,9 @@ var touchScript = rueidis.NewLuaScript(`
 local b = redis.call('HGET', KEYS[1], 'b')
 if b == false then
   return false
+end
+if redis.call('HEXISTS', KEYS[1], 'e') == 1 then
+  return {b, '0', '0'}
 end
 local ls = tonumber(redis.call('HGET', KEYS[1], 'ls') or '0')
 local idle = tonumber(redis.call('HGET', KEYS[1], 'idle') or '0')
