@@ -164,13 +164,19 @@ const (
 )
 
 // TombstoneTTL is how long a store must keep the tombstone of a session
-// without a hard deadline so that no token of it outlives the tombstone:
-// the longest lifetime of a token the origin issues for such a session
-// (shared tokens), and at least 24 h.
+// whose hard deadline does not bound its tokens (store.DueAt) after its
+// end: the longest a token the origin or an edge issues can stay valid, at
+// least 24 h. That is the longest of the shared sessions' token lifetime and
+// every kind's timeouts (a token re-issued at the edge lives up to its hard
+// deadline). A timeout of "none" puts no bound on tokens and is left out:
+// with it, tokens may outlive tombstones.
 func (c *Config) TombstoneTTL() time.Duration {
 	ttl := 24 * time.Hour
-	if l := c.Timeouts.Shared.TokenLifetime; !l.IsNone() && l.Std() > ttl {
-		ttl = l.Std()
+	t := c.Timeouts
+	for _, d := range []Duration{t.Shared.TokenLifetime, t.Anonymous.Idle, t.Anonymous.Hard, t.Customer.Idle, t.Customer.Hard} {
+		if !d.IsNone() && d.Std() > ttl {
+			ttl = d.Std()
+		}
 	}
 	return ttl
 }

@@ -1,37 +1,13 @@
 package server
 
 import (
-	"runtime"
 	"testing"
-	"time"
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/sessionedge/sessionedge/internal/fuzzbudget"
 	"github.com/sessionedge/sessionedge/sdk/wire"
 )
-
-// fuzzBudget is the time one input within the size caps may take to
-// decode; more is a finding, like a crash.
-const fuzzBudget = 50 * time.Millisecond
-
-// checkBudget runs fn and fails when it takes longer than fuzzBudget twice
-// in a row (the second time after a garbage collection), so a busy machine
-// alone does not fail the target. fn must be repeatable.
-func checkBudget(t *testing.T, size int, fn func()) {
-	t.Helper()
-	run := func() time.Duration {
-		start := time.Now()
-		fn()
-		return time.Since(start)
-	}
-	if d := run(); d <= fuzzBudget {
-		return
-	}
-	runtime.GC()
-	if d := run(); d > fuzzBudget {
-		t.Fatalf("an input of %d bytes took %v to decode (budget %v)", size, d, fuzzBudget)
-	}
-}
 
 // fuzzServer is a server for fuzz targets, which call its decoders and
 // handler directly.
@@ -45,7 +21,8 @@ func fuzzServer(f *testing.F) *Server {
 }
 
 // FuzzDecodeBodies feeds arbitrary bodies to the decoder of every route
-// that takes one: each answers within the time budget and never panics.
+// that takes one: each answers within the time budget (fuzzbudget: 50 ms an
+// input) and never panics.
 func FuzzDecodeBodies(f *testing.F) {
 	for _, seed := range []string{
 		`{"custom":{"a":1}}`, `{"currency":null}`, `{"public":null}`, `{"custom":{"t":{"$time":"2024-01-01T00:00:00Z"}}}`,
@@ -61,23 +38,23 @@ func FuzzDecodeBodies(f *testing.F) {
 		func(b []byte) { s.parseLogin(b) },
 		func(b []byte) { s.parseAttribute(b) },
 		func(b []byte) {
-			if v, err := parseContextBody(b, false); err == nil {
+			if v, err := s.parseContextBody(b, false); err == nil {
 				wire.ContextOps(v, false, &s.lim)
 			}
 		},
 		func(b []byte) {
-			if v, err := parseContextBody(b, true); err == nil {
+			if v, err := s.parseContextBody(b, true); err == nil {
 				wire.ContextOps(v, true, &s.lim)
 			}
 		},
-		func(b []byte) { wire.DecodeTouches(b, nil) },
+		func(b []byte) { wire.DecodeTouchesLimits(b, nil, &s.lim) },
 	}
 	f.Fuzz(func(t *testing.T, body []byte, which uint8) {
 		if len(body) > s.maxBody {
 			return // refused with 413 before any decoding
 		}
 		dec := decoders[int(which)%len(decoders)]
-		checkBudget(t, len(body), func() { dec(body) })
+		fuzzbudget.Check(t, len(body), func() { dec(body) })
 	})
 }
 
@@ -102,7 +79,7 @@ func FuzzRequestHead(f *testing.F) {
 		ctx.Request.SetRequestURI("/v1/sessions/x?" + args.String())
 		ctx.Request.Header.Set("If-Match", ifMatchV)
 		ctx.Request.Header.Set("X-Session-Token", token)
-		checkBudget(t, len(items)+len(minVersion)+len(ifMatchV)+len(token), func() {
+		fuzzbudget.Check(t, len(items)+len(minVersion)+len(ifMatchV)+len(token), func() {
 			selectItems(sess, string(ctx.QueryArgs().Peek("items")))
 			queryUint(&ctx, "minVersion")
 			ifMatch(&ctx)

@@ -55,7 +55,7 @@ type testOrigin struct {
 // server's shutdown, since cleanups run last-in first-out).
 func openPebble(tb testing.TB, dir string) store.Store {
 	tb.Helper()
-	st, err := pebblestore.Open(pebblestore.Config{Dir: dir, CacheBytes: 16 << 20})
+	st, err := pebblestore.Open(pebblestore.Config{Dir: dir, CacheBytes: 16 << 20, Logger: testLogger()})
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -33,12 +33,6 @@ type metrics struct {
 	touchesRejected  *prometheus.CounterVec
 }
 
-// cacheStats is implemented by stores with a read cache: the hits and
-// misses it counted since it opened.
-type cacheStats interface {
-	CacheStats() (hits, misses uint64)
-}
-
 func newMetrics(s *Server) *metrics {
 	m := &metrics{reg: prometheus.NewRegistry()}
 	m.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -66,21 +60,21 @@ func newMetrics(s *Server) *metrics {
 	}
 	m.reg.MustRegister(reqs, lat, storeLat, lag, m.webhookBacklog, m.webhookFailures, m.webhookDelivered, live,
 		m.syncParked, m.touchesRejected, m.connsRefused)
-	if cs, ok := s.st.(cacheStats); ok {
-		m.reg.MustRegister(
-			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "sessionedge_store_cache_hits_total", Help: "Session reads answered by the read cache."},
-				func() float64 { h, _ := cs.CacheStats(); return float64(h) }),
-			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "sessionedge_store_cache_misses_total", Help: "Session reads the read cache could not answer."},
-				func() float64 { _, m := cs.CacheStats(); return float64(m) }),
-			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "sessionedge_store_cache_hit_ratio", Help: "Hits over all reads of the read cache since start (0 before any read)."},
-				func() float64 {
-					h, m := cs.CacheStats()
-					if h+m == 0 {
-						return 0
-					}
-					return float64(h) / float64(h+m)
-				}))
-	}
+	st := s.st
+	m.reg.MustRegister(
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "sessionedge_store_cache_hits_total",
+			Help: "Session reads answered by the store's read cache."},
+			func() float64 { return float64(st.CacheStats().Hits) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "sessionedge_store_cache_misses_total",
+			Help: "Session reads the store's read cache could not answer (absent, or older than asked for)."},
+			func() float64 { return float64(st.CacheStats().Misses) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "sessionedge_store_cache_hit_ratio",
+			Help: "Hits over all reads of the store's read cache since it opened (0 before any read)."},
+			func() float64 { return st.CacheStats().HitRatio() }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "sessionedge_store_cache_bytes",
+			Help: "What the read cache's entries count against its budget."},
+			func() float64 { return float64(st.CacheStats().Bytes) }),
+	)
 	m.storeCommit, m.syncLag = storeLat, lag
 	for i := range m.statusIdx {
 		m.statusIdx[i] = -1

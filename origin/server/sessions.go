@@ -2,7 +2,6 @@ package server
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"strconv"
 	"strings"
@@ -324,25 +323,12 @@ func (s *Server) commit(prev, next *wire.Session, d *wire.Delta) error {
 	return err
 }
 
-// atLeastGetter is implemented by stores whose read cache can lag behind
-// the backend (writes of other origin nodes reach it by notification):
-// GetAtLeast does not answer from a cached copy older than minVersion but
-// reads the backend; a backend that is older answers what it has.
-type atLeastGetter interface {
-	GetAtLeast(ctx context.Context, id wire.ID, minVersion uint64) (*wire.Session, error)
-}
-
-// cborAtLeastGetter is GetAtLeast for store.CBORGetter's encoded reads.
-type cborAtLeastGetter interface {
-	GetCBORAtLeast(ctx context.Context, id wire.ID, minVersion uint64) (*wire.Session, []byte, error)
-}
-
-// read returns the stored session id, at least at minVersion when the
-// store has it (see atLeastGetter). A store without GetAtLeast keeps its
-// cache in step with its own commits, so Get is as fresh.
+// read returns the stored session id; with minVersion > 0 never a cached
+// copy older than minVersion (the store reads its backend then; a backend
+// that is older answers what it has).
 func (s *Server) read(id wire.ID, minVersion uint64) (*wire.Session, error) {
-	if g, ok := s.st.(atLeastGetter); ok && minVersion > 0 {
-		return g.GetAtLeast(s.base, id, minVersion)
+	if minVersion > 0 {
+		return s.st.GetAtLeast(s.base, id, minVersion)
 	}
 	return s.st.Get(s.base, id)
 }
@@ -361,30 +347,27 @@ func (s *Server) handleGet(ctx *fasthttp.RequestCtx, p params, a access) error {
 		return err
 	}
 	items := ctx.QueryArgs().Peek("items")
-	if len(items) == 0 && a.namespaces == wire.AllNamespaces && wantsCBOR(ctx) {
+	if cg, ok := s.st.(store.CBORGetter); ok && len(items) == 0 && a.namespaces == wire.AllNamespaces && wantsCBOR(ctx) {
 		var sess *wire.Session
 		var enc []byte
-		err := errNoCBOR
-		if g, ok := s.st.(cborAtLeastGetter); ok && minVersion > 0 {
-			sess, enc, err = g.GetCBORAtLeast(s.base, id, minVersion)
-		} else if g, ok := s.st.(store.CBORGetter); ok && (minVersion == 0 || !isAtLeastGetter(s.st)) {
-			sess, enc, err = g.GetCBOR(s.base, id)
+		if minVersion > 0 {
+			sess, enc, err = cg.GetCBORAtLeast(s.base, id, minVersion)
+		} else {
+			sess, enc, err = cg.GetCBOR(s.base, id)
 		}
-		switch {
-		case err == nil:
-			if sess.Ended != 0 {
-				return errGone
-			}
-			if err := checkToken(tok, sess); err != nil {
-				return err
-			}
-			setETag(ctx, sess.Version)
-			ctx.SetContentType("application/cbor")
-			ctx.SetBody(enc)
-			return nil
-		case err != errNoCBOR:
+		if err != nil {
 			return err
 		}
+		if sess.Ended != 0 {
+			return errGone
+		}
+		if err := checkToken(tok, sess); err != nil {
+			return err
+		}
+		setETag(ctx, sess.Version)
+		ctx.SetContentType("application/cbor")
+		ctx.SetBody(enc)
+		return nil
 	}
 	sess, err := s.read(id, minVersion)
 	if err != nil {
@@ -403,14 +386,6 @@ func (s *Server) handleGet(ctx *fasthttp.RequestCtx, p params, a access) error {
 	}
 	s.writeSession(ctx, sess, fasthttp.StatusOK, a)
 	return nil
-}
-
-// errNoCBOR: the store keeps no encoded copy to answer with.
-var errNoCBOR = errors.New("no stored encoding")
-
-func isAtLeastGetter(st store.Store) bool {
-	_, ok := st.(atLeastGetter)
-	return ok
 }
 
 // selectItems returns a copy of sess holding only the listed well-known
@@ -447,11 +422,11 @@ func selectItems(sess *wire.Session, items string) (*wire.Session, error) {
 // decodeObject parses a JSON object body. An empty body is an empty object
 // on the routes whose body is optional (the router refuses empty bodies on
 // the others).
-func decodeObject(body []byte) (wire.Value, error) {
+func (s *Server) decodeObject(body []byte) (wire.Value, error) {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return wire.Value{Type: wire.TypeMap}, nil
 	}
-	v, err := wire.ParseValueJSON(body)
+	v, err := wire.ParseValueJSONLimits(body, &s.lim)
 	if err != nil {
 		return v, err
 	}
@@ -505,7 +480,7 @@ type createRequest struct {
 
 func (s *Server) parseCreate(body []byte) (createRequest, error) {
 	var r createRequest
-	obj, err := decodeObject(body)
+	obj, err := s.decodeObject(body)
 	if err != nil {
 		return r, err
 	}
@@ -609,21 +584,21 @@ func (s *Server) pathChange(ctx *fasthttp.RequestCtx, p params, a access, logout
 // parseContextBody parses a context body: a JSON object, or with
 // Content-Type application/cbor a CBOR-encoded context value (wire.AppendValue
 // of a map).
-func parseContextBody(body []byte, cbor bool) (wire.Value, error) {
+func (s *Server) parseContextBody(body []byte, cbor bool) (wire.Value, error) {
 	if cbor {
-		v, err := wire.DecodeValue(body)
+		v, err := wire.DecodeValueLimits(body, &s.lim)
 		if err == nil && v.Type != wire.TypeMap {
 			return v, badInput("body", "must be a CBOR map")
 		}
 		return v, err
 	}
-	return decodeObject(body)
+	return s.decodeObject(body)
 }
 
 // bodyContextOps parses a context body into ops. A key admitted by an edge
 // scope may write only the public namespace.
 func (s *Server) bodyContextOps(ctx *fasthttp.RequestCtx, a access, replace bool) ([]wire.Op, error) {
-	obj, err := parseContextBody(ctx.PostBody(), isCBORBody(ctx))
+	obj, err := s.parseContextBody(ctx.PostBody(), isCBORBody(ctx))
 	if err != nil {
 		return nil, err
 	}
@@ -659,9 +634,9 @@ func (s *Server) handlePatchContext(ctx *fasthttp.RequestCtx, p params, a access
 
 // parseAttribute parses the body of POST …/attributes.
 func (s *Server) parseAttribute(body []byte) (wire.Op, error) {
-	obj, err := decodeObject(body)
+	obj, err := s.decodeObject(body)
 	if err != nil {
-		return wire.Op{}, err
+		return wire.Op{}, attributeField(body, err)
 	}
 	nsName, err := textMember(obj, "namespace")
 	if err != nil {
@@ -687,6 +662,26 @@ func (s *Server) parseAttribute(body []byte) (wire.Op, error) {
 		return wire.Op{}, err
 	}
 	return wire.Op{Code: wire.OpSetAttr, NS: ns, Key: key, Value: v}, nil
+}
+
+// attributeField names an error in the value of an attribute body by the
+// attribute ("custom.color[2]" rather than "value[2]"), as the other routes
+// do; the body is parsed again, without limits, only for the names.
+func attributeField(body []byte, err error) error {
+	var fe *wire.FieldError
+	if !errors.As(err, &fe) || (fe.Field != "value" && !strings.HasPrefix(fe.Field, "value.") && !strings.HasPrefix(fe.Field, "value[")) {
+		return err
+	}
+	obj, perr := wire.ParseValueJSON(body)
+	if perr != nil {
+		return err
+	}
+	ns, _ := obj.Map.Get("namespace")
+	key, _ := obj.Map.Get("key")
+	if _, ok := wire.ParseNamespace(ns.Text); !ok || ns.Type != wire.TypeText || key.Type != wire.TypeText || key.Text == "" {
+		return err
+	}
+	return &wire.FieldError{Field: ns.Text + "." + key.Text + fe.Field[len("value"):], Reason: fe.Reason, Err: fe.Err}
 }
 
 func (s *Server) handleAddAttr(ctx *fasthttp.RequestCtx, p params, a access) error {
@@ -742,7 +737,7 @@ type loginRequest struct {
 
 func (s *Server) parseLogin(body []byte) (loginRequest, error) {
 	var r loginRequest
-	obj, err := decodeObject(body)
+	obj, err := s.decodeObject(body)
 	if err != nil {
 		return r, err
 	}
@@ -851,7 +846,7 @@ func (s *Server) handlePutShared(ctx *fasthttp.RequestCtx, p params, a access) e
 	if err != nil {
 		return err
 	}
-	obj, err := decodeObject(ctx.PostBody())
+	obj, err := s.decodeObject(ctx.PostBody())
 	if err != nil {
 		return err
 	}

@@ -146,7 +146,7 @@ const (
 // creatable). Every other report is ignored and counted: a touch never logs
 // out, never changes kind or generation, never moves a hard deadline.
 func (s *Server) handleTouch(ctx *fasthttp.RequestCtx, _ params, _ access) error {
-	ts, err := wire.DecodeTouches(ctx.PostBody(), nil)
+	ts, err := wire.DecodeTouchesLimits(ctx.PostBody(), nil, &s.lim)
 	if err != nil {
 		return err
 	}

@@ -32,7 +32,7 @@ type storeConfig struct {
 	// keeps; default 1,000,000.
 	Retention uint64 `json:"retention"`
 	// CacheBytes bounds the read cache; default 256 MiB (embedded) or
-	// 64 MiB (Redis); -1 disables the Redis cache.
+	// 64 MiB (Redis); negative disables it.
 	CacheBytes int64 `json:"cacheBytes"`
 }
 
@@ -55,7 +55,7 @@ func openStore(sc storeConfig, cfg *server.Config, log *slog.Logger) (store.Stor
 		r := sc.Redis
 		st, err := redisstore.New(redisstore.Config{URLs: r.URLs, Username: r.Username, Password: r.Password,
 			Prefix: r.Prefix, Shards: r.Shards, FeedLength: r.FeedLength, CacheBytes: sc.CacheBytes,
-			CacheTTL: r.CacheTTL.Std(), Timeout: r.Timeout.Std(), TombstoneTTL: cfg.TombstoneTTL(), Now: cfg.Now})
+			CacheTTL: r.CacheTTL.Std(), Timeout: r.Timeout.Std(), TombstoneTTL: cfg.TombstoneTTL(), Now: cfg.Now, Logger: log})
 		if err != nil {
 			return nil, err
 		}
@@ -72,7 +72,7 @@ func openStore(sc storeConfig, cfg *server.Config, log *slog.Logger) (store.Stor
 		return nil, fmt.Errorf("cannot create data directory: %w", err)
 	}
 	st, err := pebblestore.Open(pebblestore.Config{Dir: dir, Retention: sc.Retention, CacheBytes: sc.CacheBytes,
-		TombstoneTTL: cfg.TombstoneTTL()})
+		TombstoneTTL: cfg.TombstoneTTL(), Logger: log})
 	if err != nil {
 		return nil, err
 	}
