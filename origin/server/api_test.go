@@ -584,6 +584,8 @@ func TestOperations(t *testing.T) {
 		{"/metrics", "sessionedge_http_requests_total{code=\"201\",route=\"create\"} 1"},
 		{"/metrics", "sessionedge_sessions_live 1"},
 		{"/metrics", "sessionedge_sync_parked 0"},
+		{"/metrics", "sessionedge_store_cache_hit_ratio "},
+		{"/metrics", "sessionedge_touches_rejected_total{reason=\"stale_generation\"} 0"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.path, func(t *testing.T) {
