@@ -14,8 +14,7 @@ import (
 // BenchmarkGetHandler measures the GET handler on a cache hit, without the
 // network.
 func BenchmarkGetHandler(b *testing.B) {
-	cfg := baseConfig(&testing.T{})
-	cfg.DataDir = b.TempDir()
+	cfg := baseConfig(b)
 	s, err := New(cfg)
 	if err != nil {
 		b.Fatal(err)
@@ -55,8 +54,7 @@ func decodeForBenchTB(tb testing.TB, body []byte) string {
 // BenchmarkPatchHandlerParallel measures durable PATCHes from 64 goroutines
 // on distinct sessions, without the network.
 func BenchmarkPatchHandlerParallel(b *testing.B) {
-	cfg := baseConfig(&testing.T{})
-	cfg.DataDir = b.TempDir()
+	cfg := baseConfig(b)
 	s, err := New(cfg)
 	if err != nil {
 		b.Fatal(err)
@@ -94,8 +92,7 @@ func BenchmarkPatchHandlerParallel(b *testing.B) {
 // BenchmarkGetLoopback measures GET over loopback HTTP with 64 clients
 // (client and server in one process).
 func BenchmarkGetLoopback(b *testing.B) {
-	cfg := baseConfig(&testing.T{})
-	cfg.DataDir = b.TempDir()
+	cfg := baseConfig(b)
 	cfg.Logger = quietLogger()
 	s, err := New(cfg)
 	if err != nil {

@@ -2,79 +2,33 @@ package server
 
 import (
 	"encoding/base64"
-	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/sessionedge/sessionedge/origin/store"
 	"github.com/sessionedge/sessionedge/sdk/wire"
 )
 
-// Duration is a time.Duration that reads and writes as text ("30m", "24h")
-// and can say "none": the zero Duration means "the default", None means
-// "no timeout".
-type Duration time.Duration
+// Duration is the configuration's duration (wire.Duration): a JSON string
+// in Go syntax ("500ms", "30m", "24h"), "none" where a timeout may be
+// absent, or a bare JSON number of seconds. Zero (or absent) means the
+// default; negative values are refused.
+type Duration = wire.Duration
 
 // None is the Duration that means "no timeout".
-const None Duration = -1
+const None = wire.NoTimeout
 
-// UnmarshalJSON reads "none", a Go duration string, or a number of seconds.
-func (d *Duration) UnmarshalJSON(b []byte) error {
-	var s string
-	if err := json.Unmarshal(b, &s); err != nil {
-		var secs float64
-		if err := json.Unmarshal(b, &secs); err != nil {
-			return fmt.Errorf("duration must be a string such as \"30m\" or \"none\": %s", b)
-		}
-		*d = Duration(secs * float64(time.Second))
-		return nil
-	}
-	return d.Set(s)
-}
-
-// MarshalJSON writes the text form.
-func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(d.String()) }
-
-// Set parses "none" or a Go duration string; it makes Duration a flag.Value.
-func (d *Duration) Set(s string) error {
-	if s == "none" {
-		*d = None
-		return nil
-	}
-	v, err := time.ParseDuration(s)
-	if err != nil {
-		return err
-	}
-	if v <= 0 {
-		return fmt.Errorf("duration %q must be positive (use \"none\" for no timeout)", s)
-	}
-	*d = Duration(v)
-	return nil
-}
-
-func (d Duration) String() string {
-	if d == None {
-		return "none"
-	}
-	return time.Duration(d).String()
-}
-
-func (d Duration) or(def Duration) Duration {
-	if d == 0 {
-		return def
-	}
-	return d
-}
-
-// deadline returns now+d in Unix ms (now in Unix ms), or 0 for None.
-func (d Duration) deadline(now int64) int64 {
-	if d == None || d == 0 {
+// deadlineAfter returns now+d in Unix ms (now in Unix ms), or 0 for none.
+func deadlineAfter(d Duration, now int64) int64 {
+	if d.IsNone() || d == 0 {
 		return 0
 	}
-	return now + time.Duration(d).Milliseconds()
+	return now + d.Std().Milliseconds()
 }
 
 // KindTimeouts are the idle and hard timeouts of one session kind.
@@ -83,14 +37,25 @@ type KindTimeouts struct {
 	Hard Duration `json:"hard"`
 }
 
-// Timeouts holds the timeouts per kind (DESIGN.md §4).
+// SharedTimeouts are the timeouts of shared sessions and of their tokens.
+type SharedTimeouts struct {
+	Idle Duration `json:"idle"`
+	Hard Duration `json:"hard"`
+	// TokenLifetime bounds the hard deadline of a token the origin issues
+	// for a shared session (now + TokenLifetime, or the session's hard
+	// deadline when earlier); default 24h, "none" for tokens that never
+	// expire.
+	TokenLifetime Duration `json:"tokenLifetime"`
+}
+
+// Timeouts holds the timeouts per kind.
 type Timeouts struct {
 	// Anonymous defaults to idle 60m, hard 24h.
 	Anonymous KindTimeouts `json:"anonymous"`
-	// Customer defaults to idle 30m, hard 6h.
+	// Customer defaults to idle 30m, hard 6h (from the session's start).
 	Customer KindTimeouts `json:"customer"`
-	// Shared defaults to none and none.
-	Shared KindTimeouts `json:"shared"`
+	// Shared defaults to none and none, tokens 24h.
+	Shared SharedTimeouts `json:"shared"`
 }
 
 // APIKey is one API key and the scopes it grants.
@@ -102,8 +67,13 @@ type APIKey struct {
 	// Key is the plain key, accepted for development only; it is hashed at
 	// load and dropped.
 	Key string `json:"key,omitempty"`
-	// Scopes: sessions:read, sessions:write, sessions:admin, edge:sync.
+	// Scopes: sessions:read, sessions:write, sessions:admin, edge:sync,
+	// edge:selfservice (docs/api.md lists the routes each opens).
 	Scopes []string `json:"scopes"`
+	// Namespaces are the namespaces this key sees in session views and feed
+	// deltas when a request is admitted by an edge scope; default custom
+	// and public. Requests admitted by an app scope see everything.
+	Namespaces []string `json:"namespaces,omitempty"`
 }
 
 // Webhook is where session start and end events go.
@@ -118,21 +88,40 @@ type Webhook struct {
 	Timeout Duration `json:"timeout"`
 }
 
-// Config configures the origin. Its zero value (plus token keys for
-// production) is a working development origin.
+// HTTPConfig bounds what one client can hold of the API listener.
+type HTTPConfig struct {
+	// HeaderTimeout bounds the wait for a request's head (and a new
+	// connection's first byte); default 5s.
+	HeaderTimeout Duration `json:"headerTimeout"`
+	// ReadTimeout bounds reading a request's body once its head arrived;
+	// default 30s.
+	ReadTimeout Duration `json:"readTimeout"`
+	// WriteTimeout bounds writing a response; default 30s.
+	WriteTimeout Duration `json:"writeTimeout"`
+	// IdleTimeout closes keep-alive connections idle this long; default 2m.
+	IdleTimeout Duration `json:"idleTimeout"`
+	// MaxConnsPerIP caps concurrent connections from one client address;
+	// default 1024.
+	MaxConnsPerIP int `json:"maxConnsPerIP"`
+	// MaxConns caps concurrent connections in all; default 65536.
+	MaxConns int `json:"maxConns"`
+	// MaxHeaderBytes caps a request's head (431 beyond); default 8 KiB.
+	MaxHeaderBytes int `json:"maxHeaderBytes"`
+}
+
+// Config configures the origin. Its zero value plus API keys (or Insecure),
+// token keys and a Store is a working origin.
 type Config struct {
-	// Listen is the address to serve on; default ":8081".
+	// Listen is the API address; default "127.0.0.1:8081".
 	Listen string `json:"listen"`
-	// DataDir is the embedded store's directory; default "./data".
-	DataDir string `json:"dataDir"`
-	// Redis, when it lists URLs, keeps the state in Redis or Redis Cluster
-	// instead of the embedded store, so several origin nodes can share it
-	// (docs/redis.md).
-	Redis RedisConfig `json:"redis"`
-	// Store, when set, is used instead of opening the embedded store.
-	Store store.Store `json:"-"`
-	// APIKeys are the accepted keys; none means no authentication
-	// (development only; a warning is logged).
+	// Admin is the address of /metrics, /healthz and /readyz; default
+	// "127.0.0.1:9091", "-" for none.
+	Admin string `json:"admin"`
+	// Insecure allows starting without API keys: the API is then open to
+	// anyone who reaches it (a warning is logged at every start).
+	Insecure bool `json:"insecure"`
+	// APIKeys are the accepted keys; without any the origin refuses to
+	// start unless Insecure is set.
 	APIKeys []APIKey `json:"apiKeys"`
 	// TokenKeys maps key id (0-255, as text) to a base64 secret of at least
 	// 32 bytes; the same keyring as the edges. Empty: a random key is
@@ -145,34 +134,62 @@ type Config struct {
 	SharedSecret string `json:"sharedSecret"`
 	// Timeouts per kind.
 	Timeouts Timeouts `json:"timeouts"`
-	// Limits on context values; zero fields mean DESIGN.md §4 defaults.
+	// Limits on context values; zero fields mean the defaults of
+	// docs/wire.md.
 	Limits wire.Limits `json:"limits"`
 	// MaxBodyBytes caps request bodies (413 beyond); default 256 KiB.
 	MaxBodyBytes int `json:"maxBodyBytes"`
+	// HTTP bounds connections and their timeouts.
+	HTTP HTTPConfig `json:"http"`
 	// Webhook configures session start/end events.
 	Webhook Webhook `json:"webhook"`
 	// SweepInterval is how often the expiry index is swept; default 1s.
 	SweepInterval Duration `json:"sweepInterval"`
-	// Retention is the number of change-log entries kept; default 1,000,000.
-	Retention uint64 `json:"retention"`
-	// CacheBytes bounds the session cache; default 256 MiB.
-	CacheBytes int64 `json:"cacheBytes"`
 	// ShutdownTimeout bounds graceful shutdown; default 10s.
 	ShutdownTimeout Duration `json:"shutdownTimeout"`
+
+	// Store holds the state; required (the command opens it from its
+	// storage settings).
+	Store store.Store `json:"-"`
 	// Logger receives logs; default slog.Default().
 	Logger *slog.Logger `json:"-"`
 	// Now is the clock; default time.Now. Tests move it.
 	Now func() time.Time `json:"-"`
 }
 
-// LoadConfigFile reads a JSON configuration file into cfg.
-func LoadConfigFile(path string, cfg *Config) error {
+// Default addresses.
+const (
+	DefaultListen = "127.0.0.1:8081"
+	DefaultAdmin  = "127.0.0.1:9091"
+)
+
+// TombstoneTTL is how long a store must keep the tombstone of a session
+// whose hard deadline does not bound its tokens (store.DueAt) after its
+// end: the longest a token the origin or an edge issues can stay valid, at
+// least 24 h. That is the longest of the shared sessions' token lifetime and
+// every kind's timeouts (a token re-issued at the edge lives up to its hard
+// deadline). A timeout of "none" puts no bound on tokens and is left out:
+// with it, tokens may outlive tombstones.
+func (c *Config) TombstoneTTL() time.Duration {
+	ttl := 24 * time.Hour
+	t := c.Timeouts
+	for _, d := range []Duration{t.Shared.TokenLifetime, t.Anonymous.Idle, t.Anonymous.Hard, t.Customer.Idle, t.Customer.Hard} {
+		if !d.IsNone() && d.Std() > ttl {
+			ttl = d.Std()
+		}
+	}
+	return ttl
+}
+
+// LoadConfigFile reads a JSON configuration file into v (a *Config, or a
+// struct that embeds one) strictly, see DecodeConfig.
+func LoadConfigFile(path string, v any) error {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return fmt.Errorf("cannot read config: %w", err)
 	}
-	if err := json.Unmarshal(b, cfg); err != nil {
-		return fmt.Errorf("cannot parse config %s: %w", path, err)
+	if err := DecodeConfig(b, v); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
 	}
 	return nil
 }
@@ -183,7 +200,7 @@ func decodeSecret(s string) ([]byte, error) {
 			return b, nil
 		}
 	}
-	return nil, fmt.Errorf("secret is not base64")
+	return nil, errors.New("secret is not base64")
 }
 
 func (c *Config) keyring() (*wire.Keyring, bool, error) {
@@ -198,11 +215,11 @@ func (c *Config) keyring() (*wire.Keyring, bool, error) {
 	for ids, sec := range c.TokenKeys {
 		id, err := strconv.ParseUint(ids, 10, 8)
 		if err != nil {
-			return nil, false, fmt.Errorf("token key id %q is not 0-255", ids)
+			return nil, false, fmt.Errorf("config: tokenKeys.%s: key id is not 0-255", ids)
 		}
 		b, err := decodeSecret(sec)
 		if err != nil {
-			return nil, false, fmt.Errorf("token key %s: %w", ids, err)
+			return nil, false, fmt.Errorf("config: tokenKeys.%s: %w", ids, err)
 		}
 		keys[uint8(id)] = b
 		if active < 0 || int(id) < active {
@@ -213,23 +230,27 @@ func (c *Config) keyring() (*wire.Keyring, bool, error) {
 		active = int(*c.ActiveKey)
 	}
 	kr, err := wire.NewKeyring(uint8(active), keys)
-	return kr, false, err
+	if err != nil {
+		return nil, false, fmt.Errorf("config: tokenKeys: %w", err)
+	}
+	return kr, false, nil
 }
 
-// RedisConfig selects the Redis backend; see redis.Config for the defaults.
-type RedisConfig struct {
-	// URLs are redis:// or rediss:// URLs; several are seeds of one cluster.
-	URLs []string `json:"urls"`
-	// Username and Password override those of the URLs.
-	Username string `json:"username"`
-	Password string `json:"password"`
-	// Prefix starts every key; default "se".
-	Prefix string `json:"prefix"`
-	// Shards spreads sessions and the change feed; default 16. Choose once.
-	Shards int `json:"shards"`
-	// FeedLength is about how many deltas each shard keeps; default 100000.
-	FeedLength int `json:"feedLength"`
-	// CacheTTL bounds how stale this node's read cache may be after a missed
-	// notification; default 2s.
-	CacheTTL Duration `json:"cacheTTL"`
+// configError names the field of a configuration that is wrong.
+func configError(path, msg string) error {
+	if path == "" {
+		path = "(document)"
+	}
+	return fmt.Errorf("config: %s: %s", path, msg)
 }
+
+// joinPath appends a member name to a field path.
+func joinPath(path, name string) string {
+	if path == "" {
+		return name
+	}
+	return path + "." + name
+}
+
+// trimErr drops the "json: " prefixes of encoding/json's messages.
+func trimErr(err error) string { return strings.TrimPrefix(err.Error(), "json: ") }

@@ -22,7 +22,36 @@ var (
 	errBadCBOR        = errors.New("malformed CBOR body")
 	errShuttingDown   = errors.New("origin is shutting down")
 	errTooManyRetries = errors.New("too many concurrent writers")
+	errHeaderTooLarge = errors.New("request head too large")
+
+	errTokenRequired = &apiError{fasthttp.StatusUnauthorized, "token_required", "X-Session-Token", "this key needs the session's token in X-Session-Token"}
+	errInvalidToken  = &apiError{fasthttp.StatusUnauthorized, "invalid_token", "X-Session-Token", "the session token does not verify"}
+	errTokenExpired  = &apiError{fasthttp.StatusUnauthorized, "token_expired", "X-Session-Token", "the session token has expired"}
+	errTokenMismatch = &apiError{fasthttp.StatusForbidden, "token_mismatch", "X-Session-Token", "the session token is for another session"}
+	errNotCustomer   = &apiError{fasthttp.StatusConflict, "not_logged_in", "", "the session is not logged in"}
 )
+
+// apiError is an error with its own status, code and field.
+type apiError struct {
+	status      int
+	code, field string
+	msg         string
+}
+
+func (e *apiError) Error() string { return e.msg }
+
+// forbiddenField refuses what the key's scope may not touch.
+func forbiddenField(field, msg string) error {
+	return &apiError{fasthttp.StatusForbidden, "forbidden", field, msg}
+}
+
+// staleGenerationError reports a session token of another generation than
+// the session's.
+type staleGenerationError struct{ current uint32 }
+
+func (e *staleGenerationError) Error() string {
+	return "the session token is of another generation than the session (now " + strconv.FormatUint(uint64(e.current), 10) + ")"
+}
 
 // preconditionError reports an If-Match that does not match.
 type preconditionError struct{ current uint64 }
@@ -46,7 +75,13 @@ func writeError(ctx *fasthttp.RequestCtx, err error) {
 	var fe *wire.FieldError
 	var pe *preconditionError
 	var ie *inputError
+	var ae *apiError
+	var ge *staleGenerationError
 	switch {
+	case errors.As(err, &ae):
+		status, code, field, msg = ae.status, ae.code, ae.field, ae.msg
+	case errors.As(err, &ge):
+		status, code = fasthttp.StatusConflict, "stale_generation"
 	case errors.As(err, &pe):
 		status, code = fasthttp.StatusPreconditionFailed, "precondition_failed"
 		ctx.Response.Header.Set("ETag", `"`+strconv.FormatUint(pe.current, 10)+`"`)
@@ -72,6 +107,8 @@ func writeError(ctx *fasthttp.RequestCtx, err error) {
 		status, code = fasthttp.StatusGone, "gone"
 	case errors.Is(err, errBodyTooLarge):
 		status, code = fasthttp.StatusRequestEntityTooLarge, "too_large"
+	case errors.Is(err, errHeaderTooLarge):
+		status, code = fasthttp.StatusRequestHeaderFieldsTooLarge, "too_large"
 	case errors.Is(err, store.ErrClosed), errors.Is(err, store.ErrUnavailable), errors.Is(err, errShuttingDown), errors.Is(err, context.DeadlineExceeded),
 		errors.Is(err, context.Canceled):
 		status, code = fasthttp.StatusServiceUnavailable, "unavailable"
@@ -89,6 +126,9 @@ func writeError(ctx *fasthttp.RequestCtx, err error) {
 	}
 	if pe != nil {
 		b = strconv.AppendUint(append(b, `,"currentVersion":`...), pe.current, 10)
+	}
+	if ge != nil {
+		b = strconv.AppendUint(append(b, `,"currentGeneration":`...), uint64(ge.current), 10)
 	}
 	b = append(b, "}}"...)
 	ctx.Response.ResetBody()

@@ -12,7 +12,7 @@ const sweepBatch = 512
 
 func (s *Server) sweepLoop() {
 	defer s.bg.Done()
-	interval := time.Duration(s.cfg.SweepInterval.or(Duration(time.Second)))
+	interval := s.cfg.SweepInterval.Or(Duration(time.Second)).Std()
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
@@ -83,7 +83,7 @@ func (s *Server) expire(id wire.ID, now int64) (bool, error) {
 			return nil, nil
 		case base.Kind == wire.KindCustomer:
 			acted = true
-			idle := s.tm[wire.KindAnonymous].Idle.deadline(base.LastSeen)
+			idle := capIdle(deadlineAfter(s.tm[wire.KindAnonymous].Idle, base.LastSeen), base.HardDeadline)
 			return []wire.Op{{Code: wire.OpLogout, Generation: base.Generation + 1, Idle: idle, Hard: base.HardDeadline}}, nil
 		default:
 			acted = true

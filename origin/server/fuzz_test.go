@@ -4,10 +4,94 @@ import (
 	"testing"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/sessionedge/sessionedge/internal/fuzzbudget"
+	"github.com/sessionedge/sessionedge/sdk/wire"
 )
 
-// FuzzWriteBodies feeds arbitrary bodies to every route that parses one: the
-// origin answers 2xx or 4xx, never 5xx, and never panics.
+// fuzzServer is a server for fuzz targets, which call its decoders and
+// handler directly.
+func fuzzServer(f *testing.F) *Server {
+	s, err := New(baseConfig(f))
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(func() { s.Shutdown(f.Context()) })
+	return s
+}
+
+// FuzzDecodeBodies feeds arbitrary bodies to the decoder of every route
+// that takes one: each answers within the time budget (fuzzbudget: 50 ms an
+// input) and never panics.
+func FuzzDecodeBodies(f *testing.F) {
+	for _, seed := range []string{
+		`{"custom":{"a":1}}`, `{"currency":null}`, `{"public":null}`, `{"custom":{"t":{"$time":"2024-01-01T00:00:00Z"}}}`,
+		`{"custom":{"d":{"$decimal":"1.5"}}}`, `{"namespace":"custom","key":"k","value":[1,2,{"a":true}]}`,
+		`{"customerId":"c","profile":{"locale":"de"}}`, `{"kind":"customer","customerId":"c","context":{"public":{"a":1}}}`,
+		`{`, `[]`, `null`, "\xa1\x01\x02", `{"custom":{"a":1e999}}`, "\x81\xa2\x01\x50" + string(make([]byte, 16)),
+	} {
+		f.Add([]byte(seed), uint8(0))
+	}
+	s := fuzzServer(f)
+	decoders := []func(b []byte){
+		func(b []byte) { s.parseCreate(b) },
+		func(b []byte) { s.parseLogin(b) },
+		func(b []byte) { s.parseAttribute(b) },
+		func(b []byte) {
+			if v, err := s.parseContextBody(b, false); err == nil {
+				wire.ContextOps(v, false, &s.lim)
+			}
+		},
+		func(b []byte) {
+			if v, err := s.parseContextBody(b, true); err == nil {
+				wire.ContextOps(v, true, &s.lim)
+			}
+		},
+		func(b []byte) { wire.DecodeTouchesLimits(b, nil, &s.lim) },
+	}
+	f.Fuzz(func(t *testing.T, body []byte, which uint8) {
+		if len(body) > s.maxBody {
+			return // refused with 413 before any decoding
+		}
+		dec := decoders[int(which)%len(decoders)]
+		fuzzbudget.Check(t, len(body), func() { dec(body) })
+	})
+}
+
+// FuzzRequestHead feeds arbitrary query parameters and headers to what
+// parses them (items, minVersion, If-Match, X-Session-Token, framing):
+// within the budget, no panic.
+func FuzzRequestHead(f *testing.F) {
+	f.Add("currency,custom.color,public", "5", `"3"`, "AQEB")
+	f.Add(",,,custom.,.x", "18446744073709551616", `W/"1"`, "")
+	s := fuzzServer(f)
+	sess := &wire.Session{Kind: wire.KindAnonymous, Generation: 1, Version: 1}
+	sess.Attrs[wire.NamespaceCustom] = sess.Attrs[wire.NamespaceCustom].With("color", wire.Text("red"))
+	f.Fuzz(func(t *testing.T, items, minVersion, ifMatchV, token string) {
+		if len(items)+len(minVersion)+len(ifMatchV)+len(token) > 8<<10 {
+			return // over maxHeaderBytes: refused with 431
+		}
+		var ctx fasthttp.RequestCtx
+		args := fasthttp.AcquireArgs()
+		defer fasthttp.ReleaseArgs(args)
+		args.Add("items", items)
+		args.Add("minVersion", minVersion)
+		ctx.Request.SetRequestURI("/v1/sessions/x?" + args.String())
+		ctx.Request.Header.Set("If-Match", ifMatchV)
+		ctx.Request.Header.Set("X-Session-Token", token)
+		fuzzbudget.Check(t, len(items)+len(minVersion)+len(ifMatchV)+len(token), func() {
+			selectItems(sess, string(ctx.QueryArgs().Peek("items")))
+			queryUint(&ctx, "minVersion")
+			ifMatch(&ctx)
+			s.sessionToken(&ctx, sess.ID, access{edge: true}, true)
+			ambiguousFraming(&ctx.Request.Header)
+		})
+	})
+}
+
+// FuzzWriteBodies feeds arbitrary bodies to every route that parses one,
+// through the whole handler: the origin answers 2xx or 4xx, never 5xx, and
+// never panics.
 func FuzzWriteBodies(f *testing.F) {
 	for _, seed := range []string{
 		`{"custom":{"a":1}}`, `{"currency":null}`, `{"public":null}`, `{"custom":{"t":{"$time":"2024-01-01T00:00:00Z"}}}`,
@@ -16,36 +100,31 @@ func FuzzWriteBodies(f *testing.F) {
 	} {
 		f.Add(seed, uint8(0))
 	}
-	cfg := baseConfig(&testing.T{})
-	cfg.DataDir = f.TempDir()
-	s, err := New(cfg)
-	if err != nil {
-		f.Fatal(err)
-	}
-	f.Cleanup(func() { s.Shutdown(f.Context()) })
+	s := fuzzServer(f)
 	var ctx fasthttp.RequestCtx
 	ctx.Request.SetRequestURI("/v1/sessions")
 	ctx.Request.Header.SetMethod("POST")
 	ctx.Request.Header.Set("Authorization", "Bearer "+keyAll)
 	ctx.Request.Header.Set("Accept", "application/cbor")
 	s.handle(&ctx)
-	id := decodeID(f, ctx.Response.Body())
-	routes := []struct{ method, path, ctype string }{
-		{"PATCH", "/v1/sessions/" + id + "/context", "application/json"},
-		{"PUT", "/v1/sessions/" + id + "/context", "application/json"},
-		{"PUT", "/v1/sessions/" + id + "/context", "application/cbor"},
-		{"POST", "/v1/sessions/" + id + "/attributes", "application/json"},
-		{"POST", "/v1/sessions/" + id + "/login", "application/json"},
-		{"POST", "/v1/sessions", "application/json"},
-		{"PUT", "/v1/shared/fuzz", "application/json"},
-		{"POST", "/v1/sync/touch", "application/cbor"},
+	id := decodeForBenchTB(f, ctx.Response.Body())
+	routes := []struct{ method, path, ctype, key string }{
+		{"PATCH", "/v1/sessions/" + id + "/context", "application/json", keyAll},
+		{"PUT", "/v1/sessions/" + id + "/context", "application/json", keyAll},
+		{"PUT", "/v1/sessions/" + id + "/context", "application/cbor", keyAll},
+		{"POST", "/v1/sessions/" + id + "/attributes", "application/json", keyAll},
+		{"POST", "/v1/sessions/" + id + "/login", "application/json", keyAll},
+		{"POST", "/v1/sessions", "application/json", keyAll},
+		{"PUT", "/v1/shared/fuzz", "application/json", keyAll},
+		{"POST", "/v1/sync/touch", "application/cbor", keyEdge},
+		{"PATCH", "/v1/sessions/" + id + "/context", "application/json", keyEdge},
 	}
 	f.Fuzz(func(t *testing.T, body string, route uint8) {
 		r := routes[int(route)%len(routes)]
 		var c fasthttp.RequestCtx
 		c.Request.SetRequestURI(r.path)
 		c.Request.Header.SetMethod(r.method)
-		c.Request.Header.Set("Authorization", "Bearer "+keyAll)
+		c.Request.Header.Set("Authorization", "Bearer "+r.key)
 		c.Request.Header.SetContentType(r.ctype)
 		c.Request.SetBodyString(body)
 		s.handle(&c)
@@ -54,5 +133,3 @@ func FuzzWriteBodies(f *testing.F) {
 		}
 	})
 }
-
-func decodeID(f *testing.F, body []byte) string { return decodeForBenchTB(f, body) }

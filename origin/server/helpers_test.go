@@ -6,14 +6,21 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/sessionedge/sessionedge/origin/internal/eventually"
+	"github.com/sessionedge/sessionedge/origin/store"
+	pebblestore "github.com/sessionedge/sessionedge/origin/store/pebble"
 	"github.com/sessionedge/sessionedge/sdk/wire"
 )
 
@@ -23,6 +30,9 @@ const (
 	keyRead  = "test-key-read"
 	keyEdge  = "test-key-edge"
 	keyAdmin = "test-key-admin"
+	keyWrite = "test-key-write"
+	// keyEdgePrivate is an edge key configured to see every namespace.
+	keyEdgePrivate = "test-key-edge-private"
 )
 
 var testTokenSecret = bytes.Repeat([]byte{7}, 32)
@@ -34,27 +44,78 @@ func (c *clock) now() time.Time      { return time.UnixMilli(c.ms.Load()) }
 func (c *clock) add(d time.Duration) { c.ms.Add(d.Milliseconds()) }
 
 type testOrigin struct {
-	t    *testing.T
-	srv  *Server
-	url  string
-	http *http.Client
+	t     *testing.T
+	srv   *Server
+	url   string
+	admin string // the admin listener's URL
+	http  *http.Client
 }
 
-func baseConfig(t *testing.T) Config {
+// openPebble opens an embedded store in dir, closed at cleanup (after the
+// server's shutdown, since cleanups run last-in first-out).
+func openPebble(tb testing.TB, dir string) store.Store {
+	tb.Helper()
+	st, err := pebblestore.Open(pebblestore.Config{Dir: dir, CacheBytes: 16 << 20, Logger: testLogger()})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { st.Close() })
+	return st
+}
+
+// baseConfig is a configuration with a fresh embedded store and one key
+// per scope set.
+func baseConfig(tb testing.TB) Config {
 	return Config{
-		DataDir: t.TempDir(),
+		Store: openPebble(tb, tb.TempDir()),
 		APIKeys: []APIKey{
 			{Name: "all", Key: keyAll, Scopes: []string{"sessions:read", "sessions:write", "sessions:admin", "edge:sync"}},
 			{Name: "read", Key: keyRead, Scopes: []string{"sessions:read"}},
-			{Name: "edge", Key: keyEdge, Scopes: []string{"edge:sync", "sessions:read"}},
+			{Name: "edge", Key: keyEdge, Scopes: []string{"edge:sync", "edge:selfservice"}},
 			{Name: "admin", Key: keyAdmin, Scopes: []string{"sessions:admin"}},
+			{Name: "write", Key: keyWrite, Scopes: []string{"sessions:write"}},
+			{Name: "edge-private", Key: keyEdgePrivate, Scopes: []string{"edge:sync", "edge:selfservice"}, Namespaces: []string{"custom", "public", "privacy"}},
 		},
 		TokenKeys:     map[string]string{"1": base64.StdEncoding.EncodeToString(testTokenSecret)},
 		SharedSecret:  base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{9}, 32)),
 		MaxBodyBytes:  16 << 10,
 		SweepInterval: Duration(time.Hour), // tests call Sweep
-		CacheBytes:    16 << 20,
+		Logger:        testLogger(),
 	}
+}
+
+// testLogger logs to stderr with -v and nowhere otherwise.
+func testLogger() *slog.Logger {
+	var w io.Writer = io.Discard
+	if testing.Verbose() {
+		w = os.Stderr
+	}
+	return slog.New(slog.NewTextHandler(w, nil))
+}
+
+// logSink collects log output for tests that read it.
+type logSink struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *logSink) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+func (l *logSink) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
+}
+
+// captureLogs makes cfg log (at debug level) into the returned sink.
+func captureLogs(cfg *Config) *logSink {
+	sink := &logSink{}
+	cfg.Logger = slog.New(slog.NewTextHandler(sink, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	return sink
 }
 
 // startOrigin starts a server on a free loopback port; it stops at cleanup.
@@ -67,22 +128,29 @@ func startOrigin(t *testing.T, cfg Config) *testOrigin {
 	return startOriginWith(t, s)
 }
 
-// startOriginWith serves s on a free loopback port.
+// startOriginWith serves s (API and admin) on free loopback ports.
 func startOriginWith(t *testing.T, s *Server) *testOrigin {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan struct{})
-	go func() { s.Serve(ln); close(done) }()
+	aln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{}, 2)
+	go func() { s.Serve(ln); done <- struct{}{} }()
+	go func() { s.ServeAdmin(aln); done <- struct{}{} }()
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		s.Shutdown(ctx)
 		<-done
+		<-done
 	})
-	return &testOrigin{t: t, srv: s, url: "http://" + ln.Addr().String(), http: &http.Client{Timeout: 40 * time.Second}}
+	return &testOrigin{t: t, srv: s, url: "http://" + ln.Addr().String(), admin: "http://" + aln.Addr().String(),
+		http: &http.Client{Timeout: 40 * time.Second}}
 }
 
 type resp struct {
@@ -226,13 +294,37 @@ func startHookReceiver(t *testing.T) *hookReceiver {
 }
 
 // waitFor polls cond until it holds or the timeout passes.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
+	eventually.True(t, timeout, what, cond)
+}
+
+// waitParked waits until n sync long-polls have found no deltas and wait in
+// the store for a commit.
+func (o *testOrigin) waitParked(n int) {
+	o.t.Helper()
+	waitFor(o.t, 10*time.Second, itoa(n)+" parked long-polls", func() bool {
+		var m dto.Metric
+		o.srv.metrics.syncParked.Write(&m)
+		return m.GetGauge().GetValue() == float64(n)
+	})
+}
+
+// get fetches a full URL without a key.
+func (o *testOrigin) get(url string) resp {
+	o.t.Helper()
+	res, err := o.http.Get(url)
+	if err != nil {
+		o.t.Fatal(err)
 	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return resp{status: res.StatusCode, header: res.Header, body: b}
+}
+
+// touchRejections returns how many touch reports were ignored for reason.
+func (o *testOrigin) touchRejections(reason string) float64 {
+	var m dto.Metric
+	o.srv.metrics.touchesRejected.WithLabelValues(reason).Write(&m)
+	return m.GetCounter().GetValue()
 }

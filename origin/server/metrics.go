@@ -13,7 +13,7 @@ import (
 
 // statusCodes are the statuses the API answers with; counters for them are
 // made up front so the request path does no label lookups.
-var statusCodes = []int{200, 201, 204, 400, 401, 403, 404, 405, 409, 410, 412, 413, 500, 503}
+var statusCodes = []int{200, 201, 204, 400, 401, 403, 404, 405, 409, 410, 412, 413, 431, 500, 503}
 
 type metrics struct {
 	reg       *prometheus.Registry
@@ -28,6 +28,9 @@ type metrics struct {
 	webhookBacklog   prometheus.Gauge
 	webhookFailures  prometheus.Counter
 	webhookDelivered prometheus.Counter
+	syncParked       prometheus.Gauge
+	connsRefused     prometheus.Counter
+	touchesRejected  *prometheus.CounterVec
 }
 
 func newMetrics(s *Server) *metrics {
@@ -46,7 +49,32 @@ func newMetrics(s *Server) *metrics {
 	m.webhookDelivered = prometheus.NewCounter(prometheus.CounterOpts{Name: "sessionedge_webhook_delivered_total", Help: "Delivered webhook events."})
 	live := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "sessionedge_sessions_live", Help: "Sessions that are not tombstones."},
 		func() float64 { return float64(s.st.Stats().LiveSessions) })
-	m.reg.MustRegister(reqs, lat, storeLat, lag, m.webhookBacklog, m.webhookFailures, m.webhookDelivered, live)
+	m.syncParked = prometheus.NewGauge(prometheus.GaugeOpts{Name: "sessionedge_sync_parked",
+		Help: "Sync long-polls waiting for a commit."})
+	m.connsRefused = prometheus.NewCounter(prometheus.CounterOpts{Name: "sessionedge_http_connections_refused_total",
+		Help: "Connections refused because their client address held http.maxConnsPerIP already."})
+	m.touchesRejected = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sessionedge_touches_rejected_total",
+		Help: "Touch reports ignored, by reason."}, []string{"reason"})
+	for _, r := range []string{touchStaleGeneration, touchKindMismatch, touchEnded, touchInvalid, "not_anonymous", "not_generation_1", "hard_deadline"} {
+		m.touchesRejected.WithLabelValues(r)
+	}
+	m.reg.MustRegister(reqs, lat, storeLat, lag, m.webhookBacklog, m.webhookFailures, m.webhookDelivered, live,
+		m.syncParked, m.touchesRejected, m.connsRefused)
+	st := s.st
+	m.reg.MustRegister(
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "sessionedge_store_cache_hits_total",
+			Help: "Session reads answered by the store's read cache."},
+			func() float64 { return float64(st.CacheStats().Hits) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "sessionedge_store_cache_misses_total",
+			Help: "Session reads the store's read cache could not answer (absent, or older than asked for)."},
+			func() float64 { return float64(st.CacheStats().Misses) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "sessionedge_store_cache_hit_ratio",
+			Help: "Hits over all reads of the store's read cache since it opened (0 before any read)."},
+			func() float64 { return st.CacheStats().HitRatio() }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "sessionedge_store_cache_bytes",
+			Help: "What the read cache's entries count against its budget."},
+			func() float64 { return float64(st.CacheStats().Bytes) }),
+	)
 	m.storeCommit, m.syncLag = storeLat, lag
 	for i := range m.statusIdx {
 		m.statusIdx[i] = -1
@@ -82,7 +110,5 @@ func (m *metrics) observe(route, status int, d time.Duration) {
 	m.latency[r].Observe(d.Seconds())
 }
 
-func (s *Server) handleMetrics(ctx *fasthttp.RequestCtx, _ params) error {
-	s.metrics.handler(ctx)
-	return nil
-}
+// touchRejected counts an ignored touch report.
+func (m *metrics) touchRejected(reason string) { m.touchesRejected.WithLabelValues(reason).Inc() }

@@ -12,7 +12,7 @@ import (
 //go:embed openapi.json
 var openAPI []byte
 
-func (s *Server) handleOpenAPI(ctx *fasthttp.RequestCtx, _ params) error {
+func (s *Server) handleOpenAPI(ctx *fasthttp.RequestCtx, _ params, _ access) error {
 	ctx.SetContentType("application/json")
 	ctx.SetBody(openAPI)
 	return nil

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/sessionedge/sessionedge/origin/internal/redistest"
+	redisstore "github.com/sessionedge/sessionedge/origin/store/redis"
 )
 
 // TestRedisDown stops the Redis server under an origin that uses it: reads
@@ -12,9 +13,13 @@ import (
 // acknowledged, and the origin serves again by itself once Redis is back.
 func TestRedisDown(t *testing.T) {
 	srv := redistest.Start(t, redistest.Options{AppendOnly: true})
+	st, err := redisstore.New(redisstore.Config{URLs: []string{"redis://" + srv.Addr}, Shards: 4, CacheBytes: -1, CacheTTL: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
 	cfg := baseConfig(t)
-	cfg.Redis = RedisConfig{URLs: []string{"redis://" + srv.Addr}, Shards: 4, CacheTTL: Duration(50 * time.Millisecond)}
-	cfg.CacheBytes = -1
+	cfg.Store = st
 	o := startOrigin(t, cfg)
 	id := o.create(nil)
 	srv.Stop()
@@ -30,19 +35,13 @@ func TestRedisDown(t *testing.T) {
 		}
 	}
 	srv.Restart(t)
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		r := o.do("GET", "/v1/sessions/"+id, keyAll, nil)
-		if r.status == 200 {
-			if ctx, _ := r.json(t)["context"].(map[string]any); ctx["custom"] != nil && len(ctx["custom"].(map[string]any)) != 0 {
-				t.Fatalf("a write answered 503 was applied: %s", r.body)
-			}
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("origin did not recover after Redis came back: %d %s", r.status, r.body)
-		}
-		time.Sleep(100 * time.Millisecond)
+	var r resp
+	waitFor(t, 15*time.Second, "the origin to serve again after Redis came back", func() bool {
+		r = o.do("GET", "/v1/sessions/"+id, keyAll, nil)
+		return r.status == 200
+	})
+	if ctx, _ := r.json(t)["context"].(map[string]any); ctx["custom"] != nil && len(ctx["custom"].(map[string]any)) != 0 {
+		t.Fatalf("a write answered 503 was applied: %s", r.body)
 	}
 	if r := o.do("PATCH", "/v1/sessions/"+id+"/context", keyAll, map[string]any{"custom": map[string]any{"kept": 1}}); r.status != 200 {
 		t.Fatalf("write after recovery: %d %s", r.status, r.body)

@@ -9,15 +9,20 @@ import (
 	"github.com/valyala/fasthttp"
 )
 
-// route is one entry of the API table; openapi_test.go checks that every
-// route is in openapi.json.
+// route is one entry of the API table; a test checks that every route is in
+// openapi.json and that the scope table of docs/api.md matches grants.
 type route struct {
 	method  string
 	pattern string // segments; {name} captures one
 	name    string // metrics label
-	scope   scope
-	segs    []string
-	h       func(ctx *fasthttp.RequestCtx, p params) error
+	// grants are the scopes that open the route, app scopes first: a key
+	// holding an app scope gets full access, one holding only an edge
+	// scope gets the edge rules (see access). None: a public route.
+	grants []scope
+	// body: the route takes a request body, and an empty one is refused.
+	body bool
+	segs []string
+	h    func(ctx *fasthttp.RequestCtx, p params, a access) error
 }
 
 // params holds the captured path segments, still percent-encoded; they alias
@@ -36,28 +41,35 @@ func (p params) text(i int) (string, error) {
 	return s, nil
 }
 
+func grants(scopes ...scope) []scope { return scopes }
+
 func (s *Server) routeTable() []route {
+	var (
+		read      = grants(scopeRead)
+		readOrGet = grants(scopeRead, scopeSync)
+		write     = grants(scopeWrite)
+		selfServe = grants(scopeWrite, scopeSelfService)
+		admin     = grants(scopeAdmin)
+		sync      = grants(scopeSync)
+	)
 	rs := []route{
-		{method: "POST", pattern: "/v1/sessions", name: "create", scope: scopeWrite, h: s.handleCreate},
-		{method: "GET", pattern: "/v1/sessions/{id}", name: "get", scope: scopeRead, h: s.handleGet},
-		{method: "DELETE", pattern: "/v1/sessions/{id}", name: "end", scope: scopeWrite, h: s.handleEnd},
-		{method: "PUT", pattern: "/v1/sessions/{id}/context", name: "put_context", scope: scopeWrite, h: s.handlePutContext},
-		{method: "PATCH", pattern: "/v1/sessions/{id}/context", name: "patch_context", scope: scopeWrite, h: s.handlePatchContext},
-		{method: "POST", pattern: "/v1/sessions/{id}/attributes", name: "add_attribute", scope: scopeWrite, h: s.handleAddAttr},
-		{method: "DELETE", pattern: "/v1/sessions/{id}/attributes/{ns}/{key}", name: "delete_attribute", scope: scopeWrite, h: s.handleDeleteAttr},
-		{method: "DELETE", pattern: "/v1/sessions/{id}/data", name: "clear_data", scope: scopeWrite, h: s.handleClearData},
-		{method: "POST", pattern: "/v1/sessions/{id}/login", name: "login", scope: scopeWrite, h: s.handleLogin},
-		{method: "POST", pattern: "/v1/sessions/{id}/logout", name: "logout", scope: scopeWrite, h: s.handleLogout},
-		{method: "POST", pattern: "/v1/sessions/{id}/refresh", name: "refresh", scope: scopeWrite, h: s.handleRefresh},
-		{method: "PUT", pattern: "/v1/shared/{name}", name: "put_shared", scope: scopeWrite, h: s.handlePutShared},
-		{method: "GET", pattern: "/v1/shared/{name}", name: "get_shared", scope: scopeRead, h: s.handleGetShared},
-		{method: "GET", pattern: "/v1/customers/{cid}/sessions", name: "customer_sessions", scope: scopeAdmin, h: s.handleCustomerSessions},
-		{method: "DELETE", pattern: "/v1/customers/{cid}/sessions", name: "revoke_customer", scope: scopeAdmin, h: s.handleRevokeCustomer},
-		{method: "GET", pattern: "/v1/sync", name: "sync", scope: scopeSync, h: s.handleSync},
-		{method: "POST", pattern: "/v1/sync/touch", name: "touch", scope: scopeSync, h: s.handleTouch},
-		{method: "GET", pattern: "/healthz", name: "healthz", h: s.handleHealthz},
-		{method: "GET", pattern: "/readyz", name: "readyz", h: s.handleReadyz},
-		{method: "GET", pattern: "/metrics", name: "metrics", h: s.handleMetrics},
+		{method: "POST", pattern: "/v1/sessions", name: "create", grants: write, h: s.handleCreate},
+		{method: "GET", pattern: "/v1/sessions/{id}", name: "get", grants: readOrGet, h: s.handleGet},
+		{method: "DELETE", pattern: "/v1/sessions/{id}", name: "end", grants: write, h: s.handleEnd},
+		{method: "PUT", pattern: "/v1/sessions/{id}/context", name: "put_context", grants: write, body: true, h: s.handlePutContext},
+		{method: "PATCH", pattern: "/v1/sessions/{id}/context", name: "patch_context", grants: selfServe, body: true, h: s.handlePatchContext},
+		{method: "POST", pattern: "/v1/sessions/{id}/attributes", name: "add_attribute", grants: write, body: true, h: s.handleAddAttr},
+		{method: "DELETE", pattern: "/v1/sessions/{id}/attributes/{ns}/{key}", name: "delete_attribute", grants: selfServe, h: s.handleDeleteAttr},
+		{method: "DELETE", pattern: "/v1/sessions/{id}/data", name: "clear_data", grants: write, h: s.handleClearData},
+		{method: "POST", pattern: "/v1/sessions/{id}/login", name: "login", grants: write, body: true, h: s.handleLogin},
+		{method: "POST", pattern: "/v1/sessions/{id}/logout", name: "logout", grants: selfServe, h: s.handleLogout},
+		{method: "POST", pattern: "/v1/sessions/{id}/refresh", name: "refresh", grants: write, h: s.handleRefresh},
+		{method: "PUT", pattern: "/v1/shared/{name}", name: "put_shared", grants: write, h: s.handlePutShared},
+		{method: "GET", pattern: "/v1/shared/{name}", name: "get_shared", grants: read, h: s.handleGetShared},
+		{method: "GET", pattern: "/v1/customers/{cid}/sessions", name: "customer_sessions", grants: admin, h: s.handleCustomerSessions},
+		{method: "DELETE", pattern: "/v1/customers/{cid}/sessions", name: "revoke_customer", grants: admin, h: s.handleRevokeCustomer},
+		{method: "GET", pattern: "/v1/sync", name: "sync", grants: sync, h: s.handleSync},
+		{method: "POST", pattern: "/v1/sync/touch", name: "touch", grants: sync, body: true, h: s.handleTouch},
 		{method: "GET", pattern: "/openapi.json", name: "openapi", h: s.handleOpenAPI},
 	}
 	for i := range rs {
@@ -103,7 +115,8 @@ func (r *route) match(path []byte, p *params) bool {
 	return true
 }
 
-// handle routes a request, checks auth and body size, and records metrics.
+// handle routes a request, checks framing, auth and body, runs the
+// handler, logs server errors and records metrics.
 func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	start := time.Now()
 	path := ctx.URI().PathOriginal()
@@ -123,37 +136,94 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	}
 	var err error
 	switch {
+	case ambiguousFraming(&ctx.Request.Header):
+		// Content-Length and Transfer-Encoding together: refuse, and close
+		// the connection, since a proxy in front may have framed the
+		// request differently.
+		ctx.SetConnectionClose()
+		err = badInput("Transfer-Encoding", "Content-Length and Transfer-Encoding must not both be sent")
 	case idx < 0 && pathMatched:
 		err = errMethod
 	case idx < 0:
 		err = errRouteNotFound
 	default:
 		r := &s.routes[idx]
-		if err = s.authorize(ctx, r.scope); err == nil {
-			if len(ctx.Request.Body()) > s.maxBody {
+		var a access
+		if a, err = s.authorize(ctx, r); err == nil {
+			body := ctx.Request.Body()
+			switch {
+			case len(body) > s.maxBody:
 				err = errBodyTooLarge
-			} else {
-				err = r.h(ctx, p)
+			case r.body && len(bytes.TrimSpace(body)) == 0:
+				err = badInput("body", "required")
+			default:
+				err = r.h(ctx, p, a)
 			}
 		}
 	}
 	if err != nil {
 		writeError(ctx, err)
+		if status := ctx.Response.StatusCode(); status >= 500 {
+			name := "unmatched"
+			if idx >= 0 {
+				name = s.routes[idx].name
+			}
+			// The cause never holds a secret: errors name sessions by id
+			// and stores by address, never tokens or keys.
+			s.log.Error("request failed", "route", name, "method", string(method), "status", status, "err", err)
+		}
 	}
 	s.metrics.observe(idx, ctx.Response.StatusCode(), time.Since(start))
 }
 
-func (s *Server) handleHealthz(ctx *fasthttp.RequestCtx, _ params) error {
-	ctx.SetContentType("application/json")
-	ctx.SetBodyString(`{"status":"ok"}`)
-	return nil
+// ambiguousFraming reports a request that sent both Transfer-Encoding (of
+// any value) and Content-Length. fasthttp lets chunked win and drops the
+// other header from the parsed request, and ignores "identity", so the raw
+// head is scanned; only for requests with a body, which are the writes.
+func ambiguousFraming(h *fasthttp.RequestHeader) bool {
+	if h.ContentLength() == -2 {
+		return false // neither a length nor chunked: no body to frame
+	}
+	raw := h.RawHeaders()
+	var cl, te bool
+	for len(raw) > 0 {
+		line := raw
+		if i := bytes.IndexByte(raw, '\n'); i >= 0 {
+			line, raw = raw[:i], raw[i+1:]
+		} else {
+			raw = nil
+		}
+		name, _, ok := bytes.Cut(line, []byte{':'})
+		if !ok {
+			continue
+		}
+		name = bytes.TrimSpace(name)
+		cl = cl || bytes.EqualFold(name, []byte("Content-Length"))
+		te = te || bytes.EqualFold(name, []byte("Transfer-Encoding"))
+	}
+	return cl && te
 }
 
-func (s *Server) handleReadyz(ctx *fasthttp.RequestCtx, _ params) error {
-	if s.base.Err() != nil {
-		return errShuttingDown
+// handleAdmin serves the admin listener: metrics and health.
+func (s *Server) handleAdmin(ctx *fasthttp.RequestCtx) {
+	if !ctx.IsGet() && !ctx.IsHead() {
+		writeError(ctx, errMethod)
+		return
 	}
-	ctx.SetContentType("application/json")
-	ctx.SetBodyString(`{"status":"ready"}`)
-	return nil
+	switch string(ctx.Path()) {
+	case "/metrics":
+		s.metrics.handler(ctx)
+	case "/healthz":
+		ctx.SetContentType("application/json")
+		ctx.SetBodyString(`{"status":"ok"}`)
+	case "/readyz":
+		if s.base.Err() != nil {
+			writeError(ctx, errShuttingDown)
+			return
+		}
+		ctx.SetContentType("application/json")
+		ctx.SetBodyString(`{"status":"ready"}`)
+	default:
+		writeError(ctx, errRouteNotFound)
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/valyala/fasthttp"
 
@@ -31,19 +32,20 @@ func (s *Server) parseID(p params) (wire.ID, error) {
 	return id, nil
 }
 
-// writeSession answers with the session in the negotiated format and its
-// version as ETag. On a cache hit it allocates nothing: the encoding goes
-// into a pooled buffer that fasthttp copies into its own reused body.
-func (s *Server) writeSession(ctx *fasthttp.RequestCtx, sess *wire.Session, status int) {
+// writeSession answers with the session, showing only the namespaces a
+// allows, in the negotiated format and its version as ETag. On a cache hit
+// it allocates nothing: the encoding goes into a pooled buffer that fasthttp
+// copies into its own reused body.
+func (s *Server) writeSession(ctx *fasthttp.RequestCtx, sess *wire.Session, status int, a access) {
 	bp := bufPool.Get().(*[]byte)
 	b := (*bp)[:0]
 	setETag(ctx, sess.Version)
 	if wantsCBOR(ctx) {
 		ctx.SetContentType("application/cbor")
-		b = wire.AppendSession(b, sess)
+		b = wire.AppendSessionView(b, sess, a.namespaces)
 	} else {
 		ctx.SetContentType("application/json")
-		b = wire.AppendSessionJSON(b, sess, wire.AllNamespaces)
+		b = wire.AppendSessionJSON(b, sess, a.namespaces)
 	}
 	ctx.SetStatusCode(status)
 	ctx.SetBody(b)
@@ -63,11 +65,11 @@ func setETag(ctx *fasthttp.RequestCtx, version uint64) {
 // writeTokenSession answers login, logout and create: {"token","session"}
 // in JSON; in CBOR the session is the body and the token the
 // X-Session-Token header.
-func (s *Server) writeTokenSession(ctx *fasthttp.RequestCtx, sess *wire.Session, status int, withID bool) {
+func (s *Server) writeTokenSession(ctx *fasthttp.RequestCtx, sess *wire.Session, status int, withID bool, a access) {
 	tok := s.token(sess)
 	if wantsCBOR(ctx) {
 		ctx.Response.Header.Set("X-Session-Token", tok)
-		s.writeSession(ctx, sess, status)
+		s.writeSession(ctx, sess, status, a)
 		return
 	}
 	b := append(make([]byte, 0, 1024), '{')
@@ -75,28 +77,130 @@ func (s *Server) writeTokenSession(ctx *fasthttp.RequestCtx, sess *wire.Session,
 		b = append(sess.ID.AppendText(append(b, `"id":"`...)), `",`...)
 	}
 	b = append(append(append(b, `"token":"`...), tok...), `","session":`...)
-	b = append(wire.AppendSessionJSON(b, sess, wire.AllNamespaces), '}')
+	b = append(wire.AppendSessionJSON(b, sess, a.namespaces), '}')
 	ctx.Response.Header.Set("ETag", `"`+strconv.FormatUint(sess.Version, 10)+`"`)
 	ctx.SetContentType("application/json")
 	ctx.SetStatusCode(status)
 	ctx.SetBody(b)
 }
 
-// token mints a token for sess (token times are Unix seconds).
+// token mints a token for sess (token times are Unix seconds). It carries
+// the session's hard deadline; a shared session's token at most
+// timeouts.shared.tokenLifetime from now.
 func (s *Server) token(sess *wire.Session) string {
-	c := wire.Claims{Kind: sess.Kind, ID: sess.ID, Generation: sess.Generation, IssuedAt: s.nowMS() / 1000,
-		IdleDeadline: sess.IdleDeadline / 1000, HardDeadline: sess.HardDeadline / 1000}
+	now := s.nowMS()
+	hard := sess.HardDeadline
+	if sess.Kind == wire.KindShared {
+		hard = minDeadline(hard, deadlineAfter(s.sharedTokenLife, now))
+	}
+	c := wire.Claims{Kind: sess.Kind, ID: sess.ID, Generation: sess.Generation, IssuedAt: now / 1000,
+		IdleDeadline: sess.IdleDeadline / 1000, HardDeadline: tokenSeconds(hard)}
 	return string(s.keyring.AppendToken(nil, &c))
 }
 
-// ifMatch returns the If-Match version, or -1 without the header.
+// tokenSeconds converts a Unix-ms deadline to token seconds, rounding down so
+// a token never outlives its session (0 stays "none").
+func tokenSeconds(ms int64) int64 { return ms / 1000 }
+
+// minDeadline returns the earlier of two deadlines, 0 meaning none.
+func minDeadline(a, b int64) int64 {
+	if a == 0 || (b != 0 && b < a) {
+		return b
+	}
+	return a
+}
+
+// capIdle caps an idle deadline at the hard deadline (0 = none on either
+// side).
+func capIdle(idle, hard int64) int64 {
+	if idle != 0 && hard != 0 && idle > hard {
+		return hard
+	}
+	return idle
+}
+
+// sessionToken reads the X-Session-Token request header: nil without one
+// (errTokenRequired when a requires it), else the verified claims, which
+// must name session id. An idle-expired token is accepted only with idleOK
+// (logout: the edge's soft logout presents it).
+func (s *Server) sessionToken(ctx *fasthttp.RequestCtx, id wire.ID, a access, idleOK bool) (*wire.Claims, error) {
+	h := ctx.Request.Header.Peek("X-Session-Token")
+	if len(h) == 0 {
+		if a.edge {
+			return nil, errTokenRequired
+		}
+		return nil, nil
+	}
+	c := new(wire.Claims)
+	err := s.keyring.VerifyToken(h, s.now().Unix(), c)
+	switch {
+	case err == nil, errors.Is(err, wire.ErrTokenIdleExpired) && idleOK:
+	case errors.Is(err, wire.ErrTokenIdleExpired), errors.Is(err, wire.ErrTokenHardExpired):
+		return nil, errTokenExpired
+	default:
+		return nil, errInvalidToken
+	}
+	if c.ID != id {
+		return nil, errTokenMismatch
+	}
+	return c, nil
+}
+
+// checkToken holds a presented token against the current session: it must
+// be of the session's generation (and so kind).
+func checkToken(c *wire.Claims, cur *wire.Session) error {
+	if c != nil && (c.Generation != cur.Generation || c.Kind != cur.Kind) {
+		return &staleGenerationError{current: cur.Generation}
+	}
+	return nil
+}
+
+// creatable reports why a session that is not stored may not be created
+// from an edge's claim (a session token or a touch) of kind, generation and
+// hard deadline (Unix ms) at now, or "" when it may: only what an edge
+// mints, an anonymous session at generation 1, whose hard deadline is in
+// the future and not beyond the anonymous hard timeout (plus a minute of
+// clock skew). The deadline rule keeps an old token from bringing back an
+// id whose tombstone was purged: tombstones stay until the hard deadline.
+func (s *Server) creatable(kind wire.Kind, gen uint32, hard, now int64) string {
+	max := s.tm[wire.KindAnonymous].Hard
+	switch {
+	case kind != wire.KindAnonymous:
+		return "not_anonymous"
+	case gen != 1:
+		return "not_generation_1"
+	case hard == 0 && max.IsNone():
+		return ""
+	case hard == 0, hard <= now:
+		return "hard_deadline"
+	case !max.IsNone() && hard > now+max.Std().Milliseconds()+time.Minute.Milliseconds():
+		return "hard_deadline"
+	}
+	return ""
+}
+
+// edgeStart is the start op of a session an edge minted, with hard
+// deadline hard (from its token or touch); the idle deadline is the
+// origin's.
+func (s *Server) edgeStart(hard, now int64) wire.Op {
+	idle := capIdle(deadlineAfter(s.tm[wire.KindAnonymous].Idle, now), hard)
+	return wire.Op{Code: wire.OpStart, Kind: wire.KindAnonymous, Generation: 1, Idle: idle, Hard: hard}
+}
+
+// ifMatch returns the If-Match version, or -1 without the header. Weak
+// tags are refused: If-Match needs strong comparison.
 func ifMatch(ctx *fasthttp.RequestCtx) (int64, error) {
 	h := ctx.Request.Header.Peek("If-Match")
 	if len(h) == 0 {
 		return -1, nil
 	}
-	h = bytes.TrimPrefix(bytes.TrimSpace(h), []byte("W/"))
-	h = bytes.Trim(h, `"`)
+	h = bytes.TrimSpace(h)
+	if bytes.HasPrefix(h, []byte("W/")) {
+		return 0, badInput("If-Match", "weak tags are not allowed: send the version as a strong tag (\"5\")")
+	}
+	if len(h) >= 2 && h[0] == '"' && h[len(h)-1] == '"' {
+		h = h[1 : len(h)-1]
+	}
 	v, err := strconv.ParseUint(string(h), 10, 63)
 	if err != nil {
 		return 0, badInput("If-Match", "must be a version number")
@@ -110,14 +214,21 @@ func upsert(ctx *fasthttp.RequestCtx) bool {
 
 func (s *Server) startOp(kind wire.Kind, gen uint32, now int64) wire.Op {
 	t := s.tm[kind]
-	return wire.Op{Code: wire.OpStart, Kind: kind, Generation: gen, Idle: t.Idle.deadline(now), Hard: t.Hard.deadline(now)}
+	hard := deadlineAfter(t.Hard, now)
+	return wire.Op{Code: wire.OpStart, Kind: kind, Generation: gen, Idle: capIdle(deadlineAfter(t.Idle, now), hard), Hard: hard}
 }
 
 // change is one write to a session.
 type change struct {
 	id      wire.ID
 	ifMatch int64 // -1: none
-	upsert  bool  // create an unknown id as anonymous
+	// upsert creates an unknown id as anonymous: with the origin's
+	// timeouts, or with a token, only as the session the token describes
+	// (see creatable).
+	upsert bool
+	// token, when set, must be of the session's generation in every
+	// attempt.
+	token *wire.Claims
 	// ops returns the ops to apply to base (the current session, or the
 	// session upsert is creating).
 	ops func(base *wire.Session, now int64) ([]wire.Op, error)
@@ -142,6 +253,13 @@ func (s *Server) write(c change) (prev, next *wire.Session, err error) {
 			}
 			cur = nil
 			start := s.startOp(wire.KindAnonymous, 1, now)
+			if t := c.token; t != nil {
+				hard := t.HardDeadline * 1000
+				if s.creatable(t.Kind, t.Generation, hard, now) != "" {
+					return nil, nil, err
+				}
+				start = s.edgeStart(hard, now)
+			}
 			ops = append(ops, start)
 			if base, err = wire.Apply(nil, &wire.Delta{ID: c.id, Version: 1, At: now, Ops: ops}, &s.lim); err != nil {
 				return nil, nil, err
@@ -150,6 +268,10 @@ func (s *Server) write(c change) (prev, next *wire.Session, err error) {
 			return nil, nil, err
 		case cur.Ended != 0:
 			return nil, nil, errGone
+		default:
+			if err := checkToken(c.token, cur); err != nil {
+				return nil, nil, err
+			}
 		}
 		if c.ifMatch >= 0 && (cur == nil || cur.Version != uint64(c.ifMatch)) {
 			var v uint64
@@ -201,49 +323,68 @@ func (s *Server) commit(prev, next *wire.Session, d *wire.Delta) error {
 	return err
 }
 
-func (s *Server) getSession(p params) (*wire.Session, error) {
-	id, err := s.parseID(p)
-	if err != nil {
-		return nil, err
+// read returns the stored session id; with minVersion > 0 never a cached
+// copy older than minVersion (the store reads its backend then; a backend
+// that is older answers what it has).
+func (s *Server) read(id wire.ID, minVersion uint64) (*wire.Session, error) {
+	if minVersion > 0 {
+		return s.st.GetAtLeast(s.base, id, minVersion)
 	}
-	sess, err := s.st.Get(s.base, id)
-	if err != nil {
-		return nil, err
-	}
-	if sess.Ended != 0 {
-		return nil, errGone
-	}
-	return sess, nil
+	return s.st.Get(s.base, id)
 }
 
-func (s *Server) handleGet(ctx *fasthttp.RequestCtx, p params) error {
-	if cg, ok := s.st.(store.CBORGetter); ok && wantsCBOR(ctx) && len(ctx.QueryArgs().Peek("items")) == 0 {
-		id, err := s.parseID(p)
-		if err != nil {
-			return err
+func (s *Server) handleGet(ctx *fasthttp.RequestCtx, p params, a access) error {
+	id, err := s.parseID(p)
+	if err != nil {
+		return err
+	}
+	tok, err := s.sessionToken(ctx, id, a, false)
+	if err != nil {
+		return err
+	}
+	minVersion, _, err := queryUint(ctx, "minVersion")
+	if err != nil {
+		return err
+	}
+	items := ctx.QueryArgs().Peek("items")
+	if cg, ok := s.st.(store.CBORGetter); ok && len(items) == 0 && a.namespaces == wire.AllNamespaces && wantsCBOR(ctx) {
+		var sess *wire.Session
+		var enc []byte
+		if minVersion > 0 {
+			sess, enc, err = cg.GetCBORAtLeast(s.base, id, minVersion)
+		} else {
+			sess, enc, err = cg.GetCBOR(s.base, id)
 		}
-		sess, enc, err := cg.GetCBOR(s.base, id)
 		if err != nil {
 			return err
 		}
 		if sess.Ended != 0 {
 			return errGone
 		}
+		if err := checkToken(tok, sess); err != nil {
+			return err
+		}
 		setETag(ctx, sess.Version)
 		ctx.SetContentType("application/cbor")
 		ctx.SetBody(enc)
 		return nil
 	}
-	sess, err := s.getSession(p)
+	sess, err := s.read(id, minVersion)
 	if err != nil {
 		return err
 	}
-	if items := ctx.QueryArgs().Peek("items"); len(items) > 0 {
+	if sess.Ended != 0 {
+		return errGone
+	}
+	if err := checkToken(tok, sess); err != nil {
+		return err
+	}
+	if len(items) > 0 {
 		if sess, err = selectItems(sess, string(items)); err != nil {
 			return err
 		}
 	}
-	s.writeSession(ctx, sess, fasthttp.StatusOK)
+	s.writeSession(ctx, sess, fasthttp.StatusOK, a)
 	return nil
 }
 
@@ -278,12 +419,14 @@ func selectItems(sess *wire.Session, items string) (*wire.Session, error) {
 	return out, nil
 }
 
-// decodeObject parses a JSON object body; an empty body is an empty object.
-func decodeObject(body []byte) (wire.Value, error) {
+// decodeObject parses a JSON object body. An empty body is an empty object
+// on the routes whose body is optional (the router refuses empty bodies on
+// the others).
+func (s *Server) decodeObject(body []byte) (wire.Value, error) {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return wire.Value{Type: wire.TypeMap}, nil
 	}
-	v, err := wire.ParseValueJSON(body)
+	v, err := wire.ParseValueJSONLimits(body, &s.lim)
 	if err != nil {
 		return v, err
 	}
@@ -291,6 +434,16 @@ func decodeObject(body []byte) (wire.Value, error) {
 		return v, badInput("body", "must be a JSON object")
 	}
 	return v, nil
+}
+
+// inField puts a value error of a nested object under the member that
+// holds it: "custom.a" of the member "context" is "context.custom.a".
+func inField(member string, err error) error {
+	var fe *wire.FieldError
+	if errors.As(err, &fe) {
+		return &wire.FieldError{Field: member + "." + fe.Field, Reason: fe.Reason, Err: fe.Err}
+	}
+	return err
 }
 
 // textMember returns the text member name of obj ("" when absent).
@@ -318,34 +471,46 @@ func contextMember(obj wire.Value, name string) (wire.Value, bool, error) {
 	return v, true, nil
 }
 
-func (s *Server) handleCreate(ctx *fasthttp.RequestCtx, _ params) error {
-	obj, err := decodeObject(ctx.PostBody())
+// createRequest is the parsed body of POST /v1/sessions.
+type createRequest struct {
+	kind wire.Kind
+	cid  string
+	ops  []wire.Op // the context's
+}
+
+func (s *Server) parseCreate(body []byte) (createRequest, error) {
+	var r createRequest
+	obj, err := s.decodeObject(body)
 	if err != nil {
-		return err
+		return r, err
 	}
-	kind := wire.KindAnonymous
+	r.kind = wire.KindAnonymous
 	ks, err := textMember(obj, "kind")
 	if err != nil {
-		return err
+		return r, err
 	}
 	if ks != "" {
 		var ok bool
-		if kind, ok = wire.ParseKind(ks); !ok || kind == wire.KindShared {
-			return badInput("kind", "must be anonymous or customer (shared sessions: PUT /v1/shared/{name})")
+		if r.kind, ok = wire.ParseKind(ks); !ok || r.kind == wire.KindShared {
+			return r, badInput("kind", "must be anonymous or customer (shared sessions: PUT /v1/shared/{name})")
 		}
 	}
-	cid, err := textMember(obj, "customerId")
-	if err != nil {
-		return err
+	if r.cid, err = textMember(obj, "customerId"); err != nil {
+		return r, err
 	}
-	if kind == wire.KindCustomer && cid == "" {
-		return badInput("customerId", "required for kind customer")
+	if r.kind == wire.KindCustomer && r.cid == "" {
+		return r, badInput("customerId", "required for kind customer")
 	}
 	ctxObj, _, err := contextMember(obj, "context")
 	if err != nil {
-		return err
+		return r, err
 	}
-	ctxOps, err := wire.ContextOps(ctxObj, false, &s.lim)
+	r.ops, err = wire.ContextOps(ctxObj, false, &s.lim)
+	return r, inField("context", err)
+}
+
+func (s *Server) handleCreate(ctx *fasthttp.RequestCtx, _ params, a access) error {
+	r, err := s.parseCreate(ctx.PostBody())
 	if err != nil {
 		return err
 	}
@@ -354,12 +519,12 @@ func (s *Server) handleCreate(ctx *fasthttp.RequestCtx, _ params) error {
 		return err
 	}
 	now := s.nowMS()
-	ops := []wire.Op{s.startOp(wire.KindAnonymous, 1, now)}
-	if cid != "" {
-		t := s.tm[wire.KindCustomer]
-		ops = append(ops, wire.Op{Code: wire.OpLogin, CustomerID: cid, Generation: 2, Idle: t.Idle.deadline(now), Hard: t.Hard.deadline(now)})
+	start := s.startOp(wire.KindAnonymous, 1, now)
+	ops := []wire.Op{start}
+	if r.cid != "" {
+		ops = append(ops, s.loginOp(r.cid, 2, start.Hard, now, now))
 	}
-	ops = append(ops, ctxOps...)
+	ops = append(ops, r.ops...)
 	d := &wire.Delta{ID: id, Version: 1, At: now, Ops: ops}
 	next, err := wire.Apply(nil, d, &s.lim)
 	if err != nil {
@@ -368,25 +533,39 @@ func (s *Server) handleCreate(ctx *fasthttp.RequestCtx, _ params) error {
 	if err := s.commit(nil, next, d); err != nil {
 		return err
 	}
-	s.writeTokenSession(ctx, next, fasthttp.StatusCreated, true)
+	s.writeTokenSession(ctx, next, fasthttp.StatusCreated, true, a)
 	return nil
+}
+
+// loginOp logs a session in: the hard deadline becomes the earlier of the
+// current one and the session's start plus the customer hard timeout (it
+// never grows), the idle deadline now plus the customer idle timeout.
+func (s *Server) loginOp(cid string, gen uint32, hard, created, now int64) wire.Op {
+	t := s.tm[wire.KindCustomer]
+	hard = minDeadline(hard, deadlineAfter(t.Hard, created))
+	return wire.Op{Code: wire.OpLogin, CustomerID: cid, Generation: gen, Idle: capIdle(deadlineAfter(t.Idle, now), hard), Hard: hard}
 }
 
 // writeChange runs a change for the session in the path and answers with
 // the new state.
-func (s *Server) writeChange(ctx *fasthttp.RequestCtx, p params, ops func(*wire.Session, int64) ([]wire.Op, error)) error {
-	next, err := s.pathChange(ctx, p, ops)
+func (s *Server) writeChange(ctx *fasthttp.RequestCtx, p params, a access, ops func(*wire.Session, int64) ([]wire.Op, error)) error {
+	next, err := s.pathChange(ctx, p, a, false, ops)
 	if err != nil {
 		return err
 	}
-	s.writeSession(ctx, next, fasthttp.StatusOK)
+	s.writeSession(ctx, next, fasthttp.StatusOK, a)
 	return nil
 }
 
-// pathChange applies ops to the session in the path, honouring If-Match and
-// ?upsert=true.
-func (s *Server) pathChange(ctx *fasthttp.RequestCtx, p params, ops func(*wire.Session, int64) ([]wire.Op, error)) (*wire.Session, error) {
+// pathChange applies ops to the session in the path, honouring If-Match,
+// ?upsert=true and the session token (X-Session-Token; required for edge
+// keys, which upsert only the session their token describes).
+func (s *Server) pathChange(ctx *fasthttp.RequestCtx, p params, a access, logout bool, ops func(*wire.Session, int64) ([]wire.Op, error)) (*wire.Session, error) {
 	id, err := s.parseID(p)
+	if err != nil {
+		return nil, err
+	}
+	tok, err := s.sessionToken(ctx, id, a, logout)
 	if err != nil {
 		return nil, err
 	}
@@ -394,23 +573,41 @@ func (s *Server) pathChange(ctx *fasthttp.RequestCtx, p params, ops func(*wire.S
 	if err != nil {
 		return nil, err
 	}
-	_, next, err := s.write(change{id: id, ifMatch: im, upsert: upsert(ctx), ops: ops})
+	up := upsert(ctx) || a.edge
+	if logout && tok != nil {
+		up = false
+	}
+	_, next, err := s.write(change{id: id, ifMatch: im, upsert: up, token: tok, ops: ops})
 	return next, err
 }
 
-// bodyContextOps parses a context body: a JSON object, or with
+// parseContextBody parses a context body: a JSON object, or with
 // Content-Type application/cbor a CBOR-encoded context value (wire.AppendValue
 // of a map).
-func (s *Server) bodyContextOps(ctx *fasthttp.RequestCtx, replace bool) ([]wire.Op, error) {
-	var obj wire.Value
-	var err error
-	if isCBORBody(ctx) {
-		obj, err = wire.DecodeValue(ctx.PostBody())
-	} else {
-		obj, err = decodeObject(ctx.PostBody())
+func (s *Server) parseContextBody(body []byte, cbor bool) (wire.Value, error) {
+	if cbor {
+		v, err := wire.DecodeValueLimits(body, &s.lim)
+		if err == nil && v.Type != wire.TypeMap {
+			return v, badInput("body", "must be a CBOR map")
+		}
+		return v, err
 	}
+	return s.decodeObject(body)
+}
+
+// bodyContextOps parses a context body into ops. A key admitted by an edge
+// scope may write only the public namespace.
+func (s *Server) bodyContextOps(ctx *fasthttp.RequestCtx, a access, replace bool) ([]wire.Op, error) {
+	obj, err := s.parseContextBody(ctx.PostBody(), isCBORBody(ctx))
 	if err != nil {
 		return nil, err
+	}
+	if a.edge {
+		for _, m := range obj.Map {
+			if m.Key != "public" {
+				return nil, forbiddenField(m.Key, "this key may write only the public namespace")
+			}
+		}
 	}
 	if replace {
 		// PUT keeps customerId: only login and logout change it.
@@ -419,55 +616,83 @@ func (s *Server) bodyContextOps(ctx *fasthttp.RequestCtx, replace bool) ([]wire.
 	return wire.ContextOps(obj, replace, &s.lim)
 }
 
-func (s *Server) handlePutContext(ctx *fasthttp.RequestCtx, p params) error {
-	ops, err := s.bodyContextOps(ctx, true)
+func (s *Server) handlePutContext(ctx *fasthttp.RequestCtx, p params, a access) error {
+	ops, err := s.bodyContextOps(ctx, a, true)
 	if err != nil {
 		return err
 	}
-	return s.writeChange(ctx, p, func(*wire.Session, int64) ([]wire.Op, error) { return ops, nil })
+	return s.writeChange(ctx, p, a, func(*wire.Session, int64) ([]wire.Op, error) { return ops, nil })
 }
 
-func (s *Server) handlePatchContext(ctx *fasthttp.RequestCtx, p params) error {
-	ops, err := s.bodyContextOps(ctx, false)
+func (s *Server) handlePatchContext(ctx *fasthttp.RequestCtx, p params, a access) error {
+	ops, err := s.bodyContextOps(ctx, a, false)
 	if err != nil {
 		return err
 	}
-	return s.writeChange(ctx, p, func(*wire.Session, int64) ([]wire.Op, error) { return ops, nil })
+	return s.writeChange(ctx, p, a, func(*wire.Session, int64) ([]wire.Op, error) { return ops, nil })
 }
 
-func (s *Server) handleAddAttr(ctx *fasthttp.RequestCtx, p params) error {
-	obj, err := decodeObject(ctx.PostBody())
+// parseAttribute parses the body of POST …/attributes.
+func (s *Server) parseAttribute(body []byte) (wire.Op, error) {
+	obj, err := s.decodeObject(body)
 	if err != nil {
-		return err
+		return wire.Op{}, attributeField(body, err)
 	}
 	nsName, err := textMember(obj, "namespace")
 	if err != nil {
-		return err
+		return wire.Op{}, err
 	}
 	ns, ok := wire.ParseNamespace(nsName)
 	if !ok {
-		return badInput("namespace", "must be custom, privacy or public")
+		return wire.Op{}, badInput("namespace", "must be custom, privacy or public")
 	}
 	key, err := textMember(obj, "key")
 	if err != nil {
-		return err
+		return wire.Op{}, err
 	}
 	field := nsName + "." + key
 	if err := s.lim.ValidateKey(field, key); err != nil {
-		return err
+		return wire.Op{}, err
 	}
 	v, _ := obj.Map.Get("value")
 	if v.IsZero() {
-		return badInput("value", "required")
+		return wire.Op{}, badInput("value", "required")
 	}
 	if err := s.lim.ValidateValue(field, v); err != nil {
-		return err
+		return wire.Op{}, err
 	}
-	op := wire.Op{Code: wire.OpSetAttr, NS: ns, Key: key, Value: v}
-	return s.writeChange(ctx, p, func(*wire.Session, int64) ([]wire.Op, error) { return []wire.Op{op}, nil })
+	return wire.Op{Code: wire.OpSetAttr, NS: ns, Key: key, Value: v}, nil
 }
 
-func (s *Server) handleDeleteAttr(ctx *fasthttp.RequestCtx, p params) error {
+// attributeField names an error in the value of an attribute body by the
+// attribute ("custom.color[2]" rather than "value[2]"), as the other routes
+// do; the body is parsed again, without limits, only for the names.
+func attributeField(body []byte, err error) error {
+	var fe *wire.FieldError
+	if !errors.As(err, &fe) || (fe.Field != "value" && !strings.HasPrefix(fe.Field, "value.") && !strings.HasPrefix(fe.Field, "value[")) {
+		return err
+	}
+	obj, perr := wire.ParseValueJSON(body)
+	if perr != nil {
+		return err
+	}
+	ns, _ := obj.Map.Get("namespace")
+	key, _ := obj.Map.Get("key")
+	if _, ok := wire.ParseNamespace(ns.Text); !ok || ns.Type != wire.TypeText || key.Type != wire.TypeText || key.Text == "" {
+		return err
+	}
+	return &wire.FieldError{Field: ns.Text + "." + key.Text + fe.Field[len("value"):], Reason: fe.Reason, Err: fe.Err}
+}
+
+func (s *Server) handleAddAttr(ctx *fasthttp.RequestCtx, p params, a access) error {
+	op, err := s.parseAttribute(ctx.PostBody())
+	if err != nil {
+		return err
+	}
+	return s.writeChange(ctx, p, a, func(*wire.Session, int64) ([]wire.Op, error) { return []wire.Op{op}, nil })
+}
+
+func (s *Server) handleDeleteAttr(ctx *fasthttp.RequestCtx, p params, a access) error {
 	nsName, err := p.text(1)
 	if err != nil {
 		return err
@@ -476,90 +701,114 @@ func (s *Server) handleDeleteAttr(ctx *fasthttp.RequestCtx, p params) error {
 	if !ok {
 		return badInput("namespace", "must be custom, privacy or public")
 	}
+	if a.edge && ns != wire.NamespacePublic {
+		return forbiddenField("namespace", "this key may delete only public attributes")
+	}
 	key, err := p.text(2)
 	if err != nil {
 		return err
 	}
 	op := wire.Op{Code: wire.OpDeleteAttr, NS: ns, Key: key}
-	return s.writeChange(ctx, p, func(*wire.Session, int64) ([]wire.Op, error) { return []wire.Op{op}, nil })
+	return s.writeChange(ctx, p, a, func(*wire.Session, int64) ([]wire.Op, error) { return []wire.Op{op}, nil })
 }
 
 // handleClearData empties the context (every namespace and every
 // well-known field but customerId) and keeps the session, its id, kind and
 // login.
-func (s *Server) handleClearData(ctx *fasthttp.RequestCtx, p params) error {
+func (s *Server) handleClearData(ctx *fasthttp.RequestCtx, p params, a access) error {
 	ops, err := wire.ContextOps(wire.Value{Type: wire.TypeMap}, true, &s.lim)
 	if err != nil {
 		return err
 	}
-	return s.writeChange(ctx, p, func(*wire.Session, int64) ([]wire.Op, error) { return ops, nil })
+	return s.writeChange(ctx, p, a, func(*wire.Session, int64) ([]wire.Op, error) { return ops, nil })
 }
 
-func (s *Server) handleEnd(ctx *fasthttp.RequestCtx, p params) error {
-	return s.writeChange(ctx, p, func(*wire.Session, int64) ([]wire.Op, error) {
+func (s *Server) handleEnd(ctx *fasthttp.RequestCtx, p params, a access) error {
+	return s.writeChange(ctx, p, a, func(*wire.Session, int64) ([]wire.Op, error) {
 		return []wire.Op{{Code: wire.OpEnd, Reason: wire.EndAbandoned}}, nil
 	})
 }
 
-func (s *Server) handleLogin(ctx *fasthttp.RequestCtx, p params) error {
-	obj, err := decodeObject(ctx.PostBody())
+// loginRequest is the parsed body of POST …/login.
+type loginRequest struct {
+	cid string
+	ops []wire.Op // the profile's
+}
+
+func (s *Server) parseLogin(body []byte) (loginRequest, error) {
+	var r loginRequest
+	obj, err := s.decodeObject(body)
 	if err != nil {
-		return err
+		return r, err
 	}
-	cid, err := textMember(obj, "customerId")
+	if r.cid, err = textMember(obj, "customerId"); err != nil {
+		return r, err
+	}
+	if r.cid == "" {
+		return r, badInput("customerId", "required")
+	}
+	member := "profile"
+	profile, ok, err := contextMember(obj, member)
 	if err != nil {
-		return err
-	}
-	if cid == "" {
-		return badInput("customerId", "required")
-	}
-	profile, ok, err := contextMember(obj, "profile")
-	if err != nil {
-		return err
+		return r, err
 	}
 	if !ok {
-		if profile, _, err = contextMember(obj, "context"); err != nil {
-			return err
+		member = "context"
+		if profile, _, err = contextMember(obj, member); err != nil {
+			return r, err
 		}
 	}
-	profOps, err := wire.ContextOps(profile, false, &s.lim)
+	r.ops, err = wire.ContextOps(profile, false, &s.lim)
+	return r, inField(member, err)
+}
+
+func (s *Server) handleLogin(ctx *fasthttp.RequestCtx, p params, a access) error {
+	r, err := s.parseLogin(ctx.PostBody())
 	if err != nil {
 		return err
 	}
-	return s.tokenChange(ctx, p, func(base *wire.Session, now int64) ([]wire.Op, error) {
+	return s.tokenChange(ctx, p, a, false, func(base *wire.Session, now int64) ([]wire.Op, error) {
 		if base.Kind == wire.KindShared {
 			return nil, badInput("kind", "a shared session cannot log in")
 		}
-		t := s.tm[wire.KindCustomer]
-		ops := []wire.Op{{Code: wire.OpLogin, CustomerID: cid, Generation: base.Generation + 1,
-			Idle: t.Idle.deadline(now), Hard: t.Hard.deadline(now)}}
-		return append(ops, profOps...), nil
+		ops := []wire.Op{s.loginOp(r.cid, base.Generation+1, base.HardDeadline, base.Created, now)}
+		return append(ops, r.ops...), nil
 	})
 }
 
-func (s *Server) handleLogout(ctx *fasthttp.RequestCtx, p params) error {
-	return s.tokenChange(ctx, p, func(base *wire.Session, now int64) ([]wire.Op, error) {
+// handleLogout logs a session out: generation + 1, anonymous, privacy
+// cleared, hard deadline unchanged. With a session token (always for edge
+// keys) only a customer session at exactly the token's generation logs out;
+// an idle-expired token is accepted here (the edge's soft logout).
+func (s *Server) handleLogout(ctx *fasthttp.RequestCtx, p params, a access) error {
+	withToken := len(ctx.Request.Header.Peek("X-Session-Token")) > 0
+	return s.tokenChange(ctx, p, a, true, func(base *wire.Session, now int64) ([]wire.Op, error) {
 		if base.Kind == wire.KindShared {
 			return nil, badInput("kind", "a shared session cannot log out")
 		}
-		t := s.tm[wire.KindAnonymous]
-		return []wire.Op{{Code: wire.OpLogout, Generation: base.Generation + 1, Idle: t.Idle.deadline(now), Hard: t.Hard.deadline(now)}}, nil
+		if withToken && base.Kind != wire.KindCustomer {
+			return nil, errNotCustomer
+		}
+		idle := capIdle(deadlineAfter(s.tm[wire.KindAnonymous].Idle, now), base.HardDeadline)
+		return []wire.Op{{Code: wire.OpLogout, Generation: base.Generation + 1, Idle: idle, Hard: base.HardDeadline}}, nil
 	})
 }
 
-func (s *Server) handleRefresh(ctx *fasthttp.RequestCtx, p params) error {
-	return s.tokenChange(ctx, p, func(base *wire.Session, now int64) ([]wire.Op, error) {
-		return []wire.Op{{Code: wire.OpTouch, Idle: s.tm[base.Kind].Idle.deadline(now)}}, nil
+// handleRefresh moves the idle deadline to now plus the kind's idle
+// timeout (capped at the hard deadline, which never moves).
+func (s *Server) handleRefresh(ctx *fasthttp.RequestCtx, p params, a access) error {
+	return s.tokenChange(ctx, p, a, false, func(base *wire.Session, now int64) ([]wire.Op, error) {
+		return []wire.Op{{Code: wire.OpTouch, Idle: capIdle(deadlineAfter(s.tm[base.Kind].Idle, now), base.HardDeadline)}}, nil
 	})
 }
 
 // tokenChange is writeChange for the routes that answer with a new token.
-func (s *Server) tokenChange(ctx *fasthttp.RequestCtx, p params, ops func(*wire.Session, int64) ([]wire.Op, error)) error {
-	next, err := s.pathChange(ctx, p, ops)
+func (s *Server) tokenChange(ctx *fasthttp.RequestCtx, p params, a access, logout bool, ops func(*wire.Session, int64) ([]wire.Op, error)) error {
+	next, err := s.pathChange(ctx, p, a, logout, ops)
 	if err != nil {
 		return err
 	}
-	s.writeTokenSession(ctx, next, fasthttp.StatusOK, false)
+	s.writeTokenSession(ctx, next, fasthttp.StatusOK, false, a)
 	return nil
 }
 
@@ -574,7 +823,7 @@ func (s *Server) sharedID(p params) (wire.ID, error) {
 	return wire.SharedID(s.shared, name), nil
 }
 
-func (s *Server) handleGetShared(ctx *fasthttp.RequestCtx, p params) error {
+func (s *Server) handleGetShared(ctx *fasthttp.RequestCtx, p params, a access) error {
 	id, err := s.sharedID(p)
 	if err != nil {
 		return err
@@ -586,18 +835,18 @@ func (s *Server) handleGetShared(ctx *fasthttp.RequestCtx, p params) error {
 	if sess.Ended != 0 {
 		return errGone
 	}
-	s.writeSession(ctx, sess, fasthttp.StatusOK)
+	s.writeSession(ctx, sess, fasthttp.StatusOK, a)
 	return nil
 }
 
 // handlePutShared creates the shared session called name with the body's
 // context, or finds it (the body is then ignored): 201 or 200.
-func (s *Server) handlePutShared(ctx *fasthttp.RequestCtx, p params) error {
+func (s *Server) handlePutShared(ctx *fasthttp.RequestCtx, p params, a access) error {
 	id, err := s.sharedID(p)
 	if err != nil {
 		return err
 	}
-	obj, err := decodeObject(ctx.PostBody())
+	obj, err := s.decodeObject(ctx.PostBody())
 	if err != nil {
 		return err
 	}
@@ -613,7 +862,7 @@ func (s *Server) handlePutShared(ctx *fasthttp.RequestCtx, p params) error {
 	case err == nil && sess.Ended != 0:
 		return errGone
 	case err == nil:
-		s.writeSession(ctx, sess, fasthttp.StatusOK)
+		s.writeSession(ctx, sess, fasthttp.StatusOK, a)
 		return nil
 	case !errors.Is(err, store.ErrNotFound):
 		return err
@@ -627,11 +876,11 @@ func (s *Server) handlePutShared(ctx *fasthttp.RequestCtx, p params) error {
 	if err := s.commit(nil, next, d); err != nil {
 		return err
 	}
-	s.writeSession(ctx, next, fasthttp.StatusCreated)
+	s.writeSession(ctx, next, fasthttp.StatusCreated, a)
 	return nil
 }
 
-func (s *Server) handleCustomerSessions(ctx *fasthttp.RequestCtx, p params) error {
+func (s *Server) handleCustomerSessions(ctx *fasthttp.RequestCtx, p params, _ access) error {
 	cid, err := p.text(0)
 	if err != nil {
 		return err
@@ -667,7 +916,7 @@ func (s *Server) handleCustomerSessions(ctx *fasthttp.RequestCtx, p params) erro
 
 // handleRevokeCustomer ends every session of a customer with EndRevoked;
 // edges learn it from the feed.
-func (s *Server) handleRevokeCustomer(ctx *fasthttp.RequestCtx, p params) error {
+func (s *Server) handleRevokeCustomer(ctx *fasthttp.RequestCtx, p params, _ access) error {
 	cid, err := p.text(0)
 	if err != nil {
 		return err
@@ -678,15 +927,18 @@ func (s *Server) handleRevokeCustomer(ctx *fasthttp.RequestCtx, p params) error 
 	}
 	n := 0
 	for _, id := range ids {
+		revoked := false
 		_, _, err := s.write(change{id: id, ifMatch: -1, ops: func(base *wire.Session, _ int64) ([]wire.Op, error) {
-			if base.CustomerID() != cid {
-				return nil, nil
+			if revoked = base.CustomerID() == cid; !revoked {
+				return nil, nil // logged out or in as someone else since the index was read
 			}
 			return []wire.Op{{Code: wire.OpEnd, Reason: wire.EndRevoked}}, nil
 		}})
 		switch {
 		case err == nil:
-			n++
+			if revoked {
+				n++
+			}
 		case errors.Is(err, store.ErrNotFound), errors.Is(err, errGone):
 		default:
 			return err

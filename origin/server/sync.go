@@ -31,8 +31,10 @@ func queryUint(ctx *fasthttp.RequestCtx, name string) (uint64, bool, error) {
 }
 
 // handleSync answers GET /v1/sync: the deltas after the cursor in CBOR,
-// long-polling up to wait ms when there are none.
-func (s *Server) handleSync(ctx *fasthttp.RequestCtx, _ params) error {
+// long-polling up to wait ms when there are none. Ops on namespaces the key
+// may not see are removed; a delta left without ops is still sent (it
+// advances the session's version).
+func (s *Server) handleSync(ctx *fasthttp.RequestCtx, _ params, a access) error {
 	afterArg := ctx.QueryArgs().Peek("after")
 	hasAfter, after := len(afterArg) > 0, store.Cursor(afterArg)
 	limit, hasLimit, err := queryUint(ctx, "limit")
@@ -49,9 +51,9 @@ func (s *Server) handleSync(ctx *fasthttp.RequestCtx, _ params) error {
 	if err != nil {
 		return err
 	}
-	wait := time.Duration(waitMS) * time.Millisecond
-	if wait > maxSyncWait {
-		wait = maxSyncWait
+	wait := maxSyncWait
+	if waitMS < uint64(maxSyncWait/time.Millisecond) {
+		wait = time.Duration(waitMS) * time.Millisecond
 	}
 	var bt store.Batch
 	if !hasAfter {
@@ -64,7 +66,9 @@ func (s *Server) handleSync(ctx *fasthttp.RequestCtx, _ params) error {
 		}
 		if len(bt.Deltas) == 0 && !bt.Reset && wait > 0 {
 			wctx, cancel := context.WithTimeout(s.base, wait)
+			s.metrics.syncParked.Inc()
 			werr := s.st.WaitChanges(wctx, after)
+			s.metrics.syncParked.Dec()
 			cancel()
 			if werr == nil {
 				if bt, err = s.st.ChangesAfter(s.base, after, int(limit)); err != nil {
@@ -79,67 +83,129 @@ func (s *Server) handleSync(ctx *fasthttp.RequestCtx, _ params) error {
 	for i := range bt.Deltas {
 		s.metrics.syncLag.Observe(float64(now-bt.Deltas[i].At) / 1000)
 	}
-	out := wire.Batch{Cursor: string(bt.Cursor), Deltas: bt.Deltas, Reset: bt.Reset}
+	deltas := bt.Deltas
+	if a.namespaces != wire.AllNamespaces {
+		deltas = filterDeltas(deltas, a.namespaces)
+	}
+	out := wire.Batch{Cursor: string(bt.Cursor), Deltas: deltas, Reset: bt.Reset}
 	ctx.SetContentType("application/cbor")
-	ctx.SetBody(wire.AppendBatch(make([]byte, 0, 256+len(bt.Deltas)*64), &out))
+	ctx.SetBody(wire.AppendBatch(make([]byte, 0, 256+len(deltas)*64), &out))
 	return nil
 }
 
-// handleTouch applies an edge's activity report: known sessions get their
-// last-seen and idle deadline moved forward without a new version; unknown
-// ids (sessions the edge minted) are created; a report of a higher
-// generation of anonymous kind for a customer session is the edge's soft
-// logout and becomes a logout delta.
-func (s *Server) handleTouch(ctx *fasthttp.RequestCtx, _ params) error {
-	ts, err := wire.DecodeTouches(ctx.PostBody(), nil)
+// filterDeltas returns the deltas without the ops on namespaces outside
+// visible. The store's deltas are shared: filtered ones are copies.
+func filterDeltas(ds []wire.Delta, visible uint8) []wire.Delta {
+	out := ds
+	copied := false
+	for i := range ds {
+		hidden := 0
+		for _, op := range ds[i].Ops {
+			if hidesOp(op, visible) {
+				hidden++
+			}
+		}
+		if hidden == 0 {
+			continue
+		}
+		if !copied {
+			out = append([]wire.Delta(nil), ds...)
+			copied = true
+		}
+		ops := make([]wire.Op, 0, len(ds[i].Ops)-hidden)
+		for _, op := range ds[i].Ops {
+			if !hidesOp(op, visible) {
+				ops = append(ops, op)
+			}
+		}
+		out[i].Ops = ops
+	}
+	return out
+}
+
+func hidesOp(op wire.Op, visible uint8) bool {
+	switch op.Code {
+	case wire.OpSetAttr, wire.OpDeleteAttr, wire.OpClearNamespace:
+		return visible&(1<<op.NS) == 0
+	}
+	return false
+}
+
+// Reasons a touch report is ignored (the label of
+// sessionedge_touches_rejected_total).
+const (
+	touchStaleGeneration = "stale_generation"
+	touchKindMismatch    = "kind_mismatch"
+	touchEnded           = "ended"
+	touchInvalid         = "invalid"
+)
+
+// handleTouch applies an edge's activity report. A known session's last
+// seen and idle deadline move forward when the report is of its generation
+// and kind; an unknown id is created only as what an edge mints (see
+// creatable). Every other report is ignored and counted: a touch never logs
+// out, never changes kind or generation, never moves a hard deadline.
+func (s *Server) handleTouch(ctx *fasthttp.RequestCtx, _ params, _ access) error {
+	ts, err := wire.DecodeTouchesLimits(ctx.PostBody(), nil, &s.lim)
 	if err != nil {
 		return err
 	}
 	for i := range ts {
-		if err := s.touch(&ts[i]); err != nil {
+		reason, err := s.touch(&ts[i])
+		if err != nil {
 			var fe *wire.FieldError
-			if errors.As(err, &fe) || errors.Is(err, wire.ErrBadDelta) {
-				// One bad report must not stop the others.
-				s.log.Debug("touch rejected", "id", ts[i].ID.String(), "err", err)
-				continue
+			if !errors.As(err, &fe) && !errors.Is(err, wire.ErrBadDelta) {
+				return err
 			}
-			return err
+			// One bad report must not stop the others.
+			reason = touchInvalid
+		}
+		if reason != "" {
+			s.metrics.touchRejected(reason)
 		}
 	}
 	ctx.SetStatusCode(fasthttp.StatusNoContent)
 	return nil
 }
 
-func (s *Server) touch(t *wire.Touch) error {
-	sess, err := s.st.Touch(s.base, t.ID, t.LastSeen, t.IdleDeadline)
+// touch applies one report and returns why it was ignored ("" when
+// applied).
+func (s *Server) touch(t *wire.Touch) (string, error) {
+	now := s.nowMS()
+	lastSeen := min(t.LastSeen, now)
+	mu := s.sessionLock(t.ID)
+	mu.Lock()
+	defer mu.Unlock()
+	sess, err := s.st.Get(s.base, t.ID)
 	if errors.Is(err, store.ErrNotFound) {
-		mu := s.sessionLock(t.ID)
-		mu.Lock()
-		defer mu.Unlock()
-		d := &wire.Delta{ID: t.ID, Version: 1, At: t.LastSeen, Ops: []wire.Op{{Code: wire.OpStart, Kind: t.Kind,
-			Generation: t.Generation, Idle: t.IdleDeadline, Hard: t.HardDeadline}}}
+		if reason := s.creatable(t.Kind, t.Generation, t.HardDeadline, now); reason != "" {
+			return reason, nil
+		}
+		d := &wire.Delta{ID: t.ID, Version: 1, At: lastSeen, Ops: []wire.Op{s.edgeStart(t.HardDeadline, lastSeen)}}
 		next, err := wire.Apply(nil, d, &s.lim)
 		if err != nil {
-			return err
+			return "", err
 		}
 		if err = s.commit(nil, next, d); errors.Is(err, store.ErrConflict) {
-			return nil // created concurrently; the report is stale anyway
+			return "", nil // created concurrently by another node; the report is stale anyway
 		}
-		return err
+		return "", err
 	}
 	if err != nil {
-		return err
+		return "", err
 	}
-	if sess.Ended == 0 && t.Generation > sess.Generation && sess.Kind == wire.KindCustomer && t.Kind == wire.KindAnonymous {
-		_, _, err = s.write(change{id: t.ID, ifMatch: -1, ops: func(base *wire.Session, now int64) ([]wire.Op, error) {
-			if base.Kind != wire.KindCustomer || t.Generation <= base.Generation {
-				return nil, nil
-			}
-			return []wire.Op{{Code: wire.OpLogout, Generation: t.Generation, Idle: t.IdleDeadline, Hard: t.HardDeadline}}, nil
-		}})
-		if errors.Is(err, errGone) {
-			return nil
-		}
+	switch {
+	case sess.Ended != 0:
+		return touchEnded, nil
+	case t.Generation != sess.Generation:
+		return touchStaleGeneration, nil
+	case t.Kind != sess.Kind:
+		return touchKindMismatch, nil
 	}
-	return err
+	lastSeen = max(lastSeen, sess.LastSeen)
+	idle := capIdle(deadlineAfter(s.tm[sess.Kind].Idle, lastSeen), sess.HardDeadline)
+	if _, err := s.st.Touch(s.base, t.ID, lastSeen, idle); err != nil && !errors.Is(err, store.ErrNotFound) {
+		return "", err
+	}
+	return "", nil
 }

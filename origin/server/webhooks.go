@@ -5,8 +5,10 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"math/rand/v2"
 	"net/http"
+	"net/url"
 	"strconv"
 	"time"
 
@@ -77,8 +79,8 @@ type retryState struct {
 // a restart every pending entry is tried again at once.
 func (s *Server) webhookLoop() {
 	defer s.bg.Done()
-	timeout := time.Duration(s.cfg.Webhook.Timeout.or(Duration(10 * time.Second)))
-	maxBackoff := time.Duration(s.cfg.Webhook.MaxBackoff.or(Duration(5 * time.Minute)))
+	timeout := s.cfg.Webhook.Timeout.Or(Duration(10 * time.Second)).Std()
+	maxBackoff := s.cfg.Webhook.MaxBackoff.Or(Duration(5 * time.Minute)).Std()
 	client := &http.Client{Timeout: timeout}
 	secret := []byte(s.cfg.Webhook.Secret)
 	retries := map[string]*retryState{}
@@ -88,24 +90,42 @@ func (s *Server) webhookLoop() {
 	lease := min(time.Second, maxBackoff)
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
+	// Store errors are logged when they start and when they stop, not on
+	// every tick.
+	claimFailing := false
 	for {
 		backlog := 0
 		for s.base.Err() == nil {
 			es, err := s.st.OutboxClaim(s.base, 256, lease)
-			if err != nil || len(es) == 0 {
+			if err != nil && s.base.Err() == nil {
+				if !claimFailing {
+					s.log.Error("webhook outbox: claim failed", "err", err)
+				}
+				claimFailing = true
+				break
+			}
+			if claimFailing {
+				s.log.Info("webhook outbox: claims work again")
+				claimFailing = false
+			}
+			if len(es) == 0 {
 				break
 			}
 			for _, e := range es {
 				backlog++
 				r := retries[e.ID]
-				if r != nil && time.Now().Before(r.next) {
+				if r != nil && s.now().Before(r.next) {
 					continue
 				}
 				if s.deliver(client, secret, e.Body) {
-					if err := s.st.OutboxDone(s.base, e.ID); err == nil {
-						delete(retries, e.ID)
-						backlog--
+					if err := s.st.OutboxDone(s.base, e.ID); err != nil {
+						if s.base.Err() == nil {
+							s.log.Error("webhook outbox: delivered event not removed; it will be delivered again", "event", e.ID, "err", err)
+						}
+						continue
 					}
+					delete(retries, e.ID)
+					backlog--
 					continue
 				}
 				if r == nil {
@@ -115,7 +135,7 @@ func (s *Server) webhookLoop() {
 				r.attempts++
 				d := time.Duration(float64(time.Second) * float64(uint(1)<<min(r.attempts-1, 20)))
 				d = min(d, maxBackoff)
-				r.next = time.Now().Add(d/2 + time.Duration(rand.Int64N(int64(d/2)+1)))
+				r.next = s.now().Add(d/2 + time.Duration(rand.Int64N(int64(d/2)+1)))
 				s.metrics.webhookFailures.Inc()
 			}
 			if len(es) < 256 {
@@ -138,15 +158,25 @@ func (s *Server) deliver(client *http.Client, secret, body []byte) bool {
 		return false
 	}
 	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set(SignatureHeader, Sign(secret, time.Now(), body))
+	req.Header.Set(SignatureHeader, Sign(secret, s.now(), body))
 	resp, err := client.Do(req)
 	if err != nil {
+		if s.base.Err() == nil {
+			// The URL is left out: it may carry credentials.
+			var ue *url.Error
+			if errors.As(err, &ue) {
+				err = ue.Err
+			}
+			s.log.Warn("webhook delivery failed", "err", err)
+		}
 		return false
 	}
 	resp.Body.Close()
 	ok := resp.StatusCode >= 200 && resp.StatusCode < 300
 	if ok {
 		s.metrics.webhookDelivered.Inc()
+	} else {
+		s.log.Warn("webhook delivery refused", "status", resp.StatusCode)
 	}
 	return ok
 }

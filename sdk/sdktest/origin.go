@@ -59,7 +59,7 @@ func StartOrigin(t testing.TB, cfg OriginConfig) *Origin {
 		cfg.SharedSecret = RandomSecret()
 	}
 	dir := t.TempDir()
-	addr := FreeAddr(t)
+	addr, admin := FreeAddr(t), FreeAddr(t)
 	keys := map[string]string{}
 	for id, k := range cfg.Keys {
 		keys[strconv.Itoa(int(id))] = base64.StdEncoding.EncodeToString(k)
@@ -71,12 +71,16 @@ func StartOrigin(t testing.TB, cfg OriginConfig) *Origin {
 	// The origin's configuration file (origin/server.Config).
 	doc := map[string]any{
 		"listen":        addr,
+		"admin":         admin,
 		"dataDir":       filepath.Join(dir, "data"),
 		"tokenKeys":     keys,
 		"activeKey":     cfg.ActiveKey,
 		"sharedSecret":  base64.StdEncoding.EncodeToString(cfg.SharedSecret),
 		"apiKeys":       apiKeys,
 		"sweepInterval": "100ms",
+	}
+	if len(apiKeys) == 0 {
+		doc["insecure"] = true // the origin refuses an open API otherwise
 	}
 	if cfg.WebhookURL != "" {
 		doc["webhook"] = map[string]any{"url": cfg.WebhookURL, "secret": cfg.WebhookSecret, "maxBackoff": "1s"}
@@ -89,6 +93,6 @@ func StartOrigin(t testing.TB, cfg OriginConfig) *Origin {
 	if err := os.WriteFile(path, b, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	p := Start(t, Cmd{Name: "origin", Path: bin, Args: []string{"-config", path}, Dir: dir, Ready: "http://" + addr + "/readyz"})
+	p := Start(t, Cmd{Name: "origin", Path: bin, Args: []string{"-config", path}, Dir: dir, Ready: "http://" + admin + "/readyz"})
 	return &Origin{Process: p, URL: "http://" + addr, Cfg: cfg}
 }

@@ -64,10 +64,15 @@ func freeAddr() (string, error) {
 	return ln.Addr().String(), nil
 }
 
-// startBinary runs the origin binary on a free loopback port with a data
-// directory under tmp and waits until it is healthy.
+// startBinary runs the origin binary on a free loopback port (its admin
+// listener on another) with a data directory under tmp and waits until it
+// is ready.
 func startBinary(bin, tmp string) (string, func(), error) {
 	addr, err := freeAddr()
+	if err != nil {
+		return "", nil, err
+	}
+	admin, err := freeAddr()
 	if err != nil {
 		return "", nil, err
 	}
@@ -78,14 +83,14 @@ func startBinary(bin, tmp string) (string, func(), error) {
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		return "", nil, err
 	}
-	cmd := exec.Command(bin, "-config", cfgPath, "-listen", addr)
+	cmd := exec.Command(bin, "-config", cfgPath, "-listen", addr, "-admin", admin)
 	if err := cmd.Start(); err != nil {
 		return "", nil, err
 	}
 	stop := func() { cmd.Process.Signal(os.Interrupt); cmd.Wait() }
-	c := newClient(addr, 1)
+	c := newClient(admin, 1)
 	for i := 0; ; i++ {
-		if status, _, err := c.do("GET", "/healthz", nil, "", nil); err == nil && status == 200 {
+		if status, _, err := c.do("GET", "/readyz", nil, "", nil); err == nil && status == 200 {
 			break
 		}
 		if i > 500 {

@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sessionedge/sessionedge/origin/internal/eventually"
 	"github.com/sessionedge/sessionedge/sdk/wire"
 )
 
@@ -33,13 +34,17 @@ func freePort(t *testing.T) string {
 }
 
 type origin struct {
-	cmd  *exec.Cmd
-	addr string
+	cmd   *exec.Cmd
+	addr  string
+	admin string
 }
 
+// startBinary starts the origin binary with config on addr (and a free
+// admin address) and waits until it is ready.
 func startBinary(t *testing.T, bin, config string, addr string) *origin {
 	t.Helper()
-	cmd := exec.Command(bin, "-config", config, "-listen", addr)
+	admin := freePort(t)
+	cmd := exec.Command(bin, "-config", config, "-listen", addr, "-admin", admin)
 	cmd.Stderr = io.Discard
 	if testing.Verbose() {
 		cmd.Stderr = os.Stderr
@@ -48,20 +53,21 @@ func startBinary(t *testing.T, bin, config string, addr string) *origin {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		res, err := http.Get("http://" + addr + "/healthz")
-		if err == nil {
-			res.Body.Close()
-			if res.StatusCode == 200 {
-				return &origin{cmd: cmd, addr: addr}
-			}
+	waitReady(t, admin)
+	return &origin{cmd: cmd, addr: addr, admin: admin}
+}
+
+// waitReady waits until the admin listener at admin answers /readyz.
+func waitReady(t *testing.T, admin string) {
+	t.Helper()
+	eventually.True(t, 20*time.Second, "the origin to become ready", func() bool {
+		res, err := http.Get("http://" + admin + "/readyz")
+		if err != nil {
+			return false
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("origin did not become healthy")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		res.Body.Close()
+		return res.StatusCode == 200
+	})
 }
 
 func call(client *http.Client, method, url string, body []byte, accept string) (int, []byte, error) {
@@ -105,14 +111,8 @@ func syncBatch(t *testing.T, addr, after string) wire.Batch {
 // acknowledged write survived, the sync cursor continues, and the webhooks
 // owed before the crash are delivered after it.
 func TestCrashRecovery(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs the origin binary")
-	}
+	bin := buildOrigin(t)
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "origin")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
 
 	// The webhook receiver refuses everything until the restart, so the
 	// start events of the first run are all still owed when the origin dies.
@@ -242,22 +242,14 @@ func TestCrashRecovery(t *testing.T) {
 		t.Fatalf("cursor did not continue after %s: %+v", head, next)
 	}
 
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	eventually.True(t, 30*time.Second, "every owed start webhook", func() bool {
 		mu.Lock()
-		missing := 0
+		defer mu.Unlock()
 		for _, id := range created {
 			if !started[id] {
-				missing++
+				return false
 			}
 		}
-		mu.Unlock()
-		if missing == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d owed start webhooks never delivered", missing, len(created))
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return true
+	})
 }

@@ -7,11 +7,11 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
 
+	"github.com/sessionedge/sessionedge/origin/internal/eventually"
 	"github.com/sessionedge/sessionedge/origin/internal/redistest"
 	"github.com/sessionedge/sessionedge/sdk/wire"
 )
@@ -22,19 +22,13 @@ import (
 // and in per-session order, whichever node serves each page, and a
 // revoke-all through one node reaches an edge polling another.
 func TestThreeNodesOverRedisCluster(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs the origin binary")
-	}
 	cluster := redistest.StartCluster(t, 3, redistest.Options{})
 	var urls []string
 	for _, a := range cluster.Addrs() {
 		urls = append(urls, "redis://"+a)
 	}
+	bin := buildOrigin(t)
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "origin")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
 	cfg := map[string]any{
 		"redis":        map[string]any{"urls": urls, "shards": 8},
 		"apiKeys":      []map[string]any{{"name": "t", "key": crashKey, "scopes": []string{"sessions:read", "sessions:write", "sessions:admin", "edge:sync"}}},
@@ -100,12 +94,13 @@ func TestThreeNodesOverRedisCluster(t *testing.T) {
 	seen := map[string]uint64{}
 	revoked := map[string]bool{}
 	total := 0
-	deadline := time.Now().Add(15 * time.Second)
-	for page := 0; total < want; page++ {
-		if time.Now().After(deadline) {
-			t.Fatalf("feed delivered %d of %d deltas", total, want)
+	page := 0
+	eventually.True(t, 15*time.Second, "the whole feed", func() bool {
+		if total >= want {
+			return true
 		}
 		node := []string{reader, syncer}[page%2]
+		page++
 		bt := syncBatch(t, node[len("http://"):], cursor)
 		if bt.Reset {
 			t.Fatal("feed reset while following it")
@@ -124,10 +119,8 @@ func TestThreeNodesOverRedisCluster(t *testing.T) {
 			}
 		}
 		cursor = bt.Cursor
-		if len(bt.Deltas) == 0 {
-			time.Sleep(20 * time.Millisecond)
-		}
-	}
+		return total >= want
+	})
 	if total != want {
 		t.Fatalf("feed delivered %d deltas, want %d", total, want)
 	}
