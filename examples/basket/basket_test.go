@@ -86,7 +86,7 @@ func TestBasketWebhookReceiver(t *testing.T) {
 		t.Fatalf("unsigned webhook: %d", got)
 	}
 	for range 2 { // at-least-once: a repeat must not duplicate
-		if got := post(sdk.SignWebhook(body, secret, time.Now())); got != http.StatusNoContent {
+		if got := post(wire.SignWebhook(secret, time.Now(), body)); got != http.StatusNoContent {
 			t.Fatalf("webhook: %d", got)
 		}
 	}
