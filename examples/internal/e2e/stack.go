@@ -27,6 +27,9 @@ type Options struct {
 	// path of the app, signed with a random secret the app reads from
 	// SESSIONEDGE_WEBHOOK_SECRET_FILE.
 	WebhookPath string
+	// WebhookURL, when set, makes the origin deliver its webhooks there,
+	// signed with Stack.WebhookSecret.
+	WebhookURL string
 	// Origin configures the origin; keys, API keys and webhooks are filled in.
 	Origin testbin.OriginConfig
 	// Plugin holds extra top-level fields of the filter's plugin
@@ -85,9 +88,12 @@ func Start(t testing.TB, opt Options) *Stack {
 	ocfg.APIKeys = append(ocfg.APIKeys,
 		testbin.APIKey{Name: "app", Key: st.AppKey, Scopes: []string{"sessions:read", "sessions:write"}},
 		testbin.APIKey{Name: "edge", Key: st.EdgeKey, Scopes: []string{"edge:sync", "edge:selfservice"}})
-	if opt.WebhookPath != "" {
+	if opt.WebhookPath != "" || opt.WebhookURL != "" {
 		st.WebhookSecret = []byte(testbin.RandomKey("whsec"))
-		ocfg.WebhookURL, ocfg.WebhookSecret = st.AppURL+opt.WebhookPath, st.WebhookSecret
+		ocfg.WebhookURL, ocfg.WebhookSecret = opt.WebhookURL, st.WebhookSecret
+		if opt.WebhookPath != "" {
+			ocfg.WebhookURL = st.AppURL + opt.WebhookPath
+		}
 		st.appEnv = append(st.appEnv, sdk.EnvWebhookSecret+"_FILE="+st.secretFile(t, "webhook-secret", st.WebhookSecret))
 	}
 	st.Origin = testbin.StartOrigin(t, ocfg)
