@@ -48,6 +48,18 @@ func TestStorefrontEndToEnd(t *testing.T) {
 	walkStorefront(t, stack.EdgeURL, stack.Client(t))
 }
 
+// TestStorefrontEndToEndCompact is the same walk with the filter in compact
+// forward mode: the edge sends only the context, its status and the
+// assertion, and the app's view comes from those alone.
+func TestStorefrontEndToEndCompact(t *testing.T) {
+	stack := e2e.Start(t, e2e.Options{App: "./examples/storefront", Plugin: map[string]any{"forward": map[string]any{"mode": "compact"}}})
+	walkStorefront(t, stack.EdgeURL, stack.Client(t))
+	h := e2e.NewBrowser(stack.EdgeURL).Get(t, "/api/headers").Body
+	if strings.Contains(h, "x-session-id:") || strings.Contains(h, "x-session-currency:") {
+		t.Fatalf("compact mode forwarded per-field headers:\n%s", h)
+	}
+}
+
 // TestStorefrontRefusesForgedHeaders sends x-session-* headers straight to
 // the app's port, past the edge: without the edge's signature they get 403,
 // and an assertion the edge signed for one request does not carry over to

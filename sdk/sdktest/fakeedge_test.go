@@ -90,3 +90,39 @@ func TestFakeEdge(t *testing.T) {
 		t.Fatalf("x-session-cart %q", got)
 	}
 }
+
+// TestFakeEdgeCompact: in compact mode only the context, its status and the
+// assertion travel, and the middleware builds the same view from them.
+func TestFakeEdgeCompact(t *testing.T) {
+	origin := sdktest.NewFakeOrigin(sdktest.FakeOriginConfig{})
+	defer origin.Close()
+	var seen http.Header
+	var view *sdk.View
+	keys := sdktest.NewAssertionKeys()
+	app := httptest.NewServer(sessionhttp.Middleware(sessionhttp.Config{AssertionKeys: keys})(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		seen, view = r.Header.Clone(), sessionhttp.FromRequest(r)
+	})))
+	defer app.Close()
+	edge := sdktest.NewFakeEdge(sdktest.FakeEdgeConfig{Origin: origin, Upstream: app.URL, AssertionKeys: keys, Compact: true,
+		Defaults: map[wire.Field]string{wire.FieldCurrency: "CHF", wire.FieldSiteCode: "CH"}})
+	defer edge.Close()
+	resp, err := http.Get(edge.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	var names []string
+	for name := range seen {
+		if strings.HasPrefix(strings.ToLower(name), "x-session-") {
+			names = append(names, strings.ToLower(name))
+		}
+	}
+	if len(names) != 3 || seen.Get("X-Session-Assertion") == "" || seen.Get("X-Session-Context") == "" || seen.Get("X-Session-Context-Status") == "" {
+		t.Fatalf("compact mode forwarded %v", names)
+	}
+	s := &wire.Session{}
+	s.Fields[wire.FieldCurrency], s.Fields[wire.FieldSiteCode] = wire.Text("CHF"), wire.Text("CH")
+	if view == nil || view.Text(wire.FieldCurrency) != "CHF" || view.Status != sdk.StatusNew || view.Segment != string(wire.AppendSegment(nil, s)) {
+		t.Fatalf("view %+v", view)
+	}
+}

@@ -151,7 +151,9 @@ func setWritten(h http.Header, version uint64) {
 // writer sets sdk.HeaderWritten just before the response header goes out.
 // It implements http.Flusher, http.Hijacker and io.ReaderFrom, as the
 // server's own ResponseWriter does, and Unwrap for http.ResponseController;
-// each passes through to the writer it wraps.
+// each passes through to the writer it wraps (Flush and Hijack through
+// http.ResponseController, so a writer that cannot do them reports
+// http.ErrNotSupported). http.Pusher is not passed through.
 type writer struct {
 	rw      http.ResponseWriter
 	rec     *sdk.WriteRecorder
