@@ -80,7 +80,7 @@ func build(t testing.TB, key, name string, args, env []string) string {
 		}
 	}
 	out := filepath.Join(dir, name)
-	cmd := exec.Command("go", append(append([]string{"build", "-o", out}, args...))...)
+	cmd := exec.Command("go", append([]string{"build", "-o", out}, args...)...)
 	cmd.Dir = ModuleRoot(t)
 	cmd.Env = append(os.Environ(), env...)
 	if b, err := cmd.CombinedOutput(); err != nil {
