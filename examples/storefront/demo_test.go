@@ -363,8 +363,12 @@ func runReadme(t *testing.T, d *demo) {
 	var script strings.Builder
 	script.WriteString("set -u\n")
 	for i, s := range steps {
-		fmt.Fprintf(&script, "echo '@@@ %d'\n%s\n", i, toDemo.Replace(s.cmd))
+		// The marker starts on a line of its own even after output
+		// without a final newline (the origin's JSON); one empty line
+		// before it is dropped below.
+		fmt.Fprintf(&script, "printf '\\n@@@ %d\\n'\n%s\n", i, toDemo.Replace(s.cmd))
 	}
+	script.WriteString("printf '\\n'\n")
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "bash", "-c", script.String())
@@ -375,8 +379,11 @@ func runReadme(t *testing.T, d *demo) {
 	}
 	got := make([][]string, len(steps))
 	cur := -1
-	for _, l := range strings.Split(strings.TrimSuffix(string(out), "\n"), "\n") {
+	for _, l := range strings.Split(strings.TrimPrefix(string(out), "\n"), "\n") {
 		if n, ok := strings.CutPrefix(l, "@@@ "); ok {
+			if cur >= 0 {
+				got[cur] = dropLastEmpty(got[cur])
+			}
 			cur, _ = strconv.Atoi(n)
 			continue
 		}
@@ -384,6 +391,9 @@ func runReadme(t *testing.T, d *demo) {
 			t.Fatalf("output before the first command: %q", l)
 		}
 		got[cur] = append(got[cur], toReadme.Replace(l))
+	}
+	if cur >= 0 {
+		got[cur] = dropLastEmpty(dropLastEmpty(got[cur]))
 	}
 	if *update {
 		var block []string
@@ -408,6 +418,14 @@ func runReadme(t *testing.T, d *demo) {
 	if t.Failed() {
 		t.Log("if the new output is right, go test ./examples/storefront -run TestDemo -update rewrites the README")
 	}
+}
+
+// dropLastEmpty drops one empty line from the end of ls.
+func dropLastEmpty(ls []string) []string {
+	if n := len(ls); n > 0 && ls[n-1] == "" {
+		return ls[:n-1]
+	}
+	return ls
 }
 
 func reverse(pairs []string) []string {
