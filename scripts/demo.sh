@@ -1,59 +1,96 @@
 #!/usr/bin/env bash
 # make demo: build everything, then run the origin (embedded store), the edge
-# proxy with the sessionedge filter, and the storefront example behind it.
-# Ctrl-C stops all three.
+# proxy with the sessionedge filter, and the storefront example behind it,
+# all on loopback. Ctrl-C stops all three and exits 0.
 #
-# Ports (env overrides): EDGE_PORT=8080, ORIGIN_PORT=8081, APP_PORT=8082,
-# EDGE_ADMIN_PORT=9901. State, keys and config live in DEMO_DIR (build/demo,
-# ignored by git), created on the first run and reused after, so sessions
-# survive restarts; make clean forgets them.
+# Environment (defaults in brackets):
+#   EDGE_PORT          [8080]  the edge, where the browser goes: http://localhost:$EDGE_PORT/
+#   ORIGIN_PORT        [8081]  the origin's API
+#   APP_PORT           [8082]  the storefront (only the edge talks to it)
+#   EDGE_ADMIN_PORT    [9901]  the edge's /metrics, /healthz, /readyz
+#   ORIGIN_ADMIN_PORT  [9091]  the origin's /metrics, /healthz, /readyz
+#   DEMO_DIR    [build/demo]   state, keys, configuration and logs; created
+#                              0700 on the first run and reused after, so
+#                              sessions survive restarts (make clean forgets them)
+#   BUILD_DIR   [build]        where the filter and the binaries are built
+#   GO          [go]           the Go command
+#
+# Secrets never go on a command line: they are generated into
+# $DEMO_DIR/secrets.env (0600) and reach the programs through their
+# configuration files and SESSIONEDGE_*_FILE variables, all 0600 in the 0700
+# directory. `. $DEMO_DIR/secrets.env` gives a shell APP_KEY for curl.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+umask 077
 
 EDGE_PORT=${EDGE_PORT:-8080}
 ORIGIN_PORT=${ORIGIN_PORT:-8081}
 APP_PORT=${APP_PORT:-8082}
 EDGE_ADMIN_PORT=${EDGE_ADMIN_PORT:-9901}
+ORIGIN_ADMIN_PORT=${ORIGIN_ADMIN_PORT:-9091}
 DEMO_DIR=${DEMO_DIR:-build/demo}
+BUILD_DIR=${BUILD_DIR:-build}
 GO=${GO:-go}
+ports=(EDGE_PORT ORIGIN_PORT APP_PORT EDGE_ADMIN_PORT ORIGIN_ADMIN_PORT)
 
-echo "demo: building the filter and the binaries (make wasm build)"
-make --no-print-directory wasm build
-$GO build -o build/bin/storefront ./examples/storefront
-for f in build/sessionedge.wasm build/bin/edge build/bin/origin; do
-  [ -e "$f" ] || { echo "demo: $f was not built (is its component merged yet?)" >&2; exit 1; }
+die() { echo "demo: $*" >&2; exit 1; }
+
+# A busy port is reported before anything is built or started, by its name.
+port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+seen=" "
+for name in "${ports[@]}"; do
+  port=${!name}
+  [[ $port =~ ^[0-9]+$ ]] && [ "$port" -ge 1 ] && [ "$port" -le 65535 ] || die "$name=$port is not a port number"
+  case $seen in *" $port "*) die "$name=$port: the port is already taken by another of ${ports[*]}";; esac
+  seen="$seen$port "
+  if port_busy "$port"; then
+    die "port $port ($name) is in use by another program; stop it or run with $name=<another port>"
+  fi
 done
 
+echo "demo: building the filter and the binaries into $BUILD_DIR"
+make --no-print-directory BUILD="$BUILD_DIR" wasm build
+$GO build -o "$BUILD_DIR/bin/storefront" ./examples/storefront
+
 mkdir -p "$DEMO_DIR/data"
-chmod 700 "$DEMO_DIR"
+chmod 700 "$DEMO_DIR" "$DEMO_DIR/data"
 secrets="$DEMO_DIR/secrets.env"
-if [ ! -f "$secrets" ]; then
-  echo "demo: first run: generating keys in $secrets"
-  umask 077
-  {
-    echo "TOKEN_KEY=$(head -c 32 /dev/urandom | base64)"
-    echo "SHARED_SECRET=$(head -c 32 /dev/urandom | base64)"
-    echo "APP_KEY=app-$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
-    echo "EDGE_KEY=edge-$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
-  } > "$secrets"
-fi
+[ -f "$secrets" ] || echo "demo: first run: generating keys in $secrets"
+touch "$secrets"
+chmod 600 "$secrets"
 # shellcheck disable=SC1090
 . "$secrets"
+key32() { head -c 32 /dev/urandom | base64; }
+apikey() { echo "$1-$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"; }
+# Each secret is generated once; a secrets.env from an older demo gets
+# the ones it lacks.
+[ -n "${TOKEN_KEY:-}" ] || { TOKEN_KEY=$(key32); echo "TOKEN_KEY=$TOKEN_KEY" >> "$secrets"; }
+[ -n "${SHARED_SECRET:-}" ] || { SHARED_SECRET=$(key32); echo "SHARED_SECRET=$SHARED_SECRET" >> "$secrets"; }
+[ -n "${ASSERTION_KEY:-}" ] || { ASSERTION_KEY=$(key32); echo "ASSERTION_KEY=$ASSERTION_KEY" >> "$secrets"; }
+[ -n "${APP_KEY:-}" ] || { APP_KEY=$(apikey app); echo "APP_KEY=$APP_KEY" >> "$secrets"; }
+[ -n "${EDGE_KEY:-}" ] || { EDGE_KEY=$(apikey edge); echo "EDGE_KEY=$EDGE_KEY" >> "$secrets"; }
 
-# The configs are rewritten on every run so that port overrides apply.
+# The configurations are rewritten on every run so that port overrides
+# apply; they hold secrets, so they are 0600 like everything here (umask).
 cat > "$DEMO_DIR/origin.json" <<JSON
 {
   "listen": "127.0.0.1:$ORIGIN_PORT",
+  "admin": "127.0.0.1:$ORIGIN_ADMIN_PORT",
   "dataDir": "$DEMO_DIR/data",
   "tokenKeys": {"1": "$TOKEN_KEY"},
   "activeKey": 1,
   "sharedSecret": "$SHARED_SECRET",
   "apiKeys": [
     {"name": "storefront", "key": "$APP_KEY", "scopes": ["sessions:read", "sessions:write"]},
-    {"name": "edge", "key": "$EDGE_KEY", "scopes": ["edge:sync", "sessions:read", "sessions:write"]}
+    {"name": "edge", "key": "$EDGE_KEY", "scopes": ["edge:sync", "edge:selfservice"]}
   ]
 }
 JSON
+# The assertion keys: the edge signs what it forwards with them and the
+# storefront refuses whatever they do not verify.
+assertion="{\"keys\": {\"1\": \"$ASSERTION_KEY\"}, \"activeKey\": 1}"
+printf '%s\n' "$assertion" > "$DEMO_DIR/assertion.json"
+printf '%s\n' "$APP_KEY" > "$DEMO_DIR/app-api-key"
 # The browser talks plain http://localhost:$EDGE_PORT. Browsers treat
 # localhost as a secure context, so they keep the default __Host- cookie
 # with Secure even without TLS (the browser test checks this in Chromium).
@@ -64,55 +101,76 @@ cat > "$DEMO_DIR/plugin.json" <<JSON
   "cookie": {"name": "__Host-sid", "secure": true, "httpOnly": true, "sameSite": "Lax", "path": "/"},
   "sites": {"*": {"siteCode": "DE", "currency": "EUR", "targetLocation": "DE", "locale": "de-DE"}},
   "origin": {"cluster": "origin", "apiKey": "$EDGE_KEY"},
-  "sync": {"interval": "500ms"}
+  "sync": {"interval": "500ms"},
+  "assertion": $assertion
 }
 JSON
 
+names=()
 pids=()
 cleanup() {
   trap - INT TERM EXIT
-  echo
-  echo "demo: stopping"
   for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
   for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
 }
-trap 'cleanup; exit 130' INT
-trap 'cleanup; exit 143' TERM
+stop() {
+  echo
+  echo "demo: stopping"
+  cleanup
+  exit 0
+}
+trap stop INT TERM
 trap cleanup EXIT
 
-# http_ok host port path: a GET over bash's /dev/tcp, so the script needs no
+# http_ok port path: a GET over bash's /dev/tcp, so the script needs no
 # curl; true for a 2xx answer.
 http_ok() (
-  exec 3<>"/dev/tcp/$1/$2" || exit 1
-  printf 'GET %s HTTP/1.0\r\nHost: %s\r\n\r\n' "$3" "$1" >&3
+  exec 3<>"/dev/tcp/127.0.0.1/$1" || exit 1
+  printf 'GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' "$2" >&3
   read -r _ status _ <&3 || exit 1
   [ "${status:-0}" -ge 200 ] && [ "$status" -lt 300 ]
 )
 
-wait_ready() { # name port path
-  for _ in $(seq 1 150); do
-    if http_ok 127.0.0.1 "$2" "$3" 2>/dev/null; then return 0; fi
-    sleep 0.2
-  done
-  echo "demo: $1 did not get ready at 127.0.0.1:$2$3; see $DEMO_DIR/$1.log" >&2
-  exit 1
+# start name logfile command...: runs a program in the background.
+start() {
+  local name=$1 log=$2
+  shift 2
+  "$@" > "$log" 2>&1 &
+  names+=("$name")
+  pids+=($!)
 }
 
-build/bin/origin -config "$DEMO_DIR/origin.json" > "$DEMO_DIR/origin.log" 2>&1 &
-pids+=($!)
-wait_ready origin "$ORIGIN_PORT" /readyz
+# wait_ready name port path: until the program answers, or it exits (then
+# its log says why, at once).
+wait_ready() {
+  local pid=${pids[${#pids[@]}-1]}
+  for _ in $(seq 1 600); do
+    if http_ok "$2" "$3" 2>/dev/null; then return 0; fi
+    if ! kill -0 "$pid" 2>/dev/null; then
+      echo "demo: $1 exited while starting; the end of $DEMO_DIR/$1.log:" >&2
+      tail -n 20 "$DEMO_DIR/$1.log" >&2
+      exit 1
+    fi
+    sleep 0.1
+  done
+  die "$1 did not answer http://127.0.0.1:$2$3 within 60s; see $DEMO_DIR/$1.log"
+}
 
-# The storefront listens on loopback only: it trusts the x-session-* headers,
-# so only the edge may reach it.
-build/bin/storefront -addr "127.0.0.1:$APP_PORT" -origin "http://127.0.0.1:$ORIGIN_PORT" -api-key "$APP_KEY" \
-  > "$DEMO_DIR/storefront.log" 2>&1 &
-pids+=($!)
+# The origin's API serves /openapi.json to anyone once the store is open.
+start origin "$DEMO_DIR/origin.log" "$BUILD_DIR/bin/origin" -config "$DEMO_DIR/origin.json"
+wait_ready origin "$ORIGIN_PORT" /openapi.json
+
+# The storefront listens on loopback only, and verifies the edge's
+# assertion on every request: forged x-session-* headers sent straight to
+# it are refused with 403.
+start storefront "$DEMO_DIR/storefront.log" env \
+  SESSIONEDGE_API_KEY_FILE="$DEMO_DIR/app-api-key" SESSIONEDGE_ASSERTION_KEYS_FILE="$DEMO_DIR/assertion.json" \
+  "$BUILD_DIR/bin/storefront" -addr "127.0.0.1:$APP_PORT" -origin "http://127.0.0.1:$ORIGIN_PORT"
 wait_ready storefront "$APP_PORT" /healthz
 
-build/bin/edge -listen ":$EDGE_PORT" -admin "127.0.0.1:$EDGE_ADMIN_PORT" -upstream "127.0.0.1:$APP_PORT" \
-  -clusters "origin=127.0.0.1:$ORIGIN_PORT" -wasm build/sessionedge.wasm -plugin-config-file "$DEMO_DIR/plugin.json" \
-  > "$DEMO_DIR/edge.log" 2>&1 &
-pids+=($!)
+start edge "$DEMO_DIR/edge.log" "$BUILD_DIR/bin/edge" -listen "127.0.0.1:$EDGE_PORT" -admin "127.0.0.1:$EDGE_ADMIN_PORT" \
+  -upstream "127.0.0.1:$APP_PORT" -clusters "origin=127.0.0.1:$ORIGIN_PORT" -wasm "$BUILD_DIR/sessionedge.wasm" \
+  -plugin-config-file "$DEMO_DIR/plugin.json"
 wait_ready edge "$EDGE_ADMIN_PORT" /readyz
 
 cat <<TXT
@@ -120,17 +178,19 @@ cat <<TXT
   sessionedge demo is running
 
   storefront, through the edge:  http://localhost:$EDGE_PORT/
-  origin API:                    http://127.0.0.1:$ORIGIN_PORT/v1/  (API key: $APP_KEY)
-  edge admin (metrics, ready):   http://127.0.0.1:$EDGE_ADMIN_PORT/metrics
+  origin API:                    http://127.0.0.1:$ORIGIN_PORT/v1/   (key: . $DEMO_DIR/secrets.env; \$APP_KEY)
+  admin (metrics, health):       http://127.0.0.1:$EDGE_ADMIN_PORT/metrics (edge), http://127.0.0.1:$ORIGIN_ADMIN_PORT/metrics (origin)
   logs:                          $DEMO_DIR/{origin,edge,storefront}.log
-
-  try:  curl -si http://localhost:$EDGE_PORT/api/session
-        curl -s -H "Authorization: Bearer $APP_KEY" http://127.0.0.1:$ORIGIN_PORT/v1/sessions/<id>
 
   Ctrl-C stops everything.
 TXT
 
 # Exit (and stop the rest) as soon as any of the three exits.
 wait -n "${pids[@]}" || true
-echo "demo: a process exited; see the logs in $DEMO_DIR" >&2
+for i in "${!pids[@]}"; do
+  if ! kill -0 "${pids[$i]}" 2>/dev/null; then
+    echo "demo: ${names[$i]} exited; the end of $DEMO_DIR/${names[$i]}.log:" >&2
+    tail -n 20 "$DEMO_DIR/${names[$i]}.log" >&2
+  fi
+done
 exit 1

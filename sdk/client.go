@@ -46,6 +46,13 @@ type Config struct {
 
 // Client calls the origin API (/v1). It is safe for concurrent use; make one
 // per origin and share it.
+//
+// A write (Replace, Patch, SetAttribute, DeleteAttribute, ClearData, Login,
+// Logout, Refresh) given a context that carries a WriteRecorder for the
+// session it writes records the version it reached; the middlewares put one
+// into every request's context, so passing the request's context is all an
+// app does for read-your-writes. End has no version to record: the end
+// reaches the edges through the change feed.
 type Client struct {
 	base       string
 	auth       string

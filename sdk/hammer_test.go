@@ -6,6 +6,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/sessionedge/sessionedge/internal/testbin"
 	"github.com/sessionedge/sessionedge/sdk"
 	"github.com/sessionedge/sessionedge/sdk/sdktest"
 	"github.com/sessionedge/sessionedge/sdk/wire"
@@ -18,7 +19,7 @@ func TestClientHammerFakeOrigin(t *testing.T) {
 }
 
 func TestClientHammerOrigin(t *testing.T) {
-	o := sdktest.StartOrigin(t, sdktest.OriginConfig{APIKeys: testKeys})
+	o := testbin.StartOrigin(t, testbin.OriginConfig{APIKeys: originKeys()})
 	hammer(t, o.URL)
 }
 

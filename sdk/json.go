@@ -9,7 +9,7 @@ import (
 	"github.com/sessionedge/sessionedge/sdk/wire"
 )
 
-// This file holds the JSON forms of the API (contracts: context JSON shape):
+// This file holds the JSON forms of the API (docs/wire.md, "JSON"):
 // text → string, int → integer number, float → number with '.' or 'e', bool,
 // time → {"$time":"RFC 3339"}, decimal → {"$decimal":"19.99"}, list → array,
 // map → object.

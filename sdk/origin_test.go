@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/sessionedge/sessionedge/internal/testbin"
 	"github.com/sessionedge/sessionedge/sdk"
 	"github.com/sessionedge/sessionedge/sdk/sdktest"
 	"github.com/sessionedge/sessionedge/sdk/wire"
@@ -29,9 +31,20 @@ func TestClientAgainstFakeOrigin(t *testing.T) {
 }
 
 func TestClientAgainstOrigin(t *testing.T) {
-	o := sdktest.StartOrigin(t, sdktest.OriginConfig{APIKeys: testKeys})
+	o := testbin.StartOrigin(t, testbin.OriginConfig{APIKeys: originKeys()})
 	runClientSuite(t, o.URL)
 }
+
+// originKeys returns testKeys for the real origin.
+func originKeys() []testbin.APIKey {
+	var keys []testbin.APIKey
+	for k, scopes := range testKeys {
+		keys = append(keys, testbin.APIKey{Name: strings.TrimSuffix(k, "-key"), Key: k, Scopes: scopes})
+	}
+	return keys
+}
+
+func TestMain(m *testing.M) { os.Exit(testbin.Main(m)) }
 
 func newClient(t *testing.T, url, key string) *sdk.Client {
 	t.Helper()
@@ -155,6 +168,68 @@ func runClientSuite(t *testing.T, url string) {
 		}
 		if _, ok := s.Attr(wire.NamespaceCustom, "theme"); ok {
 			t.Fatalf("items=privacy.email returned custom.theme too: %+v", s.Attrs)
+		}
+	})
+
+	// The items contract: only what is listed comes back, fields included.
+	t.Run("items select fields, attributes and namespaces, nothing else", func(t *testing.T) {
+		s, err := c.Get(ctx, id, "custom.theme")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.ID != id || s.Version == 0 || s.Kind != wire.KindAnonymous {
+			t.Fatalf("metadata missing with items: %+v", s)
+		}
+		if v, _ := s.Attr(wire.NamespaceCustom, "theme"); v.Text != "dark" || len(s.Attrs[wire.NamespaceCustom]) != 1 {
+			t.Fatalf("custom %+v", s.Attrs)
+		}
+		if !s.Fields[wire.FieldCartID].IsZero() || !s.Fields[wire.FieldCurrency].IsZero() {
+			t.Fatalf("unlisted fields came back: %+v", s.Fields)
+		}
+		s, err = c.Get(ctx, id, "cartId", "custom.theme", "custom.nope", "privacy")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.Text(wire.FieldCartID) != "cart-1" || !s.Fields[wire.FieldCurrency].IsZero() {
+			t.Fatalf("fields %+v", s.Fields)
+		}
+		if v, _ := s.Attr(wire.NamespacePrivacy, "email"); v.Text != "ann@example.com" || len(s.Attrs[wire.NamespaceCustom]) != 1 {
+			t.Fatalf("attrs %+v", s.Attrs)
+		}
+		_, err = c.Get(ctx, id, "nonsense")
+		if e := wantErr(t, err, sdk.ErrInvalidInput); e.Field != "items" {
+			t.Fatalf("field %q", e.Field)
+		}
+	})
+
+	t.Run("writes with a recorder in the context record the version", func(t *testing.T) {
+		rec := sdk.NewWriteRecorder(id)
+		rctx := sdk.WithWriteRecorder(ctx, rec)
+		s, err := c.SetAttribute(rctx, id, wire.NamespaceCustom, "seen", wire.Bool(true))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rec.Version() != s.Version {
+			t.Fatalf("recorded %d, write reached %d", rec.Version(), s.Version)
+		}
+		// A failed write records nothing; a write of another session
+		// neither.
+		_, err = c.Patch(rctx, id, new(sdk.Patch).SetField(wire.FieldLocale, wire.Text("x")), sdk.IfMatch(1))
+		wantErr(t, err, sdk.ErrPreconditionFailed)
+		other, err := c.Create(ctx, "", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range 3 {
+			if _, err := c.SetAttribute(rctx, other.Session.ID, wire.NamespaceCustom, "x", wire.Int(1)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := c.Get(rctx, id); err != nil {
+			t.Fatal(err)
+		}
+		if rec.Version() != s.Version {
+			t.Fatalf("recorded %d after unrelated calls, want %d", rec.Version(), s.Version)
 		}
 	})
 

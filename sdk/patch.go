@@ -64,8 +64,8 @@ func (p *Patch) Clear(ns wire.Namespace) *Patch {
 	return p
 }
 
-// appendJSON appends the patch as a JSON merge patch (contracts: null deletes,
-// a namespace set to null is cleared).
+// appendJSON appends the patch as a JSON merge patch: null deletes, a
+// namespace set to null is cleared.
 func (p *Patch) appendJSON(dst []byte) ([]byte, error) {
 	dst = append(dst, '{')
 	n := 0

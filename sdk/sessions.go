@@ -74,6 +74,25 @@ func checkID(id string) error {
 	return nil
 }
 
+// write sends a write of session id and records the version it reached in
+// the WriteRecorder of ctx, if any.
+func (c *Client) write(ctx context.Context, id string, r request) (*Session, error) {
+	s, err := c.session(ctx, r)
+	if err == nil {
+		recordWrite(ctx, id, s)
+	}
+	return s, err
+}
+
+// tokenWrite is write for the calls that answer a token.
+func (c *Client) tokenWrite(ctx context.Context, id string, r request) (*Issued, error) {
+	in, err := c.tokenCall(ctx, r)
+	if err == nil {
+		recordWrite(ctx, id, in.Session)
+	}
+	return in, err
+}
+
 func (c *Client) session(ctx context.Context, r request) (*Session, error) {
 	var j sessionJSON
 	if err := c.do(ctx, r, &j); err != nil {
@@ -135,9 +154,13 @@ func (c *Client) tokenCall(ctx context.Context, r request) (*Issued, error) {
 	return &Issued{Session: s, Token: j.Token}, nil
 }
 
-// Get returns a session with its metadata. items, when given, selects the
-// attributes to return as "namespace.key" (e.g. "custom.color"); fields are
-// always returned.
+// Get returns a session with its metadata and context. items, when given,
+// selects what of the context to return, and nothing else is returned: a
+// well-known field by name ("cartId"), an attribute as "namespace.key"
+// ("custom.color"), or a whole namespace ("public"). A listed item the
+// session does not hold is simply absent; an item that names no field and
+// no namespace fails with ErrInvalidInput. Without items the whole context
+// is returned.
 func (c *Client) Get(ctx context.Context, id string, items ...string) (*Session, error) {
 	if err := checkID(id); err != nil {
 		return nil, err
@@ -161,7 +184,7 @@ func (c *Client) Replace(ctx context.Context, id string, ctxt *Context, opts ...
 	}
 	r := request{method: http.MethodPut, path: sessionPath(id, "context"), body: body}
 	options(opts).apply(&r)
-	return c.session(ctx, r)
+	return c.write(ctx, id, r)
 }
 
 // Patch merges p into a session's context and returns the new state.
@@ -175,7 +198,7 @@ func (c *Client) Patch(ctx context.Context, id string, p *Patch, opts ...WriteOp
 	}
 	r := request{method: http.MethodPatch, path: sessionPath(id, "context"), body: body}
 	options(opts).apply(&r)
-	return c.session(ctx, r)
+	return c.write(ctx, id, r)
 }
 
 // SetAttribute sets one attribute.
@@ -194,7 +217,7 @@ func (c *Client) SetAttribute(ctx context.Context, id string, ns wire.Namespace,
 	body = append(body, '}')
 	r := request{method: http.MethodPost, path: sessionPath(id, "attributes"), body: body}
 	options(opts).apply(&r)
-	return c.session(ctx, r)
+	return c.write(ctx, id, r)
 }
 
 // DeleteAttribute deletes one attribute.
@@ -204,7 +227,7 @@ func (c *Client) DeleteAttribute(ctx context.Context, id string, ns wire.Namespa
 	}
 	r := request{method: http.MethodDelete, path: sessionPath(id, "attributes", ns.String(), key)}
 	options(opts).apply(&r)
-	return c.session(ctx, r)
+	return c.write(ctx, id, r)
 }
 
 // ClearData deletes a session's context but keeps the session.
@@ -214,7 +237,7 @@ func (c *Client) ClearData(ctx context.Context, id string, opts ...WriteOption) 
 	}
 	r := request{method: http.MethodDelete, path: sessionPath(id, "data")}
 	options(opts).apply(&r)
-	return c.session(ctx, r)
+	return c.write(ctx, id, r)
 }
 
 // End ends a session: its context is dropped, the end webhook fires, and
@@ -246,7 +269,7 @@ func (c *Client) Login(ctx context.Context, id, customerID string, profile *Cont
 	body = append(body, '}')
 	r := request{method: http.MethodPost, path: sessionPath(id, "login"), body: body}
 	options(opts).apply(&r)
-	return c.tokenCall(ctx, r)
+	return c.tokenWrite(ctx, id, r)
 }
 
 // Logout makes a session anonymous again: privacy attributes are cleared,
@@ -256,7 +279,7 @@ func (c *Client) Logout(ctx context.Context, id string) (*Issued, error) {
 	if err := checkID(id); err != nil {
 		return nil, err
 	}
-	return c.tokenCall(ctx, request{method: http.MethodPost, path: sessionPath(id, "logout"), body: []byte("{}")})
+	return c.tokenWrite(ctx, id, request{method: http.MethodPost, path: sessionPath(id, "logout"), body: []byte("{}")})
 }
 
 // Refresh extends a session's idle deadline and returns a token that says
@@ -265,7 +288,7 @@ func (c *Client) Refresh(ctx context.Context, id string) (*Issued, error) {
 	if err := checkID(id); err != nil {
 		return nil, err
 	}
-	return c.tokenCall(ctx, request{method: http.MethodPost, path: sessionPath(id, "refresh"), body: []byte("{}")})
+	return c.tokenWrite(ctx, id, request{method: http.MethodPost, path: sessionPath(id, "refresh"), body: []byte("{}")})
 }
 
 // PutShared creates the shared session called name with an initial context
@@ -330,9 +353,4 @@ func (c *Client) CustomerSessions(ctx context.Context, customerID string) ([]*Se
 func (c *Client) RevokeCustomer(ctx context.Context, customerID string) error {
 	path := "/v1/customers/" + url.PathEscape(customerID) + "/sessions"
 	return c.do(ctx, request{method: http.MethodDelete, path: path}, nil)
-}
-
-// Ready reports whether the origin answers /readyz with 2xx.
-func (c *Client) Ready(ctx context.Context) error {
-	return c.do(ctx, request{method: http.MethodGet, path: "/readyz"}, nil)
 }

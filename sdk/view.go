@@ -1,17 +1,20 @@
 package sdk
 
 import (
-	"crypto/subtle"
 	"encoding/base64"
 	"errors"
 	"fmt"
 	"strconv"
+	"time"
+	"unicode/utf8"
 
 	"github.com/sessionedge/sessionedge/sdk/wire"
 )
 
-// The headers the edge forwards to apps (contracts), and the response header
-// an app uses to hand a new token to the edge.
+// The headers the edge forwards to apps, and the response headers an app
+// uses to talk back to the edge. The edge removes every x-session-* header
+// a client sends before anything else runs, and every x-session-* response
+// header before the client sees the response.
 const (
 	HeaderID            = "x-session-id"
 	HeaderKind          = "x-session-kind"
@@ -27,17 +30,28 @@ const (
 	HeaderTracking      = "x-session-tracking"
 	HeaderSegment       = "x-session-segment"
 	HeaderContextStatus = "x-session-context-status"
+	// HeaderAssertion carries the edge's signature over what it forwards
+	// (id, kind, generation, version, status, the request's authority and
+	// path, and a digest of HeaderContext); see Verifier.
+	HeaderAssertion = "x-session-assertion"
 	// HeaderToken is the response header an app sets to a token the origin
 	// issued (Login, Logout, Create); the edge turns it into the Set-Cookie
 	// and removes it before the browser sees the response.
 	HeaderToken = "x-session-token"
+	// HeaderWritten is the response header that tells the edge "the
+	// session of this request is at this version or later at the origin"
+	// (a decimal version). The edge then refreshes its copy before it
+	// serves the client's next request, so the client reads its own
+	// writes. The middlewares set it for writes made through a Client with
+	// the request's context; see WriteRecorder.
+	HeaderWritten = "x-session-written"
 )
 
-// The context statuses of HeaderContextStatus.
+// The context statuses of HeaderContextStatus and View.Status.
 const (
 	StatusOK       = "ok"       // the context is the edge's current copy
-	StatusNew      = "new"      // the edge minted the session for this request; the context holds site defaults only
-	StatusDegraded = "degraded" // the origin was unreachable; only id and kind are known
+	StatusNew      = "new"      // the edge minted the session for this request, or the origin does not know it yet; the context holds site defaults only
+	StatusDegraded = "degraded" // the origin was unreachable; only id, kind and generation are known
 )
 
 // fieldHeaders maps the per-field headers to their fields. They duplicate
@@ -54,11 +68,13 @@ var fieldHeaders = [...]struct {
 	{HeaderCustomer, wire.FieldCustomerID},
 }
 
-// ErrNoSession is returned by ParseView when a request carries no session
-// headers (it did not pass through the edge); ErrNotFromEdge when it fails the
-// configured edge check; ErrBadHeaders when the headers are malformed.
+// The errors of Verifier.Verify and ParseView. ErrNoSession: the request
+// carries no session from the edge (no assertion, or with ParseView no
+// x-session-id). ErrNotFromEdge: its assertion is invalid, signed with an
+// unknown key, stale, or does not match the request (it wraps the
+// wire.ErrAssertion* error). ErrBadHeaders: the headers are malformed.
 var (
-	ErrNoSession   = errors.New("sessionedge: request has no x-session-id header")
+	ErrNoSession   = errors.New("sessionedge: request carries no session from the edge")
 	ErrNotFromEdge = errors.New("sessionedge: request did not come through the edge")
 	ErrBadHeaders  = errors.New("sessionedge: malformed x-session-* headers")
 )
@@ -71,9 +87,9 @@ type View struct {
 	ID         string
 	Kind       wire.Kind
 	Generation uint32
-	Version    uint64 // 0 while the origin has not stored a change yet
-	Status     string // StatusOK, StatusNew or StatusDegraded ("" if the edge sent none)
-	Segment    string // stable hash of site, currency, locale and location, for cache keys
+	Version    uint64 // 0 while the origin has not stored a change yet (StatusNew) or is unreachable (StatusDegraded)
+	Status     string // StatusOK, StatusNew or StatusDegraded
+	Segment    string // stable hash of site, currency, locale and location, for cache keys (wire.AppendSegment)
 	Context
 }
 
@@ -83,46 +99,97 @@ func (v *View) CustomerID() string { return v.Fields[wire.FieldCustomerID].Text 
 // LoggedIn reports whether the session is a customer session.
 func (v *View) LoggedIn() bool { return v.Kind == wire.KindCustomer }
 
-// EdgeCheck decides which requests an app trusts as coming from the edge.
+// DefaultMaxSkew is how far an assertion's issue time may be from the app's
+// clock unless Verifier.MaxSkew says otherwise.
+const DefaultMaxSkew = 30 * time.Second
+
+// Verifier checks that a request came through the edge and builds its View.
 //
-// The trust model: the edge removes every x-session-* header a client sends
-// and sets its own, so the headers are as trustworthy as the path from the
-// edge to the app. Either the app is reachable only from the edge (bound to
-// loopback or a private network the edge alone can reach), or the proxy adds a
-// secret header that only it knows (Header and Secret below) and the app
-// rejects requests without it. Without either, anyone who can reach the app
-// directly can claim any session.
-type EdgeCheck struct {
-	// Header and Secret, when both are set, require that header to carry the
-	// secret (compared in constant time). Configure the proxy to add it to
-	// requests it forwards, e.g. Envoy's request_headers_to_add.
-	Header, Secret string
-	// Optional lets requests without session headers through with a nil
-	// View, for routes that also serve direct traffic (health checks). By
-	// default such requests are rejected.
-	Optional bool
+// The edge signs every request it forwards with a key it shares with the
+// app (HeaderAssertion): the session's id, kind, generation, version and
+// context status, the time, the request's authority and path with query,
+// and a digest of HeaderContext. Anyone who reaches the app without passing
+// the edge can send x-session-* headers, but cannot sign them. A Verifier
+// accepts a request only when its assertion verifies, is fresh (within
+// MaxSkew of the app's clock) and matches the request, and builds the View
+// from the assertion and the digest-checked HeaderContext alone; the
+// per-field headers (HeaderCurrency, HeaderCustomer, ...) are not read,
+// because nothing binds them to the assertion.
+//
+// A proxy between the edge and the app must not rewrite the path or the
+// Host header, or every assertion fails to verify.
+type Verifier struct {
+	// Keys are the assertion keys the edge signs with (see
+	// ParseAssertionKeys and AssertionKeysFromEnv). Required.
+	Keys *wire.AssertionKeys
+	// MaxSkew is how far an assertion's issue time may be from Now, either
+	// way. Default DefaultMaxSkew.
+	MaxSkew time.Duration
+	// Now returns the time. Default time.Now.
+	Now func() time.Time
 }
 
-// Check returns the request's View; get returns a request header's value.
-// It returns a nil View and no error for a request without session headers
-// when c.Optional is set.
-func (c *EdgeCheck) Check(get func(name string) string) (*View, error) {
-	if c != nil && c.Header != "" && c.Secret != "" {
-		got := get(c.Header)
-		if subtle.ConstantTimeCompare([]byte(got), []byte(c.Secret)) != 1 {
-			return nil, ErrNotFromEdge
+// Verify checks the assertion of a request and returns its View. authority
+// is the request's Host header, path its request target as received (path
+// and query, e.g. r.RequestURI in net/http), and get returns a request
+// header's value ("" when absent).
+func (vf *Verifier) Verify(authority, path string, get func(name string) string) (*View, error) {
+	text := get(HeaderAssertion)
+	if text == "" {
+		return nil, ErrNoSession
+	}
+	if vf == nil || vf.Keys == nil {
+		return nil, fmt.Errorf("%w: no assertion keys configured", ErrNotFromEdge)
+	}
+	skew := vf.MaxSkew
+	if skew <= 0 {
+		skew = DefaultMaxSkew
+	}
+	now := time.Now
+	if vf.Now != nil {
+		now = vf.Now
+	}
+	enc := get(HeaderContext)
+	var ctxBytes []byte
+	if enc != "" {
+		ctxBytes = []byte(enc)
+	}
+	var a wire.Assertion
+	if err := vf.Keys.VerifyAssertion([]byte(text), []byte(authority), []byte(path), ctxBytes, now(), skew, &a); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrNotFromEdge, err)
+	}
+	v := &View{ID: a.ID.String(), Kind: a.Kind, Generation: a.Generation, Version: a.Version, Status: a.Status.String()}
+	var s wire.Session
+	if enc != "" {
+		if err := decodeContext(enc, &s); err != nil {
+			return nil, err
 		}
+		if s.ID != a.ID {
+			return nil, fmt.Errorf("%w: %s names session %s, the assertion %s", ErrBadHeaders, HeaderContext, s.ID, a.ID)
+		}
+		v.Fields, v.Attrs = s.Fields, s.Attrs
 	}
-	v, err := ParseView(get)
-	if errors.Is(err, ErrNoSession) && c != nil && c.Optional {
-		return nil, nil
-	}
-	return v, err
+	v.Segment = string(wire.AppendSegment(nil, &s))
+	return v, nil
 }
 
-// ParseView reads the session headers of a request; get returns a request
-// header's value ("" when absent). It checks only the form of the headers,
-// not where they came from: see EdgeCheck.
+func decodeContext(enc string, s *wire.Session) error {
+	raw, err := base64.RawURLEncoding.DecodeString(enc)
+	if err != nil {
+		return fmt.Errorf("%w: %s: %v", ErrBadHeaders, HeaderContext, err)
+	}
+	if err := wire.DecodeSession(raw, s); err != nil {
+		return fmt.Errorf("%w: %s: %v", ErrBadHeaders, HeaderContext, err)
+	}
+	return nil
+}
+
+// ParseView reads the session headers of a request without checking where
+// they came from; get returns a request header's value ("" when absent).
+// Anyone who can reach the app can send these headers, so use it only for
+// an app nobody but the edge can reach; a Verifier checks the edge's
+// signature instead. Per-field values arrive percent-encoded (bytes outside
+// visible ASCII, and '%' itself, as %HH) and are decoded.
 func ParseView(get func(name string) string) (*View, error) {
 	id := get(HeaderID)
 	if id == "" {
@@ -156,13 +223,9 @@ func ParseView(get func(name string) string) (*View, error) {
 		v.Generation = uint32(n)
 	}
 	if enc := get(HeaderContext); enc != "" {
-		raw, err := base64.RawURLEncoding.DecodeString(enc)
-		if err != nil {
-			return nil, fmt.Errorf("%w: %s: %v", ErrBadHeaders, HeaderContext, err)
-		}
 		var s wire.Session
-		if err := wire.DecodeSession(raw, &s); err != nil {
-			return nil, fmt.Errorf("%w: %s: %v", ErrBadHeaders, HeaderContext, err)
+		if err := decodeContext(enc, &s); err != nil {
+			return nil, err
 		}
 		v.Fields, v.Attrs = s.Fields, s.Attrs
 		// The context was encoded with the session's metadata; where the
@@ -177,10 +240,15 @@ func ParseView(get func(name string) string) (*View, error) {
 	// The field headers fill in what the context lacks: the edge sends them
 	// even when it has no context (degraded) and they carry site defaults.
 	for _, h := range fieldHeaders {
-		if v.Fields[h.field].IsZero() {
-			if s := get(h.name); s != "" {
-				v.Fields[h.field] = wire.Text(s)
+		if !v.Fields[h.field].IsZero() {
+			continue
+		}
+		if s := get(h.name); s != "" {
+			text, err := percentDecode(s)
+			if err != nil {
+				return nil, fmt.Errorf("%w: %s: %v", ErrBadHeaders, h.name, err)
 			}
+			v.Fields[h.field] = wire.Text(text)
 		}
 	}
 	if v.Fields[wire.FieldTrackingAllowed].IsZero() {
@@ -192,4 +260,52 @@ func ParseView(get func(name string) string) (*View, error) {
 		}
 	}
 	return v, nil
+}
+
+// percentDecode undoes the edge's encoding of per-field header values:
+// every byte outside 0x21-0x7e, and '%' itself, is sent as %HH. The result
+// must be UTF-8, as every text value of a session is.
+func percentDecode(s string) (string, error) {
+	i := 0
+	for i < len(s) && s[i] != '%' {
+		i++
+	}
+	if i == len(s) {
+		return s, nil
+	}
+	out := make([]byte, 0, len(s))
+	out = append(out, s[:i]...)
+	for ; i < len(s); i++ {
+		c := s[i]
+		if c != '%' {
+			out = append(out, c)
+			continue
+		}
+		if i+2 >= len(s) {
+			return "", errors.New("truncated %-escape")
+		}
+		hi, ok1 := unhex(s[i+1])
+		lo, ok2 := unhex(s[i+2])
+		if !ok1 || !ok2 {
+			return "", fmt.Errorf("bad %%-escape %q", s[i:i+3])
+		}
+		out = append(out, hi<<4|lo)
+		i += 2
+	}
+	if !utf8.Valid(out) {
+		return "", errors.New("not UTF-8 once decoded")
+	}
+	return string(out), nil
+}
+
+func unhex(c byte) (byte, bool) {
+	switch {
+	case c >= '0' && c <= '9':
+		return c - '0', true
+	case c >= 'a' && c <= 'f':
+		return c - 'a' + 10, true
+	case c >= 'A' && c <= 'F':
+		return c - 'A' + 10, true
+	}
+	return 0, false
 }

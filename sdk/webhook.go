@@ -1,23 +1,22 @@
 package sdk
 
 import (
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
-	"strconv"
-	"strings"
 	"time"
+
+	"github.com/sessionedge/sessionedge/sdk/wire"
 )
 
 // HeaderWebhookSignature carries a webhook's signature,
 // "t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>." + body)>": the time
 // is signed with the body, so a captured delivery cannot be replayed later.
-const HeaderWebhookSignature = "X-Sessionedge-Signature"
+// wire.SignWebhook makes one (for tests of receivers), wire.VerifyWebhook
+// checks one; ParseWebhook does both the check and the decoding.
+const HeaderWebhookSignature = wire.WebhookSignatureHeader
 
 // WebhookTolerance is how far a webhook's signing time may be from the
 // receiver's clock. The origin signs every delivery attempt anew.
@@ -38,25 +37,10 @@ var ErrBadSignature = errors.New("sessionedge: webhook signature does not verify
 // deduplicate by ID.
 type WebhookEvent struct {
 	ID      string    // unique per event ("<session id>.<version>")
-	Type    string    // EventSessionStarted or EventSessionEnded
-	At      time.Time // when the session started or ended
+	Type    string    // EventSessionStarted, EventSessionEnded, ...
+	At      time.Time // when it happened
 	Reason  string    // for an end: "abandoned", "idle-expired", "hard-expired", "revoked"
 	Session *Session  // for an end: the session with its final context, as it was before it ended
-}
-
-// SignWebhook returns the HeaderWebhookSignature value of body signed with
-// secret at time t, as the origin computes it (for tests of receivers).
-func SignWebhook(body, secret []byte, t time.Time) string {
-	ts := strconv.FormatInt(t.Unix(), 10)
-	return "t=" + ts + ",v1=" + hex.EncodeToString(webhookMAC(secret, ts, body))
-}
-
-func webhookMAC(secret []byte, ts string, body []byte) []byte {
-	mac := hmac.New(sha256.New, secret)
-	mac.Write([]byte(ts))
-	mac.Write([]byte{'.'})
-	mac.Write(body)
-	return mac.Sum(nil)
 }
 
 // ParseWebhook verifies a webhook request's signature (in constant time,
@@ -67,25 +51,7 @@ func ParseWebhook(r *http.Request, secret []byte) (*WebhookEvent, error) {
 	if err != nil {
 		return nil, err
 	}
-	var ts, v1 string
-	for _, part := range strings.Split(r.Header.Get(HeaderWebhookSignature), ",") {
-		k, v, _ := strings.Cut(strings.TrimSpace(part), "=")
-		switch k {
-		case "t":
-			ts = v
-		case "v1":
-			v1 = v
-		}
-	}
-	got, err := hex.DecodeString(v1)
-	secs, terr := strconv.ParseInt(ts, 10, 64)
-	if err != nil || terr != nil || len(got) == 0 {
-		return nil, ErrBadSignature
-	}
-	if d := time.Since(time.Unix(secs, 0)); d > WebhookTolerance || d < -WebhookTolerance {
-		return nil, ErrBadSignature
-	}
-	if !hmac.Equal(got, webhookMAC(secret, ts, body)) {
+	if err := wire.VerifyWebhook(secret, r.Header.Get(HeaderWebhookSignature), body, time.Now(), WebhookTolerance); err != nil {
 		return nil, ErrBadSignature
 	}
 	var j struct {

@@ -21,13 +21,15 @@ func TestParseWebhook(t *testing.T) {
 		body    string
 		wantErr error
 	}{
-		{name: "signed", sig: SignWebhook([]byte(body), secret, now), body: body},
+		{name: "signed", sig: wire.SignWebhook(secret, now, []byte(body)), body: body},
 		{name: "unsigned", sig: "", body: body, wantErr: ErrBadSignature},
-		{name: "other secret", sig: SignWebhook([]byte(body), []byte("other"), now), body: body, wantErr: ErrBadSignature},
-		{name: "changed body", sig: SignWebhook([]byte(body), secret, now), body: strings.Replace(body, "c-9", "c-8", 1), wantErr: ErrBadSignature},
-		{name: "replayed an hour later", sig: SignWebhook([]byte(body), secret, now.Add(-time.Hour)), body: body, wantErr: ErrBadSignature},
-		{name: "time changed", sig: strings.Replace(SignWebhook([]byte(body), secret, now), "t=", "t=1", 1), body: body, wantErr: ErrBadSignature},
+		{name: "other secret", sig: wire.SignWebhook([]byte("other"), now, []byte(body)), body: body, wantErr: ErrBadSignature},
+		{name: "changed body", sig: wire.SignWebhook(secret, now, []byte(body)), body: strings.Replace(body, "c-9", "c-8", 1), wantErr: ErrBadSignature},
+		{name: "replayed an hour later", sig: wire.SignWebhook(secret, now.Add(-time.Hour), []byte(body)), body: body, wantErr: ErrBadSignature},
+		{name: "time changed", sig: strings.Replace(wire.SignWebhook(secret, now, []byte(body)), "t=", "t=1", 1), body: body, wantErr: ErrBadSignature},
 		{name: "not hex", sig: "t=1,v1=zz", body: body, wantErr: ErrBadSignature},
+		{name: "two times", sig: "t=1," + wire.SignWebhook(secret, now, []byte(body)), body: body, wantErr: ErrBadSignature},
+		{name: "rotating: one of two v1 matches", sig: wire.SignWebhook(secret, now, []byte(body)) + ",v1=" + strings.Repeat("0", 64), body: body},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -55,5 +57,22 @@ func TestParseWebhook(t *testing.T) {
 				t.Fatalf("custom %+v", ev.Session.Attrs)
 			}
 		})
+	}
+}
+
+// TestWebhookSignatureVector pins the signature format with a value computed
+// outside Go (Python's hmac module), so the format cannot drift unnoticed.
+func TestWebhookSignatureVector(t *testing.T) {
+	const want = "t=1767225600,v1=7659d4c2a96c257cb46b0b56ced1a25609c819ce4c43d7568a6de9739e0f5fce"
+	body := []byte(`{"type":"session.started"}`)
+	if got := wire.SignWebhook([]byte("whsec-test"), time.Unix(1767225600, 0), body); got != want {
+		t.Fatalf("signature %q, want %q", got, want)
+	}
+	at := time.Unix(1767225600+60, 0)
+	if err := wire.VerifyWebhook([]byte("whsec-test"), want, body, at, WebhookTolerance); err != nil {
+		t.Fatal(err)
+	}
+	if err := wire.VerifyWebhook([]byte("whsec-test"), want, body, at.Add(time.Hour), WebhookTolerance); err == nil {
+		t.Fatal("a signature an hour old verified")
 	}
 }

@@ -6,15 +6,19 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/sessionedge/sessionedge/examples/internal/e2e"
+	"github.com/sessionedge/sessionedge/internal/testbin"
 	"github.com/sessionedge/sessionedge/sdk"
 	"github.com/sessionedge/sessionedge/sdk/sdktest"
 	"github.com/sessionedge/sessionedge/sdk/wire"
 )
+
+func TestMain(m *testing.M) { os.Exit(testbin.Main(m)) }
 
 func do(t *testing.T, method, url string, body any, want int, out any) {
 	t.Helper()
@@ -40,17 +44,26 @@ func do(t *testing.T, method, url string, body any, want int, out any) {
 	}
 }
 
-// fillBasket creates a basket with two lines and returns its id.
-func fillBasket(t *testing.T, base string) string {
-	var created struct{ ID string }
-	do(t, "POST", base+"/baskets", nil, http.StatusCreated, &created)
-	do(t, "POST", base+"/baskets/"+created.ID+"/items", map[string]any{"sku": "espresso-beans", "qty": 2}, http.StatusOK, nil)
-	var got map[string]int64
-	do(t, "POST", base+"/baskets/"+created.ID+"/items", map[string]any{"sku": "grinder", "qty": 1}, http.StatusOK, &got)
-	if got["espresso-beans"] != 2 || got["grinder"] != 1 {
-		t.Fatalf("basket %v", got)
+// fillBasket has a shopper put two lines into the basket through the edge
+// and returns the shopper's session id. Every page shows the lines added
+// so far at once.
+func fillBasket(t *testing.T, shopper *e2e.Browser) string {
+	var b basket
+	if p := shopper.PostJSON(t, "/basket/items", map[string]any{"sku": "espresso-beans", "qty": 2}); p.Status != http.StatusOK {
+		t.Fatalf("add: %d %s", p.Status, p.Body)
 	}
-	return created.ID
+	shopper.GetJSON(t, "/basket", http.StatusOK, &b)
+	if b.Items["espresso-beans"] != 2 {
+		t.Fatalf("basket right after the first add: %+v", b)
+	}
+	if p := shopper.PostJSON(t, "/basket/items", map[string]any{"sku": "grinder", "qty": 1}); p.Status != http.StatusOK {
+		t.Fatalf("add: %d %s", p.Status, p.Body)
+	}
+	shopper.GetJSON(t, "/basket", http.StatusOK, &b)
+	if b.Items["espresso-beans"] != 2 || b.Items["grinder"] != 1 {
+		t.Fatalf("basket %+v", b)
+	}
+	return b.Session
 }
 
 // TestBasketWebhookReceiver plays the origin's webhook by hand: the
@@ -59,14 +72,17 @@ func TestBasketWebhookReceiver(t *testing.T) {
 	origin := sdktest.NewFakeOrigin(sdktest.FakeOriginConfig{})
 	defer origin.Close()
 	secret := []byte("hook-secret")
+	keys := sdktest.NewAssertionKeys()
 	dbPath := filepath.Join(t.TempDir(), "db.json")
-	h, err := newShop(origin.URL, "", secret, dbPath)
+	h, err := newShop(origin.URL, "", secret, keys, dbPath)
 	if err != nil {
 		t.Fatal(err)
 	}
 	app := httptest.NewServer(h)
 	defer app.Close()
-	id := fillBasket(t, app.URL)
+	edge := sdktest.NewFakeEdge(sdktest.FakeEdgeConfig{Origin: origin, Upstream: app.URL, AssertionKeys: keys})
+	defer edge.Close()
+	id := fillBasket(t, e2e.NewBrowser(edge.URL))
 
 	// The event the origin sends when the idle timeout ends the session.
 	s := origin.Session(id)
@@ -86,7 +102,7 @@ func TestBasketWebhookReceiver(t *testing.T) {
 		t.Fatalf("unsigned webhook: %d", got)
 	}
 	for range 2 { // at-least-once: a repeat must not duplicate
-		if got := post(sdk.SignWebhook(body, secret, time.Now())); got != http.StatusNoContent {
+		if got := post(wire.SignWebhook(secret, time.Now(), body)); got != http.StatusNoContent {
 			t.Fatalf("webhook: %d", got)
 		}
 	}
@@ -102,32 +118,25 @@ func TestBasketWebhookReceiver(t *testing.T) {
 	}
 }
 
-// TestBasketEndToEnd lets the real origin expire an idle basket and deliver
-// it to the app's webhook receiver.
+// TestBasketEndToEnd fills a basket through the real edge, lets the real
+// origin expire the idle session and deliver it to the app's webhook
+// receiver.
 func TestBasketEndToEnd(t *testing.T) {
-	if !sdktest.HasPackage(t, "./origin/cmd/origin") {
-		t.Skip("./origin/cmd/origin is not in this tree")
-	}
-	bin := sdktest.Build(t, "./examples/basket")
-	addr := sdktest.FreeAddr(t)
-	secret := "hook-secret"
-	origin := sdktest.StartOrigin(t, sdktest.OriginConfig{
-		APIKeys:       map[string][]string{e2e.AppKey: {"sessions:read", "sessions:write"}},
-		WebhookURL:    "http://" + addr + "/webhooks/sessions",
-		WebhookSecret: secret,
-		AnonymousIdle: "2s",
+	stack := e2e.Start(t, e2e.Options{
+		App:         "./examples/basket",
+		AppArgs:     []string{"-db", filepath.Join(t.TempDir(), "db.json")},
+		WebhookPath: "/webhooks/sessions",
+		Origin:      testbin.OriginConfig{AnonymousIdle: "2s"},
 	})
-	sdktest.Start(t, sdktest.Cmd{Name: "basket", Path: bin, Ready: "http://" + addr + "/healthz", Args: []string{
-		"-addr", addr, "-origin", origin.URL, "-api-key", e2e.AppKey, "-webhook-secret", secret, "-db", filepath.Join(t.TempDir(), "db.json")}})
-	base := "http://" + addr
-	id := fillBasket(t, base)
+	shopper := e2e.NewBrowser(stack.EdgeURL)
+	id := fillBasket(t, shopper)
 
 	// Walk away: after the idle timeout the session ends and its final
 	// basket arrives in the app's database.
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(60 * time.Second)
 	for {
 		var kept []abandoned
-		do(t, "GET", base+"/abandoned", nil, http.StatusOK, &kept)
+		do(t, "GET", stack.AppURL+"/abandoned", nil, http.StatusOK, &kept)
 		if len(kept) == 1 {
 			if kept[0].SessionID != id || kept[0].Items["espresso-beans"] != 2 || kept[0].Items["grinder"] != 1 {
 				t.Fatalf("kept %+v", kept)
@@ -135,9 +144,35 @@ func TestBasketEndToEnd(t *testing.T) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatal("no abandoned basket arrived within 30s of walking away")
+			t.Fatal("no abandoned basket arrived within 60s of walking away")
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	do(t, "GET", base+"/baskets/"+id, nil, http.StatusGone, nil)
+	// The ended session's token is dead once the change feed has told the
+	// edge: the shopper comes back to a new, empty basket.
+	deadline = time.Now().Add(30 * time.Second)
+	for {
+		var b basket
+		shopper.GetJSON(t, "/basket", http.StatusOK, &b)
+		if b.Session != id {
+			if len(b.Items) != 0 {
+				t.Fatalf("a new session with a basket: %+v", b)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the edge still forwards the ended session 30s later")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestBasketRefusesForgedHeaders: the shopper's routes answer only requests
+// the edge signed; the webhook needs the origin's signature.
+func TestBasketRefusesForgedHeaders(t *testing.T) {
+	stack := e2e.Start(t, e2e.Options{App: "./examples/basket", AppArgs: []string{"-db", filepath.Join(t.TempDir(), "db.json")},
+		WebhookPath: "/webhooks/sessions"})
+	stack.MustRefuseForged(t, "GET", "/basket")
+	stack.MustRefuseForged(t, "POST", "/basket/items")
+	do(t, "POST", stack.AppURL+"/webhooks/sessions", map[string]any{"type": "session.ended"}, http.StatusUnauthorized, nil)
 }

@@ -1,9 +1,14 @@
 // Command basket is an example of keeping what matters when a session ends:
-// a shopping basket lives in a session with a short idle timeout; when the
-// shopper walks away the origin expires the session and delivers the final
-// basket in a signed "session.ended" webhook, and this app stores it in its
-// own database (here a JSON file) for the "you left something behind" mail.
-// See README.md.
+// a shopper's basket lives in the shopper's session (reached through the
+// edge), which has a short idle timeout; when the shopper walks away the
+// origin expires the session and delivers the final basket in a signed
+// "session.ended" webhook, and this app stores it in its own database (here
+// a JSON file) for the "you left something behind" mail. See README.md.
+//
+// Secrets come from the environment or files, never from flags: the origin
+// API key from SESSIONEDGE_API_KEY, the webhook secret from
+// SESSIONEDGE_WEBHOOK_SECRET, the edge's assertion keys from
+// SESSIONEDGE_ASSERTION_KEYS (each, or the file NAME_FILE names).
 package main
 
 import (
@@ -22,21 +27,35 @@ import (
 	"time"
 
 	"github.com/sessionedge/sessionedge/sdk"
+	"github.com/sessionedge/sessionedge/sdk/sessionhttp"
 	"github.com/sessionedge/sessionedge/sdk/wire"
 )
 
 func main() {
-	addr := flag.String("addr", ":8084", "address to listen on")
+	addr := flag.String("addr", "127.0.0.1:8084", "address to listen on")
 	origin := flag.String("origin", "http://127.0.0.1:8081", "origin API base URL")
-	key := flag.String("api-key", os.Getenv("SESSIONEDGE_API_KEY"), "origin API key (env SESSIONEDGE_API_KEY)")
-	secret := flag.String("webhook-secret", os.Getenv("WEBHOOK_SECRET"), "secret the origin signs webhooks with (env WEBHOOK_SECRET)")
 	db := flag.String("db", "abandoned-baskets.json", "file that stores abandoned baskets")
 	flag.Parse()
+	key, err := sdk.SecretFromEnv(sdk.EnvAPIKey)
+	if err != nil {
+		log.Fatalf("basket: %v", err)
+	}
+	secret, err := sdk.SecretFromEnv(sdk.EnvWebhookSecret)
+	if err != nil {
+		log.Fatalf("basket: %v", err)
+	}
+	if len(secret) == 0 {
+		log.Fatalf("basket: no webhook secret: set %s or %s_FILE", sdk.EnvWebhookSecret, sdk.EnvWebhookSecret)
+	}
+	keys, err := sdk.AssertionKeysFromEnv()
+	if err != nil {
+		log.Fatalf("basket: %v", err)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	h, err := newShop(*origin, *key, []byte(*secret), *db)
+	h, err := newShop(*origin, string(key), secret, keys, *db)
 	if err != nil {
-		log.Fatal(err)
+		log.Fatalf("basket: %v", err)
 	}
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
@@ -115,7 +134,14 @@ type shop struct {
 	db     *store
 }
 
-func newShop(originURL, apiKey string, secret []byte, dbPath string) (http.Handler, error) {
+// newShop returns the app's handler. The shopper's routes (/basket) come
+// through the edge and need its signed assertion (keys); the webhook comes
+// from the origin, signed with secret; /abandoned is the back office's and
+// belongs on a network only it reaches.
+func newShop(originURL, apiKey string, secret []byte, keys *wire.AssertionKeys, dbPath string) (http.Handler, error) {
+	if keys == nil {
+		return nil, errors.New("no assertion keys: set " + sdk.EnvAssertionKeys + " or " + sdk.EnvAssertionKeys + "_FILE to the keys the edge signs with")
+	}
 	c, err := sdk.New(sdk.Config{BaseURL: originURL, APIKey: apiKey})
 	if err != nil {
 		return nil, err
@@ -125,13 +151,15 @@ func newShop(originURL, apiKey string, secret []byte, dbPath string) (http.Handl
 		return nil, err
 	}
 	s := &shop{client: c, secret: secret, db: db}
+	shopper := http.NewServeMux()
+	shopper.HandleFunc("POST /basket/items", s.add)
+	shopper.HandleFunc("GET /basket", s.get)
+
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
-	mux.HandleFunc("POST /baskets", s.create)
-	mux.HandleFunc("POST /baskets/{id}/items", s.add)
-	mux.HandleFunc("GET /baskets/{id}", s.get)
 	mux.HandleFunc("POST /webhooks/sessions", s.webhook)
 	mux.HandleFunc("GET /abandoned", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, http.StatusOK, s.db.all()) })
+	mux.Handle("/", sessionhttp.Middleware(sessionhttp.Config{AssertionKeys: keys})(shopper))
 	return mux, nil
 }
 
@@ -164,16 +192,18 @@ func (s *shop) fail(w http.ResponseWriter, err error) {
 	writeJSON(w, status, map[string]string{"error": err.Error()})
 }
 
-func (s *shop) create(w http.ResponseWriter, r *http.Request) {
-	cr, err := s.client.Create(r.Context(), "", nil)
-	if err != nil {
-		s.fail(w, err)
-		return
-	}
-	writeJSON(w, http.StatusCreated, map[string]string{"id": cr.Session.ID})
+// basket is what the shopper's routes answer.
+type basket struct {
+	Session string           `json:"session"`
+	Items   map[string]int64 `json:"items"`
 }
 
+// add sets a line of the shopper's basket. The first write creates the
+// session at the origin (Upsert: the edge minted it); the write goes through
+// the request's context, so the shopper's next request through the edge
+// sees it.
 func (s *shop) add(w http.ResponseWriter, r *http.Request) {
+	v := sessionhttp.FromRequest(r)
 	var in struct {
 		SKU string `json:"sku"`
 		Qty int64  `json:"qty"`
@@ -182,21 +212,18 @@ func (s *shop) add(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusBadRequest, map[string]string{"error": `want {"sku": "...", "qty": n}`})
 		return
 	}
-	sess, err := s.client.SetAttribute(r.Context(), r.PathValue("id"), wire.NamespaceCustom, itemPrefix+in.SKU, wire.Int(in.Qty))
+	sess, err := s.client.SetAttribute(r.Context(), v.ID, wire.NamespaceCustom, itemPrefix+in.SKU, wire.Int(in.Qty), sdk.Upsert())
 	if err != nil {
 		s.fail(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, items(&sess.Context))
+	writeJSON(w, http.StatusOK, basket{Session: v.ID, Items: items(&sess.Context)})
 }
 
+// get shows the shopper's basket, as the edge forwarded it.
 func (s *shop) get(w http.ResponseWriter, r *http.Request) {
-	sess, err := s.client.Get(r.Context(), r.PathValue("id"))
-	if err != nil {
-		s.fail(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, items(&sess.Context))
+	v := sessionhttp.FromRequest(r)
+	writeJSON(w, http.StatusOK, basket{Session: v.ID, Items: items(&v.Context)})
 }
 
 // webhook receives the origin's session events and keeps the final basket

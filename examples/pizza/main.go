@@ -1,8 +1,14 @@
 // Command pizza is an example delivery tracker: every delivery is a session
-// whose context holds the driver's position and the ETA. The driver's app
-// reports positions, the customer's page polls the delivery, and when the
-// pizza is handed over the session ends and its data is gone (410). See
-// README.md.
+// whose context holds the driver's position and the ETA. The shopper orders
+// through the edge, and the app notes the delivery in the shopper's own
+// session; the driver's app reports positions; the shopper's page polls
+// "my delivery" through the edge; when the pizza is handed over the
+// delivery's session ends and its data is gone (410). See README.md.
+//
+// Secrets come from the environment or files, never from flags: the origin
+// API key from SESSIONEDGE_API_KEY (or SESSIONEDGE_API_KEY_FILE), the edge's
+// assertion keys from SESSIONEDGE_ASSERTION_KEYS (or
+// SESSIONEDGE_ASSERTION_KEYS_FILE).
 package main
 
 import (
@@ -20,23 +26,31 @@ import (
 	"time"
 
 	"github.com/sessionedge/sessionedge/sdk"
+	"github.com/sessionedge/sessionedge/sdk/sessionhttp"
 	"github.com/sessionedge/sessionedge/sdk/wire"
 )
 
 func main() {
-	addr := flag.String("addr", ":8083", "address to listen on")
+	addr := flag.String("addr", "127.0.0.1:8083", "address to listen on")
 	origin := flag.String("origin", "http://127.0.0.1:8081", "origin API base URL")
-	key := flag.String("api-key", os.Getenv("SESSIONEDGE_API_KEY"), "origin API key with sessions:read and sessions:write (env SESSIONEDGE_API_KEY)")
 	flag.Parse()
+	key, err := sdk.SecretFromEnv(sdk.EnvAPIKey)
+	if err != nil {
+		log.Fatalf("pizza: %v", err)
+	}
+	keys, err := sdk.AssertionKeysFromEnv()
+	if err != nil {
+		log.Fatalf("pizza: %v", err)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, *addr, *origin, *key); err != nil {
-		log.Fatal(err)
+	if err := run(ctx, *addr, *origin, string(key), keys); err != nil {
+		log.Fatalf("pizza: %v", err)
 	}
 }
 
-func run(ctx context.Context, addr, originURL, apiKey string) error {
-	h, err := newTracker(originURL, apiKey)
+func run(ctx context.Context, addr, originURL, apiKey string, keys *wire.AssertionKeys) error {
+	h, err := newTracker(originURL, apiKey, keys)
 	if err != nil {
 		return err
 	}
@@ -59,18 +73,34 @@ const driverSpeed = 30.0 / 3.6
 
 type tracker struct{ client *sdk.Client }
 
-func newTracker(originURL, apiKey string) (http.Handler, error) {
+// deliveryKey is the custom attribute of the shopper's session that names
+// the shopper's delivery.
+const deliveryKey = "pizza.delivery"
+
+// newTracker returns the tracker's handler. The shopper's routes (/order,
+// /my-delivery) come through the edge and need its signed assertion (keys);
+// the delivery routes (/deliveries/...) are the driver app's and the
+// kitchen's, service to service, and belong on a network only they reach.
+func newTracker(originURL, apiKey string, keys *wire.AssertionKeys) (http.Handler, error) {
+	if keys == nil {
+		return nil, errors.New("no assertion keys: set " + sdk.EnvAssertionKeys + " or " + sdk.EnvAssertionKeys + "_FILE to the keys the edge signs with")
+	}
 	c, err := sdk.New(sdk.Config{BaseURL: originURL, APIKey: apiKey})
 	if err != nil {
 		return nil, err
 	}
 	tr := &tracker{client: c}
+	shopper := http.NewServeMux()
+	shopper.HandleFunc("POST /order", tr.order)
+	shopper.HandleFunc("GET /my-delivery", tr.myDelivery)
+
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
 	mux.HandleFunc("POST /deliveries", tr.create)
 	mux.HandleFunc("GET /deliveries/{id}", tr.get)
 	mux.HandleFunc("POST /deliveries/{id}/position", tr.position)
 	mux.HandleFunc("POST /deliveries/{id}/delivered", tr.delivered)
+	mux.Handle("/", sessionhttp.Middleware(sessionhttp.Config{AssertionKeys: keys})(shopper))
 	return mux, nil
 }
 
@@ -148,23 +178,67 @@ func fail(w http.ResponseWriter, err error) {
 	}
 }
 
-func (tr *tracker) create(w http.ResponseWriter, r *http.Request) {
-	var in struct {
-		Order   string `json:"order"`
-		Address point  `json:"address"`
-	}
+type orderIn struct {
+	Order   string `json:"order"`
+	Address point  `json:"address"`
+}
+
+// newDelivery starts the session of a delivery.
+func (tr *tracker) newDelivery(w http.ResponseWriter, r *http.Request) (*sdk.Session, bool) {
+	var in orderIn
 	if err := json.NewDecoder(r.Body).Decode(&in); err != nil || in.Order == "" {
 		writeJSON(w, http.StatusBadRequest, map[string]string{"error": `want {"order": "...", "address": {"lat": .., "lon": ..}}`})
-		return
+		return nil, false
 	}
 	c := &sdk.Context{}
 	c.Attrs[wire.NamespaceCustom] = wire.Attrs{}.With("order", wire.Text(in.Order)).With("address", pointValue(in.Address))
 	created, err := tr.client.Create(r.Context(), "", c)
 	if err != nil {
 		fail(w, err)
+		return nil, false
+	}
+	return created.Session, true
+}
+
+// create starts a delivery for the kitchen (service to service).
+func (tr *tracker) create(w http.ResponseWriter, r *http.Request) {
+	if s, ok := tr.newDelivery(w, r); ok {
+		writeJSON(w, http.StatusCreated, deliveryFrom(s))
+	}
+}
+
+// order is the shopper ordering through the edge: the delivery starts, and
+// the shopper's own session remembers it. The write goes through the
+// request's context, so the shopper's next request through the edge
+// already sees it (x-session-written).
+func (tr *tracker) order(w http.ResponseWriter, r *http.Request) {
+	v := sessionhttp.FromRequest(r)
+	s, ok := tr.newDelivery(w, r)
+	if !ok {
 		return
 	}
-	writeJSON(w, http.StatusCreated, deliveryFrom(created.Session))
+	if _, err := tr.client.SetAttribute(r.Context(), v.ID, wire.NamespaceCustom, deliveryKey, wire.Text(s.ID), sdk.Upsert()); err != nil {
+		fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, deliveryFrom(s))
+}
+
+// myDelivery is the shopper's tracking page: the delivery named in the
+// shopper's session, as the edge forwarded it.
+func (tr *tracker) myDelivery(w http.ResponseWriter, r *http.Request) {
+	v := sessionhttp.FromRequest(r)
+	id, ok := v.Attr(wire.NamespaceCustom, deliveryKey)
+	if !ok {
+		writeJSON(w, http.StatusNotFound, map[string]string{"error": "you have not ordered yet"})
+		return
+	}
+	s, err := tr.client.Get(r.Context(), id.Text)
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, deliveryFrom(s))
 }
 
 func (tr *tracker) get(w http.ResponseWriter, r *http.Request) {

@@ -6,33 +6,46 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"testing"
 	"time"
 
 	"github.com/sessionedge/sessionedge/examples/internal/e2e"
+	"github.com/sessionedge/sessionedge/internal/testbin"
 	"github.com/sessionedge/sessionedge/sdk/sdktest"
 )
 
-func TestPizzaWithFakeOrigin(t *testing.T) {
+func TestMain(m *testing.M) { os.Exit(testbin.Main(m)) }
+
+func TestPizzaWithFakes(t *testing.T) {
 	origin := sdktest.NewFakeOrigin(sdktest.FakeOriginConfig{})
 	defer origin.Close()
-	h, err := newTracker(origin.URL, "")
+	keys := sdktest.NewAssertionKeys()
+	h, err := newTracker(origin.URL, "", keys)
 	if err != nil {
 		t.Fatal(err)
 	}
 	app := httptest.NewServer(h)
 	defer app.Close()
-	walkDelivery(t, app.URL)
+	edge := sdktest.NewFakeEdge(sdktest.FakeEdgeConfig{Origin: origin, Upstream: app.URL, AssertionKeys: keys})
+	defer edge.Close()
+	walkDelivery(t, app.URL, e2e.NewBrowser(edge.URL))
 }
 
-// TestPizzaEndToEnd runs the tracker binary against the real origin.
+// TestPizzaEndToEnd runs the tracker binary behind the real edge, with the
+// real origin: the shopper orders and tracks through the edge, the driver
+// reports to the app directly.
 func TestPizzaEndToEnd(t *testing.T) {
-	origin := sdktest.StartOrigin(t, sdktest.OriginConfig{APIKeys: map[string][]string{e2e.AppKey: {"sessions:read", "sessions:write"}}})
-	bin := sdktest.Build(t, "./examples/pizza")
-	addr := sdktest.FreeAddr(t)
-	sdktest.Start(t, sdktest.Cmd{Name: "pizza", Path: bin, Args: []string{"-addr", addr, "-origin", origin.URL, "-api-key", e2e.AppKey},
-		Ready: "http://" + addr + "/healthz"})
-	walkDelivery(t, "http://"+addr)
+	stack := e2e.Start(t, e2e.Options{App: "./examples/pizza"})
+	walkDelivery(t, stack.AppURL, e2e.NewBrowser(stack.EdgeURL))
+}
+
+// TestPizzaRefusesForgedHeaders: the shopper's routes answer only requests
+// the edge signed.
+func TestPizzaRefusesForgedHeaders(t *testing.T) {
+	stack := e2e.Start(t, e2e.Options{App: "./examples/pizza"})
+	stack.MustRefuseForged(t, "GET", "/my-delivery")
+	stack.MustRefuseForged(t, "POST", "/order")
 }
 
 func call(t *testing.T, method, url string, body any, want int) delivery {
@@ -61,18 +74,34 @@ func call(t *testing.T, method, url string, body any, want int) delivery {
 	return d
 }
 
-// walkDelivery: order, three position updates along the way with the ETA
-// shrinking, hand-over, and the data gone.
-func walkDelivery(t *testing.T, base string) {
+// walkDelivery: the shopper orders through the edge and sees the order on
+// the very next request; three position updates from the driver with the
+// ETA shrinking, each seen on the shopper's page; hand-over, and the data
+// gone.
+func walkDelivery(t *testing.T, service string, shopper *e2e.Browser) {
 	home := point{Lat: 52.5200, Lon: 13.4050}
-	d := call(t, "POST", base+"/deliveries", map[string]any{"order": "2× margherita", "address": home}, http.StatusCreated)
+	shopper.GetJSON(t, "/my-delivery", http.StatusNotFound, nil)
+	p := shopper.PostJSON(t, "/order", map[string]any{"order": "2× margherita", "address": home})
+	if p.Status != http.StatusCreated {
+		t.Fatalf("order: %d %s", p.Status, p.Body)
+	}
+	var d delivery
+	if err := json.Unmarshal([]byte(p.Body), &d); err != nil {
+		t.Fatal(err)
+	}
 	if d.ID == "" || d.Order != "2× margherita" || d.Address != home || d.Position != nil {
 		t.Fatalf("created %+v", d)
 	}
+	var mine delivery
+	shopper.GetJSON(t, "/my-delivery", http.StatusOK, &mine)
+	if mine.ID != d.ID {
+		t.Fatalf("my delivery is %q right after ordering %q", mine.ID, d.ID)
+	}
+
 	route := []point{{52.5300, 13.3800}, {52.5250, 13.3950}, {52.5205, 13.4045}}
 	var lastETA time.Time
 	for i, p := range route {
-		got := call(t, "POST", base+"/deliveries/"+d.ID+"/position", p, http.StatusOK)
+		got := call(t, "POST", service+"/deliveries/"+d.ID+"/position", p, http.StatusOK)
 		if got.Position == nil || *got.Position != p {
 			t.Fatalf("update %d: position %+v", i, got.Position)
 		}
@@ -80,16 +109,22 @@ func walkDelivery(t *testing.T, base string) {
 			t.Fatalf("update %d: ETA %v did not shrink from %v as the driver got closer", i, got.ETA, lastETA)
 		}
 		lastETA = got.ETA
-		seen := call(t, "GET", base+"/deliveries/"+d.ID, nil, http.StatusOK)
+		var seen delivery
+		shopper.GetJSON(t, "/my-delivery", http.StatusOK, &seen)
 		if seen.Position == nil || *seen.Position != p || !seen.ETA.Equal(got.ETA) {
-			t.Fatalf("customer sees %+v after update %d", seen, i)
+			t.Fatalf("the shopper sees %+v after update %d", seen, i)
 		}
 	}
 	if time.Until(lastETA) > time.Minute {
 		t.Fatalf("ETA %v for 50 m is too far off", lastETA)
 	}
-	call(t, "POST", base+"/deliveries/"+d.ID+"/delivered", nil, http.StatusNoContent)
-	call(t, "GET", base+"/deliveries/"+d.ID, nil, http.StatusGone)
-	call(t, "POST", base+"/deliveries/"+d.ID+"/position", route[0], http.StatusGone)
-	call(t, "GET", base+"/deliveries/AAAAAAAAAAAAAAAAAAAAAA", nil, http.StatusNotFound)
+	call(t, "POST", service+"/deliveries/"+d.ID+"/delivered", nil, http.StatusNoContent)
+	shopper.GetJSON(t, "/my-delivery", http.StatusGone, nil)
+	call(t, "GET", service+"/deliveries/"+d.ID, nil, http.StatusGone)
+	call(t, "POST", service+"/deliveries/"+d.ID+"/position", route[0], http.StatusGone)
+	call(t, "GET", service+"/deliveries/AAAAAAAAAAAAAAAAAAAAAA", nil, http.StatusNotFound)
+
+	// A delivery the kitchen starts directly has no shopper session.
+	k := call(t, "POST", service+"/deliveries", map[string]any{"order": "calzone", "address": home}, http.StatusCreated)
+	call(t, "GET", service+"/deliveries/"+k.ID, nil, http.StatusOK)
 }

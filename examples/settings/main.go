@@ -2,7 +2,14 @@
 // services read (a maintenance flag, a banner, the free-shipping threshold)
 // live in one session found by name. Run several instances against one
 // origin: each finds the same settings by name, and a change made through
-// one is seen by all. See README.md.
+// one is seen by all. Shoppers read the banner through the edge
+// (GET /banner); the services change the settings directly (PUT /settings).
+// See README.md.
+//
+// Secrets come from the environment or files, never from flags: the origin
+// API key from SESSIONEDGE_API_KEY (or SESSIONEDGE_API_KEY_FILE), the edge's
+// assertion keys from SESSIONEDGE_ASSERTION_KEYS (or
+// SESSIONEDGE_ASSERTION_KEYS_FILE).
 package main
 
 import (
@@ -21,21 +28,29 @@ import (
 	"time"
 
 	"github.com/sessionedge/sessionedge/sdk"
+	"github.com/sessionedge/sessionedge/sdk/sessionhttp"
 	"github.com/sessionedge/sessionedge/sdk/wire"
 )
 
 func main() {
-	addr := flag.String("addr", ":8085", "address to listen on")
+	addr := flag.String("addr", "127.0.0.1:8085", "address to listen on")
 	origin := flag.String("origin", "http://127.0.0.1:8081", "origin API base URL")
-	key := flag.String("api-key", os.Getenv("SESSIONEDGE_API_KEY"), "origin API key (env SESSIONEDGE_API_KEY)")
 	name := flag.String("name", "shop-settings", "name of the shared session")
 	service := flag.String("service", "settings", "this service's name, shown in answers")
 	flag.Parse()
+	key, err := sdk.SecretFromEnv(sdk.EnvAPIKey)
+	if err != nil {
+		log.Fatalf("settings: %v", err)
+	}
+	keys, err := sdk.AssertionKeysFromEnv()
+	if err != nil {
+		log.Fatalf("settings: %v", err)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	h, err := newService(*origin, *key, *name, *service)
+	h, err := newService(*origin, string(key), keys, *name, *service)
 	if err != nil {
-		log.Fatal(err)
+		log.Fatalf("settings: %v", err)
 	}
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
@@ -64,17 +79,53 @@ type service struct {
 	who    string
 }
 
-func newService(originURL, apiKey, name, who string) (http.Handler, error) {
+// newService returns the service's handler. GET /banner serves shoppers
+// through the edge and needs its signed assertion (keys); /settings is for
+// the shop's services and admins, on a network only they reach.
+func newService(originURL, apiKey string, keys *wire.AssertionKeys, name, who string) (http.Handler, error) {
+	if keys == nil {
+		return nil, errors.New("no assertion keys: set " + sdk.EnvAssertionKeys + " or " + sdk.EnvAssertionKeys + "_FILE to the keys the edge signs with")
+	}
 	c, err := sdk.New(sdk.Config{BaseURL: originURL, APIKey: apiKey})
 	if err != nil {
 		return nil, err
 	}
 	s := &service{client: c, name: name, who: who}
+	shopper := http.NewServeMux()
+	shopper.HandleFunc("GET /banner", s.banner)
+
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
 	mux.HandleFunc("GET /settings", s.get)
 	mux.HandleFunc("PUT /settings", s.put)
+	mux.Handle("/", sessionhttp.Middleware(sessionhttp.Config{AssertionKeys: keys})(shopper))
 	return mux, nil
+}
+
+// bannerOut is what a shopper's page shows of the settings.
+type bannerOut struct {
+	Banner           string `json:"banner"`
+	Maintenance      bool   `json:"maintenance"`
+	FreeShippingFrom string `json:"freeShippingFrom,omitempty"`
+	Currency         string `json:"currency"` // the shopper's, from the session
+}
+
+// banner serves the shop's banner to a shopper, with the shopper's
+// currency from the session the edge forwarded.
+func (s *service) banner(w http.ResponseWriter, r *http.Request) {
+	v := sessionhttp.FromRequest(r)
+	out := bannerOut{Currency: v.Text(wire.FieldCurrency)}
+	sess, err := s.client.GetShared(r.Context(), s.name)
+	switch {
+	case err == nil:
+		st := fromSession(sess)
+		out.Banner, out.Maintenance, out.FreeShippingFrom = st.Banner, st.Maintenance, st.FreeShippingFrom
+	case !errors.Is(err, sdk.ErrNotFound):
+		writeJSON(w, http.StatusBadGateway, map[string]string{"error": err.Error()})
+		return
+	}
+	w.Header().Set("Cache-Control", "private, no-store")
+	writeJSON(w, http.StatusOK, out)
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -6,19 +6,25 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strconv"
 	"testing"
 
 	"github.com/sessionedge/sessionedge/examples/internal/e2e"
+	"github.com/sessionedge/sessionedge/internal/testbin"
 	"github.com/sessionedge/sessionedge/sdk/sdktest"
+	"github.com/sessionedge/sessionedge/sdk/wire"
 )
 
-func TestSettingsWithFakeOrigin(t *testing.T) {
+func TestMain(m *testing.M) { os.Exit(testbin.Main(m)) }
+
+func TestSettingsWithFakes(t *testing.T) {
 	origin := sdktest.NewFakeOrigin(sdktest.FakeOriginConfig{})
 	defer origin.Close()
+	keys := sdktest.NewAssertionKeys()
 	var bases []string
-	for _, who := range []string{"admin", "checkout", "search"} {
-		h, err := newService(origin.URL, "", "shop-settings", who)
+	for _, who := range []string{"shop", "admin", "checkout"} {
+		h, err := newService(origin.URL, "", keys, "shop-settings", who)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -26,22 +32,31 @@ func TestSettingsWithFakeOrigin(t *testing.T) {
 		defer srv.Close()
 		bases = append(bases, srv.URL)
 	}
-	walkSettings(t, bases)
+	edge := sdktest.NewFakeEdge(sdktest.FakeEdgeConfig{Origin: origin, Upstream: bases[0], AssertionKeys: keys,
+		Defaults: map[wire.Field]string{wire.FieldCurrency: "EUR"}})
+	defer edge.Close()
+	walkSettings(t, bases[1:], e2e.NewBrowser(edge.URL))
 }
 
-// TestSettingsEndToEnd runs three instances of the binary, as three
-// services, against the real origin.
+// TestSettingsEndToEnd runs three instances of the binary against the real
+// origin: "shop" behind the real edge serves shoppers, "admin" and
+// "checkout" are services that change and read the settings directly.
 func TestSettingsEndToEnd(t *testing.T) {
-	origin := sdktest.StartOrigin(t, sdktest.OriginConfig{APIKeys: map[string][]string{e2e.AppKey: {"sessions:read", "sessions:write"}}})
-	bin := sdktest.Build(t, "./examples/settings")
+	stack := e2e.Start(t, e2e.Options{App: "./examples/settings", AppArgs: []string{"-service", "shop"}})
 	var bases []string
-	for _, who := range []string{"admin", "checkout", "search"} {
-		addr := sdktest.FreeAddr(t)
-		sdktest.Start(t, sdktest.Cmd{Name: who, Path: bin, Ready: "http://" + addr + "/healthz",
-			Args: []string{"-addr", addr, "-origin", origin.URL, "-api-key", e2e.AppKey, "-service", who}})
+	for _, who := range []string{"admin", "checkout"} {
+		addr := testbin.FreeAddr(t)
+		stack.StartApp(t, who, addr, "-service", who)
 		bases = append(bases, "http://"+addr)
 	}
-	walkSettings(t, bases)
+	walkSettings(t, bases, e2e.NewBrowser(stack.EdgeURL))
+}
+
+// TestSettingsRefusesForgedHeaders: the shopper's route answers only
+// requests the edge signed.
+func TestSettingsRefusesForgedHeaders(t *testing.T) {
+	stack := e2e.Start(t, e2e.Options{App: "./examples/settings"})
+	stack.MustRefuseForged(t, "GET", "/banner")
 }
 
 func req(t *testing.T, method, url string, body any, ifMatch string, want int) settings {
@@ -69,11 +84,17 @@ func req(t *testing.T, method, url string, body any, ifMatch string, want int) s
 	return s
 }
 
-// walkSettings: the admin service writes, the other services find the same
-// settings by name, and a stale edit is refused.
-func walkSettings(t *testing.T, bases []string) {
+// walkSettings: the admin service writes, the other services and the
+// shopper's banner find the same settings by name, and a stale edit is
+// refused.
+func walkSettings(t *testing.T, bases []string, shopper *e2e.Browser) {
 	admin, others := bases[0], bases[1:]
 	req(t, "GET", others[0]+"/settings", nil, "", http.StatusNotFound)
+	var b bannerOut
+	shopper.GetJSON(t, "/banner", http.StatusOK, &b)
+	if b.Banner != "" || b.Currency != "EUR" {
+		t.Fatalf("banner before any settings: %+v", b)
+	}
 	first := req(t, "PUT", admin+"/settings", settings{Banner: "Free shipping from €49.90", FreeShippingFrom: "49.90"}, "", http.StatusOK)
 	for _, b := range others {
 		got := req(t, "GET", b+"/settings", nil, "", http.StatusOK)
@@ -92,5 +113,9 @@ func walkSettings(t *testing.T, bases []string) {
 		if got := req(t, "GET", b+"/settings", nil, "", http.StatusOK); !got.Maintenance || got.Banner != "Back at 6" {
 			t.Fatalf("%s sees %+v after the change", got.Service, got)
 		}
+	}
+	shopper.GetJSON(t, "/banner", http.StatusOK, &b)
+	if !b.Maintenance || b.Banner != "Back at 6" || b.FreeShippingFrom != "49.90" || b.Currency != "EUR" {
+		t.Fatalf("the shopper sees %+v", b)
 	}
 }

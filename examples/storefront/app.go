@@ -11,7 +11,6 @@ import (
 	"log"
 	"net/http"
 	"sort"
-	"strconv"
 	"strings"
 
 	"github.com/sessionedge/sessionedge/sdk"
@@ -21,10 +20,10 @@ import (
 
 // config configures the storefront.
 type config struct {
-	Addr       string // listen address; default ":8082"
-	OriginURL  string // origin API base URL
-	APIKey     string // origin API key (sessions:read, sessions:write)
-	EdgeSecret string // when set, requests must carry it in x-edge-secret
+	Addr          string              // listen address; default "127.0.0.1:8082"
+	OriginURL     string              // origin API base URL
+	APIKey        string              // origin API key (sessions:read, sessions:write)
+	AssertionKeys *wire.AssertionKeys // the keys the edge signs its assertions with
 }
 
 // product is an item of the catalog; prices are kept in euro cents.
@@ -109,15 +108,16 @@ func newApp(cfg config) (http.Handler, error) {
 	shop.HandleFunc("POST /privacy", a.setPrivacy)
 	shop.HandleFunc("POST /logout", a.logout)
 
-	check := sdk.EdgeCheck{}
-	if cfg.EdgeSecret != "" {
-		check = sdk.EdgeCheck{Header: "x-edge-secret", Secret: cfg.EdgeSecret}
+	if cfg.AssertionKeys == nil {
+		return nil, errors.New("storefront: no assertion keys")
 	}
 	mux := http.NewServeMux()
 	// Health checks come from the demo script or an orchestrator, not
 	// through the edge, so they are served outside the session middleware.
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
-	mux.Handle("/", sessionhttp.Middleware(sessionhttp.Config{Check: check, Reject: reject})(shop))
+	// Everything else needs the edge's signed assertion: a request sent
+	// straight to this port with forged x-session-* headers gets 403.
+	mux.Handle("/", sessionhttp.Middleware(sessionhttp.Config{AssertionKeys: cfg.AssertionKeys, Reject: reject})(shop))
 	return mux, nil
 }
 
@@ -135,7 +135,7 @@ type state struct {
 	ID         string           `json:"id"`
 	Kind       string           `json:"kind"`
 	Customer   string           `json:"customer,omitempty"`
-	Status     string           `json:"source"` // the edge's context status, or "origin" after reading a write back
+	Status     string           `json:"source"` // the edge's context status: ok, new or degraded
 	Generation uint32           `json:"generation"`
 	Version    uint64           `json:"version"`
 	Currency   string           `json:"currency"`
@@ -167,29 +167,28 @@ func stateFromContext(c *sdk.Context) state {
 	return st
 }
 
-// current returns the state of the request's session. The view is what the
-// edge knew when it forwarded the request; after one of our own writes (the
-// redirect carries ?v=<version written>) the edge may not have the change
-// yet, so the app reads its own write back from the origin.
+// current returns the state of the request's session, as the edge
+// forwarded it. After one of the app's own writes the edge has that write
+// already: the middleware told it (x-session-written) and the edge brings
+// its copy up to date before it forwards the next request, so the page
+// after the redirect needs no read-back and no version in the URL.
+//
+// The privacy namespace (the email) does not travel through the edge, which
+// forwards only custom and public data by default: for a logged-in shopper
+// the app reads it from the origin.
 func (a *app) current(r *http.Request) state {
 	v := sessionhttp.FromRequest(r)
 	st := stateFromContext(&v.Context)
 	st.ID, st.Kind, st.Generation, st.Version, st.Status = v.ID, v.Kind.String(), v.Generation, v.Version, v.Status
-	want, _ := strconv.ParseUint(r.URL.Query().Get("v"), 10, 64)
-	if want > v.Version {
-		s, err := a.client.Get(r.Context(), v.ID)
-		if err == nil && s.Version >= want {
-			// The origin keeps only what was set; the site defaults of
-			// the request's host come from the edge, as on every request.
-			for _, f := range []wire.Field{wire.FieldSiteCode, wire.FieldCurrency, wire.FieldTargetLocation, wire.FieldLocale} {
-				if s.Fields[f].IsZero() {
-					s.Fields[f] = v.Fields[f]
-				}
+	if v.LoggedIn() {
+		s, err := a.client.Get(r.Context(), v.ID, "privacy.email")
+		switch {
+		case err == nil:
+			if e, ok := s.Attr(wire.NamespacePrivacy, "email"); ok {
+				st.Email = e.Text
 			}
-			st = stateFromContext(&s.Context)
-			st.ID, st.Kind, st.Generation, st.Version, st.Status = s.ID, s.Kind.String(), s.Generation, s.Version, "origin"
-		} else if err != nil {
-			log.Printf("storefront: reading back session %s: %v", v.ID, err)
+		case !errors.Is(err, sdk.ErrNotFound):
+			log.Printf("storefront: reading the email of %s: %v", v.ID, err)
 		}
 	}
 	return st
@@ -260,12 +259,14 @@ func (a *app) apiHeaders(w http.ResponseWriter, r *http.Request) {
 	fmt.Fprintln(w, strings.Join(lines, "\n"))
 }
 
-// done redirects back to the page after a write (POST/redirect/GET), telling
-// the page which version to expect so it can read its own write.
-func done(w http.ResponseWriter, r *http.Request, s *sdk.Session, msg string) {
-	u := "/?v=" + strconv.FormatUint(s.Version, 10)
+// done redirects back to the page after a write (POST/redirect/GET). The
+// write was made with the request's context, so the middleware sets
+// x-session-written on this redirect and the edge shows the write on the
+// page it leads to.
+func done(w http.ResponseWriter, r *http.Request, msg string) {
+	u := "/"
 	if msg != "" {
-		u += "&msg=" + template.URLQueryEscaper(msg)
+		u += "?msg=" + template.URLQueryEscaper(msg)
 	}
 	http.Redirect(w, r, u, http.StatusSeeOther)
 }
@@ -293,18 +294,19 @@ func (a *app) addToCart(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "unknown product", http.StatusBadRequest)
 		return
 	}
-	s, err := a.addLine(r.Context(), v.ID, p.SKU)
-	if err != nil {
+	if _, err := a.addLine(r.Context(), v.ID, p.SKU); err != nil {
 		a.fail(w, err)
 		return
 	}
-	done(w, r, s, "Added "+p.Name+" to the cart")
+	done(w, r, "Added "+p.Name+" to the cart")
 }
 
-// addLine adds one of sku to the session's cart. It reads the line's
-// quantity from the origin and writes it back only if nobody changed the
-// session in between (If-Match), retrying otherwise: an increment must not
-// be lost when two requests add at the same time.
+// addLine adds one of sku to the session's cart, and gives the session a
+// cart id on its first line. It reads the cart id and the line's quantity
+// from the origin (Get returns only the items it lists, so both are
+// listed) and writes them back only if nobody changed the session in
+// between (If-Match), retrying otherwise: an increment must not be lost when
+// two requests add at the same time, and the cart keeps one id.
 func (a *app) addLine(ctx context.Context, id, sku string) (*sdk.Session, error) {
 	key := cartPrefix + sku
 	for range 5 {
@@ -313,7 +315,7 @@ func (a *app) addLine(ctx context.Context, id, sku string) (*sdk.Session, error)
 			opts  = []sdk.WriteOption{sdk.Upsert()}
 			patch = new(sdk.Patch)
 		)
-		s, err := a.client.Get(ctx, id, "custom."+key)
+		s, err := a.client.Get(ctx, id, wire.FieldCartID.String(), "custom."+key)
 		switch {
 		case err == nil:
 			if q, ok := s.Attr(wire.NamespaceCustom, key); ok {
@@ -357,12 +359,11 @@ func (a *app) setCurrency(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "unknown currency", http.StatusBadRequest)
 		return
 	}
-	s, err := a.client.Patch(r.Context(), v.ID, new(sdk.Patch).SetField(wire.FieldCurrency, wire.Text(code)), sdk.Upsert())
-	if err != nil {
+	if _, err := a.client.Patch(r.Context(), v.ID, new(sdk.Patch).SetField(wire.FieldCurrency, wire.Text(code)), sdk.Upsert()); err != nil {
 		a.fail(w, err)
 		return
 	}
-	done(w, r, s, "Prices now in "+code)
+	done(w, r, "Prices now in "+code)
 }
 
 func (a *app) login(w http.ResponseWriter, r *http.Request) {
@@ -385,7 +386,7 @@ func (a *app) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	sessionhttp.SetToken(w, in.Token)
-	done(w, r, in.Session, "Welcome, "+customer)
+	done(w, r, "Welcome, "+customer)
 }
 
 func (a *app) setPrivacy(w http.ResponseWriter, r *http.Request) {
@@ -395,12 +396,11 @@ func (a *app) setPrivacy(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "that is not an email address", http.StatusBadRequest)
 		return
 	}
-	s, err := a.client.SetAttribute(r.Context(), v.ID, wire.NamespacePrivacy, "email", wire.Text(email), sdk.Upsert())
-	if err != nil {
+	if _, err := a.client.SetAttribute(r.Context(), v.ID, wire.NamespacePrivacy, "email", wire.Text(email), sdk.Upsert()); err != nil {
 		a.fail(w, err)
 		return
 	}
-	done(w, r, s, "We will send order updates to "+email+" (until you log out)")
+	done(w, r, "We will send order updates to "+email+" (until you log out)")
 }
 
 func (a *app) logout(w http.ResponseWriter, r *http.Request) {
@@ -415,5 +415,5 @@ func (a *app) logout(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	sessionhttp.SetToken(w, out.Token)
-	done(w, r, out.Session, "Logged out; your cart is still here")
+	done(w, r, "Logged out; your cart is still here")
 }

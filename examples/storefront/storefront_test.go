@@ -6,73 +6,83 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/sessionedge/sessionedge/examples/internal/e2e"
+	"github.com/sessionedge/sessionedge/internal/testbin"
 	"github.com/sessionedge/sessionedge/sdk"
 	"github.com/sessionedge/sessionedge/sdk/sdktest"
 	"github.com/sessionedge/sessionedge/sdk/wire"
 )
+
+func TestMain(m *testing.M) { os.Exit(testbin.Main(m)) }
 
 // TestStorefrontWithFakes walks the shop through sdktest's fake edge and
 // fake origin: the app code is the real one, the session plumbing is played.
 func TestStorefrontWithFakes(t *testing.T) {
 	origin := sdktest.NewFakeOrigin(sdktest.FakeOriginConfig{APIKeys: map[string][]string{"app": {"sessions:read", "sessions:write"}}})
 	defer origin.Close()
-	h, err := newApp(config{OriginURL: origin.URL, APIKey: "app"})
+	keys := sdktest.NewAssertionKeys()
+	h, err := newApp(config{OriginURL: origin.URL, APIKey: "app", AssertionKeys: keys})
 	if err != nil {
 		t.Fatal(err)
 	}
 	app := httptest.NewServer(h)
 	defer app.Close()
-	edge := sdktest.NewFakeEdge(sdktest.FakeEdgeConfig{Origin: origin, Upstream: app.URL,
+	edge := sdktest.NewFakeEdge(sdktest.FakeEdgeConfig{Origin: origin, Upstream: app.URL, AssertionKeys: keys,
 		Defaults: map[wire.Field]string{wire.FieldSiteCode: "DE", wire.FieldCurrency: "EUR", wire.FieldLocale: "de-DE"}})
 	defer edge.Close()
 	client, err := sdk.New(sdk.Config{BaseURL: origin.URL, APIKey: "app"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	walkStorefront(t, edge.URL, client, edge.Sync)
+	walkStorefront(t, edge.URL, client)
 }
 
 // TestStorefrontEndToEnd walks the shop through the real edge proxy running
 // the filter, with the real origin.
 func TestStorefrontEndToEnd(t *testing.T) {
 	stack := e2e.Start(t, e2e.Options{App: "./examples/storefront"})
-	walkStorefront(t, stack.EdgeURL, stack.Client(t), func() {})
+	walkStorefront(t, stack.EdgeURL, stack.Client(t))
 }
 
-// TestStorefrontThroughEdge walks the shop through the real edge proxy and
-// filter, with sdktest's fake origin behind them.
-func TestStorefrontThroughEdge(t *testing.T) {
-	stack := e2e.Start(t, e2e.Options{App: "./examples/storefront", FakeOrigin: true})
-	walkStorefront(t, stack.EdgeURL, stack.Client(t), func() {})
-}
-
-func TestStorefrontRejectsDirectRequests(t *testing.T) {
-	h, err := newApp(config{OriginURL: "http://127.0.0.1:1", EdgeSecret: "s3cret"})
-	if err != nil {
-		t.Fatal(err)
+// TestStorefrontEndToEndCompact is the same walk with the filter in compact
+// forward mode: the edge sends only the context, its status and the
+// assertion, and the app's view comes from those alone.
+func TestStorefrontEndToEndCompact(t *testing.T) {
+	stack := e2e.Start(t, e2e.Options{App: "./examples/storefront", Plugin: map[string]any{"forward": map[string]any{"mode": "compact"}}})
+	walkStorefront(t, stack.EdgeURL, stack.Client(t))
+	h := e2e.NewBrowser(stack.EdgeURL).Get(t, "/api/headers").Body
+	if strings.Contains(h, "x-session-id:") || strings.Contains(h, "x-session-currency:") {
+		t.Fatalf("compact mode forwarded per-field headers:\n%s", h)
 	}
-	app := httptest.NewServer(h)
-	defer app.Close()
+}
+
+// TestStorefrontRefusesForgedHeaders sends x-session-* headers straight to
+// the app's port, past the edge: without the edge's signature they get 403,
+// and an assertion the edge signed for one request does not carry over to
+// another path.
+func TestStorefrontRefusesForgedHeaders(t *testing.T) {
+	stack := e2e.Start(t, e2e.Options{App: "./examples/storefront"})
+	shopper := e2e.NewBrowser(stack.EdgeURL)
+	st := apiState(t, shopper)
+	forged := map[string]string{"x-session-id": st.ID, "x-session-kind": "customer", "x-session-customer": "alice",
+		"x-session-context-status": "ok"}
 	for _, tt := range []struct {
-		name   string
-		header map[string]string
-		want   int
+		name, method, path string
+		header             map[string]string
+		want               int
 	}{
-		{"no session headers", nil, http.StatusForbidden},
-		{"forged session without the edge's secret", map[string]string{"x-session-id": "AAECAwQFBgcICQoLDA0ODw"}, http.StatusForbidden},
-		{"health check needs no session", nil, http.StatusOK},
+		{"no session headers", "GET", "/", nil, http.StatusForbidden},
+		{"forged customer", "GET", "/api/session", forged, http.StatusForbidden},
+		{"forged write into another session's cart", "POST", "/cart", forged, http.StatusForbidden},
+		{"health check needs no session", "GET", "/healthz", nil, http.StatusOK},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			path := "/"
-			if tt.want == http.StatusOK {
-				path = "/healthz"
-			}
-			req, _ := http.NewRequest("GET", app.URL+path, nil)
+			req, _ := http.NewRequest(tt.method, stack.AppURL+tt.path, strings.NewReader("sku=mug"))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 			for k, v := range tt.header {
 				req.Header.Set(k, v)
 			}
@@ -85,6 +95,77 @@ func TestStorefrontRejectsDirectRequests(t *testing.T) {
 				t.Fatalf("status %d, want %d", resp.StatusCode, tt.want)
 			}
 		})
+	}
+	t.Run("an assertion replayed on another path", func(t *testing.T) {
+		// /api/headers shows what the edge forwarded, assertion included.
+		seen := map[string]string{}
+		for _, line := range strings.Split(shopper.Get(t, "/api/headers").Body, "\n") {
+			if k, v, ok := strings.Cut(line, ": "); ok {
+				seen[k] = v
+			}
+		}
+		if seen[sdk.HeaderAssertion] == "" {
+			t.Fatalf("the edge forwarded no assertion: %v", seen)
+		}
+		req, _ := http.NewRequest("POST", stack.AppURL+"/cart", strings.NewReader("sku=mug"))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Host = strings.TrimPrefix(stack.EdgeURL, "http://")
+		for k, v := range seen {
+			req.Header.Set(k, v)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusForbidden {
+			t.Fatalf("status %d, want 403", resp.StatusCode)
+		}
+	})
+}
+
+// TestStorefrontRejectsDirectRequests is the same check without processes:
+// the app's handler behind its middleware, called directly.
+func TestStorefrontRejectsDirectRequests(t *testing.T) {
+	keys := sdktest.NewAssertionKeys()
+	h, err := newApp(config{OriginURL: "http://127.0.0.1:1", AssertionKeys: keys})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, _ := wire.ParseID("AAECAwQFBgcICQoLDA0ODw")
+	for _, tt := range []struct {
+		name    string
+		path    string
+		prepare func(r *http.Request)
+		want    int
+	}{
+		{"no session headers", "/", nil, http.StatusForbidden},
+		{"forged session", "/api/headers", func(r *http.Request) {
+			r.Header.Set("x-session-id", id.String())
+			r.Header.Set("x-session-kind", "customer")
+		}, http.StatusForbidden},
+		{"signed by another edge", "/api/headers", func(r *http.Request) {
+			sdktest.Forward(r, sdktest.NewAssertionKeys(), &wire.Session{ID: id, Kind: wire.KindCustomer, Generation: 2}, wire.AssertOK)
+		}, http.StatusForbidden},
+		{"signed by the edge", "/api/headers", func(r *http.Request) {
+			sdktest.Forward(r, keys, &wire.Session{ID: id, Kind: wire.KindAnonymous, Generation: 1}, wire.AssertNew)
+		}, http.StatusOK},
+		{"health check needs no session", "/healthz", nil, http.StatusOK},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			req := httptest.NewRequest("GET", tt.path, nil)
+			if tt.prepare != nil {
+				tt.prepare(req)
+			}
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, req)
+			if rec.Code != tt.want {
+				t.Fatalf("status %d (%s), want %d", rec.Code, rec.Body, tt.want)
+			}
+		})
+	}
+	if _, err := newApp(config{OriginURL: "http://127.0.0.1:1"}); err == nil {
+		t.Fatal("the app started without assertion keys")
 	}
 }
 
@@ -119,23 +200,6 @@ func apiState(t *testing.T, b *e2e.Browser) state {
 	return st
 }
 
-// eventually polls cond for up to 10s; refresh runs before each try (the
-// fake edge's Sync; nothing for the real edge, whose feed catches up alone).
-func eventually(t *testing.T, what string, refresh func(), cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		refresh()
-		if cond() {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting until %s", what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 func mustPage(t *testing.T, p *e2e.Page, wants ...string) {
 	t.Helper()
 	if p.Status != http.StatusOK {
@@ -149,8 +213,9 @@ func mustPage(t *testing.T, p *e2e.Page, wants ...string) {
 }
 
 // walkStorefront is the shopper's story of the README, checked at every step
-// against what the origin holds.
-func walkStorefront(t *testing.T, base string, client *sdk.Client, refresh func()) {
+// against what the origin holds. Every page after a write must show the
+// write at once: no waiting for the change feed, no retries.
+func walkStorefront(t *testing.T, base string, client *sdk.Client) {
 	ctx := context.Background()
 	b := e2e.NewBrowser(base)
 
@@ -166,32 +231,41 @@ func walkStorefront(t *testing.T, base string, client *sdk.Client, refresh func(
 	if _, err := wire.ParseID(id); err != nil || st.Kind != "anonymous" {
 		t.Fatalf("session %+v", st)
 	}
-	if h := b.Get(t, "/api/headers"); !strings.Contains(h.Body, "x-session-id: "+id) || !strings.Contains(h.Body, "x-session-segment: ") {
+	if h := b.Get(t, "/api/headers"); !strings.Contains(h.Body, "x-session-assertion: ") || !strings.Contains(h.Body, "x-session-context: ") {
 		t.Fatalf("forwarded headers:\n%s", h.Body)
 	}
 	if again := apiState(t, b); again.ID != id {
 		t.Fatalf("second request has session %s, first %s: the cookie did not stick", again.ID, id)
 	}
 
-	// Add to cart, twice: the cart id is set and the line counts up.
-	mustPage(t, b.Post(t, "/cart", url.Values{"sku": {"mug"}}), "Added Edge-proof mug", "× 1")
+	// Add to cart three times: the redirected page shows each add at once,
+	// and the cart keeps one id.
 	p = b.Post(t, "/cart", url.Values{"sku": {"mug"}})
-	mustPage(t, p, "× 2", "€25.98")
+	if u, err := url.Parse(p.URL); err != nil || u.Path != "/" || u.Query().Has("v") {
+		t.Fatalf("add to cart redirected to %q: the page must need no version", p.URL)
+	}
+	mustPage(t, p, "Added Edge-proof mug", "× 1", `id="cart-id">cart-`)
+	cartID := apiState(t, b).CartID
+	mustPage(t, b.Post(t, "/cart", url.Values{"sku": {"mug"}}), "× 2", "€25.98", cartID)
+	mustPage(t, b.Post(t, "/cart", url.Values{"sku": {"tee"}}), "× 2", "× 1", "€50.97", cartID)
+	if got := apiState(t, b).CartID; got != cartID || !strings.HasPrefix(cartID, "cart-") {
+		t.Fatalf("three adds gave cart ids %q and %q", cartID, got)
+	}
 	s, err := client.Get(ctx, id)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cartID := s.Text(wire.FieldCartID)
-	if q, _ := s.Attr(wire.NamespaceCustom, "cart.mug"); !strings.HasPrefix(cartID, "cart-") || q.Int != 2 {
-		t.Fatalf("origin has cart %q, mug %+v", cartID, q)
+	if q, _ := s.Attr(wire.NamespaceCustom, "cart.mug"); s.Text(wire.FieldCartID) != cartID || q.Int != 2 {
+		t.Fatalf("origin has cart %q, mug %+v", s.Text(wire.FieldCartID), q)
 	}
 
 	// Switch currency: prices are shown in it.
 	mustPage(t, b.Post(t, "/currency", url.Values{"currency": {"GBP"}}), `id="currency">GBP`, "£22.08")
 
-	// Log in: same id and context, new generation, new cookie, profile defaults.
+	// Log in: same id and context, new generation, new cookie, profile
+	// defaults, on the page the login redirects to.
 	p = b.Post(t, "/login", url.Values{"customer": {"alice"}})
-	mustPage(t, p, `id="customer">alice`, `id="session-kind">customer`)
+	mustPage(t, p, `id="customer">alice`, `id="session-kind">customer`, `id="session-generation">2`, `id="currency">USD`, cartID)
 	if b.Cookie("__Host-sid") == token {
 		t.Fatal("login did not replace the cookie")
 	}
@@ -205,19 +279,17 @@ func walkStorefront(t *testing.T, base string, client *sdk.Client, refresh func(
 	if s.Text(wire.FieldCurrency) != "USD" || s.Text(wire.FieldLocale) != "en-US" {
 		t.Fatalf("profile defaults not applied: %+v", s.Fields)
 	}
-	eventually(t, "the edge forwards the logged-in session", refresh, func() bool {
-		st := apiState(t, b)
-		return st.ID == id && st.Kind == "customer" && st.Customer == "alice" && st.Currency == "USD"
-	})
+	if st := apiState(t, b); st.ID != id || st.Kind != "customer" || st.Customer != "alice" || st.Currency != "USD" {
+		t.Fatalf("after login the edge forwards %+v", st)
+	}
 
-	// The cookie from before the login is dead once the edge knows the new
-	// generation: replaying it gets a fresh anonymous session.
+	// The cookie from before the login is dead: replaying it gets a fresh
+	// anonymous session.
 	thief := e2e.NewBrowser(base)
 	thief.SetCookie("__Host-sid", token)
-	eventually(t, "the pre-login token is refused", refresh, func() bool {
-		st := apiState(t, thief)
-		return st.ID != id && st.Kind == "anonymous"
-	})
+	if st := apiState(t, thief); st.ID == id || st.Kind != "anonymous" {
+		t.Fatalf("the pre-login token still works: %+v", st)
+	}
 
 	// A client that forges session headers gets its own session, not the
 	// one it names: the edge strips client-sent x-session-* headers.
@@ -225,6 +297,7 @@ func walkStorefront(t *testing.T, base string, client *sdk.Client, refresh func(
 	forger.Header.Set("x-session-id", id)
 	forger.Header.Set("x-session-kind", "customer")
 	forger.Header.Set("x-session-customer", "alice")
+	forger.Header.Set("x_session_customer", "alice")
 	if st := apiState(t, forger); st.ID == id || st.Kind != "anonymous" || st.Customer != "" {
 		t.Fatalf("forged headers reached the app: %+v", st)
 	}
@@ -233,7 +306,10 @@ func walkStorefront(t *testing.T, base string, client *sdk.Client, refresh func(
 	mustPage(t, b.Post(t, "/privacy", url.Values{"email": {"alice@example.com"}}), `id="privacy-email">alice@example.com`)
 	loginToken := b.Cookie("__Host-sid")
 	p = b.Post(t, "/logout", nil)
-	mustPage(t, p, "Browsing anonymously", "× 2")
+	mustPage(t, p, "Browsing anonymously", "× 2", `id="session-generation">3`, cartID)
+	if strings.Contains(p.Body, "alice@example.com") {
+		t.Fatal("the email survived logout")
+	}
 	if b.Cookie("__Host-sid") == loginToken {
 		t.Fatal("logout did not replace the cookie")
 	}
@@ -247,10 +323,9 @@ func walkStorefront(t *testing.T, base string, client *sdk.Client, refresh func(
 	if q, _ := s.Attr(wire.NamespaceCustom, "cart.mug"); q.Int != 2 || s.Text(wire.FieldCartID) != cartID {
 		t.Fatalf("logout lost the cart: %+v", s.Context)
 	}
-	eventually(t, "the edge forwards the logged-out session", refresh, func() bool {
-		st := apiState(t, b)
-		return st.ID == id && st.Kind == "anonymous" && st.Customer == "" && st.Email == "" && st.Cart["mug"] == 2
-	})
+	if st := apiState(t, b); st.ID != id || st.Kind != "anonymous" || st.Customer != "" || st.Email != "" || st.Cart["mug"] != 2 {
+		t.Fatalf("after logout the edge forwards %+v", st)
+	}
 
 	// The tokens the app handed back in x-session-token became cookies;
 	// no x-session-* header ever reached the browser.

@@ -13,20 +13,21 @@ import (
 )
 
 // Example tests an app behind a fake edge and a fake origin: the app sees
-// session headers as behind the real edge, and its writes go to the fake
-// origin, which the test can inspect.
+// signed session headers as behind the real edge, and its writes go to the
+// fake origin, which the test can inspect.
 func Example() {
 	origin := sdktest.NewFakeOrigin(sdktest.FakeOriginConfig{})
 	defer origin.Close()
 
-	app := httptest.NewServer(sessionhttp.Middleware(sessionhttp.Config{})(http.HandlerFunc(
+	keys := sdktest.NewAssertionKeys() // the key the edge signs with and the app verifies with
+	app := httptest.NewServer(sessionhttp.Middleware(sessionhttp.Config{AssertionKeys: keys})(http.HandlerFunc(
 		func(w http.ResponseWriter, r *http.Request) {
 			s := sessionhttp.FromRequest(r)
 			fmt.Fprintf(w, "%s session, %s, currency %s", s.Kind, s.Status, s.Text(wire.FieldCurrency))
 		})))
 	defer app.Close()
 
-	edge := sdktest.NewFakeEdge(sdktest.FakeEdgeConfig{Origin: origin, Upstream: app.URL,
+	edge := sdktest.NewFakeEdge(sdktest.FakeEdgeConfig{Origin: origin, Upstream: app.URL, AssertionKeys: keys,
 		Defaults: map[wire.Field]string{wire.FieldCurrency: "EUR"}})
 	defer edge.Close()
 

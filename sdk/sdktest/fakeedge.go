@@ -1,9 +1,8 @@
 package sdktest
 
 import (
-	"crypto/sha256"
+	"context"
 	"encoding/base64"
-	"encoding/hex"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -22,20 +21,33 @@ type FakeEdgeConfig struct {
 	Origin *FakeOrigin
 	// Upstream is the app's base URL. Required.
 	Upstream string
-	// Defaults are the site defaults of new sessions (well-known fields by
-	// JSON name, e.g. "currency": "EUR").
+	// Defaults are the site defaults of every session (well-known fields,
+	// e.g. wire.FieldCurrency: "EUR"), where the session has no value.
 	Defaults map[wire.Field]string
 	// Cookie is the cookie name. Default "__Host-sid".
 	Cookie string
+	// AssertionKeys sign the assertion on every forwarded request. Default:
+	// a random key; FakeEdge.AssertionKeys returns it for the app's
+	// middleware.
+	AssertionKeys *wire.AssertionKeys
+	// Compact forwards only x-session-context, x-session-context-status and
+	// the assertion, as the filter's forward mode "compact" does; by default
+	// the per-field headers are sent too.
+	Compact bool
 }
 
 // FakeEdge plays the edge in front of an app in tests, in the way the real
-// filter does it: it strips client-sent x-session-* headers, verifies the
-// session cookie, mints anonymous sessions without telling the origin, forwards
-// the session as x-session-* headers, and turns an x-session-token response
-// header into the cookie. Like a real edge it serves sessions from a cache
-// that only Sync refreshes, so apps must read their own writes back (see the
-// sdk package docs).
+// filter does it: it strips client-sent x-session-* headers (also spelled
+// with underscores), verifies the session cookie, mints anonymous sessions
+// without telling the origin, forwards the session in x-session-* headers
+// signed with an assertion, turns an x-session-token response header into
+// the cookie and strips every x-session-* response header.
+//
+// Like a real edge it serves sessions from a cache: the cache entry of a
+// session is dropped when the app's response carries x-session-written (the
+// middlewares set it for writes made through a Client with the request's
+// context), so the next request reads the fake origin, and Sync drops every
+// entry, as if the change feed had delivered every change.
 type FakeEdge struct {
 	*httptest.Server
 	cfg FakeEdgeConfig
@@ -49,6 +61,9 @@ func NewFakeEdge(cfg FakeEdgeConfig) *FakeEdge {
 	if cfg.Cookie == "" {
 		cfg.Cookie = "__Host-sid"
 	}
+	if cfg.AssertionKeys == nil {
+		cfg.AssertionKeys = NewAssertionKeys()
+	}
 	up, err := url.Parse(cfg.Upstream)
 	if err != nil {
 		panic("sdktest: bad upstream URL: " + err.Error())
@@ -58,34 +73,34 @@ func NewFakeEdge(cfg FakeEdgeConfig) *FakeEdge {
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(up)
 			pr.Out.Host = pr.In.Host
+			f := pr.In.Context().Value(forwardKey{}).(*forwarded)
+			forward(pr.Out.Header, cfg.AssertionKeys, pr.Out.Host, pr.Out.URL.RequestURI(), f.view, f.status, cfg.Compact)
 		},
 		ModifyResponse: func(resp *http.Response) error {
 			if tok := resp.Header.Get("x-session-token"); tok != "" {
 				resp.Header.Add("Set-Cookie", e.cookie(tok))
 			}
-			for name := range resp.Header {
-				if strings.HasPrefix(strings.ToLower(name), "x-session-") {
-					resp.Header.Del(name)
-				}
+			if resp.Header.Get("x-session-written") != "" {
+				f := resp.Request.Context().Value(forwardKey{}).(*forwarded)
+				e.mu.Lock()
+				delete(e.cache, f.view.ID)
+				e.mu.Unlock()
 			}
+			stripSessionHeaders(resp.Header)
 			return nil
 		},
 	}
 	e.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		for name := range r.Header {
-			if strings.HasPrefix(strings.ToLower(name), "x-session-") {
-				r.Header.Del(name)
-			}
-		}
-		e.forward(w, r)
-		proxy.ServeHTTP(w, r)
+		stripSessionHeaders(r.Header)
+		f := e.resolve(w, r)
+		proxy.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), forwardKey{}, f)))
 	}))
 	return e
 }
 
-func (e *FakeEdge) cookie(token string) string {
-	return (&http.Cookie{Name: e.cfg.Cookie, Value: token, Path: "/", HttpOnly: true, Secure: true, SameSite: http.SameSiteLaxMode}).String()
-}
+// AssertionKeys returns the keys the edge signs its assertions with, for
+// the app's middleware configuration.
+func (e *FakeEdge) AssertionKeys() *wire.AssertionKeys { return e.cfg.AssertionKeys }
 
 // Sync drops the edge's cached sessions, as if the change feed had delivered
 // every change.
@@ -95,67 +110,160 @@ func (e *FakeEdge) Sync() {
 	clear(e.cache)
 }
 
-// forward sets the session headers on r and, for a new session, the cookie on w.
-func (e *FakeEdge) forward(w http.ResponseWriter, r *http.Request) {
+func (e *FakeEdge) cookie(token string) string {
+	return (&http.Cookie{Name: e.cfg.Cookie, Value: token, Path: "/", HttpOnly: true, Secure: true, SameSite: http.SameSiteLaxMode}).String()
+}
+
+type forwardKey struct{}
+
+// forwarded is what the edge decided to forward for one request.
+type forwarded struct {
+	view   *wire.Session
+	status wire.AssertStatus
+}
+
+// resolve finds the session of r (minting one, with its cookie on w, when
+// r has no valid token) and returns what to forward.
+func (e *FakeEdge) resolve(w http.ResponseWriter, r *http.Request) *forwarded {
 	kr := e.cfg.Origin.Keyring()
 	var c wire.Claims
 	valid := false
 	if ck, err := r.Cookie(e.cfg.Cookie); err == nil {
 		valid = kr.VerifyToken([]byte(ck.Value), time.Now().Unix(), &c) == nil
 	}
-	e.mu.Lock()
-	s, cached := e.cache[c.ID]
-	if valid && !cached {
-		if s = e.cfg.Origin.Session(c.ID.String()); s != nil {
-			e.cache[c.ID] = s
+	var s *wire.Session
+	if valid {
+		e.mu.Lock()
+		s = e.cache[c.ID]
+		e.mu.Unlock()
+		// The generation rule: a token newer than the copy fetches; an
+		// older one is dead.
+		if s == nil || c.Generation > s.Generation {
+			if s = e.cfg.Origin.Session(c.ID.String()); s != nil {
+				e.mu.Lock()
+				e.cache[c.ID] = s
+				e.mu.Unlock()
+			}
+		}
+		if s != nil && (s.Ended != 0 || c.Generation != s.Generation) {
+			valid, s = false, nil
 		}
 	}
-	e.mu.Unlock()
-	if valid && s != nil && (s.Ended != 0 || c.Generation < s.Generation) {
-		valid = false // ended, or a token from before a login or logout
-	}
-	status := "ok"
+	status := wire.AssertOK
 	if !valid {
 		id, _ := wire.NewID()
 		now := time.Now()
 		c = wire.Claims{Kind: wire.KindAnonymous, ID: id, Generation: 1, IssuedAt: now.Unix(),
 			IdleDeadline: now.Add(time.Hour).Unix(), HardDeadline: now.Add(24 * time.Hour).Unix()}
 		w.Header().Add("Set-Cookie", e.cookie(string(kr.AppendToken(nil, &c))))
-		s, status = nil, "new"
 	}
 	view := &wire.Session{ID: c.ID, Kind: c.Kind, Generation: c.Generation}
 	if s != nil {
 		view = s.Clone()
-		if c.Generation > view.Generation {
-			// The cookie is newer than the cache (a login the feed has
-			// not delivered yet): trust the verified token's metadata.
-			view.Kind, view.Generation = c.Kind, c.Generation
-		}
-	} else if valid {
-		status = "new" // a token the origin has not stored anything for yet
+	} else {
+		status = wire.AssertNew // minted here, or not stored at the origin yet
 	}
 	for f, v := range e.cfg.Defaults {
 		if view.Fields[f].IsZero() {
 			view.Fields[f] = wire.Text(v)
 		}
 	}
-	h := r.Header
+	return &forwarded{view: view, status: status}
+}
+
+// NewAssertionKeys returns assertion keys with one random secret, id 1.
+func NewAssertionKeys() *wire.AssertionKeys {
+	secret := make([]byte, 32)
+	id, _ := wire.NewID()
+	copy(secret, id[:])
+	id, _ = wire.NewID()
+	copy(secret[16:], id[:])
+	ak, err := wire.NewAssertionKeys(1, map[uint8][]byte{1: secret})
+	if err != nil {
+		panic(err)
+	}
+	return ak
+}
+
+// Forward sets on r the headers the edge forwards for session s with
+// status, as they would reach the app: the per-field headers (values
+// percent-encoded as the edge does), x-session-context with every namespace
+// of s, x-session-context-status, and x-session-assertion signed with keys
+// and bound to r's Host and request target. Use it to call an app's
+// handlers directly in tests:
+//
+//	req := httptest.NewRequest("GET", "/cart", nil)
+//	sdktest.Forward(req, keys, session, wire.AssertOK)
+//	handler.ServeHTTP(rec, req)
+func Forward(r *http.Request, keys *wire.AssertionKeys, s *wire.Session, status wire.AssertStatus) {
+	authority := r.Host
+	if authority == "" {
+		authority = r.URL.Host
+	}
+	path := r.RequestURI
+	if path == "" {
+		path = r.URL.RequestURI()
+	}
+	stripSessionHeaders(r.Header)
+	forward(r.Header, keys, authority, path, s, status, false)
+}
+
+func forward(h http.Header, keys *wire.AssertionKeys, authority, path string, view *wire.Session, status wire.AssertStatus, compact bool) {
+	ctx := base64.RawURLEncoding.EncodeToString(wire.AppendSessionView(nil, view, wire.AllNamespaces))
+	a := wire.Assertion{Kind: view.Kind, Status: status, ID: view.ID, Generation: view.Generation,
+		IssuedAt: time.Now().UnixMilli(), ContextDigest: keys.ContextDigest([]byte(ctx))}
+	if status == wire.AssertOK {
+		a.Version = view.Version
+	}
+	h.Set("x-session-context", ctx)
+	h.Set("x-session-context-status", status.String())
+	h.Set("x-session-assertion", string(keys.AppendAssertion(nil, &a, []byte(authority), []byte(path))))
+	if compact {
+		return
+	}
 	h.Set("x-session-id", view.ID.String())
 	h.Set("x-session-kind", view.Kind.String())
 	h.Set("x-session-generation", strconv.FormatUint(uint64(view.Generation), 10))
-	h.Set("x-session-version", strconv.FormatUint(view.Version, 10))
-	h.Set("x-session-context-status", status)
-	h.Set("x-session-context", base64.RawURLEncoding.EncodeToString(wire.AppendSessionView(nil, view, wire.AllNamespaces)))
+	h.Set("x-session-version", strconv.FormatUint(a.Version, 10))
 	for _, fh := range [...]struct {
 		name string
 		f    wire.Field
 	}{{"x-session-site", wire.FieldSiteCode}, {"x-session-currency", wire.FieldCurrency}, {"x-session-location", wire.FieldTargetLocation},
 		{"x-session-locale", wire.FieldLocale}, {"x-session-cart", wire.FieldCartID}, {"x-session-customer", wire.FieldCustomerID}} {
 		if t := view.Fields[fh.f].Text; t != "" {
-			h.Set(fh.name, t)
+			h.Set(fh.name, percentEncode(t))
 		}
 	}
-	seg := sha256.Sum256([]byte(view.Fields[wire.FieldSiteCode].Text + "\x00" + view.Fields[wire.FieldCurrency].Text + "\x00" +
-		view.Fields[wire.FieldLocale].Text + "\x00" + view.Fields[wire.FieldTargetLocation].Text))
-	h.Set("x-session-segment", hex.EncodeToString(seg[:8]))
+	if tr := view.Fields[wire.FieldTrackingAllowed]; tr.Type == wire.TypeBool {
+		h.Set("x-session-tracking", strconv.FormatBool(tr.BoolValue()))
+	}
+	h.Set("x-session-segment", string(wire.AppendSegment(nil, view)))
+}
+
+// percentEncode writes every byte outside visible ASCII (0x21-0x7e), and
+// '%' itself, as %HH: the edge's encoding of per-field header values.
+func percentEncode(s string) string {
+	const hex = "0123456789ABCDEF"
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < 0x21 || c > 0x7e || c == '%' {
+			b.WriteByte('%')
+			b.WriteByte(hex[c>>4])
+			b.WriteByte(hex[c&0xf])
+			continue
+		}
+		b.WriteByte(c)
+	}
+	return b.String()
+}
+
+// stripSessionHeaders removes every header whose name, lower-cased and with
+// '_' read as '-', starts with "x-session-".
+func stripSessionHeaders(h http.Header) {
+	for name := range h {
+		if strings.HasPrefix(strings.ReplaceAll(strings.ToLower(name), "_", "-"), "x-session-") {
+			delete(h, name)
+		}
+	}
 }

@@ -1,13 +1,12 @@
-// Package sdktest helps test apps that use sessionedge and the SDK itself.
-//
-// FakeOrigin is an in-memory stand-in for the origin API that applies writes
-// with the same rules (sdk/wire deltas), so an app's tests need no origin
-// process. StartOrigin builds and starts the real origin of this repository
-// for tests that run inside it.
+// Package sdktest helps test apps that use sessionedge: FakeOrigin is an
+// in-memory stand-in for the origin API, FakeEdge plays the edge in front of
+// an app, and Forward sets the headers the edge forwards on a request, so an
+// app's handlers can be tested without any sessionedge process.
 package sdktest
 
 import (
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -24,8 +23,8 @@ import (
 type FakeOriginConfig struct {
 	// APIKeys, when set, maps each accepted API key (a Bearer token) to its
 	// scopes: "sessions:read" for GET, "sessions:write" for other session
-	// routes, "sessions:admin" for the customer routes, "edge:sync" for the
-	// sync feed. Without keys every request is accepted.
+	// routes, "sessions:admin" for the customer routes. Without keys every
+	// request is accepted.
 	APIKeys map[string][]string
 	// Keyring mints the tokens of create, login and logout. Default: a
 	// keyring with one random key.
@@ -37,19 +36,17 @@ type FakeOriginConfig struct {
 }
 
 // FakeOrigin is an in-memory origin API served by an httptest.Server on
-// loopback. It implements the session, shared and customer routes of /v1 with
-// the origin's semantics (upsert, If-Match, generations, tombstones, typed
-// errors, scopes), CBOR answers for edges (Accept: application/cbor), the edge's sync
-// feed and activity reports; it has no expiry and no webhooks, and keeps
-// everything in memory.
+// loopback. It implements the routes of /v1 an app calls (sessions, shared
+// sessions, customers) with the origin's semantics (upsert, If-Match,
+// generations, absolute hard deadlines, tombstones, typed errors, scopes,
+// ?items=); it has no expiry, no webhooks and none of the edge's routes
+// (the change feed, activity reports), and keeps everything in memory.
 type FakeOrigin struct {
 	*httptest.Server
 	cfg FakeOriginConfig
 
 	mu       sync.Mutex
 	sessions map[wire.ID]*wire.Session
-	log      []wire.Delta  // every applied delta; the sync cursor is an index into it
-	logged   chan struct{} // closed and replaced when the log grows, to wake long polls
 }
 
 // NewFakeOrigin starts a FakeOrigin. Close it when done.
@@ -66,9 +63,8 @@ func NewFakeOrigin(cfg FakeOriginConfig) *FakeOrigin {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	o := &FakeOrigin{cfg: cfg, sessions: map[wire.ID]*wire.Session{}, logged: make(chan struct{})}
+	o := &FakeOrigin{cfg: cfg, sessions: map[wire.ID]*wire.Session{}}
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) })
 	mux.HandleFunc("POST /v1/sessions", o.create)
 	mux.HandleFunc("GET /v1/sessions/{id}", o.get)
 	mux.HandleFunc("PUT /v1/sessions/{id}/context", o.context(true))
@@ -84,10 +80,8 @@ func NewFakeOrigin(cfg FakeOriginConfig) *FakeOrigin {
 	mux.HandleFunc("GET /v1/shared/{name}", o.getShared)
 	mux.HandleFunc("GET /v1/customers/{cid}/sessions", o.customerSessions)
 	mux.HandleFunc("DELETE /v1/customers/{cid}/sessions", o.revokeCustomer)
-	mux.HandleFunc("GET /v1/sync", o.syncFeed)
-	mux.HandleFunc("POST /v1/sync/touch", o.touch)
 	o.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if len(cfg.APIKeys) > 0 && r.URL.Path != "/readyz" {
+		if len(cfg.APIKeys) > 0 {
 			scopes, ok := cfg.APIKeys[strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")]
 			if !ok {
 				writeError(w, http.StatusUnauthorized, "unauthorized", "missing or unknown API key", "", 0)
@@ -95,8 +89,6 @@ func NewFakeOrigin(cfg FakeOriginConfig) *FakeOrigin {
 			}
 			need := "sessions:write"
 			switch {
-			case strings.HasPrefix(r.URL.Path, "/v1/sync"):
-				need = "edge:sync"
 			case strings.HasPrefix(r.URL.Path, "/v1/customers/"):
 				need = "sessions:admin"
 			case r.Method == http.MethodGet:
@@ -190,18 +182,21 @@ func (o *FakeOrigin) writeToken(w http.ResponseWriter, status int, s *wire.Sessi
 	w.Write(append(b, '}'))
 }
 
-// deadlines returns the idle and hard deadlines of a kind from now (the
-// origin's defaults of DESIGN.md §4).
+// deadlines returns the idle and hard deadlines of a kind from now, with the
+// origin's default timeouts.
 func (o *FakeOrigin) deadlines(k wire.Kind) (idle, hard int64) {
 	now := o.cfg.Now()
 	switch k {
 	case wire.KindAnonymous:
 		return now.Add(time.Hour).UnixMilli(), now.Add(24 * time.Hour).UnixMilli()
 	case wire.KindCustomer:
-		return now.Add(30 * time.Minute).UnixMilli(), now.Add(6 * time.Hour).UnixMilli()
+		return now.Add(30 * time.Minute).UnixMilli(), now.Add(customerHard).UnixMilli()
 	}
 	return 0, 0
 }
+
+// customerHard is the origin's default hard timeout of customer sessions.
+const customerHard = 6 * time.Hour
 
 // apply applies ops to the session with id under the lock. create makes an
 // unknown id a new session of kind (0: answer 404). ifMatch, when non-empty,
@@ -223,8 +218,10 @@ func (o *FakeOrigin) apply(w http.ResponseWriter, id wire.ID, create wire.Kind, 
 		base = s.Version
 	}
 	if ifMatch != "" {
-		want, err := strconv.ParseUint(strings.Trim(strings.TrimPrefix(ifMatch, "W/"), `"`), 10, 64)
-		if err != nil {
+		// Like the origin: a strong tag only (a weak one cannot promise
+		// the exact version a compare-and-swap needs).
+		want, err := strconv.ParseUint(strings.TrimSuffix(strings.TrimPrefix(ifMatch, `"`), `"`), 10, 64)
+		if err != nil || !strings.HasPrefix(ifMatch, `"`) {
 			writeError(w, http.StatusBadRequest, "invalid_input", "If-Match is not a version", "If-Match", 0)
 			return nil, false
 		}
@@ -251,9 +248,6 @@ func (o *FakeOrigin) apply(w http.ResponseWriter, id wire.ID, create wire.Kind, 
 		return nil, false
 	}
 	o.sessions[id] = next
-	o.log = append(o.log, d)
-	close(o.logged)
-	o.logged = make(chan struct{})
 	return next.Clone(), true
 }
 
@@ -287,7 +281,8 @@ func readObject(w http.ResponseWriter, r *http.Request) (wire.Value, bool) {
 		return wire.Value{}, false
 	}
 	if len(strings.TrimSpace(string(b))) == 0 {
-		return wire.Value{Type: wire.TypeMap}, true
+		writeError(w, http.StatusBadRequest, "invalid_input", "request body is empty; send a JSON object", "body", 0)
+		return wire.Value{}, false
 	}
 	v, err := wire.ParseValueJSON(b)
 	if err != nil || v.Type != wire.TypeMap {
@@ -356,25 +351,44 @@ func (o *FakeOrigin) get(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusGone, "gone", "session ended: "+s.Ended.String(), "", 0)
 	default:
 		if items := r.URL.Query().Get("items"); items != "" {
-			s = selectItems(s, strings.Split(items, ","))
+			var err error
+			if s, err = selectItems(s, items); err != nil {
+				writeError(w, http.StatusBadRequest, "invalid_input", err.Error(), "items", 0)
+				return
+			}
 		}
 		o.writeSession(w, r, http.StatusOK, s)
 	}
 }
 
-// selectItems keeps only the listed "ns.key" attributes of s.
-func selectItems(s *wire.Session, items []string) *wire.Session {
+// selectItems returns a copy of s holding only the listed items: a
+// well-known field by name, a "namespace.key" attribute, or a whole
+// namespace, as the origin does.
+func selectItems(s *wire.Session, items string) (*wire.Session, error) {
 	out := s.Clone()
+	out.Fields = [wire.NumFields]wire.Value{}
 	out.Attrs = [wire.NumNamespaces]wire.Attrs{}
-	for _, it := range items {
-		nsName, key, _ := strings.Cut(it, ".")
-		if ns, ok := wire.ParseNamespace(nsName); ok {
-			if v, ok := s.Attr(ns, key); ok {
-				out.Attrs[ns] = out.Attrs[ns].With(key, v)
-			}
+	for _, it := range strings.Split(items, ",") {
+		it = strings.TrimSpace(it)
+		if it == "" {
+			continue
+		}
+		if f, ok := wire.ParseField(it); ok {
+			out.Fields[f] = s.Fields[f]
+			continue
+		}
+		nsName, key, hasKey := strings.Cut(it, ".")
+		ns, ok := wire.ParseNamespace(nsName)
+		if !ok {
+			return nil, errors.New("unknown item " + strconv.Quote(it))
+		}
+		if !hasKey {
+			out.Attrs[ns] = s.Attrs[ns]
+		} else if v, ok := s.Attr(ns, key); ok {
+			out.Attrs[ns] = out.Attrs[ns].With(key, v)
 		}
 	}
-	return out
+	return out, nil
 }
 
 func (o *FakeOrigin) context(replace bool) http.HandlerFunc {
@@ -479,7 +493,15 @@ func (o *FakeOrigin) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s, ok := o.apply(w, id, upsertKind(r), "", func(s *wire.Session) ([]wire.Op, error) {
-		idle, hard := o.deadlines(wire.KindCustomer)
+		// Hard deadlines are absolute: a login can bring the end closer
+		// (the customer timeout counted from the session's start), never
+		// move it later.
+		idle, _ := o.deadlines(wire.KindCustomer)
+		created := s.Created
+		if created == 0 {
+			created = o.cfg.Now().UnixMilli()
+		}
+		hard := created + customerHard.Milliseconds()
 		ops := []wire.Op{{Code: wire.OpLogin, CustomerID: cid.Text, Generation: s.Generation + 1, Idle: idle, Hard: hard}}
 		if p := member(body, "profile"); !p.IsZero() {
 			more, err := wire.ContextOps(p, false, &wire.DefaultLimits)
@@ -501,8 +523,9 @@ func (o *FakeOrigin) logout(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s, ok := o.apply(w, id, 0, "", func(s *wire.Session) ([]wire.Op, error) {
-		idle, hard := o.deadlines(wire.KindAnonymous)
-		return []wire.Op{{Code: wire.OpLogout, Generation: s.Generation + 1, Idle: idle, Hard: hard}}, nil
+		// The hard deadline stays (Hard 0 keeps the current one).
+		idle, _ := o.deadlines(wire.KindAnonymous)
+		return []wire.Op{{Code: wire.OpLogout, Generation: s.Generation + 1, Idle: idle}}, nil
 	})
 	if ok {
 		o.writeToken(w, http.StatusOK, s, false)
@@ -584,82 +607,6 @@ func (o *FakeOrigin) revokeCustomer(w http.ResponseWriter, r *http.Request) {
 		o.apply(httptest.NewRecorder(), s.ID, 0, "", func(*wire.Session) ([]wire.Op, error) {
 			return []wire.Op{{Code: wire.OpEnd, Reason: wire.EndRevoked}}, nil
 		})
-	}
-	w.WriteHeader(http.StatusNoContent)
-}
-
-// syncFeed serves GET /v1/sync: the deltas after the cursor (an index into
-// the log), long-polling up to wait ms when there are none.
-func (o *FakeOrigin) syncFeed(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query()
-	limit, _ := strconv.Atoi(q.Get("limit"))
-	if limit <= 0 {
-		limit = 1000
-	}
-	wait, _ := strconv.Atoi(q.Get("wait"))
-	deadline := time.Now().Add(time.Duration(min(wait, 30000)) * time.Millisecond)
-	var bt wire.Batch
-	for {
-		o.mu.Lock()
-		head := len(o.log)
-		wake := o.logged
-		after, err := strconv.Atoi(q.Get("after"))
-		switch {
-		case q.Get("after") == "":
-			after = head // no cursor: start from now
-		case err != nil || after < 0 || after > head:
-			bt.Reset, after = true, head
-		}
-		end := min(head, after+limit)
-		bt.Cursor = strconv.Itoa(end)
-		bt.Deltas = append([]wire.Delta(nil), o.log[after:end]...)
-		o.mu.Unlock()
-		if len(bt.Deltas) > 0 || bt.Reset || q.Get("after") == "" || time.Now().After(deadline) {
-			break
-		}
-		select {
-		case <-wake:
-		case <-time.After(time.Until(deadline)):
-		case <-r.Context().Done():
-			return
-		}
-	}
-	w.Header().Set("Content-Type", "application/cbor")
-	w.Write(wire.AppendBatch(nil, &bt))
-}
-
-// touch serves POST /v1/sync/touch: an edge's activity report. Unknown ids
-// are sessions the edge minted; they are created as reported.
-func (o *FakeOrigin) touch(w http.ResponseWriter, r *http.Request) {
-	b, err := io.ReadAll(io.LimitReader(r.Body, 8<<20))
-	if err != nil {
-		writeError(w, http.StatusBadRequest, "invalid_input", err.Error(), "body", 0)
-		return
-	}
-	ts, err := wire.DecodeTouches(b, nil)
-	if err != nil {
-		writeError(w, http.StatusBadRequest, "invalid_input", err.Error(), "body", 0)
-		return
-	}
-	for _, t := range ts {
-		o.mu.Lock()
-		s := o.sessions[t.ID]
-		if s == nil {
-			d := wire.Delta{ID: t.ID, Version: 1, At: t.LastSeen, Ops: []wire.Op{{Code: wire.OpStart, Kind: t.Kind,
-				Generation: t.Generation, Idle: t.IdleDeadline, Hard: t.HardDeadline}}}
-			if next, err := wire.Apply(nil, &d, &wire.DefaultLimits); err == nil {
-				o.sessions[t.ID] = next
-				o.log = append(o.log, d)
-				close(o.logged)
-				o.logged = make(chan struct{})
-			}
-		} else if s.Ended == 0 && t.LastSeen > s.LastSeen {
-			// A pure touch needs no feed delta (contracts): update in place.
-			c := s.Clone()
-			c.LastSeen, c.IdleDeadline = t.LastSeen, max(c.IdleDeadline, t.IdleDeadline)
-			o.sessions[t.ID] = c
-		}
-		o.mu.Unlock()
 	}
 	w.WriteHeader(http.StatusNoContent)
 }

@@ -3,19 +3,67 @@ package sessionfasthttp_test
 import (
 	"fmt"
 	"net"
+	"net/http"
 	"testing"
 	"time"
 
 	"github.com/valyala/fasthttp"
 
 	"github.com/sessionedge/sessionedge/sdk"
+	"github.com/sessionedge/sessionedge/sdk/sdktest"
 	"github.com/sessionedge/sessionedge/sdk/sessionfasthttp"
 	"github.com/sessionedge/sessionedge/sdk/wire"
 )
 
 const testID = "AAECAwQFBgcICQoLDA0ODw"
 
+func testSession(kind wire.Kind) *wire.Session {
+	id, _ := wire.ParseID(testID)
+	s := &wire.Session{ID: id, Kind: kind, Generation: 2, Version: 7}
+	s.Fields[wire.FieldCurrency] = wire.Text("EUR")
+	if kind == wire.KindCustomer {
+		s.Fields[wire.FieldCustomerID] = wire.Text("alice")
+	}
+	return s
+}
+
+// serve runs h on loopback until the test ends and returns its address.
+func serve(t *testing.T, h fasthttp.RequestHandler) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &fasthttp.Server{Handler: h}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Shutdown() })
+	return ln.Addr().String()
+}
+
+// do sends GET path to addr with prepare's headers (prepare gets a net/http
+// request so sdktest.Forward can sign it).
+func do(t *testing.T, addr, path string, prepare func(*http.Request)) *fasthttp.Response {
+	t.Helper()
+	hr, _ := http.NewRequest("GET", "http://"+addr+path, nil)
+	if prepare != nil {
+		prepare(hr)
+	}
+	req, resp := fasthttp.AcquireRequest(), new(fasthttp.Response)
+	defer fasthttp.ReleaseRequest(req)
+	req.SetRequestURI(hr.URL.String())
+	for k, vs := range hr.Header {
+		for _, v := range vs {
+			req.Header.Add(k, v)
+		}
+	}
+	if err := fasthttp.DoTimeout(req, resp, 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	return resp
+}
+
 func TestMiddleware(t *testing.T) {
+	keys := sdktest.NewAssertionKeys()
 	app := func(ctx *fasthttp.RequestCtx) {
 		v := sessionfasthttp.FromCtx(ctx)
 		if v == nil {
@@ -25,49 +73,48 @@ func TestMiddleware(t *testing.T) {
 		if string(ctx.Path()) == "/login" {
 			sessionfasthttp.SetToken(ctx, "new-token")
 		}
-		fmt.Fprintf(ctx, "%s %s %s", v.ID, v.Kind, v.Text(wire.FieldCurrency))
+		fmt.Fprintf(ctx, "%s %s %s %s", v.ID, v.Kind, v.CustomerID(), v.Text(wire.FieldCurrency))
+	}
+	signed := func(s *wire.Session) func(*http.Request) {
+		return func(r *http.Request) { sdktest.Forward(r, keys, s, wire.AssertOK) }
+	}
+	forged := func(r *http.Request) {
+		r.Header.Set("X-Session-Id", testID)
+		r.Header.Set("X-Session-Kind", "customer")
+		r.Header.Set("X-Session-Customer", "alice")
 	}
 	tests := []struct {
 		name       string
 		cfg        sessionfasthttp.Config
 		path       string
-		headers    map[string]string
+		prepare    func(*http.Request)
 		wantStatus int
 		wantBody   string
 		wantToken  string
 	}{
-		{name: "session", path: "/", headers: map[string]string{"X-Session-Id": testID, "X-Session-Kind": "anonymous", "X-Session-Currency": "EUR"},
-			wantStatus: 200, wantBody: testID + " anonymous EUR"},
-		{name: "token handed back", path: "/login", headers: map[string]string{"X-Session-Id": testID, "X-Session-Kind": "customer"},
-			wantStatus: 200, wantBody: testID + " customer ", wantToken: "new-token"},
-		{name: "no session rejected", path: "/", wantStatus: 403},
-		{name: "malformed rejected", path: "/", headers: map[string]string{"X-Session-Id": "nope"}, wantStatus: 400},
-		{name: "optional passes without session", cfg: sessionfasthttp.Config{Check: sdk.EdgeCheck{Optional: true}}, path: "/", wantStatus: 200, wantBody: "no session"},
-		{name: "secret required", cfg: sessionfasthttp.Config{Check: sdk.EdgeCheck{Header: "X-Edge-Secret", Secret: "s"}}, path: "/",
-			headers: map[string]string{"X-Session-Id": testID}, wantStatus: 403},
-		{name: "secret given", cfg: sessionfasthttp.Config{Check: sdk.EdgeCheck{Header: "X-Edge-Secret", Secret: "s"}}, path: "/",
-			headers: map[string]string{"X-Session-Id": testID, "X-Edge-Secret": "s"}, wantStatus: 200, wantBody: testID + " anonymous "},
+		{name: "signed by the edge", path: "/", prepare: signed(testSession(wire.KindCustomer)),
+			wantStatus: 200, wantBody: testID + " customer alice EUR"},
+		{name: "signed, with a query", path: "/p?a=1&b=%20", prepare: signed(testSession(wire.KindCustomer)),
+			wantStatus: 200, wantBody: testID + " customer alice EUR"},
+		{name: "token handed back", path: "/login", prepare: signed(testSession(wire.KindAnonymous)),
+			wantStatus: 200, wantBody: testID + " anonymous  EUR", wantToken: "new-token"},
+		{name: "forged headers, no assertion", path: "/", prepare: forged, wantStatus: 403},
+		{name: "no session", path: "/", wantStatus: 403},
+		{name: "assertion of another edge", path: "/", prepare: func(r *http.Request) {
+			sdktest.Forward(r, sdktest.NewAssertionKeys(), testSession(wire.KindCustomer), wire.AssertOK)
+		}, wantStatus: 403},
+		{name: "optional: no assertion passes without a session", path: "/", cfg: sessionfasthttp.Config{Optional: true},
+			prepare: forged, wantStatus: 200, wantBody: "no session"},
+		{name: "insecure trusts the headers", path: "/", cfg: sessionfasthttp.Config{Insecure: true}, prepare: forged,
+			wantStatus: 200, wantBody: testID + " customer alice "},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ln, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
+			cfg := tt.cfg
+			if !cfg.Insecure {
+				cfg.AssertionKeys = keys
 			}
-			srv := &fasthttp.Server{Handler: sessionfasthttp.Middleware(tt.cfg, app)}
-			go srv.Serve(ln)
-			defer srv.Shutdown()
-
-			req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
-			defer fasthttp.ReleaseRequest(req)
-			defer fasthttp.ReleaseResponse(resp)
-			req.SetRequestURI("http://" + ln.Addr().String() + tt.path)
-			for k, v := range tt.headers {
-				req.Header.Set(k, v)
-			}
-			if err := fasthttp.DoTimeout(req, resp, 5*time.Second); err != nil {
-				t.Fatal(err)
-			}
+			resp := do(t, serve(t, sessionfasthttp.Middleware(cfg, app)), tt.path, tt.prepare)
 			if resp.StatusCode() != tt.wantStatus {
 				t.Fatalf("status %d (%s), want %d", resp.StatusCode(), resp.Body(), tt.wantStatus)
 			}
@@ -76,6 +123,46 @@ func TestMiddleware(t *testing.T) {
 			}
 			if got := string(resp.Header.Peek(sdk.HeaderToken)); got != tt.wantToken {
 				t.Errorf("token header %q, want %q", got, tt.wantToken)
+			}
+		})
+	}
+}
+
+func TestWritten(t *testing.T) {
+	keys := sdktest.NewAssertionKeys()
+	origin := sdktest.NewFakeOrigin(sdktest.FakeOriginConfig{})
+	defer origin.Close()
+	client, err := sdk.New(sdk.Config{BaseURL: origin.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var reached uint64
+	tests := []struct {
+		name    string
+		handler fasthttp.RequestHandler
+		want    func() string
+	}{
+		{"no write", func(ctx *fasthttp.RequestCtx) { ctx.WriteString("x") }, func() string { return "" }},
+		{"a client write with the RequestCtx as its context", func(ctx *fasthttp.RequestCtx) {
+			s, err := client.Patch(ctx, sessionfasthttp.FromCtx(ctx).ID, new(sdk.Patch).SetField(wire.FieldCartID, wire.Text("c")), sdk.Upsert())
+			if err != nil {
+				panic(err)
+			}
+			reached = s.Version
+			ctx.Redirect("/", fasthttp.StatusSeeOther)
+		}, func() string { return fmt.Sprint(reached) }},
+		{"Written by hand", func(ctx *fasthttp.RequestCtx) { sessionfasthttp.Written(ctx, 42) }, func() string { return "42" }},
+		{"the highest wins", func(ctx *fasthttp.RequestCtx) {
+			sessionfasthttp.Written(ctx, 42)
+			sessionfasthttp.Written(ctx, 40)
+		}, func() string { return "42" }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			addr := serve(t, sessionfasthttp.Middleware(sessionfasthttp.Config{AssertionKeys: keys}, tt.handler))
+			resp := do(t, addr, "/", func(r *http.Request) { sdktest.Forward(r, keys, testSession(wire.KindAnonymous), wire.AssertOK) })
+			if got := string(resp.Header.Peek(sdk.HeaderWritten)); got != tt.want() {
+				t.Fatalf("%s: %q, want %q", sdk.HeaderWritten, got, tt.want())
 			}
 		})
 	}

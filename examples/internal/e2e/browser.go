@@ -4,6 +4,8 @@
 package e2e
 
 import (
+	"bytes"
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/url"
@@ -66,21 +68,47 @@ type Page struct {
 // Get loads path.
 func (b *Browser) Get(t testing.TB, path string) *Page {
 	t.Helper()
-	return b.do(t, http.MethodGet, path, nil)
+	return b.send(t, http.MethodGet, path, "", nil)
 }
 
 // Post submits a form to path.
 func (b *Browser) Post(t testing.TB, path string, form url.Values) *Page {
 	t.Helper()
-	return b.do(t, http.MethodPost, path, form)
+	return b.send(t, http.MethodPost, path, "application/x-www-form-urlencoded", []byte(form.Encode()))
 }
 
-func (b *Browser) do(t testing.TB, method, path string, form url.Values) *Page {
+// PostJSON posts v as JSON to path, as a page's script would.
+func (b *Browser) PostJSON(t testing.TB, path string, v any) *Page {
+	t.Helper()
+	body, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b.send(t, http.MethodPost, path, "application/json", body)
+}
+
+// GetJSON loads path and decodes its JSON answer into out, failing the test
+// unless the status is want.
+func (b *Browser) GetJSON(t testing.TB, path string, want int, out any) *Page {
+	t.Helper()
+	p := b.Get(t, path)
+	if p.Status != want {
+		t.Fatalf("GET %s: %d %s, want %d", path, p.Status, p.Body, want)
+	}
+	if out != nil {
+		if err := json.Unmarshal([]byte(p.Body), out); err != nil {
+			t.Fatalf("GET %s: %v", path, err)
+		}
+	}
+	return p
+}
+
+func (b *Browser) send(t testing.TB, method, path, contentType string, payload []byte) *Page {
 	t.Helper()
 	for range 10 {
 		var body io.Reader
-		if form != nil {
-			body = strings.NewReader(form.Encode())
+		if payload != nil {
+			body = bytes.NewReader(payload)
 		}
 		req, err := http.NewRequest(method, b.Base+path, body)
 		if err != nil {
@@ -89,8 +117,8 @@ func (b *Browser) do(t testing.TB, method, path string, form url.Values) *Page {
 		for k, vs := range b.Header {
 			req.Header[k] = vs
 		}
-		if form != nil {
-			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		if contentType != "" {
+			req.Header.Set("Content-Type", contentType)
 		}
 		b.mu.Lock()
 		for _, c := range b.cookies {
@@ -123,7 +151,7 @@ func (b *Browser) do(t testing.TB, method, path string, form url.Values) *Page {
 			if err != nil {
 				t.Fatalf("redirect to %q: %v", loc, err)
 			}
-			method, path, form = http.MethodGet, u.RequestURI(), nil
+			method, path, contentType, payload = http.MethodGet, u.RequestURI(), "", nil
 			continue
 		}
 		return &Page{Status: resp.StatusCode, Header: resp.Header, Body: string(data), URL: path}

@@ -1,4 +1,4 @@
-package sdktest
+package testbin
 
 import (
 	"os/exec"

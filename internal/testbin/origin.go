@@ -1,4 +1,4 @@
-package sdktest
+package testbin
 
 import (
 	"crypto/rand"
@@ -10,20 +10,29 @@ import (
 	"testing"
 )
 
+// APIKey is an API key of the origin.
+type APIKey struct {
+	Name   string   // for the origin's logs and metrics; never the key
+	Key    string   // the Bearer token
+	Scopes []string // "sessions:read", "sessions:write", "sessions:admin", "edge:sync", "edge:selfservice"
+}
+
 // OriginConfig configures an origin started by StartOrigin. The zero value
 // of each field means its default.
 type OriginConfig struct {
-	// APIKeys maps API keys to their scopes. Default: none.
-	APIKeys map[string][]string
+	// APIKeys are the origin's API keys. Without any, the origin runs with
+	// "insecure": true, its API open to anyone who reaches it.
+	APIKeys []APIKey
 	// Keys are the token signing secrets by key id, and ActiveKey the id
 	// that signs. Default: one random key, id 1. The edge must hold the same.
 	Keys      map[uint8][]byte
 	ActiveKey uint8
 	// SharedSecret derives shared session ids. Default: random.
 	SharedSecret []byte
-	// WebhookURL receives the start and end webhooks; WebhookSecret signs
-	// them. Default: no webhooks.
-	WebhookURL, WebhookSecret string
+	// WebhookURL receives the session webhooks; WebhookSecret signs them.
+	// Default: no webhooks.
+	WebhookURL    string
+	WebhookSecret []byte
 	// AnonymousIdle is the idle timeout of anonymous sessions, as a Go
 	// duration ("2s"). Default: the origin's.
 	AnonymousIdle string
@@ -32,8 +41,9 @@ type OriginConfig struct {
 // Origin is a running origin process.
 type Origin struct {
 	*Process
-	URL string // e.g. "http://127.0.0.1:41234"
-	Cfg OriginConfig
+	URL      string // the API, e.g. "http://127.0.0.1:41234"
+	AdminURL string // metrics and health checks
+	Cfg      OriginConfig
 }
 
 // RandomSecret returns 32 random bytes.
@@ -43,11 +53,16 @@ func RandomSecret() []byte {
 	return b
 }
 
+// RandomKey returns a random API key with prefix, e.g. "app-3f9a...".
+func RandomKey(prefix string) string {
+	return prefix + "-" + base64.RawURLEncoding.EncodeToString(RandomSecret()[:18])
+}
+
 // StartOrigin builds the origin of this repository (./origin/cmd/origin) and
-// starts it with an embedded store in a temporary directory on a free
-// loopback port. The test skips when the origin is not in this tree. It
-// fills in cfg's defaults, so the caller can read the keys back from
-// Origin.Cfg.
+// starts it with an embedded store in a temporary directory, its API and
+// admin listeners on free loopback ports. Secrets go into its configuration
+// file (mode 0600), never onto its command line. It fills in cfg's
+// defaults, so the caller can read the keys back from Origin.Cfg.
 func StartOrigin(t testing.TB, cfg OriginConfig) *Origin {
 	t.Helper()
 	bin := Build(t, "./origin/cmd/origin")
@@ -64,11 +79,11 @@ func StartOrigin(t testing.TB, cfg OriginConfig) *Origin {
 	for id, k := range cfg.Keys {
 		keys[strconv.Itoa(int(id))] = base64.StdEncoding.EncodeToString(k)
 	}
-	var apiKeys []map[string]any
-	for k, scopes := range cfg.APIKeys {
-		apiKeys = append(apiKeys, map[string]any{"name": k, "key": k, "scopes": scopes})
+	apiKeys := []map[string]any{}
+	for _, k := range cfg.APIKeys {
+		apiKeys = append(apiKeys, map[string]any{"name": k.Name, "key": k.Key, "scopes": k.Scopes})
 	}
-	// The origin's configuration file (origin/server.Config).
+	// The origin's configuration file (docs/operations.md).
 	doc := map[string]any{
 		"listen":        addr,
 		"admin":         admin,
@@ -83,7 +98,7 @@ func StartOrigin(t testing.TB, cfg OriginConfig) *Origin {
 		doc["insecure"] = true // the origin refuses an open API otherwise
 	}
 	if cfg.WebhookURL != "" {
-		doc["webhook"] = map[string]any{"url": cfg.WebhookURL, "secret": cfg.WebhookSecret, "maxBackoff": "1s"}
+		doc["webhook"] = map[string]any{"url": cfg.WebhookURL, "secret": string(cfg.WebhookSecret), "maxBackoff": "1s"}
 	}
 	if cfg.AnonymousIdle != "" {
 		doc["timeouts"] = map[string]any{"anonymous": map[string]any{"idle": cfg.AnonymousIdle}}
@@ -93,6 +108,8 @@ func StartOrigin(t testing.TB, cfg OriginConfig) *Origin {
 	if err := os.WriteFile(path, b, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	p := Start(t, Cmd{Name: "origin", Path: bin, Args: []string{"-config", path}, Dir: dir, Ready: "http://" + admin + "/readyz"})
-	return &Origin{Process: p, URL: "http://" + addr, Cfg: cfg}
+	// /openapi.json is public on the API listener, which opens once the
+	// store is: the API answering it is the API being ready.
+	p := Start(t, Cmd{Name: "origin", Path: bin, Args: []string{"-config", path}, Dir: dir, Ready: "http://" + addr + "/openapi.json"})
+	return &Origin{Process: p, URL: "http://" + addr, AdminURL: "http://" + admin, Cfg: cfg}
 }

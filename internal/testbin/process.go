@@ -1,4 +1,9 @@
-package sdktest
+// Package testbin builds and runs this repository's programs for tests: the
+// origin, the edge proxy, the filter and the example apps, each on free
+// loopback ports, with their output captured and the processes stopped when
+// the test ends. It is for the repository's own tests; apps test against
+// sdk/sdktest's fakes.
+package testbin
 
 import (
 	"bytes"
@@ -30,48 +35,76 @@ func ModuleRoot(t testing.TB) string {
 	return filepath.Dir(mod)
 }
 
-// HasPackage reports whether the package dir (relative to the module root,
-// as "./origin/cmd/origin") exists in this tree.
-func HasPackage(t testing.TB, pkg string) bool {
-	t.Helper()
-	st, err := os.Stat(filepath.Join(ModuleRoot(t), filepath.FromSlash(pkg)))
-	return err == nil && st.IsDir()
+// binaries caches what Build and BuildWasm built, by package, for the life
+// of the test binary when Main runs the tests (several tests of a package
+// share one build); binDir is where they are, removed when Main returns.
+var (
+	binMu    sync.Mutex
+	binDir   string
+	binaries = map[string]string{}
+)
+
+// Main runs the tests of a package that builds binaries with Build, sharing
+// each binary between its tests, and removes them afterwards:
+//
+//	func TestMain(m *testing.M) { os.Exit(testbin.Main(m)) }
+func Main(m *testing.M) int {
+	dir, err := os.MkdirTemp("", "testbin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "testbin:", err)
+		return 1
+	}
+	binMu.Lock()
+	binDir = dir
+	binMu.Unlock()
+	defer os.RemoveAll(dir)
+	return m.Run()
 }
 
-// Build builds the main package pkg (relative to the module root) into a
-// temporary directory and returns the binary's path. It skips the test when
-// the package is not in this tree, so tests of parts still being built do not
-// fail; it fails the test when the package exists but does not build.
+// build runs go build for pkg with extra arguments and environment, once
+// per test binary under Main, else once per test.
+func build(t testing.TB, key, name string, args, env []string) string {
+	t.Helper()
+	binMu.Lock()
+	defer binMu.Unlock()
+	if p, ok := binaries[key]; ok {
+		return p
+	}
+	dir := binDir
+	if dir == "" {
+		dir = t.TempDir()
+	} else {
+		dir = filepath.Join(dir, fmt.Sprint(len(binaries)))
+		if err := os.Mkdir(dir, 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out := filepath.Join(dir, name)
+	cmd := exec.Command("go", append([]string{"build", "-o", out}, args...)...)
+	cmd.Dir = ModuleRoot(t)
+	cmd.Env = append(os.Environ(), env...)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build %s: %v\n%s", strings.Join(args, " "), err, b)
+	}
+	if binDir != "" {
+		binaries[key] = out
+	}
+	return out
+}
+
+// Build builds the main package pkg (relative to the module root, as
+// "./origin/cmd/origin") and returns the binary's path.
 func Build(t testing.TB, pkg string) string {
 	t.Helper()
-	if !HasPackage(t, pkg) {
-		t.Skipf("%s is not in this tree", pkg)
-	}
-	bin := filepath.Join(t.TempDir(), filepath.Base(pkg))
-	cmd := exec.Command("go", "build", "-o", bin, pkg)
-	cmd.Dir = ModuleRoot(t)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build %s: %v\n%s", pkg, err, out)
-	}
-	return bin
+	return build(t, pkg, filepath.Base(pkg), []string{pkg}, nil)
 }
 
 // BuildWasm builds the proxy-wasm filter (GOOS=wasip1, c-shared) of package
-// pkg into a temporary directory and returns the module's path; it skips
-// the test when the package is not in this tree.
+// pkg and returns the module's path.
 func BuildWasm(t testing.TB, pkg string) string {
 	t.Helper()
-	if !HasPackage(t, pkg) {
-		t.Skipf("%s is not in this tree", pkg)
-	}
-	out := filepath.Join(t.TempDir(), "sessionedge.wasm")
-	cmd := exec.Command("go", "build", "-buildmode=c-shared", "-trimpath", "-o", out, pkg)
-	cmd.Dir = ModuleRoot(t)
-	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("building the filter %s: %v\n%s", pkg, err, b)
-	}
-	return out
+	return build(t, "wasm:"+pkg, "sessionedge.wasm", []string{"-buildmode=c-shared", "-trimpath", pkg},
+		[]string{"GOOS=wasip1", "GOARCH=wasm"})
 }
 
 // FreeAddr returns a loopback address with a port that was free a moment ago.
@@ -90,7 +123,7 @@ type Cmd struct {
 	Name  string   // for logs
 	Path  string   // binary
 	Args  []string // arguments
-	Env   []string // added to the test's environment
+	Env   []string // added to the test's environment (secrets go here or in files, never in Args)
 	Dir   string   // working directory; default a temporary one
 	Ready string   // URL that answers 2xx once the process serves
 }
@@ -120,7 +153,7 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-// Start starts c, waits until c.Ready answers 2xx (up to 30s), and stops the
+// Start starts c, waits until c.Ready answers 2xx (up to 60s), and stops the
 // process when the test ends: SIGTERM, then SIGKILL after 5s. The process's
 // output is logged when the test fails.
 func Start(t testing.TB, c Cmd) *Process {
@@ -145,7 +178,7 @@ func Start(t testing.TB, c Cmd) *Process {
 		}
 	})
 	if c.Ready != "" {
-		if err := waitReady(c.Ready, p.done, 30*time.Second); err != nil {
+		if err := waitReady(c.Ready, p.done, 60*time.Second); err != nil {
 			t.Fatalf("%s did not get ready: %v\n%s", c.Name, err, p.log.String())
 		}
 	}

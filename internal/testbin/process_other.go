@@ -1,6 +1,6 @@
 //go:build !linux
 
-package sdktest
+package testbin
 
 import "os/exec"
 

@@ -1,0 +1,475 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"flag"
+	"fmt"
+	"io/fs"
+	"net"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/sessionedge/sessionedge/internal/testbin"
+	"github.com/sessionedge/sessionedge/internal/testenv"
+)
+
+var update = flag.Bool("update", false, "rewrite the outputs of README.md's quick start with what the commands print")
+
+// demo is scripts/demo.sh running in the background.
+type demo struct {
+	cmd   *exec.Cmd
+	out   *lockedBuffer
+	done  chan struct{}
+	err   error
+	dir   string         // DEMO_DIR
+	ports map[string]int // EDGE_PORT, ... → port
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+var demoPorts = []string{"EDGE_PORT", "ORIGIN_PORT", "APP_PORT", "EDGE_ADMIN_PORT", "ORIGIN_ADMIN_PORT"}
+
+// startDemo runs scripts/demo.sh with free ports and its directories in the
+// test's temporary directory, in a process group of its own (as a shell
+// runs a job), with env on top.
+func startDemo(t *testing.T, env map[string]string) *demo {
+	t.Helper()
+	root := testbin.ModuleRoot(t)
+	tmp := t.TempDir()
+	d := &demo{out: &lockedBuffer{}, done: make(chan struct{}), dir: filepath.Join(tmp, "demo"), ports: map[string]int{}}
+	cmd := exec.Command(filepath.Join(root, "scripts", "demo.sh"))
+	cmd.Env = append(os.Environ(), "DEMO_DIR="+d.dir, "BUILD_DIR="+filepath.Join(tmp, "build"))
+	for _, name := range demoPorts {
+		addr := testbin.FreeAddr(t)
+		port, _ := strconv.Atoi(addr[strings.LastIndexByte(addr, ':')+1:])
+		d.ports[name] = port
+		cmd.Env = append(cmd.Env, name+"="+strconv.Itoa(port))
+	}
+	for k, v := range env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+		if p, err := strconv.Atoi(v); err == nil {
+			d.ports[k] = p
+		}
+	}
+	cmd.Stdout, cmd.Stderr = d.out, d.out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// A shell cannot trap a signal that was ignored when it started; a test
+	// binary run in the background may have SIGINT ignored. While Go
+	// handles SIGINT, the script starts with the default disposition.
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGINT)
+	err := cmd.Start()
+	signal.Stop(sigs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.cmd = cmd
+	go func() { d.err = cmd.Wait(); close(d.done) }()
+	t.Cleanup(func() {
+		select {
+		case <-d.done:
+		default:
+			syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
+			select {
+			case <-d.done:
+			case <-time.After(20 * time.Second):
+				syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+				<-d.done
+			}
+		}
+		if t.Failed() {
+			t.Logf("demo output:\n%s", d.out.String())
+			for _, name := range []string{"origin", "edge", "storefront"} {
+				if b, err := os.ReadFile(filepath.Join(d.dir, name+".log")); err == nil {
+					t.Logf("%s.log:\n%s", name, b)
+				}
+			}
+		}
+	})
+	return d
+}
+
+// waitFor waits until the demo printed want, failing if it exits first.
+func (d *demo) waitFor(t *testing.T, want string, limit time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for !strings.Contains(d.out.String(), want) {
+		select {
+		case <-d.done:
+			t.Fatalf("the demo exited (%v) before printing %q", d.err, want)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the demo did not print %q within %v", want, limit)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// interrupt sends SIGINT to the demo's process group, as Ctrl-C in a
+// terminal does, and returns its exit error.
+func (d *demo) interrupt(t *testing.T) error {
+	t.Helper()
+	syscall.Kill(-d.cmd.Process.Pid, syscall.SIGINT)
+	select {
+	case <-d.done:
+		return d.err
+	case <-time.After(30 * time.Second):
+		t.Fatal("the demo did not stop within 30s of Ctrl-C")
+		return nil
+	}
+}
+
+// TestDemoBusyPort: a port in use is reported at once, by its variable.
+func TestDemoBusyPort(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	port := ln.Addr().(*net.TCPAddr).Port
+	start := time.Now()
+	d := startDemo(t, map[string]string{"ORIGIN_ADMIN_PORT": strconv.Itoa(port)})
+	select {
+	case <-d.done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the demo did not give up on a busy port within 30s")
+	}
+	if d.err == nil {
+		t.Fatal("the demo exited 0 with a port in use")
+	}
+	out := d.out.String()
+	if !strings.Contains(out, "port "+strconv.Itoa(port)+" (ORIGIN_ADMIN_PORT) is in use") {
+		t.Fatalf("the message does not name the port: %q", out)
+	}
+	if strings.Contains(out, "building") {
+		t.Fatalf("the demo built before checking its ports (%v): %q", time.Since(start), out)
+	}
+}
+
+// TestDemo runs `make demo`'s script end to end: its secrets are files
+// only its user can read and appear on no command line and in no log, the
+// README's quick start runs as written and prints what the README shows, and
+// Ctrl-C stops it with exit status 0.
+func TestDemo(t *testing.T) {
+	testenv.Tool(t, "curl", "apt-get install curl")
+	d := startDemo(t, nil)
+	d.waitFor(t, "sessionedge demo is running", 10*time.Minute)
+
+	secrets := readSecrets(t, filepath.Join(d.dir, "secrets.env"))
+	t.Run("file modes", func(t *testing.T) {
+		for path, want := range map[string]fs.FileMode{d.dir: 0o700 | fs.ModeDir, filepath.Join(d.dir, "data"): 0o700 | fs.ModeDir} {
+			if st, err := os.Stat(path); err != nil || st.Mode() != want {
+				t.Errorf("%s: %v %v, want %v", path, st.Mode(), err, want)
+			}
+		}
+		entries, err := os.ReadDir(d.dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range entries {
+			if e.IsDir() {
+				continue
+			}
+			st, err := os.Stat(filepath.Join(d.dir, e.Name()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st.Mode().Perm() != 0o600 {
+				t.Errorf("%s is %v, want 0600", e.Name(), st.Mode().Perm())
+			}
+		}
+		for _, name := range []string{"secrets.env", "origin.json", "plugin.json", "assertion.json", "app-api-key"} {
+			if _, err := os.Stat(filepath.Join(d.dir, name)); err != nil {
+				t.Errorf("%s: %v", name, err)
+			}
+		}
+	})
+	t.Run("no secrets on command lines", func(t *testing.T) {
+		for _, pid := range descendants(t, d.cmd.Process.Pid) {
+			b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+			if err != nil {
+				continue // gone meanwhile
+			}
+			args := strings.ReplaceAll(string(b), "\x00", " ")
+			for name, secret := range secrets {
+				if strings.Contains(args, secret) {
+					t.Errorf("process %d has %s on its command line: %s", pid, name, strings.ReplaceAll(args, secret, "<"+name+">"))
+				}
+			}
+		}
+	})
+	t.Run("README quick start", func(t *testing.T) {
+		runReadme(t, d)
+	})
+	if err := d.interrupt(t); err != nil {
+		t.Fatalf("after Ctrl-C the demo exited with %v, want status 0:\n%s", err, d.out.String())
+	}
+	t.Run("no secrets in the logs", func(t *testing.T) {
+		for _, name := range []string{"origin", "edge", "storefront"} {
+			b, err := os.ReadFile(filepath.Join(d.dir, name+".log"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for what, secret := range secrets {
+				if strings.Contains(string(b), secret) {
+					t.Errorf("%s.log shows %s", name, what)
+				}
+			}
+		}
+		if out := d.out.String(); containsAny(out, secrets) != "" {
+			t.Errorf("the demo printed %s", containsAny(out, secrets))
+		}
+	})
+}
+
+func containsAny(s string, secrets map[string]string) string {
+	for name, v := range secrets {
+		if strings.Contains(s, v) {
+			return name
+		}
+	}
+	return ""
+}
+
+// readSecrets reads NAME=value lines.
+func readSecrets(t *testing.T, path string) map[string]string {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	out := map[string]string{}
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if k, v, ok := strings.Cut(sc.Text(), "="); ok && len(v) >= 12 {
+			out[k] = v
+		}
+	}
+	if len(out) < 5 {
+		t.Fatalf("%s holds %d secrets, want TOKEN_KEY, SHARED_SECRET, ASSERTION_KEY, APP_KEY, EDGE_KEY", path, len(out))
+	}
+	return out
+}
+
+// descendants returns pid and every process below it.
+func descendants(t *testing.T, pid int) []int {
+	t.Helper()
+	children := map[int][]int{}
+	dirs, _ := os.ReadDir("/proc")
+	for _, e := range dirs {
+		p, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid ...: comm may hold spaces; read after ')'.
+		f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+		if len(f) > 1 {
+			pp, _ := strconv.Atoi(f[1])
+			children[pp] = append(children[pp], p)
+		}
+	}
+	out := []int{pid}
+	for i := 0; i < len(out); i++ {
+		out = append(out, children[out[i]]...)
+	}
+	return out
+}
+
+// readmeStep is one command of the quick start and what it prints.
+type readmeStep struct {
+	cmd  string
+	want []string
+}
+
+// quickStart returns the console block of README.md's quick start, its
+// steps, and where the block's lines start and end in the file.
+func quickStart(t *testing.T) (lines []string, steps []readmeStep, from, to int) {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(testbin.ModuleRoot(t), "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines = strings.Split(string(b), "\n")
+	in := false
+	from, to = -1, -1
+	for i, l := range lines {
+		switch {
+		case strings.HasPrefix(l, "## "):
+			in = l == "## Quick start"
+		case in && from < 0 && l == "```console":
+			from = i + 1
+		case in && from >= 0 && to < 0 && l == "```":
+			to = i
+		}
+	}
+	if from < 0 || to < 0 {
+		t.Fatal("README.md's quick start has no ```console block")
+	}
+	for _, l := range lines[from:to] {
+		if cmd, ok := strings.CutPrefix(l, "$ "); ok {
+			steps = append(steps, readmeStep{cmd: cmd})
+		} else if len(steps) > 0 {
+			steps[len(steps)-1].want = append(steps[len(steps)-1].want, l)
+		} else {
+			t.Fatalf("README.md's quick start: output %q before any command", l)
+		}
+	}
+	return lines, steps, from, to
+}
+
+// runReadme runs the quick start's commands in one shell, in a fresh
+// directory (the cookie jar starts empty), against the demo d: the
+// documented ports and DEMO_DIR are the demo's. It compares what they
+// print with the README, up to what differs between runs (session and cart
+// ids, versions, times).
+func runReadme(t *testing.T, d *demo) {
+	lines, steps, from, to := quickStart(t)
+	repl := []string{"build/demo/", d.dir + "/"}
+	for name, def := range map[string]int{"EDGE_PORT": 8080, "ORIGIN_PORT": 8081, "APP_PORT": 8082} {
+		repl = append(repl, "localhost:"+strconv.Itoa(def), "localhost:"+strconv.Itoa(d.ports[name]))
+	}
+	toDemo, toReadme := strings.NewReplacer(repl...), strings.NewReplacer(reverse(repl)...)
+	var script strings.Builder
+	script.WriteString("set -u\n")
+	for i, s := range steps {
+		// The marker starts on a line of its own even after output
+		// without a final newline (the origin's JSON); one empty line
+		// before it is dropped below.
+		fmt.Fprintf(&script, "printf '\\n@@@ %d\\n'\n%s\n", i, toDemo.Replace(s.cmd))
+	}
+	script.WriteString("printf '\\n'\n")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "bash", "-c", script.String())
+	cmd.Dir = t.TempDir()
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("the quick start's commands failed: %v\n%s", err, out)
+	}
+	got := make([][]string, len(steps))
+	cur := -1
+	for _, l := range strings.Split(strings.TrimPrefix(string(out), "\n"), "\n") {
+		if n, ok := strings.CutPrefix(l, "@@@ "); ok {
+			if cur >= 0 {
+				got[cur] = dropLastEmpty(got[cur])
+			}
+			cur, _ = strconv.Atoi(n)
+			continue
+		}
+		if cur < 0 {
+			t.Fatalf("output before the first command: %q", l)
+		}
+		got[cur] = append(got[cur], toReadme.Replace(l))
+	}
+	if cur >= 0 {
+		got[cur] = dropLastEmpty(dropLastEmpty(got[cur]))
+	}
+	if *update {
+		var block []string
+		for i, s := range steps {
+			block = append(block, "$ "+s.cmd)
+			block = append(block, got[i]...)
+		}
+		lines = append(lines[:from], append(block, lines[to:]...)...)
+		if err := os.WriteFile(filepath.Join(testbin.ModuleRoot(t), "README.md"), []byte(strings.Join(lines, "\n")), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		t.Log("README.md updated")
+		return
+	}
+	wantNorm, gotNorm := newNormalizer(), newNormalizer()
+	for i, s := range steps {
+		w, g := wantNorm.lines(s.want), gotNorm.lines(got[i])
+		if strings.Join(w, "\n") != strings.Join(g, "\n") {
+			t.Errorf("$ %s\nREADME shows:\n%s\nthe command printed:\n%s", s.cmd, strings.Join(s.want, "\n"), strings.Join(got[i], "\n"))
+		}
+	}
+	if t.Failed() {
+		t.Log("if the new output is right, go test ./examples/storefront -run TestDemo -update rewrites the README")
+	}
+}
+
+// dropLastEmpty drops one empty line from the end of ls.
+func dropLastEmpty(ls []string) []string {
+	if n := len(ls); n > 0 && ls[n-1] == "" {
+		return ls[:n-1]
+	}
+	return ls
+}
+
+func reverse(pairs []string) []string {
+	out := make([]string, 0, len(pairs))
+	for i := 0; i < len(pairs); i += 2 {
+		out = append(out, pairs[i+1], pairs[i])
+	}
+	return out
+}
+
+// normalizer replaces what differs between runs by placeholders: each
+// distinct session id, cart id and token by a numbered one in the order
+// they appear (so "the same id as before" is still checked), versions and
+// times by a constant.
+type normalizer struct {
+	seen map[string]string
+}
+
+func newNormalizer() *normalizer { return &normalizer{seen: map[string]string{}} }
+
+var (
+	idRE      = regexp.MustCompile(`"[A-Za-z0-9_-]{22}"`)
+	cartRE    = regexp.MustCompile(`cart-[0-9a-f]{12}`)
+	versionRE = regexp.MustCompile(`"version":[0-9]+`)
+	timeRE    = regexp.MustCompile(`"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]+Z"`)
+)
+
+func (n *normalizer) number(kind, s string) string {
+	if p, ok := n.seen[s]; ok {
+		return p
+	}
+	p := fmt.Sprintf("<%s%d>", kind, len(n.seen)+1)
+	n.seen[s] = p
+	return p
+}
+
+func (n *normalizer) lines(ls []string) []string {
+	out := make([]string, len(ls))
+	for i, l := range ls {
+		l = idRE.ReplaceAllStringFunc(l, func(s string) string { return n.number("id", s) })
+		l = cartRE.ReplaceAllStringFunc(l, func(s string) string { return n.number("cart", s) })
+		l = versionRE.ReplaceAllString(l, `"version":<n>`)
+		l = timeRE.ReplaceAllString(l, `"<time>"`)
+		out[i] = l
+	}
+	return out
+}
