@@ -19,6 +19,7 @@ import (
 
 	"github.com/sessionedge/sessionedge/edge/harness"
 	"github.com/sessionedge/sessionedge/origin/server"
+	"github.com/sessionedge/sessionedge/origin/store/pebble"
 	"github.com/sessionedge/sessionedge/sdk/wire"
 	"github.com/sessionedge/sessionedge/wasm/internal/proxytest"
 )
@@ -32,26 +33,23 @@ import (
 // token it carried, or a view older than the app's acknowledged write.
 func TestConsistencyManyVMs(t *testing.T) {
 	const edgeKey, appKey = "edge-key-consistency", "app-key-consistency"
+	st, err := pebble.Open(pebble.Config{Dir: t.TempDir(), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
 	cfg := server.Config{
-		DataDir: t.TempDir(),
+		Store: st,
 		APIKeys: []server.APIKey{
 			{Name: "edge", Key: edgeKey, Scopes: []string{"edge:sync", "edge:selfservice"}},
 			{Name: "app", Key: appKey, Scopes: []string{"sessions:read", "sessions:write"}},
 		},
 		TokenKeys:     map[string]string{"1": base64.StdEncoding.EncodeToString(proxytest.Secret)},
 		SharedSecret:  base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{9}, 32)),
-		SweepInterval: server.Duration(time.Hour),
+		SweepInterval: wire.Duration(time.Hour),
 		Logger:        slog.New(slog.NewTextHandler(io.Discard, nil)),
 	}
 	srv, err := server.New(cfg)
-	if err != nil && strings.Contains(err.Error(), "edge:selfservice") {
-		// An origin from before the token-checked edge routes: the edge's
-		// own guarantees are still what this test checks, with the edge key
-		// of that origin's scope set (it reads and writes sessions).
-		t.Log("this origin predates the edge:selfservice scope (" + err.Error() + "); the edge key gets edge:sync, sessions:read and sessions:write")
-		cfg.APIKeys[0].Scopes = []string{"edge:sync", "sessions:read", "sessions:write"}
-		srv, err = server.New(cfg)
-	}
 	if err != nil {
 		t.Fatal(err)
 	}
