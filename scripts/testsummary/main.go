@@ -81,8 +81,13 @@ func run(in io.Reader, out io.Writer) int {
 				break
 			}
 			// Package-level output holds panics, timeouts and TestMain
-			// failures that belong to no test.
-			fmt.Fprint(out, strings.Join(output[k], ""))
+			// failures that belong to no test; its closing FAIL lines are
+			// replaced by ours.
+			for _, l := range output[k] {
+				if l != "FAIL\n" && !strings.HasPrefix(l, "FAIL\t"+e.Package) {
+					fmt.Fprint(out, l)
+				}
+			}
 			fmt.Fprintf(out, "FAIL\t%s\t%.3fs\n", e.Package, e.Elapsed)
 			failed++
 			sawResult = true

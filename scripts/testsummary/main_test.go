@@ -17,6 +17,8 @@ func TestSummary(t *testing.T) {
 		`{"Action":"pass","Package":"p/a","Elapsed":0.5}`,
 		`{"Action":"output","Package":"p/b","Test":"TestBad","Output":"    b_test.go:9: boom\n"}`,
 		`{"Action":"fail","Package":"p/b","Test":"TestBad"}`,
+		`{"Action":"output","Package":"p/b","Output":"FAIL\n"}`,
+		`{"Action":"output","Package":"p/b","Output":"FAIL\tp/b\t0.100s\n"}`,
 		`{"Action":"fail","Package":"p/b","Elapsed":0.1}`,
 		`{"Action":"skip","Package":"p/c"}`,
 	}, "\n")
@@ -25,6 +27,9 @@ func TestSummary(t *testing.T) {
 		t.Fatalf("exit %d with a failed package", code)
 	}
 	s := out.String()
+	if strings.Count(s, "FAIL") != 1 {
+		t.Errorf("a failed package is reported more than once:\n%s", s)
+	}
 	for _, want := range []string{
 		"ok  \tp/a\t0.500s",
 		"b_test.go:9: boom",
