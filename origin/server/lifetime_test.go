@@ -30,7 +30,7 @@ func TestHardDeadlineIsAbsolute(t *testing.T) {
 	o := startOrigin(t, cfg)
 	id := o.create(nil)
 	path := "/v1/sessions/" + id
-	hard := start.Add(6 * time.Hour).UnixMilli() // created + customer hard (before anonymous 24h)
+	hard := start.Add(7*time.Minute + 6*time.Hour).UnixMilli() // the first login + customer hard (before anonymous 24h)
 	for step := 0; ; step++ {
 		clk.add(7 * time.Minute)
 		o.srv.Sweep()
@@ -65,6 +65,25 @@ func TestHardDeadlineIsAbsolute(t *testing.T) {
 		}
 		if c := tokenClaims(t, r.json(t)["token"].(string)); c.HardDeadline != s.HardDeadline/1000 {
 			t.Fatalf("step %d: token hard deadline %d, session %d", step, c.HardDeadline, s.HardDeadline/1000)
+		}
+	}
+	// A shopper who browsed longer than the customer hard timeout still
+	// logs in to a live session; one near the end of the anonymous hard
+	// timeout gets what is left of it.
+	for _, browsed := range []time.Duration{7 * time.Hour, 23 * time.Hour} {
+		born := clk.now()
+		id := o.create(nil)
+		created, _ := o.getCBOR(id)
+		clk.add(browsed)
+		r := o.do("POST", "/v1/sessions/"+id+"/login", keyAll, map[string]any{"customerId": "c"})
+		if r.status != 200 {
+			t.Fatalf("login after %v: %d %s", browsed, r.status, r.body)
+		}
+		s, _ := o.getCBOR(id)
+		want := min(clk.now().Add(6*time.Hour).UnixMilli(), created.HardDeadline)
+		if s.HardDeadline != want || s.HardDeadline <= clk.now().UnixMilli() {
+			t.Fatalf("login after %v: hard deadline %v after the start, want %v", browsed,
+				time.UnixMilli(s.HardDeadline).Sub(born), time.UnixMilli(want).Sub(born))
 		}
 	}
 	// The sweeper's soft logout keeps the hard deadline too.

@@ -522,7 +522,7 @@ func (s *Server) handleCreate(ctx *fasthttp.RequestCtx, _ params, a access) erro
 	start := s.startOp(wire.KindAnonymous, 1, now)
 	ops := []wire.Op{start}
 	if r.cid != "" {
-		ops = append(ops, s.loginOp(r.cid, 2, start.Hard, now, now))
+		ops = append(ops, s.loginOp(r.cid, 2, start.Hard, now))
 	}
 	ops = append(ops, r.ops...)
 	d := &wire.Delta{ID: id, Version: 1, At: now, Ops: ops}
@@ -538,11 +538,14 @@ func (s *Server) handleCreate(ctx *fasthttp.RequestCtx, _ params, a access) erro
 }
 
 // loginOp logs a session in: the hard deadline becomes the earlier of the
-// current one and the session's start plus the customer hard timeout (it
-// never grows), the idle deadline now plus the customer idle timeout.
-func (s *Server) loginOp(cid string, gen uint32, hard, created, now int64) wire.Op {
+// current one and now plus the customer hard timeout, so it never grows (a
+// customer's part of a session lasts at most the customer hard timeout, and
+// the whole session no longer than its first hard deadline), and a shopper
+// who browsed longer than the customer timeout before logging in still gets
+// a live session. The idle deadline is now plus the customer idle timeout.
+func (s *Server) loginOp(cid string, gen uint32, hard, now int64) wire.Op {
 	t := s.tm[wire.KindCustomer]
-	hard = minDeadline(hard, deadlineAfter(t.Hard, created))
+	hard = minDeadline(hard, deadlineAfter(t.Hard, now))
 	return wire.Op{Code: wire.OpLogin, CustomerID: cid, Generation: gen, Idle: capIdle(deadlineAfter(t.Idle, now), hard), Hard: hard}
 }
 
@@ -771,7 +774,7 @@ func (s *Server) handleLogin(ctx *fasthttp.RequestCtx, p params, a access) error
 		if base.Kind == wire.KindShared {
 			return nil, badInput("kind", "a shared session cannot log in")
 		}
-		ops := []wire.Op{s.loginOp(r.cid, base.Generation+1, base.HardDeadline, base.Created, now)}
+		ops := []wire.Op{s.loginOp(r.cid, base.Generation+1, base.HardDeadline, now)}
 		return append(ops, r.ops...), nil
 	})
 }
