@@ -97,6 +97,19 @@ func checkClusterAddr(addr string) error {
 // A placeholder that resolves to nothing (an unset variable, a missing
 // file) is an error.
 func (h *Handler) pluginConfig(repl *caddy2.Replacer) ([]byte, string, error) {
+	b, field, err := h.resolvePluginConfig(repl)
+	if err != nil {
+		return nil, field, err
+	}
+	// A configuration that starts like JSON must be JSON: say where it
+	// breaks before a filter refuses it less precisely.
+	if t := bytes.TrimSpace(b); len(t) > 0 && (t[0] == '{' || t[0] == '[') && !json.Valid(t) {
+		return nil, field, fmt.Errorf("%s: not valid JSON: %w", field, jsonError(t))
+	}
+	return b, field, nil
+}
+
+func (h *Handler) resolvePluginConfig(repl *caddy2.Replacer) ([]byte, string, error) {
 	if h.PluginConfigFile != "" {
 		path := repl.ReplaceKnown(h.PluginConfigFile, "")
 		b, err := os.ReadFile(path)
