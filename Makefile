@@ -11,6 +11,7 @@ build:
 	@mkdir -p $(BUILD)/bin
 	$(GO) build -o $(BUILD)/bin/edge ./edge/cmd/edge
 	$(GO) build -o $(BUILD)/bin/origin ./origin/cmd/origin
+	$(GO) build -o $(BUILD)/bin/caddy ./edge/cmd/caddy
 
 wasm:
 	@mkdir -p $(BUILD)
