@@ -4,10 +4,14 @@
 # all on loopback. Ctrl-C stops all three and exits 0.
 #
 # Environment (defaults in brackets):
+#   EDGE        [edge]  the edge proxy: edge (build/bin/edge) or caddy
+#                       (build/bin/caddy, the filter in its proxy_wasm
+#                       handler, docs/caddy.md)
 #   EDGE_PORT          [8080]  the edge, where the browser goes: http://localhost:$EDGE_PORT/
 #   ORIGIN_PORT        [8081]  the origin's API
 #   APP_PORT           [8082]  the storefront (only the edge talks to it)
-#   EDGE_ADMIN_PORT    [9901]  the edge's /metrics, /healthz, /readyz
+#   EDGE_ADMIN_PORT    [9901]  the edge's /metrics, /healthz, /readyz (with
+#                              EDGE=caddy: Caddy's admin endpoint, /metrics)
 #   ORIGIN_ADMIN_PORT  [9091]  the origin's /metrics, /healthz, /readyz
 #   DEMO_DIR    [build/demo]   state, keys, configuration and logs; created
 #                              0700 on the first run and reused after, so
@@ -23,6 +27,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 umask 077
 
+EDGE=${EDGE:-edge}
 EDGE_PORT=${EDGE_PORT:-8080}
 ORIGIN_PORT=${ORIGIN_PORT:-8081}
 APP_PORT=${APP_PORT:-8082}
@@ -34,6 +39,11 @@ GO=${GO:-go}
 ports=(EDGE_PORT ORIGIN_PORT APP_PORT EDGE_ADMIN_PORT ORIGIN_ADMIN_PORT)
 
 die() { echo "demo: $*" >&2; exit 1; }
+
+case $EDGE in
+  edge|caddy) ;;
+  *) die "EDGE=$EDGE: want edge (the bundled edge proxy) or caddy";;
+esac
 
 # A busy port is reported before anything is built or started, by its name.
 port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
@@ -168,18 +178,50 @@ start storefront "$DEMO_DIR/storefront.log" env \
   "$BUILD_DIR/bin/storefront" -addr "127.0.0.1:$APP_PORT" -origin "http://127.0.0.1:$ORIGIN_PORT"
 wait_ready storefront "$APP_PORT" /healthz
 
-start edge "$DEMO_DIR/edge.log" "$BUILD_DIR/bin/edge" -listen "127.0.0.1:$EDGE_PORT" -admin "127.0.0.1:$EDGE_ADMIN_PORT" \
-  -upstream "127.0.0.1:$APP_PORT" -clusters "origin=127.0.0.1:$ORIGIN_PORT" -wasm "$BUILD_DIR/sessionedge.wasm" \
-  -plugin-config-file "$DEMO_DIR/plugin.json"
-wait_ready edge "$EDGE_ADMIN_PORT" /readyz
+if [ "$EDGE" = caddy ]; then
+  # Caddy with the filter in its proxy_wasm handler, before reverse_proxy
+  # (docs/caddy.md). The plugin configuration stays in its 0600 file; Caddy
+  # keeps its own state under $DEMO_DIR/caddy.
+  mkdir -p "$DEMO_DIR/caddy"
+  cat > "$DEMO_DIR/Caddyfile" <<CADDY
+{
+	admin 127.0.0.1:$EDGE_ADMIN_PORT
+	auto_https off
+	persist_config off
+}
+
+http://:$EDGE_PORT {
+	bind 127.0.0.1
+	proxy_wasm {
+		wasm $BUILD_DIR/sessionedge.wasm
+		plugin_config_file $DEMO_DIR/plugin.json
+		cluster origin 127.0.0.1:$ORIGIN_PORT
+	}
+	reverse_proxy 127.0.0.1:$APP_PORT
+}
+CADDY
+  start edge "$DEMO_DIR/edge.log" env XDG_CONFIG_HOME="$DEMO_DIR/caddy" XDG_DATA_HOME="$DEMO_DIR/caddy" \
+    "$BUILD_DIR/bin/caddy" run --config "$DEMO_DIR/Caddyfile" --adapter caddyfile
+  # The storefront's health check through Caddy and the filter.
+  wait_ready edge "$EDGE_PORT" /healthz
+  edge_name="Caddy with proxy_wasm"
+  edge_admin="http://127.0.0.1:$EDGE_ADMIN_PORT/metrics (Caddy's admin endpoint)"
+else
+  start edge "$DEMO_DIR/edge.log" "$BUILD_DIR/bin/edge" -listen "127.0.0.1:$EDGE_PORT" -admin "127.0.0.1:$EDGE_ADMIN_PORT" \
+    -upstream "127.0.0.1:$APP_PORT" -clusters "origin=127.0.0.1:$ORIGIN_PORT" -wasm "$BUILD_DIR/sessionedge.wasm" \
+    -plugin-config-file "$DEMO_DIR/plugin.json"
+  wait_ready edge "$EDGE_ADMIN_PORT" /readyz
+  edge_name="edge"
+  edge_admin="http://127.0.0.1:$EDGE_ADMIN_PORT/metrics (edge)"
+fi
 
 cat <<TXT
 
   sessionedge demo is running
 
-  storefront, through the edge:  http://localhost:$EDGE_PORT/
+  storefront, through the edge:  http://localhost:$EDGE_PORT/   ($edge_name)
   origin API:                    http://127.0.0.1:$ORIGIN_PORT/v1/   (key: . $DEMO_DIR/secrets.env; \$APP_KEY)
-  admin (metrics, health):       http://127.0.0.1:$EDGE_ADMIN_PORT/metrics (edge), http://127.0.0.1:$ORIGIN_ADMIN_PORT/metrics (origin)
+  admin (metrics, health):       $edge_admin, http://127.0.0.1:$ORIGIN_ADMIN_PORT/metrics (origin)
   logs:                          $DEMO_DIR/{origin,edge,storefront}.log
 
   Ctrl-C stops everything.
