@@ -240,13 +240,56 @@ func (h *Handler) Cleanup() error {
 
 // ServeHTTP runs the request through the filter, the rest of the chain
 // (next) and the filter again, and writes the response.
+//
+// Two goroutines share the work. The filter's exchange (call.exchange:
+// wasmhost.Lifecycle.Run, then writing the response) runs on a worker
+// (exchanges); next runs here, on the request's own goroutine, when the exchange asks
+// for it (call.RoundTrip), writing its response into a pipe the exchange
+// reads. The chain keeps the goroutine whose stack the server has grown
+// already, and a panic in it happens where it would without the filter.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	h.requests.Add(1)
 	h.inFlight.Add(1)
 	defer h.inFlight.Add(-1)
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
-	c := &call{h: h, next: next, r: r, client: w, ctx: ctx}
+	c := &call{h: h, next: next, r: r, client: w, ctx: ctx, cancel: cancel,
+		toNext: make(chan *http.Request, 1), nextDone: make(chan struct{}), done: make(chan struct{})}
+	exchanges.run(c)
+	select {
+	case r2 := <-c.toNext:
+		c.serveNext(r2)
+	case <-c.done:
+	}
+	switch {
+	case c.panic != nil:
+		panic(c.panic)
+	case c.failedBeforeAnswer():
+		// next failed before it answered (reverse_proxy found no upstream,
+		// file_server no file): Caddy's error handling takes the request
+		// over, as it would without the filter, with the filter's headers
+		// removed from the request its error routes get.
+		stripHeaders(r.Header, h.lc.StripPrefixes)
+		return c.err
+	case c.abort:
+		// The body ended early (the filter failed or answered after the
+		// headers left, or next failed while writing it): the client must
+		// see a broken response, not a short one.
+		panic(http.ErrAbortHandler)
+	}
+	return nil
+}
+
+// exchange runs the request through the filter (next is its upstream) and
+// writes the response, then ends the exchange.
+func (c *call) exchange() {
+	h, r, w := c.h, c.r, c.client
+	defer close(c.done)
+	defer func() {
+		if p := recover(); p != nil {
+			c.panic = p
+		}
+	}()
 	req := wasmhost.Request{
 		Method:    r.Method,
 		Path:      r.URL.RequestURI(),
@@ -265,18 +308,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	if r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0 {
 		req.Body, req.ContentLength = r.Body, r.ContentLength
 	}
-	x := h.lc.Run(ctx, &req, c)
+	x := h.lc.Run(c.ctx, &req, c)
 	h.observe(x, c)
-
 	if c.failedBeforeAnswer() {
-		// next failed before it answered (reverse_proxy found no upstream,
-		// file_server no file): Caddy's error handling takes the request
-		// over, as it would without the filter, with the filter's headers
-		// removed from the request its error routes get.
-		c.end(cancel)
-		_ = x.Close()
-		stripHeaders(r.Header, h.lc.StripPrefixes)
-		return c.err
+		c.end(x)
+		return
 	}
 
 	hdr := w.Header()
@@ -287,7 +323,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	}
 	for i := 0; i < x.Headers.Len(); i++ {
 		k, v := x.Headers.Pair(i)
-		key := textprotoKey(k)
+		key := canonicalKey(k)
 		hdr[key] = append(hdr[key], string(v))
 	}
 	switch {
@@ -305,21 +341,50 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	}
 	w.WriteHeader(x.Status)
 	bodyErr := h.writeBody(w, x, c)
-	c.end(cancel)
-	if err := x.Close(); err != nil && bodyErr == nil {
+	if err := c.end(x); err != nil && bodyErr == nil {
 		bodyErr = err
 	}
-	if c.panic != nil && c.panic != http.ErrAbortHandler {
-		panic(c.panic)
-	}
 	if bodyErr != nil {
-		// The body ended early (the filter failed or answered after the
-		// headers left, or next failed while writing it): the client must
-		// see a broken response, not a short one.
 		h.logger.Warn("proxy_wasm: response body ended early", zap.Error(bodyErr))
-		panic(http.ErrAbortHandler)
+		c.abort = true
 	}
-	return nil
+}
+
+// exchanges runs the filters' exchanges on goroutines that outlive a
+// request: the stack a filter call grows (wazero's calls into Go need
+// some) is grown once per worker rather than once per request.
+var exchanges = &workers{idle: 10 * time.Second}
+
+// workers is a pool of goroutines that run exchanges: an idle one takes
+// the next exchange, a new one starts when none is idle, and one idle for
+// longer than idle exits.
+type workers struct {
+	tasks chan *call
+	once  sync.Once
+	idle  time.Duration
+}
+
+func (p *workers) run(c *call) {
+	p.once.Do(func() { p.tasks = make(chan *call) })
+	select {
+	case p.tasks <- c:
+	default:
+		go p.work(c)
+	}
+}
+
+func (p *workers) work(c *call) {
+	t := time.NewTimer(p.idle)
+	defer t.Stop()
+	for {
+		c.exchange()
+		t.Reset(p.idle)
+		select {
+		case c = <-p.tasks:
+		case <-t.C:
+			return
+		}
+	}
 }
 
 var copyBuffers = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
@@ -398,8 +463,46 @@ var (
 	_ caddyhttp.MiddlewareHandler = (*Handler)(nil)
 )
 
-// textprotoKey returns the canonical form of a header name.
-func textprotoKey(k []byte) string { return textproto.CanonicalMIMEHeaderKey(string(k)) }
+// canonicalKeys maps the lower-case header names the filter hands back to
+// their canonical form (the keys of http.Header), so a warm request
+// allocates nothing for them. It is copied on write and holds at most
+// maxCanonicalKeys names: a client sending ever new names cannot grow it.
+var (
+	canonicalKeys   atomic.Pointer[map[string]string]
+	canonicalKeysMu sync.Mutex
+)
+
+const maxCanonicalKeys = 1024
+
+// canonicalKey returns the canonical form of a header name.
+func canonicalKey(k []byte) string {
+	if m := canonicalKeys.Load(); m != nil {
+		if v, ok := (*m)[string(k)]; ok {
+			return v
+		}
+	}
+	key := textproto.CanonicalMIMEHeaderKey(string(k))
+	canonicalKeysMu.Lock()
+	defer canonicalKeysMu.Unlock()
+	old := canonicalKeys.Load()
+	if old != nil && len(*old) >= maxCanonicalKeys {
+		return key
+	}
+	next := make(map[string]string, 1+len(mapOrNil(old)))
+	for n, c := range mapOrNil(old) {
+		next[n] = c
+	}
+	next[string(k)] = key
+	canonicalKeys.Store(&next)
+	return key
+}
+
+func mapOrNil(m *map[string]string) map[string]string {
+	if m == nil {
+		return nil
+	}
+	return *m
+}
 
 // lowerAll returns the prefixes in lower case, as the Lifecycle wants them.
 func lowerAll(prefixes []string) []string {

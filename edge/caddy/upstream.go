@@ -1,20 +1,18 @@
 package caddy
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
-	"net/textproto"
 	"net/url"
-	"runtime/debug"
 	"strconv"
 	"sync"
 	"sync/atomic"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
-	"go.uber.org/zap"
 
 	"github.com/sessionedge/sessionedge/edge/wasmhost"
 )
@@ -24,25 +22,31 @@ import (
 // its own, after the handler that got it returned).
 var errDetached = errors.New("proxy_wasm: request body read after the exchange ended")
 
-// call is the rest of Caddy's handler chain (next) as the Lifecycle's
-// upstream: RoundTrip runs next.ServeHTTP on a goroutine of its own with a
-// ResponseWriter that hands the status and headers over as soon as next
-// writes them, and the body through a pipe as next writes it, so a body
-// streams through the filter and nothing holds it whole but what the
-// filter asks to hold.
+// call is one request through the handler: the filter's exchange, with
+// the rest of Caddy's chain (next) as the Lifecycle's upstream. RoundTrip
+// hands next's request to the request's goroutine (Handler.ServeHTTP),
+// which runs next with a ResponseWriter that hands the status and headers
+// over as soon as next writes them, and the body through a pipe as next
+// writes it; so a body streams through the filter and nothing holds it
+// whole but what the filter asks to hold.
 type call struct {
 	h      *Handler
 	next   caddyhttp.Handler
 	r      *http.Request       // the client's request
-	client http.ResponseWriter // the client's writer, for its headers only
+	client http.ResponseWriter // the client's writer
 	ctx    context.Context     // ends next's work when the exchange ends
+	cancel context.CancelFunc
 
-	started bool
+	toNext   chan *http.Request // the exchange asks for next to run
+	nextDone chan struct{}      // closed when next returned (or panicked)
+	done     chan struct{}      // closed when the exchange is over
+
+	started bool // set by the exchange in RoundTrip
 	w       responseWriter
 	body    detachableBody
-	done    chan struct{} // closed when next.ServeHTTP returned
-	err     error         // what next returned, valid after done
-	panic   any           // what next panicked with, valid after done
+	err     error // what next returned; read after w.ready or nextDone
+	panic   any   // a panic of the exchange, raised again by ServeHTTP
+	abort   bool  // the response body ended early: abort the connection
 }
 
 // RoundTrip implements wasmhost.Upstream.
@@ -52,9 +56,8 @@ func (c *call) RoundTrip(ctx context.Context, ur *wasmhost.UpstreamRequest, resp
 		return err
 	}
 	c.started = true
-	c.done = make(chan struct{})
 	c.w.init(resp, c.client.Header().Clone(), r.Method == http.MethodHead)
-	go c.serve(r)
+	c.toNext <- r
 	<-c.w.ready
 	return c.w.err
 }
@@ -86,8 +89,8 @@ func (c *call) request(ctx context.Context, ur *wasmhost.UpstreamRequest) (*http
 		if len(k) > 0 && k[0] == ':' {
 			continue
 		}
-		key := textproto.CanonicalMIMEHeaderKey(string(k))
-		hdr[key] = append(hdr[key], string(v))
+		key := canonicalKey(k)
+		hdr[key] = append(hdr[key], sameString(c.r.Header[key], v))
 	}
 	r.Header = hdr
 	// Request trailers reach the filter; Caddy's handlers get none (the
@@ -102,39 +105,58 @@ func (c *call) request(ctx context.Context, ur *wasmhost.UpstreamRequest) (*http
 	return r, nil
 }
 
-// serve runs next. A panic in next is recovered here, on the goroutine
-// that would otherwise take the process down, and raised again on the
-// request's own goroutine once the exchange is cleaned up (end).
-func (c *call) serve(r *http.Request) {
-	var err error
-	defer func() {
-		if p := recover(); p != nil {
-			c.panic = p
-			err = errNextPanicked
-			if p != http.ErrAbortHandler {
-				c.h.logger.Error("proxy_wasm: a later handler panicked", zap.Any("panic", p), zap.ByteString("stack", debug.Stack()))
-			}
+// sameString returns v as a string: one of have when it is equal to one
+// (a header the filter left as the client sent it), so it costs no
+// allocation.
+func sameString(have []string, v []byte) string {
+	for _, s := range have {
+		if s == string(v) {
+			return s
 		}
-		c.err = err
-		c.w.finish(err)
-		close(c.done)
+	}
+	return string(v)
+}
+
+// serveNext runs next on the request's goroutine, then waits until the
+// exchange is over. A panic in next goes on (after the exchange ended), as
+// it would without the filter.
+func (c *call) serveNext(r *http.Request) {
+	returned := false
+	defer func() {
+		if !returned {
+			c.w.finish(errNextPanicked)
+			close(c.nextDone)
+			<-c.done
+		}
 	}()
-	err = c.next.ServeHTTP(&c.w, r)
+	err := c.next.ServeHTTP(&c.w, r)
+	returned = true
+	c.err = err
+	c.w.finish(err)
+	close(c.nextDone)
+	<-c.done
 }
 
 var errNextPanicked = errors.New("proxy_wasm: a later handler panicked")
 
-// end stops next's work on the exchange and waits for it: the rest of the
-// body is refused, next's context ends, and the request body is detached,
-// so nothing of next reads from the exchange once it is pooled again.
-func (c *call) end(cancel context.CancelFunc) {
+// end ends the exchange once the client has the response: the rest of
+// next's body is refused, next's context ends, and once next has
+// returned its request body is detached, so nothing of next reads from
+// the exchange when it serves another request. It returns the error that
+// ended the body early, if any.
+func (c *call) end(x *wasmhost.Exchange) error {
 	if !c.started {
-		return
+		return x.Close()
 	}
-	c.w.pr.CloseWithError(errExchangeOver)
-	cancel()
-	<-c.done
+	if c.w.pr != nil {
+		c.w.pr.CloseWithError(errExchangeOver)
+	}
+	c.cancel()
+	<-c.nextDone
 	c.body.detach()
+	err := x.Close()
+	c.w.release()
+	return err
 }
 
 var errExchangeOver = errors.New("proxy_wasm: the response body is no longer read")
@@ -142,26 +164,39 @@ var errExchangeOver = errors.New("proxy_wasm: the response body is no longer rea
 // failedBeforeAnswer reports whether next returned an error before it
 // wrote a response: Caddy's error handling then takes the request over.
 func (c *call) failedBeforeAnswer() bool {
-	return c.started && !c.w.committed && c.err != nil && c.panic == nil
+	return c.started && !c.w.wroteHeader && c.err != nil && c.err != errNextPanicked
 }
 
-// responseWriter is the http.ResponseWriter next writes to. It fills the
-// UpstreamResponse on the first WriteHeader (or Write, or Flush, or when
-// next returns) and closes ready; the body goes through a pipe, one Write
-// at a time, read by the Lifecycle as the client's response leaves.
+// bufferLimit is how much of a body the responseWriter keeps before it
+// hands the response over: a body next writes whole within it (and
+// without a Flush) leaves from memory, with its exact length, at the cost
+// of no goroutine hand-off per write; a longer one streams.
+const bufferLimit = 16 << 10
+
+var writeBuffers = sync.Pool{New: func() any { b := make([]byte, 0, bufferLimit); return &b }}
+
+// responseWriter is the http.ResponseWriter next writes to. Like net/http's
+// own, it holds the start of a response (up to bufferLimit bytes) until
+// next returns, flushes, or writes more: then it fills the
+// UpstreamResponse and closes ready. A response that fitted leaves from
+// memory; the rest of a longer one goes through a pipe, one Write at a
+// time, read by the Lifecycle as the client's response leaves.
 type responseWriter struct {
 	header http.Header
 	resp   *wasmhost.UpstreamResponse
 	head   bool // a HEAD request: no body whatever the headers say
 	// headLength is the Content-Length next gave a HEAD response.
-	headLength string
-	committed  bool
-	discard    bool // a response without a body: writes are dropped
-	ready      chan struct{}
-	err        error // next failed before writing anything
-	pr         *io.PipeReader
-	pw         *io.PipeWriter
-	flushed    atomic.Bool // next asked for a flush: the response streams
+	headLength  string
+	wroteHeader bool // the status and headers are in resp
+	committed   bool // resp is handed over (ready is closed)
+	discard     bool // a response without a body: writes are dropped
+	length      int64
+	buf         *[]byte // the body so far, before the hand-over
+	ready       chan struct{}
+	err         error // next failed before writing anything
+	pr          *io.PipeReader
+	pw          *io.PipeWriter
+	flushed     atomic.Bool // next asked for a flush: the response streams
 }
 
 func (w *responseWriter) init(resp *wasmhost.UpstreamResponse, header http.Header, head bool) {
@@ -170,19 +205,19 @@ func (w *responseWriter) init(resp *wasmhost.UpstreamResponse, header http.Heade
 	}
 	w.header, w.resp, w.head = header, resp, head
 	w.ready = make(chan struct{})
-	w.pr, w.pw = io.Pipe()
 }
 
 // Header implements http.ResponseWriter.
 func (w *responseWriter) Header() http.Header { return w.header }
 
-// WriteHeader implements http.ResponseWriter. Informational responses
-// (1xx) are not passed on: the filter sees one response per request.
+// WriteHeader implements http.ResponseWriter: the status and headers are
+// taken now, as net/http takes them. Informational responses (1xx) are not
+// passed on: the filter sees one response per request.
 func (w *responseWriter) WriteHeader(code int) {
-	if w.committed || code >= 100 && code < 200 {
+	if w.wroteHeader || code >= 100 && code < 200 {
 		return
 	}
-	w.committed = true
+	w.wroteHeader = true
 	resp := w.resp
 	resp.Status = code
 	for k, vs := range w.header {
@@ -190,59 +225,116 @@ func (w *responseWriter) WriteHeader(code int) {
 			_ = resp.Headers.Add(k, v)
 		}
 	}
-	n, lenOK := int64(-1), false
+	w.length = -1
 	if cl := w.header.Get("Content-Length"); cl != "" {
 		if v, err := strconv.ParseInt(cl, 10, 64); err == nil && v >= 0 {
-			n, lenOK = v, true
+			w.length = v
 		}
 	}
 	if w.head {
 		w.headLength = w.header.Get("Content-Length")
 	}
-	switch {
-	case w.head || code == http.StatusNoContent || code == http.StatusNotModified || lenOK && n == 0:
+	if w.head || code == http.StatusNoContent || code == http.StatusNotModified || w.length == 0 {
 		w.discard = true
-		resp.Body, resp.ContentLength = nil, 0
-	default:
-		resp.Body, resp.ContentLength = w.pr, n
 	}
-	close(w.ready)
 }
 
 // Write implements http.ResponseWriter.
 func (w *responseWriter) Write(p []byte) (int, error) {
-	if !w.committed {
+	if !w.wroteHeader {
 		w.WriteHeader(http.StatusOK)
 	}
 	if w.discard {
 		return len(p), nil
 	}
+	if !w.committed {
+		if w.buf == nil {
+			w.buf = writeBuffers.Get().(*[]byte)
+		}
+		if len(*w.buf)+len(p) <= bufferLimit {
+			*w.buf = append(*w.buf, p...)
+			return len(p), nil
+		}
+		if err := w.stream(); err != nil {
+			return 0, err
+		}
+	}
 	return w.pw.Write(p)
+}
+
+// stream hands the response over with a body that streams through the
+// pipe, starting with what was held.
+func (w *responseWriter) stream() error {
+	w.pr, w.pw = io.Pipe()
+	w.resp.Body, w.resp.ContentLength = w.pr, w.length
+	w.committed = true
+	close(w.ready)
+	if w.buf != nil && len(*w.buf) > 0 {
+		if _, err := w.pw.Write(*w.buf); err != nil {
+			return err
+		}
+		*w.buf = (*w.buf)[:0]
+	}
+	return nil
 }
 
 // Flush implements http.Flusher: the response is streaming, so the handler
 // flushes the client's response after every write from now on.
 func (w *responseWriter) Flush() {
-	if !w.committed {
+	if !w.wroteHeader {
 		w.WriteHeader(http.StatusOK)
 	}
 	w.flushed.Store(true)
+	if !w.committed && !w.discard {
+		_ = w.stream()
+	}
 }
 
 // finish ends the response when next returned: an answer without a body
 // when it wrote nothing (as net/http sends one), or next's error when it
-// failed before writing; the body ends with next's error, if any.
+// failed before writing. A body held whole leaves from memory with its
+// length; a streaming one ends with next's error, if any.
 func (w *responseWriter) finish(err error) {
-	if !w.committed {
+	if !w.wroteHeader {
 		if err != nil {
 			w.err = err
+			w.committed = true
 			close(w.ready)
-		} else {
-			w.WriteHeader(http.StatusOK)
+			return
 		}
+		w.WriteHeader(http.StatusOK)
 	}
-	w.pw.CloseWithError(err)
+	if w.committed {
+		w.pw.CloseWithError(err)
+		return
+	}
+	resp := w.resp
+	switch {
+	case w.discard || w.buf == nil || len(*w.buf) == 0 && err == nil:
+		resp.Body, resp.ContentLength = nil, 0
+	case err != nil:
+		// next failed in the middle of its body: what it wrote, then the
+		// error, so the client's response breaks.
+		resp.Body, resp.ContentLength = io.MultiReader(bytes.NewReader(*w.buf), errReader{err}), -1
+	default:
+		resp.Body, resp.ContentLength = bytes.NewReader(*w.buf), int64(len(*w.buf))
+	}
+	w.committed = true
+	close(w.ready)
 }
+
+// release returns the body buffer once the exchange no longer reads it.
+func (w *responseWriter) release() {
+	if w.buf != nil {
+		*w.buf = (*w.buf)[:0]
+		writeBuffers.Put(w.buf)
+		w.buf = nil
+	}
+}
+
+type errReader struct{ err error }
+
+func (e errReader) Read([]byte) (int, error) { return 0, e.err }
 
 // detachableBody is the request body next reads; once detached, reads fail
 // and never reach the exchange, which may serve another request by then.
