@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -167,6 +168,28 @@ func TestCaddyStorefront(t *testing.T) {
 			if !strings.Contains(string(metrics), want) {
 				t.Errorf("/metrics lacks %s", want)
 			}
+		}
+	})
+
+	t.Run("a reload keeps the running filter", func(t *testing.T) {
+		before := b.session(t)
+		started := strings.Count(st.Caddy.Output(), "proxy_wasm: filter started")
+		if started == 0 {
+			t.Fatal("Caddy's log does not say the filter started")
+		}
+		reload := exec.Command(st.caddyBin, "reload", "--config", st.caddyfilePath, "--adapter", "caddyfile", "--address", strings.TrimPrefix(st.AdminURL, "http://"), "--force")
+		reload.Env = st.env
+		if out, err := reload.CombinedOutput(); err != nil {
+			t.Fatalf("caddy reload: %v\n%s", err, out)
+		}
+		if s := b.session(t); s.ID != before.ID || b.reissued("__Host-sid") {
+			t.Fatalf("after the reload: %+v, before %+v", s, before)
+		}
+		if !strings.Contains(st.Caddy.Output(), "load complete") {
+			t.Fatal("Caddy's log does not show the reload")
+		}
+		if n := strings.Count(st.Caddy.Output(), "proxy_wasm: filter started"); n != started {
+			t.Fatalf("the reload started the filter again (%d starts, %d before)", n, started)
 		}
 	})
 

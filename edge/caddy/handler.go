@@ -191,8 +191,7 @@ func (h *Handler) Provision(ctx caddy2.Context) error {
 		return err
 	}
 	h.hostKey, h.host = key, v.(*pooledHost)
-	// The filter's logs go to the newest configuration's logger.
-	h.host.log.target.Store(logger)
+	h.host.attach(h, logger)
 
 	strip := h.StripPrefixes
 	if len(strip) == 0 {
@@ -233,6 +232,7 @@ func (h *Handler) Cleanup() error {
 	if h.host == nil {
 		return nil
 	}
+	h.host.detach(h)
 	h.host = nil
 	_, err := hosts.Delete(h.hostKey)
 	return err
@@ -454,15 +454,6 @@ func orDefault(s, def string) string {
 	return s
 }
 
-// Interface guards
-var (
-	_ caddy2.Module               = (*Handler)(nil)
-	_ caddy2.Provisioner          = (*Handler)(nil)
-	_ caddy2.Validator            = (*Handler)(nil)
-	_ caddy2.CleanerUpper         = (*Handler)(nil)
-	_ caddyhttp.MiddlewareHandler = (*Handler)(nil)
-)
-
 // canonicalKeys maps the lower-case header names the filter hands back to
 // their canonical form (the keys of http.Header), so a warm request
 // allocates nothing for them. It is copied on write and holds at most
@@ -526,3 +517,12 @@ func stripHeaders(h http.Header, prefixes []string) {
 		}
 	}
 }
+
+// Interface guards
+var (
+	_ caddy2.Module               = (*Handler)(nil)
+	_ caddy2.Provisioner          = (*Handler)(nil)
+	_ caddy2.Validator            = (*Handler)(nil)
+	_ caddy2.CleanerUpper         = (*Handler)(nil)
+	_ caddyhttp.MiddlewareHandler = (*Handler)(nil)
+)

@@ -69,6 +69,40 @@ type pooledHost struct {
 	clusters []namedCluster
 	log      *guestLog
 	vmID     string
+
+	mu    sync.Mutex
+	users []hostUser // the handlers using the host, oldest first
+}
+
+type hostUser struct {
+	h   *Handler
+	log *slog.Logger
+}
+
+// attach records that h uses the host: the filter's logs go to h's logger,
+// the newest configuration's.
+func (p *pooledHost) attach(h *Handler, l *slog.Logger) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.users = append(p.users, hostUser{h, l})
+	p.log.target.Store(l)
+}
+
+// detach forgets h; the logs go back to the newest remaining user's logger,
+// so a configuration that failed to load (and is cleaned up at once) does
+// not keep them.
+func (p *pooledHost) detach(h *Handler) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for i, u := range p.users {
+		if u.h == h {
+			p.users = append(p.users[:i], p.users[i+1:]...)
+			break
+		}
+	}
+	if n := len(p.users); n > 0 {
+		p.log.target.Store(p.users[n-1].log)
+	}
 }
 
 type namedCluster struct {
@@ -119,6 +153,7 @@ func newPooledHost(s *hostSpec, logger *slog.Logger) (*pooledHost, error) {
 		return nil, p.explain(s, err)
 	}
 	p.host = host
+	logger.Info("proxy_wasm: filter started", "plugin", s.PluginName, "vm_id", s.VMID, "vms", host.VMs(), "wasm_sha256", s.WasmDigest[:16])
 	return p, nil
 }
 

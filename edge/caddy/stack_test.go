@@ -31,6 +31,9 @@ type stack struct {
 	// AppKey has sessions:read and sessions:write, AdminKey sessions:admin.
 	AppKey, EdgeKey, AdminKey string
 	Caddyfile                 string
+
+	caddyBin, caddyfilePath string
+	env                     []string // Caddy's environment (added to the test's)
 }
 
 // stackOptions change the stack.
@@ -117,9 +120,12 @@ http://:%s {
 	if err := os.WriteFile(caddyfile, []byte(st.Caddyfile), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	st.caddyBin, st.caddyfilePath = caddyBin, caddyfile
+	env := []string{"SESSIONEDGE_PLUGIN_CONFIG_FILE=" + pluginFile, "XDG_CONFIG_HOME=" + dir, "XDG_DATA_HOME=" + dir}
+	st.env = append(os.Environ(), env...)
 	st.Caddy = testbin.Start(t, testbin.Cmd{Name: "caddy", Path: caddyBin, Dir: dir,
 		Args: []string{"run", "--config", caddyfile, "--adapter", "caddyfile"},
-		Env:  []string{"SESSIONEDGE_PLUGIN_CONFIG_FILE=" + pluginFile, "XDG_CONFIG_HOME=" + dir, "XDG_DATA_HOME=" + dir},
+		Env:  env,
 		// The storefront's health check, through Caddy and the filter.
 		Ready: st.URL + "/healthz"})
 	return st
