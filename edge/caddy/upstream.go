@@ -25,10 +25,11 @@ var errDetached = errors.New("proxy_wasm: request body read after the exchange e
 // call is one request through the handler: the filter's exchange, with
 // the rest of Caddy's chain (next) as the Lifecycle's upstream. RoundTrip
 // hands next's request to the request's goroutine (Handler.ServeHTTP),
-// which runs next with a ResponseWriter that hands the status and headers
-// over as soon as next writes them, and the body through a pipe as next
-// writes it; so a body streams through the filter and nothing holds it
-// whole but what the filter asks to hold.
+// which runs next with a ResponseWriter (responseWriter) that hands the
+// response over whole when next wrote it within bufferLimit bytes, and
+// otherwise as soon as next writes more or flushes, the body going on
+// through a pipe as next writes it: a body streams through the filter and
+// nothing holds it whole but what the filter asks to hold.
 type call struct {
 	h      *Handler
 	next   caddyhttp.Handler
