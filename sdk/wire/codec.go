@@ -27,6 +27,11 @@ const (
 	sessCustom // sessCustom + ns for each namespace
 	sessPrivacy
 	sessPublic
+	sessModified
+	sessIdleTimeout
+	sessHardTimeout
+	sessFirstDevice
+	sessDevice
 )
 
 // Delta, batch and touch-report map keys.
@@ -329,6 +334,12 @@ func sessionEntries(s *Session, namespaces uint8) (n uint64, fields uint64) {
 			n++
 		}
 	}
+	for _, nonzero := range [...]bool{s.Modified != 0, s.IdleTimeout != 0, s.HardTimeout != 0,
+		!s.FirstDevice.IsZero(), !s.Device.IsZero()} {
+		if nonzero {
+			n++
+		}
+	}
 	return n, fields
 }
 
@@ -364,7 +375,22 @@ func AppendSessionView(dst []byte, s *Session, namespaces uint8) []byte {
 			dst = appendAttrs(appendUint(dst, uint64(sessCustom+ns)), as)
 		}
 	}
+	dst = appendNonZeroInt(dst, sessModified, s.Modified)
+	dst = appendNonZeroInt(dst, sessIdleTimeout, s.IdleTimeout)
+	dst = appendNonZeroInt(dst, sessHardTimeout, s.HardTimeout)
+	if !s.FirstDevice.IsZero() {
+		dst = appendDevice(appendUint(dst, sessFirstDevice), s.FirstDevice)
+	}
+	if !s.Device.IsZero() {
+		dst = appendDevice(appendUint(dst, sessDevice), s.Device)
+	}
 	return dst
+}
+
+// appendDevice appends a device as the array [userAgent, addr, site].
+func appendDevice(dst []byte, dev Device) []byte {
+	dst = appendHead(dst, majArray, 3)
+	return appendText(appendText(appendText(dst, dev.UserAgent), dev.Addr), dev.Site)
 }
 
 func appendNonZero(dst []byte, key, v uint64) []byte {
@@ -417,7 +443,9 @@ func DecodeSessionLimits(b []byte, s *Session, lim *Limits) error {
 // sessionNames names the session map's keys in errors.
 var sessionNames = [...]string{sessID: "id", sessKind: "kind", sessGeneration: "generation", sessVersion: "version",
 	sessCreated: "created", sessLastSeen: "lastSeen", sessIdle: "idleDeadline", sessHard: "hardDeadline",
-	sessEnded: "ended", sessFields: "fields", sessCustom: "custom", sessPrivacy: "privacy", sessPublic: "public"}
+	sessEnded: "ended", sessFields: "fields", sessCustom: "custom", sessPrivacy: "privacy", sessPublic: "public",
+	sessModified: "modified", sessIdleTimeout: "idleTimeout", sessHardTimeout: "hardTimeout",
+	sessFirstDevice: "firstDevice", sessDevice: "device"}
 
 func (d *decoder) session(s *Session) error {
 	sawID := false
@@ -451,6 +479,16 @@ func (d *decoder) session(s *Session) error {
 			err = d.fields(s)
 		case sessCustom, sessPrivacy, sessPublic:
 			err = d.namespace(&s.Attrs[key-sessCustom])
+		case sessModified:
+			s.Modified, err = d.int()
+		case sessIdleTimeout:
+			s.IdleTimeout, err = d.int()
+		case sessHardTimeout:
+			s.HardTimeout, err = d.int()
+		case sessFirstDevice:
+			err = d.device(&s.FirstDevice)
+		case sessDevice:
+			err = d.device(&s.Device)
 		default:
 			return false, nil
 		}
@@ -481,6 +519,29 @@ func (d *decoder) namespace(as *Attrs) error {
 	*as, err = d.attrs(0)
 	d.leave()
 	return err
+}
+
+// device decodes the array [userAgent, addr, site].
+func (d *decoder) device(dev *Device) error {
+	n, err := d.count(majArray, 1, 3, "items")
+	if err != nil {
+		return err
+	}
+	if n != 3 {
+		return d.fail(ErrCBORType)
+	}
+	if err := d.enter(); err != nil {
+		return err
+	}
+	defer d.leave()
+	for i, f := range [...]*string{&dev.UserAgent, &dev.Addr, &dev.Site} {
+		d.pushIndex(i)
+		if *f, err = d.text(MaxDeviceText); err != nil {
+			return err
+		}
+		d.pop()
+	}
+	return nil
 }
 
 func (d *decoder) fields(s *Session) error {
@@ -559,6 +620,12 @@ func appendOp(dst []byte, op *Op) []byte {
 	case OpEnd:
 		dst = appendUint(appendHead(dst, majArray, 2), uint64(op.Code))
 		return appendUint(dst, uint64(op.Reason))
+	case OpLifetime:
+		dst = appendUint(appendHead(dst, majArray, 3), uint64(op.Code))
+		return appendInt(appendInt(dst, op.Idle), op.Hard)
+	case OpDevice:
+		dst = appendUint(appendHead(dst, majArray, 4), uint64(op.Code))
+		return appendText(appendText(appendText(dst, op.Device.UserAgent), op.Device.Addr), op.Device.Site)
 	}
 	// Unknown codes are a programmer error upstream; encode just the code so
 	// the decoder names it.
@@ -567,7 +634,7 @@ func appendOp(dst []byte, op *Op) []byte {
 
 // opArity is the array length of each op code, code included.
 var opArity = [...]int{OpStart: 5, OpSetField: 3, OpSetAttr: 4, OpDeleteAttr: 3, OpClearNamespace: 2,
-	OpLogin: 5, OpLogout: 4, OpTouch: 2, OpEnd: 2}
+	OpLogin: 5, OpLogout: 4, OpTouch: 2, OpEnd: 2, OpLifetime: 3, OpDevice: 4}
 
 // DecodeDelta decodes a delta that fills b into dl, holding it only to the
 // structural bounds: for deltas read back from a store. Deltas from another
@@ -719,6 +786,18 @@ func (d *decoder) op(op *Op) error {
 		d.name("reason")
 		r, err = d.small(uint64(EndRevoked))
 		op.Reason = EndReason(r)
+	case OpLifetime:
+		err = d.deadlines(op)
+	case OpDevice:
+		for _, f := range [...]struct {
+			name string
+			v    *string
+		}{{"userAgent", &op.Device.UserAgent}, {"addr", &op.Device.Addr}, {"site", &op.Device.Site}} {
+			d.name(f.name)
+			if *f.v, err = d.text(MaxDeviceText); err != nil {
+				break
+			}
+		}
 	}
 	if err == nil {
 		d.pop()
@@ -816,9 +895,21 @@ func AppendTouches(dst []byte, ts []Touch) []byte {
 	dst = appendHead(appendUint(appendHead(dst, majMap, 1), touchesList), majArray, uint64(len(ts)))
 	for i := range ts {
 		t := &ts[i]
-		dst = appendBytes(appendHead(dst, majArray, 6), t.ID[:])
+		extended := !t.Device.IsZero() || len(t.Init) > 0
+		n := uint64(6)
+		if extended {
+			n = 8
+		}
+		dst = appendBytes(appendHead(dst, majArray, n), t.ID[:])
 		dst = appendUint(appendUint(dst, uint64(t.Kind)), uint64(t.Generation))
 		dst = appendInt(appendInt(appendInt(dst, t.LastSeen), t.IdleDeadline), t.HardDeadline)
+		if extended {
+			dst = appendDevice(dst, t.Device)
+			dst = appendHead(dst, majArray, uint64(len(t.Init)))
+			for j := range t.Init {
+				dst = appendOp(dst, &t.Init[j])
+			}
+		}
 	}
 	return dst
 }
@@ -864,7 +955,7 @@ func (d *decoder) touch(t *Touch) error {
 	if err != nil {
 		return err
 	}
-	if n != 6 {
+	if n != 6 && n != 8 {
 		return d.fail(ErrCBORType)
 	}
 	d.push("id")
@@ -892,6 +983,31 @@ func (d *decoder) touch(t *Touch) error {
 	d.name("hard")
 	if t.HardDeadline, err = d.int(); err != nil {
 		return err
+	}
+	if n == 8 {
+		d.name("device")
+		if err := d.device(&t.Device); err != nil {
+			return err
+		}
+		d.name("init")
+		m, err := d.count(majArray, 3, d.maxOps, "ops")
+		if err != nil {
+			return err
+		}
+		if err := d.enter(); err != nil {
+			return err
+		}
+		if m > 0 {
+			t.Init = make([]Op, m)
+		}
+		for i := range t.Init {
+			d.pushIndex(i)
+			if err := d.op(&t.Init[i]); err != nil {
+				return err
+			}
+			d.pop()
+		}
+		d.leave()
 	}
 	d.pop()
 	return nil
