@@ -32,6 +32,8 @@ const (
 	sessHardTimeout
 	sessFirstDevice
 	sessDevice
+	// viewSegment is only in a forwarded view: the edge's segment of it.
+	viewSegment
 )
 
 // Delta, batch and touch-report map keys.
@@ -349,9 +351,20 @@ func AppendSession(dst []byte, s *Session) []byte {
 }
 
 // AppendSessionView appends the CBOR encoding of s with only the namespaces
-// whose bits (1<<Namespace) are set in namespaces: the view the edge forwards.
+// whose bits (1<<Namespace) are set in namespaces.
 func AppendSessionView(dst []byte, s *Session, namespaces uint8) []byte {
+	return AppendForwardView(dst, s, namespaces, nil)
+}
+
+// AppendForwardView appends the view of s the edge forwards upstream: the
+// session with only the namespaces whose bits (1<<Namespace) are set, plus
+// the edge's segment of it (key 19), so an app reads the segment from the
+// signed context instead of recomputing it with the edge's configuration.
+func AppendForwardView(dst []byte, s *Session, namespaces uint8, segment []byte) []byte {
 	n, fields := sessionEntries(s, namespaces)
+	if len(segment) > 0 {
+		n++
+	}
 	dst = appendHead(dst, majMap, n)
 	dst = appendBytes(appendUint(dst, sessID), s.ID[:])
 	dst = appendNonZero(dst, sessKind, uint64(s.Kind))
@@ -383,6 +396,11 @@ func AppendSessionView(dst []byte, s *Session, namespaces uint8) []byte {
 	}
 	if !s.Device.IsZero() {
 		dst = appendDevice(appendUint(dst, sessDevice), s.Device)
+	}
+	if len(segment) > 0 {
+		dst = appendUint(dst, viewSegment)
+		dst = appendHead(dst, majText, uint64(len(segment)))
+		dst = append(dst, segment...)
 	}
 	return dst
 }
@@ -434,10 +452,22 @@ func DecodeSession(b []byte, s *Session) error { return DecodeSessionLimits(b, s
 func DecodeSessionLimits(b []byte, s *Session, lim *Limits) error {
 	d := newDecoder(b, "session", lim)
 	*s = Session{}
-	if err := d.session(s); err != nil {
+	if err := d.session(s, nil); err != nil {
 		return err
 	}
 	return d.end()
+}
+
+// DecodeForwardView decodes a view the edge forwarded (AppendForwardView)
+// into s and returns its segment ("" when the view has none), with the
+// limits of DecodeSessionLimits.
+func DecodeForwardView(b []byte, s *Session, lim *Limits) (segment string, err error) {
+	d := newDecoder(b, "context", lim)
+	*s = Session{}
+	if err := d.session(s, &segment); err != nil {
+		return "", err
+	}
+	return segment, d.end()
 }
 
 // sessionNames names the session map's keys in errors.
@@ -445,9 +475,11 @@ var sessionNames = [...]string{sessID: "id", sessKind: "kind", sessGeneration: "
 	sessCreated: "created", sessLastSeen: "lastSeen", sessIdle: "idleDeadline", sessHard: "hardDeadline",
 	sessEnded: "ended", sessFields: "fields", sessCustom: "custom", sessPrivacy: "privacy", sessPublic: "public",
 	sessModified: "modified", sessIdleTimeout: "idleTimeout", sessHardTimeout: "hardTimeout",
-	sessFirstDevice: "firstDevice", sessDevice: "device"}
+	sessFirstDevice: "firstDevice", sessDevice: "device", viewSegment: "segment"}
 
-func (d *decoder) session(s *Session) error {
+// session decodes a session map; with segment set it also reads a
+// forwarded view's segment, which a stored session never has.
+func (d *decoder) session(s *Session, segment *string) error {
 	sawID := false
 	err := d.mapKeys(sessionNames[:], func(key uint64) (bool, error) {
 		var err error
@@ -473,7 +505,7 @@ func (d *decoder) session(s *Session) error {
 			s.HardDeadline, err = d.int()
 		case sessEnded:
 			var r uint8
-			r, err = d.small(uint64(EndRevoked))
+			r, err = d.small(uint64(maxEndReason))
 			s.Ended = EndReason(r)
 		case sessFields:
 			err = d.fields(s)
@@ -489,6 +521,11 @@ func (d *decoder) session(s *Session) error {
 			err = d.device(&s.FirstDevice)
 		case sessDevice:
 			err = d.device(&s.Device)
+		case viewSegment:
+			if segment == nil {
+				return false, nil
+			}
+			*segment, err = d.text(64)
 		default:
 			return false, nil
 		}
@@ -784,7 +821,7 @@ func (d *decoder) op(op *Op) error {
 		op.Idle, err = d.int()
 	case OpEnd:
 		d.name("reason")
-		r, err = d.small(uint64(EndRevoked))
+		r, err = d.small(uint64(maxEndReason))
 		op.Reason = EndReason(r)
 	case OpLifetime:
 		err = d.deadlines(op)

@@ -321,3 +321,23 @@ func TestSessionMetadataRoundTrip(t *testing.T) {
 		t.Fatal("a negative lifetime applied")
 	}
 }
+
+func TestForwardView(t *testing.T) {
+	s := &Session{ID: ID{1}, Kind: KindAnonymous, Generation: 1, Version: 3}
+	s.Fields[FieldCurrency] = Text("EUR")
+	s.Attrs[NamespacePrivacy] = Attrs{{Key: "email", Value: Text("a@b")}}
+	seg := AppendSegment(nil, s)
+	b := AppendForwardView(nil, s, 1<<NamespacePublic, seg)
+	var got Session
+	segment, err := DecodeForwardView(b, &got, &DefaultLimits)
+	if err != nil || segment != string(seg) || got.Fields[FieldCurrency].Text != "EUR" || len(got.Attrs[NamespacePrivacy]) != 0 {
+		t.Fatalf("view %+v, segment %q, %v", got, segment, err)
+	}
+	// A plain session decoder skips the segment; a view without one has none.
+	if err := DecodeSession(b, &got); err != nil {
+		t.Fatal(err)
+	}
+	if segment, err := DecodeForwardView(AppendSessionView(nil, s, AllNamespaces), &got, nil); err != nil || segment != "" {
+		t.Fatalf("segment %q, %v", segment, err)
+	}
+}

@@ -268,7 +268,7 @@ func applyOp(s *Session, d *Delta, i int, lim *Limits, cs *attrChanges) error {
 			s.FirstDevice = op.Device
 		}
 	case OpEnd:
-		if op.Reason < EndAbandoned || op.Reason > EndRevoked {
+		if op.Reason < EndAbandoned || op.Reason > maxEndReason {
 			return invalid("reason", "unknown end reason")
 		}
 		s.Ended = op.Reason

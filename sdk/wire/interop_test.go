@@ -187,7 +187,7 @@ func (r *byteReader) delta() wire.Delta {
 		case wire.OpTouch:
 			op.Idle = int64(r.u64())
 		case wire.OpEnd:
-			op.Reason = wire.EndReason(r.u8()%4 + 1)
+			op.Reason = wire.EndReason(r.u8()%5 + 1)
 		case wire.OpLifetime:
 			op.Idle, op.Hard = int64(r.u64()), int64(r.u64())
 		case wire.OpDevice:

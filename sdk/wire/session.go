@@ -85,6 +85,10 @@ const (
 	EndIdleExpired EndReason = 2 // idle deadline passed (kinds whose idle action is "end")
 	EndHardExpired EndReason = 3 // hard deadline passed
 	EndRevoked     EndReason = 4 // revoked (revoke-all of a customer, forced re-key)
+	EndEvicted     EndReason = 5 // displaced by a newer login under the customer's session limit
+
+	// maxEndReason is the highest reason decoders accept.
+	maxEndReason = EndEvicted
 )
 
 // String returns the reason's name.
@@ -100,6 +104,8 @@ func (r EndReason) String() string {
 		return "hard-expired"
 	case EndRevoked:
 		return "revoked"
+	case EndEvicted:
+		return "evicted"
 	}
 	return "invalid"
 }
