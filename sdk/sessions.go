@@ -93,10 +93,11 @@ func (l Lifetime) appendJSON(dst []byte) []byte {
 // Login takes it too: the logged-in session's lifetime, its hard deadline
 // never later than the current one.
 //
-// A session the edge minted reaches the origin with the first of the
-// edge's activity report and the app's first upsert, so an app that wants
-// the lifetime passes it on the first write of a new session (View.Status
-// StatusNew), in the request that minted it.
+// A session the edge minted is created at the origin by whichever comes
+// first, the app's first upsert or the edge's activity report (sent once
+// the client's cookie came back): an app that must be sure of the lifetime
+// sets it on its first write in the request that minted the session
+// (View.Status StatusNew).
 func WithLifetime(l Lifetime) WriteOption {
 	return func(o *writeOptions) { o.lifetime = &l }
 }
