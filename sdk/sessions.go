@@ -90,8 +90,10 @@ func (l Lifetime) appendJSON(dst []byte) []byte {
 // call creates it: Create, PutShared (when the shared session is new) and,
 // with Upsert, Replace, Patch and SetAttribute when the id is unknown to the
 // origin. A write to a session that exists leaves its lifetime as it is.
-// Login takes it too: the logged-in session's lifetime, its hard deadline
-// never later than the current one.
+// Login takes it too: the logged-in session's lifetime (without one, the
+// customer timeouts), its hard deadline never later than the current one.
+// A logout returns a session to the anonymous timeouts. Lifetimes are at
+// least a second.
 //
 // A session the edge minted is created at the origin by whichever comes
 // first, the app's first upsert or the edge's activity report (sent once
@@ -417,8 +419,8 @@ func (c *Client) prepare(call, id string, takes optSet, opts []WriteOption, r re
 // generation (older tokens die), and the profile's fields (currency, locale,
 // ...) set over the defaults. Hand the returned token to the edge with
 // SetToken so the browser's cookie is replaced. It takes IfMatch, Upsert,
-// WithLifetime (the logged-in session's own timeouts; its hard deadline can
-// only come closer) and WithToken.
+// WithLifetime (the logged-in session's own timeouts, else the customer
+// timeouts; its hard deadline can only come closer) and WithToken.
 //
 // With a customer session limit configured at the origin, a login beyond it
 // either ends the customer's oldest other session (reason "evicted") or
@@ -448,8 +450,10 @@ func (c *Client) Login(ctx context.Context, id, customerID string, profile *Cont
 
 // Logout makes a session anonymous again: privacy attributes are cleared,
 // the cart and custom attributes stay, and a new generation starts. Hand the
-// returned token to the edge with SetToken. It takes WithToken; with it, a
-// session that is not logged in fails with ErrNotLoggedIn.
+// returned token to the edge with SetToken. The session's idle timeout
+// becomes the anonymous one again; its hard deadline stays. It takes
+// WithToken; with it, a session that is not logged in fails with
+// ErrNotLoggedIn.
 func (c *Client) Logout(ctx context.Context, id string, opts ...WriteOption) (*Issued, error) {
 	r, err := c.prepare("Logout", id, takesToken, opts, request{method: http.MethodPost, path: sessionPath(id, "logout"), body: []byte("{}")})
 	if err != nil {

@@ -77,7 +77,7 @@ func TestBasketWebhookReceiver(t *testing.T) {
 	secret := []byte("hook-secret")
 	keys := sdktest.NewAssertionKeys()
 	dbPath := filepath.Join(t.TempDir(), "db.json")
-	h, err := newShop(origin.URL, "", secret, keys, dbPath, 30*time.Second)
+	h, err := newShop(origin.URL, "", secret, keys, dbPath, sdk.Lifetime{Idle: 30 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -132,13 +132,13 @@ func TestBasketWebhookReceiver(t *testing.T) {
 }
 
 // startStack runs the basket app behind the real edge, with the real
-// origin delivering its webhooks to the app; a basket's session idles out
-// after idle. The origin's own timeouts are its defaults: only the basket's
-// sessions get the short lifetime.
-func startStack(t *testing.T, idle string) *e2e.Stack {
+// origin delivering its webhooks to the app; the app's args set a basket's
+// lifetime (-idle, -hard). The origin's own timeouts are its defaults: only
+// the basket's sessions get the short lifetime.
+func startStack(t *testing.T, args ...string) *e2e.Stack {
 	return e2e.Start(t, e2e.Options{
 		App:         "./examples/basket",
-		AppArgs:     []string{"-db", filepath.Join(t.TempDir(), "db.json"), "-idle", idle},
+		AppArgs:     append([]string{"-db", filepath.Join(t.TempDir(), "db.json")}, args...),
 		WebhookPath: "/webhooks/sessions",
 	})
 }
@@ -168,7 +168,7 @@ func waitEvents(t *testing.T, stack *e2e.Stack, id, last string) []event {
 // timeout of anonymous sessions) and deliver it to the app's webhook
 // receiver.
 func TestBasketEndToEnd(t *testing.T) {
-	stack := startStack(t, "2s")
+	stack := startStack(t, "-idle", "2s")
 	shopper := e2e.NewBrowser(stack.EdgeURL)
 	id := fillBasket(t, shopper)
 	s, err := stack.Client(t).Get(context.Background(), id)
@@ -232,9 +232,12 @@ func TestBasketEndToEnd(t *testing.T) {
 
 // TestBasketEventOrder follows one session through its life, through the
 // real edge and origin: the webhook receiver logs each event the origin
-// delivers (once per event id), in the order of what happened.
+// delivers (once per event id), in the order of what happened. The basket's
+// lifetime is 5 s idle and 20 s in all, so the session ends soon after the
+// logout: idle, or at the latest at its hard deadline (the logout gives it
+// the anonymous timeouts again, but never a later hard deadline).
 func TestBasketEventOrder(t *testing.T) {
-	stack := startStack(t, "5s")
+	stack := startStack(t, "-idle", "5s", "-hard", "20s")
 	shopper := e2e.NewBrowser(stack.EdgeURL)
 	add := func(sku string, qty int) string {
 		t.Helper()
@@ -267,12 +270,13 @@ func TestBasketEventOrder(t *testing.T) {
 	if !slices.Equal(types, want) {
 		t.Fatalf("events %v, want %v", types, want)
 	}
-	if end := events[len(events)-1]; end.Reason != sdk.ReasonIdleExpired || end.Items["grinder"] != 1 || end.Items["espresso-beans"] != 2 {
+	end := events[len(events)-1]
+	if (end.Reason != sdk.ReasonIdleExpired && end.Reason != sdk.ReasonHardExpired) || end.Items["grinder"] != 1 || end.Items["espresso-beans"] != 2 {
 		t.Fatalf("ended %+v", end)
 	}
 	// The receiver logged each of them.
 	out := stack.App.Output()
-	for _, line := range []string{"session started", "basket changed", "logged in", "logged out", "session ended (idle-expired)"} {
+	for _, line := range []string{"session started", "basket changed", "logged in", "logged out", "session ended (" + end.Reason + ")"} {
 		if !strings.Contains(out, id+": "+line) {
 			t.Errorf("the receiver's log lacks %q:\n%s", line, out)
 		}

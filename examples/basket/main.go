@@ -39,9 +39,10 @@ func main() {
 	origin := flag.String("origin", "http://127.0.0.1:8081", "origin API base URL")
 	db := flag.String("db", "abandoned-baskets.json", "file that stores abandoned baskets")
 	idle := flag.Duration("idle", 30*time.Minute, "idle lifetime of a basket's session: a basket left alone this long is abandoned")
+	hard := flag.Duration("hard", 0, "hard lifetime of a basket's session, counted from its start (0: the origin's timeout of its kind)")
 	flag.Parse()
-	if *idle <= 0 {
-		log.Fatalf("basket: -idle %v: must be positive", *idle)
+	if *idle < time.Second || *hard < 0 || (*hard > 0 && *hard < time.Second) {
+		log.Fatalf("basket: -idle %v, -hard %v: lifetimes are at least a second", *idle, *hard)
 	}
 	key, err := sdk.SecretFromEnv(sdk.EnvAPIKey)
 	if err != nil {
@@ -60,7 +61,7 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	h, err := newShop(*origin, string(key), secret, keys, *db, *idle)
+	h, err := newShop(*origin, string(key), secret, keys, *db, sdk.Lifetime{Idle: *idle, Hard: *hard})
 	if err != nil {
 		log.Fatalf("basket: %v", err)
 	}
@@ -189,7 +190,7 @@ type shop struct {
 	client *sdk.Client
 	secret []byte
 	db     *store
-	idle   time.Duration // the idle lifetime of a basket's session
+	life   sdk.Lifetime // the lifetime of a basket's session
 	events eventLog
 }
 
@@ -197,8 +198,8 @@ type shop struct {
 // /logout) come through the edge and need its signed assertion (keys); the
 // webhook comes from the origin, signed with secret; /abandoned, /events
 // and /baskets/{id}/flush are the back office's and belong on a network only
-// it reaches. A basket's session idles out after idle.
-func newShop(originURL, apiKey string, secret []byte, keys *wire.AssertionKeys, dbPath string, idle time.Duration) (http.Handler, error) {
+// it reaches. A basket's session has the lifetime life.
+func newShop(originURL, apiKey string, secret []byte, keys *wire.AssertionKeys, dbPath string, life sdk.Lifetime) (http.Handler, error) {
 	if keys == nil {
 		return nil, errors.New("no assertion keys: set " + sdk.EnvAssertionKeys + " or " + sdk.EnvAssertionKeys + "_FILE to the keys the edge signs with")
 	}
@@ -210,7 +211,7 @@ func newShop(originURL, apiKey string, secret []byte, keys *wire.AssertionKeys, 
 	if err != nil {
 		return nil, err
 	}
-	s := &shop{client: c, secret: secret, db: db, idle: idle, events: eventLog{seen: map[string]bool{}}}
+	s := &shop{client: c, secret: secret, db: db, life: life, events: eventLog{seen: map[string]bool{}}}
 	shopper := http.NewServeMux()
 	shopper.HandleFunc("POST /basket/items", s.add)
 	shopper.HandleFunc("GET /basket", s.get)
@@ -267,7 +268,7 @@ type basket struct {
 }
 
 // add sets a line of the shopper's basket. The first write creates the
-// session at the origin (Upsert: the edge minted it) with the basket's idle
+// session at the origin (Upsert: the edge minted it) with the basket's
 // lifetime, a lifetime of this session alone: the origin's timeouts of
 // other anonymous sessions stay as they are. The write goes through the
 // request's context, so the shopper's next request through the edge sees
@@ -288,7 +289,7 @@ func (s *shop) add(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	sess, err := s.client.SetAttribute(r.Context(), v.ID, wire.NamespaceCustom, itemPrefix+in.SKU, wire.Int(in.Qty),
-		sdk.Upsert(), sdk.WithLifetime(sdk.Lifetime{Idle: s.idle}))
+		sdk.Upsert(), sdk.WithLifetime(s.life))
 	if err != nil {
 		s.fail(w, err)
 		return
@@ -304,7 +305,9 @@ func (s *shop) get(w http.ResponseWriter, r *http.Request) {
 
 // login logs the shopper in as the customer named in {"customer": "..."}:
 // same session and basket, a new generation (the edge sets the new cookie).
-// The logged-in session keeps the basket's idle lifetime.
+// The login gives the logged-in session the basket's lifetime again (a
+// login without one would give it the customer timeouts); its hard
+// deadline stays where it was or comes closer.
 func (s *shop) login(w http.ResponseWriter, r *http.Request) {
 	v := sessionhttp.FromRequest(r)
 	var in struct {
@@ -314,7 +317,7 @@ func (s *shop) login(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusBadRequest, map[string]string{"error": `want {"customer": "..."}`})
 		return
 	}
-	res, err := s.client.Login(r.Context(), v.ID, in.Customer, nil, sdk.Upsert(), sdk.WithLifetime(sdk.Lifetime{Idle: s.idle}))
+	res, err := s.client.Login(r.Context(), v.ID, in.Customer, nil, sdk.Upsert(), sdk.WithLifetime(s.life))
 	if err != nil {
 		s.fail(w, err)
 		return
@@ -323,7 +326,8 @@ func (s *shop) login(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, basket{Session: v.ID, Items: items(&res.Session.Context)})
 }
 
-// logout logs the shopper out: the basket stays in the session.
+// logout logs the shopper out: the basket stays in the session, which
+// takes the origin's anonymous timeouts again (its hard deadline stays).
 func (s *shop) logout(w http.ResponseWriter, r *http.Request) {
 	v := sessionhttp.FromRequest(r)
 	res, err := s.client.Logout(r.Context(), v.ID)

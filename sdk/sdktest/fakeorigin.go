@@ -214,10 +214,6 @@ var kindTimeouts = [...]struct{ idle, hard time.Duration }{
 	wire.KindCustomer:  {30 * time.Minute, 6 * time.Hour},
 }
 
-// maxSharedLifetime bounds the lifetimes of shared sessions, which have no
-// timeouts of their own to take four times.
-const maxSharedLifetime = 30 * 24 * time.Hour
-
 // lifetime is a session's own idle and hard timeout in ms (0: its kind's).
 type lifetime struct{ idle, hard int64 }
 
@@ -253,30 +249,42 @@ func capAt(idle, hard int64) int64 {
 }
 
 // parseLifetime reads a lifetime for a session of kind k: the body member
-// {"idle","hard"} or the query's idleTimeout and hardTimeout, each within
-// four times the kind's timeout (the origin's default maxima). field names
-// what is at fault.
+// {"idle","hard"} or the query's idleTimeout and hardTimeout, each at least
+// a second and at most four times the kind's timeout (the origin's default
+// maxima; unbounded for shared sessions, whose timeouts are none; "none"
+// only where the kind's timeout is none). fieldIdle and fieldHard name the
+// values in errors.
 func parseLifetime(k wire.Kind, idle, hard wire.Value, fieldIdle, fieldHard string) (lifetime, error) {
 	var l lifetime
 	for _, x := range [...]struct {
 		v     wire.Value
 		field string
-		def   time.Duration
+		hard  bool
 		dst   *int64
-	}{{idle, fieldIdle, kindTimeouts[min(int(k), 2)].idle, &l.idle}, {hard, fieldHard, kindTimeouts[min(int(k), 2)].hard, &l.hard}} {
+	}{{idle, fieldIdle, false, &l.idle}, {hard, fieldHard, true, &l.hard}} {
 		if x.v.IsZero() {
 			continue
 		}
 		d, err := wire.DurationFromValue(x.v)
 		if err != nil {
-			return l, &wire.FieldError{Field: x.field, Reason: err.Error(), Err: wire.ErrInvalid}
+			return l, &wire.FieldError{Field: x.field, Reason: "must be a duration", Err: wire.ErrInvalid}
 		}
-		max := 4 * x.def
-		if k == wire.KindShared {
-			max = maxSharedLifetime
+		var def time.Duration
+		if int(k) < len(kindTimeouts) {
+			def = kindTimeouts[k].idle
+			if x.hard {
+				def = kindTimeouts[k].hard
+			}
 		}
-		if d.IsNone() || d.Std() > max {
-			return l, &wire.FieldError{Field: x.field, Reason: "beyond the maximum " + max.String(), Err: wire.ErrInvalid}
+		switch {
+		case d == 0, d.IsNone() && def == 0:
+			continue // the kind's own
+		case d.IsNone():
+			return l, &wire.FieldError{Field: x.field, Reason: `"none" is allowed only where the kind's timeout is none`, Err: wire.ErrInvalid}
+		case d.Std() < time.Second:
+			return l, &wire.FieldError{Field: x.field, Reason: "must be at least 1s", Err: wire.ErrInvalid}
+		case def != 0 && d.Std() > 4*def:
+			return l, &wire.FieldError{Field: x.field, Reason: "longer than the maximum " + (4 * def).String(), Err: wire.ErrInvalid}
 		}
 		*x.dst = d.Std().Milliseconds()
 	}
@@ -565,21 +573,18 @@ func (o *FakeOrigin) loginOps(s *wire.Session, cid string, l lifetime, fresh boo
 			}
 		}
 	}
+	// The logged-in session's lifetime is the one the login gives (none:
+	// the customer timeouts). Hard deadlines are absolute: a login can
+	// bring the end closer, never move it later.
 	now := o.cfg.Now().UnixMilli()
-	own := lifetime{idle: s.IdleTimeout, hard: s.HardTimeout}
-	if l.idle > 0 {
-		own.idle = l.idle
-	}
-	idle, hardTimeout := timeouts(wire.KindCustomer, lifetime{idle: own.idle, hard: l.hard})
-	// Hard deadlines are absolute: a login can bring the end closer, never
-	// move it later.
+	idle, hardTimeout := timeouts(wire.KindCustomer, l)
 	hard := after(now, hardTimeout)
 	if s.HardDeadline != 0 && (hard == 0 || s.HardDeadline < hard) {
 		hard = s.HardDeadline
 	}
 	ops := []wire.Op{{Code: wire.OpLogin, CustomerID: cid, Generation: s.Generation + 1, Idle: capAt(after(now, idle), hard), Hard: hard}}
-	if l != (lifetime{}) && !fresh {
-		ops = append(ops, wire.Op{Code: wire.OpLifetime, Idle: cmp.Or(l.idle, s.IdleTimeout), Hard: cmp.Or(l.hard, s.HardTimeout)})
+	if !fresh && (s.IdleTimeout != l.idle || s.HardTimeout != l.hard) {
+		ops = append(ops, wire.Op{Code: wire.OpLifetime, Idle: l.idle, Hard: l.hard})
 	}
 	return ops, nil
 }
@@ -821,10 +826,16 @@ func (o *FakeOrigin) logout(w http.ResponseWriter, r *http.Request) {
 		if tok != "" && s.Kind != wire.KindCustomer {
 			return nil, &opError{status: http.StatusConflict, code: "not_logged_in", msg: "the session is not logged in"}
 		}
-		// The hard deadline stays.
+		// The hard deadline stays; the session's own lifetime ends with
+		// the login it was given with (or its creation): the anonymous
+		// timeouts apply again.
 		now := o.cfg.Now().UnixMilli()
-		idle, _ := timeouts(wire.KindAnonymous, lifetime{idle: s.IdleTimeout})
-		return []wire.Op{{Code: wire.OpLogout, Generation: s.Generation + 1, Idle: capAt(after(now, idle), s.HardDeadline), Hard: s.HardDeadline}}, nil
+		idle, _ := timeouts(wire.KindAnonymous, lifetime{})
+		ops := []wire.Op{{Code: wire.OpLogout, Generation: s.Generation + 1, Idle: capAt(after(now, idle), s.HardDeadline), Hard: s.HardDeadline}}
+		if s.IdleTimeout != 0 || s.HardTimeout != 0 {
+			ops = append(ops, wire.Op{Code: wire.OpLifetime})
+		}
+		return ops, nil
 	})
 	if ok {
 		o.writeToken(w, http.StatusOK, s, false)

@@ -155,8 +155,7 @@ func TestFakeEdgeSelfService(t *testing.T) {
 		t.Fatalf("DELETE sessions/others: %d %s", status, body)
 	}
 	// The other device is out: its next request gets a new anonymous
-	// session once the edge learns of the end.
-	edge.Sync()
+	// session.
 	if _, page := b.do("GET", "/", "", nil); !strings.Contains(page, " anonymous ") {
 		t.Fatalf("the logged-out device: %q", page)
 	}
