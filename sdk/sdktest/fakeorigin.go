@@ -1184,6 +1184,15 @@ func (o *FakeOrigin) selfPeers(c *wire.Claims, end bool) ([]byte, int, string) {
 	if s != nil && s.Ended == 0 && (s.Generation != c.Generation || s.Kind != c.Kind) {
 		return nil, http.StatusConflict, "stale_generation"
 	}
+	if s == nil && c.Kind == wire.KindAnonymous && c.Generation == 1 {
+		// A session the edge minted and the origin does not know yet: it
+		// has no other sessions, and the list holds it alone.
+		if end {
+			return []byte(`{"revoked":0}`), http.StatusOK, ""
+		}
+		now := o.cfg.Now().UnixMilli()
+		return o.peersLocked(c.ID, &wire.Session{ID: c.ID, Kind: wire.KindAnonymous, Generation: 1, Created: now, LastSeen: now})
+	}
 	if end {
 		n, status, code := o.endPeersLocked(c.ID, s)
 		return append(strconv.AppendInt([]byte(`{"revoked":`), int64(n), 10), '}'), status, code

@@ -131,18 +131,26 @@ func (e *FakeEdge) checkPatch(body []byte) (ops []wire.Op, field, msg string) {
 			continue
 		}
 		f, ok := wire.ParseField(a.Key)
-		if !ok || !slices.Contains(e.cfg.SelfServiceFields, f) {
-			return nil, a.Key, "cannot be changed here"
+		if !ok {
+			return nil, a.Key, "only public and the shopper's fields can be changed here"
 		}
-		if f.Type() != wire.TypeText || a.Value.IsZero() {
-			continue // types are checked below; null unsets
+		if !slices.Contains(e.cfg.SelfServiceFields, f) {
+			return nil, a.Key, "this field cannot be changed here"
 		}
 		allowed, listed := e.cfg.Allowed[f]
 		if !listed {
 			allowed = []string{e.cfg.Defaults[f]}
 		}
-		if a.Value.Type == wire.TypeText && !slices.Contains(allowed, a.Value.Text) {
-			return nil, a.Key, "not one of the values this site allows"
+		switch {
+		case a.Value.IsZero(): // null: back to the site's default
+		case f == wire.FieldTrackingAllowed:
+			if a.Value.Type != wire.TypeBool {
+				return nil, a.Key, "must be true, false or null"
+			}
+		case a.Value.Type != wire.TypeText:
+			return nil, a.Key, "must be a string or null"
+		case !slices.Contains(allowed, a.Value.Text):
+			return nil, a.Key, "this value is not offered on this site"
 		}
 	}
 	ops, err = wire.ContextOps(v, false, &wire.DefaultLimits)

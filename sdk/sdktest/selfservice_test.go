@@ -83,6 +83,14 @@ func TestFakeEdgeSelfService(t *testing.T) {
 		Allowed:  map[wire.Field][]string{wire.FieldCurrency: {"EUR", "CHF"}}})
 	defer edge.Close()
 
+	// A session the edge minted and the origin does not know yet lists
+	// itself alone.
+	n := &shopper{t: t, base: edge.URL, ua: "tablet", jar: map[string]string{}}
+	n.do("GET", "/", "", nil)
+	if status, body := n.do("GET", "/.session/sessions", "", nil); status != 200 || !strings.Contains(body, `"current":true`) || strings.Count(body, "handle") != 1 {
+		t.Fatalf("a new session's list: %d %s", status, body)
+	}
+
 	a := &shopper{t: t, base: edge.URL, ua: "phone", jar: map[string]string{}}
 	if status, _ := a.do("PATCH", "/.session/context", `{"currency":"CHF"}`, nil); status != http.StatusUnauthorized {
 		t.Fatalf("a write without a session: %d", status)
@@ -151,7 +159,7 @@ func TestFakeEdgeSelfService(t *testing.T) {
 	if status, _ := a.do("DELETE", "/.session/sessions/others", "", map[string]string{"Origin": "https://evil.example"}); status != 403 {
 		t.Fatalf("a cross-site logout of the other devices: %d", status)
 	}
-	if status, body := a.do("DELETE", "/.session/sessions/others", "", nil); status != 200 || body != `{"revoked":1}` {
+	if status, body := a.do("DELETE", "/.session/sessions/others", "", nil); status != 200 || !strings.Contains(body, `"revoked":1`) {
 		t.Fatalf("DELETE sessions/others: %d %s", status, body)
 	}
 	// The other device is out: its next request gets a new anonymous
