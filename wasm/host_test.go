@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -198,6 +199,16 @@ func (g *hostGuest) Answer(c *abi.MockCall, status int, body []byte, pairs []abi
 	g.settle()
 }
 
+// Metric reads a guest metric from the host, where every VM that defines
+// a name adds to one metric.
+func (g *hostGuest) Metric(name string) int64 {
+	if g.host == nil {
+		return 0
+	}
+	v, _ := g.host.Metric(name)
+	return v
+}
+
 // settle waits until nothing moves: every HTTP call in flight waits for an
 // answer, every stream waits at the upstream, for the guest, or is done.
 func (g *hostGuest) settle() {
@@ -350,7 +361,9 @@ func (p pairSource) AddHeaders(m *wasmhost.HeaderMap) error {
 	return nil
 }
 
-// logCapture keeps the guest's log lines.
+// logCapture keeps what the guest logs: the host tags its records with
+// source "guest" (proxy_log) or "guest stdout" and "guest stderr" (WASI
+// output, at info and warn), and the host's own records not.
 type logCapture struct{ g *hostGuest }
 
 func (l logCapture) Enabled(context.Context, slog.Level) bool { return true }
@@ -358,7 +371,10 @@ func (l logCapture) Enabled(context.Context, slog.Level) bool { return true }
 func (l logCapture) Handle(_ context.Context, r slog.Record) error {
 	guest := false
 	r.Attrs(func(a slog.Attr) bool {
-		guest = guest || a.Key == "source" && a.Value.String() == "guest"
+		if a.Key == "source" {
+			src := a.Value.String()
+			guest = src == "guest" || strings.HasPrefix(src, "guest ")
+		}
 		return !guest
 	})
 	if !guest {

@@ -58,6 +58,10 @@ type Host interface {
 	// makes shared data unavailable. Both come before LoadPlugin.
 	ShareData(other Host)
 	DisableSharedData()
+	// Metric returns the value of the guest's counter or gauge name over
+	// every VM of the host (the VMs of a proxy add to one metric of a
+	// name), 0 when no VM defined it.
+	Metric(name string) int64
 }
 
 // HostStream is one request through a Host.
@@ -165,7 +169,7 @@ func (e *Env) Configure(config string) bool {
 func (e *Env) MustConfigure(config string) {
 	e.T.Helper()
 	if !e.Configure(config) {
-		e.T.Fatalf("configure rejected: %v", e.M.Logs)
+		e.T.Fatalf("configure rejected: %v", e.Logs())
 	}
 }
 
@@ -406,7 +410,12 @@ func (e *Env) Serve() int {
 }
 
 // Metric returns the value of a guest metric on this host.
-func (e *Env) Metric(name string) int64 { return e.M.Metrics.Get(name) }
+func (e *Env) Metric(name string) int64 {
+	if e.host != nil {
+		return e.host.Metric(name)
+	}
+	return e.M.Metrics.Get(name)
+}
 
 // Logged reports whether a log line contains all of parts.
 func (e *Env) Logged(parts ...string) bool {
