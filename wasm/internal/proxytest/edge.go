@@ -52,7 +52,9 @@ func testStripping(t *testing.T, ng NewGuest) {
 	id, cookie := f.session(wire.KindAnonymous, 1)
 	tok := strings.TrimPrefix(cookie, "__Host-sid=")
 	hint := string(Keyring.AppendHint(nil, id, 1, 1))
-	s := e.Request("GET", "/", nil,
+	// An open request: the client sends trailers after the headers (a gRPC
+	// call over HTTP/2), once the request reached the upstream.
+	s := e.OpenRequest("GET", "/", nil,
 		"x_session_customer", "victim-42", "X_Session_Kind", "customer", "x-session_id", "spoofed",
 		"X-SESSION-CONTEXT", "e30", "x_Session-Written", "9", "sessionedge-token", tok,
 		"sessionedge-token-hint", hint, "SessionEdge_Token", "x", "accept", "text/html")
@@ -84,13 +86,18 @@ func testStripping(t *testing.T, ng NewGuest) {
 			t.Fatalf("response header %s reached the client", p.Key)
 		}
 	}
-	if tr := s.ResponseTrailers("x_session_debug", "1", "trace", "ok"); len(tr) != 1 || tr[0].Key != "trace" {
-		t.Fatalf("response trailers after the filter: %v", tr)
+	// Response trailers only where the host delivers them: the edge's
+	// Lifecycle has none (docs/edge.md), so there the app's trailers never
+	// reach the filter, nor the client.
+	if e.SupportsResponseTrailers() {
+		if tr := s.ResponseTrailers("x_session_debug", "1", "trace", "ok"); len(tr) != 1 || tr[0].Key != "trace" {
+			t.Fatalf("response trailers after the filter: %v", tr)
+		}
 	}
-	// Trailers that arrive while the headers wait for the origin do not
-	// bring the stripped headers back.
+	// Trailers that arrive while the headers wait for the origin (headers,
+	// then trailers, no body) do not bring the stripped headers back.
 	_, other := f.session(wire.KindAnonymous, 1)
-	s = e.Request("GET", "/", nil, "cookie", other, "x_session_customer", "victim-42")
+	s = e.OpenRequest("GET", "/", nil, "cookie", other, "x_session_customer", "victim-42")
 	s.RequestTrailers("grpc-status", "0")
 	e.Serve()
 	if !s.Continued() || s.Header("x_session_customer") != "" || s.Header("x-session-customer") != "" {

@@ -50,8 +50,11 @@ type Host interface {
 	Logs() []abi.LogLine
 	TickMs() uint32
 	// Start runs a request (pairs without pseudo-headers) until it reaches
-	// the upstream, is answered, or waits for the filter.
-	Start(method, path string, body []byte, pairs []abi.Pair) HostStream
+	// the upstream, is answered, or waits for the filter. With open unset
+	// the request ends with its headers (body nil) or its body; with open
+	// set the client has not finished it: HostStream.RequestTrailers ends
+	// it, after the body if there is one.
+	Start(method, path string, body []byte, open bool, pairs []abi.Pair) HostStream
 	Pending() []*abi.MockCall
 	Answer(c *abi.MockCall, status int, body []byte, pairs []abi.Pair)
 	// ShareData uses the shared-data store of other; DisableSharedData
@@ -62,6 +65,9 @@ type Host interface {
 	// every VM of the host (the VMs of a proxy add to one metric of a
 	// name), 0 when no VM defined it.
 	Metric(name string) int64
+	// SupportsResponseTrailers reports whether the host delivers response
+	// trailers (HostStream.ResponseTrailers).
+	SupportsResponseTrailers() bool
 }
 
 // HostStream is one request through a Host.
@@ -72,8 +78,20 @@ type HostStream interface {
 	// pseudo-headers), nil while it has not reached the upstream.
 	Forwarded() []abi.Pair
 	Local() *abi.LocalResponse
+	// RequestTrailers ends an open request (Host.Start) with the client's
+	// trailers, as a proxy delivers them: after the body, or right after
+	// the headers when there is none.
+	RequestTrailers(pairs []abi.Pair)
+	// Trailers returns the request trailers the upstream got, nil while
+	// it has not read the request to its end.
+	Trailers() []abi.Pair
 	// Respond answers from the upstream and returns what the client gets.
+	// An open request ends first, without trailers.
 	Respond(pairs []abi.Pair) []abi.Pair
+	// ResponseTrailers delivers the upstream's trailers after Respond and
+	// returns what the client gets; only on a Host that
+	// SupportsResponseTrailers.
+	ResponseTrailers(pairs []abi.Pair) []abi.Pair
 	// Finish ends the stream.
 	Finish()
 }
@@ -202,15 +220,29 @@ type Stream struct {
 	BodyAction uint32 // of the request body callback, when there was a body
 	env        *Env
 	hs         HostStream
+	open       bool // the client has not ended the request yet
 }
 
 // Request starts a stream: pseudo-headers from method and path, then kv
-// (key, value, ...). With body == nil the headers end the stream.
+// (key, value, ...). With body == nil the headers end the stream, else the
+// body does.
 func (e *Env) Request(method, path string, body []byte, kv ...string) *Stream {
+	return e.start(method, path, body, false, kv)
+}
+
+// OpenRequest starts a stream like Request whose request the client has
+// not ended: neither the headers nor the body (when not nil) carry the end
+// of the stream, and Stream.RequestTrailers ends it, as a gRPC client does
+// (over HTTP/2 trailers may also follow the headers directly, with no body).
+func (e *Env) OpenRequest(method, path string, body []byte, kv ...string) *Stream {
+	return e.start(method, path, body, true, kv)
+}
+
+func (e *Env) start(method, path string, body []byte, open bool, kv []string) *Stream {
 	e.next++
 	id := e.next
 	if e.host != nil {
-		s := &Stream{ID: id, env: e, hs: e.host.Start(method, path, body, pairs(kv))}
+		s := &Stream{ID: id, env: e, open: open, hs: e.host.Start(method, path, body, open, pairs(kv))}
 		if s.hs.Paused() {
 			s.Action = uint32(abi.ActionPause)
 			if body != nil {
@@ -228,12 +260,12 @@ func (e *Env) Request(method, path string, body []byte, kv ...string) *Stream {
 	e.M.Effective = e.Root
 	e.G.ContextCreate(id, e.Root)
 	e.M.Effective = id
-	s := &Stream{ID: id, env: e}
-	s.Action = e.G.RequestHeaders(id, uint32(len(st.Request)), body == nil)
+	s := &Stream{ID: id, env: e, open: open}
+	s.Action = e.G.RequestHeaders(id, uint32(len(st.Request)), body == nil && !open)
 	if body != nil && e.M.Stream(id).Local == nil {
 		e.M.Buffers[abi.BufferRequestBody] = body
 		e.M.Effective = id
-		s.BodyAction = e.G.RequestBody(id, uint32(len(body)), true)
+		s.BodyAction = e.G.RequestBody(id, uint32(len(body)), !open)
 	}
 	return s
 }
@@ -287,14 +319,23 @@ func (s *Stream) Forwarded() bool {
 }
 
 // Respond runs the response headers callback with kv as the upstream's
-// headers (":status" first) and returns what the client gets.
+// headers (":status" first) and returns what the client gets. An open
+// request ends first, without trailers: the body callback sees the end of
+// the stream with no more data.
 func (s *Stream) Respond(kv ...string) []abi.Pair {
+	open := s.open
+	s.open = false
 	if s.hs != nil {
 		return s.hs.Respond(pairs(kv))
 	}
 	e := s.env
 	e.use()
 	st := e.M.Stream(s.ID)
+	if open && st.Local == nil {
+		e.M.Buffers[abi.BufferRequestBody] = nil
+		e.M.Effective = s.ID
+		e.G.RequestBody(s.ID, 0, true)
+	}
 	st.Response = []abi.Pair{{Key: ":status", Value: "200"}}
 	for i := 0; i+1 < len(kv); i += 2 {
 		st.Response = append(st.Response, abi.Pair{Key: strings.ToLower(kv[i]), Value: kv[i+1]})
@@ -304,31 +345,58 @@ func (s *Stream) Respond(kv ...string) []abi.Pair {
 	return st.Response
 }
 
-// RequestTrailers runs the request trailers callback with kv as the
-// client's trailers and returns what the upstream gets.
+// RequestTrailers ends an open request (OpenRequest) with kv as the
+// client's trailers, running the request trailers callback, and returns
+// the trailers the upstream gets (Trailers).
 func (s *Stream) RequestTrailers(kv ...string) []abi.Pair {
 	e := s.env
+	e.T.Helper()
+	if !s.open {
+		e.T.Fatal("RequestTrailers on a request the client already ended: trailers need OpenRequest")
+	}
+	s.open = false
+	if s.hs != nil {
+		s.hs.RequestTrailers(pairs(kv))
+		return s.Trailers()
+	}
 	e.use()
 	st := e.M.Stream(s.ID)
-	st.RequestTrailers = nil
-	for i := 0; i+1 < len(kv); i += 2 {
-		st.RequestTrailers = append(st.RequestTrailers, abi.Pair{Key: strings.ToLower(kv[i]), Value: kv[i+1]})
-	}
+	st.RequestTrailers = pairs(kv)
 	e.M.Effective = s.ID
 	e.G.RequestTrailers(s.ID, uint32(len(st.RequestTrailers)))
-	return st.RequestTrailers
+	return s.Trailers()
+}
+
+// Trailers returns the request trailers as the upstream would see them (in
+// a Host, once the upstream read the request to its end).
+func (s *Stream) Trailers() []abi.Pair {
+	if s.hs != nil {
+		return s.hs.Trailers()
+	}
+	return s.env.M.Stream(s.ID).RequestTrailers
+}
+
+// SupportsResponseTrailers reports whether the host of e delivers response
+// trailers (Stream.ResponseTrailers); the abi mock does.
+func (e *Env) SupportsResponseTrailers() bool {
+	return e.host == nil || e.host.SupportsResponseTrailers()
 }
 
 // ResponseTrailers runs the response trailers callback with kv as the
-// upstream's trailers and returns what the client gets.
+// upstream's trailers and returns what the client gets. Only on a host
+// that SupportsResponseTrailers.
 func (s *Stream) ResponseTrailers(kv ...string) []abi.Pair {
 	e := s.env
+	e.T.Helper()
+	if !e.SupportsResponseTrailers() {
+		e.T.Fatal("ResponseTrailers: this host does not deliver response trailers (check Env.SupportsResponseTrailers)")
+	}
+	if s.hs != nil {
+		return s.hs.ResponseTrailers(pairs(kv))
+	}
 	e.use()
 	st := e.M.Stream(s.ID)
-	st.ResponseTrailers = nil
-	for i := 0; i+1 < len(kv); i += 2 {
-		st.ResponseTrailers = append(st.ResponseTrailers, abi.Pair{Key: strings.ToLower(kv[i]), Value: kv[i+1]})
-	}
+	st.ResponseTrailers = pairs(kv)
 	e.M.Effective = s.ID
 	e.G.ResponseTrailers(s.ID, uint32(len(st.ResponseTrailers)))
 	return st.ResponseTrailers
