@@ -95,13 +95,26 @@ func testStripping(t *testing.T, ng NewGuest) {
 		}
 	}
 	// Trailers that arrive while the headers wait for the origin (headers,
-	// then trailers, no body) do not bring the stripped headers back.
-	_, other := f.session(wire.KindAnonymous, 1)
-	s = e.OpenRequest("GET", "/", nil, "cookie", other, "x_session_customer", "victim-42")
-	s.RequestTrailers("grpc-status", "0")
+	// then trailers, no body) do not bring the stripped headers back, nor
+	// let the request go before it has its session.
+	other, cookie := f.session(wire.KindAnonymous, 1)
+	s = e.OpenRequest("GET", "/", nil, "cookie", cookie, "x_session_customer", "victim-42")
+	if s.Action != uint32(abi.ActionPause) || s.Continued() {
+		t.Fatalf("a cache miss did not hold the request: action %d", s.Action)
+	}
+	s.RequestTrailers("x_session_customer", "victim", "grpc-status", "0")
+	if s.Continued() {
+		t.Fatalf("the trailers let the request go without its session: %v", s.Headers())
+	}
 	e.Serve()
 	if !s.Continued() || s.Header("x_session_customer") != "" || s.Header("x-session-customer") != "" {
 		t.Fatalf("after trailers during the fetch: %v", s.Headers())
+	}
+	if s.Header("x-session-id") != other.String() {
+		t.Fatalf("forwarded without its session after trailers during the fetch: %v", s.Headers())
+	}
+	if tr := s.Trailers(); len(tr) != 1 || tr[0].Key != "grpc-status" {
+		t.Fatalf("request trailers after the fetch: %v", tr)
 	}
 }
 

@@ -221,6 +221,9 @@ type Stream struct {
 	env        *Env
 	hs         HostStream
 	open       bool // the client has not ended the request yet
+	// sent is the request as it left when the trailers callback let a held
+	// request go (mock host only).
+	sent []abi.Pair
 }
 
 // Request starts a stream: pseudo-headers from method and path, then kv
@@ -285,6 +288,9 @@ func (s *Stream) Headers() []abi.Pair {
 	if s.hs != nil {
 		return s.hs.Forwarded()
 	}
+	if s.sent != nil {
+		return s.sent
+	}
 	return s.env.M.Stream(s.ID).Request
 }
 
@@ -303,6 +309,9 @@ func (s *Stream) Local() *abi.LocalResponse {
 func (s *Stream) Continued() bool {
 	if s.hs != nil {
 		return s.Action == uint32(abi.ActionPause) && s.hs.Forwarded() != nil
+	}
+	if s.sent != nil {
+		return true
 	}
 	for _, st := range s.env.M.Stream(s.ID).Continued {
 		if st == abi.StreamRequest {
@@ -361,9 +370,16 @@ func (s *Stream) RequestTrailers(kv ...string) []abi.Pair {
 	}
 	e.use()
 	st := e.M.Stream(s.ID)
+	held := (s.Action == uint32(abi.ActionPause) || s.BodyAction == uint32(abi.ActionPause)) && !s.Continued() && st.Local == nil
 	st.RequestTrailers = pairs(kv)
 	e.M.Effective = s.ID
-	e.G.RequestTrailers(s.ID, uint32(len(st.RequestTrailers)))
+	action := e.G.RequestTrailers(s.ID, uint32(len(st.RequestTrailers)))
+	if held && action == uint32(abi.ActionContinue) && st.Local == nil {
+		// The trailers end the stream: a proxy lets a request the filter
+		// held go on when the trailers callback continues (Envoy and the
+		// edge's Lifecycle do), with its headers as they are now.
+		s.sent = append([]abi.Pair{}, st.Request...)
+	}
 	return s.Trailers()
 }
 
