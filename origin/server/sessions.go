@@ -608,6 +608,11 @@ func (s *Server) handleCreate(ctx *fasthttp.RequestCtx, _ params, a access) erro
 	if err != nil {
 		return err
 	}
+	if r.cid != "" {
+		if err := s.refuseOverLimit(r.cid, id); err != nil {
+			return err
+		}
+	}
 	now := s.nowMS()
 	var ops []wire.Op
 	if r.cid != "" {
@@ -625,6 +630,9 @@ func (s *Server) handleCreate(ctx *fasthttp.RequestCtx, _ params, a access) erro
 	}
 	if err := s.commit(nil, next, d); err != nil {
 		return err
+	}
+	if r.cid != "" {
+		s.evictOverLimit(r.cid, id)
 	}
 	s.writeTokenSession(ctx, next, fasthttp.StatusCreated, true, a)
 	return nil
@@ -863,12 +871,22 @@ func (s *Server) parseLogin(body []byte) (loginRequest, error) {
 	return r, inField(member, err)
 }
 
+// handleLogin logs the session in as a customer, within the customer's
+// session limit (customerSessions): a login beyond it is refused, or ends
+// the customer's oldest other sessions once it succeeded.
 func (s *Server) handleLogin(ctx *fasthttp.RequestCtx, p params, a access) error {
 	r, err := s.parseLogin(ctx.PostBody())
 	if err != nil {
 		return err
 	}
-	return s.tokenChange(ctx, p, a, false, func(base *wire.Session, now int64) ([]wire.Op, error) {
+	id, err := s.parseID(p)
+	if err != nil {
+		return err
+	}
+	if err := s.refuseOverLimit(r.cid, id); err != nil {
+		return err
+	}
+	next, err := s.pathChange(ctx, p, a, false, func(base *wire.Session, now int64) ([]wire.Op, error) {
 		if base.Kind == wire.KindShared {
 			return nil, badInput("kind", "a shared session cannot log in")
 		}
@@ -876,6 +894,12 @@ func (s *Server) handleLogin(ctx *fasthttp.RequestCtx, p params, a access) error
 		ops = append(ops, relife(base, r.life)...)
 		return append(ops, r.ops...), nil
 	})
+	if err != nil {
+		return err
+	}
+	s.evictOverLimit(r.cid, id)
+	s.writeTokenSession(ctx, next, fasthttp.StatusOK, false, a)
+	return nil
 }
 
 // handleLogout logs a session out: generation + 1, anonymous, privacy
@@ -985,74 +1009,5 @@ func (s *Server) handlePutShared(ctx *fasthttp.RequestCtx, p params, a access) e
 		return err
 	}
 	s.writeSession(ctx, next, fasthttp.StatusCreated, a)
-	return nil
-}
-
-func (s *Server) handleCustomerSessions(ctx *fasthttp.RequestCtx, p params, _ access) error {
-	cid, err := p.text(0)
-	if err != nil {
-		return err
-	}
-	ids, err := s.st.CustomerSessions(s.base, cid)
-	if err != nil {
-		return err
-	}
-	b := append(make([]byte, 0, 512), `{"sessions":[`...)
-	n := 0
-	for _, id := range ids {
-		sess, err := s.st.Get(s.base, id)
-		if errors.Is(err, store.ErrNotFound) {
-			continue
-		}
-		if err != nil {
-			return err
-		}
-		if sess.Ended != 0 || sess.CustomerID() != cid {
-			continue
-		}
-		if n > 0 {
-			b = append(b, ',')
-		}
-		b = wire.AppendSessionJSON(b, sess, wire.AllNamespaces)
-		n++
-	}
-	b = append(b, "]}"...)
-	ctx.SetContentType("application/json")
-	ctx.SetBody(b)
-	return nil
-}
-
-// handleRevokeCustomer ends every session of a customer with EndRevoked;
-// edges learn it from the feed.
-func (s *Server) handleRevokeCustomer(ctx *fasthttp.RequestCtx, p params, _ access) error {
-	cid, err := p.text(0)
-	if err != nil {
-		return err
-	}
-	ids, err := s.st.CustomerSessions(s.base, cid)
-	if err != nil {
-		return err
-	}
-	n := 0
-	for _, id := range ids {
-		revoked := false
-		_, _, err := s.write(change{id: id, ifMatch: -1, ops: func(base *wire.Session, _ int64) ([]wire.Op, error) {
-			if revoked = base.CustomerID() == cid; !revoked {
-				return nil, nil // logged out or in as someone else since the index was read
-			}
-			return []wire.Op{{Code: wire.OpEnd, Reason: wire.EndRevoked}}, nil
-		}})
-		switch {
-		case err == nil:
-			if revoked {
-				n++
-			}
-		case errors.Is(err, store.ErrNotFound), errors.Is(err, errGone):
-		default:
-			return err
-		}
-	}
-	ctx.SetContentType("application/json")
-	ctx.SetBodyString(`{"revoked":` + strconv.Itoa(n) + `}`)
 	return nil
 }

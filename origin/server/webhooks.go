@@ -219,6 +219,9 @@ func (s *Server) webhookLoop() {
 	client := &http.Client{Timeout: timeout}
 	secret := []byte(s.cfg.Webhook.Secret)
 	retries := map[string]*retryState{}
+	// blocked holds, per session id, the event of the session that failed
+	// and waits for its retry.
+	blocked := map[string]string{}
 	// An entry this node claims stays leased to it for a short while; one
 	// that failed is claimed again when the lease lapses and retried once its
 	// backoff has passed. Origin nodes sharing a store share the work.
@@ -230,7 +233,6 @@ func (s *Server) webhookLoop() {
 	claimFailing := false
 	for {
 		backlog := 0
-		waiting := map[string]bool{} // sessions with an event that waits, this round
 		for s.base.Err() == nil {
 			es, err := s.st.OutboxClaim(s.base, 256, lease)
 			if err != nil && s.base.Err() == nil {
@@ -250,17 +252,23 @@ func (s *Server) webhookLoop() {
 			for _, e := range es {
 				backlog++
 				// A session's events go out in order: while an earlier one
-				// waits for a retry, the later ones wait too.
+				// waits for a retry, the later ones wait too (for as long as
+				// the earlier one is being retried here).
 				sid := eventSession(e.Body)
-				if sid != "" && waiting[sid] {
-					continue
+				if b, ok := blocked[sid]; ok && b != e.ID {
+					if r := retries[b]; r != nil && s.now().Before(r.next.Add(2*lease+time.Second)) {
+						continue
+					}
+					delete(blocked, sid) // delivered elsewhere, or gone
 				}
 				r := retries[e.ID]
 				if r != nil && s.now().Before(r.next) {
-					waiting[sid] = true
 					continue
 				}
 				if s.deliver(client, secret, e.Body) {
+					if blocked[sid] == e.ID {
+						delete(blocked, sid)
+					}
 					if err := s.st.OutboxDone(s.base, e.ID); err != nil {
 						if s.base.Err() == nil {
 							s.log.Error("webhook outbox: delivered event not removed; it will be delivered again", "event", e.ID, "err", err)
@@ -280,7 +288,9 @@ func (s *Server) webhookLoop() {
 				d = min(d, maxBackoff)
 				r.next = s.now().Add(d/2 + time.Duration(rand.Int64N(int64(d/2)+1)))
 				s.metrics.webhookFailures.Inc()
-				waiting[sid] = true
+				if sid != "" {
+					blocked[sid] = e.ID
+				}
 			}
 			if len(es) < 256 {
 				break
