@@ -468,11 +468,15 @@ func (s *Store) CustomerSessions(ctx context.Context, cid string) ([]wire.ID, er
 	return ids, nil
 }
 
-// Emit runs the emit script once per emission (pipelined by the client).
-// Redis makes each durable as its configuration says (see Commit).
+// Emit runs the emit script once per emission, all in one pipeline (one
+// round trip per node). Redis makes each durable as its configuration says
+// (see Commit).
 func (s *Store) Emit(ctx context.Context, es []store.Emission) []error {
 	errs := make([]error, len(es))
-	outbox := false
+	if len(es) == 0 {
+		return errs
+	}
+	execs := make([]rueidis.LuaExec, len(es))
 	for i := range es {
 		e := &es[i]
 		shard := s.shardOf(e.ID)
@@ -480,16 +484,24 @@ func (s *Store) Emit(ctx context.Context, es []store.Emission) []error {
 		for _, body := range e.Outbox {
 			args = append(args, rueidis.BinaryString(body))
 		}
-		n, err := s.exec(ctx, emitScript, []string{s.sessionKey(e.ID), s.outboxKey(shard), s.pendingKey(shard), s.notifyKey(shard)}, args).AsInt64()
+		execs[i] = rueidis.LuaExec{Keys: []string{s.sessionKey(e.ID), s.outboxKey(shard), s.pendingKey(shard), s.notifyKey(shard)}, Args: args}
+	}
+	s.roundTrips.Add(int64(len(execs)))
+	bctx, cancel := s.bounded(ctx)
+	results := emitScript.ExecMulti(bctx, s.client, execs...)
+	cancel()
+	outbox := false
+	for i, r := range results {
+		n, err := r.AsInt64()
 		switch {
 		case err == nil:
 			outbox = outbox || n > 0
 		case strings.HasPrefix(err.Error(), "NOTFOUND"):
-			errs[i] = fmt.Errorf("%w: %s", store.ErrNotFound, e.ID)
+			errs[i] = fmt.Errorf("%w: %s", store.ErrNotFound, es[i].ID)
 		case strings.HasPrefix(err.Error(), "CONFLICT"):
-			s.cache.Drop(e.ID) // the caller reads it again
-			errs[i] = fmt.Errorf("%w: %s is at version %s, not %d", store.ErrConflict, e.ID,
-				strings.TrimSpace(strings.TrimPrefix(err.Error(), "CONFLICT")), e.Version)
+			s.cache.Drop(es[i].ID) // the caller reads it again
+			errs[i] = fmt.Errorf("%w: %s is at version %s, not %d", store.ErrConflict, es[i].ID,
+				strings.TrimSpace(strings.TrimPrefix(err.Error(), "CONFLICT")), es[i].Version)
 		default:
 			errs[i] = s.wrap("emit", err)
 		}

@@ -52,15 +52,17 @@ if ARGV[11] ~= '0' then
   redis.call('INCRBY', KEYS[7], ARGV[11])
 end
 local added = #ARGV - 15
-local pending = redis.call('ZSCORE', KEYS[9], ARGV[6])
-if ARGV[15] ~= '' and pending then
-  redis.call('XADD', KEYS[6], '*', 'b', ARGV[15])
-  redis.call('ZREM', KEYS[9], ARGV[6])
-  pending = false
-  added = added + 1
-end
-if ARGV[14] ~= '0' and not pending then
-  redis.call('ZADD', KEYS[9], ARGV[14], ARGV[6])
+if ARGV[14] ~= '0' or ARGV[15] ~= '' then
+  local pending = redis.call('ZSCORE', KEYS[9], ARGV[6])
+  if ARGV[15] ~= '' and pending then
+    redis.call('XADD', KEYS[6], '*', 'b', ARGV[15])
+    redis.call('ZREM', KEYS[9], ARGV[6])
+    pending = false
+    added = added + 1
+  end
+  if ARGV[14] ~= '0' and not pending then
+    redis.call('ZADD', KEYS[9], ARGV[14], ARGV[6])
+  end
 end
 for i = 16, #ARGV do
   redis.call('XADD', KEYS[6], '*', 'b', ARGV[i])
