@@ -119,6 +119,12 @@ func TestSessionLifetime(t *testing.T) {
 		t.Fatalf("an upsert of a stored session changed its lifetime: %+v", s)
 	}
 
+	// Edge keys cannot give one.
+	edgeID, _ := wire.NewID()
+	sec := clk.now().Unix()
+	edgeTok := tokenFor(t, wire.Claims{Kind: wire.KindAnonymous, ID: edgeID, Generation: 1, IssuedAt: sec, IdleDeadline: sec + 600, HardDeadline: sec + 3600})
+	wantError(t, o.do("PATCH", "/v1/sessions/"+edgeID.String()+"/context?idleTimeout=2h", keyEdge, `{"public":{"a":1}}`, "X-Session-Token", edgeTok), 403, "forbidden")
+
 	// Shared sessions.
 	r = o.do("PUT", "/v1/shared/cart-1", keyAll, `{"lifetime":{"idle":"1h"},"custom":{"x":1}}`)
 	if r.status != 201 {

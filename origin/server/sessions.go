@@ -674,6 +674,9 @@ func (s *Server) pathChange(ctx *fasthttp.RequestCtx, p params, a access, logout
 		if c.life, err = s.lifetimeQuery(ctx); err != nil {
 			return nil, err
 		}
+		if a.edge && c.life != (lifetime{}) {
+			return nil, forbiddenField("idleTimeout", "a lifetime is the app's to give: edge keys cannot set one")
+		}
 		if c.init, err = s.sessionInit(ctx, id); err != nil {
 			return nil, err
 		}
