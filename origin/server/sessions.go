@@ -298,7 +298,8 @@ type change struct {
 	// token, when set, must be of the session's generation in every
 	// attempt.
 	token *wire.Claims
-	// life is the lifetime of a session upsert creates (without a token).
+	// life is the lifetime of a session upsert creates (?idleTimeout,
+	// ?hardTimeout; with a token, the hard deadline stays the token's).
 	life lifetime
 	// init are ops applied after the start when upsert creates the
 	// session (site defaults and the device from X-Session-Init).
