@@ -490,11 +490,20 @@ func runClientSuite(t *testing.T, url string) {
 	})
 
 	t.Run("flush", func(t *testing.T) {
-		if err := c.Flush(ctx, id); err != nil {
+		before, err := c.Get(ctx, id)
+		if err != nil {
 			t.Fatal(err)
 		}
+		s, err := c.Flush(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.ID != id || s.Version != before.Version {
+			t.Fatalf("flush answered %+v; the session was at version %d", s, before.Version)
+		}
 		nid, _ := wire.NewID()
-		wantErr(t, c.Flush(ctx, nid.String()), sdk.ErrNotFound)
+		_, err = c.Flush(ctx, nid.String())
+		wantErr(t, err, sdk.ErrNotFound)
 		if _, err := c.Get(ctx, id); err != nil {
 			t.Fatalf("the session did not survive its flush: %v", err)
 		}

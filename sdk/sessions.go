@@ -389,16 +389,17 @@ func (c *Client) End(ctx context.Context, id string, opts ...WriteOption) error 
 }
 
 // Flush asks the origin to deliver the session's current context now, in a
-// signed "session.flushed" webhook (EventSessionFlushed), without ending
-// the session: for a back office or analytics pipeline that wants the
-// context mid-session, not only at its end. It needs the sessions:write
-// scope and takes WithToken.
-func (c *Client) Flush(ctx context.Context, id string, opts ...WriteOption) error {
+// signed "session.flushed" webhook (EventSessionFlushed), without ending or
+// changing the session, and returns the session: for a back office or an
+// analytics pipeline that wants the context mid-session, not only at its
+// end. A change still pending in the origin's changed window is sent first.
+// It needs the sessions:write scope and takes WithToken.
+func (c *Client) Flush(ctx context.Context, id string, opts ...WriteOption) (*Session, error) {
 	r, err := c.prepare("Flush", id, takesToken, opts, request{method: http.MethodPost, path: sessionPath(id, "flush"), body: []byte("{}")})
 	if err != nil {
-		return err
+		return nil, err
 	}
-	return c.do(ctx, r, nil)
+	return c.session(ctx, r)
 }
 
 // prepare checks id and the options of a call of session id and applies

@@ -343,7 +343,7 @@ func (s *shop) logout(w http.ResponseWriter, r *http.Request) {
 // "what is in this basket?"): it arrives in a session.flushed webhook, and
 // the session goes on.
 func (s *shop) flush(w http.ResponseWriter, r *http.Request) {
-	if err := s.client.Flush(r.Context(), r.PathValue("id")); err != nil {
+	if _, err := s.client.Flush(r.Context(), r.PathValue("id")); err != nil {
 		s.fail(w, err)
 		return
 	}

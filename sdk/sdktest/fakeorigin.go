@@ -856,8 +856,8 @@ func (o *FakeOrigin) refresh(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// flush answers as the origin does; the fake sends no webhooks, so nothing
-// else happens.
+// flush answers the session as the origin does; the fake sends no
+// webhooks, so nothing else happens.
 func (o *FakeOrigin) flush(w http.ResponseWriter, r *http.Request) {
 	id, ok := o.pathID(w, r)
 	if !ok {
@@ -874,7 +874,7 @@ func (o *FakeOrigin) flush(w http.ResponseWriter, r *http.Request) {
 	case s.Ended != 0:
 		writeError(w, http.StatusGone, "gone", "session ended: "+s.Ended.String(), "", 0)
 	default:
-		w.WriteHeader(http.StatusNoContent)
+		o.writeSession(w, r, http.StatusOK, s)
 	}
 }
 
