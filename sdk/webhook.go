@@ -37,8 +37,8 @@ const (
 	EventSessionLogout = "session.logout"
 	// EventSessionChanged: the session's context changed. Changes are
 	// coalesced per session within the origin's webhook.changedWindow:
-	// one event per window, with the state at its end; a login, logout or
-	// end sends a pending one first.
+	// one event per window, with the state at its end; a login, logout,
+	// end or flush sends a pending one first.
 	EventSessionChanged = "session.changed"
 	// EventSessionFlushed: an app asked for the current context
 	// (Client.Flush); the session goes on.
