@@ -116,6 +116,7 @@ type request struct {
 	body    []byte // JSON; nil for none
 	ifMatch string
 	token   string // X-Session-Token; "" for none
+	init    string // X-Session-Init; "" for none
 }
 
 func idempotent(method string) bool {
@@ -193,6 +194,9 @@ func (c *Client) once(ctx context.Context, r request, out any) error {
 	}
 	if r.token != "" {
 		req.Header.Set(HeaderToken, r.token) // the origin reads the same header name
+	}
+	if r.init != "" {
+		req.Header.Set("X-Session-Init", r.init)
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {

@@ -479,6 +479,38 @@ func runClientSuite(t *testing.T, url string) {
 		}
 	})
 
+	t.Run("an upsert in the request that minted the session carries what the edge applied", func(t *testing.T) {
+		nid, _ := wire.NewID()
+		view := &sdk.View{ID: nid.String(), Kind: wire.KindAnonymous, Generation: 1, Status: sdk.StatusNew}
+		view.Fields[wire.FieldSiteCode] = wire.Text("DE")
+		view.Fields[wire.FieldCurrency] = wire.Text("EUR")
+		view.Fields[wire.FieldLocale] = wire.Text("de-DE")
+		view.Attrs[wire.NamespacePublic] = wire.Attrs{}.With("utm_campaign", wire.Text("spring"))
+		rctx := sdk.WithWriteRecorder(ctx, sdk.NewWriteRecorderFor(view))
+		s, err := c.Patch(rctx, nid.String(), new(sdk.Patch).SetField(wire.FieldCartID, wire.Text("c-9")), sdk.Upsert())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v, _ := s.Attr(wire.NamespacePublic, "utm_campaign"); s.Text(wire.FieldSiteCode) != "DE" || s.Text(wire.FieldCurrency) != "EUR" ||
+			s.Text(wire.FieldLocale) != "de-DE" || s.Text(wire.FieldCartID) != "c-9" || v.Text != "spring" {
+			t.Fatalf("upserted %+v", s.Context)
+		}
+		// Once the session exists, the view's values are not written again.
+		view.Fields[wire.FieldCurrency] = wire.Text("CHF")
+		rctx = sdk.WithWriteRecorder(ctx, sdk.NewWriteRecorderFor(view))
+		if s, err = c.SetAttribute(rctx, nid.String(), wire.NamespaceCustom, "n", wire.Int(1), sdk.Upsert()); err != nil || s.Text(wire.FieldCurrency) != "EUR" {
+			t.Fatalf("a later upsert: %+v, %v", s, err)
+		}
+		// A view of a session the origin knows (status ok) sends nothing.
+		nid, _ = wire.NewID()
+		view = &sdk.View{ID: nid.String(), Kind: wire.KindAnonymous, Generation: 1, Status: sdk.StatusOK}
+		view.Fields[wire.FieldSiteCode] = wire.Text("DE")
+		rctx = sdk.WithWriteRecorder(ctx, sdk.NewWriteRecorderFor(view))
+		if s, err = c.Patch(rctx, nid.String(), new(sdk.Patch).SetField(wire.FieldCartID, wire.Text("c")), sdk.Upsert()); err != nil || s.Text(wire.FieldSiteCode) != "" {
+			t.Fatalf("an upsert with a stored view: %+v, %v", s, err)
+		}
+	})
+
 	t.Run("metadata: modified", func(t *testing.T) {
 		s, err := c.SetAttribute(ctx, id, wire.NamespaceCustom, "touched", wire.Bool(true))
 		if err != nil {

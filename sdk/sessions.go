@@ -36,7 +36,11 @@ func IfMatch(version uint64) WriteOption {
 // Upsert makes a write to an id the origin does not know yet create the
 // session (anonymous, generation 1) and apply the write in the same change.
 // Apps use it for sessions the edge minted and the origin has not heard of
-// yet. An ended session still answers ErrGone.
+// yet. An ended session still answers ErrGone. Given the request's context
+// (the middlewares' WriteRecorder, NewWriteRecorderFor), an upsert of a
+// session the edge minted for this request also gives the session the site
+// defaults and public values the edge applied, as the edge's own report
+// would.
 func Upsert() WriteOption {
 	return func(o *writeOptions) { o.upsert = true }
 }
@@ -212,6 +216,7 @@ func checkID(id string) error {
 // write sends a write of session id and records the version it reached in
 // the WriteRecorder of ctx, if any.
 func (c *Client) write(ctx context.Context, id string, r request) (*Session, error) {
+	withInit(ctx, id, &r)
 	s, err := c.session(ctx, r)
 	if err == nil {
 		recordWrite(ctx, id, s)
@@ -221,6 +226,7 @@ func (c *Client) write(ctx context.Context, id string, r request) (*Session, err
 
 // tokenWrite is write for the calls that answer a token.
 func (c *Client) tokenWrite(ctx context.Context, id string, r request) (*Issued, error) {
+	withInit(ctx, id, &r)
 	in, err := c.tokenCall(ctx, r)
 	if err == nil {
 		recordWrite(ctx, id, in.Session)

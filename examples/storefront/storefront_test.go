@@ -345,6 +345,12 @@ func walkStorefront(t *testing.T, base string, client *sdk.Client) {
 	if q, _ := s.Attr(wire.NamespaceCustom, "cart.mug"); s.Text(wire.FieldCartID) != cartID || q.Int != 2 {
 		t.Fatalf("origin has cart %q, mug %+v", s.Text(wire.FieldCartID), q)
 	}
+	// The app's first write created the session at the origin; the SDK
+	// gave it the site defaults the edge applied, so the origin's copy (what
+	// a back office or a webhook sees) has what the shopper sees.
+	if s.Text(wire.FieldSiteCode) != "DE" || s.Text(wire.FieldCurrency) != "EUR" || s.Text(wire.FieldLocale) != "de-DE" {
+		t.Fatalf("the origin's copy lacks the site defaults: %+v", s.Fields)
+	}
 
 	// Switch currency at the edge, as the page's script does: the shopper
 	// sets it through the edge's self-service endpoint, without the app;

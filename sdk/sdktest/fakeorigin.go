@@ -7,6 +7,7 @@ package sdktest
 import (
 	"cmp"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -319,6 +320,7 @@ func queryLifetime(r *http.Request) (lifetime, error) {
 type create struct {
 	kind wire.Kind // 0: answer 404
 	life lifetime
+	init []wire.Op // applied after the start (X-Session-Init)
 }
 
 // apply applies ops to the session with id under the lock. An unknown id
@@ -366,6 +368,7 @@ func (o *FakeOrigin) apply(w http.ResponseWriter, id wire.ID, c create, ifMatch,
 		if c.life != (lifetime{}) {
 			d.Ops = append(d.Ops, wire.Op{Code: wire.OpLifetime, Idle: c.life.idle, Hard: c.life.hard})
 		}
+		d.Ops = append(d.Ops, c.init...)
 		s = &wire.Session{ID: id, Kind: c.kind, Generation: 1, Created: now, HardDeadline: hard, IdleTimeout: c.life.idle, HardTimeout: c.life.hard}
 	}
 	more, err := ops(s)
@@ -441,7 +444,8 @@ func (o *FakeOrigin) pathID(w http.ResponseWriter, r *http.Request) (wire.ID, bo
 }
 
 // upsert says what a write does with an unknown id: with ?upsert=true it
-// creates an anonymous session with the query's lifetime.
+// creates an anonymous session with the query's lifetime and what
+// X-Session-Init says the edge applied to it.
 func upsert(w http.ResponseWriter, r *http.Request) (create, bool) {
 	if r.URL.Query().Get("upsert") != "true" {
 		return create{}, true
@@ -451,7 +455,40 @@ func upsert(w http.ResponseWriter, r *http.Request) (create, bool) {
 		writeWireError(w, err)
 		return create{}, false
 	}
-	return create{kind: wire.KindAnonymous, life: l}, true
+	c := create{kind: wire.KindAnonymous, life: l}
+	if h := r.Header.Get("X-Session-Init"); h != "" {
+		id, _ := wire.ParseID(r.PathValue("id"))
+		b, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(h, "="))
+		var ts []wire.Touch
+		if err == nil {
+			ts, err = wire.DecodeTouchesLimits(b, nil, &wire.DefaultLimits)
+		}
+		if err != nil || len(ts) != 1 || ts[0].ID != id {
+			writeError(w, http.StatusBadRequest, "invalid_input", "not a touch report of this one session", "X-Session-Init", 0)
+			return create{}, false
+		}
+		c.init = initOps(&ts[0])
+	}
+	return c, true
+}
+
+// initOps are the ops of an edge's report that the origin applies when the
+// report creates a session: the site defaults, public attributes and the
+// device.
+func initOps(t *wire.Touch) []wire.Op {
+	var ops []wire.Op
+	for _, op := range t.Init {
+		switch {
+		case op.Code == wire.OpSetField && (op.Field == wire.FieldSiteCode || op.Field == wire.FieldCurrency ||
+			op.Field == wire.FieldTargetLocation || op.Field == wire.FieldLocale || op.Field == wire.FieldTrackingAllowed),
+			(op.Code == wire.OpSetAttr || op.Code == wire.OpDeleteAttr) && op.NS == wire.NamespacePublic:
+			ops = append(ops, op)
+		}
+	}
+	if !t.Device.IsZero() {
+		ops = append(ops, wire.Op{Code: wire.OpDevice, Device: t.Device})
+	}
+	return ops
 }
 
 func token(r *http.Request) string { return r.Header.Get("X-Session-Token") }
