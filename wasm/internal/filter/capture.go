@@ -165,9 +165,12 @@ func unhex(c byte) (byte, bool) {
 // namespace of its session (s.entry), leaving out tracking names when the
 // request carries the consent cookie. Values the session already holds
 // change nothing and cost nothing. Otherwise:
-//   - a session the origin does not know yet (minted here, or unknown to
+//   - a session the origin may not know yet (minted here, or unknown to
 //     the origin) is updated in the cache; its touch reports carry the
-//     values to the origin (Touch.Init);
+//     values to the origin (Touch.Init). Once its token came back, the
+//     values are also written as for a stored session, with
+//     X-Session-Init, since the origin may have created the session from
+//     an earlier report (which it would not apply Init from again);
 //   - a stored session is forwarded with the values at once (the returned
 //     view, built for this request only), and the values are written to
 //     the origin with the client's token without holding the request; the
@@ -217,6 +220,7 @@ func (p *Plugin) applyCaptures(s *stream) *forwarded {
 	p.counters.Captured++
 	if e.state != stateOrigin {
 		s.entry = p.replaceEntry(e, next, e.state)
+		p.startCaptureWrite(s) // only once the token came back
 		return nil
 	}
 	p.startCaptureWrite(s)
@@ -242,6 +246,9 @@ func (p *Plugin) startCaptureWrite(s *stream) {
 		return
 	}
 	c := &call{kind: callCapture, id: s.claims.ID, gen: s.claims.Generation}
+	if mayCreate(s) {
+		c.init = p.initHeader(s)
+	}
 	if p.send("PATCH", p.sessionPath(s.claims.ID, "/context"), "application/json", p.capBody, s.tok, c, s.id) {
 		p.captureWrites[c.id] = true
 		p.counters.CaptureWrites++
@@ -249,8 +256,8 @@ func (p *Plugin) startCaptureWrite(s *stream) {
 }
 
 // captureWritten takes the origin's answer to a capture write: the
-// session it returns replaces an older cached copy of the same
-// generation.
+// session it returns replaces an older cached copy of the same generation,
+// or one the origin had not vouched for.
 func (p *Plugin) captureWritten(c *call, status int, body []byte, nowMs int64) {
 	delete(p.captureWrites, c.id)
 	if status != 200 {
@@ -261,7 +268,7 @@ func (p *Plugin) captureWritten(c *call, status int, body []byte, nowMs int64) {
 	if err != nil || sess.Ended != 0 {
 		return
 	}
-	if e := p.sessions.peek(c.id); e != nil && e.state == stateOrigin && e.sess.Generation == sess.Generation && e.sess.Version < sess.Version {
+	if e := p.sessions.peek(c.id); e != nil && e.sess.Generation == sess.Generation && (e.state != stateOrigin || e.sess.Version < sess.Version) {
 		ne := p.replaceEntry(e, sess, stateOrigin)
 		ne.checked = nowMs
 	}

@@ -518,6 +518,27 @@ func testCaptures(t *testing.T, ng NewGuest) {
 		if v, _ := f.o.Sessions[id].Attr(wire.NamespacePublic, "cc"); v.Text != "ch" {
 			t.Fatalf("origin session %+v", f.o.Sessions[id].Attrs)
 		}
+		// A new value once the token came back: the origin may have
+		// created the session already, so it is written (with
+		// X-Session-Init, in case it has not).
+		s = e.Request("GET", "/?cc=at", nil, "cookie", "__Host-sid="+tok)
+		if got := public(t, s); got["cc"] != "at" || !s.Forwarded() {
+			t.Fatalf("new value: %v", got)
+		}
+		var write bool
+		for _, c := range e.Pending() {
+			write = write || c.Header(":method") == "PATCH" && c.Header("x-session-init") != ""
+		}
+		if !write {
+			t.Fatalf("no capture write with X-Session-Init: %+v", e.Pending())
+		}
+		e.Serve()
+		if v, _ := f.o.Sessions[id].Attr(wire.NamespacePublic, "cc"); v.Text != "at" {
+			t.Fatalf("origin session after the write %+v", f.o.Sessions[id].Attrs)
+		}
+		if s = e.Request("GET", "/", nil, "cookie", "__Host-sid="+tok); s.Header("x-session-context-status") != "ok" || public(t, s)["cc"] != "at" {
+			t.Fatalf("after the write: %v", s.Headers())
+		}
 	})
 	t.Run("stored", func(t *testing.T) {
 		f := newFixture(t, ng, captureConfig)
