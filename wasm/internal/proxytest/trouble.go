@@ -42,7 +42,7 @@ func testBreaker(t *testing.T, ng NewGuest) {
 			}
 		}
 		if e.Metric("sessionedge_breaker_open") != 1 || !e.Logged("circuit breaker open") {
-			t.Fatalf("breaker not open after 3 failures: metric %d, logs %v", e.Metric("sessionedge_breaker_open"), e.M.Logs)
+			t.Fatalf("breaker not open after 3 failures: metric %d, logs %v", e.Metric("sessionedge_breaker_open"), e.Logs())
 		}
 		// Open: an uncached token gets failMode at once, without a call.
 		_, cold := f.session(wire.KindAnonymous, 1)
