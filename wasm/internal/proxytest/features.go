@@ -406,16 +406,19 @@ func testSessionsList(t *testing.T, ng NewGuest) {
 		t.Fatalf("call left pending: %+v", c)
 	}
 
-	// Log out the other devices.
+	if !list.Sessions[0].Current {
+		t.Fatal("the current session is not listed first")
+	}
+
+	// Log out the other devices. The revoke leaves this session as it was:
+	// no hint.
 	s = e.Request("DELETE", "/.session/sessions/others", nil, "cookie", cookie, "origin", "https://shop.example.com")
 	e.Serve()
-	if l := s.Local(); l == nil || l.Status != 200 || !strings.Contains(string(l.Body), `"revoked":1`) {
+	if l := s.Local(); l == nil || l.Status != 200 || string(l.Body) != `{"revoked":1}` {
 		t.Fatalf("DELETE sessions/others: %+v", l)
 	}
-	if hint := hintCookie(s.Local().Headers); hint == "" {
-		t.Fatal("no consistency hint after the revoke")
-	} else if v, err := Keyring.VerifyHint([]byte(hint), mine, 2); err != nil || v != f.o.Sessions[mine].Version {
-		t.Fatalf("hint %q: version %d, %v", hint, v, err)
+	if hint := hintCookie(s.Local().Headers); hint != "" {
+		t.Fatalf("a hint after a revoke that did not change the session: %q", hint)
 	}
 	if f.o.Sessions[other].Ended != wire.EndRevoked || f.o.Sessions[mine].Ended != 0 {
 		t.Fatal("the revoke did not end exactly the other session")
@@ -455,6 +458,19 @@ func testSessionsList(t *testing.T, ng NewGuest) {
 	e.Serve()
 	if l := s.Local(); l == nil || l.Status != 401 {
 		t.Fatalf("revoked token: %+v", l)
+	}
+	// An origin that reports the session's version after the revoke: the
+	// client gets the consistency hint for it.
+	f.o.RevokeVersion = true
+	s = e.Request("DELETE", "/.session/sessions/others", nil, "cookie", cookie)
+	e.Serve()
+	if l := s.Local(); l == nil || l.Status != 200 || !strings.Contains(string(l.Body), `"revoked":0`) {
+		t.Fatalf("second revoke: %+v", l)
+	}
+	if hint := hintCookie(s.Local().Headers); hint == "" {
+		t.Fatal("no consistency hint after a revoke that reports the session's version")
+	} else if v, err := Keyring.VerifyHint([]byte(hint), mine, 2); err != nil || v != f.o.Sessions[mine].Version {
+		t.Fatalf("hint %q: version %d, %v", hint, v, err)
 	}
 
 	// A session the origin has not heard of yet lists itself alone and has

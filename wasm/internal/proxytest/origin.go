@@ -59,6 +59,10 @@ type Origin struct {
 	// Fail, when set, answers the calls it matches ("METHOD path" without
 	// the query) with its status instead of serving them.
 	Fail map[string]int
+	// RevokeVersion makes DELETE …/peers report the caller's session
+	// version ("version"), as an origin whose revoke changes that session
+	// would.
+	RevokeVersion bool
 }
 
 // NewOrigin returns an empty origin whose clock starts at now.
@@ -387,7 +391,10 @@ func (o *Origin) session(method string, id wire.ID, sub, query string, body []by
 				}
 			}
 		}
-		return 200, []byte(`{"revoked":` + strconv.Itoa(n) + `,"version":` + strconv.FormatUint(o.Sessions[id].Version, 10) + `}`), nil
+		if o.RevokeVersion {
+			return 200, []byte(`{"revoked":` + strconv.Itoa(n) + `,"version":` + strconv.FormatUint(o.Sessions[id].Version, 10) + `}`), nil
+		}
+		return 200, []byte(`{"revoked":` + strconv.Itoa(n) + `}`), nil
 	case method == "POST" && sub == "logout":
 		if s == nil {
 			return 404, errBody("not_found", "no such session"), nil
@@ -412,20 +419,22 @@ func (o *Origin) session(method string, id wire.ID, sub, query string, body []by
 }
 
 // peerSessions returns the live sessions of s's customer (s alone for a
-// session without one), oldest first.
+// session without one): s first, then the others by last activity, the
+// latest first.
 func (o *Origin) peerSessions(s *wire.Session) []*wire.Session {
+	out := []*wire.Session{s}
 	cid := s.CustomerID()
 	if cid == "" {
-		return []*wire.Session{s}
+		return out
 	}
-	var out []*wire.Session
 	for _, p := range o.Sessions {
-		if p.Ended == 0 && p.CustomerID() == cid {
+		if p.Ended == 0 && p.CustomerID() == cid && p.ID != s.ID {
 			out = append(out, p)
 		}
 	}
-	sort.Slice(out, func(i, j int) bool {
-		return out[i].Created < out[j].Created || out[i].Created == out[j].Created && string(out[i].ID[:]) < string(out[j].ID[:])
+	others := out[1:]
+	sort.Slice(others, func(i, j int) bool {
+		return others[i].LastSeen > others[j].LastSeen || others[i].LastSeen == others[j].LastSeen && string(others[i].ID[:]) < string(others[j].ID[:])
 	})
 	return out
 }
