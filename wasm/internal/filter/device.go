@@ -33,8 +33,16 @@ const maxDevices = 4096
 // by '?'), its address cut to the configured prefix (read from the host
 // only here, when a report needs it), and the site code of the request's
 // host. Devices are shared: the same client costs one record. nil when
-// nothing is known.
+// nothing is known. The host is asked for the address once per request.
 func (p *Plugin) device(s *stream) *wire.Device {
+	if s.devKnown {
+		return s.dev
+	}
+	s.dev, s.devKnown = p.newDevice(s), true
+	return s.dev
+}
+
+func (p *Plugin) newDevice(s *stream) *wire.Device {
 	k := appendUserAgent(p.devKey[:0], s.ua)
 	uaLen := len(k)
 	k = append(k, 0)

@@ -82,13 +82,15 @@ type stream struct {
 	// writes into the session: the user agent as sent (cut to maxUACopy
 	// bytes), whether the consent cookie is present, and the captured
 	// values (their bytes in capBuf).
-	ua      []byte
-	consent bool
-	caps    [maxCaptures]captured
-	ncap    int
-	capBuf  []byte
-	fwd     forwarded // the forwarded values of a view built for this request only
-	body    []byte    // a self-service PATCH body, copied from the host
+	ua       []byte
+	dev      *wire.Device // the client's device, once Plugin.device made it
+	devKnown bool
+	consent  bool
+	caps     [maxCaptures]captured
+	ncap     int
+	capBuf   []byte
+	fwd      forwarded // the forwarded values of a view built for this request only
+	body     []byte    // a self-service PATCH body, copied from the host
 
 	// Request header writes (see forward): the client's map, the headers
 	// to add, and the serialized result.
@@ -113,7 +115,7 @@ func (s *stream) reset(id uint32, p *Plugin) {
 	s.host, s.path, s.scheme, s.origin, s.hasOrigin, s.crossSite = s.host[:0], s.path[:0], s.scheme[:0], s.origin[:0], false, false
 	s.ncand, s.hasHint, s.rm = 0, false, s.rm[:0]
 	s.written, s.hintOut, s.cc = 0, s.hintOut[:0], s.cc[:0]
-	s.ua, s.consent, s.ncap, s.capBuf = s.ua[:0], false, 0, s.capBuf[:0]
+	s.ua, s.dev, s.devKnown, s.consent, s.ncap, s.capBuf = s.ua[:0], nil, false, false, 0, s.capBuf[:0]
 	s.single = p.cfg == nil || p.cfg.SingleHeaderWrites
 	s.raw, s.addKeys, s.addVals = s.raw[:0], s.addKeys[:0], s.addVals[:0]
 }
