@@ -372,6 +372,11 @@ func Parse(b []byte) (*Config, error) {
 	if c.ConsentCookie != "" && (c.ConsentCookie == c.Cookie.Name || c.ConsentCookie == c.HintCookie) {
 		return nil, bad("consent.cookie", "must not be the session or hint cookie")
 	}
+	for _, n := range c.Capture.Names {
+		if n.Cookie && (n.Name == c.Cookie.Name || n.Name == c.HintCookie || n.Name == c.ConsentCookie) {
+			return nil, bad("capture.cookies", n.Name+" is the session, hint or consent cookie")
+		}
+	}
 	if c.Cookie.SameSite == "None" && !c.Cookie.Secure {
 		return nil, bad("cookie.sameSite", "SameSite=None needs Secure")
 	}

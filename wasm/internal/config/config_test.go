@@ -199,6 +199,8 @@ func TestParseErrors(t *testing.T) {
 		{`"device":{"userAgent":false}`, "device.userAgent"},
 		{`"consent":{"cookie":"a b"}`, "consent.cookie"},
 		{`"consent":{"cookie":"__Host-sid"}`, "consent.cookie"},
+		{`"capture":{"cookies":["__Host-sidv"]}`, "capture.cookies"},
+		{`"capture":{"cookies":["dnt"]},"consent":{"cookie":"dnt"}`, "capture.cookies"},
 	}
 	for _, tc := range cases {
 		_, err := Parse([]byte(key + "," + tc.extra + "}"))
