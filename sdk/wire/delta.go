@@ -117,13 +117,16 @@ var (
 
 // Apply returns the session that results from applying d to s (nil for a
 // session that does not exist yet), checked against lim. It never modifies
-// s. The delta applies whole or not at all. A delta without ops only
+// s (a nil lim means DefaultLimits). The delta applies whole or not at all. A delta without ops only
 // advances the version: the origin sends those to keys that may not see
 // what changed.
 //
 // A session's hard deadline never grows: login and logout can only bring
 // it closer, and every idle deadline is capped at it.
 func Apply(s *Session, d *Delta, lim *Limits) (*Session, error) {
+	if lim == nil {
+		lim = &DefaultLimits
+	}
 	if d.Version != d.BaseVersion+1 {
 		return nil, wrap(ErrBadDelta, "version "+utoa(d.Version)+" does not follow base "+utoa(d.BaseVersion))
 	}
