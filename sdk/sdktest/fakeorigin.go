@@ -915,20 +915,10 @@ func (o *FakeOrigin) flush(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// Peers returns the sessions of the customer that session id is logged in
-// as (for an anonymous session: only itself), in the JSON of the origin's
-// GET /v1/sessions/{id}/peers, or an HTTP status and error code.
-func (o *FakeOrigin) Peers(id string) ([]byte, int, string) {
-	sid, err := wire.ParseID(id)
-	if err != nil {
-		return nil, http.StatusBadRequest, "invalid_input"
-	}
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	s := o.sessions[sid]
-	return o.peersLocked(sid, s)
-}
-
+// peersLocked returns the sessions of the customer that session id is
+// logged in as (for an anonymous session: only itself), in the JSON of the
+// origin's GET /v1/sessions/{id}/peers, or an HTTP status and error code.
+// o.mu is held.
 func (o *FakeOrigin) peersLocked(id wire.ID, s *wire.Session) ([]byte, int, string) {
 	switch {
 	case s == nil:
@@ -980,19 +970,9 @@ func (o *FakeOrigin) peersLocked(id wire.ID, s *wire.Session) ([]byte, int, stri
 	return append(b, "]}"...), http.StatusOK, ""
 }
 
-// EndPeers ends every other session of the customer that session id is
-// logged in as, with reason revoked, and returns how many it ended, or an
-// HTTP status and error code.
-func (o *FakeOrigin) EndPeers(id string) (int, int, string) {
-	sid, err := wire.ParseID(id)
-	if err != nil {
-		return 0, http.StatusBadRequest, "invalid_input"
-	}
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return o.endPeersLocked(sid, o.sessions[sid])
-}
-
+// endPeersLocked ends every other session of the customer that session id
+// is logged in as, with reason revoked, and returns how many it ended, or
+// an HTTP status and error code. o.mu is held.
 func (o *FakeOrigin) endPeersLocked(id wire.ID, s *wire.Session) (int, int, string) {
 	switch {
 	case s == nil:
