@@ -157,12 +157,18 @@ func (s *Server) loginOp(cid string, gen uint32, hard, now int64, lt lifetime) w
 	return wire.Op{Code: wire.OpLogin, CustomerID: cid, Generation: gen, Idle: capIdle(deadlineAfter(lt.idle.Or(t.Idle), now), hard), Hard: hard}
 }
 
+// ownLifetime is the lifetime base has as its own (zero parts: its kind's).
+func ownLifetime(base *wire.Session) lifetime {
+	return lifetime{idle: Duration(base.IdleTimeout * int64(time.Millisecond)), hard: Duration(base.HardTimeout * int64(time.Millisecond))}
+}
+
 // logoutOps log base out at generation + 1 with the idle deadline from
 // since (now, or the last activity for the sweeper's soft logout): the
-// anonymous idle timeout, since a session's own lifetime is its kind's
-// until the next login or create gives it one.
+// session's own idle timeout, else the anonymous one. A session keeps its
+// own lifetime across logout, as across login, until a login gives it
+// another.
 func (s *Server) logoutOps(base *wire.Session, since int64) []wire.Op {
-	idle := capIdle(deadlineAfter(s.tm[wire.KindAnonymous].Idle, since), base.HardDeadline)
-	ops := []wire.Op{{Code: wire.OpLogout, Generation: base.Generation + 1, Idle: idle, Hard: base.HardDeadline}}
-	return append(ops, relife(base, lifetime{})...)
+	idle := ownLifetime(base).idle.Or(s.tm[wire.KindAnonymous].Idle)
+	return []wire.Op{{Code: wire.OpLogout, Generation: base.Generation + 1,
+		Idle: capIdle(deadlineAfter(idle, since), base.HardDeadline), Hard: base.HardDeadline}}
 }

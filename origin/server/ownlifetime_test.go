@@ -80,21 +80,30 @@ func TestSessionLifetime(t *testing.T) {
 	if s.IdleTimeout != 10*minute || s.HardTimeout != 60*minute || s.IdleDeadline != now+10*minute || s.HardDeadline != now+60*minute {
 		t.Fatalf("logged in with a lifetime: %+v", s)
 	}
-	// The soft logout at its idle deadline, then the anonymous timeouts.
+	// The soft logout at its idle deadline keeps the session's own lifetime:
+	// the next idle deadline is 10 minutes after the last activity.
 	clk.add(10*time.Minute + time.Second)
 	o.srv.Sweep()
 	s, _ = o.getCBOR(id)
-	if s.Kind != wire.KindAnonymous || s.IdleTimeout != 0 || s.HardTimeout != 0 {
+	if s.Kind != wire.KindAnonymous || s.IdleTimeout != 10*minute || s.HardTimeout != 60*minute || s.IdleDeadline != s.LastSeen+10*minute {
 		t.Fatalf("soft logout: %+v", s)
 	}
-	// A login without one takes the customer timeouts again.
+	// Logout and a login without a lifetime keep it too; a login with one
+	// replaces it.
 	id = o.create(nil)
 	o.do("POST", "/v1/sessions/"+id+"/login", keyAll, `{"customerId":"c","lifetime":{"idle":"10m"}}`)
 	now = clk.now().UnixMilli()
 	o.do("POST", "/v1/sessions/"+id+"/logout", keyAll, nil)
+	if s, _ = o.getCBOR(id); s.IdleTimeout != 10*minute || s.IdleDeadline != now+10*minute {
+		t.Fatalf("logout: %+v", s)
+	}
 	o.do("POST", "/v1/sessions/"+id+"/login", keyAll, `{"customerId":"c"}`)
-	if s, _ = o.getCBOR(id); s.IdleTimeout != 0 || s.IdleDeadline != now+30*minute {
+	if s, _ = o.getCBOR(id); s.IdleTimeout != 10*minute || s.IdleDeadline != now+10*minute {
 		t.Fatalf("login without a lifetime: %+v", s)
+	}
+	o.do("POST", "/v1/sessions/"+id+"/login", keyAll, `{"customerId":"c","lifetime":{"idle":"20m"}}`)
+	if s, _ = o.getCBOR(id); s.IdleTimeout != 20*minute || s.IdleDeadline != now+20*minute {
+		t.Fatalf("login with another lifetime: %+v", s)
 	}
 	// Create logged in: the lifetime is the customer's.
 	r = o.do("POST", "/v1/sessions", keyAll, `{"kind":"customer","customerId":"c","lifetime":{"hard":"100h"}}`)

@@ -894,8 +894,12 @@ func (s *Server) handleLogin(ctx *fasthttp.RequestCtx, p params, a access) error
 		if base.Kind == wire.KindShared {
 			return nil, badInput("kind", "a shared session cannot log in")
 		}
-		ops := []wire.Op{s.loginOp(r.cid, base.Generation+1, base.HardDeadline, now, r.life)}
-		ops = append(ops, relife(base, r.life)...)
+		life := r.life
+		if life == (lifetime{}) {
+			life = ownLifetime(base) // a login without a lifetime keeps the session's
+		}
+		ops := []wire.Op{s.loginOp(r.cid, base.Generation+1, base.HardDeadline, now, life)}
+		ops = append(ops, relife(base, life)...)
 		return append(ops, r.ops...), nil
 	})
 	if err != nil {
