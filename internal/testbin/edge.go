@@ -103,7 +103,7 @@ func StartEdge(t testing.TB, cfg EdgeConfig) *Edge {
 	listen, admin := FreeAddr(t), FreeAddr(t)
 	args := []string{"-listen", listen, "-admin", admin, "-upstream", cfg.Upstream,
 		"-wasm", wasm, "-plugin-config-file", pcPath, "-vms", strconv.Itoa(vms),
-		"-compilation-cache", compilationCache(t)}
+		"-compilation-cache", CompilationCache(t)}
 	if len(clusters) > 0 {
 		args = append(args, "-clusters", strings.Join(clusters, ","))
 	}
@@ -112,9 +112,10 @@ func StartEdge(t testing.TB, cfg EdgeConfig) *Edge {
 	return &Edge{Process: p, URL: "http://" + listen, AdminURL: "http://" + admin, PluginConfig: pc}
 }
 
-// compilationCache returns the wazero compilation cache directory of the
-// test binary under Main, else a temporary one.
-func compilationCache(t testing.TB) string {
+// CompilationCache returns the wazero compilation cache directory (the
+// edge's -compilation-cache) the edges of the test binary share under
+// Main, else a temporary one.
+func CompilationCache(t testing.TB) string {
 	binMu.Lock()
 	defer binMu.Unlock()
 	if binDir == "" {
