@@ -1,7 +1,10 @@
 package systemtest
 
 import (
+	"bytes"
 	"fmt"
+	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -66,6 +69,9 @@ func TestOriginHung(t *testing.T) {
 	if err := s.origin.Signal(syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
+	// The signal takes effect when every thread of the process has
+	// stopped; on a loaded machine that can take milliseconds.
+	waitUntil(t, 10*time.Second, "every thread of the origin stopped", func() bool { return stoppedProcess(s.origin.Pid()) })
 	stopped := time.Now()
 	resumed := false
 	resume := func() {
@@ -213,4 +219,25 @@ func TestOriginHung(t *testing.T) {
 		report(t, "origin hung, %s: recovered %v after SIGCONT (breakers closed, feed delivering, cached and uncached sessions ok)",
 			e.name, time.Since(start).Round(time.Millisecond))
 	}
+}
+
+// stoppedProcess reports whether every thread of process pid is stopped
+// (state T in /proc); true where /proc is not there to tell.
+func stoppedProcess(pid int) bool {
+	tasks, err := os.ReadDir("/proc/" + strconv.Itoa(pid) + "/task")
+	if err != nil {
+		return true
+	}
+	for _, task := range tasks {
+		b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/task/" + task.Name() + "/stat")
+		if err != nil {
+			continue // the thread exited
+		}
+		// pid (comm) state ...: the state follows the last ')'.
+		f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+		if len(f) == 0 || f[0] != "T" && f[0] != "t" {
+			return false
+		}
+	}
+	return true
 }

@@ -199,22 +199,32 @@ func (s *system) warm(c *fasthttp.HostClient, vms int, id wire.ID, tok string, c
 	fetches := func() float64 {
 		return mustMetric(s.t, s.origin.AdminURL, "sessionedge_http_requests_total", `route="get"`)
 	}
+	var last string // what the last round saw, for the failure message
 	round := func(version uint64) bool {
 		before := fetches()
 		seen := true
+		var versions []uint64
 		for i := 0; i < 4*vms; i++ {
 			r, err := do(c, "GET", "/warm", nil, "cookie", "__Host-sid="+tok)
 			if err != nil || !check(r) {
 				s.t.Fatalf("warming a session: %v %+v", err, r)
 			}
 			seen = seen && r.echo.Version >= version
+			versions = append(versions, r.echo.Version)
 		}
-		if seen && fetches() == before {
+		f := fetches() - before
+		if seen && f == 0 {
 			return true
 		}
+		last = fmt.Sprintf("versions %v (want at least %d), %v fetches", versions, version, f)
 		time.Sleep(50 * time.Millisecond)
 		return false
 	}
+	defer func() {
+		if s.t.Failed() {
+			s.t.Logf("warming session %s: the last round saw %s", id, last)
+		}
+	}()
 	waitUntil(s.t, 30*time.Second, "every VM has the session cached", func() bool { return round(0) })
 	code, b := s.api(s.appKey, "PATCH", "/v1/sessions/"+id.String()+"/context", `{"custom":{"warm":`+strconv.FormatInt(time.Now().UnixNano(), 10)+`}}`)
 	var written struct {
