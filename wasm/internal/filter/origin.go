@@ -28,12 +28,16 @@ type call struct {
 	id         wire.ID
 	gen        uint32 // the generation of the token presented
 	minVersion uint64 // callFetch: the least version asked for
-	probe      bool   // the breaker's half-open probe
-	streams    []*stream
-	from       string       // callPoll: the cursor asked from
-	touches    []wire.Touch // callTouch: the reports, put back if the post fails
-	accept     string       // the answer's media type; default application/cbor
-	init       string       // X-Session-Init: what creates the session if the origin does not know it
+	// callFetch: the newest feed delta of the session that passed while
+	// the call was in flight, when nothing was cached to apply it to; an
+	// older answer is served once, then fetched again.
+	feedVersion uint64
+	probe       bool // the breaker's half-open probe
+	streams     []*stream
+	from        string       // callPoll: the cursor asked from
+	touches     []wire.Touch // callTouch: the reports, put back if the post fails
+	accept      string       // the answer's media type; default application/cbor
+	init        string       // X-Session-Init: what creates the session if the origin does not know it
 }
 
 func (c *call) detach(s *stream) {
@@ -351,6 +355,11 @@ func (p *Plugin) fetched(c *call, status int, body []byte, nowMs int64) {
 		dead = true
 	default:
 		logf(abi.LogWarn, "session fetch failed (status "+strconv.Itoa(status)+")")
+	}
+	if e != nil && c.feedVersion > e.sess.Version && c.feedVersion > e.want {
+		// The answer predates a delta the feed brought meanwhile (a write,
+		// a revocation): the next request through this VM fetches again.
+		e.want = c.feedVersion
 	}
 	waiting := c.streams
 	c.streams = nil

@@ -288,7 +288,13 @@ func (p *Plugin) applyBatch(bt *wire.Batch) {
 	for i := range bt.Deltas {
 		d := &bt.Deltas[i]
 		e := p.sessions.peek(d.ID)
-		if e == nil || e.sess.Ended != 0 {
+		if e == nil {
+			if c := p.inflight[d.ID]; c != nil && c.kind == callFetch && d.Version > c.feedVersion {
+				c.feedVersion = d.Version // its answer may predate this delta
+			}
+			continue
+		}
+		if e.sess.Ended != 0 {
 			continue
 		}
 		base := e.sess
