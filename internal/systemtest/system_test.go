@@ -53,6 +53,9 @@ type systemOptions struct {
 	// Upstream, when set, is the address of the app behind the edge
 	// instead of the built-in app.
 	Upstream string
+	// OriginProxy, when set, is given the origin's URL and returns the
+	// address the edge calls the origin at (a proxy in front of it).
+	OriginProxy func(originURL string) string
 }
 
 func startSystem(t testing.TB, opt systemOptions) *system {
@@ -94,6 +97,11 @@ func startSystem(t testing.TB, opt systemOptions) *system {
 	if upstream == "" {
 		s.app = startApp(t, s)
 		upstream = s.app.addr
+	}
+	if opt.OriginProxy != nil {
+		s.edge = testbin.StartEdge(t, testbin.EdgeConfig{Upstream: upstream, Plugin: testbin.PluginConfig(s.origin.Cfg, s.edgeKey, plugin),
+			VMs: opt.VMs, Clusters: map[string]string{"origin": opt.OriginProxy(s.origin.URL)}})
+		return s
 	}
 	s.edge = testbin.StartEdge(t, testbin.EdgeConfig{Upstream: upstream, Origin: s.origin, EdgeKey: s.edgeKey, Plugin: plugin, VMs: opt.VMs})
 	return s
