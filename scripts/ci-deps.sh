@@ -7,6 +7,7 @@ command -v redis-cli    >/dev/null || need+=(redis-tools)
 command -v wat2wasm    >/dev/null || need+=(wabt)
 command -v node        >/dev/null || need+=(nodejs)
 command -v chromium    >/dev/null || need+=(chromium)
+command -v python3     >/dev/null || need+=(python3)
 if [ ${#need[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq

@@ -109,7 +109,12 @@ cat > "$DEMO_DIR/plugin.json" <<JSON
   "keys": {"1": "$TOKEN_KEY"},
   "activeKey": 1,
   "cookie": {"name": "__Host-sid", "secure": true, "httpOnly": true, "sameSite": "Lax", "path": "/"},
-  "sites": {"*": {"siteCode": "DE", "currency": "EUR", "targetLocation": "DE", "locale": "de-DE"}},
+  "sites": {"*": {"siteCode": "DE", "currency": "EUR", "targetLocation": "DE", "locale": "de-DE",
+                  "currencies": ["EUR", "USD", "GBP", "CHF"]}},
+  "selfService": {"fields": ["currency"]},
+  "device": {"addrPrefix": {"v4": 24, "v6": 48}},
+  "capture": {"query": ["utm_source", "utm_campaign"], "tracking": ["utm_source", "utm_campaign"], "maxValueLen": 64, "maxCount": 4},
+  "consent": {"cookie": "se_dnt"},
   "origin": {"cluster": "origin", "apiKey": "$EDGE_KEY"},
   "sync": {"interval": "500ms"},
   "assertion": $assertion

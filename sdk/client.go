@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -114,6 +115,8 @@ type request struct {
 	query   url.Values
 	body    []byte // JSON; nil for none
 	ifMatch string
+	token   string // X-Session-Token; "" for none
+	init    string // X-Session-Init; "" for none
 }
 
 func idempotent(method string) bool {
@@ -189,6 +192,12 @@ func (c *Client) once(ctx context.Context, r request, out any) error {
 	if r.ifMatch != "" {
 		req.Header.Set("If-Match", r.ifMatch)
 	}
+	if r.token != "" {
+		req.Header.Set(HeaderToken, r.token) // the origin reads the same header name
+	}
+	if r.init != "" {
+		req.Header.Set("X-Session-Init", r.init)
+	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
 		if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
@@ -221,20 +230,17 @@ func apiError(r request, resp *http.Response, data []byte) error {
 	e := &Error{Status: resp.StatusCode, Method: r.method, Path: r.path}
 	var body struct {
 		Error struct {
-			Code           string `json:"code"`
-			Message        string `json:"message"`
-			Field          string `json:"field"`
-			CurrentVersion any    `json:"currentVersion"`
+			Code              string `json:"code"`
+			Message           string `json:"message"`
+			Field             string `json:"field"`
+			CurrentVersion    any    `json:"currentVersion"`
+			CurrentGeneration any    `json:"currentGeneration"`
 		} `json:"error"`
 	}
 	if json.Unmarshal(data, &body) == nil {
 		e.Code, e.Message, e.Field = body.Error.Code, body.Error.Message, body.Error.Field
-		switch v := body.Error.CurrentVersion.(type) {
-		case float64:
-			e.CurrentVersion = uint64(v)
-		case string:
-			e.CurrentVersion, _ = strconv.ParseUint(v, 10, 64)
-		}
+		e.CurrentVersion = jsonUint(body.Error.CurrentVersion, 64)
+		e.CurrentGeneration = uint32(jsonUint(body.Error.CurrentGeneration, 32))
 	} else if len(data) > 0 && len(data) < 512 {
 		e.Message = strings.TrimSpace(string(data))
 	}
@@ -247,6 +253,21 @@ func apiError(r request, resp *http.Response, data []byte) error {
 		}
 	}
 	return e
+}
+
+// jsonUint reads an unsigned number the origin sent as a JSON number or as
+// a string of digits; 0 when it is neither or beyond bits.
+func jsonUint(v any, bits int) uint64 {
+	switch v := v.(type) {
+	case float64:
+		if v >= 0 && v < math.Ldexp(1, bits) && v == math.Trunc(v) {
+			return uint64(v)
+		}
+	case string:
+		n, _ := strconv.ParseUint(v, 10, bits)
+		return n
+	}
+	return 0
 }
 
 // parseETag reads a version from an ETag such as `"7"`, `W/"7"` or `7`.

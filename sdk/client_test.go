@@ -38,14 +38,15 @@ func TestNewRejectsBadBaseURL(t *testing.T) {
 
 func TestErrors(t *testing.T) {
 	tests := []struct {
-		name    string
-		status  int
-		body    string
-		header  map[string]string
-		want    error
-		field   string
-		version uint64
-		retry   time.Duration
+		name       string
+		status     int
+		body       string
+		header     map[string]string
+		want       error
+		field      string
+		version    uint64
+		generation uint32
+		retry      time.Duration
 	}{
 		{name: "invalid input names the field", status: 400, body: `{"error":{"code":"invalid_input","message":"bad key","field":"custom.a b"}}`, want: ErrInvalidInput, field: "custom.a b"},
 		{name: "unauthorized", status: 401, body: `{"error":{"code":"unauthorized","message":"no key"}}`, want: ErrUnauthorized},
@@ -59,6 +60,15 @@ func TestErrors(t *testing.T) {
 		{name: "unavailable with Retry-After", status: 503, body: `{"error":{"code":"unavailable"}}`, header: map[string]string{"Retry-After": "0"}, want: ErrUnavailable},
 		{name: "status without body", status: 404, body: ``, want: ErrNotFound},
 		{name: "plain text body", status: 410, body: "ended\n", want: ErrGone},
+		{name: "session limit is not a lost compare-and-set", status: 409, body: `{"error":{"code":"session_limit"}}`, want: ErrSessionLimit},
+		{name: "not logged in", status: 409, body: `{"error":{"code":"not_logged_in"}}`, want: ErrNotLoggedIn},
+		{name: "token required", status: 401, body: `{"error":{"code":"token_required","field":"X-Session-Token"}}`, want: ErrTokenRequired, field: "X-Session-Token"},
+		{name: "invalid token is not a bad API key", status: 401, body: `{"error":{"code":"invalid_token"}}`, want: ErrInvalidToken},
+		{name: "token expired", status: 401, body: `{"error":{"code":"token_expired"}}`, want: ErrTokenExpired},
+		{name: "token mismatch", status: 403, body: `{"error":{"code":"token_mismatch"}}`, want: ErrTokenMismatch},
+		{name: "stale generation", status: 409, body: `{"error":{"code":"stale_generation","currentGeneration":4}}`, want: ErrStaleGeneration, generation: 4},
+		{name: "an unknown code matches no sentinel", status: 409, body: `{"error":{"code":"something_new"}}`},
+		{name: "an unknown code of an unavailable origin", status: 503, body: `{"error":{"code":"overloaded"}}`, want: ErrUnavailable},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -71,17 +81,17 @@ func TestErrors(t *testing.T) {
 			}))
 			c.maxRetries = 0
 			_, err := c.Get(context.Background(), testID)
-			if !errors.Is(err, tt.want) {
+			if tt.want != nil && !errors.Is(err, tt.want) {
 				t.Fatalf("err = %v, want %v", err, tt.want)
 			}
 			var e *Error
 			if !errors.As(err, &e) {
 				t.Fatalf("err %T is not *Error", err)
 			}
-			if e.Status != tt.status || e.Field != tt.field || e.CurrentVersion != tt.version || e.RetryAfter != tt.retry {
+			if e.Status != tt.status || e.Field != tt.field || e.CurrentVersion != tt.version || e.CurrentGeneration != tt.generation || e.RetryAfter != tt.retry {
 				t.Errorf("got %+v", e)
 			}
-			for _, other := range []error{ErrInvalidInput, ErrNotFound, ErrGone, ErrUnavailable} {
+			for _, other := range []error{ErrInvalidInput, ErrUnauthorized, ErrNotFound, ErrConflict, ErrGone, ErrUnavailable, ErrSessionLimit, ErrStaleGeneration} {
 				if other != tt.want && errors.Is(err, other) {
 					t.Errorf("err also matches %v", other)
 				}
@@ -178,6 +188,7 @@ func TestRequests(t *testing.T) {
 		uri        string
 		body       string
 		ifMatch    string
+		token      string
 		respond    string
 		respStatus int
 	}{
@@ -273,6 +284,100 @@ func TestRequests(t *testing.T) {
 			method: "PUT", uri: "/v1/shared/store%20settings%2Feu", body: `{}`,
 		},
 		{
+			name: "create with a lifetime",
+			call: func(c *Client) error {
+				_, err := c.Create(context.Background(), "", nil, WithLifetime(Lifetime{Idle: 5 * time.Minute, Hard: 168 * time.Hour}))
+				return err
+			},
+			method: "POST", uri: "/v1/sessions", body: `{"kind":"anonymous","lifetime":{"idle":"5m0s","hard":"168h0m0s"}}`,
+			respond: `{"id":"` + testID + `","token":"tok","session":{"id":"` + testID + `","kind":"anonymous","generation":1,"version":1,"idleTimeout":"5m0s","hardTimeout":"168h0m0s"}}`, respStatus: 201,
+		},
+		{
+			name: "login with a lifetime and the session's token",
+			call: func(c *Client) error {
+				_, err := c.Login(context.Background(), testID, "cust-1", nil, WithLifetime(Lifetime{Hard: 2 * time.Hour}), WithToken("tok-1"))
+				return err
+			},
+			method: "POST", uri: "/v1/sessions/" + testID + "/login", body: `{"customerId":"cust-1","lifetime":{"hard":"2h0m0s"}}`, token: "tok-1",
+			respond: `{"token":"tok","session":{"id":"` + testID + `","kind":"customer","generation":2,"version":3}}`,
+		},
+		{
+			name: "upsert with a lifetime in the query",
+			call: func(c *Client) error {
+				_, err := c.Patch(context.Background(), testID, new(Patch).SetField(wire.FieldCartID, wire.Text("c")), Upsert(),
+					WithLifetime(Lifetime{Idle: 2 * time.Second, Hard: 36 * time.Hour}))
+				return err
+			},
+			method: "PATCH", uri: "/v1/sessions/" + testID + "/context?hardTimeout=36h0m0s&idleTimeout=2s&upsert=true", body: `{"cartId":"c"}`,
+		},
+		{
+			name: "set attribute with an idle lifetime only",
+			call: func(c *Client) error {
+				_, err := c.SetAttribute(context.Background(), testID, wire.NamespaceCustom, "k", wire.Int(1), Upsert(), WithLifetime(Lifetime{Idle: 90 * time.Second}))
+				return err
+			},
+			method: "POST", uri: "/v1/sessions/" + testID + "/attributes?idleTimeout=1m30s&upsert=true", body: `{"namespace":"custom","key":"k","value":1}`,
+		},
+		{
+			name: "shared with a lifetime",
+			call: func(c *Client) error {
+				ctxt := &Context{}
+				ctxt.Attrs[wire.NamespaceCustom] = wire.Attrs{}.With("a", wire.Int(1))
+				_, err := c.PutShared(context.Background(), "s", ctxt, WithLifetime(Lifetime{Idle: 720 * time.Hour}))
+				return err
+			},
+			method: "PUT", uri: "/v1/shared/s", body: `{"custom":{"a":1},"lifetime":{"idle":"720h0m0s"}}`,
+		},
+		{
+			name: "shared with a lifetime and no context",
+			call: func(c *Client) error {
+				_, err := c.PutShared(context.Background(), "s", nil, WithLifetime(Lifetime{Hard: time.Hour}))
+				return err
+			},
+			method: "PUT", uri: "/v1/shared/s", body: `{"lifetime":{"hard":"1h0m0s"}}`,
+		},
+		{
+			name: "logout with the session's token",
+			call: func(c *Client) error {
+				_, err := c.Logout(context.Background(), testID, WithToken("tok-2"))
+				return err
+			},
+			method: "POST", uri: "/v1/sessions/" + testID + "/logout", body: `{}`, token: "tok-2",
+			respond: `{"token":"tok","session":{"id":"` + testID + `","kind":"anonymous","generation":3,"version":4}}`,
+		},
+		{
+			name:   "flush",
+			call:   func(c *Client) error { _, err := c.Flush(context.Background(), testID); return err },
+			method: "POST", uri: "/v1/sessions/" + testID + "/flush", body: `{}`,
+		},
+		{
+			name: "peers",
+			call: func(c *Client) error {
+				ps, err := c.Peers(context.Background(), testID)
+				if err == nil && (len(ps) != 2 || !ps[0].Current || ps[1].Current || ps[1].Handle != "0123456789abcdef" ||
+					ps[1].Kind != wire.KindCustomer || ps[1].Device.UserAgent != "Firefox" || ps[1].FirstDevice.Addr != "192.0.2.0/24" ||
+					!ps[1].LastSeen.Equal(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)) || ps[0].Created.IsZero()) {
+					t.Errorf("peers %+v", ps)
+				}
+				return err
+			},
+			method: "GET", uri: "/v1/sessions/" + testID + "/peers",
+			respond: `{"sessions":[{"handle":"fedcba9876543210","current":true,"kind":"customer","created":"2026-01-02T03:00:00.000Z"},` +
+				`{"handle":"0123456789abcdef","current":false,"kind":"customer","created":"2026-01-01T03:00:00.000Z","lastSeen":"2026-01-02T03:04:05.000Z",` +
+				`"modified":"2026-01-02T03:04:05.000Z","firstDevice":{"userAgent":"Firefox","addr":"192.0.2.0/24","site":"DE"},"device":{"userAgent":"Firefox","addr":"","site":"DE"}}]}`,
+		},
+		{
+			name: "end peers",
+			call: func(c *Client) error {
+				n, err := c.EndPeers(context.Background(), testID, WithToken("tok-3"))
+				if err == nil && n != 2 {
+					t.Errorf("revoked %d", n)
+				}
+				return err
+			},
+			method: "DELETE", uri: "/v1/sessions/" + testID + "/peers", token: "tok-3", respond: `{"revoked":2}`,
+		},
+		{
 			name:   "revoke customer",
 			call:   func(c *Client) error { return c.RevokeCustomer(context.Background(), "c 1") },
 			method: "DELETE", uri: "/v1/customers/c%201/sessions", respStatus: 204, respond: "-",
@@ -290,6 +395,9 @@ func TestRequests(t *testing.T) {
 				}
 				if got := r.Header.Get("If-Match"); got != tt.ifMatch {
 					t.Errorf("If-Match %q, want %q", got, tt.ifMatch)
+				}
+				if got := r.Header.Get("X-Session-Token"); got != tt.token {
+					t.Errorf("X-Session-Token %q, want %q", got, tt.token)
 				}
 				if got := r.Header.Get("Authorization"); got != "Bearer k1" {
 					t.Errorf("Authorization %q", got)
@@ -315,10 +423,41 @@ func TestRequests(t *testing.T) {
 	}
 }
 
+// TestOptionsACallDoesNotTake: an option a call cannot honour fails the
+// call before anything is sent, naming it.
+func TestOptionsACallDoesNotTake(t *testing.T) {
+	var calls atomic.Int32
+	c := newTestClient(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { calls.Add(1) }))
+	ctx := context.Background()
+	for name, call := range map[string]func() error{
+		"Create with IfMatch": func() error { _, err := c.Create(ctx, "", nil, IfMatch(1)); return err },
+		"Create with Upsert":  func() error { _, err := c.Create(ctx, "", nil, Upsert()); return err },
+		"DeleteAttribute with lifetime": func() error {
+			_, err := c.DeleteAttribute(ctx, testID, wire.NamespaceCustom, "k", WithLifetime(Lifetime{Idle: time.Minute}))
+			return err
+		},
+		"Logout with Upsert":     func() error { _, err := c.Logout(ctx, testID, Upsert()); return err },
+		"End with IfMatch":       func() error { return c.End(ctx, testID, IfMatch(3)) },
+		"Peers with a lifetime":  func() error { _, err := c.Peers(ctx, testID, WithLifetime(Lifetime{Hard: time.Hour})); return err },
+		"PutShared with a token": func() error { _, err := c.PutShared(ctx, "s", nil, WithToken("t")); return err },
+		"a negative lifetime":    func() error { _, err := c.Create(ctx, "", nil, WithLifetime(Lifetime{Idle: -time.Second})); return err },
+	} {
+		var e *Error
+		if err := call(); !errors.Is(err, ErrInvalidInput) || !errors.As(err, &e) || e.Field == "" {
+			t.Errorf("%s: err = %v", name, err)
+		}
+	}
+	if calls.Load() != 0 {
+		t.Fatalf("%d requests sent", calls.Load())
+	}
+}
+
 func TestSessionDecoding(t *testing.T) {
 	c := newTestClient(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, `{"id":"`+testID+`","kind":"customer","generation":2,"version":5,
-			"created":"2026-01-02T03:04:05.006Z","lastSeen":"2026-01-02T03:04:06Z","idleDeadline":"2026-01-02T03:34:06Z",
+			"created":"2026-01-02T03:04:05.006Z","lastSeen":"2026-01-02T03:04:06Z","modified":"2026-01-02T03:04:05.500Z","idleDeadline":"2026-01-02T03:34:06Z",
+			"idleTimeout":"5m0s","hardTimeout":"168h0m0s","firstDevice":{"userAgent":"curl/8.0","addr":"192.0.2.0/24","site":"DE"},
+			"device":{"userAgent":"Firefox","addr":"","site":"CH"},
 			"context":{"currency":"USD","customerId":"c-1","trackingAllowed":true,"future":"ignored",
 			"custom":{"n":1,"f":1.5,"tags":["a",{"k":false}],"price":{"$decimal":"-0.05"}},"privacy":{"email":"x@y.z"}}}`)
 	}))
@@ -329,8 +468,15 @@ func TestSessionDecoding(t *testing.T) {
 	if s.ID != testID || s.Kind != wire.KindCustomer || s.Generation != 2 || s.Version != 5 || s.CustomerID() != "c-1" {
 		t.Fatalf("session %+v", s)
 	}
-	if !s.Created.Equal(time.Date(2026, 1, 2, 3, 4, 5, 6e6, time.UTC)) || !s.HardDeadline.IsZero() || s.IdleDeadline.IsZero() {
-		t.Errorf("times %v %v %v", s.Created, s.IdleDeadline, s.HardDeadline)
+	if !s.Created.Equal(time.Date(2026, 1, 2, 3, 4, 5, 6e6, time.UTC)) || !s.HardDeadline.IsZero() || s.IdleDeadline.IsZero() ||
+		!s.Modified.Equal(time.Date(2026, 1, 2, 3, 4, 5, 500e6, time.UTC)) {
+		t.Errorf("times %v %v %v %v", s.Created, s.Modified, s.IdleDeadline, s.HardDeadline)
+	}
+	if s.IdleTimeout != 5*time.Minute || s.HardTimeout != 168*time.Hour {
+		t.Errorf("lifetime %v %v", s.IdleTimeout, s.HardTimeout)
+	}
+	if s.FirstDevice != (wire.Device{UserAgent: "curl/8.0", Addr: "192.0.2.0/24", Site: "DE"}) || s.Device != (wire.Device{UserAgent: "Firefox", Site: "CH"}) {
+		t.Errorf("devices %+v %+v", s.FirstDevice, s.Device)
 	}
 	if s.Text(wire.FieldCurrency) != "USD" || !s.Fields[wire.FieldTrackingAllowed].BoolValue() {
 		t.Errorf("fields %+v", s.Fields)

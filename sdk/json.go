@@ -136,10 +136,24 @@ type Session struct {
 	Generation   uint32    // raised by login, logout and forced re-keys
 	Version      uint64    // +1 for every change; pass it to IfMatch
 	Created      time.Time //
-	LastSeen     time.Time //
+	LastSeen     time.Time // the last request the edge saw, or the last touch
+	Modified     time.Time // the last change of context, kind or metadata (activity alone does not count)
 	IdleDeadline time.Time // zero: none
 	HardDeadline time.Time // zero: none
-	Ended        string    // for a tombstone (an ended session): why it ended; "" while live
+	Ended        string    // for a tombstone (an ended session): why it ended ("abandoned", "idle-expired", "hard-expired", "revoked", "evicted"); "" while live
+
+	// IdleTimeout and HardTimeout are the session's own lifetimes, set
+	// when it was created or logged in with WithLifetime: zero means the
+	// timeouts of its kind.
+	IdleTimeout, HardTimeout time.Duration
+
+	// FirstDevice is the client an edge saw when the session started,
+	// Device the one it saw last: the user agent (cut to 256 bytes), a
+	// coarse address (a network prefix, or empty when the edge keeps
+	// none) and the site code. Zero when no edge reported one, as for a
+	// session an app created.
+	FirstDevice, Device wire.Device
+
 	Context
 }
 
@@ -153,10 +167,42 @@ type sessionJSON struct {
 	Version      uint64          `json:"version"`
 	Created      string          `json:"created"`
 	LastSeen     string          `json:"lastSeen"`
+	Modified     string          `json:"modified"`
 	IdleDeadline string          `json:"idleDeadline"`
 	HardDeadline string          `json:"hardDeadline"`
+	IdleTimeout  string          `json:"idleTimeout"`
+	HardTimeout  string          `json:"hardTimeout"`
+	FirstDevice  *deviceJSON     `json:"firstDevice"`
+	Device       *deviceJSON     `json:"device"`
 	Ended        json.RawMessage `json:"ended"`
 	Context      json.RawMessage `json:"context"`
+}
+
+// deviceJSON is the JSON form of a wire.Device.
+type deviceJSON struct {
+	UserAgent string `json:"userAgent"`
+	Addr      string `json:"addr"`
+	Site      string `json:"site"`
+}
+
+func (d *deviceJSON) device() wire.Device {
+	if d == nil {
+		return wire.Device{}
+	}
+	return wire.Device{UserAgent: d.UserAgent, Addr: d.Addr, Site: d.Site}
+}
+
+// parseTimeout reads a session's own lifetime: "" is zero (its kind's),
+// anything else a Go duration.
+func parseTimeout(s string) (time.Duration, error) {
+	if s == "" {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err == nil && d < 0 {
+		err = fmt.Errorf("%q is negative", s)
+	}
+	return d, err
 }
 
 func parseTime(s string) (time.Time, error) {
@@ -179,11 +225,18 @@ func (j *sessionJSON) session() (*Session, error) {
 	for _, t := range []struct {
 		dst *time.Time
 		src string
-	}{{&s.Created, j.Created}, {&s.LastSeen, j.LastSeen}, {&s.IdleDeadline, j.IdleDeadline}, {&s.HardDeadline, j.HardDeadline}} {
+	}{{&s.Created, j.Created}, {&s.LastSeen, j.LastSeen}, {&s.Modified, j.Modified}, {&s.IdleDeadline, j.IdleDeadline}, {&s.HardDeadline, j.HardDeadline}} {
 		if *t.dst, err = parseTime(t.src); err != nil {
 			return nil, fmt.Errorf("session time: %v", err)
 		}
 	}
+	if s.IdleTimeout, err = parseTimeout(j.IdleTimeout); err != nil {
+		return nil, fmt.Errorf("session idleTimeout: %v", err)
+	}
+	if s.HardTimeout, err = parseTimeout(j.HardTimeout); err != nil {
+		return nil, fmt.Errorf("session hardTimeout: %v", err)
+	}
+	s.FirstDevice, s.Device = j.FirstDevice.device(), j.Device.device()
 	if len(j.Ended) > 0 && string(j.Ended) != "null" && string(j.Ended) != "false" {
 		var reason string
 		if json.Unmarshal(j.Ended, &reason) != nil {

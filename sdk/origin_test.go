@@ -420,6 +420,206 @@ func runClientSuite(t *testing.T, url string) {
 		wantErr(t, err, sdk.ErrGone)
 	})
 
+	t.Run("per-session lifetimes", func(t *testing.T) {
+		before := time.Now()
+		cr, err := c.Create(ctx, "", nil, sdk.WithLifetime(sdk.Lifetime{Idle: 5 * time.Minute, Hard: 2 * time.Hour}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := cr.Session
+		if s.IdleTimeout != 5*time.Minute || s.HardTimeout != 2*time.Hour {
+			t.Fatalf("lifetime %v %v", s.IdleTimeout, s.HardTimeout)
+		}
+		if s.HardDeadline.Before(before.Add(2*time.Hour-time.Second)) || s.HardDeadline.After(time.Now().Add(2*time.Hour+time.Second)) ||
+			s.IdleDeadline.After(time.Now().Add(5*time.Minute+time.Second)) {
+			t.Fatalf("deadlines %v %v from a lifetime of 5m, 2h", s.IdleDeadline, s.HardDeadline)
+		}
+		// A lifetime beyond the origin's maximum is refused, by name.
+		_, err = c.Create(ctx, "", nil, sdk.WithLifetime(sdk.Lifetime{Idle: 10000 * time.Hour}))
+		if e := wantErr(t, err, sdk.ErrInvalidInput); e.Field != "lifetime.idle" {
+			t.Fatalf("field %q", e.Field)
+		}
+
+		// An upsert that creates the session gives it the lifetime; one
+		// that finds it leaves the lifetime as it is.
+		nid, _ := wire.NewID()
+		s, err = c.Patch(ctx, nid.String(), new(sdk.Patch).SetField(wire.FieldCartID, wire.Text("c")), sdk.Upsert(),
+			sdk.WithLifetime(sdk.Lifetime{Idle: 90 * time.Second}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.IdleTimeout != 90*time.Second || s.HardTimeout != 0 || s.IdleDeadline.After(time.Now().Add(91*time.Second)) {
+			t.Fatalf("upserted lifetime %v %v, idle deadline %v", s.IdleTimeout, s.HardTimeout, s.IdleDeadline)
+		}
+		s, err = c.SetAttribute(ctx, nid.String(), wire.NamespaceCustom, "n", wire.Int(1), sdk.Upsert(),
+			sdk.WithLifetime(sdk.Lifetime{Idle: 3 * time.Minute}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.IdleTimeout != 90*time.Second {
+			t.Fatalf("a later upsert changed the lifetime to %v", s.IdleTimeout)
+		}
+
+		// Login takes a lifetime too: the hard deadline only comes closer.
+		in, err := c.Login(ctx, nid.String(), "cust-life", nil, sdk.WithLifetime(sdk.Lifetime{Hard: time.Hour}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if in.Session.HardDeadline.IsZero() || in.Session.HardDeadline.After(time.Now().Add(time.Hour+time.Second)) {
+			t.Fatalf("logged-in hard deadline %v, want at most an hour away", in.Session.HardDeadline)
+		}
+
+		// A shared session with a lifetime of its own.
+		sh, err := c.PutShared(ctx, "expiring-banner", nil, sdk.WithLifetime(sdk.Lifetime{Idle: 24 * time.Hour}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if sh.Kind != wire.KindShared || sh.IdleTimeout != 24*time.Hour || sh.IdleDeadline.IsZero() {
+			t.Fatalf("shared %+v", sh)
+		}
+	})
+
+	t.Run("an upsert in the request that minted the session carries what the edge applied", func(t *testing.T) {
+		nid, _ := wire.NewID()
+		view := &sdk.View{ID: nid.String(), Kind: wire.KindAnonymous, Generation: 1, Status: sdk.StatusNew}
+		view.Fields[wire.FieldSiteCode] = wire.Text("DE")
+		view.Fields[wire.FieldCurrency] = wire.Text("EUR")
+		view.Fields[wire.FieldLocale] = wire.Text("de-DE")
+		view.Attrs[wire.NamespacePublic] = wire.Attrs{}.With("utm_campaign", wire.Text("spring"))
+		rctx := sdk.WithWriteRecorder(ctx, sdk.NewWriteRecorderFor(view))
+		s, err := c.Patch(rctx, nid.String(), new(sdk.Patch).SetField(wire.FieldCartID, wire.Text("c-9")), sdk.Upsert())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v, _ := s.Attr(wire.NamespacePublic, "utm_campaign"); s.Text(wire.FieldSiteCode) != "DE" || s.Text(wire.FieldCurrency) != "EUR" ||
+			s.Text(wire.FieldLocale) != "de-DE" || s.Text(wire.FieldCartID) != "c-9" || v.Text != "spring" {
+			t.Fatalf("upserted %+v", s.Context)
+		}
+		// Once the session exists, the view's values are not written again.
+		view.Fields[wire.FieldCurrency] = wire.Text("CHF")
+		rctx = sdk.WithWriteRecorder(ctx, sdk.NewWriteRecorderFor(view))
+		if s, err = c.SetAttribute(rctx, nid.String(), wire.NamespaceCustom, "n", wire.Int(1), sdk.Upsert()); err != nil || s.Text(wire.FieldCurrency) != "EUR" {
+			t.Fatalf("a later upsert: %+v, %v", s, err)
+		}
+		// A view of a session the origin knows (status ok) sends nothing.
+		nid, _ = wire.NewID()
+		view = &sdk.View{ID: nid.String(), Kind: wire.KindAnonymous, Generation: 1, Status: sdk.StatusOK}
+		view.Fields[wire.FieldSiteCode] = wire.Text("DE")
+		rctx = sdk.WithWriteRecorder(ctx, sdk.NewWriteRecorderFor(view))
+		if s, err = c.Patch(rctx, nid.String(), new(sdk.Patch).SetField(wire.FieldCartID, wire.Text("c")), sdk.Upsert()); err != nil || s.Text(wire.FieldSiteCode) != "" {
+			t.Fatalf("an upsert with a stored view: %+v, %v", s, err)
+		}
+	})
+
+	t.Run("metadata: modified", func(t *testing.T) {
+		s, err := c.SetAttribute(ctx, id, wire.NamespaceCustom, "touched", wire.Bool(true))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.Modified.IsZero() || s.Modified.Before(s.Created) {
+			t.Fatalf("modified %v, created %v", s.Modified, s.Created)
+		}
+	})
+
+	t.Run("flush", func(t *testing.T) {
+		before, err := c.Get(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := c.Flush(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.ID != id || s.Version != before.Version {
+			t.Fatalf("flush answered %+v; the session was at version %d", s, before.Version)
+		}
+		nid, _ := wire.NewID()
+		_, err = c.Flush(ctx, nid.String())
+		wantErr(t, err, sdk.ErrNotFound)
+		if _, err := c.Get(ctx, id); err != nil {
+			t.Fatalf("the session did not survive its flush: %v", err)
+		}
+	})
+
+	t.Run("peers and ending them", func(t *testing.T) {
+		var ids []string
+		for range 2 {
+			cr, err := c.Create(ctx, "", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := c.Login(ctx, cr.Session.ID, "cust-peers", nil); err != nil {
+				t.Fatal(err)
+			}
+			ids = append(ids, cr.Session.ID)
+		}
+		peers, err := c.Peers(ctx, ids[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		current := 0
+		for _, p := range peers {
+			if len(p.Handle) != 16 || strings.Contains(ids[0]+ids[1], p.Handle) || p.Kind != wire.KindCustomer || p.Created.IsZero() {
+				t.Fatalf("peer %+v", p)
+			}
+			if p.Current {
+				current++
+			}
+		}
+		if len(peers) != 2 || current != 1 || peers[0].Handle == peers[1].Handle {
+			t.Fatalf("peers %+v", peers)
+		}
+		n, err := c.EndPeers(ctx, ids[0])
+		if err != nil || n != 1 {
+			t.Fatalf("ended %d peers, %v", n, err)
+		}
+		_, err = c.Get(ctx, ids[1])
+		wantErr(t, err, sdk.ErrGone)
+		if peers, err := c.Peers(ctx, ids[0]); err != nil || len(peers) != 1 || !peers[0].Current {
+			t.Fatalf("peers after ending the others: %+v, %v", peers, err)
+		}
+		// An anonymous session's list is itself.
+		anon, err := c.Create(ctx, "", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if peers, err := c.Peers(ctx, anon.Session.ID); err != nil || len(peers) != 1 || !peers[0].Current || peers[0].Kind != wire.KindAnonymous {
+			t.Fatalf("anonymous peers %+v, %v", peers, err)
+		}
+		if n, err := c.EndPeers(ctx, anon.Session.ID); err != nil || n != 0 {
+			t.Fatalf("anonymous session ended %d peers, %v", n, err)
+		}
+	})
+
+	t.Run("the session's token guards a call", func(t *testing.T) {
+		cr, err := c.Create(ctx, "", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sid, tok := cr.Session.ID, cr.Token
+		if _, err := c.Patch(ctx, sid, new(sdk.Patch).SetField(wire.FieldCartID, wire.Text("t")), sdk.WithToken(tok)); err != nil {
+			t.Fatal(err)
+		}
+		_, err = c.Logout(ctx, sid, sdk.WithToken(tok))
+		wantErr(t, err, sdk.ErrNotLoggedIn)
+		_, err = c.Patch(ctx, sid, new(sdk.Patch).SetField(wire.FieldCartID, wire.Text("t")), sdk.WithToken("not-a-token"))
+		wantErr(t, err, sdk.ErrInvalidToken)
+		other, err := c.Create(ctx, "", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = c.Patch(ctx, sid, new(sdk.Patch).SetField(wire.FieldCartID, wire.Text("t")), sdk.WithToken(other.Token))
+		wantErr(t, err, sdk.ErrTokenMismatch)
+		if _, err := c.Login(ctx, sid, "cust-tok", nil, sdk.WithToken(tok)); err != nil {
+			t.Fatal(err)
+		}
+		// The token from before the login is of an older generation.
+		_, err = c.Patch(ctx, sid, new(sdk.Patch).SetField(wire.FieldCartID, wire.Text("t")), sdk.WithToken(tok))
+		if e := wantErr(t, err, sdk.ErrStaleGeneration); e.CurrentGeneration != 2 {
+			t.Fatalf("current generation %d, want 2", e.CurrentGeneration)
+		}
+	})
+
 	t.Run("unavailable", func(t *testing.T) {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
@@ -430,4 +630,63 @@ func runClientSuite(t *testing.T, url string) {
 		_, err = newClient(t, "http://"+addr, "app-key").Get(ctx, id)
 		wantErr(t, err, sdk.ErrUnavailable)
 	})
+}
+
+func TestSessionLimitAgainstFakeOrigin(t *testing.T) {
+	for _, onLimit := range []string{"refuse", "evictOldest"} {
+		t.Run(onLimit, func(t *testing.T) {
+			o := sdktest.NewFakeOrigin(sdktest.FakeOriginConfig{APIKeys: testKeys, CustomerSessions: sdktest.CustomerSessions{Max: 2, OnLimit: onLimit}})
+			defer o.Close()
+			runSessionLimit(t, o.URL, onLimit)
+		})
+	}
+}
+
+func TestSessionLimitAgainstOrigin(t *testing.T) {
+	for _, onLimit := range []string{"refuse", "evictOldest"} {
+		t.Run(onLimit, func(t *testing.T) {
+			o := testbin.StartOrigin(t, testbin.OriginConfig{APIKeys: originKeys(),
+				Extra: map[string]any{"customerSessions": map[string]any{"max": 2, "onLimit": onLimit}}})
+			runSessionLimit(t, o.URL, onLimit)
+		})
+	}
+}
+
+// runSessionLimit logs a customer in three times under a limit of two.
+func runSessionLimit(t *testing.T, url, onLimit string) {
+	ctx := context.Background()
+	c := newClient(t, url, "app-key")
+	var ids []string
+	for i := range 3 {
+		cr, err := c.Create(ctx, "", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, cr.Session.ID)
+		_, err = c.Login(ctx, cr.Session.ID, "cust-limit", nil)
+		if i < 2 || onLimit != "refuse" {
+			if err != nil {
+				t.Fatalf("login %d: %v", i+1, err)
+			}
+			continue
+		}
+		wantErr(t, err, sdk.ErrSessionLimit)
+		if s, err := c.Get(ctx, cr.Session.ID); err != nil || s.Kind != wire.KindAnonymous {
+			t.Fatalf("the refused session: %+v, %v", s, err)
+		}
+	}
+	_, err := c.Get(ctx, ids[0])
+	if onLimit == "refuse" {
+		if err != nil {
+			t.Fatalf("the first session: %v", err)
+		}
+		return
+	}
+	// The oldest session made room for the third login.
+	wantErr(t, err, sdk.ErrGone)
+	for _, id := range ids[1:] {
+		if s, err := c.Get(ctx, id); err != nil || s.CustomerID() != "cust-limit" {
+			t.Fatalf("session %s: %+v, %v", id, s, err)
+		}
+	}
 }

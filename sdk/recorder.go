@@ -2,7 +2,11 @@ package sdk
 
 import (
 	"context"
+	"encoding/base64"
 	"sync/atomic"
+	"time"
+
+	"github.com/sessionedge/sessionedge/sdk/wire"
 )
 
 // Read-your-writes. The edge serves each request from its copy of the
@@ -26,6 +30,50 @@ import (
 type WriteRecorder struct {
 	id      string
 	version atomic.Uint64
+	view    *View // the request's view when the origin does not know the session yet; nil otherwise
+}
+
+// NewWriteRecorderFor returns a recorder for the session of the request
+// view v (the middlewares use it). When v says the origin does not know the
+// session yet (StatusNew: the edge minted it), the recorder also keeps what
+// the edge applied to it, the site defaults and the public values of the
+// forwarded view: a Client upsert given the request's context that creates
+// the session sends them (X-Session-Init), so the origin's copy carries the
+// site, currency, location and locale the shopper sees, as a session the
+// edge reported does.
+func NewWriteRecorderFor(v *View) *WriteRecorder {
+	r := &WriteRecorder{id: v.ID}
+	if v.Status == StatusNew && v.Kind == wire.KindAnonymous && v.Generation == 1 {
+		r.view = v
+	}
+	return r
+}
+
+// initHeader returns the X-Session-Init value for an upsert of the
+// recorder's session, "" when there is nothing to send: a touch report of
+// the one session, with what the edge applied to it as its initial ops.
+func (r *WriteRecorder) initHeader(now time.Time) string {
+	v := r.view
+	if v == nil {
+		return ""
+	}
+	id, err := wire.ParseID(v.ID)
+	if err != nil {
+		return ""
+	}
+	t := wire.Touch{ID: id, Kind: wire.KindAnonymous, Generation: 1, LastSeen: now.UnixMilli()}
+	for _, f := range [...]wire.Field{wire.FieldSiteCode, wire.FieldCurrency, wire.FieldTargetLocation, wire.FieldLocale, wire.FieldTrackingAllowed} {
+		if !v.Fields[f].IsZero() {
+			t.Init = append(t.Init, wire.Op{Code: wire.OpSetField, Field: f, Value: v.Fields[f]})
+		}
+	}
+	for _, a := range v.Attrs[wire.NamespacePublic] {
+		t.Init = append(t.Init, wire.Op{Code: wire.OpSetAttr, NS: wire.NamespacePublic, Key: a.Key, Value: a.Value})
+	}
+	if len(t.Init) == 0 {
+		return ""
+	}
+	return base64.RawURLEncoding.EncodeToString(wire.AppendTouches(nil, []wire.Touch{t}))
 }
 
 // NewWriteRecorder returns a recorder for the session with id.
@@ -67,6 +115,17 @@ func WriteRecorderFrom(ctx context.Context) *WriteRecorder {
 	}
 	r, _ := ctx.Value(WriteRecorderKey).(*WriteRecorder)
 	return r
+}
+
+// withInit sets on an upsert of session id the X-Session-Init header of
+// the request's view in ctx, if the recorder there has one for id.
+func withInit(ctx context.Context, id string, r *request) {
+	if r.query.Get("upsert") != "true" {
+		return
+	}
+	if rec := WriteRecorderFrom(ctx); rec != nil && rec.id == id {
+		r.init = rec.initHeader(time.Now())
+	}
 }
 
 // recordWrite records s.Version in the recorder of ctx when the write was

@@ -89,7 +89,12 @@ type View struct {
 	Generation uint32
 	Version    uint64 // 0 while the origin has not stored a change yet (StatusNew) or is unreachable (StatusDegraded)
 	Status     string // StatusOK, StatusNew or StatusDegraded
-	Segment    string // stable hash of site, currency, locale and location, for cache keys (wire.AppendSegment)
+	// Segment is the edge's segment of the session, for cache keys: a
+	// stable hash of site, currency, locale and location (and of the
+	// captured values the edge's configuration includes), as the edge
+	// computed it and sent it in the forwarded view. "" when the edge sent
+	// none (no context, as in degraded mode).
+	Segment string
 	Context
 }
 
@@ -159,29 +164,32 @@ func (vf *Verifier) Verify(authority, path string, get func(name string) string)
 		return nil, fmt.Errorf("%w: %w", ErrNotFromEdge, err)
 	}
 	v := &View{ID: a.ID.String(), Kind: a.Kind, Generation: a.Generation, Version: a.Version, Status: a.Status.String()}
-	var s wire.Session
 	if enc != "" {
-		if err := decodeContext(enc, &s); err != nil {
+		var s wire.Session
+		segment, err := decodeContext(enc, &s)
+		if err != nil {
 			return nil, err
 		}
 		if s.ID != a.ID {
 			return nil, fmt.Errorf("%w: %s names session %s, the assertion %s", ErrBadHeaders, HeaderContext, s.ID, a.ID)
 		}
-		v.Fields, v.Attrs = s.Fields, s.Attrs
+		v.Fields, v.Attrs, v.Segment = s.Fields, s.Attrs, segment
 	}
-	v.Segment = string(wire.AppendSegment(nil, &s))
 	return v, nil
 }
 
-func decodeContext(enc string, s *wire.Session) error {
+// decodeContext decodes the forwarded view (wire.DecodeForwardView) into s
+// and returns the edge's segment of it.
+func decodeContext(enc string, s *wire.Session) (segment string, err error) {
 	raw, err := base64.RawURLEncoding.DecodeString(enc)
 	if err != nil {
-		return fmt.Errorf("%w: %s: %v", ErrBadHeaders, HeaderContext, err)
+		return "", fmt.Errorf("%w: %s: %v", ErrBadHeaders, HeaderContext, err)
 	}
-	if err := wire.DecodeSession(raw, s); err != nil {
-		return fmt.Errorf("%w: %s: %v", ErrBadHeaders, HeaderContext, err)
+	segment, err = wire.DecodeForwardView(raw, s, nil)
+	if err != nil {
+		return "", fmt.Errorf("%w: %s: %v", ErrBadHeaders, HeaderContext, err)
 	}
-	return nil
+	return segment, nil
 }
 
 // ParseView reads the session headers of a request without checking where
@@ -224,10 +232,14 @@ func ParseView(get func(name string) string) (*View, error) {
 	}
 	if enc := get(HeaderContext); enc != "" {
 		var s wire.Session
-		if err := decodeContext(enc, &s); err != nil {
+		segment, err := decodeContext(enc, &s)
+		if err != nil {
 			return nil, err
 		}
 		v.Fields, v.Attrs = s.Fields, s.Attrs
+		if v.Segment == "" {
+			v.Segment = segment
+		}
 		// The context was encoded with the session's metadata; where the
 		// edge sent no separate header, take it from there.
 		if v.Version == 0 {

@@ -12,9 +12,14 @@ import (
 	"github.com/sessionedge/sessionedge/sdk/wire"
 )
 
-// contextHeader encodes s the way the edge does for x-session-context.
+// edgeSegment is the segment the test edge sends in its views: not what
+// wire.AppendSegment computes, so a View that recomputed it would show.
+const edgeSegment = "00112233aabbccdd"
+
+// contextHeader encodes s the way the edge does for x-session-context,
+// with the edge's segment.
 func contextHeader(s *wire.Session, namespaces uint8) string {
-	return base64.RawURLEncoding.EncodeToString(wire.AppendSessionView(nil, s, namespaces))
+	return base64.RawURLEncoding.EncodeToString(wire.AppendForwardView(nil, s, namespaces, []byte(edgeSegment)))
 }
 
 func TestParseView(t *testing.T) {
@@ -84,7 +89,7 @@ func TestParseView(t *testing.T) {
 			name:    "metadata from the context when headers are absent",
 			headers: map[string]string{HeaderID: testID, HeaderKind: "customer", HeaderContext: contextHeader(s, 0)},
 			check: func(t *testing.T, v *View) {
-				if v.Version != 9 || v.Generation != 2 {
+				if v.Version != 9 || v.Generation != 2 || v.Segment != edgeSegment {
 					t.Errorf("view %+v", v)
 				}
 			},
@@ -209,8 +214,8 @@ func TestVerifier(t *testing.T) {
 			if a, _ := v.Attr(wire.NamespaceCustom, "theme"); a.Text != "dark" {
 				t.Errorf("custom %+v", v.Attrs)
 			}
-			if want := string(wire.AppendSegment(nil, s)); v.Segment != want {
-				t.Errorf("segment %q, want %q", v.Segment, want)
+			if v.Segment != edgeSegment {
+				t.Errorf("segment %q, want the edge's %q", v.Segment, edgeSegment)
 			}
 		}},
 		{name: "per-field headers are not trusted", req: ok, edit: func(r *signed) {
@@ -252,7 +257,7 @@ func TestVerifier(t *testing.T) {
 		}, wantErr: []error{ErrNotFromEdge, wire.ErrAssertionContext}},
 		{name: "degraded: id, kind and generation only", req: sign(keys, s, wire.AssertDegraded, "shop.example", "/cart?x=1", now, false),
 			check: func(t *testing.T, v *View) {
-				if v.ID != testID || v.Kind != wire.KindCustomer || v.Generation != 2 || v.Version != 0 || v.Status != StatusDegraded || v.CustomerID() != "" {
+				if v.ID != testID || v.Kind != wire.KindCustomer || v.Generation != 2 || v.Version != 0 || v.Status != StatusDegraded || v.CustomerID() != "" || v.Segment != "" {
 					t.Errorf("view %+v", v)
 				}
 			}},

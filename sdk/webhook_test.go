@@ -76,3 +76,41 @@ func TestWebhookSignatureVector(t *testing.T) {
 		t.Fatal("a signature an hour old verified")
 	}
 }
+
+// TestParseWebhookEventTypes decodes every event type the origin sends, with
+// the session it is about.
+func TestParseWebhookEventTypes(t *testing.T) {
+	secret := []byte("webhook-secret")
+	for _, tt := range []struct{ typ, reason, kind string }{
+		{EventSessionStarted, "", "anonymous"},
+		{EventSessionChanged, "", "anonymous"},
+		{EventSessionLogin, "", "customer"},
+		{EventSessionLogout, "", "anonymous"},
+		{EventSessionFlushed, "", "anonymous"},
+		{EventSessionEnded, ReasonEvicted, "customer"},
+		{EventSessionEnded, ReasonRevoked, "customer"},
+	} {
+		body := `{"type":"` + tt.typ + `","eventId":"e-` + tt.typ + `","id":"` + testID + `","at":"2026-01-02T03:04:05.000Z"`
+		if tt.reason != "" {
+			body += `,"reason":"` + tt.reason + `"`
+		}
+		body += `,"session":{"id":"` + testID + `","kind":"` + tt.kind + `","generation":2,"version":7,"modified":"2026-01-02T03:04:05.000Z","context":{"currency":"CHF"}}}`
+		req := httptest.NewRequest("POST", "/hook", strings.NewReader(body))
+		req.Header.Set(HeaderWebhookSignature, wire.SignWebhook(secret, time.Now(), []byte(body)))
+		ev, err := ParseWebhook(req, secret)
+		if err != nil {
+			t.Fatalf("%s: %v", tt.typ, err)
+		}
+		if ev.Type != tt.typ || ev.ID != "e-"+tt.typ || ev.SessionID != testID || ev.Reason != tt.reason ||
+			ev.Session == nil || ev.Session.Kind.String() != tt.kind || ev.Session.Text(wire.FieldCurrency) != "CHF" || ev.Session.Modified.IsZero() {
+			t.Fatalf("%s: event %+v session %+v", tt.typ, ev, ev.Session)
+		}
+	}
+	// An event without a session names it by id alone.
+	body := `{"type":"session.flushed","eventId":"e","id":"` + testID + `","at":"2026-01-02T03:04:05.000Z"}`
+	req := httptest.NewRequest("POST", "/hook", strings.NewReader(body))
+	req.Header.Set(HeaderWebhookSignature, wire.SignWebhook(secret, time.Now(), []byte(body)))
+	if ev, err := ParseWebhook(req, secret); err != nil || ev.SessionID != testID || ev.Session != nil {
+		t.Fatalf("event %+v, %v", ev, err)
+	}
+}

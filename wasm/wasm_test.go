@@ -5,6 +5,7 @@ package main_test
 import (
 	"context"
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
 	"os"
@@ -20,6 +21,7 @@ import (
 	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
 
+	"github.com/sessionedge/sessionedge/sdk/wire"
 	"github.com/sessionedge/sessionedge/wasm/internal/abi"
 	"github.com/sessionedge/sessionedge/wasm/internal/proxytest"
 )
@@ -359,6 +361,13 @@ func envModule(rt wazero.Runtime) wazero.HostModuleBuilder {
 		{name: "proxy_set_shared_data", params: 5, fn: func(ctx context.Context, mod api.Module, p []uint64) uint32 {
 			return uint32(abi.SetSharedData(string(read(mod, u32(p[0]), u32(p[1]))), read(mod, u32(p[2]), u32(p[3])), u32(p[4])))
 		}},
+		{name: "proxy_get_property", params: 4, fn: func(ctx context.Context, mod api.Module, p []uint64) uint32 {
+			data, st := abi.GetProperty(string(read(mod, u32(p[0]), u32(p[1]))))
+			if st != abi.StatusOK {
+				return uint32(st)
+			}
+			return give(ctx, mod, data, u32(p[2]), u32(p[3]))
+		}},
 		{name: "proxy_define_metric", params: 4, fn: func(ctx context.Context, mod api.Module, p []uint64) uint32 {
 			id, st := abi.DefineMetric(abi.MetricType(p[0]), string(read(mod, u32(p[1]), u32(p[2]))))
 			if st == abi.StatusOK {
@@ -543,7 +552,8 @@ func TestNode(t *testing.T) {
 		t.Skip("node is not on PATH: the second-engine check needs Node.js ≥ 20 (apt-get install nodejs)")
 	}
 	path := buildModule(t)
-	out, err := exec.Command(node, "testdata/node_host.mjs", path, proxytest.Config("")).Output()
+	config := proxytest.Config(`,"capture":{"query":["utm_source"],"segment":["utm_source"]}`)
+	out, err := exec.Command(node, "testdata/node_host.mjs", path, config).Output()
 	if err != nil {
 		if ee, ok := err.(*exec.ExitError); ok {
 			t.Fatalf("node: %v\n%s", err, ee.Stderr)
@@ -551,13 +561,13 @@ func TestNode(t *testing.T) {
 		t.Fatalf("node: %v", err)
 	}
 	var res struct {
-		ABI, Malloc        bool
-		VMStart, Configure int
-		First, Second      struct {
-			Action           uint32
-			ID, Kind, Status string
-			SetCookie        []string
-			Leaked           int
+		ABI, Malloc          bool
+		VMStart, Configure   int
+		First, Second, Third struct {
+			Action                             uint32
+			ID, Kind, Status, Context, Segment string
+			SetCookie                          []string
+			Leaked                             int
 		}
 		Logs []string
 	}
@@ -576,5 +586,17 @@ func TestNode(t *testing.T) {
 	}
 	if s.ID != f.ID || s.Status != "new" || len(s.SetCookie) != 0 {
 		t.Fatalf("node, second request: %+v (first %s)", s, f.ID)
+	}
+	// The captured query parameter is forwarded at once, in the segment too.
+	th := res.Third
+	raw, err := base64.RawURLEncoding.DecodeString(th.Context)
+	var view wire.Session
+	seg, derr := wire.DecodeForwardView(raw, &view, &wire.DefaultLimits)
+	if err != nil || derr != nil || th.ID != f.ID {
+		t.Fatalf("node, third request: %+v: %v %v", th, err, derr)
+	}
+	if v, _ := view.Attr(wire.NamespacePublic, "utm_source"); v.Text != "node test" || seg != th.Segment ||
+		seg == string(wire.AppendSegment(nil, &view)) {
+		t.Fatalf("node, third request: public %v, segment %q (header %q)", view.Attrs[wire.NamespacePublic], seg, th.Segment)
 	}
 }

@@ -340,7 +340,14 @@ func (e *exchange) RoundTrip(_ context.Context, ur *wasmhost.UpstreamRequest, re
 		req.SetBodyStream(&e.reqBody, n)
 	}
 	fresp.Reset()
-	if err := e.s.upstream.DoTimeout(req, fresp, e.s.cfg.UpstreamTimeout.Std()); err != nil {
+	var err error
+	if d := e.s.cfg.UpstreamTimeout.Std(); d > 0 {
+		err = e.s.upstream.DoTimeout(req, fresp, d)
+	} else {
+		// "none": no bound (DoTimeout would fail at once).
+		err = e.s.upstream.Do(req, fresp)
+	}
+	if err != nil {
 		return err
 	}
 	resp.Status = fresp.StatusCode()

@@ -2,12 +2,15 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -74,7 +77,7 @@ func TestBasketWebhookReceiver(t *testing.T) {
 	secret := []byte("hook-secret")
 	keys := sdktest.NewAssertionKeys()
 	dbPath := filepath.Join(t.TempDir(), "db.json")
-	h, err := newShop(origin.URL, "", secret, keys, dbPath)
+	h, err := newShop(origin.URL, "", secret, keys, dbPath, sdk.Lifetime{Idle: 30 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,9 +86,13 @@ func TestBasketWebhookReceiver(t *testing.T) {
 	edge := sdktest.NewFakeEdge(sdktest.FakeEdgeConfig{Origin: origin, Upstream: app.URL, AssertionKeys: keys})
 	defer edge.Close()
 	id := fillBasket(t, e2e.NewBrowser(edge.URL))
+	// The basket's session has its own idle lifetime.
+	s := origin.Session(id)
+	if s.IdleTimeout != 30*time.Second.Milliseconds() || s.IdleDeadline > time.Now().Add(31*time.Second).UnixMilli() {
+		t.Fatalf("the basket's session has lifetime %d ms, idle deadline %d", s.IdleTimeout, s.IdleDeadline)
+	}
 
 	// The event the origin sends when the idle timeout ends the session.
-	s := origin.Session(id)
 	body := []byte(`{"type":"session.ended","eventId":"ev-1","at":"2026-01-02T03:04:05.000Z","reason":"idle-expired","session":`)
 	body = append(wire.AppendSessionJSON(body, s, wire.AllNamespaces), '}')
 	post := func(sig string) int {
@@ -111,6 +118,12 @@ func TestBasketWebhookReceiver(t *testing.T) {
 	if len(kept) != 1 || kept[0].SessionID != id || kept[0].Items["grinder"] != 1 || kept[0].Reason != "idle-expired" {
 		t.Fatalf("kept %+v", kept)
 	}
+	// The receiver logged the event once.
+	var events []event
+	do(t, "GET", app.URL+"/events?session="+id, nil, http.StatusOK, &events)
+	if len(events) != 1 || events[0].Type != sdk.EventSessionEnded || events[0].ID != "ev-1" || events[0].Items["grinder"] != 1 {
+		t.Fatalf("events %+v", events)
+	}
 	// The database survives a restart of the app.
 	db, err := openStore(dbPath)
 	if err != nil || len(db.all()) != 1 {
@@ -118,18 +131,68 @@ func TestBasketWebhookReceiver(t *testing.T) {
 	}
 }
 
+// startStack runs the basket app behind the real edge, with the real
+// origin delivering its webhooks to the app; the app's args set a basket's
+// lifetime (-idle, -hard). The origin's own timeouts are its defaults: only
+// the basket's sessions get the short lifetime.
+func startStack(t *testing.T, args ...string) *e2e.Stack {
+	return e2e.Start(t, e2e.Options{
+		App:         "./examples/basket",
+		AppArgs:     append([]string{"-db", filepath.Join(t.TempDir(), "db.json")}, args...),
+		WebhookPath: "/webhooks/sessions",
+	})
+}
+
+// waitEvents polls the receiver's event log of session id until it holds
+// an event of type last, and returns it.
+func waitEvents(t *testing.T, stack *e2e.Stack, id, last string) []event {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		var events []event
+		do(t, "GET", stack.AppURL+"/events?session="+id, nil, http.StatusOK, &events)
+		for _, e := range events {
+			if e.Type == last {
+				return events
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no %s event of %s within 60s; events %+v", last, id, events)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
 // TestBasketEndToEnd fills a basket through the real edge, lets the real
-// origin expire the idle session and deliver it to the app's webhook
+// origin expire the idle session (its own 2 s lifetime, not the origin's
+// timeout of anonymous sessions) and deliver it to the app's webhook
 // receiver.
 func TestBasketEndToEnd(t *testing.T) {
-	stack := e2e.Start(t, e2e.Options{
-		App:         "./examples/basket",
-		AppArgs:     []string{"-db", filepath.Join(t.TempDir(), "db.json")},
-		WebhookPath: "/webhooks/sessions",
-		Origin:      testbin.OriginConfig{AnonymousIdle: "2s"},
-	})
+	stack := startStack(t, "-idle", "2s")
 	shopper := e2e.NewBrowser(stack.EdgeURL)
 	id := fillBasket(t, shopper)
+	s, err := stack.Client(t).Get(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.IdleTimeout != 2*time.Second || s.HardTimeout != 0 {
+		t.Fatalf("the basket's session has lifetime %v, %v; want its own 2s idle", s.IdleTimeout, s.HardTimeout)
+	}
+	other, err := stack.Client(t).Create(context.Background(), "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if other.Session.IdleTimeout != 0 || other.Session.IdleDeadline.Before(time.Now().Add(time.Minute)) {
+		t.Fatalf("another anonymous session got %v, idle deadline %v: the origin's timeout was lowered", other.Session.IdleTimeout, other.Session.IdleDeadline)
+	}
+
+	// The back office asks for the basket now: it arrives in a
+	// session.flushed webhook, and the session goes on.
+	do(t, "POST", stack.AppURL+"/baskets/"+id+"/flush", nil, http.StatusAccepted, nil)
+	events := waitEvents(t, stack, id, sdk.EventSessionFlushed)
+	if e := events[len(events)-1]; e.Type != sdk.EventSessionFlushed || e.Items["espresso-beans"] != 2 || e.Items["grinder"] != 1 {
+		t.Fatalf("flushed %+v", events)
+	}
 
 	// Walk away: after the idle timeout the session ends and its final
 	// basket arrives in the app's database.
@@ -167,6 +230,59 @@ func TestBasketEndToEnd(t *testing.T) {
 	}
 }
 
+// TestBasketEventOrder follows one session through its life, through the
+// real edge and origin: the webhook receiver logs each event the origin
+// delivers (once per event id), in the order of what happened. The basket's
+// lifetime is 5 s idle and 20 s in all, so the session ends soon after the
+// logout: idle, or at the latest at its hard deadline (the logout gives it
+// the anonymous timeouts again, but never a later hard deadline).
+func TestBasketEventOrder(t *testing.T) {
+	stack := startStack(t, "-idle", "5s", "-hard", "20s")
+	shopper := e2e.NewBrowser(stack.EdgeURL)
+	add := func(sku string, qty int) string {
+		t.Helper()
+		var b basket
+		p := shopper.PostJSON(t, "/basket/items", map[string]any{"sku": sku, "qty": qty})
+		if p.Status != http.StatusOK || json.Unmarshal([]byte(p.Body), &b) != nil {
+			t.Fatalf("add %s: %d %s", sku, p.Status, p.Body)
+		}
+		return b.Session
+	}
+	id := add("espresso-beans", 1) // creates the session: started
+	add("espresso-beans", 2)       // changed
+	if p := shopper.PostJSON(t, "/login", map[string]any{"customer": "ann"}); p.Status != http.StatusOK {
+		t.Fatalf("login: %d %s", p.Status, p.Body)
+	}
+	if got := add("grinder", 1); got != id { // changed
+		t.Fatalf("the login changed the session %s → %s", id, got)
+	}
+	if p := shopper.PostJSON(t, "/logout", nil); p.Status != http.StatusOK {
+		t.Fatalf("logout: %d %s", p.Status, p.Body)
+	}
+	// Then the shopper walks away: the session idles out (ended).
+	events := waitEvents(t, stack, id, sdk.EventSessionEnded)
+	var types []string
+	for _, e := range events {
+		types = append(types, e.Type)
+	}
+	want := []string{sdk.EventSessionStarted, sdk.EventSessionChanged, sdk.EventSessionLogin, sdk.EventSessionChanged,
+		sdk.EventSessionLogout, sdk.EventSessionEnded}
+	if !slices.Equal(types, want) {
+		t.Fatalf("events %v, want %v", types, want)
+	}
+	end := events[len(events)-1]
+	if (end.Reason != sdk.ReasonIdleExpired && end.Reason != sdk.ReasonHardExpired) || end.Items["grinder"] != 1 || end.Items["espresso-beans"] != 2 {
+		t.Fatalf("ended %+v", end)
+	}
+	// The receiver logged each of them.
+	out := stack.App.Output()
+	for _, line := range []string{"session started", "basket changed", "logged in", "logged out", "session ended (" + end.Reason + ")"} {
+		if !strings.Contains(out, id+": "+line) {
+			t.Errorf("the receiver's log lacks %q:\n%s", line, out)
+		}
+	}
+}
+
 // TestBasketRefusesForgedHeaders: the shopper's routes answer only requests
 // the edge signed; the webhook needs the origin's signature.
 func TestBasketRefusesForgedHeaders(t *testing.T) {
@@ -174,5 +290,6 @@ func TestBasketRefusesForgedHeaders(t *testing.T) {
 		WebhookPath: "/webhooks/sessions"})
 	stack.MustRefuseForged(t, "GET", "/basket")
 	stack.MustRefuseForged(t, "POST", "/basket/items")
+	stack.MustRefuseForged(t, "POST", "/login")
 	do(t, "POST", stack.AppURL+"/webhooks/sessions", map[string]any{"type": "session.ended"}, http.StatusUnauthorized, nil)
 }

@@ -50,7 +50,10 @@ func findProduct(sku string) (product, bool) {
 }
 
 // currencies are the currencies a visitor can switch to, with the rate from
-// euro in parts per 10000 and the symbol to print.
+// euro in parts per 10000 and the symbol to print. The shopper switches
+// through the edge's self-service endpoint, which accepts only the
+// currencies the site configuration lists (the filter's
+// sites.<host>.currencies): keep the two lists the same.
 var currencies = []struct {
 	Code   string
 	Rate   int64
@@ -103,7 +106,6 @@ func newApp(cfg config) (http.Handler, error) {
 	shop.HandleFunc("GET /api/session", a.apiSession)
 	shop.HandleFunc("GET /api/headers", a.apiHeaders)
 	shop.HandleFunc("POST /cart", a.addToCart)
-	shop.HandleFunc("POST /currency", a.setCurrency)
 	shop.HandleFunc("POST /login", a.login)
 	shop.HandleFunc("POST /privacy", a.setPrivacy)
 	shop.HandleFunc("POST /logout", a.logout)
@@ -145,6 +147,13 @@ type state struct {
 	CartID     string           `json:"cartId,omitempty"`
 	Cart       map[string]int64 `json:"cart"`
 	Email      string           `json:"email,omitempty"`
+	// Campaign is the marketing campaign the shopper arrived with: the
+	// edge captures utm_campaign and utm_source from the query into the
+	// public namespace, unless the shopper's consent cookie says no.
+	Campaign string `json:"campaign,omitempty"`
+	// Tracking is "off" when the edge forwards trackingAllowed false (the
+	// consent cookie), "" when nothing was said.
+	Tracking string `json:"tracking,omitempty"`
 }
 
 func stateFromContext(c *sdk.Context) state {
@@ -158,6 +167,17 @@ func stateFromContext(c *sdk.Context) state {
 	}
 	if v, ok := c.Attr(wire.NamespacePrivacy, "email"); ok {
 		st.Email = v.Text
+	}
+	for _, key := range []string{"utm_campaign", "utm_source"} {
+		if v, ok := c.Attr(wire.NamespacePublic, key); ok && v.Type == wire.TypeText && st.Campaign == "" {
+			st.Campaign = v.Text
+		}
+	}
+	if tr := c.Fields[wire.FieldTrackingAllowed]; tr.Type == wire.TypeBool {
+		st.Tracking = "on"
+		if !tr.BoolValue() {
+			st.Tracking = "off"
+		}
 	}
 	for _, a := range c.Attrs[wire.NamespaceCustom] {
 		if sku, ok := strings.CutPrefix(a.Key, cartPrefix); ok && a.Value.Type == wire.TypeInt && a.Value.Int > 0 {
@@ -346,24 +366,6 @@ func newCartID() string {
 	var b [6]byte
 	rand.Read(b[:])
 	return "cart-" + hex.EncodeToString(b[:])
-}
-
-func (a *app) setCurrency(w http.ResponseWriter, r *http.Request) {
-	v := sessionhttp.FromRequest(r)
-	code := r.FormValue("currency")
-	known := false
-	for _, c := range currencies {
-		known = known || c.Code == code
-	}
-	if !known {
-		http.Error(w, "unknown currency", http.StatusBadRequest)
-		return
-	}
-	if _, err := a.client.Patch(r.Context(), v.ID, new(sdk.Patch).SetField(wire.FieldCurrency, wire.Text(code)), sdk.Upsert()); err != nil {
-		a.fail(w, err)
-		return
-	}
-	done(w, r, "Prices now in "+code)
 }
 
 func (a *app) login(w http.ResponseWriter, r *http.Request) {

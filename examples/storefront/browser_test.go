@@ -28,7 +28,7 @@ import (
 // with the edge signing what it forwards and the app verifying it.
 func TestBrowserStorefront(t *testing.T) {
 	chrome := findChromium(t)
-	stack := e2e.Start(t, e2e.Options{App: "./examples/storefront"})
+	stack := e2e.Start(t, stackOptions(nil))
 	walkBrowser(t, chrome, localhost(stack.EdgeURL), "edge")
 }
 
@@ -46,8 +46,7 @@ func TestBrowserStorefrontWithFakes(t *testing.T) {
 	}
 	app := httptest.NewServer(h)
 	defer app.Close()
-	edge := sdktest.NewFakeEdge(sdktest.FakeEdgeConfig{Origin: origin, Upstream: app.URL, AssertionKeys: keys,
-		Defaults: map[wire.Field]string{wire.FieldSiteCode: "DE", wire.FieldCurrency: "EUR", wire.FieldLocale: "de-DE"}})
+	edge := fakeEdge(origin, app.URL, keys)
 	defer edge.Close()
 	walkBrowser(t, chrome, localhost(edge.URL), "fake")
 }
@@ -238,7 +237,23 @@ func walkBrowser(t *testing.T, chrome, base, prefix string) {
 		t.Fatalf("login did not replace the cookie properly: %+v", c)
 	}
 	shows("#currency", "GBP") // bob's profile currency
+	// The page's script lists the customer's devices (from the edge):
+	// this browser, marked, and nothing else to log out.
+	waitText := func(sel, want string) {
+		t.Helper()
+		deadline := time.Now().Add(15 * time.Second)
+		for !strings.Contains(textOf(sel), want) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s shows %q, want %q; page:\n%s", sel, textOf(sel), want, textOf("body"))
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	waitText("#devices", "This device")
 	shot("3-logged-in")
+	submit("log out other devices", "#logout-others")
+	shows("#flash", "Logged out 0 other devices")
+	shows("#who", "bob")
 
 	// 4. Reload: still logged in, cart still there.
 	do("reload", chromedp.Navigate(base+"/"), chromedp.WaitReady(chromedp.CSS("body")))

@@ -437,9 +437,10 @@ func reverse(pairs []string) []string {
 }
 
 // normalizer replaces what differs between runs by placeholders: each
-// distinct session id, cart id and token by a numbered one in the order
-// they appear (so "the same id as before" is still checked), versions and
-// times by a constant.
+// distinct session id, cart id and session handle by a numbered one in the
+// order they appear (so "the same id as before" is still checked), versions
+// and times by a constant; and it drops the devices, which the origin
+// learns from the edge's activity report, with a timing of its own.
 type normalizer struct {
 	seen map[string]string
 }
@@ -451,6 +452,8 @@ var (
 	cartRE    = regexp.MustCompile(`cart-[0-9a-f]{12}`)
 	versionRE = regexp.MustCompile(`"version":[0-9]+`)
 	timeRE    = regexp.MustCompile(`"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]+Z"`)
+	handleRE  = regexp.MustCompile(`"handle":"[0-9a-f]{16}"`)
+	deviceRE  = regexp.MustCompile(`,?"(firstDevice|device)":\{[^{}]*\}`)
 )
 
 func (n *normalizer) number(kind, s string) string {
@@ -465,7 +468,9 @@ func (n *normalizer) number(kind, s string) string {
 func (n *normalizer) lines(ls []string) []string {
 	out := make([]string, len(ls))
 	for i, l := range ls {
+		l = deviceRE.ReplaceAllString(l, "")
 		l = idRE.ReplaceAllStringFunc(l, func(s string) string { return n.number("id", s) })
+		l = handleRE.ReplaceAllStringFunc(l, func(s string) string { return n.number("handle", s) })
 		l = cartRE.ReplaceAllStringFunc(l, func(s string) string { return n.number("cart", s) })
 		l = versionRE.ReplaceAllString(l, `"version":<n>`)
 		l = timeRE.ReplaceAllString(l, `"<time>"`)

@@ -2,6 +2,12 @@ package main
 
 // pageHTML is the storefront's only page. Element ids are what the tests and
 // the browser test look for.
+//
+// Two of its controls talk to the edge, not to the app: the currency switch
+// and the device list are a few lines of script calling the edge's
+// self-service endpoints under /.session/ (PATCH context, GET sessions,
+// DELETE sessions/others), which the edge answers for the shopper's own
+// session and refuses from other sites.
 const pageHTML = `<!doctype html>
 <html lang="en">
 <head>
@@ -30,6 +36,10 @@ const pageHTML = `<!doctype html>
   dd { margin: 0; font-family: ui-monospace, monospace; word-break: break-all; }
   form.inline { display: flex; gap: 6px; margin: 8px 0; }
   input, select { padding: 5px; border: 1px solid #c8ccd4; border-radius: 4px; }
+  .error { color: #b3261e; font-size: 13px; }
+  ul.devices { list-style: none; padding: 0; margin: 0 0 8px; font-size: 13px; }
+  ul.devices li { padding: 4px 0; border-bottom: 1px solid #eef0f3; }
+  ul.devices .this { font-weight: 600; }
 </style>
 </head>
 <body>
@@ -65,10 +75,11 @@ const pageHTML = `<!doctype html>
   <div>
     <section>
       <h2>Currency</h2>
-      <form class="inline" method="post" action="/currency">
+      <form class="inline" id="currency-form">
         <select name="currency" id="currency-select">{{range .Currencies}}<option{{if eq . $.S.Currency}} selected{{end}}>{{.}}</option>{{end}}</select>
         <button id="set-currency">Switch</button>
       </form>
+      <p class="error" id="currency-error" hidden></p>
     </section>
     <section style="margin-top:20px">
       <h2>Account</h2>
@@ -79,6 +90,10 @@ const pageHTML = `<!doctype html>
         </form>
         {{if .S.Email}}<p style="font-size:13px">Order updates go to <b id="privacy-email">{{.S.Email}}</b> (privacy: forgotten at logout).</p>{{end}}
         <form method="post" action="/logout"><button class="secondary" id="logout">Log out</button></form>
+        <h2 style="margin-top:16px">Your devices</h2>
+        <ul class="devices" id="devices"><li>loading…</li></ul>
+        <button class="secondary" id="logout-others">Log out other devices</button>
+        <p class="error" id="devices-error" hidden></p>
       {{else}}
         <form class="inline" method="post" action="/login">
           <select name="customer" id="customer-select">{{range .Customers}}<option>{{.}}</option>{{end}}</select>
@@ -98,10 +113,76 @@ const pageHTML = `<!doctype html>
         <dt>locale</dt><dd id="session-locale">{{.S.Locale}}</dd>
         <dt>location</dt><dd>{{.S.Location}}</dd>
         <dt>source</dt><dd id="session-status">{{.S.Status}}</dd>
+        {{if .S.Campaign}}<dt>campaign</dt><dd id="session-campaign">{{.S.Campaign}}</dd>{{end}}
+        {{if .S.Tracking}}<dt>tracking</dt><dd id="session-tracking">{{.S.Tracking}}</dd>{{end}}
       </dl>
     </section>
   </div>
 </main>
+<script>
+// The shopper's own endpoints at the edge: they act on this browser's
+// session (its cookie) and answer JSON.
+async function selfService(method, path, body) {
+  const init = {method: method, credentials: "same-origin", headers: {}};
+  if (body !== undefined) {
+    init.headers["Content-Type"] = "application/json";
+    init.body = JSON.stringify(body);
+  }
+  const r = await fetch("/.session/" + path, init);
+  const data = await r.json().catch(() => ({}));
+  if (!r.ok) {
+    const e = data.error || {};
+    throw new Error((e.field ? e.field + ": " : "") + (e.message || ("status " + r.status)));
+  }
+  return data;
+}
+function showError(id, err) {
+  const p = document.getElementById(id);
+  p.textContent = String(err.message || err);
+  p.hidden = false;
+}
+function reload(msg) { location.assign("/?msg=" + encodeURIComponent(msg)); }
+
+// Currency: the edge checks it against the currencies of the site and
+// writes it into the session; the page after shows prices in it.
+document.getElementById("currency-form").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  const code = document.getElementById("currency-select").value;
+  try {
+    await selfService("PATCH", "context", {currency: code});
+    reload("Prices now in " + code);
+  } catch (err) {
+    showError("currency-error", err);
+  }
+});
+
+// Devices: the customer's sessions, this one marked; the others can be
+// logged out.
+const devices = document.getElementById("devices");
+if (devices) {
+  selfService("GET", "sessions").then((list) => {
+    devices.textContent = "";
+    for (const s of list.sessions || []) {
+      const li = document.createElement("li");
+      const d = s.device || s.firstDevice || {};
+      li.className = "device" + (s.current ? " this" : "");
+      li.dataset.handle = s.handle;
+      li.textContent = (s.current ? "This device: " : "") + (d.userAgent || "unknown browser") +
+        (d.addr ? " from " + d.addr : "") + (d.site ? ", site " + d.site : "") +
+        (s.lastSeen ? ", last seen " + new Date(s.lastSeen).toLocaleString() : "");
+      devices.appendChild(li);
+    }
+  }).catch((err) => showError("devices-error", err));
+  document.getElementById("logout-others").addEventListener("click", async () => {
+    try {
+      const res = await selfService("DELETE", "sessions/others");
+      reload("Logged out " + res.revoked + " other device" + (res.revoked === 1 ? "" : "s"));
+    } catch (err) {
+      showError("devices-error", err);
+    }
+  });
+}
+</script>
 </body>
 </html>
 `

@@ -31,12 +31,20 @@ func TestNoSecretsInLogs(t *testing.T) {
 		w.WriteHeader(http.StatusNoContent)
 	}))
 	defer hooks.Close()
-	stack := e2e.Start(t, e2e.Options{App: "./examples/storefront", WebhookURL: hooks.URL})
+	opt := stackOptions(nil)
+	opt.WebhookURL = hooks.URL
+	stack := e2e.Start(t, opt)
 
 	b := e2e.NewBrowser(stack.EdgeURL)
 	mustPage(t, b.Get(t, "/"), "Browsing anonymously")
 	mustPage(t, b.Post(t, "/cart", url.Values{"sku": {"mug"}}), "× 1")
+	if p := b.Send(t, "PATCH", "/.session/context", map[string]any{"currency": "CHF"}); p.Status != http.StatusOK {
+		t.Fatalf("PATCH /.session/context: %d %s", p.Status, p.Body)
+	}
 	mustPage(t, b.Post(t, "/login", url.Values{"customer": {"bob"}}), `id="customer">bob`)
+	if p := b.Get(t, "/.session/sessions"); p.Status != http.StatusOK {
+		t.Fatalf("GET /.session/sessions: %d %s", p.Status, p.Body)
+	}
 	mustPage(t, b.Post(t, "/privacy", url.Values{"email": {"bob@example.com"}}), "bob@example.com")
 	mustPage(t, b.Post(t, "/logout", nil), "Browsing anonymously")
 

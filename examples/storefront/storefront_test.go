@@ -3,12 +3,14 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sessionedge/sessionedge/examples/internal/e2e"
 	"github.com/sessionedge/sessionedge/internal/testbin"
@@ -18,6 +20,46 @@ import (
 )
 
 func TestMain(m *testing.M) { os.Exit(testbin.Main(m)) }
+
+// currencyCodes are the currencies of the app's table.
+func currencyCodes() []string {
+	var out []string
+	for _, c := range currencies {
+		out = append(out, c.Code)
+	}
+	return out
+}
+
+// stackOptions runs the storefront behind the real edge with the site
+// configuration it needs: the defaults of a new session and the currencies
+// the shopper may switch to through the edge (the app's table), the devices
+// the edge records, the campaign parameters it captures (tracking data,
+// which the consent cookie se_dnt turns off); plugin adds more of the
+// filter's configuration.
+func stackOptions(plugin map[string]any) e2e.Options {
+	pc := map[string]any{
+		"sites": map[string]any{"*": map[string]any{"siteCode": "DE", "currency": "EUR", "targetLocation": "DE", "locale": "de-DE",
+			"currencies": currencyCodes()}},
+		"selfService": map[string]any{"fields": []string{"currency"}},
+		"device":      map[string]any{"addrPrefix": map[string]any{"v4": 24, "v6": 48}},
+		"capture": map[string]any{"query": []string{"utm_source", "utm_campaign"}, "tracking": []string{"utm_source", "utm_campaign"},
+			"maxValueLen": 64, "maxCount": 4},
+		"consent": map[string]any{"cookie": "se_dnt"},
+	}
+	for k, v := range plugin {
+		pc[k] = v
+	}
+	return e2e.Options{App: "./examples/storefront", Plugin: pc}
+}
+
+// fakeEdge starts sdktest's fake edge in front of the app with the same
+// site configuration.
+func fakeEdge(origin *sdktest.FakeOrigin, upstream string, keys *wire.AssertionKeys) *sdktest.FakeEdge {
+	return sdktest.NewFakeEdge(sdktest.FakeEdgeConfig{Origin: origin, Upstream: upstream, AssertionKeys: keys,
+		Defaults:          map[wire.Field]string{wire.FieldSiteCode: "DE", wire.FieldCurrency: "EUR", wire.FieldTargetLocation: "DE", wire.FieldLocale: "de-DE"},
+		SelfServiceFields: []wire.Field{wire.FieldCurrency},
+		Allowed:           map[wire.Field][]string{wire.FieldCurrency: currencyCodes()}})
+}
 
 // TestStorefrontWithFakes walks the shop through sdktest's fake edge and
 // fake origin: the app code is the real one, the session plumbing is played.
@@ -31,8 +73,7 @@ func TestStorefrontWithFakes(t *testing.T) {
 	}
 	app := httptest.NewServer(h)
 	defer app.Close()
-	edge := sdktest.NewFakeEdge(sdktest.FakeEdgeConfig{Origin: origin, Upstream: app.URL, AssertionKeys: keys,
-		Defaults: map[wire.Field]string{wire.FieldSiteCode: "DE", wire.FieldCurrency: "EUR", wire.FieldLocale: "de-DE"}})
+	edge := fakeEdge(origin, app.URL, keys)
 	defer edge.Close()
 	client, err := sdk.New(sdk.Config{BaseURL: origin.URL, APIKey: "app"})
 	if err != nil {
@@ -44,7 +85,7 @@ func TestStorefrontWithFakes(t *testing.T) {
 // TestStorefrontEndToEnd walks the shop through the real edge proxy running
 // the filter, with the real origin.
 func TestStorefrontEndToEnd(t *testing.T) {
-	stack := e2e.Start(t, e2e.Options{App: "./examples/storefront"})
+	stack := e2e.Start(t, stackOptions(nil))
 	walkStorefront(t, stack.EdgeURL, stack.Client(t))
 }
 
@@ -52,7 +93,7 @@ func TestStorefrontEndToEnd(t *testing.T) {
 // forward mode: the edge sends only the context, its status and the
 // assertion, and the app's view comes from those alone.
 func TestStorefrontEndToEndCompact(t *testing.T) {
-	stack := e2e.Start(t, e2e.Options{App: "./examples/storefront", Plugin: map[string]any{"forward": map[string]any{"mode": "compact"}}})
+	stack := e2e.Start(t, stackOptions(map[string]any{"forward": map[string]any{"mode": "compact"}}))
 	walkStorefront(t, stack.EdgeURL, stack.Client(t))
 	h := e2e.NewBrowser(stack.EdgeURL).Get(t, "/api/headers").Body
 	if strings.Contains(h, "x-session-id:") || strings.Contains(h, "x-session-currency:") {
@@ -60,12 +101,54 @@ func TestStorefrontEndToEndCompact(t *testing.T) {
 	}
 }
 
+// TestStorefrontCampaignAndConsent: the edge captures the campaign
+// parameters of the landing page's URL into the session, and the page that
+// lands shows them at once, unless the shopper's consent cookie turns
+// tracking off.
+func TestStorefrontCampaignAndConsent(t *testing.T) {
+	stack := e2e.Start(t, stackOptions(nil))
+	b := e2e.NewBrowser(stack.EdgeURL)
+	mustPage(t, b.Get(t, "/?utm_source=newsletter&utm_campaign=spring-sale"), `id="session-campaign">spring-sale`)
+
+	private := e2e.NewBrowser(stack.EdgeURL)
+	private.SetCookie("se_dnt", "1")
+	p := private.Get(t, "/?utm_source=newsletter&utm_campaign=spring-sale")
+	mustPage(t, p, `id="session-tracking">off`)
+	if strings.Contains(p.Body, "spring-sale") {
+		t.Fatal("the edge captured tracking data despite the consent cookie")
+	}
+}
+
+// TestStorefrontCampaignStays: the campaign captured on the landing page
+// (the request that minted the session) stays in the session: the next
+// page shows it, and the origin's copy gets it with the site defaults. The
+// stack's edge runs two filter VMs and hands requests to them in turn, so
+// the next request is served by another VM than the one that captured.
+func TestStorefrontCampaignStays(t *testing.T) {
+	stack := e2e.Start(t, stackOptions(nil))
+	client := stack.Client(t)
+	b := e2e.NewBrowser(stack.EdgeURL)
+	mustPage(t, b.Get(t, "/?utm_campaign=spring-sale"), `id="session-campaign">spring-sale`)
+	st := apiState(t, b) // the token came back: the edge reports the session with what it captured
+	if st.Campaign != "spring-sale" {
+		t.Errorf("the page after the landing page lost the campaign: %+v", st)
+	}
+	waitFor(t, "the origin's copy with the campaign and the site defaults", func() bool {
+		s, err := client.Get(context.Background(), st.ID)
+		if err != nil {
+			return false
+		}
+		v, _ := s.Attr(wire.NamespacePublic, "utm_campaign")
+		return v.Text == "spring-sale" && s.Text(wire.FieldCurrency) == "EUR" && s.Text(wire.FieldSiteCode) == "DE"
+	})
+}
+
 // TestStorefrontRefusesForgedHeaders sends x-session-* headers straight to
 // the app's port, past the edge: without the edge's signature they get 403,
 // and an assertion the edge signed for one request does not carry over to
 // another path.
 func TestStorefrontRefusesForgedHeaders(t *testing.T) {
-	stack := e2e.Start(t, e2e.Options{App: "./examples/storefront"})
+	stack := e2e.Start(t, stackOptions(nil))
 	shopper := e2e.NewBrowser(stack.EdgeURL)
 	st := apiState(t, shopper)
 	forged := map[string]string{"x-session-id": st.ID, "x-session-kind": "customer", "x-session-customer": "alice",
@@ -200,6 +283,20 @@ func apiState(t *testing.T, b *e2e.Browser) state {
 	return st
 }
 
+// waitFor polls cond until it holds, for what may take the edge's activity
+// report or the change feed to arrive (sync intervals of a fraction of a
+// second; the deadline allows for a loaded machine).
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within 30s", what)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
 func mustPage(t *testing.T, p *e2e.Page, wants ...string) {
 	t.Helper()
 	if p.Status != http.StatusOK {
@@ -218,6 +315,7 @@ func mustPage(t *testing.T, p *e2e.Page, wants ...string) {
 func walkStorefront(t *testing.T, base string, client *sdk.Client) {
 	ctx := context.Background()
 	b := e2e.NewBrowser(base)
+	b.Header.Set("User-Agent", "alice-laptop")
 
 	// An anonymous visitor arrives: the edge mints a session and a cookie.
 	p := b.Get(t, "/")
@@ -258,9 +356,43 @@ func walkStorefront(t *testing.T, base string, client *sdk.Client) {
 	if q, _ := s.Attr(wire.NamespaceCustom, "cart.mug"); s.Text(wire.FieldCartID) != cartID || q.Int != 2 {
 		t.Fatalf("origin has cart %q, mug %+v", s.Text(wire.FieldCartID), q)
 	}
+	// The app's first write created the session at the origin; the SDK
+	// gave it the site defaults the edge applied, so the origin's copy (what
+	// a back office or a webhook sees) has what the shopper sees.
+	if s.Text(wire.FieldSiteCode) != "DE" || s.Text(wire.FieldCurrency) != "EUR" || s.Text(wire.FieldLocale) != "de-DE" {
+		t.Fatalf("the origin's copy lacks the site defaults: %+v", s.Fields)
+	}
 
-	// Switch currency: prices are shown in it.
-	mustPage(t, b.Post(t, "/currency", url.Values{"currency": {"GBP"}}), `id="currency">GBP`, "£22.08")
+	// Switch currency at the edge, as the page's script does: the shopper
+	// sets it through the edge's self-service endpoint, without the app;
+	// the page after shows prices in it, and the origin's copy has it.
+	p = b.Send(t, "PATCH", "/.session/context", map[string]any{"currency": "GBP"})
+	if p.Status != http.StatusOK || !strings.Contains(p.Body, `"currency":"GBP"`) {
+		t.Fatalf("PATCH /.session/context: %d %s", p.Status, p.Body)
+	}
+	mustPage(t, b.Get(t, "/"), `id="currency">GBP`, "£22.08")
+	if s, err := client.Get(ctx, id, "currency"); err != nil || s.Text(wire.FieldCurrency) != "GBP" {
+		t.Fatalf("the origin has %+v, %v", s, err)
+	}
+	// A currency the site does not sell is refused, naming the field; so
+	// is a field the shopper may not set.
+	for _, body := range []map[string]any{{"currency": "JPY"}, {"customerId": "mallory"}, {"cartId": "cart-000000000000"}} {
+		p = b.Send(t, "PATCH", "/.session/context", body)
+		var e struct {
+			Error struct{ Field string } `json:"error"`
+		}
+		json.Unmarshal([]byte(p.Body), &e)
+		if p.Status != http.StatusBadRequest || len(body) != 1 || body[e.Error.Field] == nil {
+			t.Fatalf("PATCH %v: %d %s, want 400 naming the field", body, p.Status, p.Body)
+		}
+	}
+	// A write from another site is refused.
+	b.Header.Set("Origin", "https://evil.example")
+	if p = b.Send(t, "PATCH", "/.session/context", map[string]any{"currency": "CHF"}); p.Status != http.StatusForbidden {
+		t.Fatalf("a cross-site PATCH: %d %s", p.Status, p.Body)
+	}
+	b.Header.Del("Origin")
+	mustPage(t, b.Get(t, "/"), `id="currency">GBP`)
 
 	// Log in: same id and context, new generation, new cookie, profile
 	// defaults, on the page the login redirects to.
@@ -300,6 +432,50 @@ func walkStorefront(t *testing.T, base string, client *sdk.Client) {
 	forger.Header.Set("x_session_customer", "alice")
 	if st := apiState(t, forger); st.ID == id || st.Kind != "anonymous" || st.Customer != "" {
 		t.Fatalf("forged headers reached the app: %+v", st)
+	}
+
+	// The same customer on a second device: each lists both sessions (the
+	// current one marked, the other with the device the edge saw), and
+	// alice logs the other device out.
+	phone := e2e.NewBrowser(base)
+	phone.Header.Set("User-Agent", "alice-phone")
+	phoneID := apiState(t, phone).ID
+	mustPage(t, phone.Post(t, "/login", url.Values{"customer": {"alice"}}), `id="customer">alice`)
+	mustPage(t, b.Get(t, "/"), `id="devices"`, `id="logout-others"`)
+	var peers []sdk.Peer
+	waitFor(t, "both devices listed with the phone's user agent", func() bool {
+		p := b.Get(t, "/.session/sessions")
+		var err error
+		if peers, err = sdk.ParsePeers([]byte(p.Body)); p.Status != http.StatusOK || err != nil {
+			t.Fatalf("GET /.session/sessions: %d %s %v", p.Status, p.Body, err)
+		}
+		return len(peers) == 2 && !peers[0].Current == peers[1].Current &&
+			(peers[0].Device.UserAgent == "alice-phone" || peers[1].Device.UserAgent == "alice-phone")
+	})
+	for _, pr := range peers {
+		if len(pr.Handle) != 16 || strings.Contains(id+phoneID, pr.Handle) || pr.Kind != wire.KindCustomer ||
+			pr.Current != (pr.Device.UserAgent != "alice-phone") {
+			t.Fatalf("peer %+v", pr)
+		}
+	}
+	b.Header.Set("Origin", "https://evil.example")
+	if p = b.Send(t, "DELETE", "/.session/sessions/others", nil); p.Status != http.StatusForbidden {
+		t.Fatalf("a cross-site logout of the other devices: %d %s", p.Status, p.Body)
+	}
+	b.Header.Del("Origin")
+	var revoked struct{ Revoked int }
+	if p = b.Send(t, "DELETE", "/.session/sessions/others", nil); p.Status != http.StatusOK || json.Unmarshal([]byte(p.Body), &revoked) != nil || revoked.Revoked != 1 {
+		t.Fatalf("DELETE /.session/sessions/others: %d %s", p.Status, p.Body)
+	}
+	waitFor(t, "the phone logged out", func() bool {
+		st := apiState(t, phone)
+		return st.ID != phoneID && st.Kind == "anonymous" && st.Customer == ""
+	})
+	if _, err := client.Get(ctx, phoneID); !errors.Is(err, sdk.ErrGone) {
+		t.Fatalf("the phone's session at the origin: %v", err)
+	}
+	if st := apiState(t, b); st.ID != id || st.Customer != "alice" {
+		t.Fatalf("logging out the other devices logged this one out: %+v", st)
 	}
 
 	// A privacy attribute, then log out: privacy gone, cart kept.

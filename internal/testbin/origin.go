@@ -36,6 +36,9 @@ type OriginConfig struct {
 	// AnonymousIdle is the idle timeout of anonymous sessions, as a Go
 	// duration ("2s"). Default: the origin's.
 	AnonymousIdle string
+	// Extra holds more top-level fields of the configuration file, set
+	// last (json.RawMessage values go in as written).
+	Extra map[string]any
 }
 
 // Origin is a running origin process.
@@ -102,6 +105,9 @@ func StartOrigin(t testing.TB, cfg OriginConfig) *Origin {
 	}
 	if cfg.AnonymousIdle != "" {
 		doc["timeouts"] = map[string]any{"anonymous": map[string]any{"idle": cfg.AnonymousIdle}}
+	}
+	for k, v := range cfg.Extra {
+		doc[k] = v
 	}
 	b, _ := json.MarshalIndent(doc, "", "  ")
 	path := filepath.Join(dir, "origin.json")

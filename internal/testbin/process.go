@@ -188,6 +188,23 @@ func Start(t testing.TB, c Cmd) *Process {
 // Output returns what the process printed so far.
 func (p *Process) Output() string { return p.log.String() }
 
+// Pid returns the process id.
+func (p *Process) Pid() int { return p.cmd.Process.Pid }
+
+// Signal sends sig to the process (SIGSTOP and SIGCONT to hang and resume
+// it). Stop still ends a stopped process: its SIGKILL needs no SIGCONT.
+func (p *Process) Signal(sig os.Signal) error { return p.cmd.Process.Signal(sig) }
+
+// Exited reports whether the process has exited.
+func (p *Process) Exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
 // Stop ends the process gracefully (SIGTERM), killing it after 5s, and
 // waits for it to exit.
 func (p *Process) Stop() {

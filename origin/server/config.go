@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
 	"strconv"
 	"strings"
@@ -31,16 +32,26 @@ func deadlineAfter(d Duration, now int64) int64 {
 	return now + d.Std().Milliseconds()
 }
 
-// KindTimeouts are the idle and hard timeouts of one session kind.
+// KindTimeouts are the idle and hard timeouts of one session kind, and the
+// longest a session of the kind may ask for as its own lifetime.
 type KindTimeouts struct {
 	Idle Duration `json:"idle"`
 	Hard Duration `json:"hard"`
+	// MaxIdle and MaxHard bound a session's own lifetime (the "lifetime"
+	// of create and login bodies, ?idleTimeout and ?hardTimeout of an
+	// upsert); default 4 × Idle and 4 × Hard, "none" (no bound) when the
+	// kind's timeout is "none".
+	MaxIdle Duration `json:"maxIdle"`
+	MaxHard Duration `json:"maxHard"`
 }
 
 // SharedTimeouts are the timeouts of shared sessions and of their tokens.
 type SharedTimeouts struct {
 	Idle Duration `json:"idle"`
 	Hard Duration `json:"hard"`
+	// MaxIdle and MaxHard: as in KindTimeouts.
+	MaxIdle Duration `json:"maxIdle"`
+	MaxHard Duration `json:"maxHard"`
 	// TokenLifetime bounds the hard deadline of a token the origin issues
 	// for a shared session (now + TokenLifetime, or the session's hard
 	// deadline when earlier); default 24h, "none" for tokens that never
@@ -74,9 +85,14 @@ type APIKey struct {
 	// deltas when a request is admitted by an edge scope; default custom
 	// and public. Requests admitted by an app scope see everything.
 	Namespaces []string `json:"namespaces,omitempty"`
+	// SelfServiceFields are the well-known fields a request admitted by
+	// edge:selfservice may set besides the public namespace; default
+	// siteCode, currency, targetLocation and trackingAllowed. customerId
+	// is never one of them.
+	SelfServiceFields []string `json:"selfServiceFields,omitempty"`
 }
 
-// Webhook is where session start and end events go.
+// Webhook is where session events go.
 type Webhook struct {
 	// URL receives POSTs; empty disables webhooks (and the outbox).
 	URL string `json:"url"`
@@ -86,7 +102,29 @@ type Webhook struct {
 	MaxBackoff Duration `json:"maxBackoff"`
 	// Timeout bounds one delivery attempt; default 10s.
 	Timeout Duration `json:"timeout"`
+	// ChangedWindow coalesces session.changed events: at most one per
+	// session per window, sent when the window ends (or before the
+	// session's next login, logout, end or flush) with the session's state
+	// then; default 5s.
+	ChangedWindow Duration `json:"changedWindow"`
 }
+
+// CustomerSessions limits how many live sessions one customer may hold.
+type CustomerSessions struct {
+	// Max is the most sessions a customer may be logged in with at once;
+	// 0 means no limit.
+	Max int `json:"max"`
+	// OnLimit is what a login beyond Max does: "evictOldest" (the default:
+	// the customer's oldest other sessions end, reason evicted) or
+	// "refuse" (409 session_limit).
+	OnLimit string `json:"onLimit"`
+}
+
+// The values of CustomerSessions.OnLimit.
+const (
+	OnLimitEvictOldest = "evictOldest"
+	OnLimitRefuse      = "refuse"
+)
 
 // HTTPConfig bounds what one client can hold of the API listener.
 type HTTPConfig struct {
@@ -141,8 +179,10 @@ type Config struct {
 	MaxBodyBytes int `json:"maxBodyBytes"`
 	// HTTP bounds connections and their timeouts.
 	HTTP HTTPConfig `json:"http"`
-	// Webhook configures session start/end events.
+	// Webhook configures session events.
 	Webhook Webhook `json:"webhook"`
+	// CustomerSessions limits the sessions of one customer.
+	CustomerSessions CustomerSessions `json:"customerSessions"`
 	// SweepInterval is how often the expiry index is swept; default 1s.
 	SweepInterval Duration `json:"sweepInterval"`
 	// ShutdownTimeout bounds graceful shutdown; default 10s.
@@ -170,15 +210,46 @@ const (
 // every kind's timeouts (a token re-issued at the edge lives up to its hard
 // deadline). A timeout of "none" puts no bound on tokens and is left out:
 // with it, tokens may outlive tombstones.
+//
+// Sessions with a lifetime of their own count too: the kinds' maxima
+// (maxIdle, maxHard) are in the set.
 func (c *Config) TombstoneTTL() time.Duration {
 	ttl := 24 * time.Hour
-	t := c.Timeouts
-	for _, d := range []Duration{t.Shared.TokenLifetime, t.Anonymous.Idle, t.Anonymous.Hard, t.Customer.Idle, t.Customer.Hard} {
+	ds := []Duration{c.Timeouts.Shared.TokenLifetime}
+	for _, k := range c.kindTimeouts() {
+		ds = append(ds, k.Idle, k.Hard, k.MaxIdle, k.MaxHard)
+	}
+	for _, d := range ds {
 		if !d.IsNone() && d.Std() > ttl {
 			ttl = d.Std()
 		}
 	}
 	return ttl
+}
+
+// kindTimeouts returns the timeouts of every kind with the defaults
+// filled in, by wire.Kind.
+func (c *Config) kindTimeouts() [4]KindTimeouts {
+	var tm [4]KindTimeouts
+	t := c.Timeouts
+	tm[wire.KindAnonymous] = KindTimeouts{t.Anonymous.Idle.Or(Duration(time.Hour)), t.Anonymous.Hard.Or(Duration(24 * time.Hour)),
+		t.Anonymous.MaxIdle, t.Anonymous.MaxHard}
+	tm[wire.KindCustomer] = KindTimeouts{t.Customer.Idle.Or(Duration(30 * time.Minute)), t.Customer.Hard.Or(Duration(6 * time.Hour)),
+		t.Customer.MaxIdle, t.Customer.MaxHard}
+	tm[wire.KindShared] = KindTimeouts{t.Shared.Idle.Or(None), t.Shared.Hard.Or(None), t.Shared.MaxIdle, t.Shared.MaxHard}
+	for k := wire.KindAnonymous; k <= wire.KindShared; k++ {
+		tm[k].MaxIdle = tm[k].MaxIdle.Or(times4(tm[k].Idle))
+		tm[k].MaxHard = tm[k].MaxHard.Or(times4(tm[k].Hard))
+	}
+	return tm
+}
+
+// times4 is the default maximum of a timeout: four times it, or none.
+func times4(d Duration) Duration {
+	if d.IsNone() || d > math.MaxInt64/4 {
+		return None
+	}
+	return 4 * d
 }
 
 // LoadConfigFile reads a JSON configuration file into v (a *Config, or a

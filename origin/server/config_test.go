@@ -43,7 +43,8 @@ func TestDuration(t *testing.T) {
 // TestDecodeConfig checks that the configuration file is read strictly:
 // unknown keys and bad values are refused with the field's path.
 func TestDecodeConfig(t *testing.T) {
-	good := `{"listen":"127.0.0.1:0","admin":"-","timeouts":{"customer":{"idle":"10m","hard":"none"},"shared":{"tokenLifetime":3600}},
+	good := `{"listen":"127.0.0.1:0","admin":"-","timeouts":{"customer":{"idle":"10m","hard":"none","maxIdle":"1h"},"shared":{"tokenLifetime":3600}},
+		"customerSessions":{"max":3,"onLimit":"refuse"},"webhook":{"changedWindow":2},
 		"limits":{"maxAttrs":10},"http":{"headerTimeout":"2s","maxConnsPerIP":8},
 		"apiKeys":[{"name":"a","sha256":"e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855","scopes":["edge:sync"],"namespaces":["public"]}]}`
 	var cfg Config
@@ -51,7 +52,9 @@ func TestDecodeConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	if cfg.Timeouts.Customer.Idle != Duration(10*time.Minute) || cfg.Timeouts.Customer.Hard != None ||
-		cfg.Timeouts.Shared.TokenLifetime != Duration(time.Hour) || cfg.Limits.MaxAttrs != 10 || cfg.HTTP.MaxConnsPerIP != 8 {
+		cfg.Timeouts.Shared.TokenLifetime != Duration(time.Hour) || cfg.Limits.MaxAttrs != 10 || cfg.HTTP.MaxConnsPerIP != 8 ||
+		cfg.Timeouts.Customer.MaxIdle != Duration(time.Hour) || cfg.CustomerSessions != (CustomerSessions{3, OnLimitRefuse}) ||
+		cfg.Webhook.ChangedWindow != Duration(2*time.Second) {
 		t.Fatalf("decoded %+v", cfg)
 	}
 	bad := []struct{ doc, want string }{
@@ -68,6 +71,9 @@ func TestDecodeConfig(t *testing.T) {
 		{`{"insecure":"yes"}`, "config: insecure: must be true or false"},
 		{`{"tokenKeys":{"1":5}}`, "config: tokenKeys.1: must be a string"},
 		{`{"store":{}}`, "config: store: unknown field"},
+		{`{"customerSessions":{"maximum":1}}`, "config: customerSessions.maximum: unknown field"},
+		{`{"webhook":{"changedWindow":"soon"}}`, "config: webhook.changedWindow:"},
+		{`{"timeouts":{"shared":{"maxIdel":"1h"}}}`, "config: timeouts.shared.maxIdel: unknown field"},
 		{`{"listen":`, "config: (document): not JSON"},
 	}
 	for _, tc := range bad {
@@ -125,6 +131,9 @@ func TestNewRefusesBadConfigurations(t *testing.T) {
 		{"webhook without secret", "webhook.secret", Config{APIKeys: key, Webhook: Webhook{URL: "http://127.0.0.1:1/"}}},
 		{"no store", "no store", Config{APIKeys: key}},
 		{"sweep never", "sweepInterval", Config{APIKeys: key, SweepInterval: None}},
+		{"changed window never", "webhook.changedWindow", Config{APIKeys: key, Webhook: Webhook{ChangedWindow: None}}},
+		{"negative session limit", "customerSessions.max", Config{APIKeys: key, CustomerSessions: CustomerSessions{Max: -1}}},
+		{"unknown onLimit", "customerSessions.onLimit", Config{APIKeys: key, CustomerSessions: CustomerSessions{Max: 1, OnLimit: "oldest"}}},
 	}
 	for _, tc := range bad {
 		t.Run(tc.name, func(t *testing.T) {

@@ -29,6 +29,7 @@ var (
 	errTokenExpired  = &apiError{fasthttp.StatusUnauthorized, "token_expired", "X-Session-Token", "the session token has expired"}
 	errTokenMismatch = &apiError{fasthttp.StatusForbidden, "token_mismatch", "X-Session-Token", "the session token is for another session"}
 	errNotCustomer   = &apiError{fasthttp.StatusConflict, "not_logged_in", "", "the session is not logged in"}
+	errSessionLimit  = &apiError{fasthttp.StatusConflict, "session_limit", "", "the customer is logged in with the most sessions allowed (customerSessions.max)"}
 )
 
 // apiError is an error with its own status, code and field.

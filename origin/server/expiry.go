@@ -27,10 +27,20 @@ func (s *Server) sweepLoop() {
 	}
 }
 
-// Sweep applies every expiry action due now and returns how many it
-// applied. Its cost follows what is due: it reads the expiry index from its
-// start up to now.
+// Sweep applies every expiry action due now, then sends the
+// session.changed events whose window ended, and returns how many of both
+// it applied. Its cost follows what is due: it reads the expiry index and
+// the pending change events from their start up to now.
 func (s *Server) Sweep() (int, error) {
+	n, err := s.sweepExpiry()
+	if err != nil {
+		return n, err
+	}
+	m, err := s.settleChanges(s.nowMS())
+	return n + m, err
+}
+
+func (s *Server) sweepExpiry() (int, error) {
 	done := 0
 	for {
 		now := s.nowMS()
@@ -83,8 +93,7 @@ func (s *Server) expire(id wire.ID, now int64) (bool, error) {
 			return nil, nil
 		case base.Kind == wire.KindCustomer:
 			acted = true
-			idle := capIdle(deadlineAfter(s.tm[wire.KindAnonymous].Idle, base.LastSeen), base.HardDeadline)
-			return []wire.Op{{Code: wire.OpLogout, Generation: base.Generation + 1, Idle: idle, Hard: base.HardDeadline}}, nil
+			return s.logoutOps(base, base.LastSeen), nil
 		default:
 			acted = true
 			return []wire.Op{{Code: wire.OpEnd, Reason: wire.EndIdleExpired}}, nil

@@ -59,16 +59,17 @@ func FuzzDecodeBodies(f *testing.F) {
 }
 
 // FuzzRequestHead feeds arbitrary query parameters and headers to what
-// parses them (items, minVersion, If-Match, X-Session-Token, framing):
-// within the budget, no panic.
+// parses them (items, minVersion, idleTimeout, If-Match, X-Session-Token,
+// X-Session-Init, framing): within the budget, no panic.
 func FuzzRequestHead(f *testing.F) {
-	f.Add("currency,custom.color,public", "5", `"3"`, "AQEB")
-	f.Add(",,,custom.,.x", "18446744073709551616", `W/"1"`, "")
+	f.Add("currency,custom.color,public", "5", `"3"`, "AQEB", "oQGBhlAAAAAAAAAAAAAAAAAAAAAAAQEAAAA")
+	f.Add(",,,custom.,.x", "18446744073709551616", `W/"1"`, "", "=")
 	s := fuzzServer(f)
 	sess := &wire.Session{Kind: wire.KindAnonymous, Generation: 1, Version: 1}
 	sess.Attrs[wire.NamespaceCustom] = sess.Attrs[wire.NamespaceCustom].With("color", wire.Text("red"))
-	f.Fuzz(func(t *testing.T, items, minVersion, ifMatchV, token string) {
-		if len(items)+len(minVersion)+len(ifMatchV)+len(token) > 8<<10 {
+	f.Fuzz(func(t *testing.T, items, minVersion, ifMatchV, token, init string) {
+		n := len(items) + len(minVersion) + len(ifMatchV) + len(token) + len(init)
+		if n > 8<<10 {
 			return // over maxHeaderBytes: refused with 431
 		}
 		var ctx fasthttp.RequestCtx
@@ -76,15 +77,19 @@ func FuzzRequestHead(f *testing.F) {
 		defer fasthttp.ReleaseArgs(args)
 		args.Add("items", items)
 		args.Add("minVersion", minVersion)
+		args.Add("idleTimeout", minVersion)
 		ctx.Request.SetRequestURI("/v1/sessions/x?" + args.String())
 		ctx.Request.Header.Set("If-Match", ifMatchV)
 		ctx.Request.Header.Set("X-Session-Token", token)
-		fuzzbudget.Check(t, len(items)+len(minVersion)+len(ifMatchV)+len(token), func() {
+		ctx.Request.Header.Set("X-Session-Init", init)
+		fuzzbudget.Check(t, n, func() {
 			selectItems(sess, string(ctx.QueryArgs().Peek("items")))
 			queryUint(&ctx, "minVersion")
 			ifMatch(&ctx)
 			s.sessionToken(&ctx, sess.ID, access{edge: true}, true)
 			ambiguousFraming(&ctx.Request.Header)
+			s.sessionInit(&ctx, sess.ID)
+			s.lifetimeQuery(&ctx)
 		})
 	})
 }
@@ -97,6 +102,7 @@ func FuzzWriteBodies(f *testing.F) {
 		`{"custom":{"a":1}}`, `{"currency":null}`, `{"public":null}`, `{"custom":{"t":{"$time":"2024-01-01T00:00:00Z"}}}`,
 		`{"custom":{"d":{"$decimal":"1.5"}}}`, `{"namespace":"custom","key":"k","value":[1,2,{"a":true}]}`,
 		`{"customerId":"c","profile":{"locale":"de"}}`, `{`, `[]`, `null`, "\xa1\x01\x02", `{"custom":{"a":1e999}}`,
+		`{"lifetime":{"idle":"5m","hard":3600}}`, `{"customerId":"c","lifetime":{"idle":1e300}}`, `{"lifetime":{"hard":"none"}}`,
 	} {
 		f.Add(seed, uint8(0))
 	}

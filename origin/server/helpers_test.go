@@ -282,7 +282,7 @@ func startHookReceiver(t *testing.T) *hookReceiver {
 		json.Unmarshal(b, &m)
 		h.mu.Lock()
 		h.events = append(h.events, m)
-		h.sigs = append(h.sigs, r.Header.Get(SignatureHeader))
+		h.sigs = append(h.sigs, r.Header.Get(wire.WebhookSignatureHeader))
 		h.bodies = append(h.bodies, b)
 		h.mu.Unlock()
 		w.WriteHeader(204)

@@ -1,6 +1,9 @@
 package server
 
 import (
+	"sort"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -46,4 +49,64 @@ func TestRedisDown(t *testing.T) {
 	if r := o.do("PATCH", "/v1/sessions/"+id+"/context", keyAll, map[string]any{"custom": map[string]any{"kept": 1}}); r.status != 200 {
 		t.Fatalf("write after recovery: %d %s", r.status, r.body)
 	}
+}
+
+// TestEventOrderOverRedis: the session events of TestEventOrder, with two
+// origin nodes sharing one Redis: writes go through both, and either
+// node's sweeper may send a change event.
+func TestEventOrderOverRedis(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{})
+	hook := startEventReceiver(t)
+	var clk clock
+	clk.ms.Store(time.Now().UnixMilli())
+	var nodes []*testOrigin
+	for i := 0; i < 2; i++ {
+		st, err := redisstore.New(redisstore.Config{URLs: []string{"redis://" + srv.Addr}, Shards: 4, Now: clk.now})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		cfg := baseConfig(t)
+		cfg.Store = st
+		cfg.Now = clk.now
+		webhookConfig(&cfg, hook.url)
+		nodes = append(nodes, startOrigin(t, cfg))
+	}
+	a, b := nodes[0], nodes[1]
+	id := a.create(nil)
+	path := "/v1/sessions/" + id
+	a.do("PATCH", path+"/context", keyAll, `{"custom":{"a":1}}`)
+	b.do("PATCH", path+"/context", keyAll, `{"custom":{"b":2}}`)
+	hook.waitTypes(id, "started")
+	clk.add(6 * time.Second)
+	na, _ := a.srv.Sweep()
+	nb, _ := b.srv.Sweep()
+	if na+nb != 1 {
+		t.Fatalf("the nodes settled %d + %d change events, want 1 in all", na, nb)
+	}
+	es := hook.waitTypes(id, "started,changed")
+	if c := eventContext(es[1])["custom"].(map[string]any); c["a"] != 1.0 || c["b"] != 2.0 {
+		t.Fatalf("change event: %v", es[1])
+	}
+	b.do("POST", path+"/login", keyAll, `{"customerId":"c"}`)
+	a.do("PATCH", path+"/context", keyAll, `{"custom":{"c":3}}`)
+	b.do("POST", path+"/logout", keyAll, nil)
+	a.do("DELETE", path, keyAll, nil)
+	// Two nodes deliver concurrently: receivers order one session's events
+	// by the version in their ids.
+	waitFor(t, 20*time.Second, "six events", func() bool {
+		es, _ = hook.events(id)
+		return len(es) == 6
+	})
+	sort.SliceStable(es, func(i, j int) bool { return eventVersion(es[i]) < eventVersion(es[j]) })
+	if got := eventTypes(es); got != "started,changed,login,changed,logout,ended" {
+		t.Fatalf("events by version: %s", got)
+	}
+}
+
+// eventVersion is the version in an event's id.
+func eventVersion(e map[string]any) int {
+	parts := strings.Split(e["eventId"].(string), ".")
+	v, _ := strconv.Atoi(parts[1])
+	return v
 }

@@ -59,7 +59,14 @@ type apiKey struct {
 	hash       [sha256.Size]byte
 	scopes     [numScopes]bool
 	namespaces uint8 // visible to requests admitted by an edge scope
+	// fields are the well-known fields (bits by wire.Field) a request
+	// admitted by edge:selfservice may set.
+	fields uint16
 }
+
+// defaultSelfServiceFields are what a shopper may set through an edge
+// unless the key says otherwise.
+const defaultSelfServiceFields = 1<<wire.FieldSiteCode | 1<<wire.FieldCurrency | 1<<wire.FieldTargetLocation | 1<<wire.FieldTrackingAllowed
 
 // Server is a configured origin. Create it with New, serve with Serve (API)
 // and ServeAdmin (metrics and health), or Run, and stop it with Shutdown.
@@ -72,7 +79,9 @@ type Server struct {
 	keys    []apiKey
 	lim     wire.Limits
 	now     func() time.Time
-	tm      [4]KindTimeouts // by wire.Kind
+	tm      [4]KindTimeouts // by wire.Kind, defaults filled in
+	// changedWindow coalesces session.changed events (ms).
+	changedWindow int64
 	// sharedTokenLife bounds shared sessions' token hard deadlines.
 	sharedTokenLife Duration
 	maxBody         int
@@ -114,11 +123,8 @@ func New(cfg Config) (*Server, error) {
 		s.maxBody = 256 << 10
 	}
 	s.lim = cfg.Limits.WithDefaults()
-	t := cfg.Timeouts
-	s.tm[wire.KindAnonymous] = KindTimeouts{t.Anonymous.Idle.Or(Duration(time.Hour)), t.Anonymous.Hard.Or(Duration(24 * time.Hour))}
-	s.tm[wire.KindCustomer] = KindTimeouts{t.Customer.Idle.Or(Duration(30 * time.Minute)), t.Customer.Hard.Or(Duration(6 * time.Hour))}
-	s.tm[wire.KindShared] = KindTimeouts{t.Shared.Idle.Or(None), t.Shared.Hard.Or(None)}
-	s.sharedTokenLife = t.Shared.TokenLifetime.Or(Duration(24 * time.Hour))
+	s.tm = cfg.kindTimeouts()
+	s.sharedTokenLife = cfg.Timeouts.Shared.TokenLifetime.Or(Duration(24 * time.Hour))
 	kr, random, err := cfg.keyring()
 	if err != nil {
 		return nil, err
@@ -150,10 +156,17 @@ func New(cfg Config) (*Server, error) {
 		s.log.Warn("insecure is set but API keys are configured: keys are required")
 	}
 	for name, d := range map[string]Duration{"sweepInterval": cfg.SweepInterval, "shutdownTimeout": cfg.ShutdownTimeout,
-		"webhook.maxBackoff": cfg.Webhook.MaxBackoff} {
+		"webhook.maxBackoff": cfg.Webhook.MaxBackoff, "webhook.changedWindow": cfg.Webhook.ChangedWindow} {
 		if d.IsNone() {
 			return nil, fmt.Errorf("config: %s: may not be \"none\"", name)
 		}
+	}
+	s.changedWindow = cfg.Webhook.ChangedWindow.Or(Duration(5 * time.Second)).Std().Milliseconds()
+	switch cs := cfg.CustomerSessions; {
+	case cs.Max < 0:
+		return nil, errors.New("config: customerSessions.max: may not be negative")
+	case cs.OnLimit != "" && cs.OnLimit != OnLimitEvictOldest && cs.OnLimit != OnLimitRefuse:
+		return nil, fmt.Errorf("config: customerSessions.onLimit: must be %q or %q", OnLimitEvictOldest, OnLimitRefuse)
 	}
 	if cfg.Webhook.URL != "" && cfg.Webhook.Secret == "" {
 		return nil, errors.New("config: webhook.secret: required with webhook.url")
@@ -227,7 +240,7 @@ func orInt(v, def int) int {
 
 func parseAPIKey(i int, k APIKey) (apiKey, error) {
 	at := fmt.Sprintf("config: apiKeys[%d]", i)
-	ak := apiKey{name: k.Name, namespaces: defaultEdgeNamespaces}
+	ak := apiKey{name: k.Name, namespaces: defaultEdgeNamespaces, fields: defaultSelfServiceFields}
 	switch {
 	case k.SHA256 != "":
 		h, err := hex.DecodeString(k.SHA256)
@@ -260,6 +273,22 @@ func parseAPIKey(i int, k APIKey) (apiKey, error) {
 				return ak, fmt.Errorf("%s.namespaces: unknown namespace %q", at, n)
 			}
 			ak.namespaces |= 1 << ns
+		}
+	}
+	if k.SelfServiceFields != nil {
+		if !ak.scopes[scopeSelfService] {
+			return ak, fmt.Errorf("%s.selfServiceFields: only keys with edge:selfservice write through self-service", at)
+		}
+		ak.fields = 0
+		for _, n := range k.SelfServiceFields {
+			f, ok := wire.ParseField(n)
+			switch {
+			case !ok:
+				return ak, fmt.Errorf("%s.selfServiceFields: unknown field %q", at, n)
+			case f == wire.FieldCustomerID:
+				return ak, fmt.Errorf("%s.selfServiceFields: customerId is set only by login", at)
+			}
+			ak.fields |= 1 << f
 		}
 	}
 	return ak, nil
@@ -348,10 +377,13 @@ func Run(ctx context.Context, cfg Config) error {
 type access struct {
 	// edge: admitted by an edge scope (not an app scope): the route's
 	// edge rules apply (session token required on session routes,
-	// namespace filter, self-service restrictions).
+	// namespace filter, device metadata hidden, self-service
+	// restrictions).
 	edge bool
 	// namespaces the answer may show (wire namespace bits).
 	namespaces uint8
+	// fields a self-service write may set (wire field bits).
+	fields uint16
 }
 
 var fullAccess = access{namespaces: wire.AllNamespaces}
@@ -383,7 +415,7 @@ func (s *Server) authorize(ctx *fasthttp.RequestCtx, r *route) (access, error) {
 			continue
 		}
 		if g.isEdgeScope() {
-			return access{edge: true, namespaces: k.namespaces}, nil
+			return access{edge: true, namespaces: k.namespaces, fields: k.fields}, nil
 		}
 		return fullAccess, nil
 	}

@@ -2,6 +2,7 @@ package server
 
 import (
 	"bytes"
+	"encoding/base64"
 	"errors"
 	"strconv"
 	"strings"
@@ -37,6 +38,7 @@ func (s *Server) parseID(p params) (wire.ID, error) {
 // it allocates nothing: the encoding goes into a pooled buffer that fasthttp
 // copies into its own reused body.
 func (s *Server) writeSession(ctx *fasthttp.RequestCtx, sess *wire.Session, status int, a access) {
+	sess = a.view(sess)
 	bp := bufPool.Get().(*[]byte)
 	b := (*bp)[:0]
 	setETag(ctx, sess.Version)
@@ -77,7 +79,7 @@ func (s *Server) writeTokenSession(ctx *fasthttp.RequestCtx, sess *wire.Session,
 		b = append(sess.ID.AppendText(append(b, `"id":"`...)), `",`...)
 	}
 	b = append(append(append(b, `"token":"`...), tok...), `","session":`...)
-	b = append(wire.AppendSessionJSON(b, sess, a.namespaces), '}')
+	b = append(wire.AppendSessionJSON(b, a.view(sess), a.namespaces), '}')
 	ctx.Response.Header.Set("ETag", `"`+strconv.FormatUint(sess.Version, 10)+`"`)
 	ctx.SetContentType("application/json")
 	ctx.SetStatusCode(status)
@@ -187,6 +189,79 @@ func (s *Server) edgeStart(hard, now int64) wire.Op {
 	return wire.Op{Code: wire.OpStart, Kind: wire.KindAnonymous, Generation: 1, Idle: idle, Hard: hard}
 }
 
+// initOps are the ops the origin applies of an edge's report (a touch, or
+// X-Session-Init) when the report creates the session: of what the edge
+// applied to the session it minted, only the site defaults (setField of
+// siteCode, currency, targetLocation, locale, trackingAllowed) and public
+// attributes (setAttr, deleteAttr); then the client's device. Everything
+// else is left out.
+func initOps(t *wire.Touch) []wire.Op {
+	var ops []wire.Op
+	for _, op := range t.Init {
+		if initAllowed(op) {
+			ops = append(ops, op)
+		}
+	}
+	if !t.Device.IsZero() {
+		ops = append(ops, wire.Op{Code: wire.OpDevice, Device: t.Device})
+	}
+	return ops
+}
+
+func initAllowed(op wire.Op) bool {
+	switch op.Code {
+	case wire.OpSetField:
+		switch op.Field {
+		case wire.FieldSiteCode, wire.FieldCurrency, wire.FieldTargetLocation, wire.FieldLocale, wire.FieldTrackingAllowed:
+			return true
+		}
+	case wire.OpSetAttr, wire.OpDeleteAttr:
+		return op.NS == wire.NamespacePublic
+	}
+	return false
+}
+
+// sessionInit reads the X-Session-Init request header of a write that may
+// create session id: base64url of a touch report (wire.AppendTouches)
+// holding exactly that session. It returns the ops to apply if the write
+// creates it (initOps), nil without the header.
+func (s *Server) sessionInit(ctx *fasthttp.RequestCtx, id wire.ID) ([]wire.Op, error) {
+	h := ctx.Request.Header.Peek("X-Session-Init")
+	if len(h) == 0 {
+		return nil, nil
+	}
+	b, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(string(h), "="))
+	if err != nil {
+		return nil, badInput("X-Session-Init", "must be base64url")
+	}
+	ts, err := wire.DecodeTouchesLimits(b, nil, &s.lim)
+	if err != nil {
+		var fe *wire.FieldError
+		if errors.As(err, &fe) {
+			return nil, badInput("X-Session-Init", "not a touch report: "+fe.Field+": "+fe.Reason)
+		}
+		return nil, badInput("X-Session-Init", "not a touch report")
+	}
+	switch {
+	case len(ts) != 1:
+		return nil, badInput("X-Session-Init", "must report exactly one session")
+	case ts[0].ID != id:
+		return nil, badInput("X-Session-Init", "reports another session")
+	}
+	return initOps(&ts[0]), nil
+}
+
+// view is what a may see of sess: requests admitted by an edge scope do
+// not see the devices (they are for the session's owner and the app).
+func (a access) view(sess *wire.Session) *wire.Session {
+	if !a.edge || (sess.FirstDevice.IsZero() && sess.Device.IsZero()) {
+		return sess
+	}
+	v := *sess
+	v.FirstDevice, v.Device = wire.Device{}, wire.Device{}
+	return &v
+}
+
 // ifMatch returns the If-Match version, or -1 without the header. Weak
 // tags are refused: If-Match needs strong comparison.
 func ifMatch(ctx *fasthttp.RequestCtx) (int64, error) {
@@ -212,12 +287,6 @@ func upsert(ctx *fasthttp.RequestCtx) bool {
 	return string(ctx.QueryArgs().Peek("upsert")) == "true"
 }
 
-func (s *Server) startOp(kind wire.Kind, gen uint32, now int64) wire.Op {
-	t := s.tm[kind]
-	hard := deadlineAfter(t.Hard, now)
-	return wire.Op{Code: wire.OpStart, Kind: kind, Generation: gen, Idle: capIdle(deadlineAfter(t.Idle, now), hard), Hard: hard}
-}
-
 // change is one write to a session.
 type change struct {
 	id      wire.ID
@@ -229,6 +298,12 @@ type change struct {
 	// token, when set, must be of the session's generation in every
 	// attempt.
 	token *wire.Claims
+	// life is the lifetime of a session upsert creates (?idleTimeout,
+	// ?hardTimeout; with a token, the hard deadline stays the token's).
+	life lifetime
+	// init are ops applied after the start when upsert creates the
+	// session (site defaults and the device from X-Session-Init).
+	init []wire.Op
 	// ops returns the ops to apply to base (the current session, or the
 	// session upsert is creating).
 	ops func(base *wire.Session, now int64) ([]wire.Op, error)
@@ -252,15 +327,22 @@ func (s *Server) write(c change) (prev, next *wire.Session, err error) {
 				return nil, nil, err
 			}
 			cur = nil
-			start := s.startOp(wire.KindAnonymous, 1, now)
+			ops = s.startOps(wire.KindAnonymous, 1, now, c.life)
 			if t := c.token; t != nil {
 				hard := t.HardDeadline * 1000
 				if s.creatable(t.Kind, t.Generation, hard, now) != "" {
 					return nil, nil, err
 				}
-				start = s.edgeStart(hard, now)
+				start := s.edgeStart(hard, now)
+				if c.life.idle != 0 {
+					start.Idle = capIdle(deadlineAfter(c.life.idle, now), hard)
+				}
+				ops = []wire.Op{start}
+				if c.life != (lifetime{}) {
+					ops = append(ops, lifetimeOp(c.life))
+				}
 			}
-			ops = append(ops, start)
+			ops = append(ops, c.init...)
 			if base, err = wire.Apply(nil, &wire.Delta{ID: c.id, Version: 1, At: now, Ops: ops}, &s.lim); err != nil {
 				return nil, nil, err
 			}
@@ -318,7 +400,9 @@ func (s *Server) write(c change) (prev, next *wire.Session, err error) {
 // commit writes one delta with the webhook events it causes.
 func (s *Server) commit(prev, next *wire.Session, d *wire.Delta) error {
 	start := s.now()
-	err := s.st.Commit(s.base, &store.Commit{Delta: d, Session: next, Prev: prev, Outbox: s.events(prev, next, d.At)})
+	c := &store.Commit{Delta: d, Session: next, Prev: prev}
+	s.events(c, prev, next, d)
+	err := s.st.Commit(s.base, c)
 	s.metrics.storeCommit.Observe(s.now().Sub(start).Seconds())
 	return err
 }
@@ -347,7 +431,7 @@ func (s *Server) handleGet(ctx *fasthttp.RequestCtx, p params, a access) error {
 		return err
 	}
 	items := ctx.QueryArgs().Peek("items")
-	if cg, ok := s.st.(store.CBORGetter); ok && len(items) == 0 && a.namespaces == wire.AllNamespaces && wantsCBOR(ctx) {
+	if cg, ok := s.st.(store.CBORGetter); ok && len(items) == 0 && !a.edge && wantsCBOR(ctx) {
 		var sess *wire.Session
 		var enc []byte
 		if minVersion > 0 {
@@ -476,6 +560,7 @@ type createRequest struct {
 	kind wire.Kind
 	cid  string
 	ops  []wire.Op // the context's
+	life lifetime  // for the kind created
 }
 
 func (s *Server) parseCreate(body []byte) (createRequest, error) {
@@ -501,6 +586,12 @@ func (s *Server) parseCreate(body []byte) (createRequest, error) {
 	if r.kind == wire.KindCustomer && r.cid == "" {
 		return r, badInput("customerId", "required for kind customer")
 	}
+	if r.cid != "" {
+		r.kind = wire.KindCustomer
+	}
+	if r.life, err = s.parseLifetime(obj, r.kind); err != nil {
+		return r, err
+	}
 	ctxObj, _, err := contextMember(obj, "context")
 	if err != nil {
 		return r, err
@@ -518,11 +609,19 @@ func (s *Server) handleCreate(ctx *fasthttp.RequestCtx, _ params, a access) erro
 	if err != nil {
 		return err
 	}
-	now := s.nowMS()
-	start := s.startOp(wire.KindAnonymous, 1, now)
-	ops := []wire.Op{start}
 	if r.cid != "" {
-		ops = append(ops, s.loginOp(r.cid, 2, start.Hard, now))
+		if err := s.refuseOverLimit(r.cid, id); err != nil {
+			return err
+		}
+	}
+	now := s.nowMS()
+	var ops []wire.Op
+	if r.cid != "" {
+		start := s.startOp(wire.KindAnonymous, 1, now, lifetime{})
+		ops = append(ops, start, s.loginOp(r.cid, 2, start.Hard, now, r.life))
+		ops = append(ops, relife(&wire.Session{}, r.life)...)
+	} else {
+		ops = s.startOps(wire.KindAnonymous, 1, now, r.life)
 	}
 	ops = append(ops, r.ops...)
 	d := &wire.Delta{ID: id, Version: 1, At: now, Ops: ops}
@@ -533,20 +632,11 @@ func (s *Server) handleCreate(ctx *fasthttp.RequestCtx, _ params, a access) erro
 	if err := s.commit(nil, next, d); err != nil {
 		return err
 	}
+	if r.cid != "" {
+		s.evictOverLimit(r.cid, id)
+	}
 	s.writeTokenSession(ctx, next, fasthttp.StatusCreated, true, a)
 	return nil
-}
-
-// loginOp logs a session in: the hard deadline becomes the earlier of the
-// current one and now plus the customer hard timeout, so it never grows (a
-// customer's part of a session lasts at most the customer hard timeout, and
-// the whole session no longer than its first hard deadline), and a shopper
-// who browsed longer than the customer timeout before logging in still gets
-// a live session. The idle deadline is now plus the customer idle timeout.
-func (s *Server) loginOp(cid string, gen uint32, hard, now int64) wire.Op {
-	t := s.tm[wire.KindCustomer]
-	hard = minDeadline(hard, deadlineAfter(t.Hard, now))
-	return wire.Op{Code: wire.OpLogin, CustomerID: cid, Generation: gen, Idle: capIdle(deadlineAfter(t.Idle, now), hard), Hard: hard}
 }
 
 // writeChange runs a change for the session in the path and answers with
@@ -580,7 +670,19 @@ func (s *Server) pathChange(ctx *fasthttp.RequestCtx, p params, a access, logout
 	if logout && tok != nil {
 		up = false
 	}
-	_, next, err := s.write(change{id: id, ifMatch: im, upsert: up, token: tok, ops: ops})
+	c := change{id: id, ifMatch: im, upsert: up, token: tok, ops: ops}
+	if up && !logout {
+		if c.life, err = s.lifetimeQuery(ctx); err != nil {
+			return nil, err
+		}
+		if a.edge && c.life != (lifetime{}) {
+			return nil, forbiddenField("idleTimeout", "a lifetime is the app's to give: edge keys cannot set one")
+		}
+		if c.init, err = s.sessionInit(ctx, id); err != nil {
+			return nil, err
+		}
+	}
+	_, next, err := s.write(c)
 	return next, err
 }
 
@@ -599,7 +701,7 @@ func (s *Server) parseContextBody(body []byte, cbor bool) (wire.Value, error) {
 }
 
 // bodyContextOps parses a context body into ops. A key admitted by an edge
-// scope may write only the public namespace.
+// scope may write only the public namespace and its self-service fields.
 func (s *Server) bodyContextOps(ctx *fasthttp.RequestCtx, a access, replace bool) ([]wire.Op, error) {
 	obj, err := s.parseContextBody(ctx.PostBody(), isCBORBody(ctx))
 	if err != nil {
@@ -607,9 +709,13 @@ func (s *Server) bodyContextOps(ctx *fasthttp.RequestCtx, a access, replace bool
 	}
 	if a.edge {
 		for _, m := range obj.Map {
-			if m.Key != "public" {
-				return nil, forbiddenField(m.Key, "this key may write only the public namespace")
+			if m.Key == "public" {
+				continue
 			}
+			if f, ok := wire.ParseField(m.Key); ok && f != wire.FieldCustomerID && a.fields&(1<<f) != 0 {
+				continue
+			}
+			return nil, forbiddenField(m.Key, "this key may write only the public namespace and its self-service fields")
 		}
 	}
 	if replace {
@@ -734,8 +840,9 @@ func (s *Server) handleEnd(ctx *fasthttp.RequestCtx, p params, a access) error {
 
 // loginRequest is the parsed body of POST …/login.
 type loginRequest struct {
-	cid string
-	ops []wire.Op // the profile's
+	cid  string
+	ops  []wire.Op // the profile's
+	life lifetime
 }
 
 func (s *Server) parseLogin(body []byte) (loginRequest, error) {
@@ -749,6 +856,9 @@ func (s *Server) parseLogin(body []byte) (loginRequest, error) {
 	}
 	if r.cid == "" {
 		return r, badInput("customerId", "required")
+	}
+	if r.life, err = s.parseLifetime(obj, wire.KindCustomer); err != nil {
+		return r, err
 	}
 	member := "profile"
 	profile, ok, err := contextMember(obj, member)
@@ -765,18 +875,39 @@ func (s *Server) parseLogin(body []byte) (loginRequest, error) {
 	return r, inField(member, err)
 }
 
+// handleLogin logs the session in as a customer, within the customer's
+// session limit (customerSessions): a login beyond it is refused, or ends
+// the customer's oldest other sessions once it succeeded.
 func (s *Server) handleLogin(ctx *fasthttp.RequestCtx, p params, a access) error {
 	r, err := s.parseLogin(ctx.PostBody())
 	if err != nil {
 		return err
 	}
-	return s.tokenChange(ctx, p, a, false, func(base *wire.Session, now int64) ([]wire.Op, error) {
+	id, err := s.parseID(p)
+	if err != nil {
+		return err
+	}
+	if err := s.refuseOverLimit(r.cid, id); err != nil {
+		return err
+	}
+	next, err := s.pathChange(ctx, p, a, false, func(base *wire.Session, now int64) ([]wire.Op, error) {
 		if base.Kind == wire.KindShared {
 			return nil, badInput("kind", "a shared session cannot log in")
 		}
-		ops := []wire.Op{s.loginOp(r.cid, base.Generation+1, base.HardDeadline, now)}
+		life := r.life
+		if life == (lifetime{}) {
+			life = ownLifetime(base) // a login without a lifetime keeps the session's
+		}
+		ops := []wire.Op{s.loginOp(r.cid, base.Generation+1, base.HardDeadline, now, life)}
+		ops = append(ops, relife(base, life)...)
 		return append(ops, r.ops...), nil
 	})
+	if err != nil {
+		return err
+	}
+	s.evictOverLimit(r.cid, id)
+	s.writeTokenSession(ctx, next, fasthttp.StatusOK, false, a)
+	return nil
 }
 
 // handleLogout logs a session out: generation + 1, anonymous, privacy
@@ -792,16 +923,16 @@ func (s *Server) handleLogout(ctx *fasthttp.RequestCtx, p params, a access) erro
 		if withToken && base.Kind != wire.KindCustomer {
 			return nil, errNotCustomer
 		}
-		idle := capIdle(deadlineAfter(s.tm[wire.KindAnonymous].Idle, now), base.HardDeadline)
-		return []wire.Op{{Code: wire.OpLogout, Generation: base.Generation + 1, Idle: idle, Hard: base.HardDeadline}}, nil
+		return s.logoutOps(base, now), nil
 	})
 }
 
-// handleRefresh moves the idle deadline to now plus the kind's idle
-// timeout (capped at the hard deadline, which never moves).
+// handleRefresh moves the idle deadline to now plus the session's idle
+// timeout (its own, else its kind's; capped at the hard deadline, which
+// never moves).
 func (s *Server) handleRefresh(ctx *fasthttp.RequestCtx, p params, a access) error {
 	return s.tokenChange(ctx, p, a, false, func(base *wire.Session, now int64) ([]wire.Op, error) {
-		return []wire.Op{{Code: wire.OpTouch, Idle: capIdle(deadlineAfter(s.tm[base.Kind].Idle, now), base.HardDeadline)}}, nil
+		return []wire.Op{{Code: wire.OpTouch, Idle: capIdle(deadlineAfter(s.idleOf(base), now), base.HardDeadline)}}, nil
 	})
 }
 
@@ -853,6 +984,12 @@ func (s *Server) handlePutShared(ctx *fasthttp.RequestCtx, p params, a access) e
 	if err != nil {
 		return err
 	}
+	life, err := s.parseLifetime(obj, wire.KindShared)
+	if err != nil {
+		return err
+	}
+	// The body is the initial context, plus the member lifetime.
+	obj.Map = obj.Map.Without("lifetime")
 	ops, err := wire.ContextOps(obj, false, &s.lim)
 	if err != nil {
 		return err
@@ -871,7 +1008,7 @@ func (s *Server) handlePutShared(ctx *fasthttp.RequestCtx, p params, a access) e
 		return err
 	}
 	now := s.nowMS()
-	d := &wire.Delta{ID: id, Version: 1, At: now, Ops: append([]wire.Op{s.startOp(wire.KindShared, 1, now)}, ops...)}
+	d := &wire.Delta{ID: id, Version: 1, At: now, Ops: append(s.startOps(wire.KindShared, 1, now, life), ops...)}
 	next, err := wire.Apply(nil, d, &s.lim)
 	if err != nil {
 		return err
@@ -880,74 +1017,5 @@ func (s *Server) handlePutShared(ctx *fasthttp.RequestCtx, p params, a access) e
 		return err
 	}
 	s.writeSession(ctx, next, fasthttp.StatusCreated, a)
-	return nil
-}
-
-func (s *Server) handleCustomerSessions(ctx *fasthttp.RequestCtx, p params, _ access) error {
-	cid, err := p.text(0)
-	if err != nil {
-		return err
-	}
-	ids, err := s.st.CustomerSessions(s.base, cid)
-	if err != nil {
-		return err
-	}
-	b := append(make([]byte, 0, 512), `{"sessions":[`...)
-	n := 0
-	for _, id := range ids {
-		sess, err := s.st.Get(s.base, id)
-		if errors.Is(err, store.ErrNotFound) {
-			continue
-		}
-		if err != nil {
-			return err
-		}
-		if sess.Ended != 0 || sess.CustomerID() != cid {
-			continue
-		}
-		if n > 0 {
-			b = append(b, ',')
-		}
-		b = wire.AppendSessionJSON(b, sess, wire.AllNamespaces)
-		n++
-	}
-	b = append(b, "]}"...)
-	ctx.SetContentType("application/json")
-	ctx.SetBody(b)
-	return nil
-}
-
-// handleRevokeCustomer ends every session of a customer with EndRevoked;
-// edges learn it from the feed.
-func (s *Server) handleRevokeCustomer(ctx *fasthttp.RequestCtx, p params, _ access) error {
-	cid, err := p.text(0)
-	if err != nil {
-		return err
-	}
-	ids, err := s.st.CustomerSessions(s.base, cid)
-	if err != nil {
-		return err
-	}
-	n := 0
-	for _, id := range ids {
-		revoked := false
-		_, _, err := s.write(change{id: id, ifMatch: -1, ops: func(base *wire.Session, _ int64) ([]wire.Op, error) {
-			if revoked = base.CustomerID() == cid; !revoked {
-				return nil, nil // logged out or in as someone else since the index was read
-			}
-			return []wire.Op{{Code: wire.OpEnd, Reason: wire.EndRevoked}}, nil
-		}})
-		switch {
-		case err == nil:
-			if revoked {
-				n++
-			}
-		case errors.Is(err, store.ErrNotFound), errors.Is(err, errGone):
-		default:
-			return err
-		}
-	}
-	ctx.SetContentType("application/json")
-	ctx.SetBodyString(`{"revoked":` + strconv.Itoa(n) + `}`)
 	return nil
 }

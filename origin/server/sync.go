@@ -84,7 +84,7 @@ func (s *Server) handleSync(ctx *fasthttp.RequestCtx, _ params, a access) error 
 		s.metrics.syncLag.Observe(float64(now-bt.Deltas[i].At) / 1000)
 	}
 	deltas := bt.Deltas
-	if a.namespaces != wire.AllNamespaces {
+	if a.edge {
 		deltas = filterDeltas(deltas, a.namespaces)
 	}
 	out := wire.Batch{Cursor: string(bt.Cursor), Deltas: deltas, Reset: bt.Reset}
@@ -93,8 +93,9 @@ func (s *Server) handleSync(ctx *fasthttp.RequestCtx, _ params, a access) error 
 	return nil
 }
 
-// filterDeltas returns the deltas without the ops on namespaces outside
-// visible. The store's deltas are shared: filtered ones are copies.
+// filterDeltas returns the deltas for an edge key: without the ops on
+// namespaces outside visible, and without device ops (device metadata is
+// not the edges'). The store's deltas are shared: filtered ones are copies.
 func filterDeltas(ds []wire.Delta, visible uint8) []wire.Delta {
 	out := ds
 	copied := false
@@ -127,6 +128,8 @@ func hidesOp(op wire.Op, visible uint8) bool {
 	switch op.Code {
 	case wire.OpSetAttr, wire.OpDeleteAttr, wire.OpClearNamespace:
 		return visible&(1<<op.NS) == 0
+	case wire.OpDevice:
+		return true
 	}
 	return false
 }
@@ -169,7 +172,10 @@ func (s *Server) handleTouch(ctx *fasthttp.RequestCtx, _ params, _ access) error
 }
 
 // touch applies one report and returns why it was ignored ("" when
-// applied).
+// applied). A report that creates the session brings what the edge applied
+// to it (initOps); a report whose device differs from the stored one
+// records it with a delta of its own (edges do not see it: it is a version
+// bump for them).
 func (s *Server) touch(t *wire.Touch) (string, error) {
 	now := s.nowMS()
 	lastSeen := min(t.LastSeen, now)
@@ -181,10 +187,18 @@ func (s *Server) touch(t *wire.Touch) (string, error) {
 		if reason := s.creatable(t.Kind, t.Generation, t.HardDeadline, now); reason != "" {
 			return reason, nil
 		}
-		d := &wire.Delta{ID: t.ID, Version: 1, At: lastSeen, Ops: []wire.Op{s.edgeStart(t.HardDeadline, lastSeen)}}
-		next, err := wire.Apply(nil, d, &s.lim)
-		if err != nil {
-			return "", err
+		start := s.edgeStart(t.HardDeadline, lastSeen)
+		init := initOps(t)
+		var next *wire.Session
+		d := &wire.Delta{ID: t.ID, Version: 1, At: lastSeen, Ops: append([]wire.Op{start}, init...)}
+		if next, err = wire.Apply(nil, d, &s.lim); err != nil {
+			// What the edge applied does not fit the origin's limits: the
+			// session is created without it rather than not at all.
+			s.log.Debug("touch: a minted session's initial ops are refused; created without them", "id", t.ID.String(), "err", err)
+			d.Ops = d.Ops[:1]
+			if next, err = wire.Apply(nil, d, &s.lim); err != nil {
+				return "", err
+			}
 		}
 		if err = s.commit(nil, next, d); errors.Is(err, store.ErrConflict) {
 			return "", nil // created concurrently by another node; the report is stale anyway
@@ -202,8 +216,24 @@ func (s *Server) touch(t *wire.Touch) (string, error) {
 	case t.Kind != sess.Kind:
 		return touchKindMismatch, nil
 	}
+	if !t.Device.IsZero() && t.Device != sess.Device {
+		d := &wire.Delta{ID: t.ID, BaseVersion: sess.Version, Version: sess.Version + 1, At: now,
+			Ops: []wire.Op{{Code: wire.OpDevice, Device: t.Device}}}
+		next, err := wire.Apply(sess, d, &s.lim)
+		if err != nil {
+			return "", err
+		}
+		switch err := s.commit(sess, next, d); {
+		case err == nil:
+		case errors.Is(err, store.ErrConflict):
+			// Another node wrote meanwhile: its next report brings the
+			// device again.
+		default:
+			return "", err
+		}
+	}
 	lastSeen = max(lastSeen, sess.LastSeen)
-	idle := capIdle(deadlineAfter(s.tm[sess.Kind].Idle, lastSeen), sess.HardDeadline)
+	idle := capIdle(deadlineAfter(s.idleOf(sess), lastSeen), sess.HardDeadline)
 	if _, err := s.st.Touch(s.base, t.ID, lastSeen, idle); err != nil && !errors.Is(err, store.ErrNotFound) {
 		return "", err
 	}

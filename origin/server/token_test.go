@@ -113,7 +113,10 @@ func TestSessionTokenChecks(t *testing.T) {
 	if e := wantError(t, o.do("PATCH", patch, keyEdge, `{"custom":{"x":1}}`, "X-Session-Token", tok2), 403, "forbidden"); e["field"] != "custom" {
 		t.Fatalf("field %v", e["field"])
 	}
-	wantError(t, o.do("PATCH", patch, keyEdge, `{"public":{"x":1},"currency":"EUR"}`, "X-Session-Token", tok2), 403, "forbidden")
+	// The self-service fields (by default siteCode, currency,
+	// targetLocation, trackingAllowed), and never customerId.
+	wantError(t, o.do("PATCH", patch, keyEdge, `{"public":{"x":1},"locale":"de-DE"}`, "X-Session-Token", tok2), 403, "forbidden")
+	wantError(t, o.do("PATCH", patch, keyEdge, `{"customerId":"evil"}`, "X-Session-Token", tok2), 403, "forbidden")
 	if r := o.do("PATCH", patch, keyEdge, `{"public":{"x":1}}`, "X-Session-Token", tok2); r.status != 200 || strings.Contains(string(r.body), "a@b.c") {
 		t.Fatalf("self-service patch: %d %s", r.status, r.body)
 	}

@@ -50,6 +50,33 @@ type Commit struct {
 	// Outbox holds webhook event bodies written in the same atomic write,
 	// so an acknowledged write never loses the event it owes.
 	Outbox [][]byte
+	// Settle, when not nil, settles the session's pending change event
+	// (see ChangeDue) in the same atomic write: when one is pending, Settle
+	// goes to the outbox ahead of Outbox and the pending record is dropped;
+	// when none is, Settle is not written.
+	Settle []byte
+	// ChangeDue, when not 0, owes the session a coalesced change event due
+	// at ChangeDue (Unix ms): the store records it in the same atomic write
+	// (after Settle), unless one is already pending, in which case nothing
+	// more is written. A burst of writes so owes one event, and the record
+	// costs no write of its own. ChangesDue lists the records that are due,
+	// Emit settles them.
+	ChangeDue int64
+}
+
+// Emission writes webhook events of a session without changing it
+// (Store.Emit).
+type Emission struct {
+	ID wire.ID
+	// Version is the version of the session the events describe: they are
+	// written only while the stored session is still at it.
+	Version uint64
+	// Pending settles the session's pending change event (Commit.ChangeDue):
+	// when one is pending, Pending goes to the outbox first (nil: the record
+	// is dropped without an event) and the record is dropped.
+	Pending []byte
+	// Outbox holds further events, written after Pending.
+	Outbox [][]byte
 }
 
 // Cursor is an opaque position in the change log. Its text is the backend's
@@ -159,6 +186,18 @@ type Store interface {
 	// OutboxNotify returns a channel that receives a value after commits
 	// that added outbox entries (coalesced; never closed).
 	OutboxNotify() <-chan struct{}
+
+	// ChangesDue returns up to limit sessions whose pending change event
+	// (Commit.ChangeDue) is due before (Unix ms), the earliest first.
+	ChangesDue(ctx context.Context, before int64, limit int) ([]Due, error)
+	// Emit writes each emission atomically and all of them durably (about
+	// one sync for the call, not one per emission): if the stored session
+	// is still at the emission's version, its pending change event is
+	// settled and its events appended to the outbox. It answers one error
+	// per emission: nil; ErrConflict when the session moved on (read it
+	// again); ErrNotFound for an unknown id, whose pending record, if any,
+	// is dropped; or the backend's error.
+	Emit(ctx context.Context, es []Emission) []error
 
 	// Stats returns counters for metrics. It may ask the backend.
 	Stats() Stats

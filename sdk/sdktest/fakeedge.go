@@ -6,11 +6,13 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/sessionedge/sessionedge/sdk/wire"
 )
@@ -34,6 +36,18 @@ type FakeEdgeConfig struct {
 	// the assertion, as the filter's forward mode "compact" does; by default
 	// the per-field headers are sent too.
 	Compact bool
+	// SelfServicePrefix is the path prefix of the self-service endpoints
+	// the edge answers itself. Default "/.session/".
+	SelfServicePrefix string
+	// SelfServiceFields are the well-known fields a shopper may set with
+	// PATCH {prefix}context, besides the public namespace. Default:
+	// siteCode, currency, targetLocation and trackingAllowed.
+	SelfServiceFields []wire.Field
+	// Allowed lists, per text field a shopper may set, the values the
+	// site allows (the filter's site lists siteCodes, currencies and
+	// targetLocations). A field without a list allows only its value in
+	// Defaults.
+	Allowed map[wire.Field][]string
 }
 
 // FakeEdge plays the edge in front of an app in tests, in the way the real
@@ -42,6 +56,17 @@ type FakeEdgeConfig struct {
 // without telling the origin, forwards the session in x-session-* headers
 // signed with an assertion, turns an x-session-token response header into
 // the cookie and strips every x-session-* response header.
+//
+// It answers the shopper's self-service endpoints under SelfServicePrefix
+// as the filter does, against the fake origin: GET and PATCH context (the
+// public namespace and the SelfServiceFields, checked against Allowed),
+// DELETE context/public/KEY, GET sessions (the customer's devices) and
+// DELETE sessions/others ("log out my other devices"); writes from another
+// site (Sec-Fetch-Site, Origin) are refused with 403. And after each
+// request with a session the origin knows it reports the client's device,
+// as the filter's activity reports do; a session the origin does not know
+// yet is created then, with the site defaults, as a minted session is when
+// its token comes back.
 //
 // Like a real edge it serves sessions from a cache: the cache entry of a
 // session is dropped when the app's response carries x-session-written (the
@@ -90,10 +115,24 @@ func NewFakeEdge(cfg FakeEdgeConfig) *FakeEdge {
 			return nil
 		},
 	}
+	if cfg.SelfServicePrefix == "" {
+		cfg.SelfServicePrefix = "/.session/"
+	}
+	if cfg.SelfServiceFields == nil {
+		cfg.SelfServiceFields = []wire.Field{wire.FieldSiteCode, wire.FieldCurrency, wire.FieldTargetLocation, wire.FieldTrackingAllowed}
+	}
+	e.cfg = cfg
 	e.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		stripSessionHeaders(r.Header)
+		if rest, ok := strings.CutPrefix(r.URL.Path, cfg.SelfServicePrefix); ok {
+			e.selfService(w, r, rest)
+			return
+		}
 		f := e.resolve(w, r)
 		proxy.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), forwardKey{}, f)))
+		if f.known {
+			e.report(r, f)
+		}
 	}))
 	return e
 }
@@ -120,6 +159,8 @@ type forwardKey struct{}
 type forwarded struct {
 	view   *wire.Session
 	status wire.AssertStatus
+	claims wire.Claims
+	known  bool // the client presented a valid token: its activity is reported
 }
 
 // resolve finds the session of r (minting one, with its cookie on w, when
@@ -163,12 +204,63 @@ func (e *FakeEdge) resolve(w http.ResponseWriter, r *http.Request) *forwarded {
 	} else {
 		status = wire.AssertNew // minted here, or not stored at the origin yet
 	}
+	e.withDefaults(view)
+	return &forwarded{view: view, status: status, claims: c, known: valid}
+}
+
+// withDefaults fills in the site defaults where s has no value.
+func (e *FakeEdge) withDefaults(s *wire.Session) {
 	for f, v := range e.cfg.Defaults {
-		if view.Fields[f].IsZero() {
-			view.Fields[f] = wire.Text(v)
+		if s.Fields[f].IsZero() {
+			s.Fields[f] = wire.Text(v)
 		}
 	}
-	return &forwarded{view: view, status: status}
+}
+
+// initOps are the ops an edge applies to a session it minted: the site
+// defaults, and the client's device.
+func (e *FakeEdge) initOps(r *http.Request) []wire.Op {
+	var ops []wire.Op
+	for f := wire.Field(0); f < wire.NumFields; f++ {
+		if v, ok := e.cfg.Defaults[f]; ok {
+			ops = append(ops, wire.Op{Code: wire.OpSetField, Field: f, Value: wire.Text(v)})
+		}
+	}
+	if dev := e.device(r); !dev.IsZero() {
+		ops = append(ops, wire.Op{Code: wire.OpDevice, Device: dev})
+	}
+	return ops
+}
+
+// report tells the origin the client was seen, as the filter's activity
+// report does after the request: a session the origin does not know yet
+// is created as the edge minted it.
+func (e *FakeEdge) report(r *http.Request, f *forwarded) {
+	e.cfg.Origin.seen(&f.claims, e.device(r), e.initOps(r))
+}
+
+// device is what the edge records of the client: its user agent (cut to
+// 256 bytes), its address as a network prefix (/24 for IPv4, /48 for
+// IPv6), and the site.
+func (e *FakeEdge) device(r *http.Request) wire.Device {
+	ua := r.UserAgent()
+	if len(ua) > wire.MaxDeviceText {
+		ua = ua[:wire.MaxDeviceText]
+		for !utf8.ValidString(ua) {
+			ua = ua[:len(ua)-1]
+		}
+	}
+	dev := wire.Device{UserAgent: ua, Site: e.cfg.Defaults[wire.FieldSiteCode]}
+	if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
+		bits := 48
+		if ap.Addr().Unmap().Is4() {
+			bits = 24
+		}
+		if p, err := ap.Addr().Unmap().Prefix(bits); err == nil {
+			dev.Addr = p.String()
+		}
+	}
+	return dev
 }
 
 // NewAssertionKeys returns assertion keys with one random secret, id 1.
@@ -209,7 +301,8 @@ func Forward(r *http.Request, keys *wire.AssertionKeys, s *wire.Session, status 
 }
 
 func forward(h http.Header, keys *wire.AssertionKeys, authority, path string, view *wire.Session, status wire.AssertStatus, compact bool) {
-	ctx := base64.RawURLEncoding.EncodeToString(wire.AppendSessionView(nil, view, wire.AllNamespaces))
+	segment := wire.AppendSegment(nil, view)
+	ctx := base64.RawURLEncoding.EncodeToString(wire.AppendForwardView(nil, view, wire.AllNamespaces, segment))
 	a := wire.Assertion{Kind: view.Kind, Status: status, ID: view.ID, Generation: view.Generation,
 		IssuedAt: time.Now().UnixMilli(), ContextDigest: keys.ContextDigest([]byte(ctx))}
 	if status == wire.AssertOK {
@@ -237,7 +330,7 @@ func forward(h http.Header, keys *wire.AssertionKeys, authority, path string, vi
 	if tr := view.Fields[wire.FieldTrackingAllowed]; tr.Type == wire.TypeBool {
 		h.Set("x-session-tracking", strconv.FormatBool(tr.BoolValue()))
 	}
-	h.Set("x-session-segment", string(wire.AppendSegment(nil, view)))
+	h.Set("x-session-segment", string(segment))
 }
 
 // percentEncode writes every byte outside visible ASCII (0x21-0x7e), and

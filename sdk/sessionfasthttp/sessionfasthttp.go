@@ -80,7 +80,7 @@ func Middleware(cfg Config, next fasthttp.RequestHandler) fasthttp.RequestHandle
 			reject(ctx, err)
 			return
 		}
-		rec := sdk.NewWriteRecorder(v.ID)
+		rec := sdk.NewWriteRecorderFor(v)
 		ctx.SetUserValue(userValueKey, v)
 		ctx.SetUserValue(sdk.WriteRecorderKey, rec)
 		next(ctx)

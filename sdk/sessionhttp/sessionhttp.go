@@ -79,7 +79,7 @@ func Middleware(cfg Config) func(http.Handler) http.Handler {
 				reject(w, r, err)
 				return
 			}
-			rec := sdk.NewWriteRecorder(v.ID)
+			rec := sdk.NewWriteRecorderFor(v)
 			ctx := context.WithValue(sdk.WithWriteRecorder(r.Context(), rec), viewKey{}, v)
 			rw := &writer{rw: w, rec: rec}
 			next.ServeHTTP(rw, r.WithContext(ctx))

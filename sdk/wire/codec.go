@@ -27,6 +27,13 @@ const (
 	sessCustom // sessCustom + ns for each namespace
 	sessPrivacy
 	sessPublic
+	sessModified
+	sessIdleTimeout
+	sessHardTimeout
+	sessFirstDevice
+	sessDevice
+	// viewSegment is only in a forwarded view: the edge's segment of it.
+	viewSegment
 )
 
 // Delta, batch and touch-report map keys.
@@ -329,6 +336,12 @@ func sessionEntries(s *Session, namespaces uint8) (n uint64, fields uint64) {
 			n++
 		}
 	}
+	for _, nonzero := range [...]bool{s.Modified != 0, s.IdleTimeout != 0, s.HardTimeout != 0,
+		!s.FirstDevice.IsZero(), !s.Device.IsZero()} {
+		if nonzero {
+			n++
+		}
+	}
 	return n, fields
 }
 
@@ -338,9 +351,20 @@ func AppendSession(dst []byte, s *Session) []byte {
 }
 
 // AppendSessionView appends the CBOR encoding of s with only the namespaces
-// whose bits (1<<Namespace) are set in namespaces: the view the edge forwards.
+// whose bits (1<<Namespace) are set in namespaces.
 func AppendSessionView(dst []byte, s *Session, namespaces uint8) []byte {
+	return AppendForwardView(dst, s, namespaces, nil)
+}
+
+// AppendForwardView appends the view of s the edge forwards upstream: the
+// session with only the namespaces whose bits (1<<Namespace) are set, plus
+// the edge's segment of it (key 19), so an app reads the segment from the
+// signed context instead of recomputing it with the edge's configuration.
+func AppendForwardView(dst []byte, s *Session, namespaces uint8, segment []byte) []byte {
 	n, fields := sessionEntries(s, namespaces)
+	if len(segment) > 0 {
+		n++
+	}
 	dst = appendHead(dst, majMap, n)
 	dst = appendBytes(appendUint(dst, sessID), s.ID[:])
 	dst = appendNonZero(dst, sessKind, uint64(s.Kind))
@@ -364,7 +388,27 @@ func AppendSessionView(dst []byte, s *Session, namespaces uint8) []byte {
 			dst = appendAttrs(appendUint(dst, uint64(sessCustom+ns)), as)
 		}
 	}
+	dst = appendNonZeroInt(dst, sessModified, s.Modified)
+	dst = appendNonZeroInt(dst, sessIdleTimeout, s.IdleTimeout)
+	dst = appendNonZeroInt(dst, sessHardTimeout, s.HardTimeout)
+	if !s.FirstDevice.IsZero() {
+		dst = appendDevice(appendUint(dst, sessFirstDevice), s.FirstDevice)
+	}
+	if !s.Device.IsZero() {
+		dst = appendDevice(appendUint(dst, sessDevice), s.Device)
+	}
+	if len(segment) > 0 {
+		dst = appendUint(dst, viewSegment)
+		dst = appendHead(dst, majText, uint64(len(segment)))
+		dst = append(dst, segment...)
+	}
 	return dst
+}
+
+// appendDevice appends a device as the array [userAgent, addr, site].
+func appendDevice(dst []byte, dev Device) []byte {
+	dst = appendHead(dst, majArray, 3)
+	return appendText(appendText(appendText(dst, dev.UserAgent), dev.Addr), dev.Site)
 }
 
 func appendNonZero(dst []byte, key, v uint64) []byte {
@@ -408,18 +452,34 @@ func DecodeSession(b []byte, s *Session) error { return DecodeSessionLimits(b, s
 func DecodeSessionLimits(b []byte, s *Session, lim *Limits) error {
 	d := newDecoder(b, "session", lim)
 	*s = Session{}
-	if err := d.session(s); err != nil {
+	if err := d.session(s, nil); err != nil {
 		return err
 	}
 	return d.end()
 }
 
+// DecodeForwardView decodes a view the edge forwarded (AppendForwardView)
+// into s and returns its segment ("" when the view has none), with the
+// limits of DecodeSessionLimits.
+func DecodeForwardView(b []byte, s *Session, lim *Limits) (segment string, err error) {
+	d := newDecoder(b, "context", lim)
+	*s = Session{}
+	if err := d.session(s, &segment); err != nil {
+		return "", err
+	}
+	return segment, d.end()
+}
+
 // sessionNames names the session map's keys in errors.
 var sessionNames = [...]string{sessID: "id", sessKind: "kind", sessGeneration: "generation", sessVersion: "version",
 	sessCreated: "created", sessLastSeen: "lastSeen", sessIdle: "idleDeadline", sessHard: "hardDeadline",
-	sessEnded: "ended", sessFields: "fields", sessCustom: "custom", sessPrivacy: "privacy", sessPublic: "public"}
+	sessEnded: "ended", sessFields: "fields", sessCustom: "custom", sessPrivacy: "privacy", sessPublic: "public",
+	sessModified: "modified", sessIdleTimeout: "idleTimeout", sessHardTimeout: "hardTimeout",
+	sessFirstDevice: "firstDevice", sessDevice: "device", viewSegment: "segment"}
 
-func (d *decoder) session(s *Session) error {
+// session decodes a session map; with segment set it also reads a
+// forwarded view's segment, which a stored session never has.
+func (d *decoder) session(s *Session, segment *string) error {
 	sawID := false
 	err := d.mapKeys(sessionNames[:], func(key uint64) (bool, error) {
 		var err error
@@ -445,12 +505,27 @@ func (d *decoder) session(s *Session) error {
 			s.HardDeadline, err = d.int()
 		case sessEnded:
 			var r uint8
-			r, err = d.small(uint64(EndRevoked))
+			r, err = d.small(uint64(maxEndReason))
 			s.Ended = EndReason(r)
 		case sessFields:
 			err = d.fields(s)
 		case sessCustom, sessPrivacy, sessPublic:
 			err = d.namespace(&s.Attrs[key-sessCustom])
+		case sessModified:
+			s.Modified, err = d.int()
+		case sessIdleTimeout:
+			s.IdleTimeout, err = d.int()
+		case sessHardTimeout:
+			s.HardTimeout, err = d.int()
+		case sessFirstDevice:
+			err = d.device(&s.FirstDevice)
+		case sessDevice:
+			err = d.device(&s.Device)
+		case viewSegment:
+			if segment == nil {
+				return false, nil
+			}
+			*segment, err = d.text(64)
 		default:
 			return false, nil
 		}
@@ -481,6 +556,29 @@ func (d *decoder) namespace(as *Attrs) error {
 	*as, err = d.attrs(0)
 	d.leave()
 	return err
+}
+
+// device decodes the array [userAgent, addr, site].
+func (d *decoder) device(dev *Device) error {
+	n, err := d.count(majArray, 1, 3, "items")
+	if err != nil {
+		return err
+	}
+	if n != 3 {
+		return d.fail(ErrCBORType)
+	}
+	if err := d.enter(); err != nil {
+		return err
+	}
+	defer d.leave()
+	for i, f := range [...]*string{&dev.UserAgent, &dev.Addr, &dev.Site} {
+		d.pushIndex(i)
+		if *f, err = d.text(MaxDeviceText); err != nil {
+			return err
+		}
+		d.pop()
+	}
+	return nil
 }
 
 func (d *decoder) fields(s *Session) error {
@@ -559,6 +657,12 @@ func appendOp(dst []byte, op *Op) []byte {
 	case OpEnd:
 		dst = appendUint(appendHead(dst, majArray, 2), uint64(op.Code))
 		return appendUint(dst, uint64(op.Reason))
+	case OpLifetime:
+		dst = appendUint(appendHead(dst, majArray, 3), uint64(op.Code))
+		return appendInt(appendInt(dst, op.Idle), op.Hard)
+	case OpDevice:
+		dst = appendUint(appendHead(dst, majArray, 4), uint64(op.Code))
+		return appendText(appendText(appendText(dst, op.Device.UserAgent), op.Device.Addr), op.Device.Site)
 	}
 	// Unknown codes are a programmer error upstream; encode just the code so
 	// the decoder names it.
@@ -567,7 +671,7 @@ func appendOp(dst []byte, op *Op) []byte {
 
 // opArity is the array length of each op code, code included.
 var opArity = [...]int{OpStart: 5, OpSetField: 3, OpSetAttr: 4, OpDeleteAttr: 3, OpClearNamespace: 2,
-	OpLogin: 5, OpLogout: 4, OpTouch: 2, OpEnd: 2}
+	OpLogin: 5, OpLogout: 4, OpTouch: 2, OpEnd: 2, OpLifetime: 3, OpDevice: 4}
 
 // DecodeDelta decodes a delta that fills b into dl, holding it only to the
 // structural bounds: for deltas read back from a store. Deltas from another
@@ -717,8 +821,20 @@ func (d *decoder) op(op *Op) error {
 		op.Idle, err = d.int()
 	case OpEnd:
 		d.name("reason")
-		r, err = d.small(uint64(EndRevoked))
+		r, err = d.small(uint64(maxEndReason))
 		op.Reason = EndReason(r)
+	case OpLifetime:
+		err = d.deadlines(op)
+	case OpDevice:
+		for _, f := range [...]struct {
+			name string
+			v    *string
+		}{{"userAgent", &op.Device.UserAgent}, {"addr", &op.Device.Addr}, {"site", &op.Device.Site}} {
+			d.name(f.name)
+			if *f.v, err = d.text(MaxDeviceText); err != nil {
+				break
+			}
+		}
 	}
 	if err == nil {
 		d.pop()
@@ -816,9 +932,21 @@ func AppendTouches(dst []byte, ts []Touch) []byte {
 	dst = appendHead(appendUint(appendHead(dst, majMap, 1), touchesList), majArray, uint64(len(ts)))
 	for i := range ts {
 		t := &ts[i]
-		dst = appendBytes(appendHead(dst, majArray, 6), t.ID[:])
+		extended := !t.Device.IsZero() || len(t.Init) > 0
+		n := uint64(6)
+		if extended {
+			n = 8
+		}
+		dst = appendBytes(appendHead(dst, majArray, n), t.ID[:])
 		dst = appendUint(appendUint(dst, uint64(t.Kind)), uint64(t.Generation))
 		dst = appendInt(appendInt(appendInt(dst, t.LastSeen), t.IdleDeadline), t.HardDeadline)
+		if extended {
+			dst = appendDevice(dst, t.Device)
+			dst = appendHead(dst, majArray, uint64(len(t.Init)))
+			for j := range t.Init {
+				dst = appendOp(dst, &t.Init[j])
+			}
+		}
 	}
 	return dst
 }
@@ -864,7 +992,7 @@ func (d *decoder) touch(t *Touch) error {
 	if err != nil {
 		return err
 	}
-	if n != 6 {
+	if n != 6 && n != 8 {
 		return d.fail(ErrCBORType)
 	}
 	d.push("id")
@@ -892,6 +1020,31 @@ func (d *decoder) touch(t *Touch) error {
 	d.name("hard")
 	if t.HardDeadline, err = d.int(); err != nil {
 		return err
+	}
+	if n == 8 {
+		d.name("device")
+		if err := d.device(&t.Device); err != nil {
+			return err
+		}
+		d.name("init")
+		m, err := d.count(majArray, 3, d.maxOps, "ops")
+		if err != nil {
+			return err
+		}
+		if err := d.enter(); err != nil {
+			return err
+		}
+		if m > 0 {
+			t.Init = make([]Op, m)
+		}
+		for i := range t.Init {
+			d.pushIndex(i)
+			if err := d.op(&t.Init[i]); err != nil {
+				return err
+			}
+			d.pop()
+		}
+		d.leave()
 	}
 	d.pop()
 	return nil

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"math"
+	"reflect"
 	"runtime"
 	"strings"
 	"testing"
@@ -76,7 +77,7 @@ func TestDecodeStructureRejects(t *testing.T) {
 		want   error
 	}{
 		{"session trailing", func(b []byte) error { var s Session; return DecodeSession(b, &s) }, append(bytes.Clone(enc), 0xf6), ErrCBORTrailing},
-		{"session truncated", func(b []byte) error { var s Session; return DecodeSession(b, &s) }, enc[:len(enc)-3], ErrCBORTooLong},
+		{"session truncated", func(b []byte) error { var s Session; return DecodeSession(b, &s) }, enc[:len(enc)-3], ErrCBORTruncated},
 		{"session without id", func(b []byte) error { var s Session; return DecodeSession(b, &s) }, []byte{0xa1, 0x02, 0x01}, ErrCBORType},
 		{"session id too short", func(b []byte) error { var s Session; return DecodeSession(b, &s) }, []byte{0xa1, 0x01, 0x41, 0x00}, ErrCBORType},
 		{"session kind out of range", func(b []byte) error { var s Session; return DecodeSession(b, &s) }, append(append([]byte{0xa2, 0x01, 0x50}, make([]byte, 16)...), 0x02, 0x09), ErrCBOROutOfRange},
@@ -257,15 +258,86 @@ func FuzzDecodeBatch(f *testing.F) {
 
 func TestTouchesRoundTrip(t *testing.T) {
 	ts := []Touch{{ID: ID{1}, Kind: KindAnonymous, Generation: 1, LastSeen: 10, IdleDeadline: 20, HardDeadline: 30},
-		{ID: ID{2}, Kind: KindCustomer, Generation: 4, LastSeen: -1}}
+		{ID: ID{2}, Kind: KindCustomer, Generation: 4, LastSeen: -1},
+		{ID: ID{3}, Kind: KindAnonymous, Generation: 1, LastSeen: 5, HardDeadline: 9,
+			Device: Device{UserAgent: "Mozilla/5.0", Addr: "192.0.2.0/24", Site: "DE"},
+			Init: []Op{{Code: OpSetField, Field: FieldCurrency, Value: Text("EUR")},
+				{Code: OpSetAttr, NS: NamespacePublic, Key: "utm_source", Value: Text("news")}}},
+		{ID: ID{4}, Kind: KindAnonymous, Generation: 1, Device: Device{Site: "DE"}}}
 	b := AppendTouches(nil, ts)
 	got, err := DecodeTouches(b, nil)
-	if err != nil || len(got) != 2 || got[0] != ts[0] || got[1] != ts[1] {
+	if err != nil || !reflect.DeepEqual(got, ts) {
 		t.Fatalf("DecodeTouches = %+v, %v", got, err)
 	}
 	for _, bad := range [][]byte{b[:len(b)-1], append(bytes.Clone(b), 0), {0xa1, 0x01, 0x81, 0x81, 0x01}} {
 		if _, err := DecodeTouches(bad, nil); !errors.Is(err, ErrCBOR) {
 			t.Errorf("DecodeTouches(%x) = %v, want ErrCBOR", bad, err)
 		}
+	}
+}
+
+// TestSessionMetadataRoundTrip covers the metadata an origin keeps beside
+// the context: modification time, the session's own lifetimes and the
+// devices an edge saw.
+func TestSessionMetadataRoundTrip(t *testing.T) {
+	id := ID{7, 7}
+	s, err := Apply(nil, &Delta{ID: id, Version: 1, At: 1000, Ops: []Op{
+		{Code: OpStart, Kind: KindAnonymous, Generation: 1, Idle: 301_000, Hard: 7_000_000},
+		{Code: OpLifetime, Idle: 300_000, Hard: 6_999_000},
+		{Code: OpDevice, Device: Device{UserAgent: "Mozilla/5.0", Addr: "192.0.2.0/24", Site: "DE"}},
+	}}, &DefaultLimits)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err = Apply(s, &Delta{ID: id, BaseVersion: 1, Version: 2, At: 2000, Ops: []Op{
+		{Code: OpDevice, Device: Device{UserAgent: "curl/8", Site: "DE"}}}}, &DefaultLimits)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Modified != 2000 || s.IdleTimeout != 300_000 || s.HardTimeout != 6_999_000 ||
+		s.FirstDevice.UserAgent != "Mozilla/5.0" || s.Device.UserAgent != "curl/8" {
+		t.Fatalf("after apply: %+v", s)
+	}
+	touched, err := Apply(s, &Delta{ID: id, BaseVersion: 2, Version: 3, At: 3000, Ops: []Op{{Code: OpTouch, Idle: 4000}}}, &DefaultLimits)
+	if err != nil || touched.Modified != 2000 {
+		t.Fatalf("a touch moved the modification time: %+v, %v", touched, err)
+	}
+	var back Session
+	if err := DecodeSession(AppendSession(nil, s), &back); err != nil || !back.Equal(s) {
+		t.Fatalf("round trip: %+v, %v", back, err)
+	}
+	js := string(AppendSessionJSON(nil, s, AllNamespaces))
+	for _, want := range []string{`"modified":"1970-01-01T00:00:02.000Z"`, `"idleTimeout":"5m0s"`, `"hardTimeout":"1h56m39s"`,
+		`"firstDevice":{"userAgent":"Mozilla/5.0","addr":"192.0.2.0/24","site":"DE"}`, `"device":{"userAgent":"curl/8","addr":"","site":"DE"}`} {
+		if !strings.Contains(js, want) {
+			t.Errorf("JSON lacks %s: %s", want, js)
+		}
+	}
+	long := Device{UserAgent: strings.Repeat("x", MaxDeviceText+1)}
+	if _, err := Apply(s, &Delta{ID: id, BaseVersion: 2, Version: 3, Ops: []Op{{Code: OpDevice, Device: long}}}, &DefaultLimits); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("a long user agent: %v", err)
+	}
+	if _, err := Apply(s, &Delta{ID: id, BaseVersion: 2, Version: 3, Ops: []Op{{Code: OpLifetime, Idle: -1}}}, &DefaultLimits); err == nil {
+		t.Fatal("a negative lifetime applied")
+	}
+}
+
+func TestForwardView(t *testing.T) {
+	s := &Session{ID: ID{1}, Kind: KindAnonymous, Generation: 1, Version: 3}
+	s.Fields[FieldCurrency] = Text("EUR")
+	s.Attrs[NamespacePrivacy] = Attrs{{Key: "email", Value: Text("a@b")}}
+	seg := AppendSegment(nil, s)
+	b := AppendForwardView(nil, s, 1<<NamespacePublic, seg)
+	var got Session
+	segment, err := DecodeForwardView(b, &got, &DefaultLimits)
+	if err != nil || segment != string(seg) || got.Fields[FieldCurrency].Text != "EUR" || len(got.Attrs[NamespacePrivacy]) != 0 {
+		t.Fatalf("view %+v, segment %q, %v", got, segment, err)
+	}
+	// A plain session decoder skips the segment; a view without one has none.
+	if err := DecodeSession(b, &got); err != nil {
+		t.Fatal(err)
+	}
+	if segment, err := DecodeForwardView(AppendSessionView(nil, s, AllNamespaces), &got, nil); err != nil || segment != "" {
+		t.Fatalf("segment %q, %v", segment, err)
 	}
 }

@@ -3,6 +3,7 @@ package wire
 import (
 	"errors"
 	"strconv"
+	"unicode/utf8"
 )
 
 // OpCode names an operation of a delta. The numbers are part of the CBOR
@@ -11,15 +12,17 @@ type OpCode uint8
 
 // The operations. docs/wire.md gives each one's arguments and meaning.
 const (
-	OpStart          OpCode = 1 // Kind, Generation, Idle, Hard: creates the session (first op of a version-0 delta)
-	OpSetField       OpCode = 2 // Field, Value (the zero Value unsets the field)
-	OpSetAttr        OpCode = 3 // NS, Key, Value
-	OpDeleteAttr     OpCode = 4 // NS, Key
-	OpClearNamespace OpCode = 5 // NS
-	OpLogin          OpCode = 6 // CustomerID, Generation, Idle, Hard: kind customer
-	OpLogout         OpCode = 7 // Generation, Idle, Hard: kind anonymous, privacy cleared
-	OpTouch          OpCode = 8 // Idle: last seen = delta time, new idle deadline
-	OpEnd            OpCode = 9 // Reason: the session becomes a tombstone, its context is dropped
+	OpStart          OpCode = 1  // Kind, Generation, Idle, Hard: creates the session (first op of a version-0 delta)
+	OpSetField       OpCode = 2  // Field, Value (the zero Value unsets the field)
+	OpSetAttr        OpCode = 3  // NS, Key, Value
+	OpDeleteAttr     OpCode = 4  // NS, Key
+	OpClearNamespace OpCode = 5  // NS
+	OpLogin          OpCode = 6  // CustomerID, Generation, Idle, Hard: kind customer
+	OpLogout         OpCode = 7  // Generation, Idle, Hard: kind anonymous, privacy cleared
+	OpTouch          OpCode = 8  // Idle: last seen = delta time, new idle deadline
+	OpEnd            OpCode = 9  // Reason: the session becomes a tombstone, its context is dropped
+	OpLifetime       OpCode = 10 // Idle, Hard as timeouts in ms (0: the kind's): the session's own lifetimes
+	OpDevice         OpCode = 11 // Device: the client an edge saw (the first one is kept as well)
 )
 
 // String returns the op's name.
@@ -43,6 +46,10 @@ func (c OpCode) String() string {
 		return "touch"
 	case OpEnd:
 		return "end"
+	case OpLifetime:
+		return "lifetime"
+	case OpDevice:
+		return "device"
 	}
 	return "invalid"
 }
@@ -58,9 +65,10 @@ type Op struct {
 	Value      Value
 	CustomerID string
 	Generation uint32
-	Idle       int64 // idle deadline, Unix ms, 0 = none
-	Hard       int64 // hard deadline, Unix ms, 0 = none
+	Idle       int64 // idle deadline, Unix ms, 0 = none; OpLifetime: the idle timeout in ms
+	Hard       int64 // hard deadline, Unix ms, 0 = none; OpLifetime: the hard timeout in ms
 	Reason     EndReason
+	Device     Device
 }
 
 // Delta is one atomic change of one session: it applies to the session at
@@ -92,6 +100,12 @@ type Touch struct {
 	LastSeen     int64
 	IdleDeadline int64
 	HardDeadline int64
+	// Device is the client the edge saw last; zero when unknown.
+	Device Device
+	// Init holds what the edge applied to a session it minted (site
+	// defaults, captured attributes): the origin applies these ops only
+	// when the report creates the session.
+	Init []Op
 }
 
 // The errors of Apply besides *FieldError.
@@ -103,13 +117,16 @@ var (
 
 // Apply returns the session that results from applying d to s (nil for a
 // session that does not exist yet), checked against lim. It never modifies
-// s. The delta applies whole or not at all. A delta without ops only
+// s (a nil lim means DefaultLimits). The delta applies whole or not at all. A delta without ops only
 // advances the version: the origin sends those to keys that may not see
 // what changed.
 //
 // A session's hard deadline never grows: login and logout can only bring
 // it closer, and every idle deadline is capped at it.
 func Apply(s *Session, d *Delta, lim *Limits) (*Session, error) {
+	if lim == nil {
+		lim = &DefaultLimits
+	}
 	if d.Version != d.BaseVersion+1 {
 		return nil, wrap(ErrBadDelta, "version "+utoa(d.Version)+" does not follow base "+utoa(d.BaseVersion))
 	}
@@ -143,6 +160,9 @@ func Apply(s *Session, d *Delta, lim *Limits) (*Session, error) {
 	}
 	cs.apply(next)
 	next.Version = d.Version
+	if modifies(d) {
+		next.Modified = d.At
+	}
 	if next.Ended == 0 {
 		if err := lim.ValidateSession(next); err != nil {
 			return nil, err
@@ -237,8 +257,21 @@ func applyOp(s *Session, d *Delta, i int, lim *Limits, cs *attrChanges) error {
 	case OpTouch:
 		s.LastSeen = d.At
 		s.IdleDeadline = capIdle(op.Idle, s.HardDeadline)
+	case OpLifetime:
+		if op.Idle < 0 || op.Hard < 0 {
+			return invalid("lifetime", "timeouts must not be negative")
+		}
+		s.IdleTimeout, s.HardTimeout = op.Idle, op.Hard
+	case OpDevice:
+		if err := ValidateDevice(op.Device); err != nil {
+			return err
+		}
+		s.Device = op.Device
+		if s.FirstDevice.IsZero() {
+			s.FirstDevice = op.Device
+		}
 	case OpEnd:
-		if op.Reason < EndAbandoned || op.Reason > EndRevoked {
+		if op.Reason < EndAbandoned || op.Reason > maxEndReason {
 			return invalid("reason", "unknown end reason")
 		}
 		s.Ended = op.Reason
@@ -249,6 +282,31 @@ func applyOp(s *Session, d *Delta, i int, lim *Limits, cs *attrChanges) error {
 		}
 	default:
 		return wrap(ErrBadDelta, "unknown op "+itoa(int(op.Code)))
+	}
+	return nil
+}
+
+// modifies reports whether d changes more than the session's activity:
+// every delta but one of touches only (a version bump counts, since the
+// origin filtered what changed).
+func modifies(d *Delta) bool {
+	for i := range d.Ops {
+		if d.Ops[i].Code != OpTouch {
+			return true
+		}
+	}
+	return len(d.Ops) == 0
+}
+
+// ValidateDevice checks the texts of a device record.
+func ValidateDevice(dev Device) error {
+	for _, f := range [...]struct{ name, v string }{{"device.userAgent", dev.UserAgent}, {"device.addr", dev.Addr}, {"device.site", dev.Site}} {
+		if len(f.v) > MaxDeviceText {
+			return tooLarge(f.name, "longer than "+itoa(MaxDeviceText)+" bytes")
+		}
+		if !utf8.ValidString(f.v) {
+			return invalid(f.name, "not valid UTF-8")
+		}
 	}
 	return nil
 }

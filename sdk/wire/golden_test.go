@@ -83,7 +83,7 @@ type claim struct {
 
 type cborVector struct {
 	Name string `json:"name"`
-	Type string `json:"type"` // session, delta, batch
+	Type string `json:"type"` // session, delta, batch, touches
 	Hex  string `json:"hex"`
 	Diag string `json:"diagnostic"` // RFC 8949 §8 diagnostic notation
 }
@@ -192,6 +192,16 @@ func goldenVectors(t *testing.T) vectors {
 	add("logout, clear, touch, end", "delta", wire.AppendDelta(nil, &end))
 	add("session after login", "session", wire.AppendSession(nil, s))
 	add("batch with reset", "batch", wire.AppendBatch(nil, &wire.Batch{Cursor: "7", Deltas: []wire.Delta{oneAttr}, Reset: true}))
+	add("lifetime and device", "delta", wire.AppendDelta(nil, &wire.Delta{ID: id, BaseVersion: 3, Version: 4, At: 1_767_225_603_000, Ops: []wire.Op{
+		{Code: wire.OpLifetime, Idle: 300_000, Hard: 604_800_000},
+		{Code: wire.OpDevice, Device: wire.Device{UserAgent: "Mozilla/5.0 (X11; Linux x86_64)", Addr: "192.0.2.0/24", Site: "DE"}}}}))
+	add("touch report", "touches", wire.AppendTouches(nil, []wire.Touch{
+		{ID: id, Kind: wire.KindCustomer, Generation: 2, LastSeen: 1_767_225_700_000, IdleDeadline: 1_767_227_500_000, HardDeadline: 1_767_247_202_500},
+		{ID: wire.ID{0xff, 1}, Kind: wire.KindAnonymous, Generation: 1, LastSeen: 1_767_225_700_000, IdleDeadline: 1_767_229_300_000, HardDeadline: 1_767_312_100_000,
+			Device: wire.Device{UserAgent: "curl/8.5.0", Site: "DE"},
+			Init: []wire.Op{{Code: wire.OpSetField, Field: wire.FieldCurrency, Value: wire.Text("EUR")},
+				{Code: wire.OpSetAttr, NS: wire.NamespacePublic, Key: "utm_source", Value: wire.Text("newsletter")}}},
+	}))
 
 	ak, err := wire.NewAssertionKeys(2, goldenKeys)
 	if err != nil {
@@ -354,6 +364,12 @@ func TestGoldenVectors(t *testing.T) {
 					t.Fatal(err)
 				}
 				again = wire.AppendBatch(nil, &bt)
+			case "touches":
+				ts, err := wire.DecodeTouches(b, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				again = wire.AppendTouches(nil, ts)
 			}
 			if hex.EncodeToString(again) != cv.Hex {
 				t.Fatal("decode and re-encode changed the bytes")

@@ -50,6 +50,8 @@ func interopSession() *wire.Session {
 			wire.Attr{Key: "credit", Value: wire.Decimal(-1050, -2)},
 		)},
 		{Code: wire.OpSetAttr, NS: wire.NamespacePublic, Key: "recent", Value: wire.List(wire.Text("a"), wire.Float(1e10), wire.Bool(true))},
+		{Code: wire.OpLifetime, Idle: 300_000, Hard: 86_400_000},
+		{Code: wire.OpDevice, Device: wire.Device{UserAgent: "Mozilla/5.0", Addr: "2001:db8::/48", Site: "DE"}},
 	}}, &wire.DefaultLimits)
 	if err != nil {
 		panic(err)
@@ -72,7 +74,9 @@ func TestFxamackerDecodesAndReencodes(t *testing.T) {
 		"session": wire.AppendSession(nil, s),
 		"delta":   wire.AppendDelta(nil, &dl),
 		"batch":   wire.AppendBatch(nil, &wire.Batch{Cursor: "c-9", Deltas: []wire.Delta{dl, dl}, Reset: true}),
-		"touches": wire.AppendTouches(nil, []wire.Touch{{ID: s.ID, Kind: wire.KindAnonymous, Generation: 1, LastSeen: 5, IdleDeadline: -1, HardDeadline: 7}}),
+		"touches": wire.AppendTouches(nil, []wire.Touch{{ID: s.ID, Kind: wire.KindAnonymous, Generation: 1, LastSeen: 5, IdleDeadline: -1, HardDeadline: 7},
+			{ID: s.ID, Kind: wire.KindAnonymous, Generation: 1, Device: wire.Device{UserAgent: "ua"},
+				Init: []wire.Op{{Code: wire.OpSetField, Field: wire.FieldLocale, Value: wire.Text("de-DE")}}}}),
 	}
 	for name, ours := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -164,7 +168,7 @@ func (r *byteReader) delta() wire.Delta {
 	dl.Version = dl.BaseVersion + 1
 	dl.At = int64(r.u64()) >> (r.u8() % 64)
 	for n := int(r.u8()%5) + 1; n > 0; n-- {
-		op := wire.Op{Code: wire.OpCode(r.u8()%9 + 1)}
+		op := wire.Op{Code: wire.OpCode(r.u8()%11 + 1)}
 		switch op.Code {
 		case wire.OpStart:
 			op.Kind, op.Generation, op.Idle, op.Hard = wire.Kind(r.u8()%3+1), uint32(r.u64()), int64(r.u64()), int64(r.u64())
@@ -183,7 +187,11 @@ func (r *byteReader) delta() wire.Delta {
 		case wire.OpTouch:
 			op.Idle = int64(r.u64())
 		case wire.OpEnd:
-			op.Reason = wire.EndReason(r.u8()%4 + 1)
+			op.Reason = wire.EndReason(r.u8()%5 + 1)
+		case wire.OpLifetime:
+			op.Idle, op.Hard = int64(r.u64()), int64(r.u64())
+		case wire.OpDevice:
+			op.Device = wire.Device{UserAgent: r.text(), Addr: r.text(), Site: r.text()}
 		}
 		dl.Ops = append(dl.Ops, op)
 	}
@@ -221,6 +229,10 @@ func toAny(dl *wire.Delta) any {
 			a = append(a, op.Idle)
 		case wire.OpEnd:
 			a = append(a, uint64(op.Reason))
+		case wire.OpLifetime:
+			a = append(a, op.Idle, op.Hard)
+		case wire.OpDevice:
+			a = append(a, op.Device.UserAgent, op.Device.Addr, op.Device.Site)
 		}
 		ops = append(ops, a)
 	}

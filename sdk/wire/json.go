@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 	"unicode/utf16"
 	"unicode/utf8"
 )
@@ -235,9 +236,29 @@ func AppendSessionJSON(dst []byte, s *Session, namespaces uint8) []byte {
 	for _, t := range [...]struct {
 		name string
 		v    int64
-	}{{"created", s.Created}, {"lastSeen", s.LastSeen}, {"idleDeadline", s.IdleDeadline}, {"hardDeadline", s.HardDeadline}} {
+	}{{"created", s.Created}, {"lastSeen", s.LastSeen}, {"modified", s.Modified}, {"idleDeadline", s.IdleDeadline}, {"hardDeadline", s.HardDeadline}} {
 		if t.v != 0 {
 			dst = AppendTimeJSON(append(append(append(dst, `,"`...), t.name...), `":`...), t.v)
+		}
+	}
+	for _, t := range [...]struct {
+		name string
+		ms   int64
+	}{{"idleTimeout", s.IdleTimeout}, {"hardTimeout", s.HardTimeout}} {
+		if t.ms != 0 {
+			dst = append(append(append(dst, `,"`...), t.name...), `":`...)
+			dst = AppendStringJSON(dst, Duration(t.ms*int64(time.Millisecond)).String())
+		}
+	}
+	for _, d := range [...]struct {
+		name string
+		dev  Device
+	}{{"firstDevice", s.FirstDevice}, {"device", s.Device}} {
+		if !d.dev.IsZero() {
+			dst = append(append(append(dst, `,"`...), d.name...), `":{"userAgent":`...)
+			dst = AppendStringJSON(dst, d.dev.UserAgent)
+			dst = AppendStringJSON(append(dst, `,"addr":`...), d.dev.Addr)
+			dst = append(AppendStringJSON(append(dst, `,"site":`...), d.dev.Site), '}')
 		}
 	}
 	if s.Ended != 0 {

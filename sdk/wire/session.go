@@ -85,6 +85,10 @@ const (
 	EndIdleExpired EndReason = 2 // idle deadline passed (kinds whose idle action is "end")
 	EndHardExpired EndReason = 3 // hard deadline passed
 	EndRevoked     EndReason = 4 // revoked (revoke-all of a customer, forced re-key)
+	EndEvicted     EndReason = 5 // displaced by a newer login under the customer's session limit
+
+	// maxEndReason is the highest reason decoders accept.
+	maxEndReason = EndEvicted
 )
 
 // String returns the reason's name.
@@ -100,9 +104,25 @@ func (r EndReason) String() string {
 		return "hard-expired"
 	case EndRevoked:
 		return "revoked"
+	case EndEvicted:
+		return "evicted"
 	}
 	return "invalid"
 }
+
+// Device is what an edge saw of a client: its user agent (cut to
+// MaxDeviceText bytes), a coarse address (a network prefix such as
+// "192.0.2.0/24", or empty when the edge is configured to keep none), and
+// the site code it was serving.
+type Device struct {
+	UserAgent, Addr, Site string
+}
+
+// MaxDeviceText bounds each text of a Device.
+const MaxDeviceText = 256
+
+// IsZero reports whether nothing is known of the device.
+func (d Device) IsZero() bool { return d == Device{} }
 
 // Session is the state of one session: metadata and context. Times are Unix
 // milliseconds; a zero deadline means none. A Session is treated as a value:
@@ -115,9 +135,18 @@ type Session struct {
 	Version      uint64 // +1 for every applied delta
 	Created      int64
 	LastSeen     int64
+	Modified     int64 // the last change of context, kind or metadata (touches do not count)
 	IdleDeadline int64
 	HardDeadline int64
 	Ended        EndReason // non-zero: a tombstone
+
+	// IdleTimeout and HardTimeout are the session's own lifetimes in
+	// milliseconds, set when it starts (and at login); zero means the
+	// timeouts of its kind.
+	IdleTimeout, HardTimeout int64
+	// FirstDevice is the client an edge saw when the session started,
+	// Device the one it saw last.
+	FirstDevice, Device Device
 
 	Fields [NumFields]Value     // well-known fields; the zero Value means unset
 	Attrs  [NumNamespaces]Attrs // attributes per namespace
@@ -141,8 +170,10 @@ func (s *Session) Clone() *Session {
 // Equal reports whether two sessions hold the same metadata and context.
 func (s *Session) Equal(o *Session) bool {
 	if s.ID != o.ID || s.Kind != o.Kind || s.Generation != o.Generation || s.Version != o.Version ||
-		s.Created != o.Created || s.LastSeen != o.LastSeen || s.IdleDeadline != o.IdleDeadline ||
-		s.HardDeadline != o.HardDeadline || s.Ended != o.Ended {
+		s.Created != o.Created || s.LastSeen != o.LastSeen || s.Modified != o.Modified ||
+		s.IdleDeadline != o.IdleDeadline || s.HardDeadline != o.HardDeadline || s.Ended != o.Ended ||
+		s.IdleTimeout != o.IdleTimeout || s.HardTimeout != o.HardTimeout ||
+		s.FirstDevice != o.FirstDevice || s.Device != o.Device {
 		return false
 	}
 	for i := range s.Fields {

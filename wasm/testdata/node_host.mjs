@@ -4,7 +4,9 @@
 //
 //   1. a request without a cookie: the filter mints a session, forwards
 //      x-session-id, and sets the cookie on the response;
-//   2. a request with that cookie: same session id, no new cookie.
+//   2. a request with that cookie: same session id, no new cookie;
+//   3. a request with that cookie and a query parameter the configuration
+//      captures: its value is forwarded in the session's public namespace.
 //
 // Usage: node node_host.mjs MODULE.wasm 'PLUGIN-CONFIG-JSON'
 // It prints one JSON object with what it saw; the Go test checks it.
@@ -120,6 +122,10 @@ const env = {
   },
   proxy_http_call: () => 10, // no clusters here: INTERNAL_FAILURE
   proxy_set_effective_context: (id) => { effective = id; return 0; },
+  proxy_get_property: (pp, pl, retPtr, retSize) => {
+    const path = str(pp, pl);
+    return path === 'source\0address' ? give(enc.encode('198.51.100.7:40000'), retPtr, retSize) : 1;
+  },
   proxy_get_shared_data: () => 1,
   proxy_set_shared_data: () => 0,
   proxy_define_metric: (type, np, nl, ret) => { mem().setUint32(ret, 1, true); return 0; },
@@ -146,10 +152,10 @@ x.proxy_on_context_create(1, 0);
 result.vmStart = x.proxy_on_vm_start(1, 0);
 result.configure = x.proxy_on_configure(1, config.length);
 
-function request(id, headers) {
+function request(id, headers, path = '/') {
   effective = id;
   x.proxy_on_context_create(id, 1);
-  maps.set(`${id}:0`, [[':method', 'GET'], [':path', '/'], [':authority', 'shop.example.com'], [':scheme', 'https'], ...headers]);
+  maps.set(`${id}:0`, [[':method', 'GET'], [':path', path], [':authority', 'shop.example.com'], [':scheme', 'https'], ...headers]);
   effective = id;
   const action = x.proxy_on_request_headers(id, 0, 1);
   const upstream = maps.get(`${id}:0`);
@@ -164,6 +170,8 @@ function request(id, headers) {
     id: get(upstream, 'x-session-id'),
     kind: get(upstream, 'x-session-kind'),
     status: get(upstream, 'x-session-context-status'),
+    context: get(upstream, 'x-session-context'),
+    segment: get(upstream, 'x-session-segment'),
     setCookie: response.filter(([k]) => k === 'set-cookie').map(([, v]) => v),
     leaked: response.filter(([k]) => k.startsWith('x-session-')).length,
   };
@@ -172,5 +180,6 @@ function request(id, headers) {
 result.first = request(2, [['x-session-id', 'spoofed']]);
 const cookie = (result.first.setCookie[0] || '').split(';')[0];
 result.second = request(3, [['cookie', cookie]]);
+result.third = request(4, [['cookie', cookie], ['user-agent', 'node']], '/?utm_source=node%20test');
 result.logs = logs;
 console.log(JSON.stringify(result));

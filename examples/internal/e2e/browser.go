@@ -87,6 +87,20 @@ func (b *Browser) PostJSON(t testing.TB, path string, v any) *Page {
 	return b.send(t, http.MethodPost, path, "application/json", body)
 }
 
+// Send sends a request with method to path, with v as its JSON body (none
+// when v is nil), as a page's script does with fetch.
+func (b *Browser) Send(t testing.TB, method, path string, v any) *Page {
+	t.Helper()
+	if v == nil {
+		return b.send(t, method, path, "", nil)
+	}
+	body, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b.send(t, method, path, "application/json", body)
+}
+
 // GetJSON loads path and decodes its JSON answer into out, failing the test
 // unless the status is want.
 func (b *Browser) GetJSON(t testing.TB, path string, want int, out any) *Page {

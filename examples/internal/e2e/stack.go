@@ -65,8 +65,6 @@ type Stack struct {
 // named by their configuration or environment, never through arguments.
 func Start(t testing.TB, opt Options) *Stack {
 	t.Helper()
-	edgeBin := testbin.Build(t, "./edge/cmd/edge")
-	wasm := testbin.BuildWasm(t, "./wasm")
 	st := &Stack{
 		AppKey:          testbin.RandomKey("app"),
 		EdgeKey:         testbin.RandomKey("edge"),
@@ -108,7 +106,7 @@ func Start(t testing.TB, opt Options) *Stack {
 	for k, v := range opt.Plugin {
 		plugin[k] = v
 	}
-	st.EdgeURL, st.Edge = StartEdge(t, wasm, edgeBin, appAddr, st.Origin, st.EdgeKey, plugin)
+	st.EdgeURL, st.Edge = StartEdge(t, appAddr, st.Origin, st.EdgeKey, plugin)
 	return st
 }
 
@@ -176,46 +174,23 @@ func (st *Stack) Processes() map[string]*testbin.Process {
 	return map[string]*testbin.Process{"origin": st.Origin.Process, "edge": st.Edge, "app": st.App}
 }
 
-// PluginConfig returns the filter's plugin configuration for an origin:
-// its keyring, site defaults (DE, EUR, de-DE), the origin cluster with the
-// edge's API key, a short sync interval, and extra's fields on top.
+// PluginConfig returns the filter's plugin configuration for an origin
+// (testbin.PluginConfig): its keyring, site defaults (DE, EUR, de-DE), the
+// origin cluster with the edge's API key, a short sync interval, and
+// extra's fields on top.
 func PluginConfig(origin testbin.OriginConfig, edgeKey string, extra map[string]any) map[string]any {
-	keys := map[string]string{}
-	for id, k := range origin.Keys {
-		keys[strconv.Itoa(int(id))] = base64.StdEncoding.EncodeToString(k)
-	}
-	pc := map[string]any{
-		"keys":      keys,
-		"activeKey": origin.ActiveKey,
-		"sites":     map[string]any{"*": map[string]string{"siteCode": "DE", "currency": "EUR", "targetLocation": "DE", "locale": "de-DE"}},
-		"origin":    map[string]any{"cluster": "origin", "apiKey": edgeKey},
-		"sync":      map[string]any{"interval": "200ms"},
-	}
-	for k, v := range extra {
-		pc[k] = v
-	}
-	return pc
+	return testbin.PluginConfig(origin, edgeKey, extra)
 }
 
-// StartEdge starts the edge proxy running the filter wasm in front of the
+// StartEdge starts the edge proxy (two filter VMs) in front of the
 // upstream address, with cluster "origin" pointing at the origin, the
-// origin's token keys and the edge's API key. Its plugin configuration,
-// which holds those secrets, is a file (0600). It returns the edge's URL.
-func StartEdge(t testing.TB, wasm, edgeBin, upstream string, origin *testbin.Origin, edgeKey string, extra map[string]any) (string, *testbin.Process) {
+// origin's token keys and the edge's API key (testbin.StartEdge; the plugin
+// configuration, which holds those secrets, is a file, 0600). It returns
+// the edge's URL.
+func StartEdge(t testing.TB, upstream string, origin *testbin.Origin, edgeKey string, extra map[string]any) (string, *testbin.Process) {
 	t.Helper()
-	dir := t.TempDir()
-	b, _ := json.MarshalIndent(PluginConfig(origin.Cfg, edgeKey, extra), "", "  ")
-	pcPath := filepath.Join(dir, "plugin.json")
-	if err := os.WriteFile(pcPath, b, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	listen, admin := testbin.FreeAddr(t), testbin.FreeAddr(t)
-	originAddr := origin.URL[len("http://"):]
-	p := testbin.Start(t, testbin.Cmd{Name: "edge", Path: edgeBin, Dir: dir, Args: []string{
-		"-listen", listen, "-admin", admin, "-upstream", upstream, "-clusters", "origin=" + originAddr,
-		"-wasm", wasm, "-plugin-config-file", pcPath, "-vms", "2",
-	}, Ready: "http://" + admin + "/readyz"})
-	return "http://" + listen, p
+	e := testbin.StartEdge(t, testbin.EdgeConfig{Upstream: upstream, Origin: origin, EdgeKey: edgeKey, Plugin: extra, VMs: 2})
+	return e.URL, e.Process
 }
 
 // Client returns an SDK client for the stack's origin with the app's key.

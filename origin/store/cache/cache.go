@@ -32,6 +32,11 @@
 // Entries may also expire (Config.TTL), for backends whose invalidations
 // can be missed. Eviction is CLOCK (second chance) per shard: a hit only
 // sets a flag, under a read lock, and allocates nothing.
+//
+// It is not a general-purpose cache such as ristretto on purpose: ristretto
+// buffers its sets and admits new keys by frequency, asynchronously, so a
+// fill cannot be ordered against a concurrent write, and a slow reader could
+// put back a state older than a write the origin already acknowledged.
 package cache
 
 import (

@@ -10,6 +10,7 @@
 //	'x' due(8) id(16)               → empty: the expiry index, ordered by time
 //	'u' uvarint(len) customer id(16) → empty: the customer index
 //	'o' seq(8)                      → webhook event body: the outbox
+//	'w' due(8) id(16)               → empty: pending change events, by due time
 //
 // Every Commit is one Pebble batch written with pebble.Sync while the
 // session's lock stripe is held, so a session's writes are serialized and
@@ -85,6 +86,12 @@ type Store struct {
 	leaseMu sync.Mutex
 	leases  map[uint64]time.Time // outbox entries handed out, and when
 
+	// pending holds the due time of every session's pending change event
+	// (the 'w' keys), so a commit need not read Pebble to learn whether one
+	// is pending. An id's entry changes only under the id's stripe.
+	pendMu  sync.Mutex
+	pending map[wire.ID]int64
+
 	seq     atomic.Uint64 // last allocated change-log sequence
 	outSeq  atomic.Uint64 // last allocated outbox sequence
 	first   atomic.Uint64 // oldest retained change-log sequence
@@ -130,6 +137,7 @@ func Open(cfg Config) (*Store, error) {
 		tombstoneTTL: cfg.TombstoneTTL.Milliseconds(),
 		wo:           pebble.Sync,
 		leases:       map[uint64]time.Time{},
+		pending:      map[wire.ID]int64{},
 		outNote:      make(chan struct{}, 1),
 		stop:         make(chan struct{}),
 		pruneDone:    make(chan struct{}),
@@ -152,6 +160,7 @@ const (
 	prefixDue      = 'x'
 	prefixCustomer = 'u'
 	prefixOutbox   = 'o'
+	prefixPending  = 'w'
 )
 
 // prefixEnd returns the exclusive upper bound of the keys that start with
@@ -211,6 +220,22 @@ func (s *Store) load() error {
 		return fmt.Errorf("cannot read outbox: %w", err)
 	}
 	s.outSeq.Store(out)
+	it, err = s.db.NewIter(prefixRange([]byte{prefixPending}))
+	if err != nil {
+		return err
+	}
+	for it.First(); it.Valid(); it.Next() {
+		k := it.Key()
+		if len(k) != 25 {
+			continue
+		}
+		var id wire.ID
+		copy(id[:], k[9:])
+		s.pending[id] = int64(binary.BigEndian.Uint64(k[1:9]))
+	}
+	if err := it.Close(); err != nil {
+		return fmt.Errorf("cannot read pending change events: %w", err)
+	}
 	it, err = s.db.NewIter(prefixRange([]byte{prefixSession}))
 	if err != nil {
 		return err
@@ -266,6 +291,32 @@ func customerPrefix(cid string) []byte {
 }
 
 func customerKey(cid string, id wire.ID) []byte { return append(customerPrefix(cid), id[:]...) }
+
+func pendingKey(due int64, id wire.ID) []byte {
+	k := dueKey(due, id)
+	k[0] = prefixPending
+	return k
+}
+
+// pendingOf returns the due time of id's pending change event.
+func (s *Store) pendingOf(id wire.ID) (int64, bool) {
+	s.pendMu.Lock()
+	defer s.pendMu.Unlock()
+	due, ok := s.pending[id]
+	return due, ok
+}
+
+// setPending records (due != 0) or forgets (due == 0) id's pending change
+// event in memory, once its batch is written.
+func (s *Store) setPending(id wire.ID, due int64) {
+	s.pendMu.Lock()
+	defer s.pendMu.Unlock()
+	if due == 0 {
+		delete(s.pending, id)
+	} else {
+		s.pending[id] = due
+	}
+}
 
 func outboxKey(seq uint64) []byte {
 	k := make([]byte, 9)
@@ -397,6 +448,20 @@ func (s *Store) commit(c *store.Commit) (uint64, error) {
 	enc := wire.AppendSession(make([]byte, 0, 512), next)
 	b.Set(sessionKey(next.ID), enc, nil)
 	s.indexes(b, cur, next)
+	pendDue, pending := int64(0), false
+	if c.Settle != nil || c.ChangeDue != 0 {
+		pendDue, pending = s.pendingOf(d.ID)
+	}
+	settled, recorded := false, false
+	if c.Settle != nil && pending {
+		b.Set(outboxKey(s.outSeq.Add(1)), c.Settle, nil)
+		b.Delete(pendingKey(pendDue, d.ID), nil)
+		pending, settled = false, true
+	}
+	if c.ChangeDue != 0 && !pending {
+		b.Set(pendingKey(c.ChangeDue, d.ID), nil, nil)
+		recorded = true
+	}
 	for _, body := range c.Outbox {
 		b.Set(outboxKey(s.outSeq.Add(1)), body, nil)
 	}
@@ -411,16 +476,19 @@ func (s *Store) commit(c *store.Commit) (uint64, error) {
 	}
 	s.cache.Put(next, enc)
 	switch {
+	case recorded:
+		s.setPending(d.ID, c.ChangeDue)
+	case settled:
+		s.setPending(d.ID, 0)
+	}
+	switch {
 	case cur == nil && next.Ended == 0:
 		s.live.Add(1)
 	case cur != nil && cur.Ended == 0 && next.Ended != 0:
 		s.live.Add(-1)
 	}
-	if len(c.Outbox) > 0 {
-		select {
-		case s.outNote <- struct{}{}:
-		default:
-		}
+	if len(c.Outbox) > 0 || settled {
+		s.noteOutbox()
 	}
 	return seq, nil
 }
@@ -519,8 +587,15 @@ func (s *Store) Purge(ctx context.Context, id wire.ID, version uint64) error {
 	if cid := cur.CustomerID(); cid != "" {
 		b.Delete(customerKey(cid, id), nil)
 	}
+	pendDue, pending := s.pendingOf(id)
+	if pending {
+		b.Delete(pendingKey(pendDue, id), nil)
+	}
 	err = s.db.Apply(b, s.wo)
 	s.cache.Drop(id)
+	if err == nil && pending {
+		s.setPending(id, 0)
+	}
 	if err != nil {
 		s.log.Error("pebble: purge failed", "id", id.String(), "err", err)
 		return fmt.Errorf("cannot purge %s: %w", id, err)
@@ -753,6 +828,128 @@ func (s *Store) OutboxDone(ctx context.Context, id string) error {
 
 // OutboxNotify signals commits that added outbox entries.
 func (s *Store) OutboxNotify() <-chan struct{} { return s.outNote }
+
+func (s *Store) noteOutbox() {
+	select {
+	case s.outNote <- struct{}{}:
+	default:
+	}
+}
+
+// ChangesDue scans the pending change events up to before.
+func (s *Store) ChangesDue(ctx context.Context, before int64, limit int) ([]store.Due, error) {
+	if s.closed.Load() {
+		return nil, store.ErrClosed
+	}
+	if before <= 0 || limit <= 0 {
+		return nil, nil
+	}
+	upper := make([]byte, 9)
+	upper[0] = prefixPending
+	binary.BigEndian.PutUint64(upper[1:], uint64(before))
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{prefixPending}, UpperBound: upper})
+	if err != nil {
+		return nil, err
+	}
+	defer it.Close()
+	var out []store.Due
+	for ok := it.First(); ok && len(out) < limit; ok = it.Next() {
+		k := it.Key()
+		if len(k) != 25 {
+			continue
+		}
+		d := store.Due{At: int64(binary.BigEndian.Uint64(k[1:9]))}
+		copy(d.ID[:], k[9:])
+		out = append(out, d)
+	}
+	return out, it.Error()
+}
+
+// Emit writes each emission in its own batch without a sync, under the
+// session's stripe, then syncs the log once: every batch written before
+// the sync is durable with it.
+func (s *Store) Emit(ctx context.Context, es []store.Emission) []error {
+	errs := make([]error, len(es))
+	if s.closed.Load() {
+		for i := range errs {
+			errs[i] = store.ErrClosed
+		}
+		return errs
+	}
+	var wrote []int
+	outbox := false
+	for i := range es {
+		w, o, err := s.emit(&es[i])
+		errs[i] = err
+		if w {
+			wrote = append(wrote, i)
+		}
+		outbox = outbox || o
+	}
+	if len(wrote) > 0 && s.wo.Sync {
+		if err := s.db.LogData(nil, s.wo); err != nil {
+			s.log.Error("pebble: cannot sync emitted events", "err", err)
+			for _, i := range wrote {
+				if errs[i] == nil {
+					errs[i] = fmt.Errorf("cannot sync emitted events: %w", err)
+				}
+			}
+		}
+	}
+	if outbox {
+		s.noteOutbox()
+	}
+	return errs
+}
+
+// emit writes one emission; it reports whether it wrote anything, and
+// whether to the outbox.
+func (s *Store) emit(e *store.Emission) (wrote, outbox bool, err error) {
+	mu := s.lock(e.ID)
+	mu.Lock()
+	defer mu.Unlock()
+	pendDue, pending := s.pendingOf(e.ID)
+	cur, err := s.current(e.ID)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		if !pending {
+			return false, false, err
+		}
+		if derr := s.db.Delete(pendingKey(pendDue, e.ID), pebble.NoSync); derr != nil {
+			return false, false, derr
+		}
+		s.setPending(e.ID, 0)
+		return true, false, err
+	case err != nil:
+		return false, false, err
+	case cur.Version != e.Version:
+		return false, false, fmt.Errorf("cannot emit events of %s@%d: %w (stored %d)", e.ID, e.Version, store.ErrConflict, cur.Version)
+	}
+	b := s.db.NewBatch()
+	defer b.Close()
+	if pending {
+		if e.Pending != nil {
+			b.Set(outboxKey(s.outSeq.Add(1)), e.Pending, nil)
+			outbox = true
+		}
+		b.Delete(pendingKey(pendDue, e.ID), nil)
+	}
+	for _, body := range e.Outbox {
+		b.Set(outboxKey(s.outSeq.Add(1)), body, nil)
+		outbox = true
+	}
+	if b.Empty() {
+		return false, false, nil
+	}
+	if err := s.db.Apply(b, pebble.NoSync); err != nil {
+		s.log.Error("pebble: cannot write emitted events", "id", e.ID.String(), "err", err)
+		return false, false, fmt.Errorf("cannot emit events of %s: %w", e.ID, err)
+	}
+	if pending {
+		s.setPending(e.ID, 0)
+	}
+	return true, outbox, nil
+}
 
 // Stats returns the live-session count.
 func (s *Store) Stats() store.Stats {

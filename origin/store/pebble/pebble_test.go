@@ -155,3 +155,60 @@ func TestGetCBORMatchesSession(t *testing.T) {
 	defer s.Close()
 	check("reopen")
 }
+
+// TestPendingChangesSurviveReopen: a pending change event is part of the
+// database, not of the process: after a close and reopen it is still due,
+// a commit still sees it (and records no second one), and settling it works.
+func TestPendingChangesSurviveReopen(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(Config{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, _ := wire.NewID()
+	commitNew(t, s, id)
+	commitOps := func(s *Store, c store.Commit, ops ...wire.Op) *wire.Session {
+		t.Helper()
+		cur, err := s.Get(context.Background(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d := &wire.Delta{ID: id, BaseVersion: cur.Version, Version: cur.Version + 1, At: 2, Ops: ops}
+		next, err := wire.Apply(cur, d, &wire.DefaultLimits)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Delta, c.Session = d, next
+		if err := s.Commit(context.Background(), &c); err != nil {
+			t.Fatal(err)
+		}
+		return next
+	}
+	set := wire.Op{Code: wire.OpSetAttr, NS: wire.NamespaceCustom, Key: "a", Value: wire.Int(1)}
+	commitOps(s, store.Commit{ChangeDue: 500}, set)
+	s.Close()
+
+	s, err = Open(Config{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	due, err := s.ChangesDue(context.Background(), 501, 10)
+	if err != nil || len(due) != 1 || due[0].ID != id || due[0].At != 500 {
+		t.Fatalf("after reopen ChangesDue = %+v, %v", due, err)
+	}
+	next := commitOps(s, store.Commit{ChangeDue: 900}, set)
+	if due, _ := s.ChangesDue(context.Background(), 1000, 10); len(due) != 1 || due[0].At != 500 {
+		t.Fatalf("a commit after reopen recorded another change event: %+v", due)
+	}
+	if errs := s.Emit(context.Background(), []store.Emission{{ID: id, Version: next.Version, Pending: []byte("changed")}}); errs[0] != nil {
+		t.Fatal(errs[0])
+	}
+	if due, _ := s.ChangesDue(context.Background(), 1000, 10); len(due) != 0 {
+		t.Fatalf("still pending after Emit: %+v", due)
+	}
+	es, _ := s.OutboxClaim(context.Background(), 10, time.Minute)
+	if len(es) != 2 || string(es[1].Body) != "changed" {
+		t.Fatalf("outbox after Emit: %+v", es)
+	}
+}

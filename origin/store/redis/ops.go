@@ -167,13 +167,14 @@ func (s *Store) Commit(ctx context.Context, c *store.Commit) error {
 		strconv.FormatInt(store.DueAt(next, s.cfg.TombstoneTTL.Milliseconds()), 10), idText,
 		strconv.Itoa(s.cfg.FeedLength), strconv.FormatInt(s.expireAt(next), 10),
 		oldCustomer, newCustomer, strconv.Itoa(liveDelta), s.node, ended,
+		strconv.FormatInt(c.ChangeDue, 10), rueidis.BinaryString(c.Settle),
 	}
 	for _, body := range c.Outbox {
 		args = append(args, rueidis.BinaryString(body))
 	}
 	keys := []string{s.sessionKey(d.ID), s.feedKey(shard), s.dueKey(shard),
 		s.customerKey(shard, oldCustomer), s.customerKey(shard, newCustomer),
-		s.outboxKey(shard), s.liveKey(shard), s.notifyKey(shard)}
+		s.outboxKey(shard), s.liveKey(shard), s.notifyKey(shard), s.pendingKey(shard)}
 	err := s.exec(ctx, commitScript, keys, args).Error()
 	if err != nil {
 		s.cache.Drop(d.ID) // stale (conflict), or unknown (the script may have run)
@@ -185,14 +186,18 @@ func (s *Store) Commit(ctx context.Context, c *store.Commit) error {
 	}
 	s.cache.Put(next, sessBytes)
 	// Local waiters need not wait for the notification's round trip.
-	if len(c.Outbox) > 0 {
-		select {
-		case s.outbox <- struct{}{}:
-		default:
-		}
+	if len(c.Outbox) > 0 || c.Settle != nil {
+		s.noteOutbox()
 	}
 	s.wake()
 	return nil
+}
+
+func (s *Store) noteOutbox() {
+	select {
+	case s.outbox <- struct{}{}:
+	default:
+	}
 }
 
 func containsEnd(d *wire.Delta) bool {
@@ -253,7 +258,8 @@ func (s *Store) Touch(ctx context.Context, id wire.ID, lastSeen, idleDeadline in
 
 // Purge deletes a tombstone still at version.
 func (s *Store) Purge(ctx context.Context, id wire.ID, version uint64) error {
-	err := s.exec(ctx, purgeScript, []string{s.sessionKey(id), s.dueKey(s.shardOf(id))},
+	shard := s.shardOf(id)
+	err := s.exec(ctx, purgeScript, []string{s.sessionKey(id), s.dueKey(shard), s.pendingKey(shard)},
 		[]string{strconv.FormatUint(version, 10), id.String()}).Error()
 	s.cache.Drop(id)
 	if err != nil {
@@ -400,16 +406,31 @@ func (s *Store) WaitChanges(ctx context.Context, cursor store.Cursor) error {
 
 // Expiring reads every shard's expiry index up to before and merges them.
 func (s *Store) Expiring(ctx context.Context, before int64, limit int) ([]store.Due, error) {
+	return s.dueBefore(ctx, "expiring", s.dueKey, before, limit)
+}
+
+// ChangesDue reads every shard's pending change events up to before and
+// merges them.
+func (s *Store) ChangesDue(ctx context.Context, before int64, limit int) ([]store.Due, error) {
+	return s.dueBefore(ctx, "changes due", s.pendingKey, before, limit)
+}
+
+// dueBefore reads the sorted set key(shard) of every shard up to before
+// (ids scored by Unix ms) and merges them, the earliest first.
+func (s *Store) dueBefore(ctx context.Context, op string, key func(int) string, before int64, limit int) ([]store.Due, error) {
+	if before <= 0 || limit <= 0 {
+		return nil, nil
+	}
 	cmds := make([]rueidis.Completed, s.cfg.Shards)
 	for shard := range cmds {
-		cmds[shard] = s.client.B().Zrange().Key(s.dueKey(shard)).Min("-inf").Max("("+strconv.FormatInt(before, 10)).
+		cmds[shard] = s.client.B().Zrange().Key(key(shard)).Min("-inf").Max("("+strconv.FormatInt(before, 10)).
 			Byscore().Limit(0, int64(limit)).Withscores().Build()
 	}
 	var due []store.Due
 	for _, r := range s.doMulti(ctx, cmds...) {
 		scores, err := r.AsZScores()
 		if err != nil {
-			return nil, s.wrap("expiring", err)
+			return nil, s.wrap(op, err)
 		}
 		for _, z := range scores {
 			id, err := wire.ParseID(z.Member)
@@ -445,4 +466,48 @@ func (s *Store) CustomerSessions(ctx context.Context, cid string) ([]wire.ID, er
 		}
 	}
 	return ids, nil
+}
+
+// Emit runs the emit script once per emission, all in one pipeline (one
+// round trip per node). Redis makes each durable as its configuration says
+// (see Commit).
+func (s *Store) Emit(ctx context.Context, es []store.Emission) []error {
+	errs := make([]error, len(es))
+	if len(es) == 0 {
+		return errs
+	}
+	execs := make([]rueidis.LuaExec, len(es))
+	for i := range es {
+		e := &es[i]
+		shard := s.shardOf(e.ID)
+		args := []string{strconv.FormatUint(e.Version, 10), e.ID.String(), rueidis.BinaryString(e.Pending), s.node}
+		for _, body := range e.Outbox {
+			args = append(args, rueidis.BinaryString(body))
+		}
+		execs[i] = rueidis.LuaExec{Keys: []string{s.sessionKey(e.ID), s.outboxKey(shard), s.pendingKey(shard), s.notifyKey(shard)}, Args: args}
+	}
+	s.roundTrips.Add(int64(len(execs)))
+	bctx, cancel := s.bounded(ctx)
+	results := emitScript.ExecMulti(bctx, s.client, execs...)
+	cancel()
+	outbox := false
+	for i, r := range results {
+		n, err := r.AsInt64()
+		switch {
+		case err == nil:
+			outbox = outbox || n > 0
+		case strings.HasPrefix(err.Error(), "NOTFOUND"):
+			errs[i] = fmt.Errorf("%w: %s", store.ErrNotFound, es[i].ID)
+		case strings.HasPrefix(err.Error(), "CONFLICT"):
+			s.cache.Drop(es[i].ID) // the caller reads it again
+			errs[i] = fmt.Errorf("%w: %s is at version %s, not %d", store.ErrConflict, es[i].ID,
+				strings.TrimSpace(strings.TrimPrefix(err.Error(), "CONFLICT")), es[i].Version)
+		default:
+			errs[i] = s.wrap("emit", err)
+		}
+	}
+	if outbox {
+		s.noteOutbox()
+	}
+	return errs
 }

@@ -221,6 +221,7 @@ func (s *Store) sessionKey(id wire.ID) string { return s.tag(s.shardOf(id)) + ":
 func (s *Store) feedKey(shard int) string     { return s.tag(shard) + ":feed" }
 func (s *Store) dueKey(shard int) string      { return s.tag(shard) + ":due" }
 func (s *Store) outboxKey(shard int) string   { return s.tag(shard) + ":outbox" }
+func (s *Store) pendingKey(shard int) string  { return s.tag(shard) + ":changes" }
 func (s *Store) liveKey(shard int) string     { return s.tag(shard) + ":live" }
 func (s *Store) notifyKey(shard int) string   { return s.tag(shard) + ":notify" }
 func (s *Store) customerKey(shard int, cid string) string {

@@ -11,12 +11,13 @@ import "github.com/redis/rueidis"
 // notification for other origin nodes.
 //
 //	KEYS: 1 session, 2 feed, 3 due, 4 old customer set, 5 new customer set,
-//	      6 outbox, 7 live counter, 8 notify channel
+//	      6 outbox, 7 live counter, 8 notify channel, 9 pending changes
 //	ARGV: 1 base version, 2 new version, 3 session CBOR, 4 delta CBOR,
 //	      5 due at (0: none), 6 id, 7 feed max length, 8 expire at ms
 //	      (0: none), 9 old customer, 10 new customer, 11 live delta,
 //	      12 node (the notification's sender), 13 ended ("1": a
-//	      tombstone), 14… outbox bodies
+//	      tombstone), 14 change due at (0: none), 15 settle body (empty:
+//	      none), 16… outbox bodies
 //
 // It answers the feed position of the delta, or the error "CONFLICT <v>".
 var commitScript = rueidis.NewLuaScript(`
@@ -50,11 +51,59 @@ end
 if ARGV[11] ~= '0' then
   redis.call('INCRBY', KEYS[7], ARGV[11])
 end
-for i = 14, #ARGV do
+local added = #ARGV - 15
+if ARGV[14] ~= '0' or ARGV[15] ~= '' then
+  local pending = redis.call('ZSCORE', KEYS[9], ARGV[6])
+  if ARGV[15] ~= '' and pending then
+    redis.call('XADD', KEYS[6], '*', 'b', ARGV[15])
+    redis.call('ZREM', KEYS[9], ARGV[6])
+    pending = false
+    added = added + 1
+  end
+  if ARGV[14] ~= '0' and not pending then
+    redis.call('ZADD', KEYS[9], ARGV[14], ARGV[6])
+  end
+end
+for i = 16, #ARGV do
   redis.call('XADD', KEYS[6], '*', 'b', ARGV[i])
 end
-redis.call('SPUBLISH', KEYS[8], ARGV[6] .. ' ' .. ARGV[2] .. ' ' .. (#ARGV - 13) .. ' ' .. ARGV[12])
+redis.call('SPUBLISH', KEYS[8], ARGV[6] .. ' ' .. ARGV[2] .. ' ' .. added .. ' ' .. ARGV[12])
 return pos
+`)
+
+// emitScript writes webhook events of a session that stays as it is, if
+// it is still at the given version: its pending change event is settled
+// (the settle body written first, when one is pending) and the other
+// bodies follow. An unknown id loses its pending record.
+//
+//	KEYS: 1 session, 2 outbox, 3 pending changes, 4 notify channel
+//	ARGV: 1 version, 2 id, 3 settle body (empty: none), 4 node,
+//	      5… outbox bodies
+//
+// It answers how many entries it added, or the error "NOTFOUND" or
+// "CONFLICT <v>".
+var emitScript = rueidis.NewLuaScript(`
+local cur = redis.call('HGET', KEYS[1], 'v')
+if cur == false then
+  redis.call('ZREM', KEYS[3], ARGV[2])
+  return redis.error_reply('NOTFOUND')
+end
+if cur ~= ARGV[1] then
+  return redis.error_reply('CONFLICT ' .. cur)
+end
+local added = 0
+if redis.call('ZREM', KEYS[3], ARGV[2]) == 1 and ARGV[3] ~= '' then
+  redis.call('XADD', KEYS[2], '*', 'b', ARGV[3])
+  added = 1
+end
+for i = 5, #ARGV do
+  redis.call('XADD', KEYS[2], '*', 'b', ARGV[i])
+  added = added + 1
+end
+if added > 0 then
+  redis.call('SPUBLISH', KEYS[4], ARGV[2] .. ' ' .. ARGV[1] .. ' ' .. added .. ' ' .. ARGV[4])
+end
+return added
 `)
 
 // touchScript moves last-seen and the idle deadline forward without a new
@@ -93,12 +142,13 @@ return {b, tostring(ls), tostring(idle)}
 // purgeScript deletes a tombstone for good if it is still at the version
 // the sweeper saw.
 //
-//	KEYS: 1 session, 2 due
+//	KEYS: 1 session, 2 due, 3 pending changes
 //	ARGV: 1 version, 2 id
 var purgeScript = rueidis.NewLuaScript(`
 local cur = redis.call('HGET', KEYS[1], 'v')
 if cur == false then
   redis.call('ZREM', KEYS[2], ARGV[2])
+  redis.call('ZREM', KEYS[3], ARGV[2])
   return 0
 end
 if cur ~= ARGV[1] then
@@ -106,5 +156,6 @@ if cur ~= ARGV[1] then
 end
 redis.call('DEL', KEYS[1])
 redis.call('ZREM', KEYS[2], ARGV[2])
+redis.call('ZREM', KEYS[3], ARGV[2])
 return 1
 `)

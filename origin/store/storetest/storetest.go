@@ -54,6 +54,8 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"CacheStats", testCacheStats},
 		{"TombstonePurgeTime", testTombstonePurgeTime},
 		{"TouchLeavesTombstones", testTouchLeavesTombstones},
+		{"PendingChanges", testPendingChanges},
+		{"PendingChangesPurge", testPendingChangesPurge},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, newStore(t)) })

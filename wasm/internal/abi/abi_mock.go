@@ -43,6 +43,12 @@ type Mock struct {
 	// NoSharedData makes the shared-data functions answer UNIMPLEMENTED,
 	// like a host without them.
 	NoSharedData bool
+	// Properties answer GetProperty for every stream (a stream's own
+	// MockStream.Properties come first), by NUL-joined path. NewMock sets
+	// source.address to "192.0.2.1:54321", as the edge host's harness does.
+	Properties map[string]string
+	// PropertyCalls counts GetProperty calls.
+	PropertyCalls int
 
 	out []byte // reused serialization buffer for getters
 }
@@ -63,6 +69,8 @@ type MockStream struct {
 	RequestTrailers, ResponseTrailers []Pair
 	Continued                         []StreamType
 	Local                             *LocalResponse
+	// Properties of this stream (GetProperty), by NUL-joined path.
+	Properties map[string]string
 }
 
 // LocalResponse records proxy_send_local_response.
@@ -110,6 +118,8 @@ func NewMock() *Mock {
 		Metrics: NewMetricStore(),
 		Buffers: map[BufferType][]byte{},
 		NowNs:   1_700_000_000_000_000_000,
+
+		Properties: map[string]string{"source\x00address": "192.0.2.1:54321"},
 	}
 }
 
@@ -376,4 +386,20 @@ func SetSharedData(key string, value []byte, cas uint32) Status {
 	}
 	sh.Entries[key] = &SharedEntry{Value: append([]byte(nil), value...), CAS: sh.cas}
 	return StatusOK
+}
+
+// GetProperty returns property path of the effective stream.
+func GetProperty(path string) ([]byte, Status) {
+	host.PropertyCalls++
+	if s := host.Streams[host.Effective]; s != nil {
+		if v, ok := s.Properties[path]; ok {
+			host.out = append(host.out[:0], v...)
+			return host.out, StatusOK
+		}
+	}
+	if v, ok := host.Properties[path]; ok {
+		host.out = append(host.out[:0], v...)
+		return host.out, StatusOK
+	}
+	return nil, StatusNotFound
 }

@@ -55,6 +55,9 @@ func proxySetEffectiveContext(id uint32) uint32
 //go:wasmimport env proxy_get_shared_data
 func proxyGetSharedData(key unsafe.Pointer, keySize uint32, retValue unsafe.Pointer, retSize unsafe.Pointer, retCAS unsafe.Pointer) uint32
 
+//go:wasmimport env proxy_get_property
+func proxyGetProperty(path unsafe.Pointer, pathSize uint32, retPtr unsafe.Pointer, retSize unsafe.Pointer) uint32
+
 //go:wasmimport env proxy_set_shared_data
 func proxySetSharedData(key unsafe.Pointer, keySize uint32, value unsafe.Pointer, valueSize uint32, cas uint32) uint32
 
@@ -265,4 +268,17 @@ func GetSharedData(key string) ([]byte, uint32, Status) {
 // SetSharedData sets key to value if its CAS still equals cas (0: always).
 func SetSharedData(key string, value []byte, cas uint32) Status {
 	return Status(proxySetSharedData(strPtr(key), uint32(len(key)), bytesPtr(value), uint32(len(value)), cas))
+}
+
+// GetProperty returns the value of a host property of the effective
+// context; path is its segments joined by NUL ("source\x00address").
+func GetProperty(path string) ([]byte, Status) {
+	beginGet()
+	retPtr, retSize = nil, 0
+	st := Status(proxyGetProperty(strPtr(path), uint32(len(path)), unsafe.Pointer(&retPtr), unsafe.Pointer(&retSize)))
+	if st != StatusOK {
+		npend = 0
+		return nil, st
+	}
+	return take(retPtr, retSize), st
 }

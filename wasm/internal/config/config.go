@@ -57,10 +57,91 @@ type Cookie struct {
 	SameSite string // "Lax" (default), "Strict", "None" or "" (attribute left out)
 }
 
-// Site holds the defaults of a new session for one host.
+// Site holds the defaults of a new session for one host, and the values a
+// shopper may choose for the settable fields (siteCodes, currencies,
+// targetLocations, locales). A field without a list accepts only its
+// default; the default is always accepted.
 type Site struct {
 	SiteCode, Currency, TargetLocation, Locale string
+
+	SiteCodes, Currencies, TargetLocations, Locales []string
 }
+
+// Default returns the site's default of well-known field f ("" for fields
+// without one).
+func (s *Site) Default(f wire.Field) string {
+	switch f {
+	case wire.FieldSiteCode:
+		return s.SiteCode
+	case wire.FieldCurrency:
+		return s.Currency
+	case wire.FieldTargetLocation:
+		return s.TargetLocation
+	case wire.FieldLocale:
+		return s.Locale
+	}
+	return ""
+}
+
+// Allows reports whether a shopper may set text field f to v on this site:
+// v is the site's default or in the field's list.
+func (s *Site) Allows(f wire.Field, v string) bool {
+	if v != "" && v == s.Default(f) {
+		return true
+	}
+	var list []string
+	switch f {
+	case wire.FieldSiteCode:
+		list = s.SiteCodes
+	case wire.FieldCurrency:
+		list = s.Currencies
+	case wire.FieldTargetLocation:
+		list = s.TargetLocations
+	case wire.FieldLocale:
+		list = s.Locales
+	}
+	for _, x := range list {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
+// CaptureName is one name of the capture configuration: a query parameter
+// or a cookie (or both) whose value is written into the public namespace
+// under this name.
+type CaptureName struct {
+	Name          string
+	Query, Cookie bool
+	Tracking      bool // not captured when the request carries the consent cookie
+	Segment       bool // its value enters the segment
+}
+
+// Capture holds the edge-derived attributes (capture).
+type Capture struct {
+	Names       []CaptureName
+	Segment     []int // indexes into Names of the segment names, in configuration order
+	MaxValueLen int   // bytes of a captured value; default 100
+	MaxCount    int   // values captured per request; default 8
+	Query       bool  // some name is a query parameter
+	Cookies     bool  // some name is a cookie
+}
+
+// Device says what the filter records of the client (device): the user
+// agent, the site code, and the client address cut to a prefix of AddrV4
+// or AddrV6 bits (0: no address of that family).
+type Device struct {
+	AddrV4, AddrV6 int // default 24 and 48
+}
+
+// maxCaptureNames bounds each list of capture: every query parameter and
+// cookie of a request is compared with them.
+const maxCaptureNames = 32
+
+// DefaultSelfServiceFields are the well-known fields a shopper may set
+// through self-service by default.
+const DefaultSelfServiceFields = 1<<wire.FieldSiteCode | 1<<wire.FieldCurrency | 1<<wire.FieldTargetLocation | 1<<wire.FieldTrackingAllowed
 
 // Origin says how the filter reaches the origin service.
 type Origin struct {
@@ -104,6 +185,7 @@ type Config struct {
 
 	FailClosed         bool                // origin unreachable → 503 instead of degraded; default false
 	SelfServicePrefix  string              // default "/.session/"
+	SelfServiceFields  uint8               // well-known fields a shopper may set (bit 1<<field); default DefaultSelfServiceFields
 	SelfServiceOrigins []string            // origins besides the request's own allowed to write through self-service (lower case)
 	SkipMint           []string            // path prefixes where no session is minted (mint.skipPaths)
 	Forward            uint8               // namespaces forwarded (bit 1<<ns); default custom and public
@@ -118,6 +200,10 @@ type Config struct {
 	HintCookie, HintRequest, HintResponse string
 
 	Limits wire.Limits // context limits; default wire.DefaultLimits
+
+	Capture       Capture // edge-derived attributes; default none
+	Device        Device  // what is recorded of the client
+	ConsentCookie string  // consent.cookie: a cookie whose presence turns tracking off; default none
 
 	// SingleHeaderWrites edits request headers one call at a time
 	// (proxy_remove/add_header_map_value), the default ("single"); false
@@ -152,6 +238,8 @@ func Default() Config {
 		MaxStale:     time.Minute,
 
 		SelfServicePrefix: "/.session/",
+		SelfServiceFields: DefaultSelfServiceFields,
+		Device:            Device{AddrV4: 24, AddrV6: 48},
 		Forward:           1<<wire.NamespaceCustom | 1<<wire.NamespacePublic,
 		Limits:            wire.DefaultLimits,
 
@@ -220,6 +308,14 @@ func Parse(b []byte) (*Config, error) {
 			}
 		case "selfServiceOrigins":
 			c.SelfServiceOrigins, err = parseOrigins(v)
+		case "selfService":
+			err = c.parseSelfService(v)
+		case "capture":
+			err = c.parseCapture(v)
+		case "device":
+			err = c.parseDevice(v)
+		case "consent":
+			err = c.parseConsent(v)
 		case "mint":
 			err = c.parseMint(v)
 		case "forwardNamespaces":
@@ -272,6 +368,14 @@ func Parse(b []byte) (*Config, error) {
 	}
 	if strings.HasPrefix(c.Cookie.Name, "__Host-") && (c.Cookie.Domain != "" || c.Cookie.Path != "/" || !c.Cookie.Secure) {
 		return nil, bad("cookie.name", "a __Host- cookie needs Secure, Path=/ and no Domain")
+	}
+	if c.ConsentCookie != "" && (c.ConsentCookie == c.Cookie.Name || c.ConsentCookie == c.HintCookie) {
+		return nil, bad("consent.cookie", "must not be the session or hint cookie")
+	}
+	for _, n := range c.Capture.Names {
+		if n.Cookie && (n.Name == c.Cookie.Name || n.Name == c.HintCookie || n.Name == c.ConsentCookie) {
+			return nil, bad("capture.cookies", n.Name+" is the session, hint or consent cookie")
+		}
 	}
 	if c.Cookie.SameSite == "None" && !c.Cookie.Secure {
 		return nil, bad("cookie.sameSite", "SameSite=None needs Secure")
@@ -454,6 +558,14 @@ func (c *Config) parseSites(v wire.Value) error {
 				s.TargetLocation, err = text(f, v)
 			case "locale":
 				s.Locale, err = text(f, v)
+			case "siteCodes":
+				s.SiteCodes, err = textList(f, v, siteValue)
+			case "currencies":
+				s.Currencies, err = textList(f, v, siteValue)
+			case "targetLocations":
+				s.TargetLocations, err = textList(f, v, siteValue)
+			case "locales":
+				s.Locales, err = textList(f, v, siteValue)
 			default:
 				err = bad(f, "unknown field")
 			}
@@ -471,6 +583,173 @@ func (c *Config) parseSites(v wire.Value) error {
 			c.Sites[lowerASCII(host)] = &s
 		}
 		return nil
+	})
+}
+
+// siteValue checks one entry of a site's allowed list.
+func siteValue(f, s string) error {
+	if s == "" || !headerSafe(s) || len(s) > 256 {
+		return bad(f, "must be a non-empty value of at most 256 bytes without control characters")
+	}
+	return nil
+}
+
+func (c *Config) parseSelfService(v wire.Value) error {
+	return object("selfService", v, func(k string, v wire.Value) (err error) {
+		f := "selfService." + k
+		switch k {
+		case "fields":
+			c.SelfServiceFields = 0
+			_, err = textList(f, v, func(f, s string) error {
+				fl, ok := wire.ParseField(s)
+				if !ok || fl == wire.FieldCustomerID || fl == wire.FieldCartID {
+					return bad(f, `must be "siteCode", "currency", "targetLocation", "locale" or "trackingAllowed"`)
+				}
+				c.SelfServiceFields |= 1 << fl
+				return nil
+			})
+		default:
+			err = bad(f, "unknown field")
+		}
+		return err
+	})
+}
+
+func (c *Config) parseCapture(v wire.Value) error {
+	cp := Capture{MaxValueLen: 100, MaxCount: 8}
+	var tracking, segment []string
+	index := func(name string) int {
+		for i := range cp.Names {
+			if cp.Names[i].Name == name {
+				return i
+			}
+		}
+		cp.Names = append(cp.Names, CaptureName{Name: name})
+		return len(cp.Names) - 1
+	}
+	err := object("capture", v, func(k string, v wire.Value) (err error) {
+		f := "capture." + k
+		var names []string
+		switch k {
+		case "query", "cookies", "tracking", "segment":
+			names, err = textList(f, v, func(f, s string) error {
+				if wire.DefaultLimits.ValidateKey(f, s) != nil {
+					return bad(f, "must be a name of 1 to 64 characters A-Z a-z 0-9 _ . -")
+				}
+				return nil
+			})
+			if err == nil && len(names) > maxCaptureNames {
+				err = bad(f, "holds more than "+strconv.Itoa(maxCaptureNames)+" names")
+			}
+		case "maxValueLen":
+			var n int64
+			n, err = intIn(f, v, 1, int64(wire.DefaultLimits.MaxTextLen))
+			cp.MaxValueLen = int(n)
+		case "maxCount":
+			var n int64
+			n, err = intIn(f, v, 1, 64)
+			cp.MaxCount = int(n)
+		default:
+			err = bad(f, "unknown field")
+		}
+		if err != nil {
+			return err
+		}
+		switch k {
+		case "query":
+			for _, n := range names {
+				cp.Names[index(n)].Query = true
+				cp.Query = true
+			}
+		case "cookies":
+			for _, n := range names {
+				cp.Names[index(n)].Cookie = true
+				cp.Cookies = true
+			}
+		case "tracking":
+			tracking = names
+		case "segment":
+			segment = names
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	find := func(f, name string) (int, error) {
+		for i := range cp.Names {
+			if cp.Names[i].Name == name {
+				return i, nil
+			}
+		}
+		return 0, bad(f, "names no query parameter or cookie of capture")
+	}
+	for i, n := range tracking {
+		j, err := find("capture.tracking["+strconv.Itoa(i)+"]", n)
+		if err != nil {
+			return err
+		}
+		cp.Names[j].Tracking = true
+	}
+	for i, n := range segment {
+		j, err := find("capture.segment["+strconv.Itoa(i)+"]", n)
+		if err != nil {
+			return err
+		}
+		if !cp.Names[j].Segment {
+			cp.Names[j].Segment = true
+			cp.Segment = append(cp.Segment, j)
+		}
+	}
+	c.Capture = cp
+	return nil
+}
+
+func (c *Config) parseDevice(v wire.Value) error {
+	return object("device", v, func(k string, v wire.Value) (err error) {
+		f := "device." + k
+		switch k {
+		case "addrPrefix":
+			if v.Type == wire.TypeText {
+				if v.Text != "none" {
+					return bad(f, `must be "none" or an object as {"v4": 24, "v6": 48}`)
+				}
+				c.Device.AddrV4, c.Device.AddrV6 = 0, 0
+				return nil
+			}
+			err = object(f, v, func(k string, v wire.Value) (err error) {
+				var n int64
+				switch k {
+				case "v4":
+					n, err = intIn(f+".v4", v, 0, 32)
+					c.Device.AddrV4 = int(n)
+				case "v6":
+					n, err = intIn(f+".v6", v, 0, 128)
+					c.Device.AddrV6 = int(n)
+				default:
+					err = bad(f+"."+k, "unknown field")
+				}
+				return err
+			})
+		default:
+			err = bad(f, "unknown field")
+		}
+		return err
+	})
+}
+
+func (c *Config) parseConsent(v wire.Value) error {
+	return object("consent", v, func(k string, v wire.Value) (err error) {
+		f := "consent." + k
+		switch k {
+		case "cookie":
+			if c.ConsentCookie, err = text(f, v); err == nil && !validToken(c.ConsentCookie) {
+				err = bad(f, "is not a valid cookie name")
+			}
+		default:
+			err = bad(f, "unknown field")
+		}
+		return err
 	})
 }
 

@@ -39,6 +39,10 @@ func TestDefaults(t *testing.T) {
 		{"hint cookie", c.HintCookie == "__Host-sidv"},
 		{"limits", c.Limits == wire.DefaultLimits},
 		{"single writes", c.SingleHeaderWrites},
+		{"self-service fields", c.SelfServiceFields == 1<<wire.FieldSiteCode|1<<wire.FieldCurrency|1<<wire.FieldTargetLocation|1<<wire.FieldTrackingAllowed},
+		{"no captures", len(c.Capture.Names) == 0 && !c.Capture.Query && !c.Capture.Cookies},
+		{"address prefixes", c.Device == Device{AddrV4: 24, AddrV6: 48}},
+		{"no consent cookie", c.ConsentCookie == ""},
 	}
 	for _, ch := range checks {
 		t.Run(ch.name, func(t *testing.T) {
@@ -112,6 +116,51 @@ func TestParseNewFields(t *testing.T) {
 	}
 }
 
+func TestParseSeedFields(t *testing.T) {
+	c, err := Parse([]byte(key + `,"selfService":{"fields":["currency","locale"]},` +
+		`"sites":{"shop.example.de":{"currency":"EUR","currencies":["CHF","EUR"],"locales":["de-DE","de-CH"]}},` +
+		`"capture":{"query":["utm_source","cc"],"cookies":["cc","ab"],"tracking":["utm_source"],"segment":["ab","cc"],"maxValueLen":50,"maxCount":4},` +
+		`"device":{"addrPrefix":{"v6":56}},"consent":{"cookie":"se_dnt"}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.SelfServiceFields != 1<<wire.FieldCurrency|1<<wire.FieldLocale {
+		t.Fatalf("self-service fields %b", c.SelfServiceFields)
+	}
+	site := c.Site([]byte("shop.example.de"))
+	for _, v := range []struct {
+		f  wire.Field
+		v  string
+		ok bool
+	}{{wire.FieldCurrency, "EUR", true}, {wire.FieldCurrency, "CHF", true}, {wire.FieldCurrency, "USD", false},
+		{wire.FieldLocale, "de-CH", true}, {wire.FieldSiteCode, "DE", false}, {wire.FieldSiteCode, "", false}} {
+		if site.Allows(v.f, v.v) != v.ok {
+			t.Errorf("site allows %s %q: %v", v.f, v.v, !v.ok)
+		}
+	}
+	cp := c.Capture
+	if !cp.Query || !cp.Cookies || cp.MaxValueLen != 50 || cp.MaxCount != 4 || len(cp.Names) != 3 {
+		t.Fatalf("capture %+v", cp)
+	}
+	want := []CaptureName{{Name: "utm_source", Query: true, Tracking: true}, {Name: "cc", Query: true, Cookie: true, Segment: true},
+		{Name: "ab", Cookie: true, Segment: true}}
+	for i, n := range want {
+		if cp.Names[i] != n {
+			t.Fatalf("capture name %d: %+v, want %+v", i, cp.Names[i], n)
+		}
+	}
+	if len(cp.Segment) != 2 || cp.Names[cp.Segment[0]].Name != "ab" || cp.Names[cp.Segment[1]].Name != "cc" {
+		t.Fatalf("segment names %v: want the configured order", cp.Segment)
+	}
+	if c.Device != (Device{AddrV4: 24, AddrV6: 56}) || c.ConsentCookie != "se_dnt" {
+		t.Fatalf("device %+v, consent %q", c.Device, c.ConsentCookie)
+	}
+	c, err = Parse([]byte(key + `,"device":{"addrPrefix":"none"},"selfService":{"fields":[]},"capture":{"cookies":["x"]}}`))
+	if err != nil || c.Device != (Device{}) || c.SelfServiceFields != 0 || c.Capture.MaxValueLen != 100 || c.Capture.MaxCount != 8 {
+		t.Fatalf("none: %+v, %v", c, err)
+	}
+}
+
 func TestParseErrors(t *testing.T) {
 	cases := []struct{ extra, field string }{
 		{`"origin":{"timeoutMs":2000}`, "origin.timeoutMs"},
@@ -133,6 +182,25 @@ func TestParseErrors(t *testing.T) {
 		{`"assertion":{"keys":{"1":"YXNzZXJ0aW9uLWtleS1vZi1hdC1sZWFzdC0zMi1ieXRlcyEh"},"activeKey":2}`, "assertion.activeKey"},
 		{`"tokenHeader":{"request":"X_Session_Token"}`, "tokenHeader.request"},
 		{`"sessions":{"anonymous":{"idle":"soon"}}`, "sessions.anonymous.idle"},
+		{`"selfService":{"fields":["customerId"]}`, "selfService.fields[0]"},
+		{`"selfService":{"fields":["currency","cartId"]}`, "selfService.fields[1]"},
+		{`"selfService":{"writable":[]}`, "selfService.writable"},
+		{`"sites":{"*":{"currencies":["EUR",""]}}`, "sites.*.currencies[1]"},
+		{`"sites":{"*":{"currencies":"EUR"}}`, "sites.*.currencies"},
+		{`"capture":{"query":["utm source"]}`, "capture.query[0]"},
+		{`"capture":{"tracking":["utm_source"]}`, "capture.tracking[0]"},
+		{`"capture":{"query":["a"],"segment":["a","b"]}`, "capture.segment[1]"},
+		{`"capture":{"maxValueLen":0}`, "capture.maxValueLen"},
+		{`"capture":{"maxCount":65}`, "capture.maxCount"},
+		{`"capture":{"headers":["x"]}`, "capture.headers"},
+		{`"device":{"addrPrefix":{"v4":33}}`, "device.addrPrefix.v4"},
+		{`"device":{"addrPrefix":{"v6":-1}}`, "device.addrPrefix.v6"},
+		{`"device":{"addrPrefix":"all"}`, "device.addrPrefix"},
+		{`"device":{"userAgent":false}`, "device.userAgent"},
+		{`"consent":{"cookie":"a b"}`, "consent.cookie"},
+		{`"consent":{"cookie":"__Host-sid"}`, "consent.cookie"},
+		{`"capture":{"cookies":["__Host-sidv"]}`, "capture.cookies"},
+		{`"capture":{"cookies":["dnt"]},"consent":{"cookie":"dnt"}`, "capture.cookies"},
 	}
 	for _, tc := range cases {
 		_, err := Parse([]byte(key + "," + tc.extra + "}"))

@@ -42,9 +42,11 @@ type entry struct {
 	// at least that version.
 	want uint64
 
-	// fwd caches the forwarded header values for one site's defaults.
-	fwdSite *config.Site
-	fwd     forwarded
+	// fwd caches the forwarded header values for one site's defaults, with
+	// or without the consent cookie.
+	fwdSite    *config.Site
+	fwdConsent bool
+	fwd        forwarded
 
 	touched uint64 // touch epoch in which this session was last reported
 }

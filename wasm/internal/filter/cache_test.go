@@ -215,17 +215,18 @@ func TestAppendPct(t *testing.T) {
 }
 
 // TestTouchBufferMemory measures what a buffered touch report costs, the
-// figure behind the documented cap (sync.touchBuffer): about 80 bytes.
+// figure behind the documented cap (sync.touchBuffer): about 100 bytes.
 func TestTouchBufferMemory(t *testing.T) {
 	const n = 100000
 	p := &Plugin{}
 	p.touches.reset(n)
+	dev := &wire.Device{UserAgent: "Mozilla/5.0", Addr: "192.0.2.0/24", Site: "DE"} // shared by every record
 	var before, after runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&before)
 	for i := 0; i < n; i++ {
 		id := wire.ID{byte(i), byte(i >> 8), byte(i >> 16), 1}
-		p.touches.add(p, &wire.Claims{ID: id, Kind: wire.KindAnonymous, Generation: 1}, int64(i))
+		p.touches.add(p, &wire.Claims{ID: id, Kind: wire.KindAnonymous, Generation: 1}, int64(i), dev, nil)
 	}
 	runtime.GC()
 	runtime.ReadMemStats(&after)
@@ -234,7 +235,7 @@ func TestTouchBufferMemory(t *testing.T) {
 	if len(p.touches.list) != n || per > 200 {
 		t.Fatalf("%d touches buffered at %.0f bytes each", len(p.touches.list), per)
 	}
-	p.touches.add(p, &wire.Claims{ID: wire.ID{9, 9, 9, 9}, Kind: wire.KindAnonymous, Generation: 1}, 0)
+	p.touches.add(p, &wire.Claims{ID: wire.ID{9, 9, 9, 9}, Kind: wire.KindAnonymous, Generation: 1}, 0, dev, nil)
 	if len(p.touches.list) != n || p.counters.TouchesDropped != 1 {
 		t.Fatal("the buffer grew past its cap")
 	}

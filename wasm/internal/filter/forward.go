@@ -91,20 +91,39 @@ func withDefaults(s *wire.Session, site *config.Site) *wire.Session {
 	return out
 }
 
+// setDefaults sets the unset segment fields of s, a session the edge
+// creates, from site: what the edge applies to a new session, which its
+// reports carry to the origin (Touch.Init).
+func setDefaults(s *wire.Session, site *config.Site) {
+	if site == nil {
+		return
+	}
+	for _, f := range [...]wire.Field{wire.FieldSiteCode, wire.FieldCurrency, wire.FieldTargetLocation, wire.FieldLocale} {
+		if d := site.Default(f); d != "" && s.Fields[f].IsZero() {
+			s.Fields[f] = wire.Text(d)
+		}
+	}
+}
+
 // build computes the forwarded values of session s for site, reusing f.buf.
 // Values an app or a shopper can set are percent-encoded (appendPct), so
-// every value is visible ASCII.
-func (f *forwarded) build(s *wire.Session, site *config.Site, namespaces uint8, ak *wire.AssertionKeys, scratch []byte) []byte {
-	v := withDefaults(s, site)
+// every value is visible ASCII. With consent (the request carries the
+// consent cookie) the view says trackingAllowed false and the segment
+// leaves captured values out. The context is the forwarded view with the
+// segment in it (wire.AppendForwardView).
+func (f *forwarded) build(s *wire.Session, site *config.Site, consent bool, cfg *config.Config, scratch []byte) []byte {
+	v := forwardView(s, site, consent)
 	b := f.buf[:0]
 	mark := func(i int) { f.end[i] = int32(len(b)) }
+	var seg [wire.SegmentLen]byte
+	appendSegment(seg[:0], v, &cfg.Capture, consent)
 	b = s.ID.AppendText(b)
 	mark(fwdID)
 	b = appendPct(b, v.Fields[wire.FieldCustomerID].Text)
 	mark(fwdCustomer)
 	b = strconv.AppendUint(b, s.Version, 10)
 	mark(fwdVersion)
-	scratch = wire.AppendSessionView(scratch[:0], v, namespaces)
+	scratch = wire.AppendForwardView(scratch[:0], v, cfg.Forward, seg[:])
 	b = base64.RawURLEncoding.AppendEncode(b, scratch)
 	mark(fwdContext)
 	b = appendPct(b, v.Fields[wire.FieldSiteCode].Text)
@@ -121,13 +140,29 @@ func (f *forwarded) build(s *wire.Session, site *config.Site, namespaces uint8, 
 		b = strconv.AppendBool(b, t.BoolValue())
 	}
 	mark(fwdTracking)
-	b = wire.AppendSegment(b, v)
+	b = append(b, seg[:]...)
 	mark(fwdSegment)
 	f.buf = b
-	if ak != nil {
-		f.digest = ak.ContextDigest(f.value(fwdContext))
+	if cfg.Assertion != nil {
+		f.digest = cfg.Assertion.ContextDigest(f.value(fwdContext))
 	}
 	return scratch
+}
+
+// forwardView returns s as forwarded for site: unset segment fields from
+// the site's defaults, and trackingAllowed false when the request carries
+// the consent cookie.
+func forwardView(s *wire.Session, site *config.Site, consent bool) *wire.Session {
+	v := withDefaults(s, site)
+	if consent {
+		if t := v.Fields[wire.FieldTrackingAllowed]; t.Type != wire.TypeBool || t.BoolValue() {
+			if v == s {
+				v = v.Clone()
+			}
+			v.Fields[wire.FieldTrackingAllowed] = wire.Bool(false)
+		}
+	}
+	return v
 }
 
 // addForwarded adds the session headers of e (for site) and the per-request
@@ -135,27 +170,31 @@ func (f *forwarded) build(s *wire.Session, site *config.Site, namespaces uint8, 
 // the context and its status in compact mode, and the signed assertion in
 // both when assertion keys are configured.
 func (p *Plugin) addForwarded(s *stream, e *entry, site *config.Site, status string) {
-	if e.fwdSite != site || e.fwd.buf == nil {
-		p.scratch = e.fwd.build(e.sess, site, p.cfg.Forward, p.cfg.Assertion, p.scratch)
-		e.fwdSite = site
+	if e.fwdSite != site || e.fwdConsent != s.consent || e.fwd.buf == nil {
+		p.scratch = e.fwd.build(e.sess, site, s.consent, p.cfg, p.scratch)
+		e.fwdSite, e.fwdConsent = site, s.consent
 	}
+	p.addValues(s, &e.fwd, e.sess.Version, status)
+}
+
+// addValues adds the forwarded values f of a session at version.
+func (p *Plugin) addValues(s *stream, f *forwarded, version uint64, status string) {
 	if p.cfg.Compact {
-		s.add(hdrContext, e.fwd.value(fwdContext))
+		s.add(hdrContext, f.value(fwdContext))
 		s.add(hdrStatus, statusBytes(status))
 	} else {
 		for i := 0; i < numFwd; i++ {
-			if v := e.fwd.value(i); len(v) > 0 {
+			if v := f.value(i); len(v) > 0 {
 				s.add(fwdNames[i], v)
 			}
 		}
 		p.addClaimsHeaders(s, status)
 	}
 	if p.cfg.Assertion != nil {
-		version := e.sess.Version
 		if status != statusOK {
 			version = 0
 		}
-		p.addAssertion(s, status, version, &e.fwd.digest)
+		p.addAssertion(s, status, version, &f.digest)
 	}
 }
 
@@ -195,8 +234,10 @@ func (p *Plugin) addDegraded(s *stream, site *config.Site) {
 	var zero [16]byte
 	digest := &zero
 	if p.cfg.Compact {
-		v := withDefaults(&wire.Session{ID: s.claims.ID, Kind: s.claims.Kind, Generation: s.claims.Generation}, site)
-		p.scratch = wire.AppendSessionView(p.scratch[:0], v, p.cfg.Forward)
+		v := forwardView(&wire.Session{ID: s.claims.ID, Kind: s.claims.Kind, Generation: s.claims.Generation}, site, s.consent)
+		var seg [wire.SegmentLen]byte
+		wire.AppendSegment(seg[:0], v)
+		p.scratch = wire.AppendForwardView(p.scratch[:0], v, p.cfg.Forward, seg[:])
 		s.ctxBuf = base64.RawURLEncoding.AppendEncode(s.ctxBuf[:0], p.scratch)
 		s.add(hdrContext, s.ctxBuf)
 		s.add(hdrStatus, statusDegradedBytes)
@@ -216,6 +257,9 @@ func (p *Plugin) addDegraded(s *stream, site *config.Site) {
 				s.add(h.k, s.ctxBuf[start:len(s.ctxBuf):len(s.ctxBuf)])
 			}
 		}
+		if s.consent {
+			s.add(hdrTracking, falseBytes)
+		}
 		p.addClaimsHeaders(s, statusDegraded)
 	}
 	if p.cfg.Assertion != nil {
@@ -234,6 +278,7 @@ var (
 	statusOKBytes       = []byte(statusOK)
 	statusNewBytes      = []byte(statusNew)
 	statusDegradedBytes = []byte(statusDegraded)
+	falseBytes          = []byte("false")
 	kindBytes           = [4][]byte{nil, []byte("anonymous"), []byte("customer"), []byte("shared")}
 )
 

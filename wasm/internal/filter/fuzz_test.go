@@ -21,7 +21,9 @@ func fuzzEnv(t testing.TB, extra ...string) *proxytest.Env {
 	o := proxytest.NewOrigin(proxytest.Start)
 	o.APIKey = "edge-key"
 	e := proxytest.NewEnv(t, newNative, o)
-	e.MustConfigure(proxytest.Config(`,"sync":{"interval":"100ms"},"cache":{"entries":64,"tokens":64}` + strings.Join(extra, "")))
+	e.MustConfigure(proxytest.Config(`,"sync":{"interval":"100ms"},"cache":{"entries":64,"tokens":64},` +
+		`"capture":{"query":["q","utm_source"],"cookies":["c","q"],"tracking":["utm_source"],"segment":["q","c"],"maxValueLen":8,"maxCount":2},` +
+		`"consent":{"cookie":"dnt"}` + strings.Join(extra, "")))
 	return e
 }
 
@@ -43,6 +45,7 @@ func FuzzCookie(f *testing.F) {
 	f.Add("__Host-sid="+good[:len(good)-1]+"A", "X-SESSION-CONTEXT")
 	f.Add(";;;=;__Host-sid==", "cookie")
 	f.Add("__Host-sid="+string(make([]byte, wire.TokenLen)), "sessionedge-token")
+	f.Add("c=1; q=2; dnt; __Host-sid="+good+"; c=3", "cookie")
 	e := fuzzEnv(f)
 	f.Fuzz(func(t *testing.T, cookie, name string) {
 		e.T = t

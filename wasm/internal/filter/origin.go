@@ -11,11 +11,13 @@ import (
 type callKind uint8
 
 const (
-	callFetch  callKind = iota + 1 // GET /v1/sessions/{id}
-	callWrite                      // self-service PATCH or DELETE
-	callPoll                       // GET /v1/sync
-	callTouch                      // POST /v1/sync/touch
-	callLogout                     // POST /v1/sessions/{id}/logout (soft logout)
+	callFetch   callKind = iota + 1 // GET /v1/sessions/{id}
+	callWrite                       // self-service PATCH or DELETE
+	callPoll                        // GET /v1/sync
+	callTouch                       // POST /v1/sync/touch
+	callLogout                      // POST /v1/sessions/{id}/logout (soft logout)
+	callCapture                     // PATCH /v1/sessions/{id}/context with captured values; nothing waits
+	callPeers                       // GET or DELETE /v1/sessions/{id}/peers (self-service)
 )
 
 // call is one HTTP call in flight. HTTP calls belong to the root context, so
@@ -26,10 +28,16 @@ type call struct {
 	id         wire.ID
 	gen        uint32 // the generation of the token presented
 	minVersion uint64 // callFetch: the least version asked for
-	probe      bool   // the breaker's half-open probe
-	streams    []*stream
-	from       string       // callPoll: the cursor asked from
-	touches    []wire.Touch // callTouch: the reports, put back if the post fails
+	// callFetch: the newest feed delta of the session that passed while
+	// the call was in flight, when nothing was cached to apply it to; an
+	// older answer is served once, then fetched again.
+	feedVersion uint64
+	probe       bool // the breaker's half-open probe
+	streams     []*stream
+	from        string       // callPoll: the cursor asked from
+	touches     []wire.Touch // callTouch: the reports, put back if the post fails
+	accept      string       // the answer's media type; default application/cbor
+	init        string       // X-Session-Init: what creates the session if the origin does not know it
 }
 
 func (c *call) detach(s *stream) {
@@ -49,6 +57,10 @@ const maxOriginBody = 16 << 20
 // a new one in.
 const hdrOriginToken = "x-session-token"
 
+// hdrOriginInit carries, on a self-service write that may create the
+// session, a one-touch report with what the edge applied to it.
+const hdrOriginInit = "x-session-init"
+
 // send makes an HTTP call to the origin on behalf of the root context. The
 // call is made with the root as the effective context, whatever callback we
 // are in, so every host delivers the reply to the root; back (a stream id,
@@ -58,7 +70,11 @@ const hdrOriginToken = "x-session-token"
 func (p *Plugin) send(method, path, contentType string, body, token []byte, c *call, back uint32) bool {
 	o := &p.cfg.Origin
 	kv := make([]string, 0, 16)
-	kv = append(kv, ":method", method, ":path", path, ":authority", o.Authority, ":scheme", "http", "accept", "application/cbor")
+	accept := c.accept
+	if accept == "" {
+		accept = "application/cbor"
+	}
+	kv = append(kv, ":method", method, ":path", path, ":authority", o.Authority, ":scheme", "http", "accept", accept)
 	if o.APIKey != "" {
 		kv = append(kv, "authorization", "Bearer "+o.APIKey)
 	}
@@ -67,6 +83,9 @@ func (p *Plugin) send(method, path, contentType string, body, token []byte, c *c
 	}
 	if len(token) > 0 {
 		kv = append(kv, hdrOriginToken, string(token))
+	}
+	if c.init != "" {
+		kv = append(kv, hdrOriginInit, c.init)
 	}
 	p.callBuf = abi.AppendPairs(p.callBuf[:0], kv...)
 	abi.SetEffectiveContext(p.id)
@@ -95,6 +114,10 @@ func routeName(k callKind) string {
 		return "touch report"
 	case callLogout:
 		return "logout"
+	case callCapture:
+		return "capture write"
+	case callPeers:
+		return "sessions"
 	}
 	return "call"
 }
@@ -214,6 +237,10 @@ func (p *Plugin) onHTTPCallResponse(vm *VM, token, numHeaders, bodySize uint32) 
 		p.touchAnswered(c, status)
 	case callLogout:
 		p.loggedOut(c, status, body, newToken, nowMs)
+	case callCapture:
+		p.captureWritten(c, status, body, nowMs)
+	case callPeers:
+		p.peersAnswered(c, status, body, nowMs)
 	}
 }
 
@@ -311,9 +338,11 @@ func (p *Plugin) fetched(c *call, status int, body []byte, nowMs int64) {
 			cl := &c.streams[0].claims
 			if cl.Kind == wire.KindAnonymous && cl.Generation == 1 {
 				now := nowMs / 1000
-				e = p.sessions.put(&wire.Session{ID: c.id, Kind: cl.Kind, Generation: cl.Generation,
+				sess := &wire.Session{ID: c.id, Kind: cl.Kind, Generation: cl.Generation,
 					Created: now * 1000, LastSeen: now * 1000, IdleDeadline: cl.IdleDeadline * 1000,
-					HardDeadline: cl.HardDeadline * 1000}, stateUnknown, true)
+					HardDeadline: cl.HardDeadline * 1000}
+				setDefaults(sess, c.streams[0].site)
+				e = p.sessions.put(sess, stateUnknown, true)
 				e.checked = nowMs
 			} else {
 				dead = true
@@ -326,6 +355,11 @@ func (p *Plugin) fetched(c *call, status int, body []byte, nowMs int64) {
 		dead = true
 	default:
 		logf(abi.LogWarn, "session fetch failed (status "+strconv.Itoa(status)+")")
+	}
+	if e != nil && c.feedVersion > e.sess.Version && c.feedVersion > e.want {
+		// The answer predates a delta the feed brought meanwhile (a write,
+		// a revocation): the next request through this VM fetches again.
+		e.want = c.feedVersion
 	}
 	waiting := c.streams
 	c.streams = nil

@@ -30,6 +30,11 @@ type Plugin struct {
 	metrics      metrics
 	metricsTried bool
 
+	captureWrites map[wire.ID]bool        // sessions with a capture write in flight
+	capBody       []byte                  // the body of the next capture write
+	devices       map[string]*wire.Device // shared device records (Plugin.device)
+	devKey        []byte
+
 	// The site of the last request's host, so that most requests skip the
 	// map lookup.
 	lastHost []byte
@@ -41,7 +46,7 @@ type Counters struct {
 	Requests, Verified, CacheHits, Minted, Reissued, IdleActions, Rejected                 uint64
 	Fetches, Degraded, FailClosed, SyncPolls, SyncApplied, SyncDropped, Resets, TouchPosts uint64
 	Logouts, HintFetches, StaleFetches, BreakerOpened, BreakerRefused, Unminted            uint64
-	TouchesDropped, CrossSite                                                              uint64
+	TouchesDropped, CrossSite, Captured, CapturesRefused, CaptureWrites                    uint64
 }
 
 // Counters returns a copy of the plugin's counters.
@@ -51,7 +56,8 @@ func (p *Plugin) Counters() Counters { return p.counters }
 func (p *Plugin) Config() *config.Config { return p.cfg }
 
 func newPlugin(id uint32) *Plugin {
-	return &Plugin{id: id, calls: map[uint32]*call{}, inflight: map[wire.ID]*call{}}
+	return &Plugin{id: id, calls: map[uint32]*call{}, inflight: map[wire.ID]*call{}, captureWrites: map[wire.ID]bool{},
+		devices: map[string]*wire.Device{}}
 }
 
 // maxConfigSize bounds the plugin configuration we are willing to read.
@@ -93,6 +99,7 @@ func (p *Plugin) configure(size uint32) bool {
 	p.lastHost, p.lastSite = p.lastHost[:0], nil
 	p.sync.init(cfg, abi.NowNanos()/1e6)
 	p.touches.reset(cfg.TouchBuffer)
+	clear(p.devices) // they name the sites of the old configuration
 	tick := uint32(cfg.SyncInterval.Milliseconds() / 4)
 	if tick < 25 {
 		tick = 25

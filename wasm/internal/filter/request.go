@@ -17,11 +17,18 @@ const (
 	selfGet
 	selfPatch
 	selfDelete
+	selfSessions // GET sessions: the customer's sessions, from the origin
+	selfRevoke   // DELETE sessions/others: log out every other session
 	selfNotFound
 	selfBadMethod
 )
 
-func (o selfOp) write() bool { return o == selfPatch || o == selfDelete }
+// write reports whether the operation changes state at the origin.
+func (o selfOp) write() bool { return o == selfPatch || o == selfDelete || o == selfRevoke }
+
+// presents reports whether the operation goes to the origin with the
+// client's token, which the origin checks (so no fetch comes first).
+func (o selfOp) presents() bool { return o.write() || o == selfSessions }
 
 // maxCandidates bounds the session cookies of one request we try: a client
 // can hold several (set for different paths or by a sibling domain).
@@ -71,6 +78,20 @@ type stream struct {
 	hintOut []byte
 	cc      []byte
 
+	// The client (device.go) and the values it carries that capture.go
+	// writes into the session: the user agent as sent (cut to maxUACopy
+	// bytes), whether the consent cookie is present, and the captured
+	// values (their bytes in capBuf).
+	ua       []byte
+	dev      *wire.Device // the client's device, once Plugin.device made it
+	devKnown bool
+	consent  bool
+	caps     [maxCaptures]captured
+	ncap     int
+	capBuf   []byte
+	fwd      forwarded // the forwarded values of a view built for this request only
+	body     []byte    // a self-service PATCH body, copied from the host
+
 	// Request header writes (see forward): the client's map, the headers
 	// to add, and the serialized result.
 	single  bool
@@ -94,6 +115,7 @@ func (s *stream) reset(id uint32, p *Plugin) {
 	s.host, s.path, s.scheme, s.origin, s.hasOrigin, s.crossSite = s.host[:0], s.path[:0], s.scheme[:0], s.origin[:0], false, false
 	s.ncand, s.hasHint, s.rm = 0, false, s.rm[:0]
 	s.written, s.hintOut, s.cc = 0, s.hintOut[:0], s.cc[:0]
+	s.ua, s.dev, s.devKnown, s.consent, s.ncap, s.capBuf = s.ua[:0], nil, false, false, 0, s.capBuf[:0]
 	s.single = p.cfg == nil || p.cfg.SingleHeaderWrites
 	s.raw, s.addKeys, s.addVals = s.raw[:0], s.addKeys[:0], s.addVals[:0]
 }
@@ -141,6 +163,12 @@ func (s *stream) scanCookies(v []byte, cfg *config.Config) {
 			s.addCandidate(val)
 		case cfg.HintCookie:
 			s.addHint(val)
+		default:
+			if cfg.ConsentCookie != "" && string(name) == cfg.ConsentCookie {
+				s.consent = true
+			} else if cfg.Capture.Cookies {
+				s.captureCookie(name, val, &cfg.Capture)
+			}
 		}
 	}
 }
@@ -202,6 +230,8 @@ func (p *Plugin) onRequestHeaders(vm *VM, s *stream, eos bool) abi.Action {
 			s.hasOrigin = true
 		case equalFold(k, "sec-fetch-site"):
 			s.crossSite = !sameSiteFetch(v)
+		case equalFold(k, "user-agent"):
+			s.ua = append(s.ua[:0], v[:min(len(v), maxUACopy)]...)
 		}
 	}
 	if it.Err() != nil {
@@ -216,12 +246,17 @@ func (p *Plugin) onRequestHeaders(vm *VM, s *stream, eos bool) abi.Action {
 	}
 	s.site = p.site(s.host)
 	s.classifySelf(cfg.SelfServicePrefix, method)
+	if cfg.Capture.Query && s.self == selfNone {
+		if i := bytes.IndexByte(s.path, '?'); i >= 0 {
+			s.scanQuery(s.path[i+1:], &cfg.Capture)
+		}
+	}
 	switch s.self {
 	case selfNotFound:
 		return p.replyError(s, 404, "not_found", "no such self-service endpoint")
 	case selfBadMethod:
 		return p.replyError(s, 405, "method_not_allowed", "method not allowed here")
-	case selfPatch, selfDelete:
+	case selfPatch, selfDelete, selfSessions, selfRevoke:
 		if p.crossSite(s) {
 			p.counters.CrossSite++
 			return p.replyError(s, 403, "forbidden", "cross-site requests cannot change the session")
@@ -234,8 +269,8 @@ func (p *Plugin) onRequestHeaders(vm *VM, s *stream, eos bool) abi.Action {
 	case resNone:
 		return p.noToken(s, now)
 	case resFetch:
-		if s.self.write() {
-			break // the write presents the token; the origin checks its generation
+		if s.self.presents() {
+			break // the call presents the token; the origin checks its generation
 		}
 		if p.startFetch(s) {
 			return p.pause(s)
@@ -282,6 +317,19 @@ func (s *stream) classifySelf(prefix string, method []byte) {
 		case "PATCH":
 			s.self = selfPatch
 		default:
+			s.self = selfBadMethod
+		}
+	case string(rest) == "sessions":
+		switch string(method) {
+		case "GET", "HEAD":
+			s.self = selfSessions
+		default:
+			s.self = selfBadMethod
+		}
+	case string(rest) == "sessions/others":
+		if string(method) == "DELETE" {
+			s.self = selfRevoke
+		} else {
 			s.self = selfBadMethod
 		}
 	case bytes.HasPrefix(rest, []byte("context/public/")):
@@ -500,6 +548,7 @@ func (p *Plugin) mint(s *stream, now int64) {
 	p.issue(s)
 	sess := &wire.Session{ID: id, Kind: wire.KindAnonymous, Generation: 1, Created: now * 1000, LastSeen: now * 1000,
 		IdleDeadline: s.claims.IdleDeadline * 1000, HardDeadline: s.claims.HardDeadline * 1000}
+	setDefaults(sess, s.site)
 	s.entry = p.sessions.put(sess, stateLocal, false)
 	s.entry.checked = s.nowMs
 }
@@ -508,22 +557,34 @@ func (p *Plugin) mint(s *stream, now int64) {
 // the context is unavailable): a self-service answer or write, or the
 // forwarded headers.
 func (p *Plugin) settled(s *stream, now int64) abi.Action {
+	var view *forwarded
+	if s.ncap > 0 && s.self == selfNone && s.entry != nil {
+		view = p.applyCaptures(s) // may replace s.entry
+	}
 	if e := s.entry; e != nil && s.verified && e.touched != p.touches.epoch {
 		// Activity of a session whose token came back; a session minted for
 		// this request is not reported until then.
 		e.touched = p.touches.epoch
-		p.touches.add(p, &s.claims, s.nowMs)
+		p.addTouch(s, e)
 	}
 	switch s.self {
-	case selfPatch, selfDelete:
+	case selfSessions:
+		if !s.verified {
+			return p.replyError(s, 401, "unauthorized", "a valid session token is required")
+		}
+		return p.startPeers(s)
+	case selfPatch, selfDelete, selfRevoke:
 		if !s.verified {
 			return p.replyError(s, 401, "unauthorized", "a valid session token is required to change the context")
 		}
 		if s.relogged {
 			return p.replyError(s, 401, "unauthorized", "the session expired and was logged out; the change was not applied")
 		}
-		if s.self == selfDelete {
+		switch s.self {
+		case selfDelete:
 			return p.startDelete(s)
+		case selfRevoke:
+			return p.startPeers(s)
 		}
 		if s.eos {
 			return p.replyError(s, 400, "invalid_input", "PATCH context needs a JSON body")
@@ -542,7 +603,11 @@ func (p *Plugin) settled(s *stream, now int64) abi.Action {
 	if s.entry.state != stateOrigin {
 		status = statusNew
 	}
-	p.addForwarded(s, s.entry, s.site, status)
+	if view != nil {
+		p.addValues(s, view, s.entry.sess.Version, status)
+	} else {
+		p.addForwarded(s, s.entry, s.site, status)
+	}
 	return p.forward(s)
 }
 
@@ -561,7 +626,7 @@ func (p *Plugin) degrade(s *stream) abi.Action {
 	if s.claims.Kind.Valid() {
 		p.addDegraded(s, s.site)
 		if s.verified {
-			p.touches.add(p, &s.claims, s.nowMs)
+			p.addTouch(s, nil)
 		}
 	} else {
 		s.add(hdrStatus, statusDegradedBytes)

@@ -34,10 +34,13 @@ func (p *Plugin) onRequestBody(vm *VM, s *stream, size uint32, eos bool) abi.Act
 	if st != abi.StatusOK && size > 0 {
 		return p.replyError(s, 400, "invalid_input", "cannot read the body")
 	}
-	if msg, field := p.checkPatch(body); msg != "" {
+	if msg, field := p.checkPatch(s, body); msg != "" {
 		return p.replyErrorField(s, 400, msg, field)
 	}
-	return p.startWrite(s, "PATCH", p.sessionPath(s.claims.ID, "/context"), "application/json", body)
+	// The host's buffer lasts until the next getter: startWrite may read a
+	// property first.
+	s.body = append(s.body[:0], body...)
+	return p.startWrite(s, "PATCH", p.sessionPath(s.claims.ID, "/context"), "application/json", s.body)
 }
 
 // startWrite sends a self-service write to the origin, presenting the
@@ -50,6 +53,9 @@ func (p *Plugin) startWrite(s *stream, method, path, contentType string, body []
 		return p.replyError(s, 503, "unavailable", "origin unavailable")
 	}
 	c := &call{kind: callWrite, id: s.claims.ID, gen: s.claims.Generation, probe: probe, streams: []*stream{s}}
+	if mayCreate(s) {
+		c.init = p.initHeader(s)
+	}
 	if !p.send(method, path, contentType, body, s.tok, c, s.id) {
 		p.breakerRecord(false, probe, s.nowMs)
 		return p.replyError(s, 503, "unavailable", "origin unreachable")
@@ -88,20 +94,43 @@ func (p *Plugin) crossSite(s *stream) bool {
 	return true
 }
 
-// checkPatch accepts a JSON merge patch that touches only the public
-// namespace, checked against the limits; it returns a message and the
-// offending field otherwise.
-func (p *Plugin) checkPatch(body []byte) (msg, field string) {
-	v, err := wire.ParseValueJSON(body)
+// checkPatch accepts a JSON merge patch of the public namespace and of the
+// shopper-settable fields (selfService.fields), checked against the limits
+// and against what the request's site allows (a text field takes the
+// site's default or a value of its list; null unsets it); it returns a
+// message and the offending field otherwise.
+func (p *Plugin) checkPatch(s *stream, body []byte) (msg, field string) {
+	v, err := wire.ParseValueJSONLimits(body, &p.cfg.Limits)
 	if err != nil {
+		if fe, ok := err.(*wire.FieldError); ok {
+			return fe.Reason, fe.Field
+		}
 		return err.Error(), ""
 	}
 	if v.Type != wire.TypeMap {
 		return "the body must be a JSON object", ""
 	}
 	for _, a := range v.Map {
-		if a.Key != "public" {
-			return "only the public namespace can be changed here", a.Key
+		if a.Key == "public" {
+			continue
+		}
+		f, ok := wire.ParseField(a.Key)
+		if !ok {
+			return "only public and the shopper's fields can be changed here", a.Key
+		}
+		if p.cfg.SelfServiceFields&(1<<f) == 0 {
+			return "this field cannot be changed here", a.Key
+		}
+		switch {
+		case a.Value.IsZero(): // null: back to the site's default
+		case f == wire.FieldTrackingAllowed:
+			if a.Value.Type != wire.TypeBool {
+				return "must be true, false or null", a.Key
+			}
+		case a.Value.Type != wire.TypeText:
+			return "must be a string or null", a.Key
+		case s.site == nil || !s.site.Allows(f, a.Value.Text):
+			return "this value is not offered on this site", a.Key
 		}
 	}
 	if _, err := wire.ContextOps(v, false, &p.cfg.Limits); err != nil {
@@ -142,16 +171,25 @@ func (p *Plugin) written(c *call, status int, body []byte, nowMs int64) {
 	s.waiting = nil
 	s.nowMs = nowMs
 	abi.SetEffectiveContext(s.id)
+	if status != 200 {
+		p.replyOriginError(s, status, body, nowMs)
+		return
+	}
+	e := p.sessions.peek(c.id)
+	if e == nil || e.sess.Generation != s.claims.Generation {
+		logf(abi.LogWarn, "bad session from the origin after a write")
+		p.replyError(s, 502, "bad_gateway", "unreadable answer from the origin")
+		return
+	}
+	p.noteWritten(s, e.sess.Version)
+	p.replyView(s, e)
+}
+
+// replyOriginError answers a self-service request the origin did not
+// accept: a refused token is dead (401, with a new session), an
+// unreachable origin 503, its 4xx errors are passed on, anything else 502.
+func (p *Plugin) replyOriginError(s *stream, status int, body []byte, nowMs int64) {
 	switch {
-	case status == 200:
-		e := p.sessions.peek(c.id)
-		if e == nil || e.sess.Generation != s.claims.Generation {
-			logf(abi.LogWarn, "bad session from the origin after a write")
-			p.replyError(s, 502, "bad_gateway", "unreadable answer from the origin")
-			return
-		}
-		p.noteWritten(s, e.sess.Version)
-		p.replyView(s, e)
 	case tokenRefused(status, body):
 		p.tokens.markDead(s.tok)
 		p.mint(s, nowMs/1000)

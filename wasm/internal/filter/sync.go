@@ -288,7 +288,13 @@ func (p *Plugin) applyBatch(bt *wire.Batch) {
 	for i := range bt.Deltas {
 		d := &bt.Deltas[i]
 		e := p.sessions.peek(d.ID)
-		if e == nil || e.sess.Ended != 0 {
+		if e == nil {
+			if c := p.inflight[d.ID]; c != nil && c.kind == callFetch && d.Version > c.feedVersion {
+				c.feedVersion = d.Version // its answer may predate this delta
+			}
+			continue
+		}
+		if e.sess.Ended != 0 {
 			continue
 		}
 		base := e.sess
@@ -311,19 +317,34 @@ func (p *Plugin) applyBatch(bt *wire.Batch) {
 
 // touchBuffer collects activity for the next touch reports, one record per
 // session, at most limit records (sync.touchBuffer) counting those of
-// posts in flight. Each record costs about 80 bytes with its index entry
-// (TestTouchBufferMemory measures it), so the default of 100,000 bounds the
-// buffer near 8 MB per VM. A post that fails puts its records back, so an
-// unreachable origin loses no activity until the buffer is full; at the
-// cap, sessions not yet in the buffer are left out of this round (counted
-// in sessionedge_touches_dropped_total) and reported in a later one if
-// they are still active.
+// posts in flight. Each record costs about 100 bytes with its index entry
+// (TestTouchBufferMemory measures it; devices are shared records, see
+// Plugin.device), so the default of 100,000 bounds the buffer near 10 MB
+// per VM. A post that fails puts its records back, so an unreachable
+// origin loses no activity until the buffer is full; at the cap, sessions
+// not yet in the buffer are left out of this round (counted in
+// sessionedge_touches_dropped_total) and reported in a later one if they
+// are still active.
 type touchBuffer struct {
-	list     []wire.Touch
-	idx      map[wire.ID]int32
+	list []touchRec
+	idx  map[wire.ID]int32
+	// init holds what the edge applied to sessions the origin may not know
+	// yet (Touch.Init), for the few records that have it.
+	init     map[wire.ID][]wire.Op
 	epoch    uint64
 	inflight int // records in posts not answered yet
 	limit    int
+}
+
+// touchRec is one buffered touch report (wire.Touch without its Init,
+// with a shared device).
+type touchRec struct {
+	id         wire.ID
+	kind       wire.Kind
+	gen        uint32
+	lastSeen   int64
+	idle, hard int64
+	dev        *wire.Device
 }
 
 // touchesPerPost bounds one report; a tick sends as many posts as the
@@ -333,21 +354,28 @@ const touchesPerPost = 5000
 func (t *touchBuffer) reset(limit int) {
 	t.list = t.list[:0]
 	t.idx = map[wire.ID]int32{}
+	t.init = map[wire.ID][]wire.Op{}
 	t.epoch = 1
 	t.inflight = 0
 	t.limit = limit
 }
 
-func (t *touchBuffer) add(p *Plugin, cl *wire.Claims, nowMs int64) {
-	t.put(p, wire.Touch{ID: cl.ID, Kind: cl.Kind, Generation: cl.Generation, LastSeen: nowMs,
-		IdleDeadline: cl.IdleDeadline * 1000, HardDeadline: cl.HardDeadline * 1000})
+// add records that the session of cl was seen at nowMs by the client dev;
+// init, when set, is what the edge applied to a session the origin may not
+// know yet.
+func (t *touchBuffer) add(p *Plugin, cl *wire.Claims, nowMs int64, dev *wire.Device, init []wire.Op) {
+	t.put(p, touchRec{id: cl.ID, kind: cl.Kind, gen: cl.Generation, lastSeen: nowMs,
+		idle: cl.IdleDeadline * 1000, hard: cl.HardDeadline * 1000, dev: dev}, init)
 }
 
 // put records x, replacing an older record of its session.
-func (t *touchBuffer) put(p *Plugin, x wire.Touch) {
-	if i, ok := t.idx[x.ID]; ok {
-		if old := &t.list[i]; old.LastSeen <= x.LastSeen {
+func (t *touchBuffer) put(p *Plugin, x touchRec, init []wire.Op) {
+	if i, ok := t.idx[x.id]; ok {
+		if old := &t.list[i]; old.lastSeen <= x.lastSeen {
 			*old = x
+			if init != nil {
+				t.init[x.id] = init
+			}
 		}
 		return
 	}
@@ -356,8 +384,22 @@ func (t *touchBuffer) put(p *Plugin, x wire.Touch) {
 		p.metricAdd(p.metrics.touchesDropped, 1)
 		return
 	}
-	t.idx[x.ID] = int32(len(t.list))
+	t.idx[x.id] = int32(len(t.list))
 	t.list = append(t.list, x)
+	if init != nil {
+		t.init[x.id] = init
+	}
+}
+
+// addTouch reports the activity of the stream's session with its client's
+// device; a session the origin may not know yet (minted here, or unknown
+// to the origin) carries what the edge applied to it.
+func (p *Plugin) addTouch(s *stream, e *entry) {
+	var init []wire.Op
+	if e != nil && e.state != stateOrigin {
+		init = initOps(e.sess, s.site)
+	}
+	p.touches.add(p, &s.claims, s.nowMs, p.device(s), init)
 }
 
 // flushTouches posts every buffered record, touchesPerPost at a time. While
@@ -370,10 +412,22 @@ func (p *Plugin) flushTouches(now int64) {
 	all := t.list
 	for len(t.list) > 0 {
 		n := min(len(t.list), touchesPerPost)
-		c := &call{kind: callTouch, touches: append([]wire.Touch(nil), t.list[:n]...)}
+		c := &call{kind: callTouch, touches: make([]wire.Touch, n)}
+		for i := range c.touches {
+			r := &t.list[i]
+			x := &c.touches[i]
+			*x = wire.Touch{ID: r.id, Kind: r.kind, Generation: r.gen, LastSeen: r.lastSeen, IdleDeadline: r.idle,
+				HardDeadline: r.hard, Init: t.init[r.id]}
+			if r.dev != nil {
+				x.Device = *r.dev
+			}
+		}
 		p.scratch = wire.AppendTouches(p.scratch[:0], c.touches)
 		if !p.send("POST", "/v1/sync/touch", "application/cbor", p.scratch, nil, c, 0) {
 			break
+		}
+		for i := range c.touches {
+			delete(t.init, c.touches[i].ID)
 		}
 		p.counters.TouchPosts++
 		t.inflight += n
@@ -382,7 +436,7 @@ func (p *Plugin) flushTouches(now int64) {
 	t.list = all[:copy(all, t.list)]
 	clear(t.idx)
 	for i := range t.list {
-		t.idx[t.list[i].ID] = int32(i)
+		t.idx[t.list[i].id] = int32(i)
 	}
 	t.epoch++
 }
@@ -396,8 +450,14 @@ func (p *Plugin) touchAnswered(c *call, status int) {
 		return
 	}
 	logf(abi.LogWarn, "touch report not accepted by the origin (status "+strconv.Itoa(status)+"); kept for the next one")
-	for _, x := range c.touches {
-		t.put(p, x)
+	for i := range c.touches {
+		x := &c.touches[i]
+		var dev *wire.Device
+		if !x.Device.IsZero() {
+			dev = &x.Device
+		}
+		t.put(p, touchRec{id: x.ID, kind: x.Kind, gen: x.Generation, lastSeen: x.LastSeen, idle: x.IdleDeadline,
+			hard: x.HardDeadline, dev: dev}, x.Init)
 	}
 }
 

@@ -108,10 +108,18 @@ func (vm *VM) OnRequestBody(id, size uint32, eos bool) abi.Action {
 }
 
 // OnRequestTrailers removes x-session-* trailers, as the headers callback
-// removes x-session-* headers.
+// removes x-session-* headers. While the headers wait for the origin the
+// trailers wait too: a host continues a stream whose trailers callback says
+// continue, even after the headers callback paused (Envoy does), and the
+// request would leave without its session headers.
 func (vm *VM) OnRequestTrailers(id, numTrailers uint32) abi.Action {
-	if s := vm.stream(id); s != nil && s.p.cfg != nil {
-		stripTrailers(abi.MapRequestTrailers, s)
+	s := vm.stream(id)
+	if s == nil || s.p.cfg == nil {
+		return abi.ActionContinue
+	}
+	stripTrailers(abi.MapRequestTrailers, s)
+	if s.waiting != nil {
+		return abi.ActionPause
 	}
 	return abi.ActionContinue
 }

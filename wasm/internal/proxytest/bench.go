@@ -49,6 +49,15 @@ func NewReplayWith(tb testing.TB, ng NewGuest, extra string) *Replay {
 	return r
 }
 
+// SetPath replaces the replayed request's :path.
+func (r *Replay) SetPath(path string) {
+	for i := range r.st.Request {
+		if r.st.Request[i].Key == ":path" {
+			r.st.Request[i].Value = path
+		}
+	}
+}
+
 // FreshTokens makes n distinct valid tokens of the replayed session (they
 // differ in issued-at), so each request verifies an HMAC but finds the
 // context cached.

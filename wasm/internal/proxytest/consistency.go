@@ -287,10 +287,9 @@ func testReadYourWrites(t *testing.T, ng NewGuest) {
 	t.Run("app write", func(t *testing.T) {
 		o := NewOrigin(Start)
 		o.APIKey = "edge-key"
-		shared := abi.NewSharedStore()
 		vms := []*Env{NewEnv(t, ng, o), NewEnv(t, ng, o)}
+		vms[1].ShareData(vms[0]) // one shared-data store, as the VMs of one proxy have
 		for _, e := range vms {
-			e.M.Shared = shared
 			e.MustConfigure(Config(baseExtra))
 		}
 		f := &fixture{t: t, o: o, e: vms[0]}

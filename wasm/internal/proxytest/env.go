@@ -50,14 +50,24 @@ type Host interface {
 	Logs() []abi.LogLine
 	TickMs() uint32
 	// Start runs a request (pairs without pseudo-headers) until it reaches
-	// the upstream, is answered, or waits for the filter.
-	Start(method, path string, body []byte, pairs []abi.Pair) HostStream
+	// the upstream, is answered, or waits for the filter. With open unset
+	// the request ends with its headers (body nil) or its body; with open
+	// set the client has not finished it: HostStream.RequestTrailers ends
+	// it, after the body if there is one.
+	Start(method, path string, body []byte, open bool, pairs []abi.Pair) HostStream
 	Pending() []*abi.MockCall
 	Answer(c *abi.MockCall, status int, body []byte, pairs []abi.Pair)
 	// ShareData uses the shared-data store of other; DisableSharedData
 	// makes shared data unavailable. Both come before LoadPlugin.
 	ShareData(other Host)
 	DisableSharedData()
+	// Metric returns the value of the guest's counter or gauge name over
+	// every VM of the host (the VMs of a proxy add to one metric of a
+	// name), 0 when no VM defined it.
+	Metric(name string) int64
+	// SupportsResponseTrailers reports whether the host delivers response
+	// trailers (HostStream.ResponseTrailers).
+	SupportsResponseTrailers() bool
 }
 
 // HostStream is one request through a Host.
@@ -68,8 +78,20 @@ type HostStream interface {
 	// pseudo-headers), nil while it has not reached the upstream.
 	Forwarded() []abi.Pair
 	Local() *abi.LocalResponse
+	// RequestTrailers ends an open request (Host.Start) with the client's
+	// trailers, as a proxy delivers them: after the body, or right after
+	// the headers when there is none.
+	RequestTrailers(pairs []abi.Pair)
+	// Trailers returns the request trailers the upstream got, nil while
+	// it has not read the request to its end.
+	Trailers() []abi.Pair
 	// Respond answers from the upstream and returns what the client gets.
+	// An open request ends first, without trailers.
 	Respond(pairs []abi.Pair) []abi.Pair
+	// ResponseTrailers delivers the upstream's trailers after Respond and
+	// returns what the client gets; only on a Host that
+	// SupportsResponseTrailers.
+	ResponseTrailers(pairs []abi.Pair) []abi.Pair
 	// Finish ends the stream.
 	Finish()
 }
@@ -165,7 +187,7 @@ func (e *Env) Configure(config string) bool {
 func (e *Env) MustConfigure(config string) {
 	e.T.Helper()
 	if !e.Configure(config) {
-		e.T.Fatalf("configure rejected: %v", e.M.Logs)
+		e.T.Fatalf("configure rejected: %v", e.Logs())
 	}
 }
 
@@ -198,15 +220,32 @@ type Stream struct {
 	BodyAction uint32 // of the request body callback, when there was a body
 	env        *Env
 	hs         HostStream
+	open       bool // the client has not ended the request yet
+	// sent is the request as it left when the trailers callback let a held
+	// request go (mock host only).
+	sent []abi.Pair
 }
 
 // Request starts a stream: pseudo-headers from method and path, then kv
-// (key, value, ...). With body == nil the headers end the stream.
+// (key, value, ...). With body == nil the headers end the stream, else the
+// body does.
 func (e *Env) Request(method, path string, body []byte, kv ...string) *Stream {
+	return e.start(method, path, body, false, kv)
+}
+
+// OpenRequest starts a stream like Request whose request the client has
+// not ended: neither the headers nor the body (when not nil) carry the end
+// of the stream, and Stream.RequestTrailers ends it, as a gRPC client does
+// (over HTTP/2 trailers may also follow the headers directly, with no body).
+func (e *Env) OpenRequest(method, path string, body []byte, kv ...string) *Stream {
+	return e.start(method, path, body, true, kv)
+}
+
+func (e *Env) start(method, path string, body []byte, open bool, kv []string) *Stream {
 	e.next++
 	id := e.next
 	if e.host != nil {
-		s := &Stream{ID: id, env: e, hs: e.host.Start(method, path, body, pairs(kv))}
+		s := &Stream{ID: id, env: e, open: open, hs: e.host.Start(method, path, body, open, pairs(kv))}
 		if s.hs.Paused() {
 			s.Action = uint32(abi.ActionPause)
 			if body != nil {
@@ -224,12 +263,12 @@ func (e *Env) Request(method, path string, body []byte, kv ...string) *Stream {
 	e.M.Effective = e.Root
 	e.G.ContextCreate(id, e.Root)
 	e.M.Effective = id
-	s := &Stream{ID: id, env: e}
-	s.Action = e.G.RequestHeaders(id, uint32(len(st.Request)), body == nil)
+	s := &Stream{ID: id, env: e, open: open}
+	s.Action = e.G.RequestHeaders(id, uint32(len(st.Request)), body == nil && !open)
 	if body != nil && e.M.Stream(id).Local == nil {
 		e.M.Buffers[abi.BufferRequestBody] = body
 		e.M.Effective = id
-		s.BodyAction = e.G.RequestBody(id, uint32(len(body)), true)
+		s.BodyAction = e.G.RequestBody(id, uint32(len(body)), !open)
 	}
 	return s
 }
@@ -248,6 +287,9 @@ func pairs(kv []string) []abi.Pair {
 func (s *Stream) Headers() []abi.Pair {
 	if s.hs != nil {
 		return s.hs.Forwarded()
+	}
+	if s.sent != nil {
+		return s.sent
 	}
 	return s.env.M.Stream(s.ID).Request
 }
@@ -268,6 +310,9 @@ func (s *Stream) Continued() bool {
 	if s.hs != nil {
 		return s.Action == uint32(abi.ActionPause) && s.hs.Forwarded() != nil
 	}
+	if s.sent != nil {
+		return true
+	}
 	for _, st := range s.env.M.Stream(s.ID).Continued {
 		if st == abi.StreamRequest {
 			return true
@@ -283,14 +328,23 @@ func (s *Stream) Forwarded() bool {
 }
 
 // Respond runs the response headers callback with kv as the upstream's
-// headers (":status" first) and returns what the client gets.
+// headers (":status" first) and returns what the client gets. An open
+// request ends first, without trailers: the body callback sees the end of
+// the stream with no more data.
 func (s *Stream) Respond(kv ...string) []abi.Pair {
+	open := s.open
+	s.open = false
 	if s.hs != nil {
 		return s.hs.Respond(pairs(kv))
 	}
 	e := s.env
 	e.use()
 	st := e.M.Stream(s.ID)
+	if open && st.Local == nil {
+		e.M.Buffers[abi.BufferRequestBody] = nil
+		e.M.Effective = s.ID
+		e.G.RequestBody(s.ID, 0, true)
+	}
 	st.Response = []abi.Pair{{Key: ":status", Value: "200"}}
 	for i := 0; i+1 < len(kv); i += 2 {
 		st.Response = append(st.Response, abi.Pair{Key: strings.ToLower(kv[i]), Value: kv[i+1]})
@@ -300,31 +354,65 @@ func (s *Stream) Respond(kv ...string) []abi.Pair {
 	return st.Response
 }
 
-// RequestTrailers runs the request trailers callback with kv as the
-// client's trailers and returns what the upstream gets.
+// RequestTrailers ends an open request (OpenRequest) with kv as the
+// client's trailers, running the request trailers callback, and returns
+// the trailers the upstream gets (Trailers).
 func (s *Stream) RequestTrailers(kv ...string) []abi.Pair {
 	e := s.env
+	e.T.Helper()
+	if !s.open {
+		e.T.Fatal("RequestTrailers on a request the client already ended: trailers need OpenRequest")
+	}
+	s.open = false
+	if s.hs != nil {
+		s.hs.RequestTrailers(pairs(kv))
+		return s.Trailers()
+	}
 	e.use()
 	st := e.M.Stream(s.ID)
-	st.RequestTrailers = nil
-	for i := 0; i+1 < len(kv); i += 2 {
-		st.RequestTrailers = append(st.RequestTrailers, abi.Pair{Key: strings.ToLower(kv[i]), Value: kv[i+1]})
-	}
+	held := (s.Action == uint32(abi.ActionPause) || s.BodyAction == uint32(abi.ActionPause)) && !s.Continued() && st.Local == nil
+	st.RequestTrailers = pairs(kv)
 	e.M.Effective = s.ID
-	e.G.RequestTrailers(s.ID, uint32(len(st.RequestTrailers)))
-	return st.RequestTrailers
+	action := e.G.RequestTrailers(s.ID, uint32(len(st.RequestTrailers)))
+	if held && action == uint32(abi.ActionContinue) && st.Local == nil {
+		// The trailers end the stream: a proxy lets a request the filter
+		// held go on when the trailers callback continues (Envoy and the
+		// edge's Lifecycle do), with its headers as they are now.
+		s.sent = append([]abi.Pair{}, st.Request...)
+	}
+	return s.Trailers()
+}
+
+// Trailers returns the request trailers as the upstream would see them (in
+// a Host, once the upstream read the request to its end).
+func (s *Stream) Trailers() []abi.Pair {
+	if s.hs != nil {
+		return s.hs.Trailers()
+	}
+	return s.env.M.Stream(s.ID).RequestTrailers
+}
+
+// SupportsResponseTrailers reports whether the host of e delivers response
+// trailers (Stream.ResponseTrailers); the abi mock does.
+func (e *Env) SupportsResponseTrailers() bool {
+	return e.host == nil || e.host.SupportsResponseTrailers()
 }
 
 // ResponseTrailers runs the response trailers callback with kv as the
-// upstream's trailers and returns what the client gets.
+// upstream's trailers and returns what the client gets. Only on a host
+// that SupportsResponseTrailers.
 func (s *Stream) ResponseTrailers(kv ...string) []abi.Pair {
 	e := s.env
+	e.T.Helper()
+	if !e.SupportsResponseTrailers() {
+		e.T.Fatal("ResponseTrailers: this host does not deliver response trailers (check Env.SupportsResponseTrailers)")
+	}
+	if s.hs != nil {
+		return s.hs.ResponseTrailers(pairs(kv))
+	}
 	e.use()
 	st := e.M.Stream(s.ID)
-	st.ResponseTrailers = nil
-	for i := 0; i+1 < len(kv); i += 2 {
-		st.ResponseTrailers = append(st.ResponseTrailers, abi.Pair{Key: strings.ToLower(kv[i]), Value: kv[i+1]})
-	}
+	st.ResponseTrailers = pairs(kv)
 	e.M.Effective = s.ID
 	e.G.ResponseTrailers(s.ID, uint32(len(st.ResponseTrailers)))
 	return st.ResponseTrailers
@@ -406,7 +494,12 @@ func (e *Env) Serve() int {
 }
 
 // Metric returns the value of a guest metric on this host.
-func (e *Env) Metric(name string) int64 { return e.M.Metrics.Get(name) }
+func (e *Env) Metric(name string) int64 {
+	if e.host != nil {
+		return e.host.Metric(name)
+	}
+	return e.M.Metrics.Get(name)
+}
 
 // Logged reports whether a log line contains all of parts.
 func (e *Env) Logged(parts ...string) bool {

@@ -3,6 +3,10 @@
 package proxytest
 
 import (
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -13,8 +17,12 @@ import (
 
 // Origin is a fake origin that speaks the edge-facing part of the origin
 // API (docs/api.md): sessions by id (CBOR) checked against the client's
-// token, the sync feed, touch reports, self-service writes and the soft
-// logout, with the scopes and namespace filtering of edge keys. Cursors are
+// token, the sync feed, touch reports (creating an edge-minted session
+// with what the edge applied to it, Touch.Init, and recording the client's
+// device), self-service writes (public and the shopper-settable fields,
+// creating a session with X-Session-Init), the customer's sessions
+// (peers) and the soft logout, with the scopes and namespace filtering of
+// edge keys (devices are left out of what edge keys see). Cursors are
 // decimal log offsets.
 type Origin struct {
 	Now time.Time
@@ -42,12 +50,26 @@ type Origin struct {
 	ReadCache map[wire.ID]*wire.Session
 	// Tokens are the tokens the edge presented (X-Session-Token), in order.
 	Tokens []string
+	// Inits are the X-Session-Init headers the edge sent, in order.
+	Inits []string
+	// SelfServiceFields are the well-known fields an edge key may write
+	// (bit 1<<field); default siteCode, currency, targetLocation and
+	// trackingAllowed.
+	SelfServiceFields uint8
+	// Fail, when set, answers the calls it matches ("METHOD path" without
+	// the query) with its status instead of serving them.
+	Fail map[string]int
+	// RevokeVersion makes DELETE …/peers report the caller's session
+	// version ("version"), as an origin whose revoke changes that session
+	// would.
+	RevokeVersion bool
 }
 
 // NewOrigin returns an empty origin whose clock starts at now.
 func NewOrigin(now time.Time) *Origin {
 	return &Origin{Now: now, Sessions: map[wire.ID]*wire.Session{},
-		EdgeNamespaces: 1<<wire.NamespaceCustom | 1<<wire.NamespacePublic}
+		EdgeNamespaces:    1<<wire.NamespaceCustom | 1<<wire.NamespacePublic,
+		SelfServiceFields: 1<<wire.FieldSiteCode | 1<<wire.FieldCurrency | 1<<wire.FieldTargetLocation | 1<<wire.FieldTrackingAllowed}
 }
 
 func (o *Origin) ms() int64 { return o.Now.UnixMilli() }
@@ -106,9 +128,15 @@ func (o *Origin) Reply(c *abi.MockCall) (int, []byte, []string) {
 	if token != "" {
 		o.Tokens = append(o.Tokens, token)
 	}
+	if v := c.Header("x-session-init"); v != "" {
+		o.Inits = append(o.Inits, v)
+	}
 	query := ""
 	if i := strings.IndexByte(path, '?'); i >= 0 {
 		path, query = path[:i], path[i+1:]
+	}
+	if status, ok := o.Fail[method+" "+path]; ok {
+		return status, errBody("unavailable", "failing on purpose"), nil
 	}
 	switch {
 	case method == "GET" && path == "/v1/sync":
@@ -128,7 +156,7 @@ func (o *Origin) Reply(c *abi.MockCall) (int, []byte, []string) {
 		if err != nil {
 			return 400, errBody("invalid_input", "bad id"), nil
 		}
-		return o.session(method, id, sub, query, c.Body, token, who)
+		return o.session(method, id, sub, query, c.Body, token, c.Header("x-session-init"), who)
 	}
 	return 404, errBody("not_found", "no such route"), nil
 }
@@ -172,14 +200,19 @@ func (o *Origin) sync(query string, who caller) (int, []byte, []string) {
 	return 200, wire.AppendBatch(nil, &bt), nil
 }
 
-// filterDelta removes the ops on namespaces the key may not see; a delta
-// left without ops still advances the version.
+// filterDelta removes the ops on namespaces the key may not see, and the
+// devices (edge keys see none); a delta left without ops still advances
+// the version.
 func filterDelta(d wire.Delta, namespaces uint8) wire.Delta {
 	var ops []wire.Op
 	for _, op := range d.Ops {
 		switch op.Code {
 		case wire.OpSetAttr, wire.OpDeleteAttr, wire.OpClearNamespace:
 			if namespaces&(1<<op.NS) == 0 {
+				continue
+			}
+		case wire.OpDevice:
+			if namespaces != wire.AllNamespaces {
 				continue
 			}
 		}
@@ -198,8 +231,31 @@ func view(s *wire.Session, who caller) []byte {
 				s.Attrs[ns] = nil
 			}
 		}
+		s.FirstDevice, s.Device = wire.Device{}, wire.Device{}
 	}
 	return wire.AppendSession(nil, s)
+}
+
+// initOps returns the ops the origin applies when a touch report (or
+// X-Session-Init) creates a session: of t.Init only setField of the
+// site's fields and trackingAllowed and setAttr or deleteAttr in public,
+// then the client's device.
+func initOps(t *wire.Touch) []wire.Op {
+	var ops []wire.Op
+	for _, op := range t.Init {
+		switch {
+		case op.Code == wire.OpSetField && (op.Field == wire.FieldSiteCode || op.Field == wire.FieldCurrency ||
+			op.Field == wire.FieldTargetLocation || op.Field == wire.FieldLocale || op.Field == wire.FieldTrackingAllowed):
+		case (op.Code == wire.OpSetAttr || op.Code == wire.OpDeleteAttr) && op.NS == wire.NamespacePublic:
+		default:
+			continue
+		}
+		ops = append(ops, op)
+	}
+	if !t.Device.IsZero() {
+		ops = append(ops, wire.Op{Code: wire.OpDevice, Device: t.Device})
+	}
+	return ops
 }
 
 // The timeouts the fake origin gives sessions it creates or logs out.
@@ -224,15 +280,23 @@ func (o *Origin) touch(body []byte) (int, []byte, []string) {
 			n := s.Clone()
 			n.LastSeen = max(n.LastSeen, min(t.LastSeen, now))
 			o.Sessions[t.ID] = n
+			if !t.Device.IsZero() && t.Device != n.Device {
+				// A new client: recorded with a delta of its own.
+				if _, err := o.Write(t.ID, wire.Op{Code: wire.OpDevice, Device: t.Device}); err != nil {
+					return 400, errBody("invalid_input", "bad device"), nil
+				}
+			}
 		case t.Kind != wire.KindAnonymous || t.Generation != 1 || t.HardDeadline <= now ||
 			t.HardDeadline > now+(anonymousHard+time.Minute).Milliseconds():
 			o.TouchesIgnored++
 		default:
-			d := wire.Delta{ID: t.ID, Version: 1, At: now, Ops: []wire.Op{{Code: wire.OpStart, Kind: t.Kind,
-				Generation: t.Generation, Idle: t.IdleDeadline, Hard: t.HardDeadline}}}
+			d := wire.Delta{ID: t.ID, Version: 1, At: now, Ops: append([]wire.Op{{Code: wire.OpStart, Kind: t.Kind,
+				Generation: t.Generation, Idle: t.IdleDeadline, Hard: t.HardDeadline}}, initOps(&t)...)}
 			if s, err := wire.Apply(nil, &d, &wire.DefaultLimits); err == nil {
 				o.Sessions[t.ID] = s
 				o.Log = append(o.Log, d)
+			} else {
+				o.TouchesIgnored++
 			}
 		}
 	}
@@ -266,7 +330,7 @@ func (o *Origin) checkToken(token string, id wire.ID, s *wire.Session, logout bo
 	return 0, nil, cl
 }
 
-func (o *Origin) session(method string, id wire.ID, sub, query string, body []byte, token string, who caller) (int, []byte, []string) {
+func (o *Origin) session(method string, id wire.ID, sub, query string, body []byte, token, init string, who caller) (int, []byte, []string) {
 	s := o.Sessions[id]
 	var cl wire.Claims
 	if who.edge || token != "" {
@@ -296,13 +360,41 @@ func (o *Origin) session(method string, id wire.ID, sub, query string, body []by
 		if err != nil {
 			return 400, errBody("invalid_input", "bad json"), nil
 		}
+		if who.edge && v.Type == wire.TypeMap {
+			for _, a := range v.Map {
+				if f, ok := wire.ParseField(a.Key); a.Key != "public" && (!ok || o.SelfServiceFields&(1<<f) == 0) {
+					return 400, []byte(`{"error":{"code":"invalid_input","message":"not writable with this key","field":"` + a.Key + `"}}`), nil
+				}
+			}
+		}
 		ops, err := wire.ContextOps(v, false, &wire.DefaultLimits)
 		if err != nil {
 			return 400, errBody("invalid_input", "bad patch"), nil
 		}
-		return o.write(id, s, &cl, who, ops)
+		return o.write(id, s, &cl, who, init, ops)
 	case method == "DELETE" && strings.HasPrefix(sub, "attributes/public/"):
-		return o.write(id, s, &cl, who, []wire.Op{{Code: wire.OpDeleteAttr, NS: wire.NamespacePublic, Key: strings.TrimPrefix(sub, "attributes/public/")}})
+		return o.write(id, s, &cl, who, init, []wire.Op{{Code: wire.OpDeleteAttr, NS: wire.NamespacePublic, Key: strings.TrimPrefix(sub, "attributes/public/")}})
+	case method == "GET" && sub == "peers":
+		if s == nil {
+			return 404, errBody("not_found", "no such session"), nil
+		}
+		return 200, o.peers(s), nil
+	case method == "DELETE" && sub == "peers":
+		if s == nil {
+			return 404, errBody("not_found", "no such session"), nil
+		}
+		n := 0
+		for _, p := range o.peerSessions(s) {
+			if p.ID != id {
+				if _, err := o.Write(p.ID, wire.Op{Code: wire.OpEnd, Reason: wire.EndRevoked}); err == nil {
+					n++
+				}
+			}
+		}
+		if o.RevokeVersion {
+			return 200, []byte(`{"revoked":` + strconv.Itoa(n) + `,"version":` + strconv.FormatUint(o.Sessions[id].Version, 10) + `}`), nil
+		}
+		return 200, []byte(`{"revoked":` + strconv.Itoa(n) + `}`), nil
 	case method == "POST" && sub == "logout":
 		if s == nil {
 			return 404, errBody("not_found", "no such session"), nil
@@ -326,15 +418,85 @@ func (o *Origin) session(method string, id wire.ID, sub, query string, body []by
 	return 405, errBody("method_not_allowed", "no such route"), nil
 }
 
+// peerSessions returns the live sessions of s's customer (s alone for a
+// session without one): s first, then the others by last activity, the
+// latest first.
+func (o *Origin) peerSessions(s *wire.Session) []*wire.Session {
+	out := []*wire.Session{s}
+	cid := s.CustomerID()
+	if cid == "" {
+		return out
+	}
+	for _, p := range o.Sessions {
+		if p.Ended == 0 && p.CustomerID() == cid && p.ID != s.ID {
+			out = append(out, p)
+		}
+	}
+	others := out[1:]
+	sort.Slice(others, func(i, j int) bool {
+		return others[i].LastSeen > others[j].LastSeen || others[i].LastSeen == others[j].LastSeen && string(others[i].ID[:]) < string(others[j].ID[:])
+	})
+	return out
+}
+
+// peers answers GET /v1/sessions/{id}/peers: the customer's sessions, the
+// current one marked, each named by a handle, never by its id.
+func (o *Origin) peers(s *wire.Session) []byte {
+	b := []byte(`{"sessions":[`)
+	for i, p := range o.peerSessions(s) {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `{"current":`...)
+		b = strconv.AppendBool(b, p.ID == s.ID)
+		b = append(append(append(b, `,"kind":"`...), p.Kind.String()...), '"')
+		for _, t := range []struct {
+			name string
+			v    int64
+		}{{"created", p.Created}, {"lastSeen", p.LastSeen}, {"modified", p.Modified}} {
+			if t.v != 0 {
+				b = wire.AppendTimeJSON(append(append(append(b, `,"`...), t.name...), `":`...), t.v)
+			}
+		}
+		for _, d := range []struct {
+			name string
+			dev  wire.Device
+		}{{"firstDevice", p.FirstDevice}, {"device", p.Device}} {
+			if !d.dev.IsZero() {
+				b = append(append(append(b, `,"`...), d.name...), `":{"userAgent":`...)
+				b = wire.AppendStringJSON(b, d.dev.UserAgent)
+				b = wire.AppendStringJSON(append(b, `,"addr":`...), d.dev.Addr)
+				b = append(wire.AppendStringJSON(append(b, `,"site":`...), d.dev.Site), '}')
+			}
+		}
+		sum := sha256.Sum256(p.ID[:])
+		b = append(append(append(b, `,"handle":"`...), hex.EncodeToString(sum[:8])...), `"}`...)
+	}
+	return append(b, "]}"...)
+}
+
 // write applies a self-service write; an unknown session is created only
-// for an edge-minted token (anonymous, generation 1).
-func (o *Origin) write(id wire.ID, s *wire.Session, cl *wire.Claims, who caller, ops []wire.Op) (int, []byte, []string) {
+// for an edge-minted token (anonymous, generation 1), with what the edge
+// applied to it (X-Session-Init, a report of one touch of that session).
+func (o *Origin) write(id wire.ID, s *wire.Session, cl *wire.Claims, who caller, init string, ops []wire.Op) (int, []byte, []string) {
 	if s == nil {
 		if who.edge && (cl.Kind != wire.KindAnonymous || cl.Generation != 1) {
 			return 404, errBody("not_found", "no such session"), nil
 		}
-		ops = append([]wire.Op{{Code: wire.OpStart, Kind: wire.KindAnonymous, Generation: 1,
-			Idle: cl.IdleDeadline * 1000, Hard: cl.HardDeadline * 1000}}, ops...)
+		var iops []wire.Op
+		if init != "" {
+			raw, err := base64.RawURLEncoding.DecodeString(init)
+			var ts []wire.Touch
+			if err == nil {
+				ts, err = wire.DecodeTouchesLimits(raw, nil, &wire.DefaultLimits)
+			}
+			if err != nil || len(ts) != 1 || ts[0].ID != id {
+				return 400, []byte(`{"error":{"code":"invalid_input","message":"bad X-Session-Init","field":"X-Session-Init"}}`), nil
+			}
+			iops = initOps(&ts[0])
+		}
+		ops = append(append([]wire.Op{{Code: wire.OpStart, Kind: wire.KindAnonymous, Generation: 1,
+			Idle: cl.IdleDeadline * 1000, Hard: cl.HardDeadline * 1000}}, iops...), ops...)
 	}
 	var base uint64
 	if s != nil {

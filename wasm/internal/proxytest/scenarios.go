@@ -4,6 +4,7 @@ package proxytest
 
 import (
 	"encoding/base64"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -24,15 +25,17 @@ var Start = time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
 
 // Config returns a valid plugin configuration; extra is inserted as more
 // top-level members (",\"failMode\":\"closed\""), and replaces the default
-// origin member when it has one.
+// origin or sites member when it has one.
 func Config(extra string) string {
-	origin := `"origin":{"cluster":"origin","apiKey":"edge-key"},`
-	if strings.Contains(extra, `"origin":`) {
-		origin = "" // extra brings its own
+	c := `{"keys":{"1":"` + base64.StdEncoding.EncodeToString(Secret) + `"},"activeKey":1`
+	if !strings.Contains(extra, `"origin":`) {
+		c += `,"origin":{"cluster":"origin","apiKey":"edge-key"}`
 	}
-	return `{"keys":{"1":"` + base64.StdEncoding.EncodeToString(Secret) + `"},"activeKey":1,` + origin +
-		`"sites":{"shop.example.com":{"siteCode":"DE","currency":"EUR","targetLocation":"DE","locale":"de-DE"},` +
-		`"*":{"siteCode":"INT","currency":"USD"}}` + extra + `}`
+	if !strings.Contains(extra, `"sites":`) {
+		c += `,"sites":{"shop.example.com":{"siteCode":"DE","currency":"EUR","targetLocation":"DE","locale":"de-DE"},` +
+			`"*":{"siteCode":"INT","currency":"USD"}}`
+	}
+	return c + extra + `}`
 }
 
 // Counting is implemented by native guests, which can show their counters.
@@ -105,11 +108,17 @@ func newFixtureWith(t *testing.T, ng NewGuest, extra string, setup func(*Env)) *
 	return &fixture{t: t, o: o, e: e}
 }
 
+// EdgeDevice is the device the edge reports for a test request without a
+// user agent (the test hosts' client address is 192.0.2.1).
+var EdgeDevice = wire.Device{Addr: "192.0.2.0/24", Site: "DE"}
+
 // session creates session id at the origin with ops and returns a cookie
-// header for a token of generation gen.
+// header for a token of generation gen. The session starts with the device
+// of EdgeDevice, so the touch reports of requests without a user agent
+// change nothing at the origin.
 func (f *fixture) session(kind wire.Kind, gen uint32, ops ...wire.Op) (wire.ID, string) {
 	id, _ := wire.NewID()
-	if _, err := f.o.Write(id, ops...); err != nil {
+	if _, err := f.o.Write(id, append([]wire.Op{{Code: wire.OpDevice, Device: EdgeDevice}}, ops...)...); err != nil {
 		f.t.Fatal(err)
 	}
 	now := f.e.Now().Unix()
@@ -148,6 +157,12 @@ func Run(t *testing.T, ng NewGuest) {
 	t.Run("max-stale", func(t *testing.T) { testMaxStale(t, ng) })
 	t.Run("full-batches", func(t *testing.T) { testFullBatches(t, ng) })
 	t.Run("touch-load", func(t *testing.T) { testTouchLoad(t, ng) })
+	t.Run("forward-segment", func(t *testing.T) { testForwardSegment(t, ng) })
+	t.Run("site-defaults-at-origin", func(t *testing.T) { testSiteDefaultsAtOrigin(t, ng) })
+	t.Run("shopper-fields", func(t *testing.T) { testShopperFields(t, ng) })
+	t.Run("devices", func(t *testing.T) { testDevices(t, ng) })
+	t.Run("sessions-list", func(t *testing.T) { testSessionsList(t, ng) })
+	t.Run("captures", func(t *testing.T) { testCaptures(t, ng) })
 	t.Run("pairs-header-writes", func(t *testing.T) {
 		baseExtra = `,"headerWrites":"pairs"`
 		defer func() { baseExtra = "" }()
@@ -161,6 +176,7 @@ func Run(t *testing.T, ng NewGuest) {
 		t.Run("stripping", func(t *testing.T) { testStripping(t, ng) })
 		t.Run("assertion", func(t *testing.T) { testAssertion(t, ng) })
 		t.Run("skip-mint", func(t *testing.T) { testSkipMint(t, ng) })
+		t.Run("captures", func(t *testing.T) { testCaptures(t, ng) })
 	})
 }
 
@@ -756,7 +772,7 @@ func testSync(t *testing.T, ng NewGuest) {
 	step()
 	calls = len(f.o.Requests)
 	s = get()
-	if len(f.o.Requests) != calls+1 || s.Header("x-session-version") != "2" {
+	if len(f.o.Requests) != calls+1 || s.Header("x-session-version") != strconv.FormatUint(f.o.Sessions[id].Version, 10) {
 		t.Fatal("entry not dropped after a version mismatch")
 	}
 	// Revocation: the session ends at the origin; the token is dead.

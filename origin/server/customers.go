@@ -1,0 +1,341 @@
+package server
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"sort"
+	"strconv"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/sessionedge/sessionedge/origin/store"
+	"github.com/sessionedge/sessionedge/sdk/wire"
+)
+
+// liveCustomerSessions returns the sessions logged in as cid that are
+// live at now (not ended, no deadline passed).
+func (s *Server) liveCustomerSessions(cid string, now int64) ([]*wire.Session, error) {
+	ids, err := s.st.CustomerSessions(s.base, cid)
+	if err != nil {
+		return nil, err
+	}
+	var out []*wire.Session
+	for _, id := range ids {
+		sess, err := s.st.Get(s.base, id)
+		if errors.Is(err, store.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if sess.Ended != 0 || sess.CustomerID() != cid || sess.Kind != wire.KindCustomer ||
+			(sess.HardDeadline != 0 && now >= sess.HardDeadline) || (sess.IdleDeadline != 0 && now >= sess.IdleDeadline) {
+			continue
+		}
+		out = append(out, sess)
+	}
+	return out, nil
+}
+
+// endCustomerSession ends session id with reason if it is still logged in
+// as cid; it reports whether it did.
+func (s *Server) endCustomerSession(id wire.ID, cid string, reason wire.EndReason) (bool, error) {
+	ended := false
+	_, _, err := s.write(change{id: id, ifMatch: -1, ops: func(base *wire.Session, _ int64) ([]wire.Op, error) {
+		if ended = base.CustomerID() == cid; !ended {
+			return nil, nil // logged out or in as someone else since the index was read
+		}
+		return []wire.Op{{Code: wire.OpEnd, Reason: reason}}, nil
+	}})
+	switch {
+	case err == nil:
+		return ended, nil
+	case errors.Is(err, store.ErrNotFound), errors.Is(err, errGone):
+		return false, nil
+	}
+	return false, err
+}
+
+// endCustomerSessions ends every session of cid but except (the zero id:
+// none) with reason and returns how many it ended; edges learn it from the
+// feed.
+func (s *Server) endCustomerSessions(cid string, except wire.ID, reason wire.EndReason) (int, error) {
+	ids, err := s.st.CustomerSessions(s.base, cid)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, id := range ids {
+		if id == except {
+			continue
+		}
+		ended, err := s.endCustomerSession(id, cid, reason)
+		if err != nil {
+			return n, err
+		}
+		if ended {
+			n++
+		}
+	}
+	return n, nil
+}
+
+// refuseOverLimit refuses a login of session id as cid that would pass
+// customerSessions.max when onLimit is "refuse". Logins that race may
+// pass it by one each: the limit is checked, not locked.
+func (s *Server) refuseOverLimit(cid string, id wire.ID) error {
+	cs := s.cfg.CustomerSessions
+	if cs.Max <= 0 || cs.OnLimit != OnLimitRefuse {
+		return nil
+	}
+	live, err := s.liveCustomerSessions(cid, s.nowMS())
+	if err != nil {
+		return err
+	}
+	others := 0
+	for _, sess := range live {
+		if sess.ID != id {
+			others++
+		}
+	}
+	if others >= cs.Max {
+		return errSessionLimit
+	}
+	return nil
+}
+
+// evictOverLimit ends the oldest sessions of cid (by start) but the one
+// that just logged in, id, until cid holds customerSessions.max, when
+// onLimit is "evictOldest" (the default). Each ends with EndEvicted, which
+// reaches the edges through the feed and receivers as session.ended with
+// reason evicted. The login stands whatever happens here: a failure is
+// logged, and the next login evicts again.
+func (s *Server) evictOverLimit(cid string, id wire.ID) {
+	cs := s.cfg.CustomerSessions
+	if cs.Max <= 0 || cs.OnLimit == OnLimitRefuse {
+		return
+	}
+	live, err := s.liveCustomerSessions(cid, s.nowMS())
+	if err != nil {
+		s.log.Error("session limit: cannot list the customer's sessions", "session", id.String(), "err", err)
+		return
+	}
+	others := live[:0:0]
+	for _, sess := range live {
+		if sess.ID != id {
+			others = append(others, sess)
+		}
+	}
+	sort.Slice(others, func(i, j int) bool {
+		if others[i].Created != others[j].Created {
+			return others[i].Created < others[j].Created
+		}
+		return string(others[i].ID[:]) < string(others[j].ID[:])
+	})
+	for i := 0; i <= len(others)-cs.Max; i++ {
+		if _, err := s.endCustomerSession(others[i].ID, cid, wire.EndEvicted); err != nil {
+			s.log.Error("session limit: cannot evict a session", "session", others[i].ID.String(), "err", err)
+		}
+	}
+}
+
+func (s *Server) handleCustomerSessions(ctx *fasthttp.RequestCtx, p params, _ access) error {
+	cid, err := p.text(0)
+	if err != nil {
+		return err
+	}
+	ids, err := s.st.CustomerSessions(s.base, cid)
+	if err != nil {
+		return err
+	}
+	b := append(make([]byte, 0, 512), `{"sessions":[`...)
+	n := 0
+	for _, id := range ids {
+		sess, err := s.st.Get(s.base, id)
+		if errors.Is(err, store.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if sess.Ended != 0 || sess.CustomerID() != cid {
+			continue
+		}
+		if n > 0 {
+			b = append(b, ',')
+		}
+		b = wire.AppendSessionJSON(b, sess, wire.AllNamespaces)
+		n++
+	}
+	b = append(b, "]}"...)
+	ctx.SetContentType("application/json")
+	ctx.SetBody(b)
+	return nil
+}
+
+// handleRevokeCustomer ends every session of a customer with EndRevoked;
+// edges learn it from the feed.
+func (s *Server) handleRevokeCustomer(ctx *fasthttp.RequestCtx, p params, _ access) error {
+	cid, err := p.text(0)
+	if err != nil {
+		return err
+	}
+	n, err := s.endCustomerSessions(cid, wire.ID{}, wire.EndRevoked)
+	if err != nil {
+		return err
+	}
+	ctx.SetContentType("application/json")
+	ctx.SetBodyString(`{"revoked":` + strconv.Itoa(n) + `}`)
+	return nil
+}
+
+// peerSession reads the session in the path for the peers routes: live,
+// and of the presented token's generation.
+func (s *Server) peerSession(ctx *fasthttp.RequestCtx, p params, a access) (*wire.Session, error) {
+	id, err := s.parseID(p)
+	if err != nil {
+		return nil, err
+	}
+	tok, err := s.sessionToken(ctx, id, a, false)
+	if err != nil {
+		return nil, err
+	}
+	sess, err := s.read(id, 0)
+	if err != nil {
+		return nil, err
+	}
+	if sess.Ended != 0 {
+		return nil, errGone
+	}
+	return sess, checkToken(tok, sess)
+}
+
+// handlePeers lists the sessions of the session's customer (for a session
+// that is not logged in: itself), the current one first, then by last
+// activity: what a shopper's "your devices" page shows. No id leaves: each
+// session has a handle, the first 8 bytes of SHA-256(id) in hex.
+func (s *Server) handlePeers(ctx *fasthttp.RequestCtx, p params, a access) error {
+	sess, err := s.peerSession(ctx, p, a)
+	if err != nil {
+		return err
+	}
+	var others []*wire.Session
+	if sess.Kind == wire.KindCustomer {
+		live, err := s.liveCustomerSessions(sess.CustomerID(), s.nowMS())
+		if err != nil {
+			return err
+		}
+		for _, o := range live {
+			if o.ID != sess.ID {
+				others = append(others, o)
+			}
+		}
+		sort.Slice(others, func(i, j int) bool { return others[i].LastSeen > others[j].LastSeen })
+	}
+	b := append(make([]byte, 0, 256*(1+len(others))), `{"sessions":[`...)
+	b = appendPeer(b, sess, true)
+	for _, o := range others {
+		b = appendPeer(append(b, ','), o, false)
+	}
+	b = append(b, "]}"...)
+	ctx.SetContentType("application/json")
+	ctx.SetBody(b)
+	return nil
+}
+
+// sessionHandle names a session without giving its id away.
+func sessionHandle(id wire.ID) string {
+	sum := sha256.Sum256(id[:])
+	return hex.EncodeToString(sum[:8])
+}
+
+func appendPeer(b []byte, sess *wire.Session, current bool) []byte {
+	b = strconv.AppendBool(append(b, `{"current":`...), current)
+	b = append(append(append(b, `,"kind":"`...), sess.Kind.String()...), '"')
+	for _, t := range [...]struct {
+		name string
+		v    int64
+	}{{"created", sess.Created}, {"lastSeen", sess.LastSeen}, {"modified", sess.Modified}} {
+		if t.v != 0 {
+			b = wire.AppendTimeJSON(append(append(append(b, `,"`...), t.name...), `":`...), t.v)
+		}
+	}
+	for _, d := range [...]struct {
+		name string
+		dev  wire.Device
+	}{{"firstDevice", sess.FirstDevice}, {"device", sess.Device}} {
+		if !d.dev.IsZero() {
+			b = append(append(append(b, `,"`...), d.name...), `":{"userAgent":`...)
+			b = wire.AppendStringJSON(b, d.dev.UserAgent)
+			b = wire.AppendStringJSON(append(b, `,"addr":`...), d.dev.Addr)
+			b = append(wire.AppendStringJSON(append(b, `,"site":`...), d.dev.Site), '}')
+		}
+	}
+	b = append(append(b, `,"handle":"`...), sessionHandle(sess.ID)...)
+	return append(b, `"}`...)
+}
+
+// handleRevokePeers ends every other session of the session's customer
+// (EndRevoked): "log out my other devices". A session that is not logged
+// in has none.
+func (s *Server) handleRevokePeers(ctx *fasthttp.RequestCtx, p params, a access) error {
+	sess, err := s.peerSession(ctx, p, a)
+	if err != nil {
+		return err
+	}
+	n := 0
+	if sess.Kind == wire.KindCustomer {
+		if n, err = s.endCustomerSessions(sess.CustomerID(), sess.ID, wire.EndRevoked); err != nil {
+			return err
+		}
+	}
+	ctx.SetContentType("application/json")
+	ctx.SetBodyString(`{"revoked":` + strconv.Itoa(n) + `}`)
+	return nil
+}
+
+// handleFlush sends a session.flushed event with the session's current
+// state, without changing or ending it (a pending session.changed goes
+// first). Without a webhook URL nothing is sent. The answer is the
+// session, as a GET's.
+func (s *Server) handleFlush(ctx *fasthttp.RequestCtx, p params, a access) error {
+	id, err := s.parseID(p)
+	if err != nil {
+		return err
+	}
+	tok, err := s.sessionToken(ctx, id, a, false)
+	if err != nil {
+		return err
+	}
+	mu := s.sessionLock(id)
+	mu.Lock()
+	defer mu.Unlock()
+	var minVersion uint64
+	for attempt := 0; attempt < 100; attempt++ {
+		sess, err := s.read(id, minVersion)
+		if err != nil {
+			return err
+		}
+		if sess.Ended != 0 {
+			return errGone
+		}
+		if err := checkToken(tok, sess); err != nil {
+			return err
+		}
+		if s.cfg.Webhook.URL != "" {
+			e := store.Emission{ID: id, Version: sess.Version, Pending: changedBody(sess), Outbox: [][]byte{flushedBody(sess, s.nowMS())}}
+			err := s.st.Emit(s.base, []store.Emission{e})[0]
+			if errors.Is(err, store.ErrConflict) {
+				minVersion = sess.Version + 1 // another node wrote it meanwhile
+				continue
+			}
+			if err != nil {
+				return err
+			}
+		}
+		s.writeSession(ctx, sess, fasthttp.StatusOK, a)
+		return nil
+	}
+	return errTooManyRetries
+}
