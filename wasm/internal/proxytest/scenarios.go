@@ -138,6 +138,7 @@ func Run(t *testing.T, ng NewGuest) {
 	t.Run("response", func(t *testing.T) { testResponse(t, ng) })
 	t.Run("token-header", func(t *testing.T) { testTokenHeader(t, ng) })
 	t.Run("self-service", func(t *testing.T) { testSelfService(t, ng) })
+	t.Run("self-service-trailers", func(t *testing.T) { testSelfServiceTrailers(t, ng) })
 	t.Run("sync", func(t *testing.T) { testSync(t, ng) })
 	t.Run("sync-many-vms", func(t *testing.T) { testSyncManyVMs(t, ng) })
 	t.Run("touches", func(t *testing.T) { testTouches(t, ng) })
@@ -727,6 +728,71 @@ func testSelfService(t *testing.T, ng NewGuest) {
 			}
 		})
 	}
+}
+
+// testSelfServiceTrailers: a request whose end of stream comes with
+// trailers (HTTP/2, gRPC-web) instead of with its last body chunk. A
+// self-service PATCH is answered by the filter all the same, and neither
+// it nor any other request the filter holds reaches the app.
+func testSelfServiceTrailers(t *testing.T, ng NewGuest) {
+	f := newFixture(t, ng, "")
+	e := f.e
+	id, cookie := f.session(wire.KindAnonymous, 1)
+	ctx := "PATCH /v1/sessions/" + id.String() + "/context"
+	held := func(t *testing.T, s *Stream, status uint32, contains string) {
+		t.Helper()
+		if s.Continued() || s.Forwarded() {
+			t.Fatalf("the request reached the app: %v", s.Headers())
+		}
+		l := s.Local()
+		if l == nil || l.Status != status || !strings.Contains(string(l.Body), contains) {
+			t.Fatalf("local answer %+v, want %d with %s", l, status, contains)
+		}
+	}
+	t.Run("patch with a body", func(t *testing.T) {
+		n := len(f.o.Requests)
+		s := e.OpenRequest("PATCH", "/.session/context", []byte(`{"public":{"size":"L"}}`), "cookie", cookie, "sec-fetch-site", "same-origin")
+		if s.Continued() || s.Local() != nil || len(e.Pending()) != 0 {
+			t.Fatalf("the PATCH did not wait for the end of its body: local %+v, calls %+v", s.Local(), e.Pending())
+		}
+		s.RequestTrailers("x-checksum", "1", "x_session_customer", "victim")
+		e.Serve()
+		held(t, s, 200, `"public":{"size":"L"}`)
+		if reqs := f.o.Requests[n:]; len(reqs) != 1 || reqs[0] != ctx {
+			t.Fatalf("origin calls %v, want %s", reqs, ctx)
+		}
+		if v, _ := f.o.Sessions[id].Attr(wire.NamespacePublic, "size"); v.Text != "L" {
+			t.Fatalf("the write did not reach the origin: %+v", f.o.Sessions[id].Attrs)
+		}
+		if _, err := Keyring.VerifyHint([]byte(hintCookie(s.Local().Headers)), id, 1); err != nil {
+			t.Fatalf("no consistency hint: %v", err)
+		}
+	})
+	t.Run("patch without a body", func(t *testing.T) {
+		n := len(f.o.Requests)
+		s := e.OpenRequest("PATCH", "/.session/context", nil, "cookie", cookie)
+		s.RequestTrailers("x-checksum", "1")
+		e.Serve()
+		held(t, s, 400, "invalid_input")
+		if len(f.o.Requests) != n {
+			t.Fatalf("origin calls %v", f.o.Requests[n:])
+		}
+	})
+	t.Run("patch refused", func(t *testing.T) {
+		s := e.OpenRequest("PATCH", "/.session/context", []byte(`{"privacy":{"email":"a@b.c"}}`), "cookie", cookie)
+		s.RequestTrailers("x-checksum", "1")
+		e.Serve()
+		held(t, s, 400, `"field":"privacy"`)
+	})
+	t.Run("delete during the write", func(t *testing.T) {
+		s := e.OpenRequest("DELETE", "/.session/context/public/size", nil, "cookie", cookie)
+		if len(e.Pending()) != 1 {
+			t.Fatalf("calls %+v", e.Pending())
+		}
+		s.RequestTrailers("x-checksum", "1")
+		e.Serve()
+		held(t, s, 200, `"public":{}`)
+	})
 }
 
 // syncConfig ticks the feed every 100ms.
