@@ -219,21 +219,13 @@ func (p *Plugin) applyCaptures(s *stream) *forwarded {
 	}
 	p.counters.Captured++
 	if e.state != stateOrigin {
-		s.entry = p.replaceEntry(e, next, e.state)
+		s.entry = p.putSession(next, e.state, e.prot)
 		p.startCaptureWrite(s) // only once the token came back
 		return nil
 	}
 	p.startCaptureWrite(s)
 	p.scratch = s.fwd.build(next, s.site, s.consent, p.cfg, p.scratch)
 	return &s.fwd
-}
-
-// replaceEntry caches next in place of e, keeping what the cache knows of
-// the session beyond its state.
-func (p *Plugin) replaceEntry(e *entry, next *wire.Session, state entryState) *entry {
-	ne := p.sessions.put(next, state, e.prot)
-	ne.checked, ne.hintSeen, ne.want, ne.touched = e.checked, e.hintSeen, e.want, e.touched
-	return ne
 }
 
 // startCaptureWrite sends the captured values (p.capBody) of a stored
@@ -269,7 +261,7 @@ func (p *Plugin) captureWritten(c *call, status int, body []byte, nowMs int64) {
 		return
 	}
 	if e := p.sessions.peek(c.id); e != nil && e.sess.Generation == sess.Generation && (e.state != stateOrigin || e.sess.Version < sess.Version) {
-		ne := p.replaceEntry(e, sess, stateOrigin)
+		ne := p.putSession(sess, stateOrigin, e.prot)
 		ne.checked = nowMs
 	}
 }

@@ -323,7 +323,7 @@ func (p *Plugin) fetched(c *call, status int, body []byte, nowMs int64) {
 			old.sess.Ended == 0 && old.sess.Version > sess.Version {
 			e = old // the feed brought a newer state meanwhile
 		} else {
-			e = p.sessions.put(sess, stateOrigin, true)
+			e = p.putSession(sess, stateOrigin, true)
 		}
 		e.checked = nowMs
 		e.hintSeen = max(e.hintSeen, c.minVersion)
@@ -342,14 +342,14 @@ func (p *Plugin) fetched(c *call, status int, body []byte, nowMs int64) {
 					Created: now * 1000, LastSeen: now * 1000, IdleDeadline: cl.IdleDeadline * 1000,
 					HardDeadline: cl.HardDeadline * 1000}
 				setDefaults(sess, c.streams[0].site)
-				e = p.sessions.put(sess, stateUnknown, true)
+				e = p.putSession(sess, stateUnknown, true)
 				e.checked = nowMs
 			} else {
 				dead = true
 			}
 		}
 	case status == 410:
-		p.sessions.put(&wire.Session{ID: c.id, Ended: wire.EndAbandoned}, stateOrigin, false)
+		p.putSession(&wire.Session{ID: c.id, Ended: wire.EndAbandoned}, stateOrigin, false)
 		dead = true
 	case tokenRefused(status, body):
 		dead = true
@@ -402,7 +402,7 @@ func (p *Plugin) loggedOut(c *call, status int, body, token []byte, nowMs int64)
 		} else if sess, err := p.decodeOriginSession(c.id, body); err != nil || sess.Generation != cl.Generation || sess.Ended != 0 {
 			logf(abi.LogWarn, "soft logout: bad session from the origin")
 		} else {
-			e = p.sessions.put(sess, stateOrigin, true)
+			e = p.putSession(sess, stateOrigin, true)
 			e.checked = nowMs
 			p.tokens.put(token, &cl)
 		}

@@ -184,7 +184,7 @@ func (p *Plugin) written(c *call, status int, body []byte, nowMs int64) {
 	if status == 200 {
 		if sess, err := p.decodeOriginSession(c.id, body); err == nil && sess.Ended == 0 {
 			if old := p.sessions.peek(c.id); old == nil || old.sess.Generation <= sess.Generation {
-				e := p.sessions.put(sess, stateOrigin, true)
+				e := p.putSession(sess, stateOrigin, true)
 				e.checked = nowMs
 			}
 		}

@@ -310,8 +310,7 @@ func (p *Plugin) applyBatch(bt *wire.Batch) {
 			continue
 		}
 		p.counters.SyncApplied++
-		ne := p.sessions.put(next, stateOrigin, e.prot)
-		ne.checked, ne.hintSeen = e.checked, e.hintSeen
+		p.putSession(next, stateOrigin, e.prot)
 	}
 }
 
