@@ -11,10 +11,13 @@ import (
 // timeout, a reset, a 5xx or a 429) it opens: calls on the request path
 // (fetches, logouts, self-service writes) are not made, so an uncached
 // token gets failMode at once instead of waiting for the timeout. After
-// origin.breaker.coolDown one request-path call goes through as a probe;
-// its success closes the breaker, its failure opens it for another
-// cool-down. Any call that gets an answer (the sync poll included) closes
-// it. Touch reports wait while it is open.
+// origin.breaker.coolDown one call goes through as a probe: a request-path
+// call, or from the tick a touch report (or, with none waiting and no poll
+// of the VM's own in flight, a request for the feed's head), so a VM that
+// serves only cached sessions recovers too; its success closes the
+// breaker, its failure opens it for another cool-down. Any call that gets
+// an answer (the sync poll included) closes it. Touch reports wait while it
+// is open.
 type breaker struct {
 	failures int   // consecutive failed calls
 	open     bool  // open or half-open

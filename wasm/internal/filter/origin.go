@@ -18,6 +18,7 @@ const (
 	callLogout                      // POST /v1/sessions/{id}/logout (soft logout)
 	callCapture                     // PATCH /v1/sessions/{id}/context with captured values; nothing waits
 	callPeers                       // GET or DELETE /v1/sessions/{id}/peers (self-service)
+	callProbe                       // GET /v1/sync?limit=1: the circuit breaker's probe from the tick
 )
 
 // call is one HTTP call in flight. HTTP calls belong to the root context, so
@@ -118,6 +119,8 @@ func routeName(k callKind) string {
 		return "capture write"
 	case callPeers:
 		return "sessions"
+	case callProbe:
+		return "breaker probe"
 	}
 	return "call"
 }

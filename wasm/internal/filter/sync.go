@@ -76,7 +76,29 @@ func (p *Plugin) tick(vm *VM) {
 		st.lastFlush = now
 		p.flushTouches(now)
 	}
+	if p.breaker.open && !st.polling && len(p.touches.list) == 0 {
+		p.probeOrigin(now)
+	}
 	p.checkStale(now)
+}
+
+// probeOrigin is the circuit breaker's probe of a VM that has nothing else
+// to send: an open breaker is probed by request-path calls and by touch
+// reports (flushTouches), so without this a VM that serves only cached
+// sessions and reports nothing would keep it open until an uncached token
+// came. After the cool-down it asks for the feed's head (GET
+// /v1/sync?limit=1 without a cursor: an empty batch, cheap for the origin);
+// the answer counts only for the breaker. The lease holder's own polls
+// count too, so it probes only while none is in flight.
+func (p *Plugin) probeOrigin(now int64) {
+	ok, probe := p.breakerAllow(now)
+	if !ok {
+		return
+	}
+	c := &call{kind: callProbe, probe: probe}
+	if !p.send("GET", "/v1/sync?limit=1", "", nil, nil, c, 0) {
+		p.breakerRecord(false, probe, now)
+	}
 }
 
 // checkStale follows the age of the feed: older than cache.maxStale, cached
@@ -402,11 +424,19 @@ func (p *Plugin) addTouch(s *stream, e *entry) {
 }
 
 // flushTouches posts every buffered record, touchesPerPost at a time. While
-// the circuit breaker is open they wait.
+// the circuit breaker is open they wait; after its cool-down one post goes
+// out as its probe (the rest follow once it closed).
 func (p *Plugin) flushTouches(now int64) {
 	t := &p.touches
-	if len(t.list) == 0 || p.breaker.open {
+	if len(t.list) == 0 {
 		return
+	}
+	probe := false
+	if p.breaker.open {
+		var ok bool
+		if ok, probe = p.breakerAllow(now); !ok {
+			return
+		}
 	}
 	all := t.list
 	for len(t.list) > 0 {
@@ -421,8 +451,12 @@ func (p *Plugin) flushTouches(now int64) {
 				x.Device = *r.dev
 			}
 		}
+		c.probe = probe
 		p.scratch = wire.AppendTouches(p.scratch[:0], c.touches)
 		if !p.send("POST", "/v1/sync/touch", "application/cbor", p.scratch, nil, c, 0) {
+			if probe {
+				p.breakerRecord(false, probe, now)
+			}
 			break
 		}
 		for i := range c.touches {
@@ -431,6 +465,9 @@ func (p *Plugin) flushTouches(now int64) {
 		p.counters.TouchPosts++
 		t.inflight += n
 		t.list = t.list[n:]
+		if probe {
+			break // the others wait for the probe's answer
+		}
 	}
 	t.list = all[:copy(all, t.list)]
 	clear(t.idx)
