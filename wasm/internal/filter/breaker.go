@@ -80,6 +80,7 @@ type metrics struct {
 	fetchesInFlight uint32 // gauge: session fetches waiting for the origin
 	touchesDropped  uint32 // counter: activity reports dropped at the touch buffer's cap
 	degraded        uint32 // counter: requests forwarded degraded or refused for want of a context
+	feedResyncs     uint32 // counter: times a VM dropped its cache to continue from the shared feed's head
 }
 
 // The metric names; docs/filter.md lists them.
@@ -90,6 +91,7 @@ const (
 	metricFetchesInFlight = "sessionedge_fetches_in_flight"
 	metricTouchesDropped  = "sessionedge_touches_dropped_total"
 	metricDegraded        = "sessionedge_degraded_total"
+	metricFeedResyncs     = "sessionedge_feed_resyncs_total"
 )
 
 func defineMetric(mt abi.MetricType, name string) uint32 {
@@ -112,6 +114,7 @@ func (p *Plugin) defineMetrics() {
 		fetchesInFlight: defineMetric(abi.MetricGauge, metricFetchesInFlight),
 		touchesDropped:  defineMetric(abi.MetricCounter, metricTouchesDropped),
 		degraded:        defineMetric(abi.MetricCounter, metricDegraded),
+		feedResyncs:     defineMetric(abi.MetricCounter, metricFeedResyncs),
 	}
 }
 

@@ -257,7 +257,7 @@ func (p *Plugin) captureWritten(c *call, status int, body []byte, nowMs int64) {
 		return
 	}
 	sess, err := p.decodeOriginSession(c.id, body)
-	if err != nil || sess.Ended != 0 {
+	if err != nil || sess.Ended != 0 || c.stale {
 		return
 	}
 	if e := p.sessions.peek(c.id); e != nil && e.sess.Generation == sess.Generation && (e.state != stateOrigin || e.sess.Version < sess.Version) {

@@ -34,11 +34,15 @@ type call struct {
 	// older answer is served once, then fetched again.
 	feedVersion uint64
 	probe       bool // the breaker's half-open probe
-	streams     []*stream
-	from        string       // callPoll: the cursor asked from
-	touches     []wire.Touch // callTouch: the reports, put back if the post fails
-	accept      string       // the answer's media type; default application/cbor
-	init        string       // X-Session-Init: what creates the session if the origin does not know it
+	// stale: the VM dropped its cache while the call was in flight (it
+	// missed feed deltas, see dropCache); the answer may predate them, so
+	// it serves the requests that waited and is not kept.
+	stale   bool
+	streams []*stream
+	from    string       // callPoll: the cursor asked from
+	touches []wire.Touch // callTouch: the reports, put back if the post fails
+	accept  string       // the answer's media type; default application/cbor
+	init    string       // X-Session-Init: what creates the session if the origin does not know it
 }
 
 func (c *call) detach(s *stream) {
@@ -387,6 +391,9 @@ func (p *Plugin) fetched(c *call, status int, body []byte, nowMs int64) {
 			abi.ContinueStream(abi.StreamRequest)
 		}
 	}
+	if c.stale {
+		p.sessions.drop(c.id) // served the waiting requests; the next one fetches again
+	}
 }
 
 // loggedOut finishes a soft logout: on success the client gets the
@@ -430,5 +437,8 @@ func (p *Plugin) loggedOut(c *call, status int, body, token []byte, nowMs int64)
 		if act := p.settled(s, now); act == abi.ActionContinue {
 			abi.ContinueStream(abi.StreamRequest)
 		}
+	}
+	if c.stale && e != nil {
+		p.sessions.drop(c.id) // the next request fetches the logged-out session again
 	}
 }

@@ -181,6 +181,9 @@ func (p *Plugin) startDelete(s *stream) abi.Action {
 // view and a consistency hint for its version, so the client's next
 // request, through any VM or edge, sees the write.
 func (p *Plugin) written(c *call, status int, body []byte, nowMs int64) {
+	if c.stale {
+		defer p.sessions.drop(c.id) // answers the client, is not kept
+	}
 	if status == 200 {
 		if sess, err := p.decodeOriginSession(c.id, body); err == nil && sess.Ended == 0 {
 			if old := p.sessions.peek(c.id); old == nil || old.sess.Generation <= sess.Generation {
