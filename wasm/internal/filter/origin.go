@@ -349,6 +349,8 @@ func (p *Plugin) fetched(c *call, status int, body []byte, nowMs int64) {
 					Created: now * 1000, LastSeen: now * 1000, IdleDeadline: cl.IdleDeadline * 1000,
 					HardDeadline: cl.HardDeadline * 1000}
 				setDefaults(sess, c.streams[0].site)
+				// Minted by another VM of this proxy: what it captured.
+				sess = p.withMintedInit(sess, cl)
 				e = p.putSession(sess, stateUnknown, true)
 				e.checked = nowMs
 			} else {
