@@ -21,6 +21,7 @@ import (
 	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
 
+	"github.com/sessionedge/sessionedge/internal/testenv"
 	"github.com/sessionedge/sessionedge/sdk/wire"
 	"github.com/sessionedge/sessionedge/wasm/internal/abi"
 	"github.com/sessionedge/sessionedge/wasm/internal/proxytest"
@@ -547,10 +548,8 @@ func BenchmarkInstantiate(b *testing.B) {
 // node:wasi, with the env imports written in JavaScript
 // (testdata/node_host.mjs). It mints a session and verifies its cookie.
 func TestNode(t *testing.T) {
-	node, err := exec.LookPath("node")
-	if err != nil {
-		t.Skip("node is not on PATH: the second-engine check needs Node.js ≥ 20 (apt-get install nodejs)")
-	}
+	// Node.js 20 or later: node:wasi and the WebAssembly API it uses.
+	node := testenv.Tool(t, "node", "apt-get install nodejs")
 	path := buildModule(t)
 	config := proxytest.Config(`,"capture":{"query":["utm_source"],"segment":["utm_source"]}`)
 	out, err := exec.Command(node, "testdata/node_host.mjs", path, config).Output()

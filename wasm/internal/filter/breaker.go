@@ -11,10 +11,13 @@ import (
 // timeout, a reset, a 5xx or a 429) it opens: calls on the request path
 // (fetches, logouts, self-service writes) are not made, so an uncached
 // token gets failMode at once instead of waiting for the timeout. After
-// origin.breaker.coolDown one request-path call goes through as a probe;
-// its success closes the breaker, its failure opens it for another
-// cool-down. Any call that gets an answer (the sync poll included) closes
-// it. Touch reports wait while it is open.
+// origin.breaker.coolDown one call goes through as a probe: a request-path
+// call, or from the tick a touch report (or, with none waiting and no poll
+// of the VM's own in flight, a request for the feed's head), so a VM that
+// serves only cached sessions recovers too; its success closes the
+// breaker, its failure opens it for another cool-down. Any call that gets
+// an answer (the sync poll included) closes it. Touch reports wait while it
+// is open.
 type breaker struct {
 	failures int   // consecutive failed calls
 	open     bool  // open or half-open
@@ -77,6 +80,7 @@ type metrics struct {
 	fetchesInFlight uint32 // gauge: session fetches waiting for the origin
 	touchesDropped  uint32 // counter: activity reports dropped at the touch buffer's cap
 	degraded        uint32 // counter: requests forwarded degraded or refused for want of a context
+	feedResyncs     uint32 // counter: times a VM dropped its cache to continue from the shared feed's head
 }
 
 // The metric names; docs/filter.md lists them.
@@ -87,6 +91,7 @@ const (
 	metricFetchesInFlight = "sessionedge_fetches_in_flight"
 	metricTouchesDropped  = "sessionedge_touches_dropped_total"
 	metricDegraded        = "sessionedge_degraded_total"
+	metricFeedResyncs     = "sessionedge_feed_resyncs_total"
 )
 
 func defineMetric(mt abi.MetricType, name string) uint32 {
@@ -109,6 +114,7 @@ func (p *Plugin) defineMetrics() {
 		fetchesInFlight: defineMetric(abi.MetricGauge, metricFetchesInFlight),
 		touchesDropped:  defineMetric(abi.MetricCounter, metricTouchesDropped),
 		degraded:        defineMetric(abi.MetricCounter, metricDegraded),
+		feedResyncs:     defineMetric(abi.MetricCounter, metricFeedResyncs),
 	}
 }
 

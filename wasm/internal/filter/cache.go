@@ -51,6 +51,31 @@ type entry struct {
 	touched uint64 // touch epoch in which this session was last reported
 }
 
+// putSession caches next in place of whatever the cache holds of its
+// session, keeping what the cache knows beyond the state: when the origin
+// last vouched for it (checked), the hints it was fetched for (hintSeen),
+// the touch epoch at the same generation, and above all a pending minimum
+// version (want: a write the app or the shopper reported, or a feed delta
+// an answer predated) that next does not reach yet, so no replacement (a
+// feed delta, a fetch answer, a write's answer, captured values) can make
+// the VM serve a version older than a reported write. Every path that
+// replaces a cached session goes through it; callers that learn more (a
+// fetch's time, the version it asked for) set it on the returned entry.
+func (p *Plugin) putSession(next *wire.Session, state entryState, protect bool) *entry {
+	old := p.sessions.peek(next.ID)
+	ne := p.sessions.put(next, state, protect)
+	if old != nil {
+		ne.checked, ne.hintSeen = old.checked, old.hintSeen
+		if old.sess.Generation == next.Generation {
+			ne.touched = old.touched
+		}
+		if old.want > next.Version {
+			ne.want = old.want
+		}
+	}
+	return ne
+}
+
 // segment is one LRU list of the session cache.
 type segment struct {
 	head, tail *entry

@@ -219,7 +219,10 @@ func (p *Plugin) applyCaptures(s *stream) *forwarded {
 	}
 	p.counters.Captured++
 	if e.state != stateOrigin {
-		s.entry = p.replaceEntry(e, next, e.state)
+		s.entry = p.putSession(next, e.state, e.prot)
+		if s.minted {
+			p.publishMinted(s, next)
+		}
 		p.startCaptureWrite(s) // only once the token came back
 		return nil
 	}
@@ -228,12 +231,92 @@ func (p *Plugin) applyCaptures(s *stream) *forwarded {
 	return &s.fwd
 }
 
-// replaceEntry caches next in place of e, keeping what the cache knows of
-// the session beyond its state.
-func (p *Plugin) replaceEntry(e *entry, next *wire.Session, state entryState) *entry {
-	ne := p.sessions.put(next, state, e.prot)
-	ne.checked, ne.hintSeen, ne.want, ne.touched = e.checked, e.hintSeen, e.want, e.touched
-	return ne
+// Captured values across the VMs of a proxy. A minted session costs the
+// origin nothing until its token comes back, so its captured values live
+// in the cache of the VM that minted it; the proxy may send the next
+// request to another VM, which learns of the session from the origin's
+// 404 and would report (and forward) it with the site's defaults only. So
+// the minting VM publishes what it applied to the session (its
+// Touch.Init) in shared data, and a VM that resolves an uncached
+// anonymous generation-1 token reads it, once, on that cold path (the
+// fetch's 404, a self-service write that may create the session).
+//
+// Shared data has neither delete nor expiry: the records live in a fixed
+// ring of mintedSlots keys, the slot chosen by the session id, each at
+// most maxMintedRecord bytes (about 8 MiB in all, a few hundred KiB at the
+// default capture limits). A later captured mint whose id falls on the
+// same slot replaces the record: the earlier session's values are then
+// lost if its token comes back through another VM before the minting VM
+// reports it, as without the ring. A record names its session, so a
+// reader never takes another session's values.
+const (
+	mintedSlots     = 4096
+	maxMintedRecord = 2048
+)
+
+// mintedKey returns the shared-data key of the ring slot of session id.
+func (p *Plugin) mintedKey(id *wire.ID) string {
+	return p.mintedPrefix + strconv.FormatUint(idKey(id)%mintedSlots, 10)
+}
+
+// publishMinted publishes what this VM applied to the session it minted
+// for the stream (sess, with its captured values): a one-touch report
+// (wire.AppendTouches) with its Init.
+func (p *Plugin) publishMinted(s *stream, sess *wire.Session) {
+	if p.sync.solo {
+		return // no shared data
+	}
+	t := [1]wire.Touch{{ID: sess.ID, Kind: s.claims.Kind, Generation: s.claims.Generation, LastSeen: s.nowMs,
+		IdleDeadline: s.claims.IdleDeadline * 1000, HardDeadline: s.claims.HardDeadline * 1000, Init: initOps(sess, s.site)}}
+	p.scratch = wire.AppendTouches(p.scratch[:0], t[:])
+	if len(p.scratch) > maxMintedRecord {
+		return
+	}
+	abi.SetSharedData(p.mintedKey(&sess.ID), p.scratch, 0)
+}
+
+// mintedInit returns what the VM that minted the session of cl published
+// about it (its Touch.Init), or nil. Only an edge-minted token (anonymous,
+// generation 1) has one.
+func (p *Plugin) mintedInit(cl *wire.Claims) []wire.Op {
+	if cl.Kind != wire.KindAnonymous || cl.Generation != 1 || p.sync.solo {
+		return nil
+	}
+	b, _, st := abi.GetSharedData(p.mintedKey(&cl.ID))
+	if st != abi.StatusOK {
+		return nil
+	}
+	ts, err := wire.DecodeTouchesLimits(b, nil, &p.cfg.Limits)
+	if err != nil || len(ts) != 1 || ts[0].ID != cl.ID || ts[0].Kind != wire.KindAnonymous || ts[0].Generation != 1 {
+		return nil // another session's record, or none
+	}
+	return ts[0].Init
+}
+
+// withMintedInit returns sess (a session this VM builds for an edge-minted
+// token the origin has not heard of) with what the minting VM applied to
+// it: the site's fields, trackingAllowed and public attributes of its
+// published Init. sess itself when there is nothing, or the result would
+// pass the limits.
+func (p *Plugin) withMintedInit(sess *wire.Session, cl *wire.Claims) *wire.Session {
+	init := p.mintedInit(cl)
+	if len(init) == 0 {
+		return sess
+	}
+	next := *sess
+	for _, op := range init {
+		switch {
+		case op.Code == wire.OpSetField && (op.Field == wire.FieldSiteCode || op.Field == wire.FieldCurrency ||
+			op.Field == wire.FieldTargetLocation || op.Field == wire.FieldLocale || op.Field == wire.FieldTrackingAllowed):
+			next.Fields[op.Field] = op.Value
+		case op.Code == wire.OpSetAttr && op.NS == wire.NamespacePublic:
+			next.Attrs[wire.NamespacePublic] = next.Attrs[wire.NamespacePublic].With(op.Key, op.Value)
+		}
+	}
+	if p.cfg.Limits.ValidateSession(&next) != nil {
+		return sess
+	}
+	return &next
 }
 
 // startCaptureWrite sends the captured values (p.capBody) of a stored
@@ -265,11 +348,11 @@ func (p *Plugin) captureWritten(c *call, status int, body []byte, nowMs int64) {
 		return
 	}
 	sess, err := p.decodeOriginSession(c.id, body)
-	if err != nil || sess.Ended != 0 {
+	if err != nil || sess.Ended != 0 || c.stale {
 		return
 	}
 	if e := p.sessions.peek(c.id); e != nil && e.sess.Generation == sess.Generation && (e.state != stateOrigin || e.sess.Version < sess.Version) {
-		ne := p.replaceEntry(e, sess, stateOrigin)
+		ne := p.putSession(sess, stateOrigin, e.prot)
 		ne.checked = nowMs
 	}
 }

@@ -365,6 +365,8 @@ func (p *Plugin) initHeader(s *stream) string {
 	sess := &wire.Session{}
 	if s.entry != nil {
 		sess = s.entry.sess
+	} else { // minted by another VM of this proxy: what it captured
+		sess = p.withMintedInit(&wire.Session{ID: s.claims.ID, Kind: s.claims.Kind, Generation: s.claims.Generation}, &s.claims)
 	}
 	t := wire.Touch{ID: s.claims.ID, Kind: s.claims.Kind, Generation: s.claims.Generation, LastSeen: s.nowMs,
 		IdleDeadline: s.claims.IdleDeadline * 1000, HardDeadline: s.claims.HardDeadline * 1000, Init: initOps(sess, s.site)}

@@ -18,6 +18,7 @@ const (
 	callLogout                      // POST /v1/sessions/{id}/logout (soft logout)
 	callCapture                     // PATCH /v1/sessions/{id}/context with captured values; nothing waits
 	callPeers                       // GET or DELETE /v1/sessions/{id}/peers (self-service)
+	callProbe                       // GET /v1/sync?limit=1: the circuit breaker's probe from the tick
 )
 
 // call is one HTTP call in flight. HTTP calls belong to the root context, so
@@ -33,11 +34,15 @@ type call struct {
 	// older answer is served once, then fetched again.
 	feedVersion uint64
 	probe       bool // the breaker's half-open probe
-	streams     []*stream
-	from        string       // callPoll: the cursor asked from
-	touches     []wire.Touch // callTouch: the reports, put back if the post fails
-	accept      string       // the answer's media type; default application/cbor
-	init        string       // X-Session-Init: what creates the session if the origin does not know it
+	// stale: the VM dropped its cache while the call was in flight (it
+	// missed feed deltas, see dropCache); the answer may predate them, so
+	// it serves the requests that waited and is not kept.
+	stale   bool
+	streams []*stream
+	from    string       // callPoll: the cursor asked from
+	touches []wire.Touch // callTouch: the reports, put back if the post fails
+	accept  string       // the answer's media type; default application/cbor
+	init    string       // X-Session-Init: what creates the session if the origin does not know it
 }
 
 func (c *call) detach(s *stream) {
@@ -118,6 +123,8 @@ func routeName(k callKind) string {
 		return "capture write"
 	case callPeers:
 		return "sessions"
+	case callProbe:
+		return "breaker probe"
 	}
 	return "call"
 }
@@ -323,7 +330,7 @@ func (p *Plugin) fetched(c *call, status int, body []byte, nowMs int64) {
 			old.sess.Ended == 0 && old.sess.Version > sess.Version {
 			e = old // the feed brought a newer state meanwhile
 		} else {
-			e = p.sessions.put(sess, stateOrigin, true)
+			e = p.putSession(sess, stateOrigin, true)
 		}
 		e.checked = nowMs
 		e.hintSeen = max(e.hintSeen, c.minVersion)
@@ -342,14 +349,16 @@ func (p *Plugin) fetched(c *call, status int, body []byte, nowMs int64) {
 					Created: now * 1000, LastSeen: now * 1000, IdleDeadline: cl.IdleDeadline * 1000,
 					HardDeadline: cl.HardDeadline * 1000}
 				setDefaults(sess, c.streams[0].site)
-				e = p.sessions.put(sess, stateUnknown, true)
+				// Minted by another VM of this proxy: what it captured.
+				sess = p.withMintedInit(sess, cl)
+				e = p.putSession(sess, stateUnknown, true)
 				e.checked = nowMs
 			} else {
 				dead = true
 			}
 		}
 	case status == 410:
-		p.sessions.put(&wire.Session{ID: c.id, Ended: wire.EndAbandoned}, stateOrigin, false)
+		p.putSession(&wire.Session{ID: c.id, Ended: wire.EndAbandoned}, stateOrigin, false)
 		dead = true
 	case tokenRefused(status, body):
 		dead = true
@@ -384,6 +393,9 @@ func (p *Plugin) fetched(c *call, status int, body []byte, nowMs int64) {
 			abi.ContinueStream(abi.StreamRequest)
 		}
 	}
+	if c.stale {
+		p.sessions.drop(c.id) // served the waiting requests; the next one fetches again
+	}
 }
 
 // loggedOut finishes a soft logout: on success the client gets the
@@ -402,7 +414,7 @@ func (p *Plugin) loggedOut(c *call, status int, body, token []byte, nowMs int64)
 		} else if sess, err := p.decodeOriginSession(c.id, body); err != nil || sess.Generation != cl.Generation || sess.Ended != 0 {
 			logf(abi.LogWarn, "soft logout: bad session from the origin")
 		} else {
-			e = p.sessions.put(sess, stateOrigin, true)
+			e = p.putSession(sess, stateOrigin, true)
 			e.checked = nowMs
 			p.tokens.put(token, &cl)
 		}
@@ -427,5 +439,8 @@ func (p *Plugin) loggedOut(c *call, status int, body, token []byte, nowMs int64)
 		if act := p.settled(s, now); act == abi.ActionContinue {
 			abi.ContinueStream(abi.StreamRequest)
 		}
+	}
+	if c.stale && e != nil {
+		p.sessions.drop(c.id) // the next request fetches the logged-out session again
 	}
 }

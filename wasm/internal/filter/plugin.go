@@ -31,6 +31,7 @@ type Plugin struct {
 	metricsTried bool
 
 	captureWrites map[wire.ID]bool        // sessions with a capture write in flight
+	mintedPrefix  string                  // shared-data keys of captured values of minted sessions (capture.go)
 	capBody       []byte                  // the body of the next capture write
 	devices       map[string]*wire.Device // shared device records (Plugin.device)
 	devKey        []byte
@@ -98,6 +99,7 @@ func (p *Plugin) configure(size uint32) bool {
 	p.sessions = newSessionCache(cfg.CacheEntries, cfg.CacheBytes)
 	p.lastHost, p.lastSite = p.lastHost[:0], nil
 	p.sync.init(cfg, abi.NowNanos()/1e6)
+	p.mintedPrefix = "sessionedge/minted/" + cfg.Origin.Cluster + "/"
 	p.touches.reset(cfg.TouchBuffer)
 	clear(p.devices) // they name the sites of the old configuration
 	tick := uint32(cfg.SyncInterval.Milliseconds() / 4)

@@ -91,6 +91,7 @@ type stream struct {
 	capBuf   []byte
 	fwd      forwarded // the forwarded values of a view built for this request only
 	body     []byte    // a self-service PATCH body, copied from the host
+	bodySize uint32    // bytes of a self-service PATCH body the host holds so far
 
 	// Request header writes (see forward): the client's map, the headers
 	// to add, and the serialized result.
@@ -116,6 +117,7 @@ func (s *stream) reset(id uint32, p *Plugin) {
 	s.ncand, s.hasHint, s.rm = 0, false, s.rm[:0]
 	s.written, s.hintOut, s.cc = 0, s.hintOut[:0], s.cc[:0]
 	s.ua, s.dev, s.devKnown, s.consent, s.ncap, s.capBuf = s.ua[:0], nil, false, false, 0, s.capBuf[:0]
+	s.bodySize = 0
 	s.single = p.cfg == nil || p.cfg.SingleHeaderWrites
 	s.raw, s.addKeys, s.addVals = s.raw[:0], s.addKeys[:0], s.addVals[:0]
 }

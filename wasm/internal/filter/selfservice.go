@@ -28,10 +28,37 @@ func (p *Plugin) onRequestBody(vm *VM, s *stream, size uint32, eos bool) abi.Act
 		return p.replyError(s, 413, "too_large", "body larger than "+strconv.Itoa(maxPatchBody)+" bytes")
 	}
 	if !eos {
-		return abi.ActionPause // the host buffers until the end of the body
+		// The host buffers until the end of the body, which may come with
+		// the trailers instead (onRequestTrailers).
+		s.bodySize = size
+		return abi.ActionPause
+	}
+	return p.patchBody(s, size)
+}
+
+// onRequestTrailers runs when the client ends the request with trailers:
+// the end of the stream comes with them, not with the last body chunk
+// (HTTP/2, gRPC-web). A request that waits for the origin stays held; a
+// self-service PATCH that waits for its body takes what the host holds as
+// the whole body and is answered here, so neither ever reaches the app.
+func (p *Plugin) onRequestTrailers(s *stream) abi.Action {
+	if s.waiting != nil {
+		return abi.ActionPause
+	}
+	if s.self == selfPatch && !s.replied {
+		return p.patchBody(s, s.bodySize)
+	}
+	return abi.ActionContinue
+}
+
+// patchBody answers a self-service PATCH once its body (size bytes, held by
+// the host) is complete: checked, then written to the origin.
+func (p *Plugin) patchBody(s *stream, size uint32) abi.Action {
+	if size == 0 {
+		return p.replyError(s, 400, "invalid_input", "PATCH context needs a JSON body")
 	}
 	body, st := abi.GetBufferBytes(abi.BufferRequestBody, 0, size)
-	if st != abi.StatusOK && size > 0 {
+	if st != abi.StatusOK {
 		return p.replyError(s, 400, "invalid_input", "cannot read the body")
 	}
 	if msg, field := p.checkPatch(s, body); msg != "" {
@@ -154,10 +181,13 @@ func (p *Plugin) startDelete(s *stream) abi.Action {
 // view and a consistency hint for its version, so the client's next
 // request, through any VM or edge, sees the write.
 func (p *Plugin) written(c *call, status int, body []byte, nowMs int64) {
+	if c.stale {
+		defer p.sessions.drop(c.id) // answers the client, is not kept
+	}
 	if status == 200 {
 		if sess, err := p.decodeOriginSession(c.id, body); err == nil && sess.Ended == 0 {
 			if old := p.sessions.peek(c.id); old == nil || old.sess.Generation <= sess.Generation {
-				e := p.sessions.put(sess, stateOrigin, true)
+				e := p.putSession(sess, stateOrigin, true)
 				e.checked = nowMs
 			}
 		}

@@ -69,6 +69,11 @@ func (p *Plugin) tick(vm *VM) {
 	}
 	if !st.polling && now-st.lastPoll >= st.interval && (st.solo || p.holdLease(now)) {
 		p.poll(now)
+	} else if st.polling && !st.solo {
+		// Keep the lease while the poll is in flight, however long the
+		// origin takes: a VM taking it over would poll from the same head,
+		// and two VMs would publish one sequence.
+		p.holdLease(now)
 	}
 	// Touches go out once per interval, and at once when a post's worth is
 	// waiting, so a busy VM reports every active session.
@@ -76,7 +81,29 @@ func (p *Plugin) tick(vm *VM) {
 		st.lastFlush = now
 		p.flushTouches(now)
 	}
+	if p.breaker.open && !st.polling && len(p.touches.list) == 0 {
+		p.probeOrigin(now)
+	}
 	p.checkStale(now)
+}
+
+// probeOrigin is the circuit breaker's probe of a VM that has nothing else
+// to send: an open breaker is probed by request-path calls and by touch
+// reports (flushTouches), so without this a VM that serves only cached
+// sessions and reports nothing would keep it open until an uncached token
+// came. After the cool-down it asks for the feed's head (GET
+// /v1/sync?limit=1 without a cursor: an empty batch, cheap for the origin);
+// the answer counts only for the breaker. The lease holder's own polls
+// count too, so it probes only while none is in flight.
+func (p *Plugin) probeOrigin(now int64) {
+	ok, probe := p.breakerAllow(now)
+	if !ok {
+		return
+	}
+	c := &call{kind: callProbe, probe: probe}
+	if !p.send("GET", "/v1/sync?limit=1", "", nil, nil, c, 0) {
+		p.breakerRecord(false, probe, now)
+	}
 }
 
 // checkStale follows the age of the feed: older than cache.maxStale, cached
@@ -149,8 +176,18 @@ func (p *Plugin) follow(now int64) {
 	if !st.joined {
 		// Entries cached before joining may have missed deltas: start over.
 		st.joined, st.seq, st.cursor = true, headSeq, headCursor
-		p.sessions.clear()
+		p.dropCache()
 		st.fresh = now
+		return
+	}
+	if st.seq > headSeq || st.seq == headSeq && st.cursor != headCursor {
+		// Out of step with the shared head: another VM published this
+		// sequence too (two first publishers of a new ring, or one whose
+		// batch overwrote the slot of the head's). No batch published
+		// later continues from here, and as the lease holder this VM would
+		// never poll again (poll waits for it to catch up): start over from
+		// the head.
+		p.resync(headSeq, headCursor, "this VM's feed position is out of step with the shared head")
 		return
 	}
 	if st.seq < headSeq {
@@ -167,15 +204,46 @@ func (p *Plugin) follow(now int64) {
 			good = false
 		}
 		if !good {
-			logf(abi.LogInfo, "sync: missed published batches; dropping the session cache")
-			p.counters.Resets++
-			p.sessions.clear()
-			st.seq, st.cursor = headSeq, headCursor
+			p.resync(headSeq, headCursor, "missed published batches")
 			return
 		}
 		p.applyBatch(&bt)
 		st.seq, st.cursor = next, after
 	}
+}
+
+// resync drops the session cache and continues from the shared head: the
+// VM missed published batches, or its position is out of step with the
+// head. It is logged (why, never a session id) and counted in
+// sessionedge_feed_resyncs_total.
+func (p *Plugin) resync(headSeq uint64, headCursor, why string) {
+	logf(abi.LogWarn, "sync: "+why+"; dropping the session cache")
+	p.counters.Resets++
+	p.metricAdd(p.metrics.feedResyncs, 1)
+	p.dropCache()
+	p.sync.seq, p.sync.cursor = headSeq, headCursor
+}
+
+// dropCache drops every cached session, which is always safe: the next
+// request fetches. The answers of calls in flight (fetches, logouts,
+// writes) may predate the deltas that made the VM drop its cache: they
+// serve the requests that wait for them and are not kept (call.stale).
+func (p *Plugin) dropCache() {
+	p.sessions.clear()
+	for _, c := range p.calls {
+		c.stale = true
+	}
+}
+
+// appendSlot appends a ring slot: the batch seq, published from cursor prev,
+// continuing at cursor after.
+func appendSlot(dst []byte, seq uint64, prev, after string, batch []byte) []byte {
+	dst = binary.BigEndian.AppendUint64(dst, seq)
+	dst = binary.BigEndian.AppendUint16(dst, uint16(len(prev)))
+	dst = append(dst, prev...)
+	dst = binary.BigEndian.AppendUint16(dst, uint16(len(after)))
+	dst = append(dst, after...)
+	return append(dst, batch...)
 }
 
 func parseSlot(b []byte) (seq uint64, prev, after string, batch []byte, ok bool) {
@@ -237,6 +305,11 @@ func (p *Plugin) polled(vm *VM, c *call, status int, body []byte, now int64) {
 	}
 	full := len(bt.Deltas) >= int(st.limit)
 	if st.solo {
+		if c.from == "" {
+			// The first poll starts from the head: what this VM cached
+			// before may have missed the deltas up to it.
+			p.dropCache()
+		}
 		p.applyBatch(&bt)
 		st.cursor = bt.Cursor
 		st.fresh = now
@@ -252,23 +325,41 @@ func (p *Plugin) polled(vm *VM, c *call, status int, body []byte, now int64) {
 	if seq != st.seq || cursor != c.from {
 		return // another VM published meanwhile; follow picks it up
 	}
-	slot := make([]byte, 0, 12+len(c.from)+len(bt.Cursor)+len(st.buf))
-	slot = binary.BigEndian.AppendUint64(slot, seq+1)
-	slot = binary.BigEndian.AppendUint16(slot, uint16(len(c.from)))
-	slot = append(slot, c.from...)
-	slot = binary.BigEndian.AppendUint16(slot, uint16(len(bt.Cursor)))
-	slot = append(slot, bt.Cursor...)
-	slot = append(slot, st.buf...)
-	if s := abi.SetSharedData(st.keySlot[(seq+1)%ringSlots], slot, 0); s != abi.StatusOK {
-		logf(abi.LogWarn, "sync: cannot publish a batch: "+s.Err().Error())
-		return
+	// Another VM may be publishing this sequence from the same head (a
+	// poll it sent while it held the lease): its slot is written, its head
+	// not yet. Overwriting the slot would leave the head naming one batch
+	// and the slot holding another; finish its publication instead (follow
+	// applies it). A slot it writes after our read fails our CAS.
+	key := st.keySlot[(seq+1)%ringSlots]
+	old, slotCAS, got := abi.GetSharedData(key)
+	switch got {
+	case abi.StatusOK:
+		if oseq, prev, after, _, ok := parseSlot(old); ok && oseq == seq+1 && prev == cursor {
+			head := binary.BigEndian.AppendUint64(nil, seq+1)
+			abi.SetSharedData(st.keyHead, append(head, after...), cas)
+			return
+		}
+	case abi.StatusNotFound:
+		slotCAS = 0
+	}
+	slot := appendSlot(make([]byte, 0, 12+len(c.from)+len(bt.Cursor)+len(st.buf)), seq+1, c.from, bt.Cursor, st.buf)
+	if s := abi.SetSharedData(key, slot, slotCAS); s != abi.StatusOK {
+		if s != abi.StatusCASMismatch {
+			logf(abi.LogWarn, "sync: cannot publish a batch: "+s.Err().Error())
+		}
+		return // another VM publishes this sequence; follow picks it up
 	}
 	head := binary.BigEndian.AppendUint64(slot[:0], seq+1)
 	head = append(head, bt.Cursor...)
 	if s := abi.SetSharedData(st.keyHead, head, cas); s != abi.StatusOK {
 		return
 	}
-	st.joined = true
+	if !st.joined {
+		// This VM started the ring from the head: what it cached before
+		// may have missed the deltas up to it, as for a VM joining later.
+		st.joined = true
+		p.dropCache()
+	}
 	p.applyBatch(&bt)
 	st.seq, st.cursor = seq+1, bt.Cursor
 	st.fresh = now
@@ -283,7 +374,7 @@ func (p *Plugin) polled(vm *VM, c *call, status int, body []byte, now int64) {
 func (p *Plugin) applyBatch(bt *wire.Batch) {
 	if bt.Reset {
 		p.counters.Resets++
-		p.sessions.clear()
+		p.dropCache()
 	}
 	for i := range bt.Deltas {
 		d := &bt.Deltas[i]
@@ -310,8 +401,7 @@ func (p *Plugin) applyBatch(bt *wire.Batch) {
 			continue
 		}
 		p.counters.SyncApplied++
-		ne := p.sessions.put(next, stateOrigin, e.prot)
-		ne.checked, ne.hintSeen = e.checked, e.hintSeen
+		p.putSession(next, stateOrigin, e.prot)
 	}
 }
 
@@ -403,11 +493,19 @@ func (p *Plugin) addTouch(s *stream, e *entry) {
 }
 
 // flushTouches posts every buffered record, touchesPerPost at a time. While
-// the circuit breaker is open they wait.
+// the circuit breaker is open they wait; after its cool-down one post goes
+// out as its probe (the rest follow once it closed).
 func (p *Plugin) flushTouches(now int64) {
 	t := &p.touches
-	if len(t.list) == 0 || p.breaker.open {
+	if len(t.list) == 0 {
 		return
+	}
+	probe := false
+	if p.breaker.open {
+		var ok bool
+		if ok, probe = p.breakerAllow(now); !ok {
+			return
+		}
 	}
 	all := t.list
 	for len(t.list) > 0 {
@@ -422,8 +520,12 @@ func (p *Plugin) flushTouches(now int64) {
 				x.Device = *r.dev
 			}
 		}
+		c.probe = probe
 		p.scratch = wire.AppendTouches(p.scratch[:0], c.touches)
 		if !p.send("POST", "/v1/sync/touch", "application/cbor", p.scratch, nil, c, 0) {
+			if probe {
+				p.breakerRecord(false, probe, now)
+			}
 			break
 		}
 		for i := range c.touches {
@@ -432,6 +534,9 @@ func (p *Plugin) flushTouches(now int64) {
 		p.counters.TouchPosts++
 		t.inflight += n
 		t.list = t.list[n:]
+		if probe {
+			break // the others wait for the probe's answer
+		}
 	}
 	t.list = all[:copy(all, t.list)]
 	clear(t.idx)

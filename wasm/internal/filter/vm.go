@@ -108,20 +108,18 @@ func (vm *VM) OnRequestBody(id, size uint32, eos bool) abi.Action {
 }
 
 // OnRequestTrailers removes x-session-* trailers, as the headers callback
-// removes x-session-* headers. While the headers wait for the origin the
-// trailers wait too: a host continues a stream whose trailers callback says
-// continue, even after the headers callback paused (Envoy does), and the
-// request would leave without its session headers.
+// removes x-session-* headers. The trailers end the request: a request the
+// filter holds stays held (a host continues a stream whose trailers
+// callback says continue, even after the headers callback paused, as Envoy
+// does, and the request would leave without its session headers), and a
+// self-service PATCH that waited for the end of its body is answered.
 func (vm *VM) OnRequestTrailers(id, numTrailers uint32) abi.Action {
 	s := vm.stream(id)
 	if s == nil || s.p.cfg == nil {
 		return abi.ActionContinue
 	}
 	stripTrailers(abi.MapRequestTrailers, s)
-	if s.waiting != nil {
-		return abi.ActionPause
-	}
-	return abi.ActionContinue
+	return s.p.onRequestTrailers(s)
 }
 
 // OnResponseTrailers removes the app's x-session-* trailers.

@@ -347,6 +347,52 @@ func testReadYourWrites(t *testing.T, ng NewGuest) {
 			t.Fatal("a satisfied hint fetched again")
 		}
 	})
+	t.Run("feed delta older than the write", func(t *testing.T) {
+		// The feed lags the app's write: its next batch (one delta at
+		// limit 1) brings a version older than the one the app reported.
+		f := newFixture(t, ng, `,"sync":{"interval":"100ms","limit":1}`)
+		e := f.e
+		id, cookie := f.session(wire.KindAnonymous, 1, wire.Op{Code: wire.OpSetField, Field: wire.FieldCartID, Value: wire.Text("cart-1")})
+		e.Tick()
+		e.Serve() // joins the feed at its head
+		s := e.Request("POST", "/cart", nil, "cookie", cookie)
+		e.Serve() // version 1 cached
+		f.o.Write(id, wire.Op{Code: wire.OpSetField, Field: wire.FieldCurrency, Value: wire.Text("CHF")})
+		f.o.Write(id, wire.Op{Code: wire.OpSetField, Field: wire.FieldCartID, Value: wire.Text("cart-2")})
+		s.Respond("x-session-written", "3")
+		s.Finish()
+		e.Advance(100 * time.Millisecond)
+		e.Tick()
+		var poll *abi.MockCall
+		for _, c := range e.Pending() {
+			if strings.HasPrefix(c.Header(":path"), "/v1/sync?") {
+				poll = c
+			} else { // the touch report
+				st, b, hs := f.o.Reply(c)
+				e.Answer(c, st, b, hs...)
+			}
+		}
+		if poll == nil {
+			t.Fatal("no poll")
+		}
+		st, b, hs := f.o.Reply(poll)
+		e.Answer(poll, st, b, hs...) // version 2 reaches the cache; the full batch polls again, unanswered
+		s = e.Request("GET", "/", nil, "cookie", cookie)
+		var fetch *abi.MockCall
+		for _, c := range e.Pending() {
+			if strings.HasPrefix(c.Header(":path"), "/v1/sessions/"+id.String()) {
+				fetch = c
+			}
+		}
+		if fetch == nil || !strings.HasSuffix(fetch.Header(":path"), "?minVersion=3") {
+			t.Fatalf("a feed delta older than the reported write made the VM serve version %s without a fetch (calls %+v)",
+				s.Header("x-session-version"), e.Pending())
+		}
+		e.Serve()
+		if s.Header("x-session-cart") != "cart-2" || s.Header("x-session-version") != "3" {
+			t.Fatalf("after the write: %v", s.Headers())
+		}
+	})
 	t.Run("lagging read cache", func(t *testing.T) {
 		f := newFixture(t, ng, "")
 		e := f.e

@@ -36,12 +36,14 @@ func ForwardedView(t testing.TB, s *Stream) (*wire.Session, string) {
 }
 
 // reportTouches lets one sync interval (100ms) pass and returns the touch
-// reports the VM posted, then serves every call.
+// reports the VM posted, then serves every call: the touch reports last,
+// so the feed poll of the same tick never brings back what they create.
 func reportTouches(t testing.TB, e *Env) []wire.Touch {
 	t.Helper()
 	e.Advance(100 * time.Millisecond)
 	e.Tick()
 	var ts []wire.Touch
+	var posts []*abi.MockCall
 	for _, c := range e.Pending() {
 		if c.Header(":path") == "/v1/sync/touch" {
 			got, err := wire.DecodeTouches(c.Body, nil)
@@ -49,7 +51,15 @@ func reportTouches(t testing.TB, e *Env) []wire.Touch {
 				t.Fatalf("touch report: %v", err)
 			}
 			ts = append(ts, got...)
+			posts = append(posts, c)
+			continue
 		}
+		st, b, hs := e.Origin.Reply(c)
+		e.Answer(c, st, b, hs...)
+	}
+	for _, c := range posts {
+		st, b, hs := e.Origin.Reply(c)
+		e.Answer(c, st, b, hs...)
 	}
 	e.Serve()
 	return ts
@@ -143,6 +153,8 @@ func testSiteDefaultsAtOrigin(t *testing.T, ng NewGuest) {
 	t.Run("touch report", func(t *testing.T) {
 		f := newFixture(t, ng, syncConfig)
 		e := f.e
+		e.Tick()
+		e.Serve() // the VM follows the feed (starting to, it drops what it cached)
 		id, tok := mintToken(t, e, "/", "user-agent", ua)
 		if ts := reportTouches(t, e); len(ts) != 0 {
 			t.Fatalf("a one-shot session was reported: %+v", ts)
@@ -509,6 +521,8 @@ func testCaptures(t *testing.T, ng NewGuest) {
 	t.Run("minted", func(t *testing.T) {
 		f := newFixture(t, ng, captureConfig)
 		e := f.e
+		e.Tick()
+		e.Serve() // the VM follows the feed (starting to, it drops what it cached)
 		s := e.Request("GET", "/landing?utm_source=news%20letter&x=1&cc=ch", nil)
 		got := public(t, s)
 		if got["utm_source"] != "news letter" || got["cc"] != "ch" || len(got) != 2 {
@@ -554,6 +568,57 @@ func testCaptures(t *testing.T, ng NewGuest) {
 		}
 		if s = e.Request("GET", "/", nil, "cookie", "__Host-sid="+tok); s.Header("x-session-context-status") != "ok" || public(t, s)["cc"] != "at" {
 			t.Fatalf("after the write: %v", s.Headers())
+		}
+	})
+	t.Run("another VM", func(t *testing.T) {
+		// The VMs of one proxy: the landing page reaches one, the next
+		// pages others (a proxy spreads requests over its VMs), before
+		// the origin has heard of the session.
+		o := NewOrigin(Start)
+		o.APIKey = "edge-key"
+		vms := []*Env{NewEnv(t, ng, o), NewEnv(t, ng, o), NewEnv(t, ng, o)}
+		for _, e := range vms {
+			if e != vms[0] {
+				e.ShareData(vms[0])
+			}
+			e.MustConfigure(Config(baseExtra + captureConfig))
+			e.Tick()
+			e.Serve()
+		}
+		id, tok := mintToken(t, vms[0], "/?utm_campaign=spring&cc=ch")
+		for _, c := range o.Requests {
+			if !strings.HasPrefix(c, "GET /v1/sync?") {
+				t.Fatalf("the landing page cost the origin a call: %v", o.Requests)
+			}
+		}
+		e := vms[1]
+		s := e.Request("GET", "/next", nil, "cookie", "__Host-sid="+tok)
+		e.Serve() // the origin has not heard of it: 404
+		if got := public(t, s); got["utm_campaign"] != "spring" || got["cc"] != "ch" || s.Header("x-session-context-status") != "new" {
+			t.Fatalf("the next page through another VM lost the captured values: %v, %v", got, s.Headers())
+		}
+		if _, seg := ForwardedView(t, s); s.Header("x-session-segment") != seg {
+			t.Fatalf("segment %q, header %q", seg, s.Header("x-session-segment"))
+		}
+		s.Finish()
+		x := touchOf(t, reportTouches(t, e), id)
+		if init := initFields(x.Init); init["public.utm_campaign"] != "spring" || init["public.cc"] != "ch" || init["currency"] != "EUR" {
+			t.Fatalf("the other VM's first report: Touch.Init %v", init)
+		}
+		if v, _ := o.Sessions[id].Attr(wire.NamespacePublic, "utm_campaign"); v.Text != "spring" {
+			t.Fatalf("the origin's copy lacks the campaign: %+v", o.Sessions[id].Attrs)
+		}
+		// A self-service write through a third VM that creates the session
+		// carries them in X-Session-Init.
+		id2, tok2 := mintToken(t, vms[0], "/?utm_campaign=autumn")
+		e = vms[2]
+		s = e.Request("PATCH", "/.session/context", []byte(`{"public":{"size":"M"}}`), "cookie", "__Host-sid="+tok2)
+		e.Serve()
+		if l := s.Local(); l == nil || l.Status != 200 || !strings.Contains(string(l.Body), `"utm_campaign":"autumn"`) {
+			t.Fatalf("self-service write through another VM: %+v", l)
+		}
+		if v, _ := o.Sessions[id2].Attr(wire.NamespacePublic, "utm_campaign"); v.Text != "autumn" {
+			t.Fatalf("X-Session-Init lacks the campaign: %+v", o.Sessions[id2].Attrs)
 		}
 	})
 	t.Run("stored", func(t *testing.T) {

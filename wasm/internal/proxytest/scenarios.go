@@ -138,10 +138,14 @@ func Run(t *testing.T, ng NewGuest) {
 	t.Run("response", func(t *testing.T) { testResponse(t, ng) })
 	t.Run("token-header", func(t *testing.T) { testTokenHeader(t, ng) })
 	t.Run("self-service", func(t *testing.T) { testSelfService(t, ng) })
+	t.Run("self-service-trailers", func(t *testing.T) { testSelfServiceTrailers(t, ng) })
 	t.Run("sync", func(t *testing.T) { testSync(t, ng) })
 	t.Run("sync-many-vms", func(t *testing.T) { testSyncManyVMs(t, ng) })
 	t.Run("touches", func(t *testing.T) { testTouches(t, ng) })
 	t.Run("sync-without-shared-data", func(t *testing.T) { testSyncSolo(t, ng) })
+	t.Run("sync-start", func(t *testing.T) { testSyncStart(t, ng) })
+	t.Run("sync-gap-during-fetch", func(t *testing.T) { testSyncGapDuringFetch(t, ng) })
+	t.Run("sync-slow-poll", func(t *testing.T) { testSyncSlowPoll(t, ng) })
 	t.Run("generation", func(t *testing.T) { testGeneration(t, ng) })
 	t.Run("soft-logout", func(t *testing.T) { testSoftLogout(t, ng) })
 	t.Run("read-your-writes", func(t *testing.T) { testReadYourWrites(t, ng) })
@@ -729,6 +733,71 @@ func testSelfService(t *testing.T, ng NewGuest) {
 	}
 }
 
+// testSelfServiceTrailers: a request whose end of stream comes with
+// trailers (HTTP/2, gRPC-web) instead of with its last body chunk. A
+// self-service PATCH is answered by the filter all the same, and neither
+// it nor any other request the filter holds reaches the app.
+func testSelfServiceTrailers(t *testing.T, ng NewGuest) {
+	f := newFixture(t, ng, "")
+	e := f.e
+	id, cookie := f.session(wire.KindAnonymous, 1)
+	ctx := "PATCH /v1/sessions/" + id.String() + "/context"
+	held := func(t *testing.T, s *Stream, status uint32, contains string) {
+		t.Helper()
+		if s.Continued() || s.Forwarded() {
+			t.Fatalf("the request reached the app: %v", s.Headers())
+		}
+		l := s.Local()
+		if l == nil || l.Status != status || !strings.Contains(string(l.Body), contains) {
+			t.Fatalf("local answer %+v, want %d with %s", l, status, contains)
+		}
+	}
+	t.Run("patch with a body", func(t *testing.T) {
+		n := len(f.o.Requests)
+		s := e.OpenRequest("PATCH", "/.session/context", []byte(`{"public":{"size":"L"}}`), "cookie", cookie, "sec-fetch-site", "same-origin")
+		if s.Continued() || s.Local() != nil || len(e.Pending()) != 0 {
+			t.Fatalf("the PATCH did not wait for the end of its body: local %+v, calls %+v", s.Local(), e.Pending())
+		}
+		s.RequestTrailers("x-checksum", "1", "x_session_customer", "victim")
+		e.Serve()
+		held(t, s, 200, `"public":{"size":"L"}`)
+		if reqs := f.o.Requests[n:]; len(reqs) != 1 || reqs[0] != ctx {
+			t.Fatalf("origin calls %v, want %s", reqs, ctx)
+		}
+		if v, _ := f.o.Sessions[id].Attr(wire.NamespacePublic, "size"); v.Text != "L" {
+			t.Fatalf("the write did not reach the origin: %+v", f.o.Sessions[id].Attrs)
+		}
+		if _, err := Keyring.VerifyHint([]byte(hintCookie(s.Local().Headers)), id, 1); err != nil {
+			t.Fatalf("no consistency hint: %v", err)
+		}
+	})
+	t.Run("patch without a body", func(t *testing.T) {
+		n := len(f.o.Requests)
+		s := e.OpenRequest("PATCH", "/.session/context", nil, "cookie", cookie)
+		s.RequestTrailers("x-checksum", "1")
+		e.Serve()
+		held(t, s, 400, "invalid_input")
+		if len(f.o.Requests) != n {
+			t.Fatalf("origin calls %v", f.o.Requests[n:])
+		}
+	})
+	t.Run("patch refused", func(t *testing.T) {
+		s := e.OpenRequest("PATCH", "/.session/context", []byte(`{"privacy":{"email":"a@b.c"}}`), "cookie", cookie)
+		s.RequestTrailers("x-checksum", "1")
+		e.Serve()
+		held(t, s, 400, `"field":"privacy"`)
+	})
+	t.Run("delete during the write", func(t *testing.T) {
+		s := e.OpenRequest("DELETE", "/.session/context/public/size", nil, "cookie", cookie)
+		if len(e.Pending()) != 1 {
+			t.Fatalf("calls %+v", e.Pending())
+		}
+		s.RequestTrailers("x-checksum", "1")
+		e.Serve()
+		held(t, s, 200, `"public":{}`)
+	})
+}
+
 // syncConfig ticks the feed every 100ms.
 const syncConfig = `,"sync":{"interval":"100ms"}`
 
@@ -867,6 +936,8 @@ func testSyncManyVMs(t *testing.T, ng NewGuest) {
 func testTouches(t *testing.T, ng NewGuest) {
 	f := newFixture(t, ng, syncConfig)
 	e := f.e
+	e.Tick()
+	e.Serve() // the VM follows the feed (starting to, it drops what it cached)
 	var toks, ids []string
 	for i := 0; i < 4; i++ {
 		s := e.Request("GET", "/", nil)
@@ -959,5 +1030,126 @@ func testSyncSolo(t *testing.T, ng NewGuest) {
 	s = e.Request("GET", "/", nil, "cookie", cookie)
 	if s.Header("x-session-locale") != "it-CH" || len(e.Pending()) != 0 || len(f.o.Requests) != calls {
 		t.Fatalf("delta not applied without shared data: %v", s.Headers())
+	}
+}
+
+// testSyncStart: a VM that starts following the feed starts at its head,
+// so what it cached before may lack the deltas up to it. Like a VM that
+// joins a ring others publish, the VM that publishes its first batch (or
+// polls for itself, without shared data) drops that.
+func testSyncStart(t *testing.T, ng NewGuest) {
+	for _, solo := range []bool{false, true} {
+		setup := func(*Env) {}
+		if solo {
+			setup = (*Env).DisableSharedData
+		}
+		f := newFixtureWith(t, ng, syncConfig, setup)
+		e := f.e
+		id, cookie := f.session(wire.KindAnonymous, 1, wire.Op{Code: wire.OpSetField, Field: wire.FieldCurrency, Value: wire.Text("EUR")})
+		e.Request("GET", "/", nil, "cookie", cookie).Finish()
+		e.Serve() // cached before the VM's first tick
+		f.o.Write(id, wire.Op{Code: wire.OpSetField, Field: wire.FieldCurrency, Value: wire.Text("GBP")})
+		e.Tick()
+		e.Serve() // the first poll: from the head, past the write
+		s := e.Request("GET", "/", nil, "cookie", cookie)
+		e.Serve()
+		if s.Header("x-session-currency") != "GBP" {
+			t.Fatalf("solo %v: the VM serves what it cached before it followed the feed (currency %q): the write before the feed's head is lost",
+				solo, s.Header("x-session-currency"))
+		}
+	}
+}
+
+// testSyncGapDuringFetch: a VM that misses published batches drops its
+// cache; an answer to a fetch in flight at that moment may predate what it
+// missed, so it serves the request that waited for it and is not kept.
+func testSyncGapDuringFetch(t *testing.T, ng NewGuest) {
+	o := NewOrigin(Start)
+	o.APIKey = "edge-key"
+	cfg := Config(baseExtra + syncConfig + `,"origin":{"cluster":"origin","apiKey":"edge-key","timeout":"60s"}`)
+	vms := []*Env{NewEnv(t, ng, o), NewEnv(t, ng, o)}
+	vms[1].ShareData(vms[0])
+	for _, e := range vms {
+		e.MustConfigure(cfg)
+	}
+	leader, vm := vms[0], vms[1]
+	step := func(ticks ...*Env) {
+		o.Now = o.Now.Add(100 * time.Millisecond)
+		for _, e := range vms {
+			e.SetNow(o.Now)
+		}
+		for _, e := range ticks {
+			e.Tick()
+			if e == leader {
+				e.Serve()
+			}
+		}
+	}
+	step(leader, vm) // the leader publishes, VM 1 joins
+	f := &fixture{t: t, o: o, e: vm}
+	id, cookie := f.session(wire.KindAnonymous, 1, wire.Op{Code: wire.OpSetField, Field: wire.FieldCurrency, Value: wire.Text("EUR")})
+	s := vm.Request("GET", "/", nil, "cookie", cookie)
+	p := vm.Pending()
+	if len(p) != 1 {
+		t.Fatalf("calls %+v, want the fetch", p)
+	}
+	status, body, hs := o.Reply(p[0]) // the origin answers now, the answer arrives late
+	o.Write(id, wire.Op{Code: wire.OpSetField, Field: wire.FieldCurrency, Value: wire.Text("GBP")})
+	for i := 0; i < 20; i++ { // more batches than the ring holds, VM 1 not ticking
+		step(leader)
+	}
+	step(vm)
+	vm.Answer(p[0], status, body, hs...)
+	if s.Header("x-session-currency") != "EUR" {
+		t.Fatalf("the waiting request: %v", s.Headers())
+	}
+	s = vm.Request("GET", "/", nil, "cookie", cookie)
+	vm.Serve()
+	if s.Header("x-session-currency") != "GBP" {
+		t.Fatalf("an answer older than the batches the VM missed was kept: currency %q", s.Header("x-session-currency"))
+	}
+	if !vm.Logged("missed published batches") || vm.Metric("sessionedge_feed_resyncs_total") != 1 {
+		t.Fatalf("the gap was not logged and counted: %d, %v", vm.Metric("sessionedge_feed_resyncs_total"), vm.Logs())
+	}
+}
+
+// testSyncSlowPoll: the lease holder keeps its lease while its poll is in
+// flight, however long the origin takes, so no other VM polls from the
+// same head meanwhile (two publishers of one sequence).
+func testSyncSlowPoll(t *testing.T, ng NewGuest) {
+	o := NewOrigin(Start)
+	o.APIKey = "edge-key"
+	cfg := Config(baseExtra + syncConfig + `,"origin":{"cluster":"origin","apiKey":"edge-key","timeout":"60s"}`)
+	vms := []*Env{NewEnv(t, ng, o), NewEnv(t, ng, o)}
+	vms[1].ShareData(vms[0])
+	for _, e := range vms {
+		e.MustConfigure(cfg)
+	}
+	leader, vm := vms[0], vms[1]
+	step := func() {
+		o.Now = o.Now.Add(100 * time.Millisecond)
+		for _, e := range vms {
+			e.SetNow(o.Now)
+			e.Tick()
+		}
+	}
+	step()
+	leader.Serve()
+	vm.Serve()
+	step() // the leader polls; the origin takes ten intervals to answer
+	if len(leader.Pending()) != 1 {
+		t.Fatalf("leader calls %+v", leader.Pending())
+	}
+	for i := 0; i < 10; i++ {
+		step()
+		if p := vm.Pending(); len(p) != 0 {
+			t.Fatalf("interval %d of the slow poll: the other VM took the lease and polls too (%s)", i, p[0].Header(":path"))
+		}
+	}
+	leader.Serve()
+	step()
+	leader.Serve()
+	if len(vm.Pending()) != 0 {
+		t.Fatal("the other VM polls")
 	}
 }

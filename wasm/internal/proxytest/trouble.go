@@ -87,6 +87,119 @@ func testBreaker(t *testing.T, ng NewGuest) {
 		}
 		e.Serve()
 	})
+	t.Run("probed from the tick", func(t *testing.T) {
+		// Two VMs of one proxy: VM 0 holds the sync lease, VM 1 follows
+		// and makes no call of its own but touch reports.
+		o := NewOrigin(Start)
+		o.APIKey = "edge-key"
+		cfg := Config(baseExtra + `,"sync":{"interval":"100ms"},` +
+			`"origin":{"cluster":"origin","apiKey":"edge-key","breaker":{"failures":3,"coolDown":"1s"}}`)
+		vms := []*Env{NewEnv(t, ng, o), NewEnv(t, ng, o)}
+		vms[1].ShareData(vms[0])
+		for _, e := range vms {
+			e.MustConfigure(cfg)
+		}
+		leader, vm := vms[0], vms[1]
+		f := &fixture{t: t, o: o, e: vm}
+		// step lets one interval pass: the leader polls (served), then VM 1
+		// ticks; it returns the calls VM 1 made, unanswered.
+		step := func(ticks ...*Env) []*abi.MockCall {
+			o.Now = o.Now.Add(100 * time.Millisecond)
+			for _, e := range vms {
+				e.SetNow(o.Now)
+			}
+			for _, e := range ticks {
+				e.Tick()
+				if e != vm {
+					e.Serve()
+				}
+			}
+			return vm.Pending()
+		}
+		step(leader, vm)
+		id, warm := f.session(wire.KindAnonymous, 1)
+		vm.Request("GET", "/", nil, "cookie", warm).Finish()
+		vm.Serve()
+		step(leader, vm)
+		vm.Serve() // the warm session's first report
+		open := func() {
+			t.Helper()
+			for i := 0; i < 3; i++ {
+				_, c := f.session(wire.KindAnonymous, 1)
+				vm.Request("GET", "/", nil, "cookie", c).Finish()
+				answerAll(vm, 0)
+			}
+			if vm.Metric("sessionedge_breaker_open") != 1 {
+				t.Fatalf("breaker not open: %v", vm.Logs())
+			}
+		}
+		open()
+		// Only the cached session comes back: its reports wait while the
+		// breaker is open, then one goes out as the probe.
+		touches := len(o.Touches)
+		var probe *abi.MockCall
+		for i := 0; i < 20 && probe == nil; i++ {
+			if s := vm.Request("GET", "/", nil, "cookie", warm); s.Header("x-session-context-status") != "ok" {
+				t.Fatalf("cached session while the breaker is open: %v", s.Headers())
+			}
+			for _, c := range step(leader, vm) {
+				if i < 9 {
+					t.Fatalf("a call during the cool-down: %s %s", c.Header(":method"), c.Header(":path"))
+				}
+				probe = c
+			}
+		}
+		if probe == nil || probe.Header(":path") != "/v1/sync/touch" || len(vm.Pending()) != 1 {
+			t.Fatalf("no probe from the tick after the cool-down (breaker open %d): %+v", vm.Metric("sessionedge_breaker_open"), vm.Pending())
+		}
+		vm.Serve()
+		if vm.Metric("sessionedge_breaker_open") != 0 || !vm.Logged("circuit breaker closed") {
+			t.Fatalf("the probe's answer did not close the breaker: %d", vm.Metric("sessionedge_breaker_open"))
+		}
+		if got := o.Touches[touches:]; len(got) == 0 || touchOf(t, got, id).Generation != 1 {
+			t.Fatalf("the waiting reports did not reach the origin: %+v", got)
+		}
+
+		// A VM that has nothing to report: VM 1 held the lease when its
+		// polls failed, then lost it; after the cool-down a poll of its
+		// own is the probe.
+		for i := 0; i < 5; i++ { // VM 1 alone: it takes the lease when the leader's runs out
+			for _, c := range step(vm) {
+				st, b, hs := o.Reply(c)
+				vm.Answer(c, st, b, hs...)
+			}
+		}
+		for i := 0; i < 3; i++ {
+			step(vm)
+			answerAll(vm, 503)
+		}
+		if vm.Metric("sessionedge_breaker_open") != 1 {
+			t.Fatal("failing polls did not open the breaker")
+		}
+		for i := 0; i < 5; i++ { // the leader takes the lease back
+			step(leader)
+		}
+		probe = nil
+		for i := 0; i < 20 && probe == nil; i++ {
+			for _, c := range step(leader, vm) {
+				probe = c
+			}
+		}
+		if probe == nil || !strings.HasPrefix(probe.Header(":path"), "/v1/sync?") || len(vm.Pending()) != 1 {
+			t.Fatalf("no probe from an idle VM after the cool-down: %+v", vm.Pending())
+		}
+		vm.Serve()
+		if vm.Metric("sessionedge_breaker_open") != 0 {
+			t.Fatal("the probe's answer did not close the breaker")
+		}
+		// The probe's answer is not a batch to publish: the leader's ring
+		// goes on, and VM 1 follows it.
+		o.Write(id, wire.Op{Code: wire.OpSetField, Field: wire.FieldCurrency, Value: wire.Text("CHF")})
+		step(leader, vm)
+		if s := vm.Request("GET", "/", nil, "cookie", warm); s.Header("x-session-currency") != "CHF" || len(vm.Pending()) != 0 {
+			t.Fatalf("after the probe VM 1 does not follow the feed: %v", s.Headers())
+		}
+	})
 	t.Run("fail closed", func(t *testing.T) {
 		f := newFixture(t, ng, extra+`,"failMode":"closed"`)
 		e := f.e
