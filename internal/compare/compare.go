@@ -94,13 +94,8 @@ const (
 // Blob is the session as the cookie+redis app stores it in Redis (JSON),
 // with the fields the edge forwards.
 type Blob struct {
-	Kind       string `json:"kind"`
-	CustomerID string `json:"customerId,omitempty"`
-	CartID     string `json:"cartId,omitempty"`
-	Site       string `json:"site"`
-	Currency   string `json:"currency"`
-	Locale     string `json:"locale"`
-	Location   string `json:"location"`
+	Kind, CustomerID, CartID         string
+	Site, Currency, Locale, Location string
 }
 
 // CookieApp is the app of the cookie+redis mode.

@@ -45,19 +45,16 @@ func Load(addr, host, path string, clients []Client, d time.Duration, limit int6
 	start := time.Now()
 	deadline := start.Add(d)
 	for _, c := range clients {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
-			defer fasthttp.ReleaseRequest(req)
-			defer fasthttp.ReleaseResponse(resp)
+		wg.Go(func() {
+			var req fasthttp.Request
+			var resp fasthttp.Response
 			req.SetRequestURI(uri)
 			req.Header.SetHost(host)
 			req.Header.Set("Cookie", c.Cookie)
 			mine := make([]time.Duration, 0, 4096)
 			for time.Now().Before(deadline) && (limit <= 0 || sent.Add(1) <= limit) {
 				t0 := time.Now()
-				err := hc.Do(req, resp)
+				err := hc.Do(&req, &resp)
 				el := time.Since(t0)
 				if err == nil && resp.StatusCode() == fasthttp.StatusOK && bytes.Equal(resp.Body(), c.Want) {
 					good.Add(1)
@@ -77,7 +74,7 @@ func Load(addr, host, path string, clients []Client, d time.Duration, limit int6
 			mu.Lock()
 			lat = append(lat, mine...)
 			mu.Unlock()
-		}()
+		})
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
