@@ -1,8 +1,9 @@
 // Package testbin builds and runs this repository's programs for tests: the
 // origin, the edge proxy, the filter and the example apps, each on free
 // loopback ports, with their output captured and the processes stopped when
-// the test ends. It is for the repository's own tests; apps test against
-// sdk/sdktest's fakes.
+// the test ends; and Buffer, the output of a process or a logger that a
+// test reads while it is written. It is for the repository's own tests;
+// apps test against sdk/sdktest's fakes.
 package testbin
 
 import (

@@ -93,31 +93,6 @@ func testLogger() *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, nil))
 }
 
-// logSink collects log output for tests that read it.
-type logSink struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logSink) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *logSink) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
-// captureLogs makes cfg log (at debug level) into the returned sink.
-func captureLogs(cfg *Config) *logSink {
-	sink := &logSink{}
-	cfg.Logger = slog.New(slog.NewTextHandler(sink, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	return sink
-}
-
 // startOrigin starts a server on a free loopback port; it stops at cleanup.
 func startOrigin(t *testing.T, cfg Config) *testOrigin {
 	t.Helper()

@@ -4,13 +4,12 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/cockroachdb/pebble"
 
+	"github.com/sessionedge/sessionedge/internal/testbin"
 	"github.com/sessionedge/sessionedge/origin/store"
 	"github.com/sessionedge/sessionedge/sdk/wire"
 )
@@ -40,29 +39,6 @@ func TestPrefixEnd(t *testing.T) {
 	}
 }
 
-// logBuffer is a slog text handler into a buffer, safe for concurrent use.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-func newLog() (*slog.Logger, *logBuffer) {
-	b := &logBuffer{}
-	return slog.New(slog.NewTextHandler(b, &slog.HandlerOptions{Level: slog.LevelDebug})), b
-}
-
 // TestCorruptSessionIsLogged breaks a stored session behind the store's
 // back: opening the store and reading the session log the id and the cause.
 func TestCorruptSessionIsLogged(t *testing.T) {
@@ -77,8 +53,8 @@ func TestCorruptSessionIsLogged(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.Close()
-	log, buf := newLog()
-	s, err = Open(Config{Dir: dir, Logger: log})
+	buf := &testbin.Buffer{}
+	s, err = Open(Config{Dir: dir, Logger: buf.Logger()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,7 +72,8 @@ func TestCorruptSessionIsLogged(t *testing.T) {
 // store's logger: its background errors, and a fatal error (which also
 // panics, since Pebble does not expect Fatalf to return).
 func TestPebbleMessagesAreLogged(t *testing.T) {
-	log, buf := newLog()
+	buf := &testbin.Buffer{}
+	log := buf.Logger()
 	eventListener(log).BackgroundError(errors.New("compaction failed: disk on fire"))
 	pebbleLogger{log}.Infof("background error: %s", "flush failed")
 	func() {

@@ -2,12 +2,11 @@ package redis
 
 import (
 	"bytes"
-	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/sessionedge/sessionedge/internal/testbin"
 	"github.com/sessionedge/sessionedge/origin/internal/redistest"
 	"github.com/sessionedge/sessionedge/sdk/wire"
 )
@@ -54,30 +53,12 @@ func TestGetAtLeastAcrossNodes(t *testing.T) {
 	}
 }
 
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // TestSubscriptionErrorsAreLogged kills Redis under a store: the lost
 // notification subscriptions are logged with their cause.
 func TestSubscriptionErrorsAreLogged(t *testing.T) {
 	srv := redistest.Start(t, redistest.Options{})
-	buf := &logBuffer{}
-	st, err := New(Config{URLs: urlsOf(srv.Addr), Shards: 2,
-		Logger: slog.New(slog.NewTextHandler(buf, nil))})
+	buf := &testbin.Buffer{}
+	st, err := New(Config{URLs: urlsOf(srv.Addr), Shards: 2, Logger: buf.Logger()})
 	if err != nil {
 		t.Fatal(err)
 	}
