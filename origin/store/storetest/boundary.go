@@ -4,9 +4,9 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -76,16 +76,7 @@ func sortIDs(ids []wire.ID) []wire.ID {
 }
 
 func sameIDs(a, b []wire.ID) bool {
-	a, b = sortIDs(a), sortIDs(b)
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
+	return slices.Equal(sortIDs(a), sortIDs(b))
 }
 
 func testBoundaryCustomerIndex(t *testing.T, st store.Store) {
@@ -275,25 +266,14 @@ func testCustomerEveryFirstByte(t *testing.T, st store.Store) {
 		ids[i][0] = byte(i)
 	}
 	ids[n-1][0], ids[n-2][0] = 0xff, 0xff // several at the very end, too
-	var wg sync.WaitGroup
-	errs := make(chan error, 8)
-	for w := 0; w < 8; w++ {
-		wg.Add(1)
-		go func(w int) {
-			defer wg.Done()
-			for i := w; i < n; i += 8 {
-				if _, err := tryCommit(st, ids[i], 1, nil, start(wire.KindAnonymous, 0, 0), login("c-many", 2)); err != nil {
-					errs <- err
-					return
-				}
+	concurrently(t, 8, func(w int) error {
+		for i := w; i < n; i += 8 {
+			if _, err := tryCommit(st, ids[i], 1, nil, start(wire.KindAnonymous, 0, 0), login("c-many", 2)); err != nil {
+				return err
 			}
-		}(w)
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Fatal(err)
-	}
+		}
+		return nil
+	})
 	got, err := st.CustomerSessions(ctx, "c-many")
 	if err != nil {
 		t.Fatal(err)
