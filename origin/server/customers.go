@@ -201,14 +201,7 @@ func (s *Server) peerSession(ctx *fasthttp.RequestCtx, p params, a access) (*wir
 	if err != nil {
 		return nil, err
 	}
-	sess, err := s.read(id, 0)
-	if err != nil {
-		return nil, err
-	}
-	if sess.Ended != 0 {
-		return nil, errGone
-	}
-	return sess, checkToken(tok, sess)
+	return s.readFor(id, 0, tok)
 }
 
 // handlePeers lists the sessions of the session's customer (for a session
@@ -313,14 +306,8 @@ func (s *Server) handleFlush(ctx *fasthttp.RequestCtx, p params, a access) error
 	defer mu.Unlock()
 	var minVersion uint64
 	for attempt := 0; attempt < 100; attempt++ {
-		sess, err := s.read(id, minVersion)
+		sess, err := s.readFor(id, minVersion, tok)
 		if err != nil {
-			return err
-		}
-		if sess.Ended != 0 {
-			return errGone
-		}
-		if err := checkToken(tok, sess); err != nil {
 			return err
 		}
 		if s.cfg.Webhook.URL != "" {

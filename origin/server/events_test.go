@@ -127,10 +127,7 @@ func webhookConfig(cfg *Config, url string) {
 // the session's later ones.
 func TestEventOrder(t *testing.T) {
 	hook := startEventReceiver(t, "session.login")
-	var clk clock
-	clk.ms.Store(time.Now().UnixMilli())
-	cfg := baseConfig(t)
-	cfg.Now = clk.now
+	clk, cfg := clockConfig(t, time.Now())
 	webhookConfig(&cfg, hook.url)
 	o := startOrigin(t, cfg)
 
@@ -219,8 +216,7 @@ func TestEventOrder(t *testing.T) {
 func TestChangedEventSurvivesRestart(t *testing.T) {
 	hook := startEventReceiver(t)
 	dir := t.TempDir()
-	var clk clock
-	clk.ms.Store(time.Now().UnixMilli())
+	clk := newClock(time.Now())
 	start := func() (*testOrigin, func()) {
 		st, err := pebblestore.Open(pebblestore.Config{Dir: dir, Logger: testLogger()})
 		if err != nil {
@@ -309,10 +305,7 @@ func TestFlush(t *testing.T) {
 // none for device records, touches or a flush of an unchanged session.
 func TestChangedCoalescing(t *testing.T) {
 	hook := startEventReceiver(t)
-	var clk clock
-	clk.ms.Store(time.Now().UnixMilli())
-	cfg := baseConfig(t)
-	cfg.Now = clk.now
+	clk, cfg := clockConfig(t, time.Now())
 	webhookConfig(&cfg, hook.url)
 	o := startOrigin(t, cfg)
 	a, b := o.create(nil), o.create(nil)

@@ -81,12 +81,9 @@ func TestServerErrorsAreLogged(t *testing.T) {
 // TestWebhookLoopFailures: outbox errors are logged (once per streak), and
 // retries follow the server's clock.
 func TestWebhookLoopFailures(t *testing.T) {
-	var clk clock
-	clk.ms.Store(time.Now().UnixMilli())
+	clk, cfg := clockConfig(t, time.Now())
 	hook := startHookReceiver(t)
 	hook.fail.Store(1)
-	cfg := baseConfig(t)
-	cfg.Now = clk.now
 	cfg.Webhook = Webhook{URL: hook.url, Secret: "s3cret", MaxBackoff: Duration(time.Hour)}
 	fs := &failingStore{Store: cfg.Store}
 	cfg.Store = fs

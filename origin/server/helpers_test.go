@@ -43,6 +43,21 @@ type clock struct{ ms atomic.Int64 }
 func (c *clock) now() time.Time      { return time.UnixMilli(c.ms.Load()) }
 func (c *clock) add(d time.Duration) { c.ms.Add(d.Milliseconds()) }
 
+// newClock returns a clock that reads start until moved.
+func newClock(start time.Time) *clock {
+	c := &clock{}
+	c.ms.Store(start.UnixMilli())
+	return c
+}
+
+// clockConfig returns baseConfig with a clock of its own, at start.
+func clockConfig(tb testing.TB, start time.Time) (*clock, Config) {
+	clk := newClock(start)
+	cfg := baseConfig(tb)
+	cfg.Now = clk.now
+	return clk, cfg
+}
+
 type testOrigin struct {
 	t     *testing.T
 	srv   *Server

@@ -417,6 +417,25 @@ func (s *Server) read(id wire.ID, minVersion uint64) (*wire.Session, error) {
 	return s.st.Get(s.base, id)
 }
 
+// readFor reads the session as read does, for a request that presented
+// tok (nil: none): the session must not have ended (errGone) and must
+// match tok (checkToken).
+func (s *Server) readFor(id wire.ID, minVersion uint64, tok *wire.Claims) (*wire.Session, error) {
+	sess, err := s.read(id, minVersion)
+	if err != nil {
+		return nil, err
+	}
+	return sess, checkLive(tok, sess)
+}
+
+// checkLive is checkToken for a session that must not have ended.
+func checkLive(tok *wire.Claims, sess *wire.Session) error {
+	if sess.Ended != 0 {
+		return errGone
+	}
+	return checkToken(tok, sess)
+}
+
 func (s *Server) handleGet(ctx *fasthttp.RequestCtx, p params, a access) error {
 	id, err := s.parseID(p)
 	if err != nil {
@@ -442,10 +461,7 @@ func (s *Server) handleGet(ctx *fasthttp.RequestCtx, p params, a access) error {
 		if err != nil {
 			return err
 		}
-		if sess.Ended != 0 {
-			return errGone
-		}
-		if err := checkToken(tok, sess); err != nil {
+		if err := checkLive(tok, sess); err != nil {
 			return err
 		}
 		setETag(ctx, sess.Version)
@@ -453,14 +469,8 @@ func (s *Server) handleGet(ctx *fasthttp.RequestCtx, p params, a access) error {
 		ctx.SetBody(enc)
 		return nil
 	}
-	sess, err := s.read(id, minVersion)
+	sess, err := s.readFor(id, minVersion, tok)
 	if err != nil {
-		return err
-	}
-	if sess.Ended != 0 {
-		return errGone
-	}
-	if err := checkToken(tok, sess); err != nil {
 		return err
 	}
 	if len(items) > 0 {
@@ -962,12 +972,9 @@ func (s *Server) handleGetShared(ctx *fasthttp.RequestCtx, p params, a access) e
 	if err != nil {
 		return err
 	}
-	sess, err := s.st.Get(s.base, id)
+	sess, err := s.readFor(id, 0, nil)
 	if err != nil {
 		return err
-	}
-	if sess.Ended != 0 {
-		return errGone
 	}
 	s.writeSession(ctx, sess, fasthttp.StatusOK, a)
 	return nil
