@@ -4,7 +4,6 @@ import (
 	"context"
 	"io"
 	"log/slog"
-	"net"
 	"testing"
 
 	"github.com/valyala/fasthttp"
@@ -98,10 +97,7 @@ func BenchmarkGetLoopback(b *testing.B) {
 	cfg := baseConfig(b)
 	cfg.Logger = quietLogger()
 	s := newServer(b, cfg)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
+	ln := listen(b)
 	go s.Serve(ln)
 	hc := &fasthttp.HostClient{Addr: ln.Addr().String(), MaxConns: 128}
 	req, res := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()

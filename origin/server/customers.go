@@ -193,11 +193,7 @@ func (s *Server) handleRevokeCustomer(ctx *fasthttp.RequestCtx, p params, _ acce
 // peerSession reads the session in the path for the peers routes: live,
 // and of the presented token's generation.
 func (s *Server) peerSession(ctx *fasthttp.RequestCtx, p params, a access) (*wire.Session, error) {
-	id, err := s.parseID(p)
-	if err != nil {
-		return nil, err
-	}
-	tok, err := s.sessionToken(ctx, id, a, false)
+	id, tok, err := s.pathToken(ctx, p, a, false)
 	if err != nil {
 		return nil, err
 	}
@@ -293,11 +289,7 @@ func (s *Server) handleRevokePeers(ctx *fasthttp.RequestCtx, p params, a access)
 // first). Without a webhook URL nothing is sent. The answer is the
 // session, as a GET's.
 func (s *Server) handleFlush(ctx *fasthttp.RequestCtx, p params, a access) error {
-	id, err := s.parseID(p)
-	if err != nil {
-		return err
-	}
-	tok, err := s.sessionToken(ctx, id, a, false)
+	id, tok, err := s.pathToken(ctx, p, a, false)
 	if err != nil {
 		return err
 	}

@@ -4,8 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -36,11 +36,7 @@ func startEventReceiver(t *testing.T, failFirst ...string) *eventReceiver {
 	for _, typ := range failFirst {
 		h.failFirst[typ] = true
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
 		h.mu.Lock()
 		defer h.mu.Unlock()
@@ -61,10 +57,9 @@ func startEventReceiver(t *testing.T, failFirst ...string) *eventReceiver {
 			return
 		}
 		w.WriteHeader(204)
-	})}
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Close() })
-	h.url = "http://" + ln.Addr().String() + "/events"
+	}))
+	t.Cleanup(srv.Close)
+	h.url = srv.URL + "/events"
 	return h
 }
 

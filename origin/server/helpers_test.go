@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"strconv"
 	"sync"
@@ -118,17 +119,20 @@ func startOrigin(t *testing.T, cfg Config) *testOrigin {
 	return startOriginWith(t, s)
 }
 
+// listen listens on a free loopback port.
+func listen(tb testing.TB) net.Listener {
+	tb.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return ln
+}
+
 // startOriginWith serves s (API and admin) on free loopback ports.
 func startOriginWith(t *testing.T, s *Server) *testOrigin {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	aln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	ln, aln := listen(t), listen(t)
 	done := make(chan struct{}, 2)
 	go func() { s.Serve(ln); done <- struct{}{} }()
 	go func() { s.ServeAdmin(aln); done <- struct{}{} }()
@@ -257,11 +261,7 @@ type hookReceiver struct {
 
 func startHookReceiver(t *testing.T) *hookReceiver {
 	h := &hookReceiver{}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
 		if h.fail.Load() > 0 {
 			h.fail.Add(-1)
@@ -276,10 +276,9 @@ func startHookReceiver(t *testing.T) *hookReceiver {
 		h.bodies = append(h.bodies, b)
 		h.mu.Unlock()
 		w.WriteHeader(204)
-	})}
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Close() })
-	h.url = "http://" + ln.Addr().String() + "/hook"
+	}))
+	t.Cleanup(srv.Close)
+	h.url = srv.URL + "/hook"
 	return h
 }
 

@@ -121,6 +121,17 @@ func capIdle(idle, hard int64) int64 {
 	return idle
 }
 
+// pathToken parses the session id in the path (parseID) and reads the
+// token the request presents for it (sessionToken).
+func (s *Server) pathToken(ctx *fasthttp.RequestCtx, p params, a access, idleOK bool) (wire.ID, *wire.Claims, error) {
+	id, err := s.parseID(p)
+	if err != nil {
+		return id, nil, err
+	}
+	tok, err := s.sessionToken(ctx, id, a, idleOK)
+	return id, tok, err
+}
+
 // sessionToken reads the X-Session-Token request header: nil without one
 // (errTokenRequired when a requires it), else the verified claims, which
 // must name session id. An idle-expired token is accepted only with idleOK
@@ -437,11 +448,7 @@ func checkLive(tok *wire.Claims, sess *wire.Session) error {
 }
 
 func (s *Server) handleGet(ctx *fasthttp.RequestCtx, p params, a access) error {
-	id, err := s.parseID(p)
-	if err != nil {
-		return err
-	}
-	tok, err := s.sessionToken(ctx, id, a, false)
+	id, tok, err := s.pathToken(ctx, p, a, false)
 	if err != nil {
 		return err
 	}
@@ -664,11 +671,7 @@ func (s *Server) writeChange(ctx *fasthttp.RequestCtx, p params, a access, ops f
 // ?upsert=true and the session token (X-Session-Token; required for edge
 // keys, which upsert only the session their token describes).
 func (s *Server) pathChange(ctx *fasthttp.RequestCtx, p params, a access, logout bool, ops func(*wire.Session, int64) ([]wire.Op, error)) (*wire.Session, error) {
-	id, err := s.parseID(p)
-	if err != nil {
-		return nil, err
-	}
-	tok, err := s.sessionToken(ctx, id, a, logout)
+	id, tok, err := s.pathToken(ctx, p, a, logout)
 	if err != nil {
 		return nil, err
 	}

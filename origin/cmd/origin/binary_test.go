@@ -6,8 +6,8 @@ import (
 	"encoding/json"
 	"io"
 	"io/fs"
-	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -174,19 +174,14 @@ func TestNoSecretsInLogs(t *testing.T) {
 	tokenKey := base64.StdEncoding.EncodeToString(tokenSecret)
 	const webhookSecret = "webhook-secret-never-logged"
 	const edgeKey = "edge-key-never-logged"
-	hookLn, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
 	var hooks sync.WaitGroup
 	hooks.Add(1)
 	var once sync.Once
-	hook := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		once.Do(hooks.Done)
 		w.WriteHeader(500)
-	})}
-	go hook.Serve(hookLn)
-	defer hook.Close()
+	}))
+	t.Cleanup(hook.Close)
 	path := writeConfig(t, dir, map[string]any{
 		"dataDir": filepath.Join(dir, "data"),
 		"apiKeys": []map[string]any{
@@ -195,7 +190,7 @@ func TestNoSecretsInLogs(t *testing.T) {
 		},
 		"tokenKeys":    map[string]string{"1": tokenKey},
 		"sharedSecret": base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{3}, 32)),
-		"webhook":      map[string]any{"url": "http://user:pw-in-url@" + hookLn.Addr().String() + "/hook", "maxBackoff": "100ms"},
+		"webhook":      map[string]any{"url": "http://user:pw-in-url@" + hook.Listener.Addr().String() + "/hook", "maxBackoff": "100ms"},
 	})
 	o := startBinary(t, bin, path, testbin.FreeAddr(t), []string{"ORIGIN_WEBHOOK_SECRET=" + webhookSecret}, "-debug")
 	base := "http://" + o.addr

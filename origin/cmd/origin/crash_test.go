@@ -6,8 +6,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"strconv"
 	"sync"
@@ -89,11 +89,7 @@ func TestCrashRecovery(t *testing.T) {
 	var accept atomic.Bool
 	var mu sync.Mutex
 	started := map[string]bool{}
-	hookLn, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	hook := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !accept.Load() {
 			w.WriteHeader(503)
 			return
@@ -106,15 +102,14 @@ func TestCrashRecovery(t *testing.T) {
 			mu.Unlock()
 		}
 		w.WriteHeader(204)
-	})}
-	go hook.Serve(hookLn)
-	defer hook.Close()
+	}))
+	t.Cleanup(hook.Close)
 
 	cfg := map[string]any{
 		"dataDir":   filepath.Join(dir, "data"),
 		"apiKeys":   []map[string]any{{"name": "t", "key": crashKey, "scopes": []string{"sessions:read", "sessions:write", "edge:sync"}}},
 		"tokenKeys": map[string]string{"1": base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{1}, 32))},
-		"webhook":   map[string]any{"url": "http://" + hookLn.Addr().String() + "/", "secret": "x", "maxBackoff": "200ms"},
+		"webhook":   map[string]any{"url": hook.URL + "/", "secret": "x", "maxBackoff": "200ms"},
 	}
 	cfgPath := writeConfig(t, dir, cfg)
 
