@@ -176,6 +176,20 @@ func (g *getter) get(id string) error {
 	return nil
 }
 
+// getLoad returns a load (see load) of CBOR GETs through c of the sessions
+// ids, spread over them, with a getter per client.
+func getLoad(c *client, clients int, d time.Duration, ids []string) func() (float64, time.Duration, time.Duration, error) {
+	getters := make([]getter, clients)
+	for i := range getters {
+		getters[i].c = c
+	}
+	return func() (float64, time.Duration, time.Duration, error) {
+		return load(clients, d, func(w, i int) error {
+			return getters[w].get(ids[(w*7919+i)%len(ids)])
+		})
+	}
+}
+
 // load runs fn from n workers for d and returns operations per second and
 // latency percentiles.
 func load(n int, d time.Duration, fn func(worker, i int) error) (float64, time.Duration, time.Duration, error) {
@@ -349,15 +363,7 @@ func run(originBin string, clients int, d time.Duration, nsessions int) error {
 	fmt.Printf("| benchmark | result | p50 | p99 |\n|---|---|---|---|\n")
 
 	// GET session (CBOR, as the edge asks) vs Redis GET of the same bytes.
-	getters := make([]getter, clients)
-	for i := range getters {
-		getters[i].c = c
-	}
-	originGET := func() (float64, time.Duration, time.Duration, error) {
-		return load(clients, d, func(w, i int) error {
-			return getters[w].get(ids[(w*7919+i)%nsessions])
-		})
-	}
+	originGET := getLoad(c, clients, d, ids)
 	var redisGET func() (float64, time.Duration, time.Duration, error)
 	cmd, raddr, rerr := startRedis(tmp)
 	if rerr == nil {
@@ -387,16 +393,7 @@ func run(originBin string, clients int, d time.Duration, nsessions int) error {
 		return err
 	}
 	defer stopStatic()
-	sc := newClient(staticAddr, clients*2)
-	staticGetters := make([]getter, clients)
-	for i := range staticGetters {
-		staticGetters[i].c = sc
-	}
-	staticGET := func() (float64, time.Duration, time.Duration, error) {
-		return load(clients, d, func(w, i int) error {
-			return staticGetters[w].get(ids[(w*7919+i)%nsessions])
-		})
-	}
+	staticGET := getLoad(newClient(staticAddr, clients*2), clients, d, ids)
 	// The machine is noisy: alternate the runs and compare medians.
 	var og, rg, sg []result
 	for round := 0; round < rounds; round++ {

@@ -107,22 +107,7 @@ func TestFeedAcrossShards(t *testing.T) {
 		write(t, st, id, wire.Op{Code: wire.OpSetAttr, Key: "n", Value: wire.Int(int64(i))})
 	}
 	// Page through with a small limit: every delta once, per-session order kept.
-	seen := map[wire.ID][]uint64{}
-	cursor, total := head, 0
-	for pages := 0; pages < 100; pages++ {
-		b, err := st.ChangesAfter(ctx, cursor, 7)
-		if err != nil || b.Reset {
-			t.Fatalf("ChangesAfter: %v reset=%v", err, b.Reset)
-		}
-		if len(b.Deltas) == 0 {
-			break
-		}
-		for _, d := range b.Deltas {
-			seen[d.ID] = append(seen[d.ID], d.Version)
-			total++
-		}
-		cursor = b.Cursor
-	}
+	seen, total := storetest.ReadFeed(t, st, head, 7, 100)
 	if total != 40 {
 		t.Fatalf("read %d deltas, want 40", total)
 	}
