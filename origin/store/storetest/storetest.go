@@ -1,5 +1,6 @@
 // Package storetest is the conformance suite every store.Store backend
-// passes: storetest.Run(t, newStore).
+// passes: storetest.Run(t, newStore). Prepare, Write and ReadFeed serve
+// the backends' own tests too.
 //
 // Ids whose bytes sit at the edges of byte order (00, 7f, 80, fe, ff, first
 // and last) go through every index and scan: a range that ends at
