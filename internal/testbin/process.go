@@ -1,12 +1,12 @@
 // Package testbin builds and runs this repository's programs for tests: the
 // origin, the edge proxy, the filter and the example apps, each on free
 // loopback ports, with their output captured and the processes stopped when
-// the test ends. It is for the repository's own tests; apps test against
-// sdk/sdktest's fakes.
+// the test ends; and Buffer, the output of a process or a logger that a
+// test reads while it is written. It is for the repository's own tests;
+// apps test against sdk/sdktest's fakes.
 package testbin
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"net"
@@ -131,26 +131,9 @@ type Cmd struct {
 // Process is a process started by Start.
 type Process struct {
 	cmd  *exec.Cmd
-	log  *syncBuffer
+	log  *Buffer
 	done chan struct{}
 	name string
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // Start starts c, waits until c.Ready answers 2xx (up to 60s), and stops the
@@ -165,7 +148,7 @@ func Start(t testing.TB, c Cmd) *Process {
 		cmd.Dir = t.TempDir()
 	}
 	killWithParent(cmd)
-	p := &Process{cmd: cmd, log: &syncBuffer{}, done: make(chan struct{}), name: c.Name}
+	p := &Process{cmd: cmd, log: &Buffer{}, done: make(chan struct{}), name: c.Name}
 	cmd.Stdout, cmd.Stderr = p.log, p.log
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("starting %s: %v", c.Name, err)
@@ -203,6 +186,14 @@ func (p *Process) Exited() bool {
 	default:
 		return false
 	}
+}
+
+// Kill ends the process at once (SIGKILL), as a crash would, and waits for
+// it to exit. It fails when the process had exited already.
+func (p *Process) Kill() error {
+	err := p.cmd.Process.Kill()
+	<-p.done
+	return err
 }
 
 // Stop ends the process gracefully (SIGTERM), killing it after 5s, and

@@ -311,10 +311,7 @@ func TestSyncFeed(t *testing.T) {
 // capped at the hard deadline, which never moves); anything else is ignored
 // and counted; an unknown id is created only as an edge mints it.
 func TestTouch(t *testing.T) {
-	var clk clock
-	clk.ms.Store(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC).UnixMilli())
-	cfg := baseConfig(t)
-	cfg.Now = clk.now
+	clk, cfg := clockConfig(t, time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
 	o := startOrigin(t, cfg)
 	known := o.create(nil)
 	kid, _ := wire.ParseID(known)
@@ -390,10 +387,7 @@ func TestTouch(t *testing.T) {
 // TestStaleTouchesDoNotKeepAlive: touches of an old generation's token
 // cannot keep a session from idling out.
 func TestStaleTouchesDoNotKeepAlive(t *testing.T) {
-	var clk clock
-	clk.ms.Store(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC).UnixMilli())
-	cfg := baseConfig(t)
-	cfg.Now = clk.now
+	clk, cfg := clockConfig(t, time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
 	o := startOrigin(t, cfg)
 	id := o.create(nil)
 	wid, _ := wire.ParseID(id)
@@ -414,10 +408,7 @@ func TestStaleTouchesDoNotKeepAlive(t *testing.T) {
 }
 
 func TestExpiry(t *testing.T) {
-	var clk clock
-	clk.ms.Store(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC).UnixMilli())
-	cfg := baseConfig(t)
-	cfg.Now = clk.now
+	clk, cfg := clockConfig(t, time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
 	hook := startHookReceiver(t)
 	cfg.Webhook = Webhook{URL: hook.url, Secret: "s3cret"}
 	o := startOrigin(t, cfg)

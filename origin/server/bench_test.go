@@ -1,9 +1,9 @@
 package server
 
 import (
+	"context"
 	"io"
 	"log/slog"
-	"net"
 	"testing"
 
 	"github.com/valyala/fasthttp"
@@ -14,25 +14,10 @@ import (
 // BenchmarkGetHandler measures the GET handler on a cache hit, without the
 // network.
 func BenchmarkGetHandler(b *testing.B) {
-	cfg := baseConfig(b)
-	s, err := New(cfg)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer s.Shutdown(b.Context())
-	var ctx fasthttp.RequestCtx
-	ctx.Request.SetRequestURI("/v1/sessions")
-	ctx.Request.Header.SetMethod("POST")
-	ctx.Request.Header.Set("Authorization", "Bearer "+keyAll)
-	ctx.Request.Header.Set("Accept", "application/cbor")
-	ctx.Request.SetBodyString(`{"context":{"currency":"EUR","custom":{"a":"b"}}}`)
-	s.handle(&ctx)
-	sess := decodeForBench(b, ctx.Response.Body())
+	s := newServer(b, baseConfig(b))
+	id := createThroughHandler(b, s, benchContext)
 	var g fasthttp.RequestCtx
-	g.Request.SetRequestURI("/v1/sessions/" + sess)
-	g.Request.Header.SetMethod("GET")
-	g.Request.Header.Set("Accept", "application/cbor")
-	g.Request.Header.Set("Authorization", "Bearer "+keyRead)
+	setRequest(&g.Request, "GET", "/v1/sessions/"+id, keyRead)
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
@@ -41,9 +26,41 @@ func BenchmarkGetHandler(b *testing.B) {
 	}
 }
 
-func decodeForBench(b *testing.B, body []byte) string { return decodeForBenchTB(b, body) }
+// benchContext is the body that creates the sessions of the benchmarks.
+const benchContext = `{"context":{"currency":"EUR","custom":{"a":"b"}}}`
 
-func decodeForBenchTB(tb testing.TB, body []byte) string {
+// newServer is a server with cfg, for calling its handler without the
+// network; it shuts down when the test ends.
+func newServer(tb testing.TB, cfg Config) *Server {
+	s, err := New(cfg)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { s.Shutdown(context.Background()) })
+	return s
+}
+
+// setRequest makes req a method request of uri with API key key, asking
+// for CBOR.
+func setRequest(req *fasthttp.Request, method, uri, key string) {
+	req.SetRequestURI(uri)
+	req.Header.SetMethod(method)
+	req.Header.Set("Authorization", "Bearer "+key)
+	req.Header.Set("Accept", "application/cbor")
+}
+
+// createThroughHandler creates a session with body through s's handler,
+// without the network, and returns its id.
+func createThroughHandler(tb testing.TB, s *Server, body string) string {
+	var ctx fasthttp.RequestCtx
+	setRequest(&ctx.Request, "POST", "/v1/sessions", keyAll)
+	ctx.Request.SetBodyString(body)
+	s.handle(&ctx)
+	return sessionID(tb, ctx.Response.Body())
+}
+
+// sessionID returns the id of the CBOR session in body.
+func sessionID(tb testing.TB, body []byte) string {
 	var s wire.Session
 	if err := wire.DecodeSession(body, &s); err != nil {
 		tb.Fatal(err)
@@ -54,29 +71,14 @@ func decodeForBenchTB(tb testing.TB, body []byte) string {
 // BenchmarkPatchHandlerParallel measures durable PATCHes from 64 goroutines
 // on distinct sessions, without the network.
 func BenchmarkPatchHandlerParallel(b *testing.B) {
-	cfg := baseConfig(b)
-	s, err := New(cfg)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer s.Shutdown(b.Context())
+	s := newServer(b, baseConfig(b))
 	b.SetParallelism(32)
 	b.ReportAllocs()
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
-		var ctx fasthttp.RequestCtx
-		ctx.Request.SetRequestURI("/v1/sessions")
-		ctx.Request.Header.SetMethod("POST")
-		ctx.Request.Header.Set("Authorization", "Bearer "+keyAll)
-		ctx.Request.Header.Set("Accept", "application/cbor")
-		ctx.Request.SetBodyString(`{"context":{"currency":"EUR","custom":{"a":"b"}}}`)
-		s.handle(&ctx)
-		id := decodeForBench(b, ctx.Response.Body())
+		id := createThroughHandler(b, s, benchContext)
 		var p fasthttp.RequestCtx
-		p.Request.SetRequestURI("/v1/sessions/" + id + "/context")
-		p.Request.Header.SetMethod("PATCH")
-		p.Request.Header.Set("Authorization", "Bearer "+keyAll)
-		p.Request.Header.Set("Accept", "application/cbor")
+		setRequest(&p.Request, "PATCH", "/v1/sessions/"+id+"/context", keyAll)
 		p.Request.SetBodyString(`{"custom":{"n":1}}`)
 		for pb.Next() {
 			p.Response.Reset()
@@ -94,36 +96,24 @@ func BenchmarkPatchHandlerParallel(b *testing.B) {
 func BenchmarkGetLoopback(b *testing.B) {
 	cfg := baseConfig(b)
 	cfg.Logger = quietLogger()
-	s, err := New(cfg)
-	if err != nil {
-		b.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
+	s := newServer(b, cfg)
+	ln := listen(b)
 	go s.Serve(ln)
-	defer s.Shutdown(b.Context())
 	hc := &fasthttp.HostClient{Addr: ln.Addr().String(), MaxConns: 128}
 	req, res := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
-	req.SetRequestURI("http://x/v1/sessions")
-	req.Header.SetMethod("POST")
-	req.Header.Set("Authorization", "Bearer "+keyAll)
-	req.Header.Set("Accept", "application/cbor")
-	req.SetBodyString(`{"context":{"currency":"EUR","custom":{"a":"b"}}}`)
+	setRequest(req, "POST", "http://x/v1/sessions", keyAll)
+	req.SetBodyString(benchContext)
 	if err := hc.Do(req, res); err != nil {
 		b.Fatal(err)
 	}
-	id := decodeForBench(b, res.Body())
+	id := sessionID(b, res.Body())
 	b.SetParallelism(32)
 	b.ReportAllocs()
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		var req fasthttp.Request
 		var res fasthttp.Response
-		req.SetRequestURI("http://x/v1/sessions/" + id)
-		req.Header.Set("Authorization", "Bearer "+keyRead)
-		req.Header.Set("Accept", "application/cbor")
+		setRequest(&req, "GET", "http://x/v1/sessions/"+id, keyRead)
 		for pb.Next() {
 			if err := hc.Do(&req, &res); err != nil || res.StatusCode() != 200 {
 				b.Fatalf("GET: %v %d", err, res.StatusCode())

@@ -193,22 +193,11 @@ func (s *Server) handleRevokeCustomer(ctx *fasthttp.RequestCtx, p params, _ acce
 // peerSession reads the session in the path for the peers routes: live,
 // and of the presented token's generation.
 func (s *Server) peerSession(ctx *fasthttp.RequestCtx, p params, a access) (*wire.Session, error) {
-	id, err := s.parseID(p)
+	id, tok, err := s.pathToken(ctx, p, a, false)
 	if err != nil {
 		return nil, err
 	}
-	tok, err := s.sessionToken(ctx, id, a, false)
-	if err != nil {
-		return nil, err
-	}
-	sess, err := s.read(id, 0)
-	if err != nil {
-		return nil, err
-	}
-	if sess.Ended != 0 {
-		return nil, errGone
-	}
-	return sess, checkToken(tok, sess)
+	return s.readFor(id, 0, tok)
 }
 
 // handlePeers lists the sessions of the session's customer (for a session
@@ -300,11 +289,7 @@ func (s *Server) handleRevokePeers(ctx *fasthttp.RequestCtx, p params, a access)
 // first). Without a webhook URL nothing is sent. The answer is the
 // session, as a GET's.
 func (s *Server) handleFlush(ctx *fasthttp.RequestCtx, p params, a access) error {
-	id, err := s.parseID(p)
-	if err != nil {
-		return err
-	}
-	tok, err := s.sessionToken(ctx, id, a, false)
+	id, tok, err := s.pathToken(ctx, p, a, false)
 	if err != nil {
 		return err
 	}
@@ -313,14 +298,8 @@ func (s *Server) handleFlush(ctx *fasthttp.RequestCtx, p params, a access) error
 	defer mu.Unlock()
 	var minVersion uint64
 	for attempt := 0; attempt < 100; attempt++ {
-		sess, err := s.read(id, minVersion)
+		sess, err := s.readFor(id, minVersion, tok)
 		if err != nil {
-			return err
-		}
-		if sess.Ended != 0 {
-			return errGone
-		}
-		if err := checkToken(tok, sess); err != nil {
 			return err
 		}
 		if s.cfg.Webhook.URL != "" {

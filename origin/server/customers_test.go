@@ -26,10 +26,7 @@ func (o *testOrigin) loginAs(cid string) (string, string) {
 // the customer's oldest other session, reason evicted, with an event.
 func TestCustomerSessionLimitEvicts(t *testing.T) {
 	hook := startEventReceiver(t)
-	var clk clock
-	clk.ms.Store(time.Now().UnixMilli())
-	cfg := baseConfig(t)
-	cfg.Now = clk.now
+	clk, cfg := clockConfig(t, time.Now())
 	webhookConfig(&cfg, hook.url)
 	cfg.CustomerSessions = CustomerSessions{Max: 2}
 	o := startOrigin(t, cfg)

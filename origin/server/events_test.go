@@ -4,8 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -36,11 +36,7 @@ func startEventReceiver(t *testing.T, failFirst ...string) *eventReceiver {
 	for _, typ := range failFirst {
 		h.failFirst[typ] = true
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
 		h.mu.Lock()
 		defer h.mu.Unlock()
@@ -61,10 +57,9 @@ func startEventReceiver(t *testing.T, failFirst ...string) *eventReceiver {
 			return
 		}
 		w.WriteHeader(204)
-	})}
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Close() })
-	h.url = "http://" + ln.Addr().String() + "/events"
+	}))
+	t.Cleanup(srv.Close)
+	h.url = srv.URL + "/events"
 	return h
 }
 
@@ -127,10 +122,7 @@ func webhookConfig(cfg *Config, url string) {
 // the session's later ones.
 func TestEventOrder(t *testing.T) {
 	hook := startEventReceiver(t, "session.login")
-	var clk clock
-	clk.ms.Store(time.Now().UnixMilli())
-	cfg := baseConfig(t)
-	cfg.Now = clk.now
+	clk, cfg := clockConfig(t, time.Now())
 	webhookConfig(&cfg, hook.url)
 	o := startOrigin(t, cfg)
 
@@ -219,8 +211,7 @@ func TestEventOrder(t *testing.T) {
 func TestChangedEventSurvivesRestart(t *testing.T) {
 	hook := startEventReceiver(t)
 	dir := t.TempDir()
-	var clk clock
-	clk.ms.Store(time.Now().UnixMilli())
+	clk := newClock(time.Now())
 	start := func() (*testOrigin, func()) {
 		st, err := pebblestore.Open(pebblestore.Config{Dir: dir, Logger: testLogger()})
 		if err != nil {
@@ -309,10 +300,7 @@ func TestFlush(t *testing.T) {
 // none for device records, touches or a flush of an unchanged session.
 func TestChangedCoalescing(t *testing.T) {
 	hook := startEventReceiver(t)
-	var clk clock
-	clk.ms.Store(time.Now().UnixMilli())
-	cfg := baseConfig(t)
-	cfg.Now = clk.now
+	clk, cfg := clockConfig(t, time.Now())
 	webhookConfig(&cfg, hook.url)
 	o := startOrigin(t, cfg)
 	a, b := o.create(nil), o.create(nil)

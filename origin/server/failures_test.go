@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sessionedge/sessionedge/internal/testbin"
 	"github.com/sessionedge/sessionedge/origin/store"
 	"github.com/sessionedge/sessionedge/sdk/wire"
 )
@@ -52,7 +53,8 @@ func TestServerErrorsAreLogged(t *testing.T) {
 	cfg := baseConfig(t)
 	fs := &failingStore{Store: cfg.Store}
 	cfg.Store = fs
-	logs := captureLogs(&cfg)
+	logs := &testbin.Buffer{}
+	cfg.Logger = logs.Logger()
 	o := startOrigin(t, cfg)
 	id := o.create(nil)
 	fs.get.Store(true)
@@ -79,16 +81,14 @@ func TestServerErrorsAreLogged(t *testing.T) {
 // TestWebhookLoopFailures: outbox errors are logged (once per streak), and
 // retries follow the server's clock.
 func TestWebhookLoopFailures(t *testing.T) {
-	var clk clock
-	clk.ms.Store(time.Now().UnixMilli())
+	clk, cfg := clockConfig(t, time.Now())
 	hook := startHookReceiver(t)
 	hook.fail.Store(1)
-	cfg := baseConfig(t)
-	cfg.Now = clk.now
 	cfg.Webhook = Webhook{URL: hook.url, Secret: "s3cret", MaxBackoff: Duration(time.Hour)}
 	fs := &failingStore{Store: cfg.Store}
 	cfg.Store = fs
-	logs := captureLogs(&cfg)
+	logs := &testbin.Buffer{}
+	cfg.Logger = logs.Logger()
 	fs.claim.Store(true)
 	o := startOrigin(t, cfg)
 	waitFor(t, 10*time.Second, "a logged claim failure", func() bool {

@@ -9,17 +9,6 @@ import (
 	"github.com/sessionedge/sessionedge/sdk/wire"
 )
 
-// fuzzServer is a server for fuzz targets, which call its decoders and
-// handler directly.
-func fuzzServer(f *testing.F) *Server {
-	s, err := New(baseConfig(f))
-	if err != nil {
-		f.Fatal(err)
-	}
-	f.Cleanup(func() { s.Shutdown(f.Context()) })
-	return s
-}
-
 // FuzzDecodeBodies feeds arbitrary bodies to the decoder of every route
 // that takes one: each answers within the time budget (fuzzbudget: 50 ms an
 // input) and never panics.
@@ -32,7 +21,7 @@ func FuzzDecodeBodies(f *testing.F) {
 	} {
 		f.Add([]byte(seed), uint8(0))
 	}
-	s := fuzzServer(f)
+	s := newServer(f, baseConfig(f))
 	decoders := []func(b []byte){
 		func(b []byte) { s.parseCreate(b) },
 		func(b []byte) { s.parseLogin(b) },
@@ -64,7 +53,7 @@ func FuzzDecodeBodies(f *testing.F) {
 func FuzzRequestHead(f *testing.F) {
 	f.Add("currency,custom.color,public", "5", `"3"`, "AQEB", "oQGBhlAAAAAAAAAAAAAAAAAAAAAAAQEAAAA")
 	f.Add(",,,custom.,.x", "18446744073709551616", `W/"1"`, "", "=")
-	s := fuzzServer(f)
+	s := newServer(f, baseConfig(f))
 	sess := &wire.Session{Kind: wire.KindAnonymous, Generation: 1, Version: 1}
 	sess.Attrs[wire.NamespaceCustom] = sess.Attrs[wire.NamespaceCustom].With("color", wire.Text("red"))
 	f.Fuzz(func(t *testing.T, items, minVersion, ifMatchV, token, init string) {
@@ -106,14 +95,8 @@ func FuzzWriteBodies(f *testing.F) {
 	} {
 		f.Add(seed, uint8(0))
 	}
-	s := fuzzServer(f)
-	var ctx fasthttp.RequestCtx
-	ctx.Request.SetRequestURI("/v1/sessions")
-	ctx.Request.Header.SetMethod("POST")
-	ctx.Request.Header.Set("Authorization", "Bearer "+keyAll)
-	ctx.Request.Header.Set("Accept", "application/cbor")
-	s.handle(&ctx)
-	id := decodeForBenchTB(f, ctx.Response.Body())
+	s := newServer(f, baseConfig(f))
+	id := createThroughHandler(f, s, "")
 	routes := []struct{ method, path, ctype, key string }{
 		{"PATCH", "/v1/sessions/" + id + "/context", "application/json", keyAll},
 		{"PUT", "/v1/sessions/" + id + "/context", "application/json", keyAll},

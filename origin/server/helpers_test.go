@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"strconv"
 	"sync"
@@ -42,6 +43,21 @@ type clock struct{ ms atomic.Int64 }
 
 func (c *clock) now() time.Time      { return time.UnixMilli(c.ms.Load()) }
 func (c *clock) add(d time.Duration) { c.ms.Add(d.Milliseconds()) }
+
+// newClock returns a clock that reads start until moved.
+func newClock(start time.Time) *clock {
+	c := &clock{}
+	c.ms.Store(start.UnixMilli())
+	return c
+}
+
+// clockConfig returns baseConfig with a clock of its own, at start.
+func clockConfig(tb testing.TB, start time.Time) (*clock, Config) {
+	clk := newClock(start)
+	cfg := baseConfig(tb)
+	cfg.Now = clk.now
+	return clk, cfg
+}
 
 type testOrigin struct {
 	t     *testing.T
@@ -93,31 +109,6 @@ func testLogger() *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, nil))
 }
 
-// logSink collects log output for tests that read it.
-type logSink struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logSink) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *logSink) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
-// captureLogs makes cfg log (at debug level) into the returned sink.
-func captureLogs(cfg *Config) *logSink {
-	sink := &logSink{}
-	cfg.Logger = slog.New(slog.NewTextHandler(sink, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	return sink
-}
-
 // startOrigin starts a server on a free loopback port; it stops at cleanup.
 func startOrigin(t *testing.T, cfg Config) *testOrigin {
 	t.Helper()
@@ -128,17 +119,20 @@ func startOrigin(t *testing.T, cfg Config) *testOrigin {
 	return startOriginWith(t, s)
 }
 
+// listen listens on a free loopback port.
+func listen(tb testing.TB) net.Listener {
+	tb.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return ln
+}
+
 // startOriginWith serves s (API and admin) on free loopback ports.
 func startOriginWith(t *testing.T, s *Server) *testOrigin {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	aln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	ln, aln := listen(t), listen(t)
 	done := make(chan struct{}, 2)
 	go func() { s.Serve(ln); done <- struct{}{} }()
 	go func() { s.ServeAdmin(aln); done <- struct{}{} }()
@@ -267,11 +261,7 @@ type hookReceiver struct {
 
 func startHookReceiver(t *testing.T) *hookReceiver {
 	h := &hookReceiver{}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
 		if h.fail.Load() > 0 {
 			h.fail.Add(-1)
@@ -286,10 +276,9 @@ func startHookReceiver(t *testing.T) *hookReceiver {
 		h.bodies = append(h.bodies, b)
 		h.mu.Unlock()
 		w.WriteHeader(204)
-	})}
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Close() })
-	h.url = "http://" + ln.Addr().String() + "/hook"
+	}))
+	t.Cleanup(srv.Close)
+	h.url = srv.URL + "/hook"
 	return h
 }
 

@@ -22,11 +22,8 @@ func tokenClaims(t *testing.T, tok string) wire.Claims {
 // a loop for longer than the customer hard timeout: it ends at its first
 // hard deadline, and every token carried that deadline.
 func TestHardDeadlineIsAbsolute(t *testing.T) {
-	var clk clock
 	start := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
-	clk.ms.Store(start.UnixMilli())
-	cfg := baseConfig(t)
-	cfg.Now = clk.now
+	clk, cfg := clockConfig(t, start)
 	o := startOrigin(t, cfg)
 	id := o.create(nil)
 	path := "/v1/sessions/" + id
@@ -127,10 +124,7 @@ func TestSharedTokenLifetime(t *testing.T) {
 // lives until the hard deadline, and once it is purged the old token can
 // bring the id back neither by a touch nor by a self-service write.
 func TestPurgedTombstoneStaysDead(t *testing.T) {
-	var clk clock
-	clk.ms.Store(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC).UnixMilli())
-	cfg := baseConfig(t)
-	cfg.Now = clk.now
+	clk, cfg := clockConfig(t, time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
 	o := startOrigin(t, cfg)
 	id, _ := wire.NewID()
 	now := clk.now()

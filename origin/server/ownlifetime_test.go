@@ -12,11 +12,8 @@ import (
 // its deadlines, shows in its metadata and its token, and drives touches,
 // refresh and the sweeper.
 func TestSessionLifetime(t *testing.T) {
-	var clk clock
 	start := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
-	clk.ms.Store(start.UnixMilli())
-	cfg := baseConfig(t)
-	cfg.Now = clk.now
+	clk, cfg := clockConfig(t, start)
 	cfg.Timeouts.Customer.MaxHard = Duration(200 * time.Hour)
 	o := startOrigin(t, cfg)
 	now := start.UnixMilli()

@@ -57,8 +57,7 @@ func TestRedisDown(t *testing.T) {
 func TestEventOrderOverRedis(t *testing.T) {
 	srv := redistest.Start(t, redistest.Options{})
 	hook := startEventReceiver(t)
-	var clk clock
-	clk.ms.Store(time.Now().UnixMilli())
+	clk := newClock(time.Now())
 	var nodes []*testOrigin
 	for i := 0; i < 2; i++ {
 		st, err := redisstore.New(redisstore.Config{URLs: []string{"redis://" + srv.Addr}, Shards: 4, Now: clk.now})

@@ -121,6 +121,17 @@ func capIdle(idle, hard int64) int64 {
 	return idle
 }
 
+// pathToken parses the session id in the path (parseID) and reads the
+// token the request presents for it (sessionToken).
+func (s *Server) pathToken(ctx *fasthttp.RequestCtx, p params, a access, idleOK bool) (wire.ID, *wire.Claims, error) {
+	id, err := s.parseID(p)
+	if err != nil {
+		return id, nil, err
+	}
+	tok, err := s.sessionToken(ctx, id, a, idleOK)
+	return id, tok, err
+}
+
 // sessionToken reads the X-Session-Token request header: nil without one
 // (errTokenRequired when a requires it), else the verified claims, which
 // must name session id. An idle-expired token is accepted only with idleOK
@@ -417,12 +428,27 @@ func (s *Server) read(id wire.ID, minVersion uint64) (*wire.Session, error) {
 	return s.st.Get(s.base, id)
 }
 
-func (s *Server) handleGet(ctx *fasthttp.RequestCtx, p params, a access) error {
-	id, err := s.parseID(p)
+// readFor reads the session as read does, for a request that presented
+// tok (nil: none): the session must not have ended (errGone) and must
+// match tok (checkToken).
+func (s *Server) readFor(id wire.ID, minVersion uint64, tok *wire.Claims) (*wire.Session, error) {
+	sess, err := s.read(id, minVersion)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	tok, err := s.sessionToken(ctx, id, a, false)
+	return sess, checkLive(tok, sess)
+}
+
+// checkLive is checkToken for a session that must not have ended.
+func checkLive(tok *wire.Claims, sess *wire.Session) error {
+	if sess.Ended != 0 {
+		return errGone
+	}
+	return checkToken(tok, sess)
+}
+
+func (s *Server) handleGet(ctx *fasthttp.RequestCtx, p params, a access) error {
+	id, tok, err := s.pathToken(ctx, p, a, false)
 	if err != nil {
 		return err
 	}
@@ -442,10 +468,7 @@ func (s *Server) handleGet(ctx *fasthttp.RequestCtx, p params, a access) error {
 		if err != nil {
 			return err
 		}
-		if sess.Ended != 0 {
-			return errGone
-		}
-		if err := checkToken(tok, sess); err != nil {
+		if err := checkLive(tok, sess); err != nil {
 			return err
 		}
 		setETag(ctx, sess.Version)
@@ -453,14 +476,8 @@ func (s *Server) handleGet(ctx *fasthttp.RequestCtx, p params, a access) error {
 		ctx.SetBody(enc)
 		return nil
 	}
-	sess, err := s.read(id, minVersion)
+	sess, err := s.readFor(id, minVersion, tok)
 	if err != nil {
-		return err
-	}
-	if sess.Ended != 0 {
-		return errGone
-	}
-	if err := checkToken(tok, sess); err != nil {
 		return err
 	}
 	if len(items) > 0 {
@@ -654,11 +671,7 @@ func (s *Server) writeChange(ctx *fasthttp.RequestCtx, p params, a access, ops f
 // ?upsert=true and the session token (X-Session-Token; required for edge
 // keys, which upsert only the session their token describes).
 func (s *Server) pathChange(ctx *fasthttp.RequestCtx, p params, a access, logout bool, ops func(*wire.Session, int64) ([]wire.Op, error)) (*wire.Session, error) {
-	id, err := s.parseID(p)
-	if err != nil {
-		return nil, err
-	}
-	tok, err := s.sessionToken(ctx, id, a, logout)
+	id, tok, err := s.pathToken(ctx, p, a, logout)
 	if err != nil {
 		return nil, err
 	}
@@ -962,12 +975,9 @@ func (s *Server) handleGetShared(ctx *fasthttp.RequestCtx, p params, a access) e
 	if err != nil {
 		return err
 	}
-	sess, err := s.st.Get(s.base, id)
+	sess, err := s.readFor(id, 0, nil)
 	if err != nil {
 		return err
-	}
-	if sess.Ended != 0 {
-		return errGone
 	}
 	s.writeSession(ctx, sess, fasthttp.StatusOK, a)
 	return nil

@@ -58,10 +58,7 @@ func loggedIn(t *testing.T, o *testOrigin) (id, tok1, tok2 string) {
 }
 
 func TestSessionTokenChecks(t *testing.T) {
-	var clk clock
-	clk.ms.Store(time.Now().UnixMilli())
-	cfg := baseConfig(t)
-	cfg.Now = clk.now
+	clk, cfg := clockConfig(t, time.Now())
 	o := startOrigin(t, cfg)
 	id, tok1, tok2 := loggedIn(t, o)
 	other, _, _ := loggedIn(t, o)
@@ -159,10 +156,7 @@ func TestSessionTokenChecks(t *testing.T) {
 // TestSelfServiceUpsert: an unknown id is created by a self-service write
 // only from what an edge mints, with the token's hard deadline.
 func TestSelfServiceUpsert(t *testing.T) {
-	var clk clock
-	clk.ms.Store(time.Now().UnixMilli())
-	cfg := baseConfig(t)
-	cfg.Now = clk.now
+	clk, cfg := clockConfig(t, time.Now())
 	o := startOrigin(t, cfg)
 	now := clk.now().Unix()
 	fresh := func() (wire.ID, string) {

@@ -65,43 +65,50 @@ func freeAddr() (string, error) {
 }
 
 // startBinary runs the origin binary on a free loopback port (its admin
-// listener on another) with a data directory under tmp and waits until it
-// is ready.
-func startBinary(bin, tmp string) (string, func(), error) {
-	addr, err := freeAddr()
-	if err != nil {
-		return "", nil, err
+// listener on another) with its data directory in a new temporary
+// directory, dir, and waits until it is ready. stop ends it and removes
+// dir.
+func startBinary(bin string) (addr, dir string, stop func(), err error) {
+	if dir, err = os.MkdirTemp("", "origin-bench-"); err != nil {
+		return "", "", nil, err
+	}
+	defer func() {
+		if err != nil {
+			os.RemoveAll(dir)
+		}
+	}()
+	if addr, err = freeAddr(); err != nil {
+		return "", "", nil, err
 	}
 	admin, err := freeAddr()
 	if err != nil {
-		return "", nil, err
+		return "", "", nil, err
 	}
 	cfg := fmt.Sprintf(`{"dataDir":%q,"apiKeys":[{"name":"b","key":%q,"scopes":["sessions:read","sessions:write","edge:sync"]}],`+
-		`"tokenKeys":{"1":%q},"sharedSecret":%q}`, filepath.Join(tmp, "data"), apiKey,
+		`"tokenKeys":{"1":%q},"sharedSecret":%q}`, filepath.Join(dir, "data"), apiKey,
 		base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{1}, 32)), base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{2}, 32)))
-	cfgPath := filepath.Join(tmp, "config.json")
+	cfgPath := filepath.Join(dir, "config.json")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
-		return "", nil, err
+		return "", "", nil, err
 	}
 	cmd := exec.Command(bin, "-config", cfgPath, "-listen", addr, "-admin", admin)
 	if err := cmd.Start(); err != nil {
-		return "", nil, err
+		return "", "", nil, err
 	}
-	stop := func() { cmd.Process.Signal(os.Interrupt); cmd.Wait() }
+	kill := func() { cmd.Process.Signal(os.Interrupt); cmd.Wait() }
 	c := newClient(admin, 1)
 	for i := 0; ; i++ {
 		if status, _, err := c.do("GET", "/readyz", nil, "", nil); err == nil && status == 200 {
 			break
 		}
 		if i > 500 {
-			stop()
-			return "", nil, fmt.Errorf("origin did not start")
+			kill()
+			return "", "", nil, fmt.Errorf("origin did not start")
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	stopped := func() { stop(); pidForRSS = 0 }
 	pidForRSS = cmd.Process.Pid
-	return addr, stopped, nil
+	return addr, dir, func() { kill(); pidForRSS = 0; os.RemoveAll(dir) }, nil
 }
 
 // pidForRSS is the running origin subprocess.
@@ -167,6 +174,20 @@ func (g *getter) get(id string) error {
 		return fmt.Errorf("GET: %d", g.res.StatusCode())
 	}
 	return nil
+}
+
+// getLoad returns a load (see load) of CBOR GETs through c of the sessions
+// ids, spread over them, with a getter per client.
+func getLoad(c *client, clients int, d time.Duration, ids []string) func() (float64, time.Duration, time.Duration, error) {
+	getters := make([]getter, clients)
+	for i := range getters {
+		getters[i].c = c
+	}
+	return func() (float64, time.Duration, time.Duration, error) {
+		return load(clients, d, func(w, i int) error {
+			return getters[w].get(ids[(w*7919+i)%len(ids)])
+		})
+	}
 }
 
 // load runs fn from n workers for d and returns operations per second and
@@ -301,12 +322,7 @@ func startRedis(dir string) (*exec.Cmd, string, error) {
 }
 
 func run(originBin string, clients int, d time.Duration, nsessions int) error {
-	tmp, err := os.MkdirTemp("", "origin-bench-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(tmp)
-	addr, stop, err := startBinary(originBin, tmp)
+	addr, tmp, stop, err := startBinary(originBin)
 	if err != nil {
 		return err
 	}
@@ -347,15 +363,7 @@ func run(originBin string, clients int, d time.Duration, nsessions int) error {
 	fmt.Printf("| benchmark | result | p50 | p99 |\n|---|---|---|---|\n")
 
 	// GET session (CBOR, as the edge asks) vs Redis GET of the same bytes.
-	getters := make([]getter, clients)
-	for i := range getters {
-		getters[i].c = c
-	}
-	originGET := func() (float64, time.Duration, time.Duration, error) {
-		return load(clients, d, func(w, i int) error {
-			return getters[w].get(ids[(w*7919+i)%nsessions])
-		})
-	}
+	originGET := getLoad(c, clients, d, ids)
 	var redisGET func() (float64, time.Duration, time.Duration, error)
 	cmd, raddr, rerr := startRedis(tmp)
 	if rerr == nil {
@@ -385,16 +393,7 @@ func run(originBin string, clients int, d time.Duration, nsessions int) error {
 		return err
 	}
 	defer stopStatic()
-	sc := newClient(staticAddr, clients*2)
-	staticGetters := make([]getter, clients)
-	for i := range staticGetters {
-		staticGetters[i].c = sc
-	}
-	staticGET := func() (float64, time.Duration, time.Duration, error) {
-		return load(clients, d, func(w, i int) error {
-			return staticGetters[w].get(ids[(w*7919+i)%nsessions])
-		})
-	}
+	staticGET := getLoad(newClient(staticAddr, clients*2), clients, d, ids)
 	// The machine is noisy: alternate the runs and compare medians.
 	var og, rg, sg []result
 	for round := 0; round < rounds; round++ {
@@ -515,12 +514,7 @@ func runtimeProcs() int {
 // runMany fills an origin subprocess with n sessions of ~300 B and reports
 // its RSS and data-directory size.
 func runMany(bin string, n, clients int) error {
-	tmp, err := os.MkdirTemp("", "origin-many-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(tmp)
-	addr, stop, err := startBinary(bin, tmp)
+	addr, tmp, stop, err := startBinary(bin)
 	if err != nil {
 		return err
 	}

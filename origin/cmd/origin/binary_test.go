@@ -6,59 +6,31 @@ import (
 	"encoding/json"
 	"io"
 	"io/fs"
-	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/sessionedge/sessionedge/internal/testbin"
 	"github.com/sessionedge/sessionedge/origin/internal/eventually"
 	"github.com/sessionedge/sessionedge/sdk/wire"
 )
 
-var (
-	buildOnce sync.Once
-	builtBin  string
-	buildErr  error
-	buildDir  string
-)
-
-// buildOrigin builds this command once per test run.
+// buildOrigin builds this command, once per test run.
 func buildOrigin(t *testing.T) string {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("builds and runs the origin binary")
 	}
-	buildOnce.Do(func() {
-		buildDir, buildErr = os.MkdirTemp("", "origin-test-")
-		if buildErr != nil {
-			return
-		}
-		builtBin = filepath.Join(buildDir, "origin")
-		out, err := exec.Command("go", "build", "-o", builtBin, ".").CombinedOutput()
-		if err != nil {
-			buildErr = err
-			builtBin = string(out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatalf("go build: %v\n%s", buildErr, builtBin)
-	}
-	return builtBin
+	return testbin.Build(t, "./origin/cmd/origin")
 }
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if buildDir != "" {
-		os.RemoveAll(buildDir)
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(testbin.Main(m)) }
 
 // writeConfig writes doc as the configuration file in dir.
 func writeConfig(t *testing.T, dir string, doc map[string]any) string {
@@ -125,7 +97,7 @@ func TestRefusedConfigurations(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			path := writeConfig(t, t.TempDir(), tc.doc)
-			code, out := runToExit(t, bin, nil, "-config", path, "-listen", freePort(t), "-admin", "-")
+			code, out := runToExit(t, bin, nil, "-config", path, "-listen", testbin.FreeAddr(t), "-admin", "-")
 			if code == 0 || !strings.Contains(out, tc.want) {
 				t.Fatalf("exit %d, want a failure naming %q:\n%s", code, tc.want, out)
 			}
@@ -139,22 +111,14 @@ func TestInsecureStarts(t *testing.T) {
 	bin := buildOrigin(t)
 	dir := t.TempDir()
 	path := writeConfig(t, dir, map[string]any{"dataDir": filepath.Join(dir, "data"), "insecure": true})
-	addr, admin := freePort(t), freePort(t)
-	cmd := exec.Command(bin, "-config", path, "-listen", addr, "-admin", admin)
-	var logs syncBuffer
-	cmd.Stderr = &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	waitReady(t, admin)
-	res, err := http.Post("http://"+addr+"/v1/sessions", "application/json", nil)
+	o := startBinary(t, bin, path, testbin.FreeAddr(t), nil)
+	res, err := http.Post("http://"+o.addr+"/v1/sessions", "application/json", nil)
 	if err != nil || res.StatusCode != 201 {
 		t.Fatalf("open API: %v %v", err, res)
 	}
 	res.Body.Close()
-	if !strings.Contains(logs.String(), "level=WARN msg=\"insecure") {
-		t.Fatalf("no warning:\n%s", logs.String())
+	if !strings.Contains(o.Output(), "level=WARN msg=\"insecure") {
+		t.Fatalf("no warning:\n%s", o.Output())
 	}
 }
 
@@ -166,12 +130,11 @@ func TestFileModes(t *testing.T) {
 	data := filepath.Join(dir, "state", "data")
 	path := writeConfig(t, dir, map[string]any{"dataDir": data,
 		"apiKeys": []map[string]any{{"name": "t", "key": crashKey, "scopes": []string{"sessions:write"}}}})
-	o := startBinary(t, bin, path, freePort(t))
+	o := startBinary(t, bin, path, testbin.FreeAddr(t), nil)
 	if status, _, err := call(http.DefaultClient, "POST", "http://"+o.addr+"/v1/sessions", nil, ""); err != nil || status != 201 {
 		t.Fatalf("create: %d %v", status, err)
 	}
-	o.cmd.Process.Signal(syscall.SIGTERM)
-	o.cmd.Wait()
+	o.Stop()
 	files := 0
 	err := filepath.WalkDir(data, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -211,19 +174,14 @@ func TestNoSecretsInLogs(t *testing.T) {
 	tokenKey := base64.StdEncoding.EncodeToString(tokenSecret)
 	const webhookSecret = "webhook-secret-never-logged"
 	const edgeKey = "edge-key-never-logged"
-	hookLn, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
 	var hooks sync.WaitGroup
 	hooks.Add(1)
 	var once sync.Once
-	hook := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		once.Do(hooks.Done)
 		w.WriteHeader(500)
-	})}
-	go hook.Serve(hookLn)
-	defer hook.Close()
+	}))
+	t.Cleanup(hook.Close)
 	path := writeConfig(t, dir, map[string]any{
 		"dataDir": filepath.Join(dir, "data"),
 		"apiKeys": []map[string]any{
@@ -232,19 +190,10 @@ func TestNoSecretsInLogs(t *testing.T) {
 		},
 		"tokenKeys":    map[string]string{"1": tokenKey},
 		"sharedSecret": base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{3}, 32)),
-		"webhook":      map[string]any{"url": "http://user:pw-in-url@" + hookLn.Addr().String() + "/hook", "maxBackoff": "100ms"},
+		"webhook":      map[string]any{"url": "http://user:pw-in-url@" + hook.Listener.Addr().String() + "/hook", "maxBackoff": "100ms"},
 	})
-	addr, admin := freePort(t), freePort(t)
-	cmd := exec.Command(bin, "-config", path, "-listen", addr, "-admin", admin, "-debug")
-	cmd.Env = append(os.Environ(), "ORIGIN_WEBHOOK_SECRET="+webhookSecret)
-	var logs syncBuffer
-	cmd.Stderr = &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	waitReady(t, admin)
-	base := "http://" + addr
+	o := startBinary(t, bin, path, testbin.FreeAddr(t), []string{"ORIGIN_WEBHOOK_SECRET=" + webhookSecret}, "-debug")
+	base := "http://" + o.addr
 	send := func(method, path, key, token string, body string) (int, []byte) {
 		req, _ := http.NewRequest(method, base+path, strings.NewReader(body))
 		if key != "" {
@@ -285,11 +234,10 @@ func TestNoSecretsInLogs(t *testing.T) {
 	}
 	hooks.Wait()
 	eventually.True(t, 10*time.Second, "a logged webhook failure", func() bool {
-		return strings.Contains(logs.String(), "webhook delivery")
+		return strings.Contains(o.Output(), "webhook delivery")
 	})
-	cmd.Process.Signal(syscall.SIGTERM)
-	cmd.Wait()
-	out := logs.String()
+	o.Stop()
+	out := o.Output()
 	for name, secret := range map[string]string{
 		"app key": crashKey, "edge key": edgeKey, "webhook secret": webhookSecret, "token key": tokenKey,
 		"token key (url)": base64.RawURLEncoding.EncodeToString(tokenSecret), "URL password": "pw-in-url",
@@ -302,23 +250,4 @@ func TestNoSecretsInLogs(t *testing.T) {
 	if len(created.Token) != wire.TokenLen || !strings.Contains(out, "origin serving") {
 		t.Fatalf("the test did not run as meant: token %q, log:\n%s", created.Token, out)
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for a process writing while the test
-// reads.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

@@ -6,68 +6,38 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
-	"os"
-	"os/exec"
+	"net/http/httptest"
 	"path/filepath"
 	"strconv"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/sessionedge/sessionedge/internal/testbin"
 	"github.com/sessionedge/sessionedge/origin/internal/eventually"
 	"github.com/sessionedge/sessionedge/sdk/wire"
 )
 
 const crashKey = "crash-test-key"
 
-func freePort(t *testing.T) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
+// origin is a running origin binary.
 type origin struct {
-	cmd   *exec.Cmd
-	addr  string
-	admin string
+	*testbin.Process
+	addr string
 }
 
 // startBinary starts the origin binary with config on addr (and a free
-// admin address) and waits until it is ready.
-func startBinary(t *testing.T, bin, config string, addr string) *origin {
+// admin address), env added to its environment and more flags, and waits
+// until it is ready.
+func startBinary(t *testing.T, bin, config, addr string, env []string, flags ...string) *origin {
 	t.Helper()
-	admin := freePort(t)
-	cmd := exec.Command(bin, "-config", config, "-listen", addr, "-admin", admin)
-	cmd.Stderr = io.Discard
-	if testing.Verbose() {
-		cmd.Stderr = os.Stderr
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	waitReady(t, admin)
-	return &origin{cmd: cmd, addr: addr, admin: admin}
-}
-
-// waitReady waits until the admin listener at admin answers /readyz.
-func waitReady(t *testing.T, admin string) {
-	t.Helper()
-	eventually.True(t, 20*time.Second, "the origin to become ready", func() bool {
-		res, err := http.Get("http://" + admin + "/readyz")
-		if err != nil {
-			return false
-		}
-		res.Body.Close()
-		return res.StatusCode == 200
-	})
+	admin := testbin.FreeAddr(t)
+	p := testbin.Start(t, testbin.Cmd{Name: "origin", Path: bin, Env: env,
+		Args:  append([]string{"-config", config, "-listen", addr, "-admin", admin}, flags...),
+		Ready: "http://" + admin + "/readyz"})
+	return &origin{Process: p, addr: addr}
 }
 
 func call(client *http.Client, method, url string, body []byte, accept string) (int, []byte, error) {
@@ -119,11 +89,7 @@ func TestCrashRecovery(t *testing.T) {
 	var accept atomic.Bool
 	var mu sync.Mutex
 	started := map[string]bool{}
-	hookLn, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	hook := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !accept.Load() {
 			w.WriteHeader(503)
 			return
@@ -136,24 +102,19 @@ func TestCrashRecovery(t *testing.T) {
 			mu.Unlock()
 		}
 		w.WriteHeader(204)
-	})}
-	go hook.Serve(hookLn)
-	defer hook.Close()
+	}))
+	t.Cleanup(hook.Close)
 
 	cfg := map[string]any{
 		"dataDir":   filepath.Join(dir, "data"),
 		"apiKeys":   []map[string]any{{"name": "t", "key": crashKey, "scopes": []string{"sessions:read", "sessions:write", "edge:sync"}}},
 		"tokenKeys": map[string]string{"1": base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{1}, 32))},
-		"webhook":   map[string]any{"url": "http://" + hookLn.Addr().String() + "/", "secret": "x", "maxBackoff": "200ms"},
+		"webhook":   map[string]any{"url": hook.URL + "/", "secret": "x", "maxBackoff": "200ms"},
 	}
-	cfgPath := filepath.Join(dir, "config.json")
-	cb, _ := json.Marshal(cfg)
-	if err := os.WriteFile(cfgPath, cb, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	cfgPath := writeConfig(t, dir, cfg)
 
-	addr := freePort(t)
-	o := startBinary(t, bin, cfgPath, addr)
+	addr := testbin.FreeAddr(t)
+	o := startBinary(t, bin, cfgPath, addr, nil)
 	base := "http://" + addr
 
 	type write struct{ id, key string }
@@ -195,10 +156,9 @@ func TestCrashRecovery(t *testing.T) {
 	time.Sleep(1500 * time.Millisecond)
 	cursor := syncBatch(t, addr, "").Cursor
 	time.Sleep(500 * time.Millisecond)
-	if err := o.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+	if err := o.Kill(); err != nil {
 		t.Fatal(err)
 	}
-	o.cmd.Wait()
 	stop.Store(true)
 	wg.Wait()
 	if len(created) < 10 || len(patched) < 10 {
@@ -207,7 +167,7 @@ func TestCrashRecovery(t *testing.T) {
 	t.Logf("acknowledged before SIGKILL: %d creates, %d patches", len(created), len(patched))
 
 	accept.Store(true)
-	o = startBinary(t, bin, cfgPath, addr)
+	o = startBinary(t, bin, cfgPath, addr, nil)
 
 	sessions := map[string]*wire.Session{}
 	for _, id := range created {

@@ -6,11 +6,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
+	"github.com/sessionedge/sessionedge/internal/testbin"
 	"github.com/sessionedge/sessionedge/origin/internal/eventually"
 	"github.com/sessionedge/sessionedge/origin/internal/redistest"
 	"github.com/sessionedge/sessionedge/sdk/wire"
@@ -35,15 +34,11 @@ func TestThreeNodesOverRedisCluster(t *testing.T) {
 		"tokenKeys":    map[string]string{"1": base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{1}, 32))},
 		"sharedSecret": base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{2}, 32)),
 	}
-	cfgPath := filepath.Join(dir, "config.json")
-	cb, _ := json.Marshal(cfg)
-	if err := os.WriteFile(cfgPath, cb, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	cfgPath := writeConfig(t, dir, cfg)
 	var nodes []string
 	for i := 0; i < 3; i++ {
-		addr := freePort(t)
-		startBinary(t, bin, cfgPath, addr)
+		addr := testbin.FreeAddr(t)
+		startBinary(t, bin, cfgPath, addr, nil)
 		nodes = append(nodes, "http://"+addr)
 	}
 	writer, reader, syncer := nodes[0], nodes[1], nodes[2]

@@ -12,11 +12,7 @@ import (
 // BenchmarkCommitParallel measures durable commits from 64 goroutines on
 // distinct sessions: Pebble groups their WAL syncs.
 func BenchmarkCommitParallel(b *testing.B) {
-	s, err := Open(Config{Dir: b.TempDir()})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer s.Close()
+	s := openStore(b, Config{})
 	ctx := context.Background()
 	var n atomic.Int64
 	b.SetParallelism(32)
@@ -50,11 +46,7 @@ func BenchmarkCommitParallel(b *testing.B) {
 
 // BenchmarkGetHit measures a cache hit.
 func BenchmarkGetHit(b *testing.B) {
-	s, err := Open(Config{Dir: b.TempDir()})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer s.Close()
+	s := openStore(b, Config{})
 	id, _ := wire.NewID()
 	d := &wire.Delta{ID: id, Version: 1, At: 1, Ops: []wire.Op{{Code: wire.OpStart, Kind: wire.KindAnonymous, Generation: 1}}}
 	cur, _ := wire.Apply(nil, d, &wire.DefaultLimits)
@@ -71,11 +63,7 @@ func BenchmarkGetHit(b *testing.B) {
 // bytes (a session, a change-log entry, an index key) straight to the
 // database, with none of the store's work.
 func BenchmarkRawSyncedBatch(b *testing.B) {
-	s, err := Open(Config{Dir: b.TempDir()})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer s.Close()
+	s := openStore(b, Config{})
 	var seq atomic.Uint64
 	val := make([]byte, 300)
 	delta := make([]byte, 60)

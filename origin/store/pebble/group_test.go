@@ -23,11 +23,7 @@ func fsyncs(t *testing.T, s *Store) uint64 {
 // every Commit waits for an fsync covering its batch, yet 64 committers
 // cause far fewer fsyncs than commits.
 func TestGroupCommit(t *testing.T) {
-	s, err := Open(Config{Dir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := openStore(t, Config{})
 	before := fsyncs(t, s)
 	const writers, each = 64, 20
 	var wg sync.WaitGroup

@@ -4,14 +4,14 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/cockroachdb/pebble"
 
+	"github.com/sessionedge/sessionedge/internal/testbin"
 	"github.com/sessionedge/sessionedge/origin/store"
+	"github.com/sessionedge/sessionedge/origin/store/storetest"
 	"github.com/sessionedge/sessionedge/sdk/wire"
 )
 
@@ -40,49 +40,19 @@ func TestPrefixEnd(t *testing.T) {
 	}
 }
 
-// logBuffer is a slog text handler into a buffer, safe for concurrent use.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-func newLog() (*slog.Logger, *logBuffer) {
-	b := &logBuffer{}
-	return slog.New(slog.NewTextHandler(b, &slog.HandlerOptions{Level: slog.LevelDebug})), b
-}
-
 // TestCorruptSessionIsLogged breaks a stored session behind the store's
 // back: opening the store and reading the session log the id and the cause.
 func TestCorruptSessionIsLogged(t *testing.T) {
 	dir := t.TempDir()
-	s, err := Open(Config{Dir: dir})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := openStore(t, Config{Dir: dir})
 	id, _ := wire.NewID()
 	commitNew(t, s, id)
 	if err := s.db.Set(sessionKey(id), []byte{0xa1, 0xff}, pebble.Sync); err != nil {
 		t.Fatal(err)
 	}
 	s.Close()
-	log, buf := newLog()
-	s, err = Open(Config{Dir: dir, Logger: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	buf := &testbin.Buffer{}
+	s = openStore(t, Config{Dir: dir, Logger: buf.Logger()})
 	if _, err := s.Get(context.Background(), id); err == nil {
 		t.Fatal("Get of a corrupt session succeeded")
 	}
@@ -96,7 +66,8 @@ func TestCorruptSessionIsLogged(t *testing.T) {
 // store's logger: its background errors, and a fatal error (which also
 // panics, since Pebble does not expect Fatalf to return).
 func TestPebbleMessagesAreLogged(t *testing.T) {
-	log, buf := newLog()
+	buf := &testbin.Buffer{}
+	log := buf.Logger()
 	eventListener(log).BackgroundError(errors.New("compaction failed: disk on fire"))
 	pebbleLogger{log}.Infof("background error: %s", "flush failed")
 	func() {
@@ -122,11 +93,7 @@ func TestPebbleMessagesAreLogged(t *testing.T) {
 // cache: Get answers the cached copy, GetAtLeast the newer stored one (and
 // caches it).
 func TestGetAtLeastBypassesStaleCache(t *testing.T) {
-	s, err := Open(Config{Dir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := openStore(t, Config{})
 	ctx := context.Background()
 	id, _ := wire.NewID()
 	commitNew(t, s, id)
@@ -154,18 +121,10 @@ func TestGetAtLeastBypassesStaleCache(t *testing.T) {
 // no session (gone, or indexed at another instant, as after a change of
 // TombstoneTTL): Expiring skips and deletes them, and keeps the true one.
 func TestStaleExpiryEntriesAreDropped(t *testing.T) {
-	s, err := Open(Config{Dir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := openStore(t, Config{})
 	ctx := context.Background()
 	id, _ := wire.NewID()
-	d := &wire.Delta{ID: id, Version: 1, At: 1, Ops: []wire.Op{{Code: wire.OpStart, Kind: wire.KindAnonymous, Generation: 1, Idle: 500}}}
-	next, _ := wire.Apply(nil, d, &wire.DefaultLimits)
-	if err := s.Commit(ctx, &store.Commit{Delta: d, Session: next}); err != nil {
-		t.Fatal(err)
-	}
+	storetest.Write(t, s, id, 1, store.Commit{}, wire.Op{Code: wire.OpStart, Kind: wire.KindAnonymous, Generation: 1, Idle: 500})
 	gone, _ := wire.NewID()
 	for _, k := range [][]byte{dueKey(100, gone), dueKey(200, id)} {
 		if err := s.db.Set(k, nil, pebble.Sync); err != nil {

@@ -705,6 +705,13 @@ func (s *Store) WaitChanges(ctx context.Context, c store.Cursor) error {
 // the purge) is deleted instead of returned, so stale entries cannot pile up
 // in front of the sweeper.
 func (s *Store) Expiring(ctx context.Context, before int64, limit int) ([]store.Due, error) {
+	return s.scanDue(prefixDue, before, limit, s.stale)
+}
+
+// scanDue lists the entries of a time-ordered index (dueKey's layout under
+// prefix) due before before, oldest first, at most limit of them, passing
+// over those skip (when not nil) reports.
+func (s *Store) scanDue(prefix byte, before int64, limit int, skip func(store.Due) bool) ([]store.Due, error) {
 	if s.closed.Load() {
 		return nil, store.ErrClosed
 	}
@@ -712,9 +719,9 @@ func (s *Store) Expiring(ctx context.Context, before int64, limit int) ([]store.
 		return nil, nil
 	}
 	upper := make([]byte, 9)
-	upper[0] = prefixDue
+	upper[0] = prefix
 	binary.BigEndian.PutUint64(upper[1:], uint64(before))
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{prefixDue}, UpperBound: upper})
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{prefix}, UpperBound: upper})
 	if err != nil {
 		return nil, err
 	}
@@ -722,10 +729,12 @@ func (s *Store) Expiring(ctx context.Context, before int64, limit int) ([]store.
 	var out []store.Due
 	for ok := it.First(); ok && len(out) < limit; ok = it.Next() {
 		k := it.Key()
-		var d store.Due
-		d.At = int64(binary.BigEndian.Uint64(k[1:9]))
-		copy(d.ID[:], k[9:25])
-		if s.stale(d) {
+		if len(k) != 25 {
+			continue
+		}
+		d := store.Due{At: int64(binary.BigEndian.Uint64(k[1:9]))}
+		copy(d.ID[:], k[9:])
+		if skip != nil && skip(d) {
 			continue
 		}
 		out = append(out, d)
@@ -838,31 +847,7 @@ func (s *Store) noteOutbox() {
 
 // ChangesDue scans the pending change events up to before.
 func (s *Store) ChangesDue(ctx context.Context, before int64, limit int) ([]store.Due, error) {
-	if s.closed.Load() {
-		return nil, store.ErrClosed
-	}
-	if before <= 0 || limit <= 0 {
-		return nil, nil
-	}
-	upper := make([]byte, 9)
-	upper[0] = prefixPending
-	binary.BigEndian.PutUint64(upper[1:], uint64(before))
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{prefixPending}, UpperBound: upper})
-	if err != nil {
-		return nil, err
-	}
-	defer it.Close()
-	var out []store.Due
-	for ok := it.First(); ok && len(out) < limit; ok = it.Next() {
-		k := it.Key()
-		if len(k) != 25 {
-			continue
-		}
-		d := store.Due{At: int64(binary.BigEndian.Uint64(k[1:9]))}
-		copy(d.ID[:], k[9:])
-		out = append(out, d)
-	}
-	return out, it.Error()
+	return s.scanDue(prefixPending, before, limit, nil)
 }
 
 // Emit writes each emission in its own batch without a sync, under the

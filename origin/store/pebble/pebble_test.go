@@ -12,35 +12,36 @@ import (
 
 func TestConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) store.Store {
-		s, err := Open(Config{Dir: t.TempDir(), CacheBytes: 8 << 20, BlockCacheBytes: 8 << 20, TombstoneTTL: storetest.TombstoneTTL})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { s.Close() })
-		return s
+		return openStore(t, Config{CacheBytes: 8 << 20, BlockCacheBytes: 8 << 20, TombstoneTTL: storetest.TombstoneTTL})
 	})
 }
 
+// openStore opens a store with c, in a temporary directory unless c.Dir
+// is set, and closes it when the test ends (closing it sooner is fine).
+func openStore(tb testing.TB, c Config) *Store {
+	tb.Helper()
+	if c.Dir == "" {
+		c.Dir = tb.TempDir()
+	}
+	s, err := Open(c)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { s.Close() })
+	return s
+}
+
+// commitNew creates session id, with an outbox entry.
 func commitNew(t *testing.T, s *Store, id wire.ID) {
 	t.Helper()
-	d := &wire.Delta{ID: id, Version: 1, At: 1, Ops: []wire.Op{{Code: wire.OpStart, Kind: wire.KindAnonymous, Generation: 1}}}
-	next, err := wire.Apply(nil, d, &wire.DefaultLimits)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Commit(context.Background(), &store.Commit{Delta: d, Session: next, Outbox: [][]byte{[]byte("x")}}); err != nil {
-		t.Fatal(err)
-	}
+	storetest.Write(t, s, id, 1, store.Commit{Outbox: [][]byte{[]byte("x")}}, wire.Op{Code: wire.OpStart, Kind: wire.KindAnonymous, Generation: 1})
 }
 
 // TestReopen checks that sessions, the cursor and the outbox survive a
 // close and reopen.
 func TestReopen(t *testing.T) {
 	dir := t.TempDir()
-	s, err := Open(Config{Dir: dir})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := openStore(t, Config{Dir: dir})
 	var ids []wire.ID
 	for i := 0; i < 10; i++ {
 		id, _ := wire.NewID()
@@ -49,11 +50,7 @@ func TestReopen(t *testing.T) {
 	}
 	head := s.head()
 	s.Close()
-	s, err = Open(Config{Dir: dir})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s = openStore(t, Config{Dir: dir})
 	if s.head() != head {
 		t.Fatalf("head %d after reopen, want %d", s.head(), head)
 	}
@@ -77,11 +74,7 @@ func TestReopen(t *testing.T) {
 
 // TestRetention checks that a cursor older than the retained log gets a reset.
 func TestRetention(t *testing.T) {
-	s, err := Open(Config{Dir: t.TempDir(), Retention: 5})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := openStore(t, Config{Retention: 5})
 	for i := 0; i < 20; i++ {
 		id, _ := wire.NewID()
 		commitNew(t, s, id)
@@ -102,11 +95,7 @@ func TestRetention(t *testing.T) {
 
 // TestGetHitAllocs proves a cache hit allocates nothing.
 func TestGetHitAllocs(t *testing.T) {
-	s, err := Open(Config{Dir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := openStore(t, Config{})
 	id, _ := wire.NewID()
 	commitNew(t, s, id)
 	ctx := context.Background()
@@ -119,10 +108,7 @@ func TestGetHitAllocs(t *testing.T) {
 // the encoding of the cached session, across commits, touches and a reopen.
 func TestGetCBORMatchesSession(t *testing.T) {
 	dir := t.TempDir()
-	s, err := Open(Config{Dir: dir})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := openStore(t, Config{Dir: dir})
 	ctx := context.Background()
 	id, _ := wire.NewID()
 	commitNew(t, s, id)
@@ -137,22 +123,14 @@ func TestGetCBORMatchesSession(t *testing.T) {
 		}
 	}
 	check("create")
-	cur, _ := s.Get(ctx, id)
-	d := &wire.Delta{ID: id, BaseVersion: 1, Version: 2, At: 5, Ops: []wire.Op{{Code: wire.OpSetAttr, NS: wire.NamespacePublic, Key: "k", Value: wire.Text("v")}}}
-	next, _ := wire.Apply(cur, d, &wire.DefaultLimits)
-	if err := s.Commit(ctx, &store.Commit{Delta: d, Session: next}); err != nil {
-		t.Fatal(err)
-	}
+	storetest.Write(t, s, id, 5, store.Commit{}, wire.Op{Code: wire.OpSetAttr, NS: wire.NamespacePublic, Key: "k", Value: wire.Text("v")})
 	check("commit")
 	if _, err := s.Touch(ctx, id, 100, 0); err != nil {
 		t.Fatal(err)
 	}
 	check("touch")
 	s.Close()
-	if s, err = Open(Config{Dir: dir}); err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s = openStore(t, Config{Dir: dir})
 	check("reopen")
 }
 
@@ -161,43 +139,19 @@ func TestGetCBORMatchesSession(t *testing.T) {
 // a commit still sees it (and records no second one), and settling it works.
 func TestPendingChangesSurviveReopen(t *testing.T) {
 	dir := t.TempDir()
-	s, err := Open(Config{Dir: dir})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := openStore(t, Config{Dir: dir})
 	id, _ := wire.NewID()
 	commitNew(t, s, id)
-	commitOps := func(s *Store, c store.Commit, ops ...wire.Op) *wire.Session {
-		t.Helper()
-		cur, err := s.Get(context.Background(), id)
-		if err != nil {
-			t.Fatal(err)
-		}
-		d := &wire.Delta{ID: id, BaseVersion: cur.Version, Version: cur.Version + 1, At: 2, Ops: ops}
-		next, err := wire.Apply(cur, d, &wire.DefaultLimits)
-		if err != nil {
-			t.Fatal(err)
-		}
-		c.Delta, c.Session = d, next
-		if err := s.Commit(context.Background(), &c); err != nil {
-			t.Fatal(err)
-		}
-		return next
-	}
 	set := wire.Op{Code: wire.OpSetAttr, NS: wire.NamespaceCustom, Key: "a", Value: wire.Int(1)}
-	commitOps(s, store.Commit{ChangeDue: 500}, set)
+	storetest.Write(t, s, id, 2, store.Commit{ChangeDue: 500}, set)
 	s.Close()
 
-	s, err = Open(Config{Dir: dir})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s = openStore(t, Config{Dir: dir})
 	due, err := s.ChangesDue(context.Background(), 501, 10)
 	if err != nil || len(due) != 1 || due[0].ID != id || due[0].At != 500 {
 		t.Fatalf("after reopen ChangesDue = %+v, %v", due, err)
 	}
-	next := commitOps(s, store.Commit{ChangeDue: 900}, set)
+	next := storetest.Write(t, s, id, 2, store.Commit{ChangeDue: 900}, set)
 	if due, _ := s.ChangesDue(context.Background(), 1000, 10); len(due) != 1 || due[0].At != 500 {
 		t.Fatalf("a commit after reopen recorded another change event: %+v", due)
 	}

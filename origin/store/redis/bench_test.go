@@ -43,16 +43,8 @@ type backend struct {
 
 func benchBackends(b *testing.B) ([]backend, rueidis.Client, []wire.ID) {
 	srv := redistest.Start(b, redistest.Options{})
-	cached, err := New(Config{URLs: []string{"redis://" + srv.Addr}, Prefix: "c"})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { cached.Close() })
-	uncached, err := New(Config{URLs: []string{"redis://" + srv.Addr}, Prefix: "u", CacheBytes: -1})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { uncached.Close() })
+	cached := newStore(b, Config{URLs: []string{"redis://" + srv.Addr}, Prefix: "c"})
+	uncached := newStore(b, Config{URLs: []string{"redis://" + srv.Addr}, Prefix: "u", CacheBytes: -1})
 	pb, err := pebble.Open(pebble.Config{Dir: b.TempDir()})
 	if err != nil {
 		b.Fatal(err)
@@ -81,42 +73,46 @@ func benchBackends(b *testing.B) ([]backend, rueidis.Client, []wire.ID) {
 	return bs, raw, ids
 }
 
+// parallel runs op on the bench sessions in turn under b.RunParallel, 16
+// goroutines per core; n counts the calls so far. With rs, it reports rs's
+// round trips per op.
+func parallel(b *testing.B, ids []wire.ID, rs *Store, op func(id wire.ID, n uint64) error) {
+	var n atomic.Uint64
+	before := int64(0)
+	if rs != nil {
+		before = rs.RoundTrips()
+	}
+	b.SetParallelism(16)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			i := n.Add(1)
+			if err := op(ids[i%benchSessions], i); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	if rs != nil {
+		b.ReportMetric(float64(rs.RoundTrips()-before)/float64(b.N), "roundtrips/op")
+	}
+}
+
 func BenchmarkGet(b *testing.B) {
 	bs, raw, ids := benchBackends(b)
 	ctx := context.Background()
 	for _, be := range bs {
 		b.Run(be.name, func(b *testing.B) {
-			var n atomic.Uint64
-			before := int64(0)
-			if be.rs != nil {
-				before = be.rs.RoundTrips()
-			}
-			b.SetParallelism(16)
-			b.ResetTimer()
-			b.RunParallel(func(pb *testing.PB) {
-				for pb.Next() {
-					if _, err := be.st.Get(ctx, ids[n.Add(1)%benchSessions]); err != nil {
-						b.Error(err)
-						return
-					}
-				}
+			parallel(b, ids, be.rs, func(id wire.ID, _ uint64) error {
+				_, err := be.st.Get(ctx, id)
+				return err
 			})
-			if be.rs != nil {
-				b.ReportMetric(float64(be.rs.RoundTrips()-before)/float64(b.N), "roundtrips/op")
-			}
 		})
 	}
 	b.Run("raw-redis-GET", func(b *testing.B) {
-		var n atomic.Uint64
-		b.SetParallelism(16)
-		b.RunParallel(func(pb *testing.PB) {
-			for pb.Next() {
-				id := ids[n.Add(1)%benchSessions]
-				if _, err := raw.Do(ctx, raw.B().Get().Key("raw:"+id.String()).Build()).AsBytes(); err != nil {
-					b.Error(err)
-					return
-				}
-			}
+		parallel(b, ids, nil, func(id wire.ID, _ uint64) error {
+			_, err := raw.Do(ctx, raw.B().Get().Key("raw:"+id.String()).Build()).AsBytes()
+			return err
 		})
 	})
 }
@@ -126,56 +122,30 @@ func BenchmarkPatch(b *testing.B) {
 	ctx := context.Background()
 	for _, be := range bs {
 		b.Run(be.name, func(b *testing.B) {
-			var n atomic.Uint64
-			before := int64(0)
-			if be.rs != nil {
-				before = be.rs.RoundTrips()
-			}
-			b.SetParallelism(16)
-			b.ResetTimer()
-			b.RunParallel(func(pb *testing.PB) {
-				for pb.Next() {
-					id := ids[n.Add(1)%benchSessions]
-					for {
-						cur, err := be.st.Get(ctx, id)
-						if err != nil {
-							b.Error(err)
-							return
-						}
-						d := &wire.Delta{ID: id, BaseVersion: cur.Version, Version: cur.Version + 1, At: 1_767_225_601_000,
-							Ops: []wire.Op{{Code: wire.OpSetAttr, NS: wire.NamespaceCustom, Key: "n", Value: wire.Int(int64(n.Load()))}}}
-						next, err := wire.Apply(cur, d, &wire.DefaultLimits)
-						if err != nil {
-							b.Error(err)
-							return
-						}
-						if err = be.st.Commit(ctx, &store.Commit{Delta: d, Session: next, Prev: cur}); err == nil {
-							break
-						} else if !isConflict(err) {
-							b.Error(err)
-							return
-						}
+			parallel(b, ids, be.rs, func(id wire.ID, n uint64) error {
+				for {
+					cur, err := be.st.Get(ctx, id)
+					if err != nil {
+						return err
+					}
+					d := &wire.Delta{ID: id, BaseVersion: cur.Version, Version: cur.Version + 1, At: 1_767_225_601_000,
+						Ops: []wire.Op{{Code: wire.OpSetAttr, NS: wire.NamespaceCustom, Key: "n", Value: wire.Int(int64(n))}}}
+					next, err := wire.Apply(cur, d, &wire.DefaultLimits)
+					if err != nil {
+						return err
+					}
+					if err = be.st.Commit(ctx, &store.Commit{Delta: d, Session: next, Prev: cur}); !isConflict(err) {
+						return err
 					}
 				}
 			})
-			if be.rs != nil {
-				b.ReportMetric(float64(be.rs.RoundTrips()-before)/float64(b.N), "roundtrips/op")
-			}
 		})
 	}
 	_, s := benchSession(ids[0])
 	enc := rueidis.BinaryString(wire.AppendSession(nil, s))
 	b.Run("raw-redis-SET", func(b *testing.B) {
-		var n atomic.Uint64
-		b.SetParallelism(16)
-		b.RunParallel(func(pb *testing.PB) {
-			for pb.Next() {
-				id := ids[n.Add(1)%benchSessions]
-				if err := raw.Do(ctx, raw.B().Set().Key("raw:"+id.String()).Value(enc).Build()).Error(); err != nil {
-					b.Error(err)
-					return
-				}
-			}
+		parallel(b, ids, nil, func(id wire.ID, _ uint64) error {
+			return raw.Do(ctx, raw.B().Set().Key("raw:"+id.String()).Value(enc).Build()).Error()
 		})
 	})
 }

@@ -2,12 +2,11 @@ package redis
 
 import (
 	"bytes"
-	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/sessionedge/sessionedge/internal/testbin"
 	"github.com/sessionedge/sessionedge/origin/internal/redistest"
 	"github.com/sessionedge/sessionedge/sdk/wire"
 )
@@ -17,12 +16,8 @@ import (
 // serving version 1 from Get; GetAtLeast(2) reads Redis and answers 2.
 func TestGetAtLeastAcrossNodes(t *testing.T) {
 	srv := redistest.Start(t, redistest.Options{})
-	a := newStore(t, urlsOf(srv.Addr), 4)
-	b, err := New(Config{URLs: urlsOf(srv.Addr), Shards: 4, CacheTTL: time.Hour})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	a := newStore(t, Config{URLs: urlsOf(srv.Addr), Shards: 4})
+	b := newStore(t, Config{URLs: urlsOf(srv.Addr), Shards: 4, CacheTTL: time.Hour})
 	b.cancel() // no notifications from here on
 	b.wg.Wait()
 	id, _ := wire.NewID()
@@ -54,34 +49,12 @@ func TestGetAtLeastAcrossNodes(t *testing.T) {
 	}
 }
 
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // TestSubscriptionErrorsAreLogged kills Redis under a store: the lost
 // notification subscriptions are logged with their cause.
 func TestSubscriptionErrorsAreLogged(t *testing.T) {
 	srv := redistest.Start(t, redistest.Options{})
-	buf := &logBuffer{}
-	st, err := New(Config{URLs: urlsOf(srv.Addr), Shards: 2,
-		Logger: slog.New(slog.NewTextHandler(buf, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	buf := &testbin.Buffer{}
+	st := newStore(t, Config{URLs: urlsOf(srv.Addr), Shards: 2, Logger: buf.Logger()})
 	id, _ := wire.NewID()
 	write(t, st, id, startOp()) // the subscriptions are up by now, or soon
 	time.Sleep(100 * time.Millisecond)
@@ -105,11 +78,7 @@ func TestSubscriptionErrorsAreLogged(t *testing.T) {
 // cache, so the touch script itself must leave it alone.
 func TestTouchLeavesTombstonesInRedis(t *testing.T) {
 	srv := redistest.Start(t, redistest.Options{})
-	st, err := New(Config{URLs: urlsOf(srv.Addr), Shards: 2, CacheBytes: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := newStore(t, Config{URLs: urlsOf(srv.Addr), Shards: 2, CacheBytes: -1})
 	id, _ := wire.NewID()
 	write(t, st, id, startOp())
 	ended := write(t, st, id, wire.Op{Code: wire.OpEnd, Reason: wire.EndRevoked})
@@ -138,7 +107,7 @@ func TestPrefixWithBracesRefused(t *testing.T) {
 // and sends nothing, the CBOR one included.
 func TestGetHitAllocatesNothing(t *testing.T) {
 	srv := redistest.Start(t, redistest.Options{})
-	st := newStore(t, urlsOf(srv.Addr), 2)
+	st := newStore(t, Config{URLs: urlsOf(srv.Addr), Shards: 2})
 	id, _ := wire.NewID()
 	write(t, st, id, startOp())
 	before := st.RoundTrips()

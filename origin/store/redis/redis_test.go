@@ -3,6 +3,7 @@ package redis
 import (
 	"context"
 	"errors"
+	"github.com/sessionedge/sessionedge/origin/store/storetest"
 	"testing"
 	"time"
 
@@ -13,13 +14,14 @@ import (
 
 var ctx = context.Background()
 
-func newStore(t *testing.T, urls []string, shards int) *Store {
-	t.Helper()
-	s, err := New(Config{URLs: urls, Shards: shards})
+// newStore connects a store with c and closes it when the test ends.
+func newStore(tb testing.TB, c Config) *Store {
+	tb.Helper()
+	s, err := New(c)
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	t.Cleanup(func() { s.Close() })
+	tb.Cleanup(func() { s.Close() })
 	return s
 }
 
@@ -31,32 +33,15 @@ func urlsOf(addrs ...string) []string {
 	return out
 }
 
+// write commits ops to id, now.
 func write(t *testing.T, st store.Store, id wire.ID, ops ...wire.Op) *wire.Session {
 	t.Helper()
-	cur, err := st.Get(ctx, id)
-	if errors.Is(err, store.ErrNotFound) {
-		cur = nil
-	} else if err != nil {
-		t.Fatal(err)
-	}
-	d := &wire.Delta{ID: id, At: time.Now().UnixMilli(), Ops: ops}
-	if cur != nil {
-		d.BaseVersion = cur.Version
-	}
-	d.Version = d.BaseVersion + 1
-	next, err := wire.Apply(cur, d, &wire.DefaultLimits)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := st.Commit(ctx, &store.Commit{Delta: d, Session: next, Prev: cur}); err != nil {
-		t.Fatal(err)
-	}
-	return next
+	return storetest.Write(t, st, id, time.Now().UnixMilli(), store.Commit{}, ops...)
 }
 
 func TestRoundTripsPerCall(t *testing.T) {
 	srv := redistest.Start(t, redistest.Options{})
-	st := newStore(t, urlsOf(srv.Addr), 4)
+	st := newStore(t, Config{URLs: urlsOf(srv.Addr), Shards: 4})
 	id, _ := wire.NewID()
 	write(t, st, id, wire.Op{Code: wire.OpStart, Kind: wire.KindAnonymous, Generation: 1})
 	// The cache holds what this node committed at once.
@@ -79,8 +64,8 @@ func TestRoundTripsPerCall(t *testing.T) {
 
 func TestTwoNodesStayCoherent(t *testing.T) {
 	c := redistest.StartCluster(t, 3, redistest.Options{})
-	a := newStore(t, urlsOf(c.Addrs()...), 8)
-	b := newStore(t, urlsOf(c.Addrs()[1]), 8)
+	a := newStore(t, Config{URLs: urlsOf(c.Addrs()...), Shards: 8})
+	b := newStore(t, Config{URLs: urlsOf(c.Addrs()[1]), Shards: 8})
 	id, _ := wire.NewID()
 	write(t, a, id, wire.Op{Code: wire.OpStart, Kind: wire.KindAnonymous, Generation: 1})
 	if got, err := b.Get(ctx, id); err != nil || got.Version != 1 {
@@ -109,7 +94,7 @@ func startOp() wire.Op {
 
 func TestFeedAcrossShards(t *testing.T) {
 	srv := redistest.Start(t, redistest.Options{})
-	st := newStore(t, urlsOf(srv.Addr), 4)
+	st := newStore(t, Config{URLs: urlsOf(srv.Addr), Shards: 4})
 	head, err := st.Head(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -122,22 +107,7 @@ func TestFeedAcrossShards(t *testing.T) {
 		write(t, st, id, wire.Op{Code: wire.OpSetAttr, Key: "n", Value: wire.Int(int64(i))})
 	}
 	// Page through with a small limit: every delta once, per-session order kept.
-	seen := map[wire.ID][]uint64{}
-	cursor, total := head, 0
-	for pages := 0; pages < 100; pages++ {
-		b, err := st.ChangesAfter(ctx, cursor, 7)
-		if err != nil || b.Reset {
-			t.Fatalf("ChangesAfter: %v reset=%v", err, b.Reset)
-		}
-		if len(b.Deltas) == 0 {
-			break
-		}
-		for _, d := range b.Deltas {
-			seen[d.ID] = append(seen[d.ID], d.Version)
-			total++
-		}
-		cursor = b.Cursor
-	}
+	seen, total := storetest.ReadFeed(t, st, head, 7, 100)
 	if total != 40 {
 		t.Fatalf("read %d deltas, want 40", total)
 	}
@@ -156,11 +126,7 @@ func TestFeedAcrossShards(t *testing.T) {
 
 func TestTrimmedCursorResets(t *testing.T) {
 	srv := redistest.Start(t, redistest.Options{})
-	st, err := New(Config{URLs: urlsOf(srv.Addr), Shards: 1, FeedLength: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := newStore(t, Config{URLs: urlsOf(srv.Addr), Shards: 1, FeedLength: 1})
 	old, _ := st.Head(ctx)
 	id, _ := wire.NewID()
 	write(t, st, id, startOp())
@@ -179,7 +145,7 @@ func TestTrimmedCursorResets(t *testing.T) {
 
 func TestTouchExpiryCustomerPurge(t *testing.T) {
 	srv := redistest.Start(t, redistest.Options{})
-	st := newStore(t, urlsOf(srv.Addr), 4)
+	st := newStore(t, Config{URLs: urlsOf(srv.Addr), Shards: 4})
 	id, _ := wire.NewID()
 	now := time.Now().UnixMilli()
 	write(t, st, id, wire.Op{Code: wire.OpStart, Kind: wire.KindAnonymous, Generation: 1, Idle: now + 5_000, Hard: now + 90_000})
@@ -224,15 +190,11 @@ func TestTouchExpiryCustomerPurge(t *testing.T) {
 
 func TestOutboxSharedByNodes(t *testing.T) {
 	srv := redistest.Start(t, redistest.Options{})
-	a := newStore(t, urlsOf(srv.Addr), 2)
-	b := newStore(t, urlsOf(srv.Addr), 2)
+	a := newStore(t, Config{URLs: urlsOf(srv.Addr), Shards: 2})
+	b := newStore(t, Config{URLs: urlsOf(srv.Addr), Shards: 2})
 	for i := 0; i < 4; i++ {
 		id, _ := wire.NewID()
-		d := &wire.Delta{ID: id, Version: 1, Ops: []wire.Op{startOp()}}
-		next, _ := wire.Apply(nil, d, &wire.DefaultLimits)
-		if err := a.Commit(ctx, &store.Commit{Delta: d, Session: next, Outbox: [][]byte{[]byte("event " + id.String())}}); err != nil {
-			t.Fatal(err)
-		}
+		storetest.Write(t, a, id, 0, store.Commit{Outbox: [][]byte{[]byte("event " + id.String())}}, startOp())
 	}
 	gotA, err := a.OutboxClaim(ctx, 10, time.Minute)
 	if err != nil || len(gotA) != 4 {
@@ -266,11 +228,7 @@ func TestOutboxSharedByNodes(t *testing.T) {
 
 func TestRedisDownAndBack(t *testing.T) {
 	srv := redistest.Start(t, redistest.Options{AppendOnly: true})
-	st, err := New(Config{URLs: urlsOf(srv.Addr), Shards: 2, CacheBytes: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := newStore(t, Config{URLs: urlsOf(srv.Addr), Shards: 2, CacheBytes: -1})
 	id, _ := wire.NewID()
 	write(t, st, id, startOp())
 	srv.Stop()

@@ -4,9 +4,9 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -76,16 +76,7 @@ func sortIDs(ids []wire.ID) []wire.ID {
 }
 
 func sameIDs(a, b []wire.ID) bool {
-	a, b = sortIDs(a), sortIDs(b)
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
+	return slices.Equal(sortIDs(a), sortIDs(b))
 }
 
 func testBoundaryCustomerIndex(t *testing.T, st store.Store) {
@@ -209,28 +200,39 @@ func testBoundaryFeed(t *testing.T, st store.Store) {
 		commit(t, st, id, 1, nil, start(wire.KindAnonymous, 0, 0))
 		commit(t, st, id, 2, nil, setAttr("n", wire.Int(1)))
 	}
-	seen := map[wire.ID][]uint64{}
-	cursor := h
-	for pages := 0; ; pages++ {
-		if pages > 4*len(ids) {
-			t.Fatal("the feed does not end")
-		}
-		bt, err := st.ChangesAfter(ctx, cursor, 5)
-		if err != nil || bt.Reset {
-			t.Fatalf("ChangesAfter: %v, reset %v", err, bt.Reset)
-		}
-		if len(bt.Deltas) == 0 {
-			break
-		}
-		for _, d := range bt.Deltas {
-			seen[d.ID] = append(seen[d.ID], d.Version)
-		}
-		cursor = bt.Cursor
-	}
+	seen, _ := ReadFeed(t, st, h, 5, 4*len(ids))
 	for _, id := range ids {
 		if v := seen[id]; len(v) != 2 || v[0] != 1 || v[1] != 2 {
 			t.Fatalf("feed for %x: versions %v, want [1 2]", id[:], v)
 		}
+	}
+}
+
+// ReadFeed pages through the change log from cursor, limit deltas a page,
+// until a page comes back empty, and returns the versions of each
+// session's deltas in the order read and how many deltas it read. An
+// error, a reset, or a feed that has not ended after maxPages pages fails
+// the test.
+func ReadFeed(t testing.TB, st store.Store, cursor store.Cursor, limit, maxPages int) (map[wire.ID][]uint64, int) {
+	t.Helper()
+	seen := map[wire.ID][]uint64{}
+	total := 0
+	for pages := 0; ; pages++ {
+		if pages > maxPages {
+			t.Fatal("the feed does not end")
+		}
+		bt, err := st.ChangesAfter(ctx, cursor, limit)
+		if err != nil || bt.Reset {
+			t.Fatalf("ChangesAfter: %v, reset %v", err, bt.Reset)
+		}
+		if len(bt.Deltas) == 0 {
+			return seen, total
+		}
+		for _, d := range bt.Deltas {
+			seen[d.ID] = append(seen[d.ID], d.Version)
+			total++
+		}
+		cursor = bt.Cursor
 	}
 }
 
@@ -275,25 +277,14 @@ func testCustomerEveryFirstByte(t *testing.T, st store.Store) {
 		ids[i][0] = byte(i)
 	}
 	ids[n-1][0], ids[n-2][0] = 0xff, 0xff // several at the very end, too
-	var wg sync.WaitGroup
-	errs := make(chan error, 8)
-	for w := 0; w < 8; w++ {
-		wg.Add(1)
-		go func(w int) {
-			defer wg.Done()
-			for i := w; i < n; i += 8 {
-				if _, err := tryCommit(st, ids[i], 1, nil, start(wire.KindAnonymous, 0, 0), login("c-many", 2)); err != nil {
-					errs <- err
-					return
-				}
+	concurrently(t, 8, func(w int) error {
+		for i := w; i < n; i += 8 {
+			if _, err := tryCommit(st, ids[i], 1, nil, start(wire.KindAnonymous, 0, 0), login("c-many", 2)); err != nil {
+				return err
 			}
-		}(w)
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Fatal(err)
-	}
+		}
+		return nil
+	})
 	got, err := st.CustomerSessions(ctx, "c-many")
 	if err != nil {
 		t.Fatal(err)

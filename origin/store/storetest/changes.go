@@ -2,37 +2,13 @@ package storetest
 
 import (
 	"errors"
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/sessionedge/sessionedge/origin/store"
 	"github.com/sessionedge/sessionedge/sdk/wire"
 )
-
-// commitWith commits ops to id like commit, with c's event fields.
-func commitWith(t *testing.T, st store.Store, id wire.ID, at int64, c store.Commit, ops ...wire.Op) *wire.Session {
-	t.Helper()
-	cur, err := st.Get(ctx, id)
-	if errors.Is(err, store.ErrNotFound) {
-		cur = nil
-	} else if err != nil {
-		t.Fatal(err)
-	}
-	d := &wire.Delta{ID: id, At: at, Ops: ops}
-	if cur != nil {
-		d.BaseVersion = cur.Version
-	}
-	d.Version = d.BaseVersion + 1
-	next, err := wire.Apply(cur, d, &wire.DefaultLimits)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.Delta, c.Session, c.Prev = d, next, cur
-	if err := st.Commit(ctx, &c); err != nil {
-		t.Fatal(err)
-	}
-	return next
-}
 
 // drainOutbox claims and acknowledges every outbox entry and returns their
 // bodies in order.
@@ -56,18 +32,6 @@ func drainOutbox(t *testing.T, st store.Store) []string {
 	}
 }
 
-func sameStrings(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
-}
-
 func pendingOf(t *testing.T, st store.Store, id wire.ID) (int64, bool) {
 	t.Helper()
 	due, err := st.ChangesDue(ctx, wire.MaxTime, 1000)
@@ -87,9 +51,9 @@ func pendingOf(t *testing.T, st store.Store, id wire.ID) (int64, bool) {
 // Emit writes only at the session's version.
 func testPendingChanges(t *testing.T, st store.Store) {
 	id := newID(t)
-	commitWith(t, st, id, 10, store.Commit{Outbox: [][]byte{[]byte("started")}}, start(wire.KindAnonymous, 0, 0))
-	commitWith(t, st, id, 20, store.Commit{ChangeDue: 100}, setAttr("a", wire.Int(1)))
-	commitWith(t, st, id, 30, store.Commit{ChangeDue: 200}, setAttr("a", wire.Int(2)))
+	Write(t, st, id, 10, store.Commit{Outbox: [][]byte{[]byte("started")}}, start(wire.KindAnonymous, 0, 0))
+	Write(t, st, id, 20, store.Commit{ChangeDue: 100}, setAttr("a", wire.Int(1)))
+	Write(t, st, id, 30, store.Commit{ChangeDue: 200}, setAttr("a", wire.Int(2)))
 	if at, ok := pendingOf(t, st, id); !ok || at != 100 {
 		t.Fatalf("pending change at %d (%v), want 100: a pending event is kept, not moved", at, ok)
 	}
@@ -99,24 +63,24 @@ func testPendingChanges(t *testing.T, st store.Store) {
 	if due, err := st.ChangesDue(ctx, 101, 10); err != nil || len(due) != 1 || due[0].ID != id || due[0].At != 100 {
 		t.Fatalf("ChangesDue = %+v, %v", due, err)
 	}
-	if got := drainOutbox(t, st); !sameStrings(got, []string{"started"}) {
+	if got := drainOutbox(t, st); !slices.Equal(got, []string{"started"}) {
 		t.Fatalf("outbox %q: recording a change event wrote an entry", got)
 	}
 
 	// A lifecycle commit settles it ahead of its own event.
-	commitWith(t, st, id, 40, store.Commit{Settle: []byte("changed"), Outbox: [][]byte{[]byte("login")}}, login("c", 2))
+	Write(t, st, id, 40, store.Commit{Settle: []byte("changed"), Outbox: [][]byte{[]byte("login")}}, login("c", 2))
 	if _, ok := pendingOf(t, st, id); ok {
 		t.Fatal("settled change event still pending")
 	}
 	// Nothing pending: Settle is not written.
-	s := commitWith(t, st, id, 50, store.Commit{Settle: []byte("changed-again"), Outbox: [][]byte{[]byte("logout")}},
+	s := Write(t, st, id, 50, store.Commit{Settle: []byte("changed-again"), Outbox: [][]byte{[]byte("logout")}},
 		wire.Op{Code: wire.OpLogout, Generation: 3})
-	if got := drainOutbox(t, st); !sameStrings(got, []string{"changed", "login", "logout"}) {
+	if got := drainOutbox(t, st); !slices.Equal(got, []string{"changed", "login", "logout"}) {
 		t.Fatalf("outbox %q", got)
 	}
 
 	// Emit settles at the session's version only.
-	s = commitWith(t, st, id, 60, store.Commit{ChangeDue: 300}, setAttr("b", wire.Int(1)))
+	s = Write(t, st, id, 60, store.Commit{ChangeDue: 300}, setAttr("b", wire.Int(1)))
 	errs := st.Emit(ctx, []store.Emission{{ID: id, Version: s.Version - 1, Pending: []byte("stale")}})
 	if len(errs) != 1 || !errors.Is(errs[0], store.ErrConflict) {
 		t.Fatalf("Emit(stale version) = %v, want ErrConflict", errs)
@@ -139,12 +103,12 @@ func testPendingChanges(t *testing.T, st store.Store) {
 	if errs := st.Emit(ctx, []store.Emission{{ID: id, Version: s.Version, Pending: []byte("changed-4"), Outbox: [][]byte{[]byte("flushed-2")}}}); errs[0] != nil {
 		t.Fatal(errs[0])
 	}
-	if got := drainOutbox(t, st); !sameStrings(got, []string{"changed-3", "flushed", "flushed-2"}) {
+	if got := drainOutbox(t, st); !slices.Equal(got, []string{"changed-3", "flushed", "flushed-2"}) {
 		t.Fatalf("outbox %q", got)
 	}
 
 	// Pending nil drops the record without an event.
-	s = commitWith(t, st, id, 70, store.Commit{ChangeDue: 400}, setAttr("c", wire.Int(1)))
+	s = Write(t, st, id, 70, store.Commit{ChangeDue: 400}, setAttr("c", wire.Int(1)))
 	if errs := st.Emit(ctx, []store.Emission{{ID: id, Version: s.Version}}); errs[0] != nil {
 		t.Fatal(errs[0])
 	}
@@ -160,9 +124,9 @@ func testPendingChanges(t *testing.T, st store.Store) {
 // Emit for an id that is gone drops it too.
 func testPendingChangesPurge(t *testing.T, st store.Store) {
 	id := newID(t)
-	commitWith(t, st, id, 10, store.Commit{}, start(wire.KindAnonymous, 0, 5000))
-	commitWith(t, st, id, 20, store.Commit{ChangeDue: 100}, setAttr("a", wire.Int(1)))
-	s := commitWith(t, st, id, 30, store.Commit{}, wire.Op{Code: wire.OpEnd, Reason: wire.EndAbandoned})
+	Write(t, st, id, 10, store.Commit{}, start(wire.KindAnonymous, 0, 5000))
+	Write(t, st, id, 20, store.Commit{ChangeDue: 100}, setAttr("a", wire.Int(1)))
+	s := Write(t, st, id, 30, store.Commit{}, wire.Op{Code: wire.OpEnd, Reason: wire.EndAbandoned})
 	if _, ok := pendingOf(t, st, id); !ok {
 		t.Fatal("no pending change event")
 	}
@@ -173,8 +137,8 @@ func testPendingChangesPurge(t *testing.T, st store.Store) {
 		t.Fatal("purge left the pending change event")
 	}
 	for _, bid := range BoundaryIDs() {
-		commitWith(t, st, bid, 10, store.Commit{}, start(wire.KindAnonymous, 0, 0))
-		commitWith(t, st, bid, 20, store.Commit{ChangeDue: 50}, setAttr("a", wire.Int(1)))
+		Write(t, st, bid, 10, store.Commit{}, start(wire.KindAnonymous, 0, 0))
+		Write(t, st, bid, 20, store.Commit{ChangeDue: 50}, setAttr("a", wire.Int(1)))
 	}
 	due, err := st.ChangesDue(ctx, 51, 1000)
 	if err != nil {

@@ -1,5 +1,6 @@
 // Package storetest is the conformance suite every store.Store backend
-// passes: storetest.Run(t, newStore).
+// passes: storetest.Run(t, newStore). Prepare, Write and ReadFeed serve
+// the backends' own tests too.
 //
 // Ids whose bytes sit at the edges of byte order (00, 7f, 80, fe, ff, first
 // and last) go through every index and scan: a range that ends at
@@ -84,8 +85,21 @@ func commit(t *testing.T, st store.Store, id wire.ID, at int64, outbox [][]byte,
 	return next
 }
 
-// tryCommit is commit for goroutines other than the test's.
+// tryCommit is commit for goroutines other than the test's. It leaves
+// Prev out: the backend finds the state it replaces by itself.
 func tryCommit(st store.Store, id wire.ID, at int64, outbox [][]byte, ops ...wire.Op) (*wire.Session, error) {
+	c, err := Prepare(st, id, at, ops...)
+	if err != nil {
+		return nil, err
+	}
+	c.Prev, c.Outbox = nil, outbox
+	return c.Session, st.Commit(ctx, c)
+}
+
+// Prepare reads the stored state of id (nil when unknown) and returns the
+// commit that applies ops to it as one delta at instant at (Unix ms): the
+// delta, the state it produces and, as Prev, the state read.
+func Prepare(st store.Store, id wire.ID, at int64, ops ...wire.Op) (*store.Commit, error) {
 	cur, err := st.Get(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
 		cur = nil
@@ -101,7 +115,41 @@ func tryCommit(st store.Store, id wire.ID, at int64, outbox [][]byte, ops ...wir
 	if err != nil {
 		return nil, err
 	}
-	return next, st.Commit(ctx, &store.Commit{Delta: d, Session: next, Outbox: outbox})
+	return &store.Commit{Delta: d, Session: next, Prev: cur}, nil
+}
+
+// Write commits ops to id as Prepare prepares them, with c's event fields
+// (Outbox, Settle, ChangeDue), and returns the new state. Any error fails
+// the test.
+func Write(t testing.TB, st store.Store, id wire.ID, at int64, c store.Commit, ops ...wire.Op) *wire.Session {
+	t.Helper()
+	p, err := Prepare(st, id, at, ops...)
+	if err == nil {
+		c.Delta, c.Session, c.Prev = p.Delta, p.Session, p.Prev
+		err = st.Commit(ctx, &c)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c.Session
+}
+
+// concurrently runs fn(0), ..., fn(n-1), each in a goroutine of its own,
+// and fails the test with the errors they return once all are done.
+func concurrently(t *testing.T, n int, fn func(w int) error) {
+	t.Helper()
+	errs := make(chan error, n)
+	var wg sync.WaitGroup
+	for w := range n {
+		wg.Go(func() { errs <- fn(w) })
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 func start(kind wire.Kind, idle, hard int64) wire.Op {
@@ -394,41 +442,19 @@ func testConcurrentCAS(t *testing.T, st store.Store) {
 	id := newID(t)
 	commit(t, st, id, 0, nil, start(wire.KindAnonymous, 0, 0))
 	const writers, each = 16, 10
-	var wg sync.WaitGroup
-	errs := make(chan error, writers)
-	for w := 0; w < writers; w++ {
-		wg.Add(1)
-		go func(w int) {
-			defer wg.Done()
-			for i := 0; i < each; i++ {
-				for {
-					cur, err := st.Get(ctx, id)
-					if err != nil {
-						errs <- err
-						return
-					}
-					d := &wire.Delta{ID: id, BaseVersion: cur.Version, Version: cur.Version + 1, At: 1,
-						Ops: []wire.Op{setAttr(string(rune('a'+w))+"-"+string(rune('a'+i)), wire.Int(1))}}
-					next, err := wire.Apply(cur, d, &wire.DefaultLimits)
-					if err != nil {
-						errs <- err
-						return
-					}
-					if err = st.Commit(ctx, &store.Commit{Delta: d, Session: next}); err == nil {
-						break
-					} else if !errors.Is(err, store.ErrConflict) {
-						errs <- err
-						return
-					}
+	concurrently(t, writers, func(w int) error {
+		for i := 0; i < each; i++ {
+			for {
+				_, err := tryCommit(st, id, 1, nil, setAttr(string(rune('a'+w))+"-"+string(rune('a'+i)), wire.Int(1)))
+				if err == nil {
+					break
+				} else if !errors.Is(err, store.ErrConflict) {
+					return err
 				}
 			}
-		}(w)
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Fatal(err)
-	}
+		}
+		return nil
+	})
 	s, _ := st.Get(ctx, id)
 	if s.Version != 1+writers*each || len(s.Attrs[wire.NamespaceCustom]) != writers*each {
 		t.Fatalf("version %d with %d attrs, want %d and %d", s.Version, len(s.Attrs[wire.NamespaceCustom]), 1+writers*each, writers*each)
