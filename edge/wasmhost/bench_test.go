@@ -9,18 +9,26 @@ import (
 	"testing"
 )
 
-func benchProbe(b *testing.B) (*Host, *vm) {
-	b.Helper()
+// conformanceHost is a quiet host of the .wat guest with vms VMs (0: the
+// default), ticking only when told, closed when the test ends.
+func conformanceHost(tb testing.TB, vms int) *Host {
+	tb.Helper()
 	h, err := New(context.Background(), Config{
 		WasmPath:    "../testdata/conformance.wasm",
-		VMs:         1,
+		VMs:         vms,
 		ManualTicks: true,
 		Logger:      slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
-	b.Cleanup(func() { _ = h.Close(context.Background()) })
+	tb.Cleanup(func() { _ = h.Close(context.Background()) })
+	return h
+}
+
+func benchProbe(b *testing.B) (*Host, *vm) {
+	b.Helper()
+	h := conformanceHost(b, 1)
 	return h, h.slots[0].Load()
 }
 
@@ -141,15 +149,7 @@ func benchExchange(ctx context.Context, h *Host, cookie string, more ...string) 
 // BenchmarkStreamParallel runs streams from GOMAXPROCS goroutines over as
 // many VMs.
 func BenchmarkStreamParallel(b *testing.B) {
-	h, err := New(context.Background(), Config{
-		WasmPath:    "../testdata/conformance.wasm",
-		ManualTicks: true,
-		Logger:      slog.New(slog.NewTextHandler(io.Discard, nil)),
-	})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer h.Close(context.Background())
+	h := conformanceHost(b, 0)
 	ctx := context.Background()
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
@@ -168,16 +168,7 @@ func TestStreamAllocations(t *testing.T) {
 	if raceEnabled {
 		t.Skip("allocation counts are not meaningful under -race (sync.Pool drops items)")
 	}
-	h, err := New(context.Background(), Config{
-		WasmPath:    "../testdata/conformance.wasm",
-		VMs:         1,
-		ManualTicks: true,
-		Logger:      slog.New(slog.NewTextHandler(io.Discard, nil)),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Close(context.Background())
+	h := conformanceHost(t, 1)
 	ctx := context.Background()
 	allocs := testing.AllocsPerRun(200, func() {
 		if err := oneBenchStream(ctx, h); err != nil {
