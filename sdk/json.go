@@ -66,38 +66,44 @@ func (c *Context) Text(f wire.Field) string { return c.Fields[f].Text }
 // Attr returns the attribute key of namespace ns.
 func (c *Context) Attr(ns wire.Namespace, key string) (wire.Value, bool) { return c.Attrs[ns].Get(key) }
 
+// jsonObject appends the members of a JSON object to b, commas between.
+type jsonObject struct {
+	b []byte
+	n int
+}
+
+// key starts the member named k: its value comes next.
+func (o *jsonObject) key(k string) {
+	if o.n > 0 {
+		o.b = append(o.b, ',')
+	}
+	o.n++
+	o.b = append(appendJSONString(o.b, k), ':')
+}
+
 // appendContextJSON appends c as a context JSON object.
 func appendContextJSON(dst []byte, c *Context) ([]byte, error) {
-	dst = append(dst, '{')
-	n := 0
-	sep := func() {
-		if n > 0 {
-			dst = append(dst, ',')
-		}
-		n++
-	}
+	o := jsonObject{b: append(dst, '{')}
 	var err error
 	for f, v := range c.Fields {
 		if v.IsZero() {
 			continue
 		}
-		sep()
-		dst = append(appendJSONString(dst, wire.Field(f).String()), ':')
-		if dst, err = appendValueJSON(dst, v); err != nil {
-			return dst, fmt.Errorf("%s: %w", wire.Field(f), err)
+		o.key(wire.Field(f).String())
+		if o.b, err = appendValueJSON(o.b, v); err != nil {
+			return o.b, fmt.Errorf("%s: %w", wire.Field(f), err)
 		}
 	}
 	for ns, as := range c.Attrs {
 		if len(as) == 0 {
 			continue
 		}
-		sep()
-		dst = append(appendJSONString(dst, wire.Namespace(ns).String()), ':')
-		if dst, err = appendValueJSON(dst, wire.Value{Type: wire.TypeMap, Map: as}); err != nil {
-			return dst, fmt.Errorf("%s: %w", wire.Namespace(ns), err)
+		o.key(wire.Namespace(ns).String())
+		if o.b, err = appendValueJSON(o.b, wire.Value{Type: wire.TypeMap, Map: as}); err != nil {
+			return o.b, fmt.Errorf("%s: %w", wire.Namespace(ns), err)
 		}
 	}
-	return append(dst, '}'), nil
+	return append(o.b, '}'), nil
 }
 
 // parseContextJSON parses a context JSON object. Unknown top-level keys are
@@ -212,23 +218,44 @@ func parseTime(s string) (time.Time, error) {
 	return time.Parse(time.RFC3339Nano, s)
 }
 
+// timeField is a time of the origin's JSON and where it goes.
+type timeField struct {
+	dst *time.Time
+	src string
+}
+
+// parseTimes parses each field's src into its dst.
+func parseTimes(ts []timeField) error {
+	for _, t := range ts {
+		var err error
+		if *t.dst, err = parseTime(t.src); err != nil {
+			return fmt.Errorf("session time: %v", err)
+		}
+	}
+	return nil
+}
+
+// parseKind parses a session kind of the origin's JSON; "" is the zero kind.
+func parseKind(s string) (wire.Kind, error) {
+	if s == "" {
+		return 0, nil
+	}
+	k, ok := wire.ParseKind(s)
+	if !ok {
+		return 0, fmt.Errorf("session kind %q", s)
+	}
+	return k, nil
+}
+
 func (j *sessionJSON) session() (*Session, error) {
 	s := &Session{ID: j.ID, Generation: j.Generation, Version: j.Version}
-	if j.Kind != "" {
-		k, ok := wire.ParseKind(j.Kind)
-		if !ok {
-			return nil, fmt.Errorf("session kind %q", j.Kind)
-		}
-		s.Kind = k
-	}
 	var err error
-	for _, t := range []struct {
-		dst *time.Time
-		src string
-	}{{&s.Created, j.Created}, {&s.LastSeen, j.LastSeen}, {&s.Modified, j.Modified}, {&s.IdleDeadline, j.IdleDeadline}, {&s.HardDeadline, j.HardDeadline}} {
-		if *t.dst, err = parseTime(t.src); err != nil {
-			return nil, fmt.Errorf("session time: %v", err)
-		}
+	if s.Kind, err = parseKind(j.Kind); err != nil {
+		return nil, err
+	}
+	if err := parseTimes([]timeField{{&s.Created, j.Created}, {&s.LastSeen, j.LastSeen}, {&s.Modified, j.Modified},
+		{&s.IdleDeadline, j.IdleDeadline}, {&s.HardDeadline, j.HardDeadline}}); err != nil {
+		return nil, err
 	}
 	if s.IdleTimeout, err = parseTimeout(j.IdleTimeout); err != nil {
 		return nil, fmt.Errorf("session idleTimeout: %v", err)

@@ -52,21 +52,12 @@ func ParsePeers(data []byte) ([]Peer, error) {
 	out := make([]Peer, 0, len(body.Sessions))
 	for _, j := range body.Sessions {
 		p := Peer{Handle: j.Handle, Current: j.Current, FirstDevice: j.FirstDevice.device(), Device: j.Device.device()}
-		if j.Kind != "" {
-			k, ok := wire.ParseKind(j.Kind)
-			if !ok {
-				return nil, fmt.Errorf("session kind %q", j.Kind)
-			}
-			p.Kind = k
-		}
 		var err error
-		for _, t := range []struct {
-			dst *time.Time
-			src string
-		}{{&p.Created, j.Created}, {&p.LastSeen, j.LastSeen}, {&p.Modified, j.Modified}} {
-			if *t.dst, err = parseTime(t.src); err != nil {
-				return nil, fmt.Errorf("session time: %v", err)
-			}
+		if p.Kind, err = parseKind(j.Kind); err != nil {
+			return nil, err
+		}
+		if err := parseTimes([]timeField{{&p.Created, j.Created}, {&p.LastSeen, j.LastSeen}, {&p.Modified, j.Modified}}); err != nil {
+			return nil, err
 		}
 		out = append(out, p)
 	}
