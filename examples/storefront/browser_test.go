@@ -1,7 +1,6 @@
 package main
 
 import (
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -11,7 +10,6 @@ import (
 
 	"github.com/sessionedge/sessionedge/examples/internal/e2e"
 	"github.com/sessionedge/sessionedge/internal/browsertest"
-	"github.com/sessionedge/sessionedge/sdk/sdktest"
 	"github.com/sessionedge/sessionedge/sdk/wire"
 )
 
@@ -32,17 +30,7 @@ func TestBrowserStorefront(t *testing.T) {
 // rules of the browser without the edge and origin processes.
 func TestBrowserStorefrontWithFakes(t *testing.T) {
 	chrome := browsertest.Find(t)
-	origin := sdktest.NewFakeOrigin(sdktest.FakeOriginConfig{})
-	defer origin.Close()
-	keys := sdktest.NewAssertionKeys()
-	h, err := newApp(config{OriginURL: origin.URL, AssertionKeys: keys})
-	if err != nil {
-		t.Fatal(err)
-	}
-	app := httptest.NewServer(h)
-	defer app.Close()
-	edge := fakeEdge(origin, app.URL, keys)
-	defer edge.Close()
+	_, edge := startWithFakes(t)
 	walkBrowser(t, chrome, browsertest.Localhost(edge.URL), "fake")
 }
 

@@ -61,20 +61,29 @@ func fakeEdge(origin *sdktest.FakeOrigin, upstream string, keys *wire.AssertionK
 		Allowed:           map[wire.Field][]string{wire.FieldCurrency: currencyCodes()}})
 }
 
-// TestStorefrontWithFakes walks the shop through sdktest's fake edge and
-// fake origin: the app code is the real one, the session plumbing is played.
-func TestStorefrontWithFakes(t *testing.T) {
+// startWithFakes serves the app behind sdktest's fake edge, with sdktest's
+// fake origin (API key "app"): the app code is the real one, the session
+// plumbing is played. They stop when the test ends.
+func startWithFakes(t *testing.T) (*sdktest.FakeOrigin, *sdktest.FakeEdge) {
+	t.Helper()
 	origin := sdktest.NewFakeOrigin(sdktest.FakeOriginConfig{APIKeys: map[string][]string{"app": {"sessions:read", "sessions:write"}}})
-	defer origin.Close()
+	t.Cleanup(origin.Close)
 	keys := sdktest.NewAssertionKeys()
 	h, err := newApp(config{OriginURL: origin.URL, APIKey: "app", AssertionKeys: keys})
 	if err != nil {
 		t.Fatal(err)
 	}
 	app := httptest.NewServer(h)
-	defer app.Close()
+	t.Cleanup(app.Close)
 	edge := fakeEdge(origin, app.URL, keys)
-	defer edge.Close()
+	t.Cleanup(edge.Close)
+	return origin, edge
+}
+
+// TestStorefrontWithFakes walks the shop through sdktest's fake edge and
+// fake origin.
+func TestStorefrontWithFakes(t *testing.T) {
+	origin, edge := startWithFakes(t)
 	client, err := sdk.New(sdk.Config{BaseURL: origin.URL, APIKey: "app"})
 	if err != nil {
 		t.Fatal(err)
