@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"strings"
 	"sync"
@@ -628,10 +627,7 @@ func runClientSuite(t *testing.T, url string) {
 	})
 
 	t.Run("unavailable", func(t *testing.T) {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
+		ln := testbin.Listen(t)
 		addr := ln.Addr().String()
 		ln.Close() // nothing listens there now
 		_, err = newClient(t, "http://"+addr, "app-key").Get(ctx, id)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"strings"
 	"sync/atomic"
@@ -12,6 +11,7 @@ import (
 	"time"
 
 	"github.com/sessionedge/sessionedge/edge/proxy"
+	"github.com/sessionedge/sessionedge/internal/testbin"
 	"github.com/valyala/fasthttp"
 )
 
@@ -21,23 +21,9 @@ const watGuest = "../testdata/conformance.wasm"
 // its address.
 func serve(t testing.TB, srv *fasthttp.Server) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	ln := testbin.Listen(t)
 	go func() { _ = srv.Serve(ln) }()
 	t.Cleanup(func() { shutdown(srv) })
-	return ln.Addr().String()
-}
-
-// freeAddr returns a loopback address nothing listens on.
-func freeAddr(t testing.TB) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
 	return ln.Addr().String()
 }
 
@@ -75,14 +61,8 @@ func startEdge(t testing.TB, cfg proxy.Config) edge {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	aln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	ln := testbin.Listen(t)
+	aln := testbin.Listen(t)
 	go func() { _ = s.Serve(ln) }()
 	go func() { _ = s.ServeAdmin(aln) }()
 	t.Cleanup(func() {
@@ -208,7 +188,7 @@ func TestNoFilter(t *testing.T) {
 }
 
 func TestUpstreamDown(t *testing.T) {
-	addr := freeAddr(t)
+	addr := testbin.FreeAddr(t)
 	e := startEdge(t, proxy.Config{Upstream: addr, Wasm: watGuest, VMs: 1})
 	if res, _ := get(t, e.url+"/"); res.StatusCode != 502 {
 		t.Errorf("status = %d, want 502", res.StatusCode)
@@ -216,7 +196,7 @@ func TestUpstreamDown(t *testing.T) {
 }
 
 func TestRunGracefulShutdown(t *testing.T) {
-	addr := freeAddr(t)
+	addr := testbin.FreeAddr(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {

@@ -23,10 +23,7 @@ var update = flag.Bool("update", false, "rewrite the outputs of README.md's quic
 
 // TestDemoBusyPort: a port in use is reported at once, by its variable.
 func TestDemoBusyPort(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	ln := testbin.Listen(t)
 	defer ln.Close()
 	port := ln.Addr().(*net.TCPAddr).Port
 	start := time.Now()

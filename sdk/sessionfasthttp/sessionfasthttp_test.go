@@ -2,13 +2,13 @@ package sessionfasthttp_test
 
 import (
 	"fmt"
-	"net"
 	"net/http"
 	"testing"
 	"time"
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/sessionedge/sessionedge/internal/testbin"
 	"github.com/sessionedge/sessionedge/sdk"
 	"github.com/sessionedge/sessionedge/sdk/internal/middlewaretest"
 	"github.com/sessionedge/sessionedge/sdk/sdktest"
@@ -19,10 +19,7 @@ import (
 // serve runs h on loopback until the test ends and returns its address.
 func serve(t *testing.T, h fasthttp.RequestHandler) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	ln := testbin.Listen(t)
 	srv := &fasthttp.Server{Handler: h}
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Shutdown() })
