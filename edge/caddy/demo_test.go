@@ -23,10 +23,10 @@ func TestDemoWithCaddy(t *testing.T) {
 
 	b := newBrowser(d.URL("EDGE_PORT"))
 	s := b.session(t)
-	if s.Kind != "anonymous" || s.Source != "new" || b.cookie("__Host-sid") == nil {
+	if s.Kind != "anonymous" || s.Source != "new" || b.HTTPCookie("__Host-sid") == nil {
 		t.Fatalf("first visit through Caddy: %+v", s)
 	}
-	if p := b.post(t, "/login", url.Values{"customer": {"alice"}}); p.Status != 200 {
+	if p := b.Post(t, "/login", url.Values{"customer": {"alice"}}); p.Status != 200 {
 		t.Fatalf("login: %d %s", p.Status, p.Body)
 	}
 	if after := b.session(t); after.ID != s.ID || after.Customer != "alice" || after.Generation != 2 {
