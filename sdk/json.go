@@ -167,21 +167,37 @@ type Session struct {
 func (s *Session) CustomerID() string { return s.Fields[wire.FieldCustomerID].Text }
 
 type sessionJSON struct {
+	seenJSON
 	ID           string          `json:"id"`
-	Kind         string          `json:"kind"`
 	Generation   uint32          `json:"generation"`
 	Version      uint64          `json:"version"`
-	Created      string          `json:"created"`
-	LastSeen     string          `json:"lastSeen"`
-	Modified     string          `json:"modified"`
 	IdleDeadline string          `json:"idleDeadline"`
 	HardDeadline string          `json:"hardDeadline"`
 	IdleTimeout  string          `json:"idleTimeout"`
 	HardTimeout  string          `json:"hardTimeout"`
-	FirstDevice  *deviceJSON     `json:"firstDevice"`
-	Device       *deviceJSON     `json:"device"`
 	Ended        json.RawMessage `json:"ended"`
 	Context      json.RawMessage `json:"context"`
+}
+
+// seenJSON is what the origin's JSON says of a session's kind, times and
+// devices, in a session and in a peer alike.
+type seenJSON struct {
+	Kind        string      `json:"kind"`
+	Created     string      `json:"created"`
+	LastSeen    string      `json:"lastSeen"`
+	Modified    string      `json:"modified"`
+	FirstDevice *deviceJSON `json:"firstDevice"`
+	Device      *deviceJSON `json:"device"`
+}
+
+// parse parses j into the fields of a Session or a Peer.
+func (j *seenJSON) parse(kind *wire.Kind, created, lastSeen, modified *time.Time, firstDevice, device *wire.Device) error {
+	var err error
+	if *kind, err = parseKind(j.Kind); err != nil {
+		return err
+	}
+	*firstDevice, *device = j.FirstDevice.device(), j.Device.device()
+	return parseTimes([]timeField{{created, j.Created}, {lastSeen, j.LastSeen}, {modified, j.Modified}})
 }
 
 // deviceJSON is the JSON form of a wire.Device.
@@ -249,21 +265,19 @@ func parseKind(s string) (wire.Kind, error) {
 
 func (j *sessionJSON) session() (*Session, error) {
 	s := &Session{ID: j.ID, Generation: j.Generation, Version: j.Version}
+	if err := j.seenJSON.parse(&s.Kind, &s.Created, &s.LastSeen, &s.Modified, &s.FirstDevice, &s.Device); err != nil {
+		return nil, err
+	}
+	if err := parseTimes([]timeField{{&s.IdleDeadline, j.IdleDeadline}, {&s.HardDeadline, j.HardDeadline}}); err != nil {
+		return nil, err
+	}
 	var err error
-	if s.Kind, err = parseKind(j.Kind); err != nil {
-		return nil, err
-	}
-	if err := parseTimes([]timeField{{&s.Created, j.Created}, {&s.LastSeen, j.LastSeen}, {&s.Modified, j.Modified},
-		{&s.IdleDeadline, j.IdleDeadline}, {&s.HardDeadline, j.HardDeadline}}); err != nil {
-		return nil, err
-	}
 	if s.IdleTimeout, err = parseTimeout(j.IdleTimeout); err != nil {
 		return nil, fmt.Errorf("session idleTimeout: %v", err)
 	}
 	if s.HardTimeout, err = parseTimeout(j.HardTimeout); err != nil {
 		return nil, fmt.Errorf("session hardTimeout: %v", err)
 	}
-	s.FirstDevice, s.Device = j.FirstDevice.device(), j.Device.device()
 	if len(j.Ended) > 0 && string(j.Ended) != "null" && string(j.Ended) != "false" {
 		var reason string
 		if json.Unmarshal(j.Ended, &reason) != nil {

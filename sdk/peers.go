@@ -30,14 +30,9 @@ type Peer struct {
 }
 
 type peerJSON struct {
-	Handle      string      `json:"handle"`
-	Current     bool        `json:"current"`
-	Kind        string      `json:"kind"`
-	Created     string      `json:"created"`
-	LastSeen    string      `json:"lastSeen"`
-	Modified    string      `json:"modified"`
-	FirstDevice *deviceJSON `json:"firstDevice"`
-	Device      *deviceJSON `json:"device"`
+	seenJSON
+	Handle  string `json:"handle"`
+	Current bool   `json:"current"`
 }
 
 // ParsePeers decodes the body of the origin's GET /v1/sessions/{id}/peers,
@@ -51,12 +46,8 @@ func ParsePeers(data []byte) ([]Peer, error) {
 	}
 	out := make([]Peer, 0, len(body.Sessions))
 	for _, j := range body.Sessions {
-		p := Peer{Handle: j.Handle, Current: j.Current, FirstDevice: j.FirstDevice.device(), Device: j.Device.device()}
-		var err error
-		if p.Kind, err = parseKind(j.Kind); err != nil {
-			return nil, err
-		}
-		if err := parseTimes([]timeField{{&p.Created, j.Created}, {&p.LastSeen, j.LastSeen}, {&p.Modified, j.Modified}}); err != nil {
+		p := Peer{Handle: j.Handle, Current: j.Current}
+		if err := j.seenJSON.parse(&p.Kind, &p.Created, &p.LastSeen, &p.Modified, &p.FirstDevice, &p.Device); err != nil {
 			return nil, err
 		}
 		out = append(out, p)
