@@ -79,6 +79,19 @@ func get(t *testing.T, url string, hdr ...string) (*http.Response, string) {
 	for i := 0; i+1 < len(hdr); i += 2 {
 		req.Header.Add(hdr[i], hdr[i+1])
 	}
+	return send(t, req)
+}
+
+// post sends body (text/plain) to url and returns the response and its body.
+func post(t *testing.T, url, body string) (*http.Response, string) {
+	t.Helper()
+	req, _ := http.NewRequest("POST", url, strings.NewReader(body))
+	req.Header.Set("Content-Type", "text/plain")
+	return send(t, req)
+}
+
+func send(t *testing.T, req *http.Request) (*http.Response, string) {
+	t.Helper()
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -149,13 +162,7 @@ func TestProxy(t *testing.T) {
 
 func TestProxyPostBody(t *testing.T) {
 	e := startEdge(t, proxy.Config{Upstream: startUpstream(t), Wasm: watGuest, VMs: 1})
-	res, err := http.Post(e.url+"/p", "text/plain", strings.NewReader("payload"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := io.ReadAll(res.Body)
-	res.Body.Close()
-	if string(b) != "echo:payload" {
+	if _, b := post(t, e.url+"/p", "payload"); b != "echo:payload" {
 		t.Errorf("body = %q", b)
 	}
 }
