@@ -6,22 +6,11 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/sessionedge/sessionedge/internal/testbin"
 	"github.com/sessionedge/sessionedge/sdk"
-	"github.com/sessionedge/sessionedge/sdk/sdktest"
 	"github.com/sessionedge/sessionedge/sdk/wire"
 )
 
-func TestClientHammerFakeOrigin(t *testing.T) {
-	o := sdktest.NewFakeOrigin(sdktest.FakeOriginConfig{APIKeys: testKeys})
-	defer o.Close()
-	hammer(t, o.URL)
-}
-
-func TestClientHammerOrigin(t *testing.T) {
-	o := testbin.StartOrigin(t, testbin.OriginConfig{APIKeys: originKeys()})
-	hammer(t, o.URL)
-}
+func TestClientHammer(t *testing.T) { bothOrigins(t, hammer) }
 
 // hammer has many goroutines share one client and increment one counter
 // with read-modify-write under If-Match: every increment must land exactly

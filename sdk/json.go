@@ -66,38 +66,44 @@ func (c *Context) Text(f wire.Field) string { return c.Fields[f].Text }
 // Attr returns the attribute key of namespace ns.
 func (c *Context) Attr(ns wire.Namespace, key string) (wire.Value, bool) { return c.Attrs[ns].Get(key) }
 
+// jsonObject appends the members of a JSON object to b, commas between.
+type jsonObject struct {
+	b []byte
+	n int
+}
+
+// key starts the member named k: its value comes next.
+func (o *jsonObject) key(k string) {
+	if o.n > 0 {
+		o.b = append(o.b, ',')
+	}
+	o.n++
+	o.b = append(appendJSONString(o.b, k), ':')
+}
+
 // appendContextJSON appends c as a context JSON object.
 func appendContextJSON(dst []byte, c *Context) ([]byte, error) {
-	dst = append(dst, '{')
-	n := 0
-	sep := func() {
-		if n > 0 {
-			dst = append(dst, ',')
-		}
-		n++
-	}
+	o := jsonObject{b: append(dst, '{')}
 	var err error
 	for f, v := range c.Fields {
 		if v.IsZero() {
 			continue
 		}
-		sep()
-		dst = append(appendJSONString(dst, wire.Field(f).String()), ':')
-		if dst, err = appendValueJSON(dst, v); err != nil {
-			return dst, fmt.Errorf("%s: %w", wire.Field(f), err)
+		o.key(wire.Field(f).String())
+		if o.b, err = appendValueJSON(o.b, v); err != nil {
+			return o.b, fmt.Errorf("%s: %w", wire.Field(f), err)
 		}
 	}
 	for ns, as := range c.Attrs {
 		if len(as) == 0 {
 			continue
 		}
-		sep()
-		dst = append(appendJSONString(dst, wire.Namespace(ns).String()), ':')
-		if dst, err = appendValueJSON(dst, wire.Value{Type: wire.TypeMap, Map: as}); err != nil {
-			return dst, fmt.Errorf("%s: %w", wire.Namespace(ns), err)
+		o.key(wire.Namespace(ns).String())
+		if o.b, err = appendValueJSON(o.b, wire.Value{Type: wire.TypeMap, Map: as}); err != nil {
+			return o.b, fmt.Errorf("%s: %w", wire.Namespace(ns), err)
 		}
 	}
-	return append(dst, '}'), nil
+	return append(o.b, '}'), nil
 }
 
 // parseContextJSON parses a context JSON object. Unknown top-level keys are
@@ -161,21 +167,37 @@ type Session struct {
 func (s *Session) CustomerID() string { return s.Fields[wire.FieldCustomerID].Text }
 
 type sessionJSON struct {
+	seenJSON
 	ID           string          `json:"id"`
-	Kind         string          `json:"kind"`
 	Generation   uint32          `json:"generation"`
 	Version      uint64          `json:"version"`
-	Created      string          `json:"created"`
-	LastSeen     string          `json:"lastSeen"`
-	Modified     string          `json:"modified"`
 	IdleDeadline string          `json:"idleDeadline"`
 	HardDeadline string          `json:"hardDeadline"`
 	IdleTimeout  string          `json:"idleTimeout"`
 	HardTimeout  string          `json:"hardTimeout"`
-	FirstDevice  *deviceJSON     `json:"firstDevice"`
-	Device       *deviceJSON     `json:"device"`
 	Ended        json.RawMessage `json:"ended"`
 	Context      json.RawMessage `json:"context"`
+}
+
+// seenJSON is what the origin's JSON says of a session's kind, times and
+// devices, in a session and in a peer alike.
+type seenJSON struct {
+	Kind        string      `json:"kind"`
+	Created     string      `json:"created"`
+	LastSeen    string      `json:"lastSeen"`
+	Modified    string      `json:"modified"`
+	FirstDevice *deviceJSON `json:"firstDevice"`
+	Device      *deviceJSON `json:"device"`
+}
+
+// parse parses j into the fields of a Session or a Peer.
+func (j *seenJSON) parse(kind *wire.Kind, created, lastSeen, modified *time.Time, firstDevice, device *wire.Device) error {
+	var err error
+	if *kind, err = parseKind(j.Kind); err != nil {
+		return err
+	}
+	*firstDevice, *device = j.FirstDevice.device(), j.Device.device()
+	return parseTimes([]timeField{{created, j.Created}, {lastSeen, j.LastSeen}, {modified, j.Modified}})
 }
 
 // deviceJSON is the JSON form of a wire.Device.
@@ -212,31 +234,50 @@ func parseTime(s string) (time.Time, error) {
 	return time.Parse(time.RFC3339Nano, s)
 }
 
+// timeField is a time of the origin's JSON and where it goes.
+type timeField struct {
+	dst *time.Time
+	src string
+}
+
+// parseTimes parses each field's src into its dst.
+func parseTimes(ts []timeField) error {
+	for _, t := range ts {
+		var err error
+		if *t.dst, err = parseTime(t.src); err != nil {
+			return fmt.Errorf("session time: %v", err)
+		}
+	}
+	return nil
+}
+
+// parseKind parses a session kind of the origin's JSON; "" is the zero kind.
+func parseKind(s string) (wire.Kind, error) {
+	if s == "" {
+		return 0, nil
+	}
+	k, ok := wire.ParseKind(s)
+	if !ok {
+		return 0, fmt.Errorf("session kind %q", s)
+	}
+	return k, nil
+}
+
 func (j *sessionJSON) session() (*Session, error) {
 	s := &Session{ID: j.ID, Generation: j.Generation, Version: j.Version}
-	if j.Kind != "" {
-		k, ok := wire.ParseKind(j.Kind)
-		if !ok {
-			return nil, fmt.Errorf("session kind %q", j.Kind)
-		}
-		s.Kind = k
+	if err := j.seenJSON.parse(&s.Kind, &s.Created, &s.LastSeen, &s.Modified, &s.FirstDevice, &s.Device); err != nil {
+		return nil, err
+	}
+	if err := parseTimes([]timeField{{&s.IdleDeadline, j.IdleDeadline}, {&s.HardDeadline, j.HardDeadline}}); err != nil {
+		return nil, err
 	}
 	var err error
-	for _, t := range []struct {
-		dst *time.Time
-		src string
-	}{{&s.Created, j.Created}, {&s.LastSeen, j.LastSeen}, {&s.Modified, j.Modified}, {&s.IdleDeadline, j.IdleDeadline}, {&s.HardDeadline, j.HardDeadline}} {
-		if *t.dst, err = parseTime(t.src); err != nil {
-			return nil, fmt.Errorf("session time: %v", err)
-		}
-	}
 	if s.IdleTimeout, err = parseTimeout(j.IdleTimeout); err != nil {
 		return nil, fmt.Errorf("session idleTimeout: %v", err)
 	}
 	if s.HardTimeout, err = parseTimeout(j.HardTimeout); err != nil {
 		return nil, fmt.Errorf("session hardTimeout: %v", err)
 	}
-	s.FirstDevice, s.Device = j.FirstDevice.device(), j.Device.device()
 	if len(j.Ended) > 0 && string(j.Ended) != "null" && string(j.Ended) != "false" {
 		var reason string
 		if json.Unmarshal(j.Ended, &reason) != nil {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"strings"
 	"sync"
@@ -24,15 +23,22 @@ var testKeys = map[string][]string{
 	"admin-key": {"sessions:read", "sessions:write", "sessions:admin"},
 }
 
-func TestClientAgainstFakeOrigin(t *testing.T) {
-	o := sdktest.NewFakeOrigin(sdktest.FakeOriginConfig{APIKeys: testKeys})
-	defer o.Close()
-	runClientSuite(t, o.URL)
-}
+// TestClientAgainstOrigins runs the client suite against sdktest's fake
+// origin and against the real one: the fake must answer as the origin does.
+func TestClientAgainstOrigins(t *testing.T) { bothOrigins(t, runClientSuite) }
 
-func TestClientAgainstOrigin(t *testing.T) {
-	o := testbin.StartOrigin(t, testbin.OriginConfig{APIKeys: originKeys()})
-	runClientSuite(t, o.URL)
+// bothOrigins runs test against sdktest's fake origin and against the real
+// origin binary, each with testKeys, as subtests "fake" and "origin".
+func bothOrigins(t *testing.T, test func(t *testing.T, url string)) {
+	t.Run("fake", func(t *testing.T) {
+		o := sdktest.NewFakeOrigin(sdktest.FakeOriginConfig{APIKeys: testKeys})
+		defer o.Close()
+		test(t, o.URL)
+	})
+	t.Run("origin", func(t *testing.T) {
+		o := testbin.StartOrigin(t, testbin.OriginConfig{APIKeys: originKeys()})
+		test(t, o.URL)
+	})
 }
 
 // originKeys returns testKeys for the real origin.
@@ -621,10 +627,7 @@ func runClientSuite(t *testing.T, url string) {
 	})
 
 	t.Run("unavailable", func(t *testing.T) {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
+		ln := testbin.Listen(t)
 		addr := ln.Addr().String()
 		ln.Close() // nothing listens there now
 		_, err = newClient(t, "http://"+addr, "app-key").Get(ctx, id)

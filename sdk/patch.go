@@ -67,61 +67,48 @@ func (p *Patch) Clear(ns wire.Namespace) *Patch {
 // appendJSON appends the patch as a JSON merge patch: null deletes, a
 // namespace set to null is cleared.
 func (p *Patch) appendJSON(dst []byte) ([]byte, error) {
-	dst = append(dst, '{')
-	n := 0
-	sep := func() {
-		if n > 0 {
-			dst = append(dst, ',')
-		}
-		n++
-	}
+	o := jsonObject{b: append(dst, '{')}
 	var err error
 	for f, e := range p.fields {
 		if !e.set && !e.del {
 			continue
 		}
-		sep()
-		dst = append(appendJSONString(dst, wire.Field(f).String()), ':')
+		o.key(wire.Field(f).String())
 		if e.del {
-			dst = append(dst, "null"...)
-		} else if dst, err = appendValueJSON(dst, e.v); err != nil {
-			return dst, fmt.Errorf("%s: %w", wire.Field(f), err)
+			o.b = append(o.b, "null"...)
+		} else if o.b, err = appendValueJSON(o.b, e.v); err != nil {
+			return o.b, fmt.Errorf("%s: %w", wire.Field(f), err)
 		}
 	}
 	for ns := range p.attrs {
 		name := wire.Namespace(ns).String()
 		if p.clear[ns] {
-			sep()
-			dst = append(appendJSONString(dst, name), ":null"...)
+			o.key(name)
+			o.b = append(o.b, "null"...)
 			continue
 		}
 		if len(p.attrs[ns]) == 0 {
 			continue
 		}
-		sep()
-		dst = append(appendJSONString(dst, name), ":{"...)
+		o.key(name)
 		// A later entry for the same key wins, as it would applied in order.
 		last := map[string]int{}
 		for i, a := range p.attrs[ns] {
 			last[a.key] = i
 		}
-		m := 0
+		inner := jsonObject{b: append(o.b, '{')}
 		for i, a := range p.attrs[ns] {
 			if last[a.key] != i {
 				continue
 			}
-			if m > 0 {
-				dst = append(dst, ',')
-			}
-			m++
-			dst = append(appendJSONString(dst, a.key), ':')
+			inner.key(a.key)
 			if a.del {
-				dst = append(dst, "null"...)
-			} else if dst, err = appendValueJSON(dst, a.v); err != nil {
-				return dst, fmt.Errorf("%s.%s: %w", name, a.key, err)
+				inner.b = append(inner.b, "null"...)
+			} else if inner.b, err = appendValueJSON(inner.b, a.v); err != nil {
+				return inner.b, fmt.Errorf("%s.%s: %w", name, a.key, err)
 			}
 		}
-		dst = append(dst, '}')
+		o.b = append(inner.b, '}')
 	}
-	return append(dst, '}'), nil
+	return append(o.b, '}'), nil
 }

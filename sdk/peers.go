@@ -30,14 +30,9 @@ type Peer struct {
 }
 
 type peerJSON struct {
-	Handle      string      `json:"handle"`
-	Current     bool        `json:"current"`
-	Kind        string      `json:"kind"`
-	Created     string      `json:"created"`
-	LastSeen    string      `json:"lastSeen"`
-	Modified    string      `json:"modified"`
-	FirstDevice *deviceJSON `json:"firstDevice"`
-	Device      *deviceJSON `json:"device"`
+	seenJSON
+	Handle  string `json:"handle"`
+	Current bool   `json:"current"`
 }
 
 // ParsePeers decodes the body of the origin's GET /v1/sessions/{id}/peers,
@@ -51,22 +46,9 @@ func ParsePeers(data []byte) ([]Peer, error) {
 	}
 	out := make([]Peer, 0, len(body.Sessions))
 	for _, j := range body.Sessions {
-		p := Peer{Handle: j.Handle, Current: j.Current, FirstDevice: j.FirstDevice.device(), Device: j.Device.device()}
-		if j.Kind != "" {
-			k, ok := wire.ParseKind(j.Kind)
-			if !ok {
-				return nil, fmt.Errorf("session kind %q", j.Kind)
-			}
-			p.Kind = k
-		}
-		var err error
-		for _, t := range []struct {
-			dst *time.Time
-			src string
-		}{{&p.Created, j.Created}, {&p.LastSeen, j.LastSeen}, {&p.Modified, j.Modified}} {
-			if *t.dst, err = parseTime(t.src); err != nil {
-				return nil, fmt.Errorf("session time: %v", err)
-			}
+		p := Peer{Handle: j.Handle, Current: j.Current}
+		if err := j.seenJSON.parse(&p.Kind, &p.Created, &p.LastSeen, &p.Modified, &p.FirstDevice, &p.Device); err != nil {
+			return nil, err
 		}
 		out = append(out, p)
 	}

@@ -2,6 +2,7 @@ package sdk
 
 import (
 	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"strconv"
@@ -296,28 +297,15 @@ func percentDecode(s string) (string, error) {
 		if i+2 >= len(s) {
 			return "", errors.New("truncated %-escape")
 		}
-		hi, ok1 := unhex(s[i+1])
-		lo, ok2 := unhex(s[i+2])
-		if !ok1 || !ok2 {
+		var b [1]byte
+		if _, err := hex.Decode(b[:], []byte(s[i+1:i+3])); err != nil {
 			return "", fmt.Errorf("bad %%-escape %q", s[i:i+3])
 		}
-		out = append(out, hi<<4|lo)
+		out = append(out, b[0])
 		i += 2
 	}
 	if !utf8.Valid(out) {
 		return "", errors.New("not UTF-8 once decoded")
 	}
 	return string(out), nil
-}
-
-func unhex(c byte) (byte, bool) {
-	switch {
-	case c >= '0' && c <= '9':
-		return c - '0', true
-	case c >= 'a' && c <= 'f':
-		return c - 'a' + 10, true
-	case c >= 'A' && c <= 'F':
-		return c - 'A' + 10, true
-	}
-	return 0, false
 }

@@ -102,14 +102,8 @@ func TestParseView(t *testing.T) {
 				h.Set(k, v)
 			}
 			v, err := ParseView(h.Get)
-			if tt.wantErr != nil {
-				if !errors.Is(err, tt.wantErr) {
-					t.Fatalf("err = %v, want %v", err, tt.wantErr)
-				}
+			if errorCase(t, err, tt.wantErr) {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			tt.check(t, v)
 		})
@@ -370,4 +364,20 @@ func TestSecretFromEnv(t *testing.T) {
 	if _, err := SecretFromEnv("T_SECRET"); err == nil {
 		t.Fatal("missing file: no error")
 	}
+}
+
+// errorCase checks the error of a table case: with want set, err must be
+// want (errors.Is) and the case is done (true); without, err must be nil.
+func errorCase(t *testing.T, err, want error) bool {
+	t.Helper()
+	if want != nil {
+		if !errors.Is(err, want) {
+			t.Fatalf("err = %v, want %v", err, want)
+		}
+		return true
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return false
 }

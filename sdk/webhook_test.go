@@ -1,7 +1,6 @@
 package sdk
 
 import (
-	"errors"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -38,14 +37,8 @@ func TestParseWebhook(t *testing.T) {
 				req.Header.Set(HeaderWebhookSignature, tt.sig)
 			}
 			ev, err := ParseWebhook(req, secret)
-			if tt.wantErr != nil {
-				if !errors.Is(err, tt.wantErr) {
-					t.Fatalf("err = %v, want %v", err, tt.wantErr)
-				}
+			if errorCase(t, err, tt.wantErr) {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			if ev.ID != "ev-1" || ev.Type != EventSessionEnded || ev.Reason != "idle-expired" || ev.At.IsZero() {
 				t.Fatalf("event %+v", ev)

@@ -62,6 +62,12 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		// block.
 		return d.Errf("proxy_wasm: the module goes in the block (wasm <path>), not %q", d.Val())
 	}
+	// The subdirectives that take one text value, and where it goes.
+	text := map[string]*string{"wasm": &h.Wasm, "plugin_config_file": &h.PluginConfigFile, "vm_config": &h.VMConfig,
+		"plugin_name": &h.PluginName, "root_id": &h.RootID, "vm_id": &h.VMID, "compilation_cache": &h.CompilationCache}
+	counts := map[string]*int{"vms": &h.VMs, "max_calls_in_flight": &h.MaxCallsInFlight}
+	durations := map[string]*caddy2.Duration{"filter_timeout": &h.FilterTimeout, "max_call_timeout": &h.MaxCallTimeout}
+	sizes := map[string]*int{"max_request_buffer": &h.MaxRequestBuffer, "max_response_buffer": &h.MaxResponseBuffer}
 	for d.NextBlock(0) {
 		sub := d.Val()
 		one := func(dst *string) error {
@@ -74,12 +80,14 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 			return nil
 		}
-		var v string
-		switch sub {
-		case "wasm":
-			if err := one(&h.Wasm); err != nil {
+		if dst := text[sub]; dst != nil {
+			if err := one(dst); err != nil {
 				return err
 			}
+			continue
+		}
+		var v string
+		switch sub {
 		case "plugin_config":
 			if err := one(&v); err != nil {
 				return err
@@ -89,26 +97,6 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Errf("plugin_config: %v", err)
 			}
 			h.PluginConfig = raw
-		case "plugin_config_file":
-			if err := one(&h.PluginConfigFile); err != nil {
-				return err
-			}
-		case "vm_config":
-			if err := one(&h.VMConfig); err != nil {
-				return err
-			}
-		case "plugin_name":
-			if err := one(&h.PluginName); err != nil {
-				return err
-			}
-		case "root_id":
-			if err := one(&h.RootID); err != nil {
-				return err
-			}
-		case "vm_id":
-			if err := one(&h.VMID); err != nil {
-				return err
-			}
 		case "vms", "max_calls_in_flight":
 			if err := one(&v); err != nil {
 				return err
@@ -117,11 +105,7 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if err != nil || n < 0 {
 				return d.Errf("%s: %q is not a count", sub, v)
 			}
-			if sub == "vms" {
-				h.VMs = n
-			} else {
-				h.MaxCallsInFlight = n
-			}
+			*counts[sub] = n
 		case "cluster":
 			args := d.RemainingArgs()
 			if len(args) != 2 {
@@ -152,11 +136,7 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if err != nil {
 				return d.Errf("%s: %v", sub, err)
 			}
-			if sub == "filter_timeout" {
-				h.FilterTimeout = caddy2.Duration(dur)
-			} else {
-				h.MaxCallTimeout = caddy2.Duration(dur)
-			}
+			*durations[sub] = caddy2.Duration(dur)
 		case "max_request_buffer", "max_response_buffer":
 			if err := one(&v); err != nil {
 				return err
@@ -165,15 +145,7 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if err != nil || n > 1<<40 {
 				return d.Errf("%s: %q is not a size (8MiB, 1048576)", sub, v)
 			}
-			if sub == "max_request_buffer" {
-				h.MaxRequestBuffer = int(n)
-			} else {
-				h.MaxResponseBuffer = int(n)
-			}
-		case "compilation_cache":
-			if err := one(&h.CompilationCache); err != nil {
-				return err
-			}
+			*sizes[sub] = int(n)
 		default:
 			return d.Errf("unrecognized proxy_wasm subdirective %q", sub)
 		}

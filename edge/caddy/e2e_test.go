@@ -23,13 +23,13 @@ import (
 func mustStripForged(t *testing.T, st *stack, id, idName, kindName, customerName string) {
 	t.Helper()
 	f := newBrowser(st.URL)
-	f.header[idName] = []string{id}
-	f.header[kindName] = []string{"customer"}
-	f.header[customerName] = []string{"mallory"}
+	f.Header[idName] = []string{id}
+	f.Header[kindName] = []string{"customer"}
+	f.Header[customerName] = []string{"mallory"}
 	if s := f.session(t); s.ID == id || s.Kind != "anonymous" || s.Customer != "" || s.Source != "new" {
 		t.Fatalf("forged %s, %s, %s reached the app: %+v", idName, kindName, customerName, s)
 	}
-	if h := f.get(t, "/api/headers").Body; strings.Contains(h, "mallory") || strings.Contains(h, id) {
+	if h := f.Get(t, "/api/headers").Body; strings.Contains(h, "mallory") || strings.Contains(h, id) {
 		t.Fatalf("forged %s, %s, %s: the app got\n%s", idName, kindName, customerName, h)
 	}
 }
@@ -44,7 +44,7 @@ func TestCaddyStripsUnderscoreHeaders(t *testing.T) {
 		Site:   "\thandle /caddy-sees {\n\t\trespond \"{http.request.header.x_session_customer}\"\n\t}",
 	})
 	id := newBrowser(st.URL).session(t).ID
-	if p := newBrowser(st.URL).get(t, "/caddy-sees", "x_session_customer", "mallory"); p.Body != "mallory" {
+	if p := newBrowser(st.URL).Get(t, "/caddy-sees", "x_session_customer", "mallory"); p.Body != "mallory" {
 		t.Fatalf("Caddy dropped the underscore header itself (%q): the test proves nothing", p.Body)
 	}
 	mustStripForged(t, st, id, "X_Session_Id", "x_session_kind", "X_SESSION_CUSTOMER")
@@ -62,7 +62,7 @@ func TestCaddyStorefront(t *testing.T) {
 	if _, err := wire.ParseID(first.ID); err != nil || first.Kind != "anonymous" || first.Source != "new" || first.Generation != 1 {
 		t.Fatalf("first request: %+v", first)
 	}
-	c := b.cookie("__Host-sid")
+	c := b.HTTPCookie("__Host-sid")
 	if c == nil || !c.HttpOnly || !c.Secure || c.SameSite != http.SameSiteLaxMode || c.Path != "/" || c.Domain != "" {
 		t.Fatalf("session cookie %+v", c)
 	}
@@ -73,10 +73,10 @@ func TestCaddyStorefront(t *testing.T) {
 	if again := b.session(t); again.ID != first.ID || again.Kind != "anonymous" {
 		t.Fatalf("second request: %+v, first %+v", again, first)
 	}
-	if b.reissued("__Host-sid") {
+	if b.Reissued("__Host-sid") {
 		t.Fatal("a fresh token was re-issued")
 	}
-	if h := b.get(t, "/api/headers").Body; !strings.Contains(h, "x-session-assertion: ") || !strings.Contains(h, "x-session-id: "+first.ID) {
+	if h := b.Get(t, "/api/headers").Body; !strings.Contains(h, "x-session-assertion: ") || !strings.Contains(h, "x-session-id: "+first.ID) {
 		t.Fatalf("forwarded headers:\n%s", h)
 	}
 
@@ -85,15 +85,15 @@ func TestCaddyStorefront(t *testing.T) {
 	})
 
 	t.Run("self-service", func(t *testing.T) {
-		p := b.get(t, "/.session/context")
+		p := b.Get(t, "/.session/context")
 		if p.Status != http.StatusOK || !strings.Contains(p.Header.Get("Content-Type"), "json") {
 			t.Fatalf("GET context: %d %s", p.Status, p.Body)
 		}
-		p = b.do(t, http.MethodPatch, "/.session/context", "application/merge-patch+json", []byte(`{"public":{"theme":"dark"}}`), "Origin", st.URL)
+		p = b.Do(t, http.MethodPatch, "/.session/context", "application/merge-patch+json", []byte(`{"public":{"theme":"dark"}}`), "Origin", st.URL)
 		if p.Status != http.StatusOK || !strings.Contains(p.Body, `"theme":"dark"`) {
 			t.Fatalf("PATCH context: %d %s", p.Status, p.Body)
 		}
-		if p := b.get(t, "/.session/context"); !strings.Contains(p.Body, `"theme":"dark"`) {
+		if p := b.Get(t, "/.session/context"); !strings.Contains(p.Body, `"theme":"dark"`) {
 			t.Fatalf("GET after PATCH: %s", p.Body)
 		}
 		s, err := app.Get(ctx, first.ID)
@@ -103,17 +103,17 @@ func TestCaddyStorefront(t *testing.T) {
 		if v, ok := s.Attr(wire.NamespacePublic, "theme"); !ok || v.Text != "dark" {
 			t.Fatalf("the origin has public %+v", s.Attrs[wire.NamespacePublic])
 		}
-		p = b.do(t, http.MethodPatch, "/.session/context", "application/merge-patch+json", []byte(`{"public":{"x":1}}`), "Origin", "https://evil.example")
+		p = b.Do(t, http.MethodPatch, "/.session/context", "application/merge-patch+json", []byte(`{"public":{"x":1}}`), "Origin", "https://evil.example")
 		if p.Status != http.StatusForbidden {
 			t.Fatalf("cross-site PATCH: %d %s", p.Status, p.Body)
 		}
-		if p := b.do(t, http.MethodDelete, "/.session/context/public/theme", "", nil); p.Status != http.StatusOK || strings.Contains(p.Body, "theme") {
+		if p := b.Do(t, http.MethodDelete, "/.session/context/public/theme", "", nil); p.Status != http.StatusOK || strings.Contains(p.Body, "theme") {
 			t.Fatalf("DELETE: %d %s", p.Status, p.Body)
 		}
 	})
 
 	t.Run("login rotates the token", func(t *testing.T) {
-		p := b.post(t, "/login", url.Values{"customer": {"alice"}})
+		p := b.Post(t, "/login", url.Values{"customer": {"alice"}})
 		if p.Status != http.StatusOK {
 			t.Fatalf("login: %d %s", p.Status, p.Body)
 		}
@@ -121,11 +121,11 @@ func TestCaddyStorefront(t *testing.T) {
 		if s.ID != first.ID || s.Kind != "customer" || s.Customer != "alice" || s.Generation != 2 || s.Currency != "USD" {
 			t.Fatalf("after login: %+v", s)
 		}
-		if b.cookie("__Host-sid").Value == token {
+		if b.HTTPCookie("__Host-sid").Value == token {
 			t.Fatal("login did not replace the cookie")
 		}
 		thief := newBrowser(st.URL)
-		thief.setCookie("__Host-sid", token)
+		thief.SetCookie("__Host-sid", token)
 		if s := thief.session(t); s.ID == first.ID || s.Kind != "anonymous" {
 			t.Fatalf("the token from before the login still works: %+v", s)
 		}
@@ -182,7 +182,7 @@ func TestCaddyStorefront(t *testing.T) {
 		if out, err := reload.CombinedOutput(); err != nil {
 			t.Fatalf("caddy reload: %v\n%s", err, out)
 		}
-		if s := b.session(t); s.ID != before.ID || b.reissued("__Host-sid") {
+		if s := b.session(t); s.ID != before.ID || b.Reissued("__Host-sid") {
 			t.Fatalf("after the reload: %+v, before %+v", s, before)
 		}
 		if !strings.Contains(st.Caddy.Output(), "load complete") {
@@ -193,8 +193,8 @@ func TestCaddyStorefront(t *testing.T) {
 		}
 	})
 
-	if len(b.leaked) > 0 {
-		t.Fatalf("x-session-* response headers reached the client: %q", b.leaked)
+	if len(b.Leaked) > 0 {
+		t.Fatalf("x-session-* response headers reached the client: %q", b.Leaked)
 	}
 
 	t.Run("origin down: fail open", func(t *testing.T) {
@@ -215,8 +215,8 @@ func TestCaddyStorefront(t *testing.T) {
 			t.Fatalf("a cached session with the origin down: %+v, want %s", s, cachedID)
 		}
 		unknown := newBrowser(st.URL)
-		unknown.setCookie("__Host-sid", issued.Token)
-		h := unknown.get(t, "/api/headers")
+		unknown.SetCookie("__Host-sid", issued.Token)
+		h := unknown.Get(t, "/api/headers")
 		if h.Status != http.StatusOK || !strings.Contains(h.Body, "x-session-context-status: degraded") || !strings.Contains(h.Body, "x-session-id: "+issued.Session.ID) {
 			t.Fatalf("a session the edge must fetch, origin down: %d\n%s", h.Status, h.Body)
 		}

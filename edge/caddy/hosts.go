@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -66,7 +65,7 @@ func (s *hostSpec) key() string {
 type pooledHost struct {
 	host     *wasmhost.Host
 	name     string // the plugin name, the "plugin" label of the metrics
-	clusters []namedCluster
+	clusters []wasmhost.NamedCluster
 	log      *guestLog
 	vmID     string
 
@@ -105,11 +104,6 @@ func (p *pooledHost) detach(h *Handler) {
 	}
 }
 
-type namedCluster struct {
-	name string
-	c    *wasmhost.HTTPCluster
-}
-
 // newPooledHost compiles the module and starts its VMs. A plugin that
 // refuses its configuration is an error naming the field the
 // configuration came from, with the filter's own last error message (the
@@ -117,13 +111,8 @@ type namedCluster struct {
 func newPooledHost(s *hostSpec, logger *slog.Logger) (*pooledHost, error) {
 	p := &pooledHost{name: s.PluginName, log: &guestLog{}, vmID: s.VMID}
 	p.log.target.Store(logger)
-	clusters := wasmhost.Clusters{}
-	for name, addr := range s.Clusters {
-		c := &wasmhost.HTTPCluster{Addr: addr, MaxInFlight: s.MaxCallsInFlight}
-		clusters[name] = c
-		p.clusters = append(p.clusters, namedCluster{name, c})
-	}
-	sort.Slice(p.clusters, func(i, j int) bool { return p.clusters[i].name < p.clusters[j].name })
+	var clusters wasmhost.Clusters
+	clusters, p.clusters = wasmhost.NewHTTPClusters(s.Clusters, s.MaxCallsInFlight)
 	sd, _, err := sharedData.LoadOrNew(s.VMID, func() (caddy2.Destructor, error) {
 		return sharedStore{wasmhost.NewSharedData()}, nil
 	})

@@ -142,8 +142,8 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		s.callsInFlight += p.host.InflightCalls()
 		s.paused += p.host.PausedStreams()
 		for _, cl := range p.clusters {
-			s.clusterInFlight[cl.name] += cl.c.InFlight()
-			s.clusterRefused[cl.name] += cl.c.Refused()
+			s.clusterInFlight[cl.Name] += cl.InFlight()
+			s.clusterRefused[cl.Name] += cl.Refused()
 		}
 		addGuestMetrics(s.guest, p)
 	}

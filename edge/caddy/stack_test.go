@@ -1,21 +1,18 @@
 package caddy
 
 import (
-	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/sessionedge/sessionedge/internal/testbin"
+	"github.com/sessionedge/sessionedge/internal/webclient"
 	"github.com/sessionedge/sessionedge/sdk"
 )
 
@@ -141,128 +138,13 @@ func (st *stack) client(t *testing.T, key string) *sdk.Client {
 	return c
 }
 
-// browser plays a browser over plain HTTP: it keeps cookies by name
-// (whatever their Secure attribute: browsers keep Secure cookies for
-// localhost), follows redirects, and records every Set-Cookie and every
-// x-session-* response header it got (the filter must strip them all).
-type browser struct {
-	base       string
-	mu         sync.Mutex
-	cookies    map[string]*http.Cookie
-	setCookies []*http.Cookie // of the last response, redirects included
-	leaked     []string
-	header     http.Header
-}
+// browser is webclient's browser over plain HTTP (cookies kept whatever
+// their Secure attribute, redirects followed, every x-session-* response
+// header recorded: the filter must strip them all), with the storefront's
+// /api/session answer.
+type browser struct{ *webclient.Browser }
 
-func newBrowser(base string) *browser {
-	return &browser{base: base, cookies: map[string]*http.Cookie{}, header: http.Header{}}
-}
-
-var noRedirects = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-
-// page is an answer after redirects.
-type page struct {
-	Status int
-	Header http.Header
-	Body   string
-}
-
-func (b *browser) do(t *testing.T, method, path, contentType string, body []byte, extra ...string) *page {
-	t.Helper()
-	b.mu.Lock()
-	b.setCookies = nil
-	b.mu.Unlock()
-	for range 10 {
-		var rd io.Reader
-		if body != nil {
-			rd = bytes.NewReader(body)
-		}
-		req, err := http.NewRequest(method, b.base+path, rd)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for k, vs := range b.header {
-			req.Header[k] = vs
-		}
-		for i := 0; i+1 < len(extra); i += 2 {
-			req.Header.Set(extra[i], extra[i+1])
-		}
-		if contentType != "" {
-			req.Header.Set("Content-Type", contentType)
-		}
-		b.mu.Lock()
-		for _, c := range b.cookies {
-			req.AddCookie(&http.Cookie{Name: c.Name, Value: c.Value})
-		}
-		b.mu.Unlock()
-		resp, err := noRedirects.Do(req)
-		if err != nil {
-			t.Fatalf("%s %s: %v", method, path, err)
-		}
-		data, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		b.mu.Lock()
-		for name, vs := range resp.Header {
-			if strings.HasPrefix(strings.ToLower(name), "x-session-") {
-				b.leaked = append(b.leaked, name+": "+strings.Join(vs, ", "))
-			}
-		}
-		for _, c := range resp.Cookies() {
-			b.setCookies = append(b.setCookies, c)
-			if c.MaxAge < 0 {
-				delete(b.cookies, c.Name)
-			} else {
-				b.cookies[c.Name] = c
-			}
-		}
-		b.mu.Unlock()
-		if loc := resp.Header.Get("Location"); loc != "" && resp.StatusCode/100 == 3 {
-			u, err := url.Parse(loc)
-			if err != nil {
-				t.Fatal(err)
-			}
-			method, path, contentType, body = http.MethodGet, u.RequestURI(), "", nil
-			continue
-		}
-		return &page{Status: resp.StatusCode, Header: resp.Header, Body: string(data)}
-	}
-	t.Fatalf("%s %s: too many redirects", method, path)
-	return nil
-}
-
-func (b *browser) get(t *testing.T, path string, header ...string) *page {
-	t.Helper()
-	return b.do(t, http.MethodGet, path, "", nil, header...)
-}
-
-func (b *browser) post(t *testing.T, path string, form url.Values) *page {
-	t.Helper()
-	return b.do(t, http.MethodPost, path, "application/x-www-form-urlencoded", []byte(form.Encode()))
-}
-
-func (b *browser) cookie(name string) *http.Cookie {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.cookies[name]
-}
-
-func (b *browser) setCookie(name, value string) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.cookies[name] = &http.Cookie{Name: name, Value: value}
-}
-
-// reissued reports whether the last request's responses set the cookie.
-func (b *browser) reissued(name string) bool {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	for _, c := range b.setCookies {
-		if c.Name == name {
-			return true
-		}
-	}
-	return false
-}
+func newBrowser(base string) browser { return browser{webclient.New(base)} }
 
 // session is the storefront's /api/session answer: the session as the
 // filter forwarded it.
@@ -275,9 +157,9 @@ type session struct {
 	Currency   string `json:"currency"`
 }
 
-func (b *browser) session(t *testing.T) session {
+func (b browser) session(t *testing.T) session {
 	t.Helper()
-	p := b.get(t, "/api/session")
+	p := b.Get(t, "/api/session")
 	if p.Status != http.StatusOK {
 		t.Fatalf("/api/session: %d %s", p.Status, p.Body)
 	}

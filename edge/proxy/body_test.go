@@ -79,13 +79,7 @@ func TestStreamingBodies(t *testing.T) {
 func TestBufferedBodies(t *testing.T) {
 	wasm := buildGoGuest(t)
 	e := startEdge(t, proxy.Config{Upstream: startUpstream(t), Wasm: wasm, VMs: 1})
-	res, err := http.Post(e.url+"/p", "text/plain", bytes.NewReader([]byte("abc")))
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := io.ReadAll(res.Body)
-	res.Body.Close()
-	if string(b) != "echo:abc+go+go" {
+	if _, b := post(t, e.url+"/p", "abc"); b != "echo:abc+go+go" {
 		t.Errorf("body = %q, want the request and response bodies both changed by the guest", b)
 	}
 }

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/sessionedge/sessionedge/edge/proxy"
+	"github.com/sessionedge/sessionedge/internal/testbin"
 	"github.com/sessionedge/sessionedge/sdk/wire"
 	"github.com/valyala/fasthttp"
 )
@@ -269,7 +270,7 @@ func TestLogsHoldNoSecrets(t *testing.T) {
 	}
 	defer logFile.Close()
 	logger := slog.New(slog.NewTextHandler(logFile, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	down := freeAddr(t)
+	down := testbin.FreeAddr(t)
 	for _, cfg := range []proxy.Config{
 		{Upstream: startUpstream(t), Wasm: watGuest, VMs: 1, Logger: logger},
 		{Upstream: down, Wasm: watGuest, VMs: 1, Logger: logger, FailOpen: true},

@@ -10,7 +10,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"sort"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -35,14 +34,9 @@ type Server struct {
 	reqID     atomic.Uint64
 	idPrefix  string
 
-	clusters []namedCluster
+	clusters []wasmhost.NamedCluster
 
 	requests, upstreamErrors, filterFailures, localReplies, inFlight, refusedConns atomic.Int64
-}
-
-type namedCluster struct {
-	name string
-	c    *wasmhost.HTTPCluster
 }
 
 // New validates cfg, loads the filter and prepares the servers.
@@ -53,13 +47,8 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	s := &Server{cfg: cfg, log: cfg.Logger}
 	s.idPrefix = strconv.FormatInt(time.Now().UnixNano(), 36) + "-"
 	if !cfg.NoFilter {
-		clusters := wasmhost.Clusters{}
-		for name, addr := range cfg.Clusters {
-			c := &wasmhost.HTTPCluster{Addr: addr, MaxInFlight: cfg.MaxCallsInFlight}
-			clusters[name] = c
-			s.clusters = append(s.clusters, namedCluster{name, c})
-		}
-		sort.Slice(s.clusters, func(i, j int) bool { return s.clusters[i].name < s.clusters[j].name })
+		var clusters wasmhost.Clusters
+		clusters, s.clusters = wasmhost.NewHTTPClusters(cfg.Clusters, cfg.MaxCallsInFlight)
 		host, err := wasmhost.New(ctx, wasmhost.Config{
 			WasmPath:            cfg.Wasm,
 			PluginConfig:        cfg.PluginConfig,
@@ -495,11 +484,11 @@ func (s *Server) WriteMetrics(w io.Writer) {
 		if len(s.clusters) > 0 {
 			fmt.Fprintf(w, "# HELP edge_cluster_calls_in_flight HTTP calls of the filter in flight, per cluster.\n# TYPE edge_cluster_calls_in_flight gauge\n")
 			for _, c := range s.clusters {
-				fmt.Fprintf(w, "edge_cluster_calls_in_flight{cluster=%q} %d\n", c.name, c.c.InFlight())
+				fmt.Fprintf(w, "edge_cluster_calls_in_flight{cluster=%q} %d\n", c.Name, c.InFlight())
 			}
 			fmt.Fprintf(w, "# HELP edge_cluster_calls_refused_total HTTP calls of the filter refused because maxCallsInFlight were in flight.\n# TYPE edge_cluster_calls_refused_total counter\n")
 			for _, c := range s.clusters {
-				fmt.Fprintf(w, "edge_cluster_calls_refused_total{cluster=%q} %d\n", c.name, c.c.Refused())
+				fmt.Fprintf(w, "edge_cluster_calls_refused_total{cluster=%q} %d\n", c.Name, c.Refused())
 			}
 		}
 		_ = s.host.WriteMetrics(w)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"strings"
 	"sync/atomic"
@@ -12,6 +11,7 @@ import (
 	"time"
 
 	"github.com/sessionedge/sessionedge/edge/proxy"
+	"github.com/sessionedge/sessionedge/internal/testbin"
 	"github.com/valyala/fasthttp"
 )
 
@@ -21,23 +21,9 @@ const watGuest = "../testdata/conformance.wasm"
 // its address.
 func serve(t testing.TB, srv *fasthttp.Server) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	ln := testbin.Listen(t)
 	go func() { _ = srv.Serve(ln) }()
 	t.Cleanup(func() { shutdown(srv) })
-	return ln.Addr().String()
-}
-
-// freeAddr returns a loopback address nothing listens on.
-func freeAddr(t testing.TB) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
 	return ln.Addr().String()
 }
 
@@ -75,14 +61,8 @@ func startEdge(t testing.TB, cfg proxy.Config) edge {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	aln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	ln := testbin.Listen(t)
+	aln := testbin.Listen(t)
 	go func() { _ = s.Serve(ln) }()
 	go func() { _ = s.ServeAdmin(aln) }()
 	t.Cleanup(func() {
@@ -99,6 +79,19 @@ func get(t *testing.T, url string, hdr ...string) (*http.Response, string) {
 	for i := 0; i+1 < len(hdr); i += 2 {
 		req.Header.Add(hdr[i], hdr[i+1])
 	}
+	return send(t, req)
+}
+
+// post sends body (text/plain) to url and returns the response and its body.
+func post(t *testing.T, url, body string) (*http.Response, string) {
+	t.Helper()
+	req, _ := http.NewRequest("POST", url, strings.NewReader(body))
+	req.Header.Set("Content-Type", "text/plain")
+	return send(t, req)
+}
+
+func send(t *testing.T, req *http.Request) (*http.Response, string) {
+	t.Helper()
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -169,13 +162,7 @@ func TestProxy(t *testing.T) {
 
 func TestProxyPostBody(t *testing.T) {
 	e := startEdge(t, proxy.Config{Upstream: startUpstream(t), Wasm: watGuest, VMs: 1})
-	res, err := http.Post(e.url+"/p", "text/plain", strings.NewReader("payload"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := io.ReadAll(res.Body)
-	res.Body.Close()
-	if string(b) != "echo:payload" {
+	if _, b := post(t, e.url+"/p", "payload"); b != "echo:payload" {
 		t.Errorf("body = %q", b)
 	}
 }
@@ -208,7 +195,7 @@ func TestNoFilter(t *testing.T) {
 }
 
 func TestUpstreamDown(t *testing.T) {
-	addr := freeAddr(t)
+	addr := testbin.FreeAddr(t)
 	e := startEdge(t, proxy.Config{Upstream: addr, Wasm: watGuest, VMs: 1})
 	if res, _ := get(t, e.url+"/"); res.StatusCode != 502 {
 		t.Errorf("status = %d, want 502", res.StatusCode)
@@ -216,7 +203,7 @@ func TestUpstreamDown(t *testing.T) {
 }
 
 func TestRunGracefulShutdown(t *testing.T) {
-	addr := freeAddr(t)
+	addr := testbin.FreeAddr(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {

@@ -9,18 +9,26 @@ import (
 	"testing"
 )
 
-func benchProbe(b *testing.B) (*Host, *vm) {
-	b.Helper()
+// conformanceHost is a quiet host of the .wat guest with vms VMs (0: the
+// default), ticking only when told, closed when the test ends.
+func conformanceHost(tb testing.TB, vms int) *Host {
+	tb.Helper()
 	h, err := New(context.Background(), Config{
 		WasmPath:    "../testdata/conformance.wasm",
-		VMs:         1,
+		VMs:         vms,
 		ManualTicks: true,
 		Logger:      slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
-	b.Cleanup(func() { _ = h.Close(context.Background()) })
+	tb.Cleanup(func() { _ = h.Close(context.Background()) })
+	return h
+}
+
+func benchProbe(b *testing.B) (*Host, *vm) {
+	b.Helper()
+	h := conformanceHost(b, 1)
 	return h, h.slots[0].Load()
 }
 
@@ -97,9 +105,22 @@ func BenchmarkStream(b *testing.B) {
 }
 
 func oneBenchStream(ctx context.Context, h *Host) error {
-	s, err := h.NewStream(StreamInfo{ID: "id", SourceAddress: "127.0.0.1:1234"})
+	s, err := benchExchange(ctx, h, "__Host-sid=abcdef", "x-replace", "old")
 	if err != nil {
 		return err
+	}
+	s.Close()
+	return nil
+}
+
+// benchExchange runs the headers of a GET https://shop.example/products/42
+// with cookie (none if "") and more request headers (name, value pairs),
+// and of its 200 text/html answer, through a new stream of h, and returns
+// the stream for the caller to close.
+func benchExchange(ctx context.Context, h *Host, cookie string, more ...string) (*Stream, error) {
+	s, err := h.NewStream(StreamInfo{ID: "id", SourceAddress: "127.0.0.1:1234"})
+	if err != nil {
+		return nil, err
 	}
 	rh := s.RequestHeaders()
 	_ = rh.Add(":authority", "shop.example")
@@ -108,32 +129,27 @@ func oneBenchStream(ctx context.Context, h *Host) error {
 	_ = rh.Add(":scheme", "https")
 	_ = rh.Add("user-agent", "bench")
 	_ = rh.Add("accept", "*/*")
-	_ = rh.Add("cookie", "__Host-sid=abcdef")
-	_ = rh.Add("x-replace", "old")
+	if cookie != "" {
+		_ = rh.Add("cookie", cookie)
+	}
+	for i := 0; i+1 < len(more); i += 2 {
+		_ = rh.Add(more[i], more[i+1])
+	}
 	if _, err := s.OnRequestHeaders(ctx, true); err != nil {
-		return err
+		return s, err
 	}
 	_ = s.ResponseHeaders().Add(":status", "200")
 	_ = s.ResponseHeaders().Add("content-type", "text/html")
 	if _, err := s.OnResponseHeaders(ctx, false); err != nil {
-		return err
+		return s, err
 	}
-	s.Close()
-	return nil
+	return s, nil
 }
 
 // BenchmarkStreamParallel runs streams from GOMAXPROCS goroutines over as
 // many VMs.
 func BenchmarkStreamParallel(b *testing.B) {
-	h, err := New(context.Background(), Config{
-		WasmPath:    "../testdata/conformance.wasm",
-		ManualTicks: true,
-		Logger:      slog.New(slog.NewTextHandler(io.Discard, nil)),
-	})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer h.Close(context.Background())
+	h := conformanceHost(b, 0)
 	ctx := context.Background()
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
@@ -152,16 +168,7 @@ func TestStreamAllocations(t *testing.T) {
 	if raceEnabled {
 		t.Skip("allocation counts are not meaningful under -race (sync.Pool drops items)")
 	}
-	h, err := New(context.Background(), Config{
-		WasmPath:    "../testdata/conformance.wasm",
-		VMs:         1,
-		ManualTicks: true,
-		Logger:      slog.New(slog.NewTextHandler(io.Discard, nil)),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Close(context.Background())
+	h := conformanceHost(t, 1)
 	ctx := context.Background()
 	allocs := testing.AllocsPerRun(200, func() {
 		if err := oneBenchStream(ctx, h); err != nil {
@@ -208,27 +215,11 @@ func BenchmarkGuestRequest(b *testing.B) {
 	ctx := context.Background()
 	cookie := ""
 	one := func() error {
-		s, err := h.NewStream(StreamInfo{ID: "id", SourceAddress: "127.0.0.1:1234"})
+		s, err := benchExchange(ctx, h, cookie)
+		if s != nil {
+			defer s.Close()
+		}
 		if err != nil {
-			return err
-		}
-		defer s.Close()
-		rh := s.RequestHeaders()
-		_ = rh.Add(":authority", "shop.example")
-		_ = rh.Add(":path", "/products/42")
-		_ = rh.Add(":method", "GET")
-		_ = rh.Add(":scheme", "https")
-		_ = rh.Add("user-agent", "bench")
-		_ = rh.Add("accept", "*/*")
-		if cookie != "" {
-			_ = rh.Add("cookie", cookie)
-		}
-		if _, err := s.OnRequestHeaders(ctx, true); err != nil {
-			return err
-		}
-		_ = s.ResponseHeaders().Add(":status", "200")
-		_ = s.ResponseHeaders().Add("content-type", "text/html")
-		if _, err := s.OnResponseHeaders(ctx, false); err != nil {
 			return err
 		}
 		if cookie == "" {

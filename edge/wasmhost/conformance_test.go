@@ -208,6 +208,15 @@ func TestABIHeaderMaps(t *testing.T) {
 		s = p.stream(":path", "/a", "cookie", "a=1", "Cookie", "b=2", "x-one", "1")
 		return s
 	}
+	// writePair calls fn (add or replace) with key and val on the request
+	// headers of withStream.
+	writePair := func(fn, key, val string) func(*probe) proxywasm.Status {
+		return func(p *probe) proxywasm.Status {
+			k, kn := p.str(addrKey, key)
+			v, vn := p.str(addrVal, val)
+			return p.call(withStream(p), phaseStream, fn, 0, k, kn, v, vn)
+		}
+	}
 	runCases(t, Config{}, []abiCase{
 		{"get pairs", func(p *probe) proxywasm.Status {
 			return p.call(withStream(p), phaseStream, "proxy_get_header_map_pairs", 0, addrRet, addrRet2)
@@ -318,11 +327,7 @@ func TestABIHeaderMaps(t *testing.T) {
 			k, n := p.str(addrKey, "x-one")
 			return p.call(withStream(p), phaseStream, "proxy_get_header_map_value", 0, k, n, addrRet, oob)
 		}, proxywasm.StatusInvalidMemoryAccess, nil},
-		{"add keeps duplicates and lower-cases", func(p *probe) proxywasm.Status {
-			k, kn := p.str(addrKey, "X-One")
-			v, vn := p.str(addrVal, "2")
-			return p.call(withStream(p), phaseStream, "proxy_add_header_map_value", 0, k, kn, v, vn)
-		}, proxywasm.StatusOK, func(t *testing.T, p *probe) {
+		{"add keeps duplicates and lower-cases", writePair("proxy_add_header_map_value", "X-One", "2"), proxywasm.StatusOK, func(t *testing.T, p *probe) {
 			if got := strings.Join(s.reqHeaders.Values("x-one"), ","); got != "1,2" {
 				t.Errorf("x-one = %q", got)
 			}
@@ -346,20 +351,12 @@ func TestABIHeaderMaps(t *testing.T) {
 			k, kn := p.str(addrKey, "a")
 			return p.call(st, phaseStream, "proxy_add_header_map_value", 0, k, kn, k, kn)
 		}, proxywasm.StatusBadArgument, nil},
-		{"replace removes duplicates", func(p *probe) proxywasm.Status {
-			k, kn := p.str(addrKey, "cookie")
-			v, vn := p.str(addrVal, "c=3")
-			return p.call(withStream(p), phaseStream, "proxy_replace_header_map_value", 0, k, kn, v, vn)
-		}, proxywasm.StatusOK, func(t *testing.T, p *probe) {
+		{"replace removes duplicates", writePair("proxy_replace_header_map_value", "cookie", "c=3"), proxywasm.StatusOK, func(t *testing.T, p *probe) {
 			if got := strings.Join(s.reqHeaders.Values("cookie"), ","); got != "c=3" {
 				t.Errorf("cookie = %q", got)
 			}
 		}},
-		{"replace adds when absent", func(p *probe) proxywasm.Status {
-			k, kn := p.str(addrKey, "x-new")
-			v, vn := p.str(addrVal, "n")
-			return p.call(withStream(p), phaseStream, "proxy_replace_header_map_value", 0, k, kn, v, vn)
-		}, proxywasm.StatusOK, func(t *testing.T, p *probe) {
+		{"replace adds when absent", writePair("proxy_replace_header_map_value", "x-new", "n"), proxywasm.StatusOK, func(t *testing.T, p *probe) {
 			if got, _ := s.reqHeaders.Get("x-new"); got != "n" {
 				t.Errorf("x-new = %q", got)
 			}
@@ -398,6 +395,13 @@ func TestABIBuffers(t *testing.T) {
 		s = p.stream(":path", "/")
 		s.reqBody = []byte("0123456789")
 		return s
+	}
+	bodyIs := func(want string) func(*testing.T, *probe) {
+		return func(t *testing.T, _ *probe) {
+			if got := string(s.RequestBody()); got != want {
+				t.Errorf("body = %q, want %q", got, want)
+			}
+		}
 	}
 	runCases(t, Config{PluginConfig: []byte(`{"a":1}`), VMConfig: []byte("vmconf")}, []abiCase{
 		{"plugin configuration in configure", func(p *probe) proxywasm.Status {
@@ -442,19 +446,11 @@ func TestABIBuffers(t *testing.T) {
 		{"set replaces a range", func(p *probe) proxywasm.Status {
 			d, n := p.str(addrVal, "ab")
 			return p.call(withBody(p), phaseStream, "proxy_set_buffer_bytes", 0, 2, 3, d, n)
-		}, proxywasm.StatusOK, func(t *testing.T, p *probe) {
-			if got := string(s.RequestBody()); got != "01ab56789" {
-				t.Errorf("body = %q", got)
-			}
-		}},
+		}, proxywasm.StatusOK, bodyIs("01ab56789")},
 		{"set appends", func(p *probe) proxywasm.Status {
 			d, n := p.str(addrVal, "!")
 			return p.call(withBody(p), phaseStream, "proxy_set_buffer_bytes", 0, 10, 0, d, n)
-		}, proxywasm.StatusOK, func(t *testing.T, p *probe) {
-			if got := string(s.RequestBody()); got != "0123456789!" {
-				t.Errorf("body = %q", got)
-			}
-		}},
+		}, proxywasm.StatusOK, bodyIs("0123456789!")},
 		{"set the plugin configuration", func(p *probe) proxywasm.Status {
 			d, n := p.str(addrVal, "x")
 			return p.call(nil, phaseConfigure, "proxy_set_buffer_bytes", 7, 0, 0, d, n)

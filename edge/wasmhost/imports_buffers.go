@@ -1,8 +1,6 @@
 package wasmhost
 
 import (
-	"github.com/tetratelabs/wazero/api"
-
 	"github.com/sessionedge/sessionedge/proxywasm"
 )
 
@@ -46,54 +44,45 @@ func (v *vm) buffer(t proxywasm.BufferType) (*[]byte, proxywasm.Status) {
 }
 
 // proxy_get_buffer_bytes(buffer_type, start, max_size, return_buffer_data, return_buffer_size)
-func proxyGetBufferBytes(ctx ctxT, _ api.Module, stack []uint64) {
-	v := vmOf(ctx)
+func proxyGetBufferBytes(v *vm, stack []uint64) proxywasm.Status {
 	b, st := v.buffer(proxywasm.BufferType(stack[0]))
 	if st != proxywasm.StatusOK {
-		stack[0] = uint64(st)
-		return
+		return st
 	}
 	start, max := uint64(u32(stack[1])), uint64(u32(stack[2]))
 	if start > uint64(len(*b)) {
-		stack[0] = uint64(proxywasm.StatusBadArgument)
-		return
+		return proxywasm.StatusBadArgument
 	}
 	end := start + max
 	if end > uint64(len(*b)) {
 		end = uint64(len(*b))
 	}
-	stack[0] = uint64(v.copyOut((*b)[start:end], u32(stack[3]), u32(stack[4])))
+	return v.copyOut((*b)[start:end], u32(stack[3]), u32(stack[4]))
 }
 
 // proxy_set_buffer_bytes(buffer_type, start, size, buffer_data, buffer_size):
 // replaces bytes [start, start+size) with the data, which covers prepend
 // (0, 0), replace (0, len) and append (len, 0). Only bodies are writable.
-func proxySetBufferBytes(ctx ctxT, _ api.Module, stack []uint64) {
-	v := vmOf(ctx)
+func proxySetBufferBytes(v *vm, stack []uint64) proxywasm.Status {
 	data, ok := v.read(u32(stack[3]), u32(stack[4]))
 	if !ok {
-		stack[0] = uint64(proxywasm.StatusInvalidMemoryAccess)
-		return
+		return proxywasm.StatusInvalidMemoryAccess
 	}
 	t := proxywasm.BufferType(stack[0])
 	if t != proxywasm.BufferRequestBody && t != proxywasm.BufferResponseBody {
 		if t > proxywasm.BufferForeignFunctionArgs {
-			stack[0] = uint64(proxywasm.StatusBadArgument)
-		} else {
-			stack[0] = uint64(proxywasm.StatusNotFound)
+			return proxywasm.StatusBadArgument
 		}
-		return
+		return proxywasm.StatusNotFound
 	}
 	b, st := v.buffer(t)
 	if st != proxywasm.StatusOK {
-		stack[0] = uint64(st)
-		return
+		return st
 	}
 	start, size := uint64(u32(stack[1])), uint64(u32(stack[2]))
 	old := *b
 	if start > uint64(len(old)) {
-		stack[0] = uint64(proxywasm.StatusBadArgument)
-		return
+		return proxywasm.StatusBadArgument
 	}
 	end := start + size
 	if end > uint64(len(old)) {
@@ -105,10 +94,10 @@ func proxySetBufferBytes(ctx ctxT, _ api.Module, stack []uint64) {
 	nb = append(nb, data...)
 	nb = append(nb, old[end:]...)
 	*b = nb
-	stack[0] = uint64(proxywasm.StatusOK)
+	return proxywasm.StatusOK
 }
 
 // proxy_get_buffer_status is not part of ABI v0.2.1; Envoy does not export it.
-func proxyGetBufferStatus(_ ctxT, _ api.Module, stack []uint64) {
-	stack[0] = uint64(proxywasm.StatusUnimplemented)
+func proxyGetBufferStatus(v *vm, stack []uint64) proxywasm.Status {
+	return proxywasm.StatusUnimplemented
 }

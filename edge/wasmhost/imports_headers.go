@@ -1,8 +1,6 @@
 package wasmhost
 
 import (
-	"github.com/tetratelabs/wazero/api"
-
 	"github.com/sessionedge/sessionedge/proxywasm"
 )
 
@@ -49,15 +47,13 @@ func (v *vm) headerMap(t proxywasm.MapType, write bool) (*HeaderMap, proxywasm.S
 }
 
 // proxy_get_header_map_pairs(map_type, return_map_data_ptr, return_map_size_ptr)
-func proxyGetHeaderMapPairs(ctx ctxT, _ api.Module, stack []uint64) {
-	v := vmOf(ctx)
+func proxyGetHeaderMapPairs(v *vm, stack []uint64) proxywasm.Status {
 	m, st := v.headerMap(proxywasm.MapType(stack[0]), false)
 	if st != proxywasm.StatusOK {
-		stack[0] = uint64(st)
-		return
+		return st
 	}
 	v.scratch = m.AppendSerialized(v.scratch[:0])
-	stack[0] = uint64(v.copyOut(v.scratch, u32(stack[1]), u32(stack[2])))
+	return v.copyOut(v.scratch, u32(stack[1]), u32(stack[2]))
 }
 
 // mapArg returns the map named by the first argument and the bytes the
@@ -75,8 +71,8 @@ func (v *vm) mapArg(stack []uint64, write bool) (*HeaderMap, []byte, proxywasm.S
 // proxy_set_header_map_pairs(map_type, map_data, map_size): replaces the map.
 // Malformed or oversized data is BAD_ARGUMENT and leaves the map unchanged
 // (Envoy's host core would replace the map with an empty one).
-func proxySetHeaderMapPairs(ctx ctxT, _ api.Module, stack []uint64) {
-	m, data, st := vmOf(ctx).mapArg(stack, true)
+func proxySetHeaderMapPairs(v *vm, stack []uint64) proxywasm.Status {
+	m, data, st := v.mapArg(stack, true)
 	if st == proxywasm.StatusOK {
 		if checkSerialized(data) != nil {
 			st = proxywasm.StatusBadArgument
@@ -84,13 +80,12 @@ func proxySetHeaderMapPairs(ctx ctxT, _ api.Module, stack []uint64) {
 			_ = m.ParseSerialized(data)
 		}
 	}
-	stack[0] = uint64(st)
+	return st
 }
 
 // proxy_get_header_map_value(map_type, key_data, key_size, return_value_data, return_value_size):
 // the FIRST value of the key, as Envoy returns it.
-func proxyGetHeaderMapValue(ctx ctxT, _ api.Module, stack []uint64) {
-	v := vmOf(ctx)
+func proxyGetHeaderMapValue(v *vm, stack []uint64) proxywasm.Status {
 	m, key, st := v.mapArg(stack, false)
 	if st == proxywasm.StatusOK {
 		if i := indexBytes(m, key); i < 0 {
@@ -100,7 +95,7 @@ func proxyGetHeaderMapValue(ctx ctxT, _ api.Module, stack []uint64) {
 			st = v.copyOut(m.pairs[i].value, u32(stack[3]), u32(stack[4]))
 		}
 	}
-	stack[0] = uint64(st)
+	return st
 }
 
 func indexBytes(m *HeaderMap, key []byte) int {
@@ -113,20 +108,19 @@ func indexBytes(m *HeaderMap, key []byte) int {
 }
 
 // proxy_add_header_map_value(map_type, key_data, key_size, value_data, value_size)
-func proxyAddHeaderMapValue(ctx ctxT, _ api.Module, stack []uint64) {
-	writeHeaderPair(ctx, stack, addPair)
+func proxyAddHeaderMapValue(v *vm, stack []uint64) proxywasm.Status {
+	return writeHeaderPair(v, stack, addPair)
 }
 
 // proxy_replace_header_map_value(map_type, key_data, key_size, value_data, value_size):
 // sets the first value, removes the others, adds the key when absent.
-func proxyReplaceHeaderMapValue(ctx ctxT, _ api.Module, stack []uint64) {
-	writeHeaderPair(ctx, stack, setPair)
+func proxyReplaceHeaderMapValue(v *vm, stack []uint64) proxywasm.Status {
+	return writeHeaderPair(v, stack, setPair)
 }
 
 // writeHeaderPair reads a key and value from guest memory and applies write
 // to the map the first argument names: the shared body of add and replace.
-func writeHeaderPair(ctx ctxT, stack []uint64, write func(m *HeaderMap, key, val []byte) error) {
-	v := vmOf(ctx)
+func writeHeaderPair(v *vm, stack []uint64, write func(m *HeaderMap, key, val []byte) error) proxywasm.Status {
 	val, ok := v.read(u32(stack[3]), u32(stack[4]))
 	m, key, st := v.mapArg(stack, true)
 	switch {
@@ -135,31 +129,28 @@ func writeHeaderPair(ctx ctxT, stack []uint64, write func(m *HeaderMap, key, val
 	case st == proxywasm.StatusOK && write(m, key, val) != nil:
 		st = proxywasm.StatusBadArgument
 	}
-	stack[0] = uint64(st)
+	return st
 }
 
 // proxy_remove_header_map_value(map_type, key_data, key_size): removes every
 // value; removing an absent key is OK.
-func proxyRemoveHeaderMapValue(ctx ctxT, _ api.Module, stack []uint64) {
-	m, key, st := vmOf(ctx).mapArg(stack, true)
+func proxyRemoveHeaderMapValue(v *vm, stack []uint64) proxywasm.Status {
+	m, key, st := v.mapArg(stack, true)
 	if st == proxywasm.StatusOK {
 		delPairs(m, key)
 	}
-	stack[0] = uint64(st)
+	return st
 }
 
 // proxy_get_header_map_size(map_type, return_size_ptr): the serialized size
 // in bytes, as Envoy reports it.
-func proxyGetHeaderMapSize(ctx ctxT, _ api.Module, stack []uint64) {
-	v := vmOf(ctx)
+func proxyGetHeaderMapSize(v *vm, stack []uint64) proxywasm.Status {
 	m, st := v.headerMap(proxywasm.MapType(stack[0]), false)
 	if st != proxywasm.StatusOK {
-		stack[0] = uint64(st)
-		return
+		return st
 	}
 	if !v.writeU32(u32(stack[1]), uint32(m.SerializedSize())) {
-		stack[0] = uint64(proxywasm.StatusInvalidMemoryAccess)
-		return
+		return proxywasm.StatusInvalidMemoryAccess
 	}
-	stack[0] = uint64(proxywasm.StatusOK)
+	return proxywasm.StatusOK
 }

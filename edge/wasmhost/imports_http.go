@@ -5,8 +5,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/tetratelabs/wazero/api"
-
 	"github.com/sessionedge/sessionedge/proxywasm"
 )
 
@@ -24,8 +22,7 @@ type pendingCall struct {
 // proxy_on_http_call_response(root_context_id, call_id, ...), entering the VM
 // only when no other goroutine is in it. An unknown cluster, malformed
 // headers, or missing :method, :path or :authority are BAD_ARGUMENT.
-func proxyHTTPCall(ctx ctxT, _ api.Module, stack []uint64) {
-	v := vmOf(ctx)
+func proxyHTTPCall(v *vm, stack []uint64) proxywasm.Status {
 	h := v.host
 	name, ok1 := v.read(u32(stack[0]), u32(stack[1]))
 	hdrs, ok2 := v.read(u32(stack[2]), u32(stack[3]))
@@ -33,17 +30,14 @@ func proxyHTTPCall(ctx ctxT, _ api.Module, stack []uint64) {
 	trailers, ok4 := v.read(u32(stack[6]), u32(stack[7]))
 	_, ok5 := v.read(u32(stack[9]), 4)
 	if !ok1 || !ok2 || !ok3 || !ok4 || !ok5 {
-		stack[0] = uint64(proxywasm.StatusInvalidMemoryAccess)
-		return
+		return proxywasm.StatusInvalidMemoryAccess
 	}
 	if h.cfg.Clusters == nil || h.closed.Load() {
-		stack[0] = uint64(proxywasm.StatusBadArgument)
-		return
+		return proxywasm.StatusBadArgument
 	}
 	cluster := h.cfg.Clusters.Cluster(string(name))
 	if cluster == nil {
-		stack[0] = uint64(proxywasm.StatusBadArgument)
-		return
+		return proxywasm.StatusBadArgument
 	}
 	pc := callPool.Get().(*pendingCall)
 	req := &pc.req
@@ -52,14 +46,12 @@ func proxyHTTPCall(ctx ctxT, _ api.Module, stack []uint64) {
 		indexBytes(&req.Headers, []byte(":path")) < 0 ||
 		indexBytes(&req.Headers, []byte(":authority")) < 0 {
 		callPool.Put(pc)
-		stack[0] = uint64(proxywasm.StatusBadArgument)
-		return
+		return proxywasm.StatusBadArgument
 	}
 	req.Trailers.Reset()
 	if len(trailers) > 0 && req.Trailers.ParseSerialized(trailers) != nil {
 		callPool.Put(pc)
-		stack[0] = uint64(proxywasm.StatusBadArgument)
-		return
+		return proxywasm.StatusBadArgument
 	}
 	req.Cluster = string(name)
 	req.Body = append(req.Body[:0], body...)
@@ -92,19 +84,17 @@ func proxyHTTPCall(ctx ctxT, _ api.Module, stack []uint64) {
 		v.deliver(id, resp, err)
 		callPool.Put(pc)
 	}()
-	stack[0] = uint64(proxywasm.StatusOK)
+	return proxywasm.StatusOK
 }
 
 // proxy_get_status(return_code, return_message_ptr, return_message_size):
 // the status of the last HTTP call delivered to this VM, as a gRPC code:
 // 0 after a response, 14 (UNAVAILABLE) after a failure, 4
 // (DEADLINE_EXCEEDED) after a timeout.
-func proxyGetStatus(ctx ctxT, _ api.Module, stack []uint64) {
-	v := vmOf(ctx)
+func proxyGetStatus(v *vm, stack []uint64) proxywasm.Status {
 	if !v.writeU32(u32(stack[0]), v.callCode) {
-		stack[0] = uint64(proxywasm.StatusInvalidMemoryAccess)
-		return
+		return proxywasm.StatusInvalidMemoryAccess
 	}
 	v.scratch = append(v.scratch[:0], v.callMsg...)
-	stack[0] = uint64(v.copyOut(v.scratch, u32(stack[1]), u32(stack[2])))
+	return v.copyOut(v.scratch, u32(stack[1]), u32(stack[2]))
 }

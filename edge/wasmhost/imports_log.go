@@ -4,8 +4,6 @@ import (
 	"context"
 	"log/slog"
 
-	"github.com/tetratelabs/wazero/api"
-
 	"github.com/sessionedge/sessionedge/proxywasm"
 )
 
@@ -25,17 +23,14 @@ func proxyLevel(l slog.Level) uint32 {
 }
 
 // proxy_log(level, message_ptr, message_size)
-func proxyLog(ctx ctxT, _ api.Module, stack []uint64) {
-	v := vmOf(ctx)
+func proxyLog(v *vm, stack []uint64) proxywasm.Status {
 	level := u32(stack[0])
 	if level >= uint32(len(logLevels)) {
-		stack[0] = uint64(proxywasm.StatusBadArgument)
-		return
+		return proxywasm.StatusBadArgument
 	}
 	msg, ok := v.read(u32(stack[1]), u32(stack[2]))
 	if !ok {
-		stack[0] = uint64(proxywasm.StatusInvalidMemoryAccess)
-		return
+		return proxywasm.StatusInvalidMemoryAccess
 	}
 	lv := logLevels[level]
 	h := v.host
@@ -46,37 +41,32 @@ func proxyLog(ctx ctxT, _ api.Module, stack []uint64) {
 		}
 		h.logger.Log(context.Background(), lv, string(msg), "source", "guest", "vm", v.slot, "context", id)
 	}
-	stack[0] = uint64(proxywasm.StatusOK)
+	return proxywasm.StatusOK
 }
 
 // proxy_get_log_level(return_level_ptr)
-func proxyGetLogLevel(ctx ctxT, _ api.Module, stack []uint64) {
-	v := vmOf(ctx)
+func proxyGetLogLevel(v *vm, stack []uint64) proxywasm.Status {
 	if !v.writeU32(u32(stack[0]), proxyLevel(v.host.cfg.LogLevel)) {
-		stack[0] = uint64(proxywasm.StatusInvalidMemoryAccess)
-		return
+		return proxywasm.StatusInvalidMemoryAccess
 	}
-	stack[0] = uint64(proxywasm.StatusOK)
+	return proxywasm.StatusOK
 }
 
 // proxy_get_current_time_nanoseconds(return_time_ptr): wall clock as u64.
-func proxyGetCurrentTimeNanoseconds(ctx ctxT, _ api.Module, stack []uint64) {
-	v := vmOf(ctx)
+func proxyGetCurrentTimeNanoseconds(v *vm, stack []uint64) proxywasm.Status {
 	if !v.writeU64(u32(stack[0]), uint64(v.host.clock.Now().UnixNano())) {
-		stack[0] = uint64(proxywasm.StatusInvalidMemoryAccess)
-		return
+		return proxywasm.StatusInvalidMemoryAccess
 	}
-	stack[0] = uint64(proxywasm.StatusOK)
+	return proxywasm.StatusOK
 }
 
 // proxy_set_tick_period_milliseconds(period): the tick belongs to the VM's
 // root context whatever the effective context; 0 stops it.
-func proxySetTickPeriod(ctx ctxT, _ api.Module, stack []uint64) {
-	v := vmOf(ctx)
+func proxySetTickPeriod(v *vm, stack []uint64) proxywasm.Status {
 	v.tickPeriod.Store(int64(u32(stack[0])))
 	select {
 	case v.tickNotify <- struct{}{}:
 	default:
 	}
-	stack[0] = uint64(proxywasm.StatusOK)
+	return proxywasm.StatusOK
 }

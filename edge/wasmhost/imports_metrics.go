@@ -9,8 +9,6 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"github.com/tetratelabs/wazero/api"
-
 	"github.com/sessionedge/sessionedge/proxywasm"
 )
 
@@ -137,89 +135,73 @@ func promName(s string) string {
 
 // proxy_define_metric(metric_type, name_ptr, name_size, return_metric_id):
 // the same type and name give the same id.
-func proxyDefineMetric(ctx ctxT, _ api.Module, stack []uint64) {
-	v := vmOf(ctx)
+func proxyDefineMetric(v *vm, stack []uint64) proxywasm.Status {
 	typ := proxywasm.MetricType(u32(stack[0]))
 	name, ok := v.read(u32(stack[1]), u32(stack[2]))
 	if !ok {
-		stack[0] = uint64(proxywasm.StatusInvalidMemoryAccess)
-		return
+		return proxywasm.StatusInvalidMemoryAccess
 	}
 	if _, ok := v.read(u32(stack[3]), 4); !ok {
-		stack[0] = uint64(proxywasm.StatusInvalidMemoryAccess)
-		return
+		return proxywasm.StatusInvalidMemoryAccess
 	}
 	if typ > proxywasm.MetricHistogram || len(name) == 0 {
-		stack[0] = uint64(proxywasm.StatusBadArgument)
-		return
+		return proxywasm.StatusBadArgument
 	}
 	id := v.host.metrics.define(typ, string(name))
 	v.writeU32(u32(stack[3]), id)
-	stack[0] = uint64(proxywasm.StatusOK)
+	return proxywasm.StatusOK
 }
 
 // proxy_increment_metric(metric_id, offset i64): counters take offsets >= 0,
 // gauges any offset, histograms none (BAD_ARGUMENT).
-func proxyIncrementMetric(ctx ctxT, _ api.Module, stack []uint64) {
-	v := vmOf(ctx)
-	m := v.host.metrics.get(u32(stack[0]))
-	if m == nil {
-		stack[0] = uint64(proxywasm.StatusNotFound)
-		return
-	}
-	off := int64(stack[1])
-	if m.typ == proxywasm.MetricHistogram || (m.typ == proxywasm.MetricCounter && off < 0) {
-		stack[0] = uint64(proxywasm.StatusBadArgument)
-		return
-	}
-	m.value.Add(off)
-	stack[0] = uint64(proxywasm.StatusOK)
+func proxyIncrementMetric(v *vm, stack []uint64) proxywasm.Status {
+	return v.updateMetric(stack, true)
 }
 
 // proxy_record_metric(metric_id, value i64): adds to a counter (Envoy's
 // behaviour), sets a gauge, records into a histogram.
-func proxyRecordMetric(ctx ctxT, _ api.Module, stack []uint64) {
-	v := vmOf(ctx)
+func proxyRecordMetric(v *vm, stack []uint64) proxywasm.Status {
+	return v.updateMetric(stack, false)
+}
+
+// updateMetric applies the i64 second argument to the metric the first
+// names: an increment adds it to a counter or gauge, a record adds it to a
+// counter, sets a gauge or records it into a histogram. A counter takes no
+// negative value, a histogram no increment.
+func (v *vm) updateMetric(stack []uint64, increment bool) proxywasm.Status {
 	m := v.host.metrics.get(u32(stack[0]))
 	if m == nil {
-		stack[0] = uint64(proxywasm.StatusNotFound)
-		return
+		return proxywasm.StatusNotFound
 	}
 	val := int64(stack[1])
-	switch m.typ {
-	case proxywasm.MetricCounter:
-		if val < 0 {
-			stack[0] = uint64(proxywasm.StatusBadArgument)
-			return
-		}
+	switch {
+	case m.typ == proxywasm.MetricCounter && val < 0, m.typ == proxywasm.MetricHistogram && increment:
+		return proxywasm.StatusBadArgument
+	case m.typ == proxywasm.MetricCounter, increment:
 		m.value.Add(val)
-	case proxywasm.MetricGauge:
+	case m.typ == proxywasm.MetricGauge:
 		m.value.Store(val)
-	case proxywasm.MetricHistogram:
+	default: // a histogram
 		i := sort.Search(len(histogramBounds), func(i int) bool { return histogramBounds[i] >= val })
 		m.buckets[i].Add(1)
 		m.sum.Add(val)
 		m.count.Add(1)
 	}
-	stack[0] = uint64(proxywasm.StatusOK)
+	return proxywasm.StatusOK
 }
 
 // proxy_get_metric(metric_id, return_value_ptr): counters and gauges; a
 // histogram has no single value (BAD_ARGUMENT).
-func proxyGetMetric(ctx ctxT, _ api.Module, stack []uint64) {
-	v := vmOf(ctx)
+func proxyGetMetric(v *vm, stack []uint64) proxywasm.Status {
 	m := v.host.metrics.get(u32(stack[0]))
 	if m == nil {
-		stack[0] = uint64(proxywasm.StatusNotFound)
-		return
+		return proxywasm.StatusNotFound
 	}
 	if m.typ == proxywasm.MetricHistogram {
-		stack[0] = uint64(proxywasm.StatusBadArgument)
-		return
+		return proxywasm.StatusBadArgument
 	}
 	if !v.writeU64(u32(stack[1]), uint64(m.value.Load())) {
-		stack[0] = uint64(proxywasm.StatusInvalidMemoryAccess)
-		return
+		return proxywasm.StatusInvalidMemoryAccess
 	}
-	stack[0] = uint64(proxywasm.StatusOK)
+	return proxywasm.StatusOK
 }

@@ -6,8 +6,6 @@ import (
 	"net"
 	"strconv"
 
-	"github.com/tetratelabs/wazero/api"
-
 	"github.com/sessionedge/sessionedge/proxywasm"
 )
 
@@ -111,37 +109,31 @@ func header(dst []byte, m *HeaderMap, key string) ([]byte, bool) {
 }
 
 // proxy_get_property(path_ptr, path_size, return_value_data, return_value_size)
-func proxyGetProperty(ctx ctxT, _ api.Module, stack []uint64) {
-	v := vmOf(ctx)
+func proxyGetProperty(v *vm, stack []uint64) proxywasm.Status {
 	path, ok := v.read(u32(stack[0]), u32(stack[1]))
 	if !ok {
-		stack[0] = uint64(proxywasm.StatusInvalidMemoryAccess)
-		return
+		return proxywasm.StatusInvalidMemoryAccess
 	}
 	var found bool
 	v.scratch, found = v.property(v.scratch[:0], path)
 	if !found {
-		stack[0] = uint64(proxywasm.StatusNotFound)
-		return
+		return proxywasm.StatusNotFound
 	}
-	stack[0] = uint64(v.copyOut(v.scratch, u32(stack[2]), u32(stack[3])))
+	return v.copyOut(v.scratch, u32(stack[2]), u32(stack[3]))
 }
 
 // proxy_set_property(path_ptr, path_size, value_ptr, value_size): stores a
 // property on the effective context (a stream, or the root context), readable
 // back with proxy_get_property. Built-in paths cannot be overwritten.
-func proxySetProperty(ctx ctxT, _ api.Module, stack []uint64) {
-	v := vmOf(ctx)
+func proxySetProperty(v *vm, stack []uint64) proxywasm.Status {
 	path, ok1 := v.read(u32(stack[0]), u32(stack[1]))
 	val, ok2 := v.read(u32(stack[2]), u32(stack[3]))
 	if !ok1 || !ok2 {
-		stack[0] = uint64(proxywasm.StatusInvalidMemoryAccess)
-		return
+		return proxywasm.StatusInvalidMemoryAccess
 	}
 	if len(path) == 0 || bytes.HasPrefix(path, []byte("request\x00")) || bytes.HasPrefix(path, []byte("source\x00")) ||
 		bytes.HasPrefix(path, []byte("response\x00")) || bytes.HasPrefix(path, []byte("plugin_")) {
-		stack[0] = uint64(proxywasm.StatusBadArgument)
-		return
+		return proxywasm.StatusBadArgument
 	}
 	if s := v.cur; s != nil {
 		if s.props == nil {
@@ -154,5 +146,5 @@ func proxySetProperty(ctx ctxT, _ api.Module, stack []uint64) {
 		}
 		v.rootProps[string(path)] = append([]byte(nil), val...)
 	}
-	stack[0] = uint64(proxywasm.StatusOK)
+	return proxywasm.StatusOK
 }

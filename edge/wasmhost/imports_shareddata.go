@@ -3,8 +3,6 @@ package wasmhost
 import (
 	"sync"
 
-	"github.com/tetratelabs/wazero/api"
-
 	"github.com/sessionedge/sessionedge/proxywasm"
 )
 
@@ -47,28 +45,23 @@ func (d *SharedData) nextCAS() uint32 {
 }
 
 // proxy_get_shared_data(key_ptr, key_size, return_value_data, return_value_size, return_cas)
-func proxyGetSharedData(ctx ctxT, _ api.Module, stack []uint64) {
-	v := vmOf(ctx)
+func proxyGetSharedData(v *vm, stack []uint64) proxywasm.Status {
 	key, ok := v.read(u32(stack[0]), u32(stack[1]))
 	if !ok {
-		stack[0] = uint64(proxywasm.StatusInvalidMemoryAccess)
-		return
+		return proxywasm.StatusInvalidMemoryAccess
 	}
 	if _, ok := v.read(u32(stack[4]), 4); !ok {
-		stack[0] = uint64(proxywasm.StatusInvalidMemoryAccess)
-		return
+		return proxywasm.StatusInvalidMemoryAccess
 	}
 	if v.host.cfg.NoSharedData {
-		stack[0] = uint64(proxywasm.StatusUnimplemented)
-		return
+		return proxywasm.StatusUnimplemented
 	}
 	d := v.host.shared
 	d.mu.Lock()
 	e := d.m[string(key)]
 	if e == nil {
 		d.mu.Unlock()
-		stack[0] = uint64(proxywasm.StatusNotFound)
-		return
+		return proxywasm.StatusNotFound
 	}
 	// Copy under the lock; the guest allocation below runs without it.
 	v.scratch = append(v.scratch[:0], e.value...)
@@ -78,21 +71,18 @@ func proxyGetSharedData(ctx ctxT, _ api.Module, stack []uint64) {
 	if st == proxywasm.StatusOK {
 		v.writeU32(u32(stack[4]), cas)
 	}
-	stack[0] = uint64(st)
+	return st
 }
 
 // proxy_set_shared_data(key_ptr, key_size, value_ptr, value_size, cas)
-func proxySetSharedData(ctx ctxT, _ api.Module, stack []uint64) {
-	v := vmOf(ctx)
+func proxySetSharedData(v *vm, stack []uint64) proxywasm.Status {
 	key, ok1 := v.read(u32(stack[0]), u32(stack[1]))
 	val, ok2 := v.read(u32(stack[2]), u32(stack[3]))
 	if !ok1 || !ok2 {
-		stack[0] = uint64(proxywasm.StatusInvalidMemoryAccess)
-		return
+		return proxywasm.StatusInvalidMemoryAccess
 	}
 	if v.host.cfg.NoSharedData {
-		stack[0] = uint64(proxywasm.StatusUnimplemented)
-		return
+		return proxywasm.StatusUnimplemented
 	}
 	cas := u32(stack[4])
 	d := v.host.shared
@@ -101,15 +91,13 @@ func proxySetSharedData(ctx ctxT, _ api.Module, stack []uint64) {
 	e := d.m[string(key)]
 	if e == nil {
 		d.m[string(key)] = &sharedEntry{value: append([]byte(nil), val...), cas: d.nextCAS()}
-		stack[0] = uint64(proxywasm.StatusOK)
-		return
+		return proxywasm.StatusOK
 	}
 	if cas != 0 && cas != e.cas {
-		stack[0] = uint64(proxywasm.StatusCASMismatch)
-		return
+		return proxywasm.StatusCASMismatch
 	}
 	// Readers copy under the lock, so the value can be rewritten in place.
 	e.value = append(e.value[:0], val...)
 	e.cas = d.nextCAS()
-	stack[0] = uint64(proxywasm.StatusOK)
+	return proxywasm.StatusOK
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -22,30 +21,6 @@ import (
 )
 
 func TestMain(m *testing.M) { os.Exit(testbin.Main(m)) }
-
-func do(t *testing.T, method, url string, body any, want int, out any) {
-	t.Helper()
-	var rd io.Reader
-	if body != nil {
-		b, _ := json.Marshal(body)
-		rd = bytes.NewReader(b)
-	}
-	req, _ := http.NewRequest(method, url, rd)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	data, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != want {
-		t.Fatalf("%s %s: %d %s, want %d", method, url, resp.StatusCode, data, want)
-	}
-	if out != nil {
-		if err := json.Unmarshal(data, out); err != nil {
-			t.Fatal(err)
-		}
-	}
-}
 
 // fillBasket has a shopper put two lines into the basket through the edge
 // and returns the shopper's session id. Every page shows the lines added
@@ -114,13 +89,13 @@ func TestBasketWebhookReceiver(t *testing.T) {
 		}
 	}
 	var kept []abandoned
-	do(t, "GET", app.URL+"/abandoned", nil, http.StatusOK, &kept)
+	e2e.Call(t, "GET", app.URL+"/abandoned", nil, http.StatusOK, &kept)
 	if len(kept) != 1 || kept[0].SessionID != id || kept[0].Items["grinder"] != 1 || kept[0].Reason != "idle-expired" {
 		t.Fatalf("kept %+v", kept)
 	}
 	// The receiver logged the event once.
 	var events []event
-	do(t, "GET", app.URL+"/events?session="+id, nil, http.StatusOK, &events)
+	e2e.Call(t, "GET", app.URL+"/events?session="+id, nil, http.StatusOK, &events)
 	if len(events) != 1 || events[0].Type != sdk.EventSessionEnded || events[0].ID != "ev-1" || events[0].Items["grinder"] != 1 {
 		t.Fatalf("events %+v", events)
 	}
@@ -150,7 +125,7 @@ func waitEvents(t *testing.T, stack *e2e.Stack, id, last string) []event {
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		var events []event
-		do(t, "GET", stack.AppURL+"/events?session="+id, nil, http.StatusOK, &events)
+		e2e.Call(t, "GET", stack.AppURL+"/events?session="+id, nil, http.StatusOK, &events)
 		for _, e := range events {
 			if e.Type == last {
 				return events
@@ -188,7 +163,7 @@ func TestBasketEndToEnd(t *testing.T) {
 
 	// The back office asks for the basket now: it arrives in a
 	// session.flushed webhook, and the session goes on.
-	do(t, "POST", stack.AppURL+"/baskets/"+id+"/flush", nil, http.StatusAccepted, nil)
+	e2e.Call(t, "POST", stack.AppURL+"/baskets/"+id+"/flush", nil, http.StatusAccepted, nil)
 	events := waitEvents(t, stack, id, sdk.EventSessionFlushed)
 	if e := events[len(events)-1]; e.Type != sdk.EventSessionFlushed || e.Items["espresso-beans"] != 2 || e.Items["grinder"] != 1 {
 		t.Fatalf("flushed %+v", events)
@@ -199,7 +174,7 @@ func TestBasketEndToEnd(t *testing.T) {
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		var kept []abandoned
-		do(t, "GET", stack.AppURL+"/abandoned", nil, http.StatusOK, &kept)
+		e2e.Call(t, "GET", stack.AppURL+"/abandoned", nil, http.StatusOK, &kept)
 		if len(kept) == 1 {
 			if kept[0].SessionID != id || kept[0].Items["espresso-beans"] != 2 || kept[0].Items["grinder"] != 1 {
 				t.Fatalf("kept %+v", kept)
@@ -291,5 +266,5 @@ func TestBasketRefusesForgedHeaders(t *testing.T) {
 	stack.MustRefuseForged(t, "GET", "/basket")
 	stack.MustRefuseForged(t, "POST", "/basket/items")
 	stack.MustRefuseForged(t, "POST", "/login")
-	do(t, "POST", stack.AppURL+"/webhooks/sessions", map[string]any{"type": "session.ended"}, http.StatusUnauthorized, nil)
+	e2e.Call(t, "POST", stack.AppURL+"/webhooks/sessions", map[string]any{"type": "session.ended"}, http.StatusUnauthorized, nil)
 }

@@ -19,24 +19,23 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
+	"fmt"
 	"log"
-	"net"
 	"net/http"
 	"os"
-	"os/signal"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
+	"github.com/sessionedge/sessionedge/examples/internal/exampleapp"
 	"github.com/sessionedge/sessionedge/sdk"
 	"github.com/sessionedge/sessionedge/sdk/sessionhttp"
 	"github.com/sessionedge/sessionedge/sdk/wire"
 )
 
 func main() {
-	addr := flag.String("addr", "127.0.0.1:8084", "address to listen on")
-	origin := flag.String("origin", "http://127.0.0.1:8081", "origin API base URL")
+	var cfg exampleapp.Config
+	cfg.Flags("127.0.0.1:8084")
 	db := flag.String("db", "abandoned-baskets.json", "file that stores abandoned baskets")
 	idle := flag.Duration("idle", 30*time.Minute, "idle lifetime of a basket's session: a basket left alone this long is abandoned")
 	hard := flag.Duration("hard", 0, "hard lifetime of a basket's session, counted from its start (0: the origin's timeout of its kind)")
@@ -44,37 +43,25 @@ func main() {
 	if *idle < time.Second || *hard < 0 || (*hard > 0 && *hard < time.Second) {
 		log.Fatalf("basket: -idle %v, -hard %v: lifetimes are at least a second", *idle, *hard)
 	}
-	key, err := sdk.SecretFromEnv(sdk.EnvAPIKey)
-	if err != nil {
-		log.Fatalf("basket: %v", err)
-	}
-	secret, err := sdk.SecretFromEnv(sdk.EnvWebhookSecret)
-	if err != nil {
-		log.Fatalf("basket: %v", err)
-	}
-	if len(secret) == 0 {
-		log.Fatalf("basket: no webhook secret: set %s or %s_FILE", sdk.EnvWebhookSecret, sdk.EnvWebhookSecret)
-	}
-	keys, err := sdk.AssertionKeysFromEnv()
-	if err != nil {
-		log.Fatalf("basket: %v", err)
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	h, err := newShop(*origin, string(key), secret, keys, *db, sdk.Lifetime{Idle: *idle, Hard: *hard})
-	if err != nil {
-		log.Fatalf("basket: %v", err)
-	}
-	ln, err := net.Listen("tcp", *addr)
-	if err != nil {
-		log.Fatal(err)
-	}
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
-	log.Printf("basket: listening on %s", ln.Addr())
-	go func() { <-ctx.Done(); srv.Shutdown(context.Background()) }()
-	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
-		log.Fatal(err)
-	}
+	exampleapp.Main("basket", func(ctx context.Context) error {
+		if err := cfg.LoadSecrets(); err != nil {
+			return err
+		}
+		// The webhook secret, shared with the origin, is what the
+		// receiver checks each delivery's signature with.
+		secret, err := sdk.SecretFromEnv(sdk.EnvWebhookSecret)
+		if err != nil {
+			return err
+		}
+		if len(secret) == 0 {
+			return fmt.Errorf("no webhook secret: set %s or %s_FILE", sdk.EnvWebhookSecret, sdk.EnvWebhookSecret)
+		}
+		h, err := newShop(cfg.OriginURL, cfg.APIKey, secret, cfg.AssertionKeys, *db, sdk.Lifetime{Idle: *idle, Hard: *hard})
+		if err != nil {
+			return err
+		}
+		return exampleapp.Serve(ctx, "basket", cfg.Addr, h)
+	})
 }
 
 // itemPrefix starts the custom attribute key of each basket line.

@@ -18,53 +18,29 @@ import (
 	"flag"
 	"log"
 	"math"
-	"net"
 	"net/http"
-	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
+	"github.com/sessionedge/sessionedge/examples/internal/exampleapp"
 	"github.com/sessionedge/sessionedge/sdk"
 	"github.com/sessionedge/sessionedge/sdk/sessionhttp"
 	"github.com/sessionedge/sessionedge/sdk/wire"
 )
 
 func main() {
-	addr := flag.String("addr", "127.0.0.1:8083", "address to listen on")
-	origin := flag.String("origin", "http://127.0.0.1:8081", "origin API base URL")
+	var cfg exampleapp.Config
+	cfg.Flags("127.0.0.1:8083")
 	flag.Parse()
-	key, err := sdk.SecretFromEnv(sdk.EnvAPIKey)
-	if err != nil {
-		log.Fatalf("pizza: %v", err)
-	}
-	keys, err := sdk.AssertionKeysFromEnv()
-	if err != nil {
-		log.Fatalf("pizza: %v", err)
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, *addr, *origin, string(key), keys); err != nil {
-		log.Fatalf("pizza: %v", err)
-	}
-}
-
-func run(ctx context.Context, addr, originURL, apiKey string, keys *wire.AssertionKeys) error {
-	h, err := newTracker(originURL, apiKey, keys)
-	if err != nil {
-		return err
-	}
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return err
-	}
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
-	log.Printf("pizza: listening on %s", ln.Addr())
-	go func() { <-ctx.Done(); srv.Shutdown(context.Background()) }()
-	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
-		return err
-	}
-	return nil
+	exampleapp.Main("pizza", func(ctx context.Context) error {
+		if err := cfg.LoadSecrets(); err != nil {
+			return err
+		}
+		h, err := newTracker(cfg.OriginURL, cfg.APIKey, cfg.AssertionKeys)
+		if err != nil {
+			return err
+		}
+		return exampleapp.Serve(ctx, "pizza", cfg.Addr, h)
+	})
 }
 
 // driverSpeed is how fast the driver moves, in metres per second (30 km/h

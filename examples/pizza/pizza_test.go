@@ -1,9 +1,7 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -48,29 +46,11 @@ func TestPizzaRefusesForgedHeaders(t *testing.T) {
 	stack.MustRefuseForged(t, "POST", "/order")
 }
 
+// call is a request of the driver's app or the kitchen to the tracker.
 func call(t *testing.T, method, url string, body any, want int) delivery {
 	t.Helper()
-	var rd io.Reader
-	if body != nil {
-		b, _ := json.Marshal(body)
-		rd = bytes.NewReader(b)
-	}
-	req, _ := http.NewRequest(method, url, rd)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	data, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != want {
-		t.Fatalf("%s %s: %d %s, want %d", method, url, resp.StatusCode, data, want)
-	}
 	var d delivery
-	if want/100 == 2 && len(data) > 0 {
-		if err := json.Unmarshal(data, &d); err != nil {
-			t.Fatal(err)
-		}
-	}
+	e2e.Call(t, method, url, body, want, &d)
 	return d
 }
 

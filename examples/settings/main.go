@@ -17,51 +17,32 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
-	"log"
-	"net"
 	"net/http"
-	"os"
-	"os/signal"
 	"strconv"
 	"strings"
-	"syscall"
-	"time"
 
+	"github.com/sessionedge/sessionedge/examples/internal/exampleapp"
 	"github.com/sessionedge/sessionedge/sdk"
 	"github.com/sessionedge/sessionedge/sdk/sessionhttp"
 	"github.com/sessionedge/sessionedge/sdk/wire"
 )
 
 func main() {
-	addr := flag.String("addr", "127.0.0.1:8085", "address to listen on")
-	origin := flag.String("origin", "http://127.0.0.1:8081", "origin API base URL")
+	var cfg exampleapp.Config
+	cfg.Flags("127.0.0.1:8085")
 	name := flag.String("name", "shop-settings", "name of the shared session")
 	service := flag.String("service", "settings", "this service's name, shown in answers")
 	flag.Parse()
-	key, err := sdk.SecretFromEnv(sdk.EnvAPIKey)
-	if err != nil {
-		log.Fatalf("settings: %v", err)
-	}
-	keys, err := sdk.AssertionKeysFromEnv()
-	if err != nil {
-		log.Fatalf("settings: %v", err)
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	h, err := newService(*origin, string(key), keys, *name, *service)
-	if err != nil {
-		log.Fatalf("settings: %v", err)
-	}
-	ln, err := net.Listen("tcp", *addr)
-	if err != nil {
-		log.Fatal(err)
-	}
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
-	log.Printf("settings (%s): listening on %s", *service, ln.Addr())
-	go func() { <-ctx.Done(); srv.Shutdown(context.Background()) }()
-	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
-		log.Fatal(err)
-	}
+	exampleapp.Main("settings", func(ctx context.Context) error {
+		if err := cfg.LoadSecrets(); err != nil {
+			return err
+		}
+		h, err := newService(cfg.OriginURL, cfg.APIKey, cfg.AssertionKeys, *name, *service)
+		if err != nil {
+			return err
+		}
+		return exampleapp.Serve(ctx, "settings ("+*service+")", cfg.Addr, h)
+	})
 }
 
 // settings is the shared configuration of the shop.

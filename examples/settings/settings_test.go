@@ -1,9 +1,6 @@
 package main
 
 import (
-	"bytes"
-	"encoding/json"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -59,28 +56,16 @@ func TestSettingsRefusesForgedHeaders(t *testing.T) {
 	stack.MustRefuseForged(t, "GET", "/banner")
 }
 
+// req is a request of a service or an admin to the settings service, with
+// If-Match unless ifMatch is "".
 func req(t *testing.T, method, url string, body any, ifMatch string, want int) settings {
 	t.Helper()
-	var rd io.Reader
-	if body != nil {
-		b, _ := json.Marshal(body)
-		rd = bytes.NewReader(b)
-	}
-	r, _ := http.NewRequest(method, url, rd)
+	var header []string
 	if ifMatch != "" {
-		r.Header.Set("If-Match", ifMatch)
-	}
-	resp, err := http.DefaultClient.Do(r)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	data, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != want {
-		t.Fatalf("%s %s: %d %s, want %d", method, url, resp.StatusCode, data, want)
+		header = []string{"If-Match", ifMatch}
 	}
 	var s settings
-	json.Unmarshal(data, &s)
+	e2e.Call(t, method, url, body, want, &s, header...)
 	return s
 }
 

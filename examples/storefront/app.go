@@ -13,18 +13,16 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/sessionedge/sessionedge/examples/internal/exampleapp"
 	"github.com/sessionedge/sessionedge/sdk"
 	"github.com/sessionedge/sessionedge/sdk/sessionhttp"
 	"github.com/sessionedge/sessionedge/sdk/wire"
 )
 
-// config configures the storefront.
-type config struct {
-	Addr          string              // listen address; default "127.0.0.1:8082"
-	OriginURL     string              // origin API base URL
-	APIKey        string              // origin API key (sessions:read, sessions:write)
-	AssertionKeys *wire.AssertionKeys // the keys the edge signs its assertions with
-}
+// config configures the storefront: where it listens (keep it where only
+// the edge reaches it), the origin's URL and API key (scopes sessions:read,
+// sessions:write), and the keys the edge signs its assertions with.
+type config = exampleapp.Config
 
 // product is an item of the catalog; prices are kept in euro cents.
 type product struct {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"flag"
 	"fmt"
@@ -9,13 +8,10 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -25,145 +21,22 @@ import (
 
 var update = flag.Bool("update", false, "rewrite the outputs of README.md's quick start with what the commands print")
 
-// demo is scripts/demo.sh running in the background.
-type demo struct {
-	cmd   *exec.Cmd
-	out   *lockedBuffer
-	done  chan struct{}
-	err   error
-	dir   string         // DEMO_DIR
-	ports map[string]int // EDGE_PORT, ... → port
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-var demoPorts = []string{"EDGE_PORT", "ORIGIN_PORT", "APP_PORT", "EDGE_ADMIN_PORT", "ORIGIN_ADMIN_PORT"}
-
-// startDemo runs scripts/demo.sh with free ports and its directories in the
-// test's temporary directory, in a process group of its own (as a shell
-// runs a job), with env on top.
-func startDemo(t *testing.T, env map[string]string) *demo {
-	t.Helper()
-	root := testbin.ModuleRoot(t)
-	tmp := t.TempDir()
-	d := &demo{out: &lockedBuffer{}, done: make(chan struct{}), dir: filepath.Join(tmp, "demo"), ports: map[string]int{}}
-	cmd := exec.Command(filepath.Join(root, "scripts", "demo.sh"))
-	cmd.Env = append(os.Environ(), "DEMO_DIR="+d.dir, "BUILD_DIR="+filepath.Join(tmp, "build"))
-	for _, name := range demoPorts {
-		addr := testbin.FreeAddr(t)
-		port, _ := strconv.Atoi(addr[strings.LastIndexByte(addr, ':')+1:])
-		d.ports[name] = port
-		cmd.Env = append(cmd.Env, name+"="+strconv.Itoa(port))
-	}
-	for k, v := range env {
-		cmd.Env = append(cmd.Env, k+"="+v)
-		if p, err := strconv.Atoi(v); err == nil {
-			d.ports[k] = p
-		}
-	}
-	cmd.Stdout, cmd.Stderr = d.out, d.out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	// A shell cannot trap a signal that was ignored when it started; a test
-	// binary run in the background may have SIGINT ignored. While Go
-	// handles SIGINT, the script starts with the default disposition.
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGINT)
-	err := cmd.Start()
-	signal.Stop(sigs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	d.cmd = cmd
-	go func() { d.err = cmd.Wait(); close(d.done) }()
-	t.Cleanup(func() {
-		select {
-		case <-d.done:
-		default:
-			syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
-			select {
-			case <-d.done:
-			case <-time.After(20 * time.Second):
-				syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-				<-d.done
-			}
-		}
-		if t.Failed() {
-			t.Logf("demo output:\n%s", d.out.String())
-			for _, name := range []string{"origin", "edge", "storefront"} {
-				if b, err := os.ReadFile(filepath.Join(d.dir, name+".log")); err == nil {
-					t.Logf("%s.log:\n%s", name, b)
-				}
-			}
-		}
-	})
-	return d
-}
-
-// waitFor waits until the demo printed want, failing if it exits first.
-func (d *demo) waitFor(t *testing.T, want string, limit time.Duration) {
-	t.Helper()
-	deadline := time.Now().Add(limit)
-	for !strings.Contains(d.out.String(), want) {
-		select {
-		case <-d.done:
-			t.Fatalf("the demo exited (%v) before printing %q", d.err, want)
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the demo did not print %q within %v", want, limit)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
-// interrupt sends SIGINT to the demo's process group, as Ctrl-C in a
-// terminal does, and returns its exit error.
-func (d *demo) interrupt(t *testing.T) error {
-	t.Helper()
-	syscall.Kill(-d.cmd.Process.Pid, syscall.SIGINT)
-	select {
-	case <-d.done:
-		return d.err
-	case <-time.After(30 * time.Second):
-		t.Fatal("the demo did not stop within 30s of Ctrl-C")
-		return nil
-	}
-}
-
 // TestDemoBusyPort: a port in use is reported at once, by its variable.
 func TestDemoBusyPort(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	ln := testbin.Listen(t)
 	defer ln.Close()
 	port := ln.Addr().(*net.TCPAddr).Port
 	start := time.Now()
-	d := startDemo(t, map[string]string{"ORIGIN_ADMIN_PORT": strconv.Itoa(port)})
+	d := testbin.StartDemo(t, map[string]string{"ORIGIN_ADMIN_PORT": strconv.Itoa(port)})
 	select {
-	case <-d.done:
+	case <-d.Done():
 	case <-time.After(30 * time.Second):
 		t.Fatal("the demo did not give up on a busy port within 30s")
 	}
-	if d.err == nil {
+	if d.Err() == nil {
 		t.Fatal("the demo exited 0 with a port in use")
 	}
-	out := d.out.String()
+	out := d.Output()
 	if !strings.Contains(out, "port "+strconv.Itoa(port)+" (ORIGIN_ADMIN_PORT) is in use") {
 		t.Fatalf("the message does not name the port: %q", out)
 	}
@@ -178,17 +51,17 @@ func TestDemoBusyPort(t *testing.T) {
 // Ctrl-C stops it with exit status 0.
 func TestDemo(t *testing.T) {
 	testenv.Tool(t, "curl", "apt-get install curl")
-	d := startDemo(t, nil)
-	d.waitFor(t, "sessionedge demo is running", 10*time.Minute)
+	d := testbin.StartDemo(t, nil)
+	d.WaitFor(t, "sessionedge demo is running", 10*time.Minute)
 
-	secrets := readSecrets(t, filepath.Join(d.dir, "secrets.env"))
+	secrets := d.Secrets(t)
 	t.Run("file modes", func(t *testing.T) {
-		for path, want := range map[string]fs.FileMode{d.dir: 0o700 | fs.ModeDir, filepath.Join(d.dir, "data"): 0o700 | fs.ModeDir} {
+		for path, want := range map[string]fs.FileMode{d.Dir: 0o700 | fs.ModeDir, filepath.Join(d.Dir, "data"): 0o700 | fs.ModeDir} {
 			if st, err := os.Stat(path); err != nil || st.Mode() != want {
 				t.Errorf("%s: %v %v, want %v", path, st.Mode(), err, want)
 			}
 		}
-		entries, err := os.ReadDir(d.dir)
+		entries, err := os.ReadDir(d.Dir)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -196,7 +69,7 @@ func TestDemo(t *testing.T) {
 			if e.IsDir() {
 				continue
 			}
-			st, err := os.Stat(filepath.Join(d.dir, e.Name()))
+			st, err := os.Stat(filepath.Join(d.Dir, e.Name()))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -205,13 +78,13 @@ func TestDemo(t *testing.T) {
 			}
 		}
 		for _, name := range []string{"secrets.env", "origin.json", "plugin.json", "assertion.json", "app-api-key"} {
-			if _, err := os.Stat(filepath.Join(d.dir, name)); err != nil {
+			if _, err := os.Stat(filepath.Join(d.Dir, name)); err != nil {
 				t.Errorf("%s: %v", name, err)
 			}
 		}
 	})
 	t.Run("no secrets on command lines", func(t *testing.T) {
-		for _, pid := range descendants(t, d.cmd.Process.Pid) {
+		for _, pid := range descendants(t, d.Pid()) {
 			b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
 			if err != nil {
 				continue // gone meanwhile
@@ -227,12 +100,12 @@ func TestDemo(t *testing.T) {
 	t.Run("README quick start", func(t *testing.T) {
 		runReadme(t, d)
 	})
-	if err := d.interrupt(t); err != nil {
-		t.Fatalf("after Ctrl-C the demo exited with %v, want status 0:\n%s", err, d.out.String())
+	if err := d.Interrupt(t); err != nil {
+		t.Fatalf("after Ctrl-C the demo exited with %v, want status 0:\n%s", err, d.Output())
 	}
 	t.Run("no secrets in the logs", func(t *testing.T) {
 		for _, name := range []string{"origin", "edge", "storefront"} {
-			b, err := os.ReadFile(filepath.Join(d.dir, name+".log"))
+			b, err := os.ReadFile(filepath.Join(d.Dir, name+".log"))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -242,7 +115,7 @@ func TestDemo(t *testing.T) {
 				}
 			}
 		}
-		if out := d.out.String(); containsAny(out, secrets) != "" {
+		if out := d.Output(); containsAny(out, secrets) != "" {
 			t.Errorf("the demo printed %s", containsAny(out, secrets))
 		}
 	})
@@ -255,27 +128,6 @@ func containsAny(s string, secrets map[string]string) string {
 		}
 	}
 	return ""
-}
-
-// readSecrets reads NAME=value lines.
-func readSecrets(t *testing.T, path string) map[string]string {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	out := map[string]string{}
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if k, v, ok := strings.Cut(sc.Text(), "="); ok && len(v) >= 12 {
-			out[k] = v
-		}
-	}
-	if len(out) < 5 {
-		t.Fatalf("%s holds %d secrets, want TOKEN_KEY, SHARED_SECRET, ASSERTION_KEY, APP_KEY, EDGE_KEY", path, len(out))
-	}
-	return out
 }
 
 // descendants returns pid and every process below it.
@@ -353,11 +205,11 @@ func quickStart(t *testing.T) (lines []string, steps []readmeStep, from, to int)
 // documented ports and DEMO_DIR are the demo's. It compares what they
 // print with the README, up to what differs between runs (session and cart
 // ids, versions, times).
-func runReadme(t *testing.T, d *demo) {
+func runReadme(t *testing.T, d *testbin.Demo) {
 	lines, steps, from, to := quickStart(t)
-	repl := []string{"build/demo/", d.dir + "/"}
+	repl := []string{"build/demo/", d.Dir + "/"}
 	for name, def := range map[string]int{"EDGE_PORT": 8080, "ORIGIN_PORT": 8081, "APP_PORT": 8082} {
-		repl = append(repl, "localhost:"+strconv.Itoa(def), "localhost:"+strconv.Itoa(d.ports[name]))
+		repl = append(repl, "localhost:"+strconv.Itoa(def), "localhost:"+strconv.Itoa(d.Ports[name]))
 	}
 	toDemo, toReadme := strings.NewReplacer(repl...), strings.NewReplacer(reverse(repl)...)
 	var script strings.Builder

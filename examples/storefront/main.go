@@ -10,17 +10,12 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"log"
-	"net"
-	"net/http"
 	"os"
-	"os/signal"
-	"syscall"
-	"time"
 
+	"github.com/sessionedge/sessionedge/examples/internal/exampleapp"
 	"github.com/sessionedge/sessionedge/sdk"
 )
 
@@ -42,14 +37,17 @@ Secrets, from the environment (never flags):
 		flag.PrintDefaults()
 	}
 	flag.Parse()
-	if err := cfg.loadSecrets(); err != nil {
-		log.Fatalf("storefront: %v", err)
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, cfg); err != nil {
-		log.Fatalf("storefront: %v", err)
-	}
+	exampleapp.Main("storefront", func(ctx context.Context) error {
+		if err := cfg.LoadSecrets(); err != nil {
+			return err
+		}
+		h, err := newApp(cfg)
+		if err != nil {
+			return err
+		}
+		log.Printf("storefront: origin %s", cfg.OriginURL)
+		return exampleapp.Serve(ctx, "storefront", cfg.Addr, h)
+	})
 }
 
 func envOr(name, def string) string {
@@ -57,48 +55,4 @@ func envOr(name, def string) string {
 		return v
 	}
 	return def
-}
-
-// loadSecrets reads the API key and the assertion keys from the environment.
-func (cfg *config) loadSecrets() error {
-	key, err := sdk.SecretFromEnv(sdk.EnvAPIKey)
-	if err != nil {
-		return err
-	}
-	cfg.APIKey = string(key)
-	if cfg.AssertionKeys, err = sdk.AssertionKeysFromEnv(); err != nil {
-		return err
-	}
-	if cfg.AssertionKeys == nil {
-		return fmt.Errorf("no assertion keys: set %s or %s_FILE to the keys the edge signs with, so the shop can tell the edge's requests from forged ones",
-			sdk.EnvAssertionKeys, sdk.EnvAssertionKeys)
-	}
-	return nil
-}
-
-// run serves the storefront until ctx is done, then shuts down gracefully.
-func run(ctx context.Context, cfg config) error {
-	h, err := newApp(cfg)
-	if err != nil {
-		return err
-	}
-	ln, err := net.Listen("tcp", cfg.Addr)
-	if err != nil {
-		return err
-	}
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
-	log.Printf("storefront: listening on %s, origin %s", ln.Addr(), cfg.OriginURL)
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-	}
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(shutdownCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return err
-	}
-	return nil
 }

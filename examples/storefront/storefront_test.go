@@ -61,20 +61,29 @@ func fakeEdge(origin *sdktest.FakeOrigin, upstream string, keys *wire.AssertionK
 		Allowed:           map[wire.Field][]string{wire.FieldCurrency: currencyCodes()}})
 }
 
-// TestStorefrontWithFakes walks the shop through sdktest's fake edge and
-// fake origin: the app code is the real one, the session plumbing is played.
-func TestStorefrontWithFakes(t *testing.T) {
+// startWithFakes serves the app behind sdktest's fake edge, with sdktest's
+// fake origin (API key "app"): the app code is the real one, the session
+// plumbing is played. They stop when the test ends.
+func startWithFakes(t *testing.T) (*sdktest.FakeOrigin, *sdktest.FakeEdge) {
+	t.Helper()
 	origin := sdktest.NewFakeOrigin(sdktest.FakeOriginConfig{APIKeys: map[string][]string{"app": {"sessions:read", "sessions:write"}}})
-	defer origin.Close()
+	t.Cleanup(origin.Close)
 	keys := sdktest.NewAssertionKeys()
 	h, err := newApp(config{OriginURL: origin.URL, APIKey: "app", AssertionKeys: keys})
 	if err != nil {
 		t.Fatal(err)
 	}
 	app := httptest.NewServer(h)
-	defer app.Close()
+	t.Cleanup(app.Close)
 	edge := fakeEdge(origin, app.URL, keys)
-	defer edge.Close()
+	t.Cleanup(edge.Close)
+	return origin, edge
+}
+
+// TestStorefrontWithFakes walks the shop through sdktest's fake edge and
+// fake origin.
+func TestStorefrontWithFakes(t *testing.T) {
+	origin, edge := startWithFakes(t)
 	client, err := sdk.New(sdk.Config{BaseURL: origin.URL, APIKey: "app"})
 	if err != nil {
 		t.Fatal(err)
@@ -164,18 +173,8 @@ func TestStorefrontRefusesForgedHeaders(t *testing.T) {
 		{"health check needs no session", "GET", "/healthz", nil, http.StatusOK},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			req, _ := http.NewRequest(tt.method, stack.AppURL+tt.path, strings.NewReader("sku=mug"))
-			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-			for k, v := range tt.header {
-				req.Header.Set(k, v)
-			}
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			resp.Body.Close()
-			if resp.StatusCode != tt.want {
-				t.Fatalf("status %d, want %d", resp.StatusCode, tt.want)
+			if got := direct(t, tt.method, stack.AppURL+tt.path, "", tt.header); got != tt.want {
+				t.Fatalf("status %d, want %d", got, tt.want)
 			}
 		})
 	}
@@ -190,21 +189,30 @@ func TestStorefrontRefusesForgedHeaders(t *testing.T) {
 		if seen[sdk.HeaderAssertion] == "" {
 			t.Fatalf("the edge forwarded no assertion: %v", seen)
 		}
-		req, _ := http.NewRequest("POST", stack.AppURL+"/cart", strings.NewReader("sku=mug"))
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		req.Host = strings.TrimPrefix(stack.EdgeURL, "http://")
-		for k, v := range seen {
-			req.Header.Set(k, v)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusForbidden {
-			t.Fatalf("status %d, want 403", resp.StatusCode)
+		if got := direct(t, "POST", stack.AppURL+"/cart", strings.TrimPrefix(stack.EdgeURL, "http://"), seen); got != http.StatusForbidden {
+			t.Fatalf("status %d, want 403", got)
 		}
 	})
+}
+
+// direct sends the form sku=mug to url straight to the app, past the edge,
+// with header (and Host host, if not ""), and returns the answer's status.
+func direct(t *testing.T, method, url, host string, header map[string]string) int {
+	t.Helper()
+	req, _ := http.NewRequest(method, url, strings.NewReader("sku=mug"))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if host != "" {
+		req.Host = host
+	}
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
 }
 
 // TestStorefrontRejectsDirectRequests is the same check without processes:
@@ -272,14 +280,8 @@ func TestPrice(t *testing.T) {
 
 func apiState(t *testing.T, b *e2e.Browser) state {
 	t.Helper()
-	p := b.Get(t, "/api/session")
-	if p.Status != http.StatusOK {
-		t.Fatalf("GET /api/session: %d %s", p.Status, p.Body)
-	}
 	var st state
-	if err := json.Unmarshal([]byte(p.Body), &st); err != nil {
-		t.Fatal(err)
-	}
+	b.GetJSON(t, "/api/session", http.StatusOK, &st)
 	return st
 }
 

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -14,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sessionedge/sessionedge/internal/testbin"
 	"github.com/sessionedge/sessionedge/sdk/wire"
 )
 
@@ -40,10 +40,7 @@ type app struct {
 func startApp(t testing.TB, s *system) *app {
 	a := &app{s: s, acked: map[wire.ID]uint64{},
 		client: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}, Timeout: 30 * time.Second}}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	ln := testbin.Listen(t)
 	a.addr = ln.Addr().String()
 	srv := &http.Server{Handler: a, ReadHeaderTimeout: 10 * time.Second}
 	go srv.Serve(ln)

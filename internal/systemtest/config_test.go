@@ -6,9 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"io"
-	"net"
 	"net/http"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -86,15 +84,6 @@ func runRefused(t *testing.T, bin string, args []string, want ...string) {
 	}
 }
 
-func writeFile(t *testing.T, name, content string) string {
-	t.Helper()
-	path := filepath.Join(t.TempDir(), name)
-	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
-
 func testOriginConfig(t *testing.T) {
 	for _, sp := range durationSpellings {
 		t.Run(sp.json, func(t *testing.T) {
@@ -140,7 +129,7 @@ func testOriginConfig(t *testing.T) {
 		bin := testbin.Build(t, "./origin/cmd/origin")
 		cfg := func(timeouts string) []string {
 			dir := t.TempDir()
-			path := writeFile(t, "origin.json", `{"insecure":true,"listen":"127.0.0.1:0","admin":"-","dataDir":"`+filepath.Join(dir, "data")+`","timeouts":`+timeouts+`}`)
+			path := testbin.WriteFile(t, "origin.json", `{"insecure":true,"listen":"127.0.0.1:0","admin":"-","dataDir":"`+filepath.Join(dir, "data")+`","timeouts":`+timeouts+`}`)
 			return []string{"-config", path}
 		}
 		for _, bad := range badDurations {
@@ -154,10 +143,7 @@ func testOriginConfig(t *testing.T) {
 // after delay (never, when delay is 0).
 func hangingUpstream(t *testing.T, delay time.Duration) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	ln := testbin.Listen(t)
 	var wg sync.WaitGroup
 	t.Cleanup(func() { ln.Close(); wg.Wait() })
 	wg.Add(1)
@@ -192,7 +178,7 @@ func testEdgeConfig(t *testing.T) {
 	bin := testbin.Build(t, "./edge/cmd/edge")
 	start := func(t *testing.T, upstream, doc string) string {
 		listen, admin := testbin.FreeAddr(t), testbin.FreeAddr(t)
-		path := writeFile(t, "edge.json", doc)
+		path := testbin.WriteFile(t, "edge.json", doc)
 		testbin.Start(t, testbin.Cmd{Name: "edge", Path: bin, Args: []string{"-config", path, "-upstream", upstream,
 			"-listen", listen, "-admin", admin, "-no-filter"}, Ready: "http://" + admin + "/readyz"})
 		return listen
@@ -226,10 +212,10 @@ func testEdgeConfig(t *testing.T) {
 	}
 	t.Run("refused", func(t *testing.T) {
 		for _, bad := range badDurations {
-			path := writeFile(t, "edge.json", `{"upstreamTimeout":`+bad+`}`)
+			path := testbin.WriteFile(t, "edge.json", `{"upstreamTimeout":`+bad+`}`)
 			runRefused(t, bin, []string{"-config", path, "-upstream", "127.0.0.1:1", "-no-filter", "-listen", "127.0.0.1:0", "-admin", "-"}, "upstreamTimeout")
 		}
-		path := writeFile(t, "edge.json", `{"upstreamTimeOut":"2s"}`)
+		path := testbin.WriteFile(t, "edge.json", `{"upstreamTimeOut":"2s"}`)
 		runRefused(t, bin, []string{"-config", path, "-upstream", "127.0.0.1:1", "-no-filter", "-listen", "127.0.0.1:0", "-admin", "-"}, "upstreamTimeOut", "unknown field")
 	})
 }
@@ -292,7 +278,7 @@ func testPluginConfig(t *testing.T) {
 	}
 	t.Run("refused", func(t *testing.T) {
 		refused := func(cfg string, want ...string) {
-			path := writeFile(t, "plugin.json", cfg)
+			path := testbin.WriteFile(t, "plugin.json", cfg)
 			runRefused(t, bin, []string{"-plugin-config-file", path, "-wasm", wasm, "-upstream", "127.0.0.1:1",
 				"-listen", "127.0.0.1:0", "-admin", "-", "-vms", "1", "-compilation-cache", testbin.CompilationCache(t)}, want...)
 		}

@@ -2,7 +2,6 @@ package systemtest
 
 import (
 	"encoding/json"
-	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
@@ -10,6 +9,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/sessionedge/sessionedge/internal/testbin"
 )
 
 // slowFetches is a reverse proxy in front of the origin that holds the
@@ -25,10 +26,7 @@ func (p *slowFetches) start(t testing.TB, originURL string) string {
 		t.Fatal(err)
 	}
 	rp := httputil.NewSingleHostReverseProxy(u)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	ln := testbin.Listen(t)
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if d := time.Duration(p.delay.Load()); d > 0 && r.Method == "GET" && strings.HasPrefix(r.URL.Path, "/v1/sessions/") {
 			w = &heldWriter{ResponseWriter: w, hold: d}

@@ -87,19 +87,19 @@ func NewFakeOrigin(cfg FakeOriginConfig) *FakeOrigin {
 	o := &FakeOrigin{cfg: cfg, sessions: map[wire.ID]*wire.Session{}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/sessions", o.create)
-	mux.HandleFunc("GET /v1/sessions/{id}", o.get)
-	mux.HandleFunc("PUT /v1/sessions/{id}/context", o.context(true))
-	mux.HandleFunc("PATCH /v1/sessions/{id}/context", o.context(false))
-	mux.HandleFunc("POST /v1/sessions/{id}/attributes", o.setAttr)
-	mux.HandleFunc("DELETE /v1/sessions/{id}/attributes/{ns}/{key}", o.deleteAttr)
-	mux.HandleFunc("DELETE /v1/sessions/{id}/data", o.clearData)
-	mux.HandleFunc("DELETE /v1/sessions/{id}", o.end)
-	mux.HandleFunc("POST /v1/sessions/{id}/login", o.login)
-	mux.HandleFunc("POST /v1/sessions/{id}/logout", o.logout)
-	mux.HandleFunc("POST /v1/sessions/{id}/refresh", o.refresh)
-	mux.HandleFunc("POST /v1/sessions/{id}/flush", o.flush)
-	mux.HandleFunc("GET /v1/sessions/{id}/peers", o.peers)
-	mux.HandleFunc("DELETE /v1/sessions/{id}/peers", o.endPeers)
+	mux.HandleFunc("GET /v1/sessions/{id}", o.session(o.get))
+	mux.HandleFunc("PUT /v1/sessions/{id}/context", o.session(o.context(true)))
+	mux.HandleFunc("PATCH /v1/sessions/{id}/context", o.session(o.context(false)))
+	mux.HandleFunc("POST /v1/sessions/{id}/attributes", o.session(o.setAttr))
+	mux.HandleFunc("DELETE /v1/sessions/{id}/attributes/{ns}/{key}", o.session(o.deleteAttr))
+	mux.HandleFunc("DELETE /v1/sessions/{id}/data", o.session(o.clearData))
+	mux.HandleFunc("DELETE /v1/sessions/{id}", o.session(o.end))
+	mux.HandleFunc("POST /v1/sessions/{id}/login", o.session(o.login))
+	mux.HandleFunc("POST /v1/sessions/{id}/logout", o.session(o.logout))
+	mux.HandleFunc("POST /v1/sessions/{id}/refresh", o.session(o.refresh))
+	mux.HandleFunc("POST /v1/sessions/{id}/flush", o.session(o.flush))
+	mux.HandleFunc("GET /v1/sessions/{id}/peers", o.session(o.peers))
+	mux.HandleFunc("DELETE /v1/sessions/{id}/peers", o.session(o.endPeers))
 	mux.HandleFunc("PUT /v1/shared/{name}", o.putShared)
 	mux.HandleFunc("GET /v1/shared/{name}", o.getShared)
 	mux.HandleFunc("GET /v1/customers/{cid}/sessions", o.customerSessions)
@@ -334,12 +334,7 @@ func (o *FakeOrigin) apply(w http.ResponseWriter, id wire.ID, c create, ifMatch,
 	if !o.checkToken(w, id, s, token, false) {
 		return nil, false
 	}
-	if s != nil && s.Ended != 0 {
-		writeError(w, http.StatusGone, "gone", "session ended: "+s.Ended.String(), "", 0)
-		return nil, false
-	}
-	if s == nil && c.kind == 0 {
-		writeError(w, http.StatusNotFound, "not_found", "no session "+id.String(), "", 0)
+	if (s != nil || c.kind == 0) && !present(w, id, s) {
 		return nil, false
 	}
 	var base uint64
@@ -432,6 +427,26 @@ func (o *FakeOrigin) checkToken(w http.ResponseWriter, id wire.ID, s *wire.Sessi
 		return false
 	}
 	return true
+}
+
+// idHandler serves a route of one session, /v1/sessions/{id}...
+type idHandler func(w http.ResponseWriter, r *http.Request, id wire.ID)
+
+// session adapts h to the mux; a malformed {id} is answered 400.
+func (o *FakeOrigin) session(h idHandler) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if id, ok := o.pathID(w, r); ok {
+			h(w, r, id)
+		}
+	}
+}
+
+// write applies ops to the session with id as apply does, with the
+// request's If-Match and X-Session-Token, and answers the session.
+func (o *FakeOrigin) write(w http.ResponseWriter, r *http.Request, id wire.ID, c create, ops func(s *wire.Session) ([]wire.Op, error)) {
+	if s, ok := o.apply(w, id, c, r.Header.Get("If-Match"), token(r), ops); ok {
+		o.writeSession(w, r, http.StatusOK, s)
+	}
 }
 
 func (o *FakeOrigin) pathID(w http.ResponseWriter, r *http.Request) (wire.ID, bool) {
@@ -639,31 +654,47 @@ func (o *FakeOrigin) endLocked(id wire.ID, reason wire.EndReason) {
 	}
 }
 
-func (o *FakeOrigin) get(w http.ResponseWriter, r *http.Request) {
-	id, ok := o.pathID(w, r)
+func (o *FakeOrigin) get(w http.ResponseWriter, r *http.Request, id wire.ID) {
+	s, ok := o.read(w, r, id)
 	if !ok {
 		return
 	}
+	if items := r.URL.Query().Get("items"); items != "" {
+		var err error
+		if s, err = selectItems(s, items); err != nil {
+			writeError(w, http.StatusBadRequest, "invalid_input", err.Error(), "items", 0)
+			return
+		}
+	}
+	o.writeSession(w, r, http.StatusOK, s)
+}
+
+// read returns the session with id for a read, its token (if the request
+// sends one) checked; it answers the error itself (404 for an unknown id,
+// 410 for an ended session) and reports whether to go on.
+func (o *FakeOrigin) read(w http.ResponseWriter, r *http.Request, id wire.ID) (*wire.Session, bool) {
 	o.mu.Lock()
 	s := o.sessions[id]
-	ok = o.checkToken(w, id, s, token(r), false)
+	ok := o.checkToken(w, id, s, token(r), false)
 	o.mu.Unlock()
+	if ok && !present(w, id, s) {
+		return nil, false
+	}
+	return s, ok
+}
+
+// present answers 404 for an unknown session and 410 for an ended one, and
+// reports whether s is neither.
+func present(w http.ResponseWriter, id wire.ID, s *wire.Session) bool {
 	switch {
-	case !ok:
 	case s == nil:
 		writeError(w, http.StatusNotFound, "not_found", "no session "+id.String(), "", 0)
+		return false
 	case s.Ended != 0:
 		writeError(w, http.StatusGone, "gone", "session ended: "+s.Ended.String(), "", 0)
-	default:
-		if items := r.URL.Query().Get("items"); items != "" {
-			var err error
-			if s, err = selectItems(s, items); err != nil {
-				writeError(w, http.StatusBadRequest, "invalid_input", err.Error(), "items", 0)
-				return
-			}
-		}
-		o.writeSession(w, r, http.StatusOK, s)
+		return false
 	}
+	return true
 }
 
 // selectItems returns a copy of s holding only the listed items: a
@@ -696,12 +727,8 @@ func selectItems(s *wire.Session, items string) (*wire.Session, error) {
 	return out, nil
 }
 
-func (o *FakeOrigin) context(replace bool) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		id, ok := o.pathID(w, r)
-		if !ok {
-			return
-		}
+func (o *FakeOrigin) context(replace bool) idHandler {
+	return func(w http.ResponseWriter, r *http.Request, id wire.ID) {
 		body, ok := readObject(w, r)
 		if !ok {
 			return
@@ -710,20 +737,13 @@ func (o *FakeOrigin) context(replace bool) http.HandlerFunc {
 		if !ok {
 			return
 		}
-		s, ok := o.apply(w, id, c, r.Header.Get("If-Match"), token(r), func(*wire.Session) ([]wire.Op, error) {
+		o.write(w, r, id, c, func(*wire.Session) ([]wire.Op, error) {
 			return wire.ContextOps(body, replace, &wire.DefaultLimits)
 		})
-		if ok {
-			o.writeSession(w, r, http.StatusOK, s)
-		}
 	}
 }
 
-func (o *FakeOrigin) setAttr(w http.ResponseWriter, r *http.Request) {
-	id, ok := o.pathID(w, r)
-	if !ok {
-		return
-	}
+func (o *FakeOrigin) setAttr(w http.ResponseWriter, r *http.Request, id wire.ID) {
 	body, ok := readObject(w, r)
 	if !ok {
 		return
@@ -738,19 +758,12 @@ func (o *FakeOrigin) setAttr(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	key := member(body, "key").Text
-	s, ok := o.apply(w, id, c, r.Header.Get("If-Match"), token(r), func(*wire.Session) ([]wire.Op, error) {
+	o.write(w, r, id, c, func(*wire.Session) ([]wire.Op, error) {
 		return []wire.Op{{Code: wire.OpSetAttr, NS: ns, Key: key, Value: member(body, "value")}}, nil
 	})
-	if ok {
-		o.writeSession(w, r, http.StatusOK, s)
-	}
 }
 
-func (o *FakeOrigin) deleteAttr(w http.ResponseWriter, r *http.Request) {
-	id, ok := o.pathID(w, r)
-	if !ok {
-		return
-	}
+func (o *FakeOrigin) deleteAttr(w http.ResponseWriter, r *http.Request, id wire.ID) {
 	ns, valid := wire.ParseNamespace(r.PathValue("ns"))
 	if !valid {
 		writeError(w, http.StatusBadRequest, "invalid_input", "unknown namespace", "namespace", 0)
@@ -760,34 +773,20 @@ func (o *FakeOrigin) deleteAttr(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	s, ok := o.apply(w, id, c, r.Header.Get("If-Match"), token(r), func(*wire.Session) ([]wire.Op, error) {
+	o.write(w, r, id, c, func(*wire.Session) ([]wire.Op, error) {
 		return []wire.Op{{Code: wire.OpDeleteAttr, NS: ns, Key: r.PathValue("key")}}, nil
 	})
-	if ok {
-		o.writeSession(w, r, http.StatusOK, s)
-	}
 }
 
-func (o *FakeOrigin) clearData(w http.ResponseWriter, r *http.Request) {
-	id, ok := o.pathID(w, r)
-	if !ok {
-		return
-	}
+func (o *FakeOrigin) clearData(w http.ResponseWriter, r *http.Request, id wire.ID) {
 	// Like the origin: every namespace is cleared, the fields stay.
-	s, ok := o.apply(w, id, create{}, r.Header.Get("If-Match"), token(r), func(*wire.Session) ([]wire.Op, error) {
+	o.write(w, r, id, create{}, func(*wire.Session) ([]wire.Op, error) {
 		return []wire.Op{{Code: wire.OpClearNamespace, NS: wire.NamespaceCustom},
 			{Code: wire.OpClearNamespace, NS: wire.NamespacePrivacy}, {Code: wire.OpClearNamespace, NS: wire.NamespacePublic}}, nil
 	})
-	if ok {
-		o.writeSession(w, r, http.StatusOK, s)
-	}
 }
 
-func (o *FakeOrigin) end(w http.ResponseWriter, r *http.Request) {
-	id, ok := o.pathID(w, r)
-	if !ok {
-		return
-	}
+func (o *FakeOrigin) end(w http.ResponseWriter, r *http.Request, id wire.ID) {
 	if _, ok := o.apply(w, id, create{}, "", token(r), func(*wire.Session) ([]wire.Op, error) {
 		return []wire.Op{{Code: wire.OpEnd, Reason: wire.EndAbandoned}}, nil
 	}); ok {
@@ -795,11 +794,7 @@ func (o *FakeOrigin) end(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func (o *FakeOrigin) login(w http.ResponseWriter, r *http.Request) {
-	id, ok := o.pathID(w, r)
-	if !ok {
-		return
-	}
+func (o *FakeOrigin) login(w http.ResponseWriter, r *http.Request, id wire.ID) {
 	body, ok := readObject(w, r)
 	if !ok {
 		return
@@ -840,17 +835,13 @@ func (o *FakeOrigin) login(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func (o *FakeOrigin) logout(w http.ResponseWriter, r *http.Request) {
-	id, ok := o.pathID(w, r)
-	if !ok {
-		return
-	}
+func (o *FakeOrigin) logout(w http.ResponseWriter, r *http.Request, id wire.ID) {
 	tok := token(r)
 	if tok != "" {
 		// A logout's token may be idle-expired (the edge's soft logout):
 		// check it here with that allowance, not in apply.
 		o.mu.Lock()
-		ok = o.checkToken(w, id, o.sessions[id], tok, true)
+		ok := o.checkToken(w, id, o.sessions[id], tok, true)
 		o.mu.Unlock()
 		if !ok {
 			return
@@ -879,11 +870,7 @@ func (o *FakeOrigin) logout(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func (o *FakeOrigin) refresh(w http.ResponseWriter, r *http.Request) {
-	id, ok := o.pathID(w, r)
-	if !ok {
-		return
-	}
+func (o *FakeOrigin) refresh(w http.ResponseWriter, r *http.Request, id wire.ID) {
 	s, ok := o.apply(w, id, create{}, "", token(r), func(s *wire.Session) ([]wire.Op, error) {
 		idle, _ := timeouts(s.Kind, lifetime{idle: s.IdleTimeout})
 		return []wire.Op{{Code: wire.OpTouch, Idle: capAt(after(o.cfg.Now().UnixMilli(), idle), s.HardDeadline)}}, nil
@@ -895,22 +882,8 @@ func (o *FakeOrigin) refresh(w http.ResponseWriter, r *http.Request) {
 
 // flush answers the session as the origin does; the fake sends no
 // webhooks, so nothing else happens.
-func (o *FakeOrigin) flush(w http.ResponseWriter, r *http.Request) {
-	id, ok := o.pathID(w, r)
-	if !ok {
-		return
-	}
-	o.mu.Lock()
-	s := o.sessions[id]
-	ok = o.checkToken(w, id, s, token(r), false)
-	o.mu.Unlock()
-	switch {
-	case !ok:
-	case s == nil:
-		writeError(w, http.StatusNotFound, "not_found", "no session "+id.String(), "", 0)
-	case s.Ended != 0:
-		writeError(w, http.StatusGone, "gone", "session ended: "+s.Ended.String(), "", 0)
-	default:
+func (o *FakeOrigin) flush(w http.ResponseWriter, r *http.Request, id wire.ID) {
+	if s, ok := o.read(w, r, id); ok {
 		o.writeSession(w, r, http.StatusOK, s)
 	}
 }
@@ -992,17 +965,27 @@ func (o *FakeOrigin) endPeersLocked(id wire.ID, s *wire.Session) (int, int, stri
 	return n, http.StatusOK, ""
 }
 
-func (o *FakeOrigin) peers(w http.ResponseWriter, r *http.Request) {
-	id, ok := o.pathID(w, r)
-	if !ok {
-		return
-	}
+func (o *FakeOrigin) peers(w http.ResponseWriter, r *http.Request, id wire.ID) {
+	o.answerLocked(w, r, id, func(s *wire.Session) ([]byte, int, string) { return o.peersLocked(id, s) })
+}
+
+func (o *FakeOrigin) endPeers(w http.ResponseWriter, r *http.Request, id wire.ID) {
+	o.answerLocked(w, r, id, func(s *wire.Session) ([]byte, int, string) {
+		n, status, code := o.endPeersLocked(id, s)
+		return append(strconv.AppendInt([]byte(`{"revoked":`), int64(n), 10), '}'), status, code
+	})
+}
+
+// answerLocked runs f on the session with id under the lock, its token (if
+// the request sends one) checked, and answers the JSON f returns, or the
+// HTTP status and error code.
+func (o *FakeOrigin) answerLocked(w http.ResponseWriter, r *http.Request, id wire.ID, f func(s *wire.Session) ([]byte, int, string)) {
 	o.mu.Lock()
 	s := o.sessions[id]
 	var body []byte
 	status, code := 0, ""
 	if o.checkToken(w, id, s, token(r), false) {
-		body, status, code = o.peersLocked(id, s)
+		body, status, code = f(s)
 	}
 	o.mu.Unlock()
 	switch {
@@ -1012,28 +995,6 @@ func (o *FakeOrigin) peers(w http.ResponseWriter, r *http.Request) {
 	default:
 		w.Header().Set("Content-Type", "application/json")
 		w.Write(body)
-	}
-}
-
-func (o *FakeOrigin) endPeers(w http.ResponseWriter, r *http.Request) {
-	id, ok := o.pathID(w, r)
-	if !ok {
-		return
-	}
-	o.mu.Lock()
-	s := o.sessions[id]
-	n, status, code := 0, 0, ""
-	if o.checkToken(w, id, s, token(r), false) {
-		n, status, code = o.endPeersLocked(id, s)
-	}
-	o.mu.Unlock()
-	switch {
-	case status == 0:
-	case status != http.StatusOK:
-		writeError(w, status, code, code, "", 0)
-	default:
-		w.Header().Set("Content-Type", "application/json")
-		w.Write(append(strconv.AppendInt([]byte(`{"revoked":`), int64(n), 10), '}'))
 	}
 }
 
@@ -1072,8 +1033,9 @@ func (o *FakeOrigin) putShared(w http.ResponseWriter, r *http.Request) {
 }
 
 func (o *FakeOrigin) getShared(w http.ResponseWriter, r *http.Request) {
-	r.SetPathValue("id", wire.SharedID(o.cfg.SharedSecret, r.PathValue("name")).String())
-	o.get(w, r)
+	id := wire.SharedID(o.cfg.SharedSecret, r.PathValue("name"))
+	r.SetPathValue("id", id.String())
+	o.get(w, r, id)
 }
 
 func (o *FakeOrigin) customer(cid string) []*wire.Session {

@@ -2,38 +2,24 @@ package sessionfasthttp_test
 
 import (
 	"fmt"
-	"net"
 	"net/http"
 	"testing"
 	"time"
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/sessionedge/sessionedge/internal/testbin"
 	"github.com/sessionedge/sessionedge/sdk"
+	"github.com/sessionedge/sessionedge/sdk/internal/middlewaretest"
 	"github.com/sessionedge/sessionedge/sdk/sdktest"
 	"github.com/sessionedge/sessionedge/sdk/sessionfasthttp"
 	"github.com/sessionedge/sessionedge/sdk/wire"
 )
 
-const testID = "AAECAwQFBgcICQoLDA0ODw"
-
-func testSession(kind wire.Kind) *wire.Session {
-	id, _ := wire.ParseID(testID)
-	s := &wire.Session{ID: id, Kind: kind, Generation: 2, Version: 7}
-	s.Fields[wire.FieldCurrency] = wire.Text("EUR")
-	if kind == wire.KindCustomer {
-		s.Fields[wire.FieldCustomerID] = wire.Text("alice")
-	}
-	return s
-}
-
 // serve runs h on loopback until the test ends and returns its address.
 func serve(t *testing.T, h fasthttp.RequestHandler) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	ln := testbin.Listen(t)
 	srv := &fasthttp.Server{Handler: h}
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Shutdown() })
@@ -75,54 +61,21 @@ func TestMiddleware(t *testing.T) {
 		}
 		fmt.Fprintf(ctx, "%s %s %s %s", v.ID, v.Kind, v.CustomerID(), v.Text(wire.FieldCurrency))
 	}
-	signed := func(s *wire.Session) func(*http.Request) {
-		return func(r *http.Request) { sdktest.Forward(r, keys, s, wire.AssertOK) }
-	}
-	forged := func(r *http.Request) {
-		r.Header.Set("X-Session-Id", testID)
-		r.Header.Set("X-Session-Kind", "customer")
-		r.Header.Set("X-Session-Customer", "alice")
-	}
-	tests := []struct {
-		name       string
-		cfg        sessionfasthttp.Config
-		path       string
-		prepare    func(*http.Request)
-		wantStatus int
-		wantBody   string
-		wantToken  string
-	}{
-		{name: "signed by the edge", path: "/", prepare: signed(testSession(wire.KindCustomer)),
-			wantStatus: 200, wantBody: testID + " customer alice EUR"},
-		{name: "signed, with a query", path: "/p?a=1&b=%20", prepare: signed(testSession(wire.KindCustomer)),
-			wantStatus: 200, wantBody: testID + " customer alice EUR"},
-		{name: "token handed back", path: "/login", prepare: signed(testSession(wire.KindAnonymous)),
-			wantStatus: 200, wantBody: testID + " anonymous  EUR", wantToken: "new-token"},
-		{name: "forged headers, no assertion", path: "/", prepare: forged, wantStatus: 403},
-		{name: "no session", path: "/", wantStatus: 403},
-		{name: "assertion of another edge", path: "/", prepare: func(r *http.Request) {
-			sdktest.Forward(r, sdktest.NewAssertionKeys(), testSession(wire.KindCustomer), wire.AssertOK)
-		}, wantStatus: 403},
-		{name: "optional: no assertion passes without a session", path: "/", cfg: sessionfasthttp.Config{Optional: true},
-			prepare: forged, wantStatus: 200, wantBody: "no session"},
-		{name: "insecure trusts the headers", path: "/", cfg: sessionfasthttp.Config{Insecure: true}, prepare: forged,
-			wantStatus: 200, wantBody: testID + " customer alice "},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			cfg := tt.cfg
+	for _, tt := range middlewaretest.Cases(keys) {
+		t.Run(tt.Name, func(t *testing.T) {
+			cfg := sessionfasthttp.Config{Optional: tt.Optional, Insecure: tt.Insecure}
 			if !cfg.Insecure {
 				cfg.AssertionKeys = keys
 			}
-			resp := do(t, serve(t, sessionfasthttp.Middleware(cfg, app)), tt.path, tt.prepare)
-			if resp.StatusCode() != tt.wantStatus {
-				t.Fatalf("status %d (%s), want %d", resp.StatusCode(), resp.Body(), tt.wantStatus)
+			resp := do(t, serve(t, sessionfasthttp.Middleware(cfg, app)), tt.Path, tt.Prepare)
+			if resp.StatusCode() != tt.WantStatus {
+				t.Fatalf("status %d (%s), want %d", resp.StatusCode(), resp.Body(), tt.WantStatus)
 			}
-			if tt.wantBody != "" && string(resp.Body()) != tt.wantBody {
-				t.Errorf("body %q, want %q", resp.Body(), tt.wantBody)
+			if tt.WantBody != "" && string(resp.Body()) != tt.WantBody {
+				t.Errorf("body %q, want %q", resp.Body(), tt.WantBody)
 			}
-			if got := string(resp.Header.Peek(sdk.HeaderToken)); got != tt.wantToken {
-				t.Errorf("token header %q, want %q", got, tt.wantToken)
+			if got := string(resp.Header.Peek(sdk.HeaderToken)); got != tt.WantToken {
+				t.Errorf("token header %q, want %q", got, tt.WantToken)
 			}
 		})
 	}
@@ -130,12 +83,7 @@ func TestMiddleware(t *testing.T) {
 
 func TestWritten(t *testing.T) {
 	keys := sdktest.NewAssertionKeys()
-	origin := sdktest.NewFakeOrigin(sdktest.FakeOriginConfig{})
-	defer origin.Close()
-	client, err := sdk.New(sdk.Config{BaseURL: origin.URL})
-	if err != nil {
-		t.Fatal(err)
-	}
+	client := middlewaretest.Client(t)
 	var reached uint64
 	tests := []struct {
 		name    string
@@ -160,7 +108,9 @@ func TestWritten(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			addr := serve(t, sessionfasthttp.Middleware(sessionfasthttp.Config{AssertionKeys: keys}, tt.handler))
-			resp := do(t, addr, "/", func(r *http.Request) { sdktest.Forward(r, keys, testSession(wire.KindAnonymous), wire.AssertOK) })
+			resp := do(t, addr, "/", func(r *http.Request) {
+				sdktest.Forward(r, keys, middlewaretest.Session(wire.KindAnonymous), wire.AssertOK)
+			})
 			if got := string(resp.Header.Peek(sdk.HeaderWritten)); got != tt.want() {
 				t.Fatalf("%s: %q, want %q", sdk.HeaderWritten, got, tt.want())
 			}

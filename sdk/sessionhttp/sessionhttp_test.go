@@ -10,22 +10,11 @@ import (
 	"testing"
 
 	"github.com/sessionedge/sessionedge/sdk"
+	"github.com/sessionedge/sessionedge/sdk/internal/middlewaretest"
 	"github.com/sessionedge/sessionedge/sdk/sdktest"
 	"github.com/sessionedge/sessionedge/sdk/sessionhttp"
 	"github.com/sessionedge/sessionedge/sdk/wire"
 )
-
-const testID = "AAECAwQFBgcICQoLDA0ODw"
-
-func testSession(kind wire.Kind) *wire.Session {
-	id, _ := wire.ParseID(testID)
-	s := &wire.Session{ID: id, Kind: kind, Generation: 2, Version: 7}
-	s.Fields[wire.FieldCurrency] = wire.Text("EUR")
-	if kind == wire.KindCustomer {
-		s.Fields[wire.FieldCustomerID] = wire.Text("alice")
-	}
-	return s
-}
 
 var noRedirect = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 
@@ -42,70 +31,31 @@ func TestMiddleware(t *testing.T) {
 		}
 		fmt.Fprintf(w, "%s %s %s %s", v.ID, v.Kind, v.CustomerID(), v.Text(wire.FieldCurrency))
 	})
-	signed := func(s *wire.Session) func(*http.Request) {
-		return func(r *http.Request) { sdktest.Forward(r, keys, s, wire.AssertOK) }
+	type testCase struct {
+		middlewaretest.Case
+		reject func(w http.ResponseWriter, r *http.Request, err error)
 	}
-	forged := func(r *http.Request) {
-		r.Header.Set("X-Session-Id", testID)
-		r.Header.Set("X-Session-Kind", "customer")
-		r.Header.Set("X-Session-Customer", "alice")
+	var tests []testCase
+	for _, c := range middlewaretest.Cases(keys) {
+		tests = append(tests, testCase{Case: c})
 	}
-	tests := []struct {
-		name       string
-		cfg        sessionhttp.Config
-		path       string
-		prepare    func(*http.Request)
-		wantStatus int
-		wantBody   string
-		wantToken  string
-	}{
-		{name: "signed by the edge", path: "/", prepare: signed(testSession(wire.KindCustomer)),
-			wantStatus: 200, wantBody: testID + " customer alice EUR"},
-		{name: "token handed back", path: "/login", prepare: signed(testSession(wire.KindAnonymous)),
-			wantStatus: 200, wantBody: testID + " anonymous  EUR", wantToken: "new-token"},
-		{name: "forged headers, no assertion", path: "/", prepare: forged, wantStatus: 403},
-		{name: "no session", path: "/", wantStatus: 403},
-		{name: "forged headers beside a real assertion", path: "/", prepare: func(r *http.Request) {
-			sdktest.Forward(r, keys, testSession(wire.KindAnonymous), wire.AssertOK)
-			other := testSession(wire.KindCustomer)
-			other.Fields[wire.FieldCustomerID] = wire.Text("mallory")
-			o := httptest.NewRequest("GET", r.URL.String(), nil)
-			o.Host = r.URL.Host
-			sdktest.Forward(o, keys, other, wire.AssertOK)
-			r.Header.Set("X-Session-Context", o.Header.Get("X-Session-Context"))
-		}, wantStatus: 403},
-		{name: "assertion for another path", path: "/admin", prepare: func(r *http.Request) {
-			r.URL.Path = "/"
-			sdktest.Forward(r, keys, testSession(wire.KindCustomer), wire.AssertOK)
-			r.URL.Path = "/admin"
-		}, wantStatus: 403},
-		{name: "assertion of another edge", path: "/", prepare: func(r *http.Request) {
-			sdktest.Forward(r, sdktest.NewAssertionKeys(), testSession(wire.KindCustomer), wire.AssertOK)
-		}, wantStatus: 403},
-		{name: "optional: no assertion passes without a session, forged headers ignored", path: "/",
-			cfg: sessionhttp.Config{Optional: true}, prepare: forged, wantStatus: 200, wantBody: "no session"},
-		{name: "optional: a bad assertion is still refused", path: "/", cfg: sessionhttp.Config{Optional: true}, prepare: func(r *http.Request) {
-			sdktest.Forward(r, sdktest.NewAssertionKeys(), testSession(wire.KindCustomer), wire.AssertOK)
-		}, wantStatus: 403},
-		{name: "insecure trusts the headers", path: "/", cfg: sessionhttp.Config{Insecure: true}, prepare: forged,
-			wantStatus: 200, wantBody: testID + " customer alice "},
-		{name: "custom reject", path: "/", cfg: sessionhttp.Config{Reject: func(w http.ResponseWriter, r *http.Request, err error) {
+	tests = append(tests, testCase{Case: middlewaretest.Case{Name: "custom reject", Path: "/", WantStatus: 302},
+		reject: func(w http.ResponseWriter, r *http.Request, err error) {
 			if errors.Is(err, sdk.ErrNoSession) {
 				http.Redirect(w, r, "https://shop.example/", http.StatusFound)
 			}
-		}}, wantStatus: 302},
-	}
+		}})
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			cfg := tt.cfg
+		t.Run(tt.Name, func(t *testing.T) {
+			cfg := sessionhttp.Config{Optional: tt.Optional, Insecure: tt.Insecure, Reject: tt.reject}
 			if !cfg.Insecure {
 				cfg.AssertionKeys = keys
 			}
 			srv := httptest.NewServer(sessionhttp.Middleware(cfg)(app))
 			defer srv.Close()
-			req, _ := http.NewRequest("GET", srv.URL+tt.path, nil)
-			if tt.prepare != nil {
-				tt.prepare(req)
+			req, _ := http.NewRequest("GET", srv.URL+tt.Path, nil)
+			if tt.Prepare != nil {
+				tt.Prepare(req)
 			}
 			resp, err := noRedirect.Do(req)
 			if err != nil {
@@ -113,14 +63,14 @@ func TestMiddleware(t *testing.T) {
 			}
 			body, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
-			if resp.StatusCode != tt.wantStatus {
-				t.Fatalf("status %d (%s), want %d", resp.StatusCode, body, tt.wantStatus)
+			if resp.StatusCode != tt.WantStatus {
+				t.Fatalf("status %d (%s), want %d", resp.StatusCode, body, tt.WantStatus)
 			}
-			if tt.wantBody != "" && strings.TrimRight(string(body), "\n") != tt.wantBody {
-				t.Errorf("body %q, want %q", body, tt.wantBody)
+			if tt.WantBody != "" && strings.TrimRight(string(body), "\n") != tt.WantBody {
+				t.Errorf("body %q, want %q", body, tt.WantBody)
 			}
-			if got := resp.Header.Get(sdk.HeaderToken); got != tt.wantToken {
-				t.Errorf("token header %q, want %q", got, tt.wantToken)
+			if got := resp.Header.Get(sdk.HeaderToken); got != tt.WantToken {
+				t.Errorf("token header %q, want %q", got, tt.WantToken)
 			}
 		})
 	}
@@ -188,12 +138,7 @@ func TestWritten(t *testing.T) {
 		}, "12"},
 		{"a real client write", nil, "set below"},
 	}
-	origin := sdktest.NewFakeOrigin(sdktest.FakeOriginConfig{})
-	defer origin.Close()
-	client, err := sdk.New(sdk.Config{BaseURL: origin.URL})
-	if err != nil {
-		t.Fatal(err)
-	}
+	client := middlewaretest.Client(t)
 	var reached uint64
 	tests[len(tests)-1].handler = func(w http.ResponseWriter, r *http.Request) {
 		s, err := client.Patch(r.Context(), sessionhttp.FromRequest(r).ID, new(sdk.Patch).SetField(wire.FieldCartID, wire.Text("c-1")), sdk.Upsert())
@@ -208,7 +153,7 @@ func TestWritten(t *testing.T) {
 			srv := httptest.NewServer(sessionhttp.Middleware(sessionhttp.Config{AssertionKeys: keys})(http.HandlerFunc(tt.handler)))
 			defer srv.Close()
 			req, _ := http.NewRequest("GET", srv.URL+"/", nil)
-			sdktest.Forward(req, keys, testSession(wire.KindAnonymous), wire.AssertOK)
+			sdktest.Forward(req, keys, middlewaretest.Session(wire.KindAnonymous), wire.AssertOK)
 			resp, err := noRedirect.Do(req)
 			if err != nil {
 				t.Fatal(err)
@@ -254,7 +199,7 @@ func TestHijack(t *testing.T) {
 	srv := httptest.NewServer(h)
 	defer srv.Close()
 	req, _ := http.NewRequest("GET", srv.URL+"/", nil)
-	sdktest.Forward(req, keys, testSession(wire.KindAnonymous), wire.AssertOK)
+	sdktest.Forward(req, keys, middlewaretest.Session(wire.KindAnonymous), wire.AssertOK)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -285,13 +230,13 @@ func Example() {
 
 	// The edge would sign these headers; sdktest.Forward plays it.
 	req := httptest.NewRequest("GET", "/", nil)
-	sdktest.Forward(req, keys, testSession(wire.KindAnonymous), wire.AssertOK)
+	sdktest.Forward(req, keys, middlewaretest.Session(wire.KindAnonymous), wire.AssertOK)
 	rec := httptest.NewRecorder()
 	handler.ServeHTTP(rec, req)
 	fmt.Println(rec.Body.String())
 
 	req = httptest.NewRequest("POST", "/login", nil)
-	sdktest.Forward(req, keys, testSession(wire.KindAnonymous), wire.AssertOK)
+	sdktest.Forward(req, keys, middlewaretest.Session(wire.KindAnonymous), wire.AssertOK)
 	rec = httptest.NewRecorder()
 	handler.ServeHTTP(rec, req)
 	fmt.Println(rec.Header().Get(sdk.HeaderToken))
@@ -299,7 +244,7 @@ func Example() {
 	// A request that did not come through the edge has no assertion: forged
 	// headers are refused.
 	req = httptest.NewRequest("GET", "/", nil)
-	req.Header.Set(sdk.HeaderID, testID)
+	req.Header.Set(sdk.HeaderID, middlewaretest.ID)
 	req.Header.Set(sdk.HeaderKind, "customer")
 	rec = httptest.NewRecorder()
 	handler.ServeHTTP(rec, req)

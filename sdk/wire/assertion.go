@@ -98,19 +98,15 @@ type AssertionKeys struct {
 // with another purpose by mistake does not give that purpose's MAC away.
 func NewAssertionKeys(active uint8, secrets map[uint8][]byte) (*AssertionKeys, error) {
 	ak := &AssertionKeys{active: active}
-	for id, s := range secrets {
-		if len(s) < MinKeyLen {
-			return nil, errors.New("wire: assertion key " + itoa(int(id)) + " is " + itoa(len(s)) + " bytes, want at least " + itoa(MinKeyLen))
-		}
+	if err := deriveKeys(&ak.keys, "assertion key", active, secrets, func(s []byte) *assertionKey {
 		h := sha256.New()
 		h.Write([]byte("sessionedge assertion v1\x00"))
 		h.Write(s)
 		var sum [sha256.Size]byte
 		h.Sum(sum[:0])
-		ak.keys[id] = &assertionKey{k0: binary.LittleEndian.Uint64(sum[:8]), k1: binary.LittleEndian.Uint64(sum[8:16])}
-	}
-	if ak.keys[active] == nil {
-		return nil, errors.New("wire: active assertion key " + itoa(int(active)) + " is not listed")
+		return &assertionKey{k0: binary.LittleEndian.Uint64(sum[:8]), k1: binary.LittleEndian.Uint64(sum[8:16])}
+	}); err != nil {
+		return nil, err
 	}
 	return ak, nil
 }

@@ -80,29 +80,26 @@ func benchDecode(b *testing.B, n int, in []byte, decode func([]byte) error, want
 // BenchmarkDecodeObject decodes a context body of n keys with the limits
 // raised so it is accepted: the time per key stays flat as n grows.
 func BenchmarkDecodeObject(b *testing.B) {
-	raised := Limits{MaxAttrs: 1 << 20}
-	for _, n := range decodeSizes {
-		js, cb := contextJSON(n), contextCBOR(n)
-		b.Run("json/"+sizeName(n), func(b *testing.B) {
-			benchDecode(b, n, js, func(in []byte) error { _, err := ParseValueJSONLimits(in, &raised); return err }, false, true)
-		})
-		b.Run("cbor/"+sizeName(n), func(b *testing.B) {
-			benchDecode(b, n, cb, func(in []byte) error { _, err := DecodeValueLimits(in, &raised); return err }, false, true)
-		})
-	}
+	benchDecodeSizes(b, &Limits{MaxAttrs: 1 << 20}, false, true)
 }
 
 // BenchmarkDecodeRefused decodes the same bodies with the default limits:
 // each is refused once its object passes MaxAttrs keys, so the cost per body
 // stays flat whatever its size (ns/key here divides by the body's keys).
 func BenchmarkDecodeRefused(b *testing.B) {
+	benchDecodeSizes(b, &DefaultLimits, true, false)
+}
+
+// benchDecodeSizes runs benchDecode (wantErr and cpu as it takes them) on
+// the JSON and the CBOR context body of each of decodeSizes, under lim.
+func benchDecodeSizes(b *testing.B, lim *Limits, wantErr, cpu bool) {
 	for _, n := range decodeSizes {
 		js, cb := contextJSON(n), contextCBOR(n)
 		b.Run("json/"+sizeName(n), func(b *testing.B) {
-			benchDecode(b, n, js, func(in []byte) error { _, err := ParseValueJSONLimits(in, &DefaultLimits); return err }, true, false)
+			benchDecode(b, n, js, func(in []byte) error { _, err := ParseValueJSONLimits(in, lim); return err }, wantErr, cpu)
 		})
 		b.Run("cbor/"+sizeName(n), func(b *testing.B) {
-			benchDecode(b, n, cb, func(in []byte) error { _, err := DecodeValueLimits(in, &DefaultLimits); return err }, true, false)
+			benchDecode(b, n, cb, func(in []byte) error { _, err := DecodeValueLimits(in, lim); return err }, wantErr, cpu)
 		})
 	}
 }

@@ -72,28 +72,40 @@ func FuzzParseValueJSONLimits(f *testing.F) {
 	f.Add([]byte(`[1,-2.5e3,"\u00e9\ud83d\ude00",true,false,null,{"$time":"2026-01-01T00:00:00.5+02:00"},[[[]]]]`))
 	lim := DefaultLimits
 	base := fuzzBase(ID{7})
+	fuzzLimited(f, &lim, func(b []byte) (Value, error) { return ParseValueJSONLimits(b, &lim) }, ParseValueJSON, ErrJSON,
+		func(err error) bool { return strings.Contains(err.Error(), "nested deeper") },
+		func(t *testing.T, v Value) {
+			// The origin's path: a merge patch applied to a session.
+			if ops, err := ContextOps(v, false, &lim); err == nil {
+				_, _ = Apply(base, &Delta{ID: base.ID, BaseVersion: base.Version, Version: base.Version + 1, Ops: ops}, &lim)
+			}
+		})
+}
+
+// fuzzLimited fuzzes a decoder with limits (limited) against the same
+// decoder without (free): an input refused with limits is refused with
+// kind, and for a limit unless free refuses it too; one accepted decodes to
+// what free decodes, within lim; then more runs on the value.
+func fuzzLimited(f *testing.F, lim *Limits, limited, free func([]byte) (Value, error), kind error, tooDeep func(error) bool, more func(t *testing.T, v Value)) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		if len(b) > fuzzSizeCap {
 			return
 		}
 		fuzzbudget.Check(t, len(b), func() {
-			v, err := ParseValueJSONLimits(b, &lim)
-			free, freeErr := ParseValueJSON(b)
+			v, err := limited(b)
+			fv, freeErr := free(b)
 			if err != nil {
-				checkDecodeError(t, err, ErrJSON)
-				if freeErr == nil && !errors.Is(err, ErrTooLarge) && !strings.Contains(err.Error(), "nested deeper") {
+				checkDecodeError(t, err, kind)
+				if freeErr == nil && !errors.Is(err, ErrTooLarge) && !tooDeep(err) {
 					t.Fatalf("refused with limits (%v) for another reason than a limit", err)
 				}
 				return
 			}
-			if freeErr != nil || !free.Equal(v) {
+			if freeErr != nil || !fv.Equal(v) {
 				t.Fatalf("accepted with limits, not without: %v", freeErr)
 			}
-			checkWithin(t, v, &lim, lim.MaxDepth+MaxEnvelopeDepth)
-			// The origin's path: a merge patch applied to a session.
-			if ops, err := ContextOps(v, false, &lim); err == nil {
-				_, _ = Apply(base, &Delta{ID: base.ID, BaseVersion: base.Version, Version: base.Version + 1, Ops: ops}, &lim)
-			}
+			checkWithin(t, v, lim, lim.MaxDepth+MaxEnvelopeDepth)
+			more(t, v)
 		})
 	})
 }
@@ -106,30 +118,14 @@ func FuzzDecodeValue(f *testing.F) {
 		f.Add(AppendValue(nil, v))
 	}
 	lim := DefaultLimits
-	f.Fuzz(func(t *testing.T, b []byte) {
-		if len(b) > fuzzSizeCap {
-			return
-		}
-		fuzzbudget.Check(t, len(b), func() {
-			v, err := DecodeValueLimits(b, &lim)
-			free, freeErr := DecodeValue(b)
-			if err != nil {
-				checkDecodeError(t, err, ErrCBOR)
-				if freeErr == nil && !errors.Is(err, ErrTooLarge) && !errors.Is(err, ErrCBORTooDeep) {
-					t.Fatalf("refused with limits (%v) for another reason than a limit", err)
-				}
-				return
-			}
-			if freeErr != nil || !free.Equal(v) {
-				t.Fatalf("accepted with limits, not without: %v", freeErr)
-			}
-			checkWithin(t, v, &lim, lim.MaxDepth+MaxEnvelopeDepth)
+	fuzzLimited(f, &lim, func(b []byte) (Value, error) { return DecodeValueLimits(b, &lim) }, DecodeValue, ErrCBOR,
+		func(err error) bool { return errors.Is(err, ErrCBORTooDeep) },
+		func(t *testing.T, v Value) {
 			back, err := DecodeValueLimits(AppendValue(nil, v), &lim)
 			if err != nil || !back.Equal(v) {
 				t.Fatalf("re-decoding failed: %v", err)
 			}
 		})
-	})
 }
 
 func FuzzDecodeDelta(f *testing.F) {

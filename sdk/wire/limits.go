@@ -37,26 +37,14 @@ const MaxEnvelopeDepth = 3
 // WithDefaults returns l with every zero field set to its default.
 func (l Limits) WithDefaults() Limits {
 	d := DefaultLimits
-	if l.MaxTextLen > 0 {
-		d.MaxTextLen = l.MaxTextLen
-	}
-	if l.MaxKeyLen > 0 {
-		d.MaxKeyLen = l.MaxKeyLen
-	}
-	if l.MaxAttrs > 0 {
-		d.MaxAttrs = l.MaxAttrs
-	}
-	if l.MaxSessionBytes > 0 {
-		d.MaxSessionBytes = l.MaxSessionBytes
-	}
-	if l.MaxDepth > 0 {
-		d.MaxDepth = l.MaxDepth
-	}
-	if l.MaxListLen > 0 {
-		d.MaxListLen = l.MaxListLen
-	}
-	if l.MaxBatch > 0 {
-		d.MaxBatch = l.MaxBatch
+	for _, f := range [...]struct {
+		dst *int
+		v   int
+	}{{&d.MaxTextLen, l.MaxTextLen}, {&d.MaxKeyLen, l.MaxKeyLen}, {&d.MaxAttrs, l.MaxAttrs}, {&d.MaxSessionBytes, l.MaxSessionBytes},
+		{&d.MaxDepth, l.MaxDepth}, {&d.MaxListLen, l.MaxListLen}, {&d.MaxBatch, l.MaxBatch}} {
+		if f.v > 0 {
+			*f.dst = f.v
+		}
 	}
 	return d
 }

@@ -34,10 +34,13 @@ func (f Field) Type() ValueType {
 }
 
 // ParseField returns the field with JSON name s.
-func ParseField(s string) (Field, bool) {
-	for i, n := range fieldNames {
+func ParseField(s string) (Field, bool) { return lookup[Field](fieldNames[:], s) }
+
+// lookup returns the number of the name s in names.
+func lookup[T ~uint8](names []string, s string) (T, bool) {
+	for i, n := range names {
 		if n == s {
-			return Field(i), true
+			return T(i), true
 		}
 	}
 	return 0, false
@@ -65,14 +68,7 @@ func (ns Namespace) String() string {
 }
 
 // ParseNamespace returns the namespace called s.
-func ParseNamespace(s string) (Namespace, bool) {
-	for i, n := range namespaceNames {
-		if n == s {
-			return Namespace(i), true
-		}
-	}
-	return 0, false
-}
+func ParseNamespace(s string) (Namespace, bool) { return lookup[Namespace](namespaceNames[:], s) }
 
 // EndReason says why a session ended. A session with a non-zero EndReason is
 // a tombstone: it stays until its hard deadline so a stale token cannot bring

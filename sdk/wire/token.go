@@ -136,16 +136,26 @@ type Keyring struct {
 // least MinKeyLen bytes) that signs with active.
 func NewKeyring(active uint8, secrets map[uint8][]byte) (*Keyring, error) {
 	kr := &Keyring{active: active}
-	for id, s := range secrets {
-		if len(s) < MinKeyLen {
-			return nil, errors.New("wire: key " + itoa(int(id)) + " is " + itoa(len(s)) + " bytes, want at least " + itoa(MinKeyLen))
-		}
-		kr.keys[id] = newHMACKey(s)
-	}
-	if kr.keys[active] == nil {
-		return nil, errors.New("wire: active key " + itoa(int(active)) + " is not in the keyring")
+	if err := deriveKeys(&kr.keys, "key", active, secrets, newHMACKey); err != nil {
+		return nil, err
 	}
 	return kr, nil
+}
+
+// deriveKeys fills keys with the key derive makes of each secret (key id →
+// secret, each at least MinKeyLen bytes); active must be among them. what
+// names the keys in errors.
+func deriveKeys[K any](keys *[256]*K, what string, active uint8, secrets map[uint8][]byte, derive func(secret []byte) *K) error {
+	for id, s := range secrets {
+		if len(s) < MinKeyLen {
+			return errors.New("wire: " + what + " " + itoa(int(id)) + " is " + itoa(len(s)) + " bytes, want at least " + itoa(MinKeyLen))
+		}
+		keys[id] = derive(s)
+	}
+	if keys[active] == nil {
+		return errors.New("wire: active " + what + " " + itoa(int(active)) + " is not listed")
+	}
+	return nil
 }
 
 // Active returns the id of the key that signs.

@@ -121,12 +121,25 @@ func TestNoDeadlines(t *testing.T) {
 	}
 }
 
-func TestNewKeyringRejects(t *testing.T) {
-	if _, err := NewKeyring(1, map[uint8][]byte{1: []byte("short")}); err == nil {
-		t.Error("accepted a 5-byte key")
-	}
-	if _, err := NewKeyring(3, map[uint8][]byte{1: testKey1}); err == nil {
-		t.Error("accepted an active key that is not in the ring")
+// TestNewKeysReject: the token keyring and the assertion keys refuse a
+// short secret and an active key they do not list.
+func TestNewKeysReject(t *testing.T) {
+	for name, newKeys := range map[string]func(active uint8, secrets map[uint8][]byte) error{
+		"keyring": func(active uint8, secrets map[uint8][]byte) error {
+			_, err := NewKeyring(active, secrets)
+			return err
+		},
+		"assertion keys": func(active uint8, secrets map[uint8][]byte) error {
+			_, err := NewAssertionKeys(active, secrets)
+			return err
+		},
+	} {
+		if newKeys(1, map[uint8][]byte{1: []byte("short")}) == nil {
+			t.Errorf("%s: accepted a 5-byte secret", name)
+		}
+		if newKeys(3, map[uint8][]byte{1: testKey1}) == nil {
+			t.Errorf("%s: accepted an active key that is not listed", name)
+		}
 	}
 }
 

@@ -5,34 +5,24 @@ import (
 	"errors"
 	"flag"
 	"io"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/sessionedge/sessionedge/edge/proxy"
+	"github.com/sessionedge/sessionedge/internal/testbin"
 	"github.com/sessionedge/sessionedge/sdk/wire"
 )
 
-func writeFile(t *testing.T, name, content string) string {
-	t.Helper()
-	path := filepath.Join(t.TempDir(), name)
-	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
-
 func TestLoadConfig(t *testing.T) {
-	file := writeFile(t, "edge.json", `{
+	file := testbin.WriteFile(t, "edge.json", `{
 		"listen": ":9000", "upstream": "127.0.0.1:1", "vms": 3,
 		"clusters": {"origin": "127.0.0.1:2"},
 		"pluginConfig": {"keys": {"1": "x"}},
 		"upstreamTimeout": "3s", "filterTimeout": 2, "headerTimeout": 0.5, "idleTimeout": "none",
 		"failOpen": false, "maxConnsPerClient": 7
 	}`)
-	pluginFile := writeFile(t, "plugin.json", `{"a":1}`)
+	pluginFile := testbin.WriteFile(t, "plugin.json", `{"a":1}`)
 	env := map[string]string{
 		"EDGE_UPSTREAM":  "127.0.0.1:3",
 		"EDGE_CLUSTERS":  "extra=127.0.0.1:4",
@@ -95,7 +85,7 @@ func TestLoadConfig(t *testing.T) {
 
 func TestLoadConfigErrors(t *testing.T) {
 	none := func(string) string { return "" }
-	file := func(content string) string { return writeFile(t, "edge.json", content) }
+	file := func(content string) string { return testbin.WriteFile(t, "edge.json", content) }
 	for _, tt := range []struct {
 		args []string
 		env  func(string) string
@@ -142,7 +132,7 @@ func TestDurationsMatchWire(t *testing.T) {
 		if err := w.UnmarshalJSON([]byte(v)); err != nil {
 			t.Fatal(err)
 		}
-		c, err := proxy.LoadConfigFile(writeFile(t, "c.json", `{"filterTimeout":`+v+`}`))
+		c, err := proxy.LoadConfigFile(testbin.WriteFile(t, "c.json", `{"filterTimeout":`+v+`}`))
 		if err != nil {
 			t.Fatal(err)
 		}

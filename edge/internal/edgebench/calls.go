@@ -21,6 +21,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/sessionedge/sessionedge/edge/internal/loadgen"
 	"github.com/sessionedge/sessionedge/edge/wasmhost"
 	"github.com/valyala/fasthttp"
 )
@@ -75,10 +76,10 @@ func runCalls(o options) error {
 		ctx.Response.Header.Set("x-answer", "1")
 		ctx.SetBody(body)
 	}}
-	fmt.Printf("origin calls through the host at %d/s for %v each, GOMAXPROCS=%d, origin delay %v\n\n", o.callsRate, o.duration, runtime.GOMAXPROCS(0), o.originDelay)
+	fmt.Printf("origin calls through the host at %d/s for %v each, GOMAXPROCS=%d, origin delay %v\n\n", o.callsRate, o.Duration, runtime.GOMAXPROCS(0), o.originDelay)
 	fmt.Printf("| client | calls | achieved/s | p50 | p90 | p99 | max | failed | origin connections | most in flight |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, mode := range []string{"pooled (HTTPCluster)", "http.DefaultClient"} {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		ln, err := loadgen.Listen()
 		if err != nil {
 			return err
 		}
@@ -90,24 +91,19 @@ func runCalls(o options) error {
 		}
 		tc := &timedCluster{c: hc}
 		host, err := wasmhost.New(context.Background(), wasmhost.Config{
-			WasmPath: o.wasm,
+			WasmPath: o.Wasm,
 			Clusters: wasmhost.Clusters{"backend": tc},
 			Logger:   slog.New(slog.NewTextHandler(io.Discard, nil)),
 		})
 		if err != nil {
 			return err
 		}
-		achieved := callLoad(&wasmhost.Lifecycle{Host: host}, o.callsRate, o.duration)
+		achieved := callLoad(&wasmhost.Lifecycle{Host: host}, o.callsRate, o.Duration)
 		_ = host.Close(context.Background())
 		_ = ln.Close()
 		lat := tc.lat
 		sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
-		q := func(f float64) time.Duration {
-			if len(lat) == 0 {
-				return 0
-			}
-			return lat[int(f*float64(len(lat)-1))].Round(time.Microsecond)
-		}
+		q := func(f float64) time.Duration { return loadgen.Quantile(lat, f) }
 		fmt.Printf("| %s | %d | %.0f | %v | %v | %v | %v | %d | %d | %d |\n", mode, len(lat), achieved, q(0.5), q(0.9), q(0.99), q(1), tc.fails.Load(), cl.n.Load(), tc.maxBusy.Load())
 	}
 	return nil

@@ -14,29 +14,20 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 	"runtime"
 	"runtime/pprof"
-	"sort"
-	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/sessionedge/sessionedge/edge/internal/loadgen"
 	"github.com/sessionedge/sessionedge/edge/proxy"
 	"github.com/valyala/fasthttp"
 )
 
 func main() {
 	var o options
-	flag.StringVar(&o.wasm, "wasm", "build/sessionedge.wasm", "filter module")
-	flag.StringVar(&o.pluginConfigFile, "plugin-config-file", "", "plugin configuration file (JSON; default {})")
-	flag.DurationVar(&o.duration, "duration", time.Second, "length of one round")
-	flag.IntVar(&o.rounds, "rounds", 7, "rounds per mode (alternating)")
-	flag.IntVar(&o.conns, "conns", 16, "concurrent connections of the load generator")
-	flag.IntVar(&o.vms, "vms", 0, "filter VMs (default GOMAXPROCS)")
-	flag.StringVar(&o.path, "path", "/products/42", "request path")
+	o.Flags("JSON; default {}", "default GOMAXPROCS")
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run")
 	flag.IntVar(&o.callsRate, "calls-rate", 0, "measure HTTP calls of the .wat guest at this rate per second instead (-wasm edge/testdata/conformance.wasm)")
 	flag.DurationVar(&o.originDelay, "origin-delay", 0, "with -calls-rate: time the origin takes to answer")
@@ -55,15 +46,15 @@ func main() {
 		}
 	}
 	pluginConfig := []byte("{}")
-	if o.pluginConfigFile != "" {
-		b, err := os.ReadFile(o.pluginConfigFile)
+	if o.PluginConfigFile != "" {
+		b, err := os.ReadFile(o.PluginConfigFile)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "edgebench:", err)
 			os.Exit(1)
 		}
 		pluginConfig = b
 	}
-	if err := run(o.wasm, pluginConfig, o.duration, o.rounds, o.conns, o.vms, o.path); err != nil {
+	if err := run(o.Wasm, pluginConfig, o.Duration, o.Rounds, o.Conns, o.VMs, o.Path); err != nil {
 		fmt.Fprintln(os.Stderr, "edgebench:", err)
 		pprof.StopCPUProfile()
 		os.Exit(1)
@@ -71,35 +62,25 @@ func main() {
 }
 
 type options struct {
-	wasm, pluginConfigFile, path, cpuProfile string
-	duration, originDelay                    time.Duration
-	rounds, conns, vms, callsRate            int
+	loadgen.Options
+	cpuProfile  string
+	originDelay time.Duration
+	callsRate   int
 }
-
-func listen() (net.Listener, error) { return net.Listen("tcp", "127.0.0.1:0") }
 
 func run(wasm string, pluginConfig []byte, duration time.Duration, rounds, conns, vms int, path string) error {
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	upLn, err := listen()
+	upstream, stopUpstream, err := loadgen.Upstream()
 	if err != nil {
 		return err
 	}
-	body := []byte(strings.Repeat("x", 1024))
-	up := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) {
-		ctx.Response.Header.Set("Content-Type", "text/html")
-		ctx.SetBody(body)
-	}}
-	go func() { _ = up.Serve(upLn) }()
-	defer up.Shutdown()
-
+	defer stopUpstream()
 	// A fake origin for the filter's HTTP calls answers 404 quickly.
-	orLn, err := listen()
+	origin, stopOrigin, err := loadgen.Origin(new(atomic.Int64))
 	if err != nil {
 		return err
 	}
-	origin := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) { ctx.SetStatusCode(404) }}
-	go func() { _ = origin.Serve(orLn) }()
-	defer origin.Shutdown()
+	defer stopOrigin()
 
 	type edge struct {
 		name string
@@ -109,10 +90,10 @@ func run(wasm string, pluginConfig []byte, duration time.Duration, rounds, conns
 	var edges []*edge
 	for _, noFilter := range []bool{true, false} {
 		s, err := proxy.New(context.Background(), proxy.Config{
-			Upstream:     upLn.Addr().String(),
+			Upstream:     upstream,
 			Wasm:         wasm,
 			PluginConfig: pluginConfig,
-			Clusters:     map[string]string{"origin": orLn.Addr().String()},
+			Clusters:     map[string]string{"origin": origin},
 			VMs:          vms,
 			NoFilter:     noFilter,
 			FailOpen:     true,
@@ -121,7 +102,7 @@ func run(wasm string, pluginConfig []byte, duration time.Duration, rounds, conns
 		if err != nil {
 			return err
 		}
-		ln, err := listen()
+		ln, err := loadgen.Listen()
 		if err != nil {
 			return err
 		}
@@ -143,102 +124,24 @@ func run(wasm string, pluginConfig []byte, duration time.Duration, rounds, conns
 		if err := fasthttp.DoTimeout(req, resp, 5*time.Second); err != nil {
 			return fmt.Errorf("warm-up request: %w", err)
 		}
-		var parts []string
-		for _, v := range resp.Header.Cookies() {
-			c := fasthttp.AcquireCookie()
-			if c.ParseBytes(v) == nil {
-				parts = append(parts, string(c.Key())+"="+string(c.Value()))
-			}
-			fasthttp.ReleaseCookie(c)
-		}
-		cookie = strings.Join(parts, "; ")
+		cookie = loadgen.Cookie(resp)
 	}
 
-	var offs, ons []loadResult
-	var ratios []float64
-	for r := 0; r < rounds; r++ {
-		off := load(edges[0].addr, path, cookie, conns, duration)
-		on := load(edges[1].addr, path, cookie, conns, duration)
-		offs, ons = append(offs, off), append(ons, on)
-		if off.rps > 0 {
-			ratios = append(ratios, on.rps/off.rps)
-		}
-	}
-	median := func(rs []loadResult) loadResult {
-		sort.Slice(rs, func(i, j int) bool { return rs[i].rps < rs[j].rps })
-		return rs[len(rs)/2]
-	}
-	sort.Float64s(ratios)
-	off, on := median(offs), median(ons)
+	rs := loadgen.Alternate(rounds,
+		func() loadgen.Result { return loadgen.Run(edges[0].addr, path, cookie, conns, duration) },
+		func() loadgen.Result { return loadgen.Run(edges[1].addr, path, cookie, conns, duration) })
+	off, on := rs.Medians()
 	fmt.Printf("edge proxy throughput, loopback, %d conns, %d alternating rounds of %v per mode, GOMAXPROCS=%d\n", conns, rounds, duration, runtime.GOMAXPROCS(0))
 	fmt.Printf("wasm: %s  session cookie reused: %v\n\n", wasm, cookie != "")
 	fmt.Printf("| mode | req/s (median round) | p50 | p99 | errors |\n|---|---:|---:|---:|---:|\n")
 	for _, x := range []struct {
 		n string
-		r loadResult
+		r loadgen.Result
 	}{{"filter off", off}, {"filter on", on}} {
-		fmt.Printf("| %s | %.0f | %v | %v | %d |\n", x.n, x.r.rps, x.r.p50, x.r.p99, x.r.errs)
+		fmt.Printf("| %s | %.0f | %v | %v | %d |\n", x.n, x.r.RPS, x.r.P50, x.r.P99, x.r.Errs)
 	}
-	if len(ratios) > 0 {
-		fmt.Printf("\nratio on/off: %.2f (median of per-round ratios; min %.2f, max %.2f; target >= 0.85)\n", ratios[len(ratios)/2], ratios[0], ratios[len(ratios)-1])
+	if line := rs.Ratio("on/off"); line != "" {
+		fmt.Printf("\n%s\n", line)
 	}
 	return nil
-}
-
-type loadResult struct {
-	n, errs  int64
-	rps      float64
-	p50, p99 time.Duration
-}
-
-// load sends requests from conns goroutines for d and reports throughput
-// and latency.
-func load(addr, path, cookie string, conns int, d time.Duration) loadResult {
-	client := &fasthttp.HostClient{Addr: addr, MaxConns: conns, ReadTimeout: 5 * time.Second, WriteTimeout: 5 * time.Second}
-	defer client.CloseIdleConnections()
-	var n, errs atomic.Int64
-	var mu sync.Mutex
-	var lat []time.Duration
-	deadline := time.Now().Add(d)
-	var wg sync.WaitGroup
-	start := time.Now()
-	for i := 0; i < conns; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
-			defer fasthttp.ReleaseRequest(req)
-			defer fasthttp.ReleaseResponse(resp)
-			local := make([]time.Duration, 0, 1<<14)
-			for time.Now().Before(deadline) {
-				req.Reset()
-				req.SetRequestURI("http://" + addr + path)
-				req.Header.SetHost("shop.example")
-				if cookie != "" {
-					req.Header.Set("Cookie", cookie)
-				}
-				t0 := time.Now()
-				err := client.Do(req, resp)
-				if err != nil || resp.StatusCode() >= 500 {
-					errs.Add(1)
-					continue
-				}
-				local = append(local, time.Since(t0))
-				n.Add(1)
-			}
-			mu.Lock()
-			lat = append(lat, local...)
-			mu.Unlock()
-		}()
-	}
-	wg.Wait()
-	el := time.Since(start)
-	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
-	q := func(f float64) time.Duration {
-		if len(lat) == 0 {
-			return 0
-		}
-		return lat[int(f*float64(len(lat)-1))].Round(time.Microsecond)
-	}
-	return loadResult{n: n.Load(), errs: errs.Load(), rps: float64(n.Load()) / el.Seconds(), p50: q(0.5), p99: q(0.99)}
 }
