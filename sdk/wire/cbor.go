@@ -396,13 +396,21 @@ func (d *decoder) float(info uint64) (float64, error) {
 	}
 	p := d.b[d.off : d.off+n]
 	d.off += n
+	var f float64
 	switch n {
 	case 2:
-		return float64FromHalf(binary.BigEndian.Uint16(p)), nil
+		f = float64FromHalf(binary.BigEndian.Uint16(p))
 	case 4:
-		return float64(math.Float32frombits(binary.BigEndian.Uint32(p))), nil
+		f = float64(math.Float32frombits(binary.BigEndian.Uint32(p)))
+	default:
+		f = math.Float64frombits(binary.BigEndian.Uint64(p))
 	}
-	return math.Float64frombits(binary.BigEndian.Uint64(p)), nil
+	if f != f {
+		// Every NaN is one value here, as the encoder writes it: a NaN's
+		// payload bits would otherwise survive a decode but not a re-encode.
+		f = math.NaN()
+	}
+	return f, nil
 }
 
 func (d *decoder) enter() error {
