@@ -211,7 +211,8 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	if cl := requestBodyLength(ctx); cl != 0 {
 		e.req.ContentLength = int64(cl)
 		if r := ctx.RequestBodyStream(); r != nil {
-			e.req.Body = r
+			e.clientBody = clientBody{r: r}
+			e.req.Body = &e.clientBody
 		} else {
 			e.bodyBytes.Reset(ctx.Request.Body())
 			e.req.Body = &e.bodyBytes
@@ -221,6 +222,9 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	// down; the host bounds them with FilterTimeout.
 	x := s.lc.Run(ctx, &e.req, e)
 	e.x = x
+	if !x.Forwarded && e.req.Body == &e.clientBody && !e.clientBody.eof {
+		discardUnread(ctx, &e.clientBody)
+	}
 	if x.FilterErr != nil {
 		s.filterFailures.Add(1)
 		s.log.Error("edge: filter failed", "err", x.FilterErr, "failOpen", s.cfg.FailOpen, "forwarded", x.Forwarded)
@@ -258,16 +262,17 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 // wasmhost.Upstream), and the response body for the server to stream.
 // Exchanges are pooled.
 type exchange struct {
-	s         *Server
-	ctx       *fasthttp.RequestCtx
-	req       wasmhost.Request
-	x         *wasmhost.Exchange
-	bodyBytes bytes.Reader
-	reqBody   readerOnly
-	respBody  upstreamBody
-	freq      fasthttp.Request
-	fresp     fasthttp.Response
-	ip, xff   []byte
+	s          *Server
+	ctx        *fasthttp.RequestCtx
+	req        wasmhost.Request
+	x          *wasmhost.Exchange
+	bodyBytes  bytes.Reader
+	clientBody clientBody
+	reqBody    readerOnly
+	respBody   upstreamBody
+	freq       fasthttp.Request
+	fresp      fasthttp.Response
+	ip, xff    []byte
 }
 
 // AddHeaders adds the client's headers, then X-Forwarded-For (the client
@@ -372,6 +377,7 @@ func (e *exchange) Close() error {
 	e.reqBody.Reader = nil
 	e.respBody.resp = nil
 	e.bodyBytes.Reset(nil)
+	e.clientBody = clientBody{}
 	e.s.exchanges.Put(e)
 	return nil
 }
@@ -498,3 +504,35 @@ func (s *Server) WriteMetrics(w io.Writer) {
 type fasthttpLogger struct{ l *slog.Logger }
 
 func (f fasthttpLogger) Printf(format string, args ...any) { f.l.Warn(fmt.Sprintf(format, args...)) }
+
+// clientBody is the client's streamed request body; it remembers reaching
+// its end, because reading a chunked stream past its end would wait for the
+// connection's next request.
+type clientBody struct {
+	r   io.Reader
+	eof bool
+}
+
+func (b *clientBody) Read(p []byte) (int, error) {
+	if b.eof {
+		return 0, io.EOF
+	}
+	n, err := b.r.Read(p)
+	b.eof = err == io.EOF
+	return n, err
+}
+
+// maxDiscard bounds what discardUnread reads of a body nobody wanted.
+const maxDiscard = 4 << 20
+
+// discardUnread reads what the client still sends of a request body that
+// was answered without being read (a 413, a filter's local reply): closing a
+// connection with unread bytes makes the kernel reset it, and a client still
+// sending its body then loses the answer. The read is bounded by maxDiscard
+// and by the body's read timeout; a body beyond either closes the connection.
+func discardUnread(ctx *fasthttp.RequestCtx, body io.Reader) {
+	lr := io.LimitedReader{R: body, N: maxDiscard}
+	if _, err := io.Copy(io.Discard, &lr); err != nil || lr.N == 0 {
+		ctx.SetConnectionClose()
+	}
+}
