@@ -8,10 +8,14 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
+	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"sort"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -19,6 +23,7 @@ import (
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/experimental"
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
 
 	"github.com/sessionedge/sessionedge/internal/testenv"
@@ -102,7 +107,9 @@ func getEngine(tb testing.TB) *engine {
 			return
 		}
 		rt := wazero.NewRuntime(ctx)
-		wasi_snapshot_preview1.MustInstantiate(ctx, rt)
+		// The WASI functions count their calls (calls.wasi); the env
+		// adapters count theirs themselves.
+		wasi_snapshot_preview1.MustInstantiate(experimental.WithFunctionListenerFactory(ctx, wasiCounter{}), rt)
 		if _, err := envModule(rt).Instantiate(ctx); err != nil {
 			engineErr = err
 			return
@@ -131,6 +138,47 @@ type wasmGuest struct {
 	// The hot exports, looked up once.
 	create, reqHeaders, respHeaders, done, log, del api.Function
 }
+
+// calls counts the boundary crossings of the module, for the benchmarks'
+// host-calls/op and export-calls/op: every env import by name, every WASI
+// import, and every export the host calls (including the nested
+// proxy_on_memory_allocate of a getter import).
+var calls struct {
+	env    map[string]uint64
+	wasi   map[string]uint64
+	export uint64
+}
+
+func init() {
+	calls.env = map[string]uint64{}
+	calls.wasi = map[string]uint64{}
+}
+
+// callTotals returns the host calls (env and WASI) and export calls so far.
+func callTotals() (host, export uint64) {
+	for _, n := range calls.env {
+		host += n
+	}
+	for _, n := range calls.wasi {
+		host += n
+	}
+	return host, calls.export
+}
+
+// wasiCounter counts the calls of the WASI host functions.
+type wasiCounter struct{}
+
+func (wasiCounter) NewFunctionListener(def api.FunctionDefinition) experimental.FunctionListener {
+	return wasiCount{name: def.Name()}
+}
+
+type wasiCount struct{ name string }
+
+func (c wasiCount) Before(context.Context, api.Module, api.FunctionDefinition, []uint64, experimental.StackIterator) {
+	calls.wasi[c.name]++
+}
+func (wasiCount) After(context.Context, api.Module, api.FunctionDefinition, []uint64) {}
+func (wasiCount) Abort(context.Context, api.Module, api.FunctionDefinition, error)    {}
 
 // current is the guest whose export is running; the env functions read and
 // write its memory. Tests drive one instance at a time.
@@ -176,6 +224,7 @@ func (g *wasmGuest) callFn(f api.Function, name string, args ...uint64) uint64 {
 	abi.Use(g.m)
 	prev := current
 	current = g
+	calls.export++
 	stack := append(g.stack[:0], args...)
 	if len(stack) == 0 {
 		stack = append(stack, 0)
@@ -248,6 +297,7 @@ func give(ctx context.Context, mod api.Module, data []byte, retPtr, retSize uint
 	// not call back into the host, so it stays intact until written.
 	var stack [1]uint64
 	stack[0] = uint64(len(data))
+	calls.export++
 	if err := current.fn["proxy_on_memory_allocate"].CallWithStack(ctx, stack[:]); err != nil {
 		return uint32(abi.StatusInternalFailure)
 	}
@@ -385,6 +435,7 @@ func envModule(rt wazero.Runtime) wazero.HostModuleBuilder {
 	}
 	for _, f := range fns {
 		f := f
+		calls.env[f.name] = 0
 		params := make([]api.ValueType, f.params)
 		for i := range params {
 			params[i] = api.ValueTypeI32
@@ -393,6 +444,7 @@ func envModule(rt wazero.Runtime) wazero.HostModuleBuilder {
 			params[f.i64-1] = api.ValueTypeI64
 		}
 		b.NewFunctionBuilder().WithGoModuleFunction(api.GoModuleFunc(func(ctx context.Context, mod api.Module, stack []uint64) {
+			calls.env[f.name]++
 			stack[0] = uint64(f.fn(ctx, mod, stack))
 		}), params, []api.ValueType{api.ValueTypeI32}).Export(f.name)
 	}
@@ -469,6 +521,8 @@ func benchReplay(b *testing.B, ng proxytest.NewGuest, fresh bool) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	cpu0, cpuOK := threadCPU()
+	host0, export0 := callTotals()
+	env0, wasi0 := maps.Clone(calls.env), maps.Clone(calls.wasi)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		r.Do(i)
@@ -476,6 +530,24 @@ func benchReplay(b *testing.B, ng proxytest.NewGuest, fresh bool) {
 	b.StopTimer()
 	if cpu1, ok := threadCPU(); ok && cpuOK {
 		b.ReportMetric(float64(cpu1-cpu0)/float64(b.N), "cpu-ns/op")
+	}
+	if _, ok := r.E.G.(*wasmGuest); ok {
+		host1, export1 := callTotals()
+		b.ReportMetric(float64(host1-host0)/float64(b.N), "host-calls/op")
+		b.ReportMetric(float64(export1-export0)/float64(b.N), "export-calls/op")
+		var per []string
+		for name, n := range calls.env {
+			if d := n - env0[name]; d > 0 {
+				per = append(per, fmt.Sprintf("%s %.2f", name, float64(d)/float64(b.N)))
+			}
+		}
+		for name, n := range calls.wasi {
+			if d := n - wasi0[name]; d > 0 {
+				per = append(per, fmt.Sprintf("wasi %s %.2f", name, float64(d)/float64(b.N)))
+			}
+		}
+		sort.Strings(per)
+		b.Logf("host calls per request: %s", strings.Join(per, ", "))
 	}
 }
 
@@ -598,4 +670,19 @@ func TestNode(t *testing.T) {
 		seg == string(wire.AppendSegment(nil, &view)) {
 		t.Fatalf("node, third request: public %v, segment %q (header %q)", view.Attrs[wire.NamespacePublic], seg, th.Segment)
 	}
+}
+
+// BenchmarkBoundary measures the crossings a warm request is made of, in
+// the same wazero runtime: an export that does nothing but return
+// (proxy_on_memory_allocate(0)), and the stream callbacks of a stream the
+// filter does not know (each export returns after one table lookup).
+func BenchmarkBoundary(b *testing.B) {
+	m := abi.NewMock()
+	g := newWasm(b, m).(*wasmGuest)
+	alloc := g.fn["proxy_on_memory_allocate"]
+	b.Run("empty-export", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			g.callFn(alloc, "proxy_on_memory_allocate", 0)
+		}
+	})
 }

@@ -97,8 +97,9 @@ type stream struct {
 	// to add, and the serialized result.
 	single  bool
 	raw     []byte
-	addKeys []string
-	addVals [][]byte
+	addLens []byte // the queued headers (stream.add)
+	addData []byte
+	nadd    uint32
 	ser     []byte
 	gen     []byte
 	idText  []byte
@@ -119,7 +120,7 @@ func (s *stream) reset(id uint32, p *Plugin) {
 	s.ua, s.dev, s.devKnown, s.consent, s.ncap, s.capBuf = s.ua[:0], nil, false, false, 0, s.capBuf[:0]
 	s.bodySize = 0
 	s.single = p.cfg == nil || p.cfg.SingleHeaderWrites
-	s.raw, s.addKeys, s.addVals = s.raw[:0], s.addKeys[:0], s.addVals[:0]
+	s.raw, s.addLens, s.addData, s.nadd = s.raw[:0], s.addLens[:0], s.addData[:0], 0
 }
 
 // addCandidate keeps a token-shaped value for verification. Values of the
@@ -160,17 +161,17 @@ func (s *stream) scanCookies(v []byte, cfg *config.Config) {
 		if len(val) >= 2 && val[0] == '"' && val[len(val)-1] == '"' {
 			val = val[1 : len(val)-1]
 		}
-		switch string(name) {
-		case cfg.Cookie.Name:
+		// Comparisons by hand: a switch on string(name) converts it (a
+		// runtime call per cookie in a Go wasm guest).
+		switch {
+		case equalString(name, cfg.Cookie.Name):
 			s.addCandidate(val)
-		case cfg.HintCookie:
+		case equalString(name, cfg.HintCookie):
 			s.addHint(val)
-		default:
-			if cfg.ConsentCookie != "" && string(name) == cfg.ConsentCookie {
-				s.consent = true
-			} else if cfg.Capture.Cookies {
-				s.captureCookie(name, val, &cfg.Capture)
-			}
+		case cfg.ConsentCookie != "" && equalString(name, cfg.ConsentCookie):
+			s.consent = true
+		case cfg.Capture.Cookies:
+			s.captureCookie(name, val, &cfg.Capture)
 		}
 	}
 }
@@ -199,44 +200,82 @@ func (p *Plugin) onRequestHeaders(vm *VM, s *stream, eos bool) abi.Action {
 	}
 	cfg := p.cfg
 	var method []byte
-	it := abi.NewPairIter(b)
-	for it.Next() {
-		k, v := it.Key(), it.Value()
-		if len(k) > 0 && k[0] == ':' {
-			switch string(k) {
-			case ":authority":
-				s.host = append(s.host[:0], v...)
-			case ":path":
-				s.path = append(s.path[:0], v...)
-			case ":method":
-				method = append(s.tmp[:0], v...)
-			case ":scheme":
-				s.scheme = append(s.scheme[:0], v...)
-			}
+	n, off := pairsStart(b)
+	malformed := n < 0
+	for i := 0; i < n; i++ {
+		kl, vl := pairLens(b, i)
+		if !pairFits(b, off, kl, vl) {
+			malformed = true
+			break
+		}
+		k, v := b[off:off+kl], b[off+kl+1:off+kl+1+vl]
+		off += kl + vl + 2
+		if len(k) == 0 {
 			continue
 		}
-		switch {
-		case isSessionHeader(k):
+		if cfg.TokenRequest != "" {
+			if equalHeader(k, cfg.TokenRequest) {
+				s.headerMode = true
+				s.addCandidate(trimSpace(v))
+				s.rm = append(append(s.rm, k...), 0)
+				continue
+			}
+			if equalHeader(k, cfg.HintRequest) {
+				s.addHint(trimSpace(v))
+				s.rm = append(append(s.rm, k...), 0)
+				continue
+			}
+		}
+		// Dispatch on the name's length first: most names are compared
+		// with nothing (each comparison is several wasm instructions per
+		// byte in a Go guest).
+		switch len(k) {
+		case 5:
+			if string(k) == ":path" {
+				s.path = append(s.path[:0], v...)
+				continue
+			}
+		case 6:
+			if equalFold(k, "cookie") {
+				s.scanCookies(v, cfg)
+				continue
+			}
+			if equalFold(k, "origin") {
+				s.origin = append(s.origin[:0], trimSpace(v)...)
+				s.hasOrigin = true
+				continue
+			}
+		case 7:
+			if string(k) == ":method" {
+				method = append(s.tmp[:0], v...)
+				continue
+			}
+			if string(k) == ":scheme" {
+				s.scheme = append(s.scheme[:0], v...)
+				continue
+			}
+		case 10:
+			if k[0] == ':' {
+				if string(k) == ":authority" {
+					s.host = append(s.host[:0], v...)
+				}
+				continue
+			}
+			if equalFold(k, "user-agent") {
+				s.ua = append(s.ua[:0], v[:min(len(v), maxUACopy)]...)
+				continue
+			}
+		case 14:
+			if equalFold(k, "sec-fetch-site") {
+				s.crossSite = !sameSiteFetch(v)
+				continue
+			}
+		}
+		if isSessionHeader(k) {
 			s.rm = append(append(s.rm, k...), 0)
-		case equalFold(k, "cookie"):
-			s.scanCookies(v, cfg)
-		case cfg.TokenRequest != "" && equalHeader(k, cfg.TokenRequest):
-			s.headerMode = true
-			s.addCandidate(trimSpace(v))
-			s.rm = append(append(s.rm, k...), 0)
-		case cfg.TokenRequest != "" && equalHeader(k, cfg.HintRequest):
-			s.addHint(trimSpace(v))
-			s.rm = append(append(s.rm, k...), 0)
-		case equalFold(k, "origin"):
-			s.origin = append(s.origin[:0], trimSpace(v)...)
-			s.hasOrigin = true
-		case equalFold(k, "sec-fetch-site"):
-			s.crossSite = !sameSiteFetch(v)
-		case equalFold(k, "user-agent"):
-			s.ua = append(s.ua[:0], v[:min(len(v), maxUACopy)]...)
 		}
 	}
-	if it.Err() != nil {
+	if malformed || off != len(b) {
 		// A map we cannot parse whole cannot be rewritten whole either.
 		logf(abi.LogWarn, "malformed request header map from the host")
 		s.single = true

@@ -1,0 +1,41 @@
+package filter
+
+import (
+	"unsafe"
+
+	"github.com/sessionedge/sessionedge/sdk/wire"
+)
+
+// equalBytes reports whether a and b hold the same bytes. Go's wasm port
+// compares memory one byte per loop turn (runtime.memequal), about fifteen
+// instructions a byte; this compares eight bytes per load (a wasm load may
+// be unaligned), which matters for the 100-odd bytes of a token on every
+// request.
+func equalBytes(a, b []byte) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	i := 0
+	for ; i+8 <= len(a); i += 8 {
+		if *(*uint64)(unsafe.Pointer(&a[i])) != *(*uint64)(unsafe.Pointer(&b[i])) {
+			return false
+		}
+	}
+	for ; i < len(a); i++ {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// equalString is equalBytes of b and the bytes of s.
+func equalString(b []byte, s string) bool {
+	return equalBytes(b, unsafe.Slice(unsafe.StringData(s), len(s)))
+}
+
+// equalID reports whether a and b are the same session id.
+func equalID(a, b *wire.ID) bool {
+	return *(*uint64)(unsafe.Pointer(&a[0])) == *(*uint64)(unsafe.Pointer(&b[0])) &&
+		*(*uint64)(unsafe.Pointer(&a[8])) == *(*uint64)(unsafe.Pointer(&b[8]))
+}
