@@ -543,7 +543,7 @@ func benchReplay(b *testing.B, ng proxytest.NewGuest, fresh bool) {
 		}
 		for name, n := range calls.wasi {
 			if d := n - wasi0[name]; d > 0 {
-				per = append(per, fmt.Sprintf("wasi %s %.2f", name, float64(d)/float64(b.N)))
+				per = append(per, fmt.Sprintf("wasi %s %.3f", name, float64(d)/float64(b.N)))
 			}
 		}
 		sort.Strings(per)
