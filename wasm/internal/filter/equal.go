@@ -1,6 +1,7 @@
 package filter
 
 import (
+	"math/bits"
 	"unsafe"
 
 	"github.com/sessionedge/sessionedge/sdk/wire"
@@ -38,4 +39,27 @@ func equalString(b []byte, s string) bool {
 func equalID(a, b *wire.ID) bool {
 	return *(*uint64)(unsafe.Pointer(&a[0])) == *(*uint64)(unsafe.Pointer(&b[0])) &&
 		*(*uint64)(unsafe.Pointer(&a[8])) == *(*uint64)(unsafe.Pointer(&b[8]))
+}
+
+// indexByte returns the index of the first c in b, or -1. Go's wasm port
+// (internal/bytealg) tests one byte per loop turn; this tests eight per
+// load: a cookie header scan passes over a whole token.
+func indexByte(b []byte, c byte) int {
+	const lo, hi = 0x0101010101010101, 0x8080808080808080
+	pat := uint64(c) * lo
+	i := 0
+	for ; i+8 <= len(b); i += 8 {
+		x := *(*uint64)(unsafe.Pointer(&b[i])) ^ pat
+		// A zero byte of x, the first one exactly: bytes below it are
+		// non-zero, so no borrow reaches it.
+		if t := (x - lo) &^ x & hi; t != 0 {
+			return i + bits.TrailingZeros64(t)>>3
+		}
+	}
+	for ; i < len(b); i++ {
+		if b[i] == c {
+			return i
+		}
+	}
+	return -1
 }

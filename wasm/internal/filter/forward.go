@@ -64,6 +64,20 @@ type forwarded struct {
 	lens   []byte
 	data   []byte
 	n      uint32
+
+	// The claims headers (kind, generation, status) serialized the same
+	// way for the last claims they were asked for: a cached entry serves
+	// tokens of one kind and generation, so they are built once.
+	claims           claimsKey
+	claimsLens       []byte
+	claimsData       []byte
+	claimsSerialized bool
+}
+
+type claimsKey struct {
+	kind   wire.Kind
+	gen    uint32
+	status string
 }
 
 func (f *forwarded) value(i int) []byte {
@@ -202,12 +216,20 @@ func (p *Plugin) addValues(s *stream, f *forwarded, version uint64, status strin
 					s.add(fwdNames[i], v)
 				}
 			}
+			p.addClaimsHeaders(s, status)
 		} else {
-			s.addLens = append(s.addLens, f.lens...)
-			s.addData = append(s.addData, f.data...)
-			s.nadd += f.n
+			k := claimsKey{s.claims.Kind, s.claims.Generation, status}
+			if !f.claimsSerialized || f.claims != k {
+				s.gen = strconv.AppendUint(s.gen[:0], uint64(k.gen), 10)
+				f.claimsLens, f.claimsData = appendPair(f.claimsLens[:0], f.claimsData[:0], hdrKind, kindBytes[k.kind])
+				f.claimsLens, f.claimsData = appendPair(f.claimsLens, f.claimsData, hdrGen, s.gen)
+				f.claimsLens, f.claimsData = appendPair(f.claimsLens, f.claimsData, hdrStatus, statusBytes(status))
+				f.claims, f.claimsSerialized = k, true
+			}
+			s.addLens = append(append(s.addLens, f.lens...), f.claimsLens...)
+			s.addData = append(append(s.addData, f.data...), f.claimsData...)
+			s.nadd += f.n + 3
 		}
-		p.addClaimsHeaders(s, status)
 	}
 	if p.cfg.Assertion != nil {
 		if status != statusOK {

@@ -146,13 +146,13 @@ func (s *stream) addHint(v []byte) {
 func (s *stream) scanCookies(v []byte, cfg *config.Config) {
 	for len(v) > 0 {
 		var part []byte
-		if i := bytes.IndexByte(v, ';'); i >= 0 {
+		if i := indexByte(v, ';'); i >= 0 {
 			part, v = v[:i], v[i+1:]
 		} else {
 			part, v = v, nil
 		}
 		part = trimSpace(part)
-		eq := bytes.IndexByte(part, '=')
+		eq := indexByte(part, '=')
 		if eq < 0 {
 			continue
 		}

@@ -1,6 +1,7 @@
 package filter
 
 import (
+	"bytes"
 	"math/rand/v2"
 	"testing"
 
@@ -94,5 +95,38 @@ func TestEqualBytes(t *testing.T) {
 			t.Fatalf("ids differing at %d are equal", i)
 		}
 		y[i]--
+	}
+}
+
+// TestIndexByte compares indexByte with bytes.IndexByte for every byte
+// value at every position of slices up to 40 bytes, with and without
+// other occurrences after it, and with bytes that differ from the target
+// by one bit (the borrow of the zero-byte test must not report them).
+func TestIndexByte(t *testing.T) {
+	for n := 0; n <= 40; n++ {
+		for _, c := range []byte{0, 1, ';', '=', 0x7f, 0x80, 0xff} {
+			b := make([]byte, n)
+			for i := range b {
+				b[i] = c ^ byte(1<<(i%8))
+			}
+			if got := indexByte(b, c); got != -1 {
+				t.Fatalf("len %d, byte %#x absent: got %d", n, c, got)
+			}
+			for pos := 0; pos < n; pos++ {
+				old := b[pos]
+				b[pos] = c
+				if got, want := indexByte(b, c), bytes.IndexByte(b, c); got != want {
+					t.Fatalf("len %d, byte %#x at %d: got %d, want %d", n, c, pos, got, want)
+				}
+				if pos+3 < n {
+					b[pos+3] = c
+					if got := indexByte(b, c); got != pos {
+						t.Fatalf("len %d, byte %#x at %d and %d: got %d", n, c, pos, pos+3, got)
+					}
+					b[pos+3] = c ^ byte(1<<((pos+3)%8))
+				}
+				b[pos] = old
+			}
+		}
 	}
 }
