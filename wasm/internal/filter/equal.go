@@ -63,3 +63,49 @@ func indexByte(b []byte, c byte) int {
 	}
 	return -1
 }
+
+// foldName is a lower-case header name of 4 to 16 bytes prepared for
+// equalFoldName: its first and last 8 (or 4) bytes as words, and masks
+// with 0x20 in the bytes that are letters, so that OR-ing a word of the
+// candidate with the mask folds its letters to lower case and leaves its
+// other bytes as they are.
+type foldName struct {
+	n            int
+	head, tail   uint64
+	headM, tailM uint64
+}
+
+func newFoldName(s string) foldName {
+	f := foldName{n: len(s)}
+	word := func(part string) (w, m uint64) {
+		for i := len(part) - 1; i >= 0; i-- {
+			w = w<<8 | uint64(part[i])
+			m <<= 8
+			if 'a' <= part[i] && part[i] <= 'z' {
+				m |= 0x20
+			}
+		}
+		return w, m
+	}
+	k := 8
+	if len(s) < 8 {
+		k = 4
+	}
+	f.head, f.headM = word(s[:k])
+	f.tail, f.tailM = word(s[len(s)-k:])
+	return f
+}
+
+// equalFoldName reports whether b is the name f, ASCII letters compared
+// without case: two loads instead of a loop over the bytes.
+func equalFoldName(b []byte, f *foldName) bool {
+	if len(b) != f.n {
+		return false
+	}
+	if f.n >= 8 {
+		return *(*uint64)(unsafe.Pointer(&b[0]))|f.headM == f.head &&
+			*(*uint64)(unsafe.Pointer(&b[f.n-8]))|f.tailM == f.tail
+	}
+	return uint64(*(*uint32)(unsafe.Pointer(&b[0])))|f.headM == f.head &&
+		uint64(*(*uint32)(unsafe.Pointer(&b[f.n-4])))|f.tailM == f.tail
+}

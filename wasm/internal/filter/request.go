@@ -176,6 +176,20 @@ func (s *stream) scanCookies(v []byte, cfg *config.Config) {
 	}
 }
 
+// The request header names the header loop looks for. Pseudo-headers are
+// lower case from every host; folding them too costs nothing (':' has no
+// case bit set in the mask).
+var (
+	namePath         = newFoldName(":path")
+	nameCookie       = newFoldName("cookie")
+	nameOrigin       = newFoldName("origin")
+	nameMethod       = newFoldName(":method")
+	nameScheme       = newFoldName(":scheme")
+	nameAuthority    = newFoldName(":authority")
+	nameUserAgent    = newFoldName("user-agent")
+	nameSecFetchSite = newFoldName("sec-fetch-site")
+)
+
 func nowSeconds(ns int64) int64 { return ns / int64(time.Second) }
 
 // stripped reports whether a request header is removed before the request
@@ -231,42 +245,40 @@ func (p *Plugin) onRequestHeaders(vm *VM, s *stream, eos bool) abi.Action {
 		// byte in a Go guest).
 		switch len(k) {
 		case 5:
-			if string(k) == ":path" {
+			if equalFoldName(k, &namePath) {
 				s.path = append(s.path[:0], v...)
 				continue
 			}
 		case 6:
-			if equalFold(k, "cookie") {
+			if equalFoldName(k, &nameCookie) {
 				s.scanCookies(v, cfg)
 				continue
 			}
-			if equalFold(k, "origin") {
+			if equalFoldName(k, &nameOrigin) {
 				s.origin = append(s.origin[:0], trimSpace(v)...)
 				s.hasOrigin = true
 				continue
 			}
 		case 7:
-			if string(k) == ":method" {
+			if equalFoldName(k, &nameMethod) {
 				method = append(s.tmp[:0], v...)
 				continue
 			}
-			if string(k) == ":scheme" {
+			if equalFoldName(k, &nameScheme) {
 				s.scheme = append(s.scheme[:0], v...)
 				continue
 			}
 		case 10:
-			if k[0] == ':' {
-				if string(k) == ":authority" {
-					s.host = append(s.host[:0], v...)
-				}
+			if equalFoldName(k, &nameAuthority) {
+				s.host = append(s.host[:0], v...)
 				continue
 			}
-			if equalFold(k, "user-agent") {
+			if equalFoldName(k, &nameUserAgent) {
 				s.ua = append(s.ua[:0], v[:min(len(v), maxUACopy)]...)
 				continue
 			}
 		case 14:
-			if equalFold(k, "sec-fetch-site") {
+			if equalFoldName(k, &nameSecFetchSite) {
 				s.crossSite = !sameSiteFetch(v)
 				continue
 			}

@@ -11,6 +11,8 @@ import (
 // request is at version N or later at the origin".
 const hdrWritten = "x-session-written"
 
+var nameCacheControl = newFoldName("cache-control")
+
 func (p *Plugin) onResponseHeaders(s *stream) abi.Action {
 	if s.replied {
 		// A host may run the response callbacks on the filter's own local
@@ -29,7 +31,7 @@ func (p *Plugin) onResponseHeaders(s *stream) abi.Action {
 			k, val := b[off:off+kl], b[off+kl+1:off+kl+1+vl]
 			off += kl + vl + 2
 			if !isSessionHeader(k) {
-				if equalFold(k, "cache-control") {
+				if equalFoldName(k, &nameCacheControl) {
 					if len(s.cc) > 0 {
 						s.cc = append(s.cc, ", "...)
 					}

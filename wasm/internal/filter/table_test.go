@@ -3,6 +3,7 @@ package filter
 import (
 	"bytes"
 	"math/rand/v2"
+	"strings"
 	"testing"
 
 	"github.com/sessionedge/sessionedge/sdk/wire"
@@ -127,6 +128,48 @@ func TestIndexByte(t *testing.T) {
 				}
 				b[pos] = old
 			}
+		}
+	}
+}
+
+// TestEqualFoldName compares equalFoldName with a byte-wise ASCII case
+// fold on every name the header loop uses, on the name in mixed case, with
+// each byte changed to every other value, and at other lengths.
+func TestEqualFoldName(t *testing.T) {
+	ref := func(b []byte, s string) bool {
+		if len(b) != len(s) {
+			return false
+		}
+		for i := range b {
+			c := b[i]
+			if 'A' <= c && c <= 'Z' {
+				c += 'a' - 'A'
+			}
+			if c != s[i] {
+				return false
+			}
+		}
+		return true
+	}
+	for _, name := range []string{":path", "cookie", "origin", ":method", ":scheme", ":authority", "user-agent",
+		"sec-fetch-site", "x-session-id", "abcd", "abcdefgh", "0123456789abcdef"} {
+		f := newFoldName(name)
+		b := []byte(strings.ToUpper(name))
+		if !equalFoldName(b, &f) || !equalFoldName([]byte(name), &f) {
+			t.Fatalf("%q does not match itself", name)
+		}
+		for i := range b {
+			orig := b[i]
+			for c := 0; c < 256; c++ {
+				b[i] = byte(c)
+				if got, want := equalFoldName(b, &f), ref(b, name); got != want {
+					t.Fatalf("%q with byte %d = %#x: got %v, want %v", name, i, c, got, want)
+				}
+			}
+			b[i] = orig
+		}
+		if equalFoldName(append(b, 'x'), &f) || equalFoldName(b[:len(b)-1], &f) {
+			t.Fatalf("%q matches another length", name)
 		}
 	}
 }
