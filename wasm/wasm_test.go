@@ -135,8 +135,9 @@ type wasmGuest struct {
 	tb    testing.TB
 	stack []uint64
 
-	// The hot exports, looked up once.
-	create, reqHeaders, respHeaders, done, log, del api.Function
+	// The hot exports, looked up once, and the allocator's call stack.
+	create, reqHeaders, respHeaders, done, log, del, alloc api.Function
+	allocStack                                             []uint64
 }
 
 // calls counts the boundary crossings of the module, for the benchmarks'
@@ -210,6 +211,7 @@ func wrapModule(tb testing.TB, m *abi.Mock, mod api.Module) *wasmGuest {
 	}
 	g.create, g.reqHeaders, g.respHeaders = g.fn["proxy_on_context_create"], g.fn["proxy_on_request_headers"], g.fn["proxy_on_response_headers"]
 	g.done, g.log, g.del = g.fn["proxy_on_done"], g.fn["proxy_on_log"], g.fn["proxy_on_delete"]
+	g.alloc, g.allocStack = g.fn["proxy_on_memory_allocate"], make([]uint64, 1)
 	return g
 }
 
@@ -294,10 +296,12 @@ func read(mod api.Module, ptr, size uint32) []byte {
 func give(ctx context.Context, mod api.Module, data []byte, retPtr, retSize uint32) uint32 {
 	// data may alias the mock's reused buffer; the allocator export does
 	// not call back into the host, so it stays intact until written.
-	var stack [1]uint64
+	// A stack kept with the instance: a local array would escape to the
+	// heap through CallWithStack on every call.
+	stack := current.allocStack
 	stack[0] = uint64(len(data))
 	calls.export++
-	if err := current.fn["proxy_on_memory_allocate"].CallWithStack(ctx, stack[:]); err != nil {
+	if err := current.alloc.CallWithStack(ctx, stack); err != nil {
 		return uint32(abi.StatusInternalFailure)
 	}
 	ptr := uint32(stack[0])
