@@ -1,7 +1,7 @@
 package filter
 
 import (
-	"encoding/binary"
+	"unsafe"
 
 	"github.com/sessionedge/sessionedge/sdk/wire"
 	"github.com/sessionedge/sessionedge/wasm/internal/config"
@@ -106,7 +106,9 @@ func newSessionCache(entries, bytes int) sessionCache {
 		protEntries: entries * 8 / 10, protBytes: bytes / 10 * 8}
 }
 
-func idKey(id *wire.ID) uint64 { return binary.LittleEndian.Uint64(id[:8]) }
+// idKey is the first 8 bytes of an id as one load (binary.LittleEndian
+// assembles them byte by byte on wasm).
+func idKey(id *wire.ID) uint64 { return *(*uint64)(unsafe.Pointer(&id[0])) }
 
 // entryOverhead approximates the memory of an entry beyond its encoding.
 const entryOverhead = 256
@@ -256,7 +258,7 @@ func newTokenCache(max int) tokenCache {
 	return tokenCache{max: max}
 }
 
-func tokenKey(tok []byte) uint64 { return binary.LittleEndian.Uint64(tok[len(tok)-8:]) }
+func tokenKey(tok []byte) uint64 { return *(*uint64)(unsafe.Pointer(&tok[len(tok)-8])) }
 
 // lookup returns the entry of tok, or nil.
 func (c *tokenCache) lookup(tok []byte) *tokenEntry {

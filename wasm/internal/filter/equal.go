@@ -16,18 +16,22 @@ func equalBytes(a, b []byte) bool {
 	if len(a) != len(b) {
 		return false
 	}
-	i := 0
-	for ; i+8 <= len(a); i += 8 {
+	n := len(a)
+	if n < 8 {
+		for i := 0; i < n; i++ {
+			if a[i] != b[i] {
+				return false
+			}
+		}
+		return true
+	}
+	for i := 0; i+8 <= n; i += 8 {
 		if *(*uint64)(unsafe.Pointer(&a[i])) != *(*uint64)(unsafe.Pointer(&b[i])) {
 			return false
 		}
 	}
-	for ; i < len(a); i++ {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
+	// The last 8 bytes, overlapping what the loop compared: no byte loop.
+	return *(*uint64)(unsafe.Pointer(&a[n-8])) == *(*uint64)(unsafe.Pointer(&b[n-8]))
 }
 
 // equalString is equalBytes of b and the bytes of s.

@@ -151,7 +151,7 @@ func (s *stream) scanCookies(v []byte, cfg *config.Config) {
 		} else {
 			part, v = v, nil
 		}
-		part = trimSpace(part)
+		// No trim of the whole part: the name and the value are trimmed.
 		eq := indexByte(part, '=')
 		if eq < 0 {
 			continue
