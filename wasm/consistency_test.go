@@ -3,13 +3,8 @@
 package main_test
 
 import (
-	"bytes"
-	"context"
 	"encoding/base64"
 	"encoding/json"
-	"io"
-	"log/slog"
-	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -18,8 +13,6 @@ import (
 	"time"
 
 	"github.com/sessionedge/sessionedge/edge/harness"
-	"github.com/sessionedge/sessionedge/origin/server"
-	"github.com/sessionedge/sessionedge/origin/store/pebble"
 	"github.com/sessionedge/sessionedge/sdk/wire"
 	"github.com/sessionedge/sessionedge/wasm/internal/proxytest"
 )
@@ -33,36 +26,7 @@ import (
 // token it carried, or a view older than the app's acknowledged write.
 func TestConsistencyManyVMs(t *testing.T) {
 	const edgeKey, appKey = "edge-key-consistency", "app-key-consistency"
-	st, err := pebble.Open(pebble.Config{Dir: t.TempDir(), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	cfg := server.Config{
-		Store: st,
-		APIKeys: []server.APIKey{
-			{Name: "edge", Key: edgeKey, Scopes: []string{"edge:sync", "edge:selfservice"}},
-			{Name: "app", Key: appKey, Scopes: []string{"sessions:read", "sessions:write"}},
-		},
-		TokenKeys:     map[string]string{"1": base64.StdEncoding.EncodeToString(proxytest.Secret)},
-		SharedSecret:  base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{9}, 32)),
-		SweepInterval: wire.Duration(time.Hour),
-		Logger:        slog.New(slog.NewTextHandler(io.Discard, nil)),
-	}
-	srv, err := server.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(ln)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-	})
+	ln := startOrigin(t, edgeKey, appKey)
 	originURL := "http://" + ln.Addr().String()
 
 	plugin := proxytest.Config(`,"origin":{"cluster":"origin","apiKey":"` + edgeKey + `"},"sync":{"interval":"100ms"}` + proxytest.AssertionConfig)

@@ -31,35 +31,7 @@ import (
 // "log out my other devices".
 func TestFeaturesAgainstOrigin(t *testing.T) {
 	const edgeKey, appKey = "edge-key-features", "app-key-features"
-	st, err := pebble.Open(pebble.Config{Dir: t.TempDir(), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	srv, err := server.New(server.Config{
-		Store: st,
-		APIKeys: []server.APIKey{
-			{Name: "edge", Key: edgeKey, Scopes: []string{"edge:sync", "edge:selfservice"}},
-			{Name: "app", Key: appKey, Scopes: []string{"sessions:read", "sessions:write"}},
-		},
-		TokenKeys:     map[string]string{"1": base64.StdEncoding.EncodeToString(proxytest.Secret)},
-		SharedSecret:  base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{9}, 32)),
-		SweepInterval: wire.Duration(time.Hour),
-		Logger:        slog.New(slog.NewTextHandler(io.Discard, nil)),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(ln)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-	})
+	ln := startOrigin(t, edgeKey, appKey)
 	originURL := "http://" + ln.Addr().String()
 	app := func(method, path, body string) map[string]any {
 		t.Helper()
@@ -190,4 +162,40 @@ func TestFeaturesAgainstOrigin(t *testing.T) {
 	if r = do("GET", "/", tokB, nil); r.UpstreamHeader("x-session-id") == id2.String() {
 		t.Fatal("a revoked session is still served")
 	}
+}
+
+// startOrigin serves the real origin (Pebble in a temporary directory) on a
+// loopback listener until the test ends, with an edge key and an app key.
+func startOrigin(t *testing.T, edgeKey, appKey string) net.Listener {
+	t.Helper()
+	st, err := pebble.Open(pebble.Config{Dir: t.TempDir(), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	srv, err := server.New(server.Config{
+		Store: st,
+		APIKeys: []server.APIKey{
+			{Name: "edge", Key: edgeKey, Scopes: []string{"edge:sync", "edge:selfservice"}},
+			{Name: "app", Key: appKey, Scopes: []string{"sessions:read", "sessions:write"}},
+		},
+		TokenKeys:     map[string]string{"1": base64.StdEncoding.EncodeToString(proxytest.Secret)},
+		SharedSecret:  base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{9}, 32)),
+		SweepInterval: wire.Duration(time.Hour),
+		Logger:        slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+	})
+	return ln
 }

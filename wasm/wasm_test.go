@@ -8,10 +8,14 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
+	"sort"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -19,6 +23,7 @@ import (
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/experimental"
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
 
 	"github.com/sessionedge/sessionedge/internal/testenv"
@@ -102,7 +107,9 @@ func getEngine(tb testing.TB) *engine {
 			return
 		}
 		rt := wazero.NewRuntime(ctx)
-		wasi_snapshot_preview1.MustInstantiate(ctx, rt)
+		// The WASI functions count their calls (calls.wasi); the env
+		// adapters count theirs themselves.
+		wasi_snapshot_preview1.MustInstantiate(experimental.WithFunctionListenerFactory(ctx, wasiCounter{}), rt)
 		if _, err := envModule(rt).Instantiate(ctx); err != nil {
 			engineErr = err
 			return
@@ -128,9 +135,50 @@ type wasmGuest struct {
 	tb    testing.TB
 	stack []uint64
 
-	// The hot exports, looked up once.
-	create, reqHeaders, respHeaders, done, log, del api.Function
+	// The hot exports, looked up once, and the allocator's call stack.
+	create, reqHeaders, respHeaders, done, log, del, alloc api.Function
+	allocStack                                             []uint64
 }
+
+// calls counts the boundary crossings of the module, for the benchmarks'
+// host-calls/op and export-calls/op: every env import by name, every WASI
+// import, and every export the host calls (including the nested
+// proxy_on_memory_allocate of a getter import).
+// The counters are plain slice elements (a map update per call would be a
+// measurable part of a 4 µs request).
+var calls struct {
+	envNames, wasiNames []string
+	env, wasi           []uint64
+	export              uint64
+}
+
+// callTotals returns the host calls (env and WASI) and export calls so far.
+func callTotals() (host, export uint64) {
+	for _, n := range calls.env {
+		host += n
+	}
+	for _, n := range calls.wasi {
+		host += n
+	}
+	return host, calls.export
+}
+
+// wasiCounter counts the calls of the WASI host functions.
+type wasiCounter struct{}
+
+func (wasiCounter) NewFunctionListener(def api.FunctionDefinition) experimental.FunctionListener {
+	calls.wasiNames = append(calls.wasiNames, def.Name())
+	calls.wasi = append(calls.wasi, 0)
+	return wasiCount{i: len(calls.wasi) - 1}
+}
+
+type wasiCount struct{ i int }
+
+func (c wasiCount) Before(context.Context, api.Module, api.FunctionDefinition, []uint64, experimental.StackIterator) {
+	calls.wasi[c.i]++
+}
+func (wasiCount) After(context.Context, api.Module, api.FunctionDefinition, []uint64) {}
+func (wasiCount) Abort(context.Context, api.Module, api.FunctionDefinition, error)    {}
 
 // current is the guest whose export is running; the env functions read and
 // write its memory. Tests drive one instance at a time.
@@ -163,6 +211,7 @@ func wrapModule(tb testing.TB, m *abi.Mock, mod api.Module) *wasmGuest {
 	}
 	g.create, g.reqHeaders, g.respHeaders = g.fn["proxy_on_context_create"], g.fn["proxy_on_request_headers"], g.fn["proxy_on_response_headers"]
 	g.done, g.log, g.del = g.fn["proxy_on_done"], g.fn["proxy_on_log"], g.fn["proxy_on_delete"]
+	g.alloc, g.allocStack = g.fn["proxy_on_memory_allocate"], make([]uint64, 1)
 	return g
 }
 
@@ -176,6 +225,7 @@ func (g *wasmGuest) callFn(f api.Function, name string, args ...uint64) uint64 {
 	abi.Use(g.m)
 	prev := current
 	current = g
+	calls.export++
 	stack := append(g.stack[:0], args...)
 	if len(stack) == 0 {
 		stack = append(stack, 0)
@@ -246,9 +296,12 @@ func read(mod api.Module, ptr, size uint32) []byte {
 func give(ctx context.Context, mod api.Module, data []byte, retPtr, retSize uint32) uint32 {
 	// data may alias the mock's reused buffer; the allocator export does
 	// not call back into the host, so it stays intact until written.
-	var stack [1]uint64
+	// A stack kept with the instance: a local array would escape to the
+	// heap through CallWithStack on every call.
+	stack := current.allocStack
 	stack[0] = uint64(len(data))
-	if err := current.fn["proxy_on_memory_allocate"].CallWithStack(ctx, stack[:]); err != nil {
+	calls.export++
+	if err := current.alloc.CallWithStack(ctx, stack); err != nil {
 		return uint32(abi.StatusInternalFailure)
 	}
 	ptr := uint32(stack[0])
@@ -385,6 +438,9 @@ func envModule(rt wazero.Runtime) wazero.HostModuleBuilder {
 	}
 	for _, f := range fns {
 		f := f
+		i := len(calls.env)
+		calls.envNames = append(calls.envNames, f.name)
+		calls.env = append(calls.env, 0)
 		params := make([]api.ValueType, f.params)
 		for i := range params {
 			params[i] = api.ValueTypeI32
@@ -393,6 +449,7 @@ func envModule(rt wazero.Runtime) wazero.HostModuleBuilder {
 			params[f.i64-1] = api.ValueTypeI64
 		}
 		b.NewFunctionBuilder().WithGoModuleFunction(api.GoModuleFunc(func(ctx context.Context, mod api.Module, stack []uint64) {
+			calls.env[i]++
 			stack[0] = uint64(f.fn(ctx, mod, stack))
 		}), params, []api.ValueType{api.ValueTypeI32}).Export(f.name)
 	}
@@ -469,6 +526,8 @@ func benchReplay(b *testing.B, ng proxytest.NewGuest, fresh bool) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	cpu0, cpuOK := threadCPU()
+	host0, export0 := callTotals()
+	env0, wasi0 := slices.Clone(calls.env), slices.Clone(calls.wasi)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		r.Do(i)
@@ -476,6 +535,24 @@ func benchReplay(b *testing.B, ng proxytest.NewGuest, fresh bool) {
 	b.StopTimer()
 	if cpu1, ok := threadCPU(); ok && cpuOK {
 		b.ReportMetric(float64(cpu1-cpu0)/float64(b.N), "cpu-ns/op")
+	}
+	if _, ok := r.E.G.(*wasmGuest); ok {
+		host1, export1 := callTotals()
+		b.ReportMetric(float64(host1-host0)/float64(b.N), "host-calls/op")
+		b.ReportMetric(float64(export1-export0)/float64(b.N), "export-calls/op")
+		var per []string
+		for i, n := range calls.env {
+			if d := n - env0[i]; d > 0 {
+				per = append(per, fmt.Sprintf("%s %.2f", calls.envNames[i], float64(d)/float64(b.N)))
+			}
+		}
+		for i, n := range calls.wasi {
+			if d := n - wasi0[i]; d > 0 {
+				per = append(per, fmt.Sprintf("wasi %s %.3f", calls.wasiNames[i], float64(d)/float64(b.N)))
+			}
+		}
+		sort.Strings(per)
+		b.Logf("host calls per request: %s", strings.Join(per, ", "))
 	}
 }
 
@@ -598,4 +675,19 @@ func TestNode(t *testing.T) {
 		seg == string(wire.AppendSegment(nil, &view)) {
 		t.Fatalf("node, third request: public %v, segment %q (header %q)", view.Attrs[wire.NamespacePublic], seg, th.Segment)
 	}
+}
+
+// BenchmarkBoundary measures the crossings a warm request is made of, in
+// the same wazero runtime: an export that does nothing but return
+// (proxy_on_memory_allocate(0)), and the stream callbacks of a stream the
+// filter does not know (each export returns after one table lookup).
+func BenchmarkBoundary(b *testing.B) {
+	m := abi.NewMock()
+	g := newWasm(b, m).(*wasmGuest)
+	alloc := g.fn["proxy_on_memory_allocate"]
+	b.Run("empty-export", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			g.callFn(alloc, "proxy_on_memory_allocate", 0)
+		}
+	})
 }

@@ -1,8 +1,6 @@
 package wire
 
 import (
-	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/binary"
 	"errors"
 	"time"
@@ -99,11 +97,7 @@ type AssertionKeys struct {
 func NewAssertionKeys(active uint8, secrets map[uint8][]byte) (*AssertionKeys, error) {
 	ak := &AssertionKeys{active: active}
 	if err := deriveKeys(&ak.keys, "assertion key", active, secrets, func(s []byte) *assertionKey {
-		h := sha256.New()
-		h.Write([]byte("sessionedge assertion v1\x00"))
-		h.Write(s)
-		var sum [sha256.Size]byte
-		h.Sum(sum[:0])
+		sum := sum256([]byte("sessionedge assertion v1\x00"), s)
 		return &assertionKey{k0: binary.LittleEndian.Uint64(sum[:8]), k1: binary.LittleEndian.Uint64(sum[8:16])}
 	}); err != nil {
 		return nil, err
@@ -197,7 +191,7 @@ func (ak *AssertionKeys) VerifyAssertion(text, authority, path, ctx []byte, now 
 		return ErrAssertionUnknownKey
 	}
 	want := key.tag(body, authority, path)
-	if subtle.ConstantTimeCompare(want[:], raw[assertionBodyLen:AssertionRawLen]) != 1 {
+	if !ctEqual(want[:], raw[assertionBodyLen:AssertionRawLen]) {
 		return ErrAssertionBadSignature
 	}
 	a.KeyID = body[1]
@@ -222,7 +216,7 @@ func (ak *AssertionKeys) VerifyAssertion(text, authority, path, ctx []byte, now 
 		return ErrAssertionContext
 	default:
 		got := key.contextDigest(ctx)
-		if subtle.ConstantTimeCompare(got[:], a.ContextDigest[:]) != 1 {
+		if !ctEqual(got[:], a.ContextDigest[:]) {
 			return ErrAssertionContext
 		}
 	}

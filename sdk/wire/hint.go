@@ -1,7 +1,6 @@
 package wire
 
 import (
-	"crypto/subtle"
 	"encoding/binary"
 	"errors"
 )
@@ -90,7 +89,7 @@ func (kr *Keyring) VerifyHint(text []byte, id ID, generation uint32) (uint64, er
 	var body [tokenBodyLen]byte
 	hintBody(&body, raw[1], id, generation, version)
 	tag := key.tag(&body)
-	if subtle.ConstantTimeCompare(tag[:8], raw[10:]) != 1 {
+	if !ctEqual(tag[:8], raw[10:]) {
 		return 0, ErrBadHint
 	}
 	return version, nil

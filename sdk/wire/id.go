@@ -1,7 +1,6 @@
 package wire
 
 import (
-	"crypto/rand"
 	"encoding/base64"
 	"errors"
 )
@@ -22,7 +21,7 @@ var ErrBadID = errors.New("wire: session id is not 22 characters of base64url")
 // NewID returns a fresh random session id from crypto/rand.
 func NewID() (ID, error) {
 	var id ID
-	if _, err := rand.Read(id[:]); err != nil {
+	if err := randRead(id[:]); err != nil {
 		return ID{}, err
 	}
 	return id, nil

@@ -1,7 +1,5 @@
 package wire
 
-import "crypto/sha256"
-
 // SegmentLen is the length of a segment hash in its text form.
 const SegmentLen = 16
 
@@ -20,7 +18,7 @@ func AppendSegment(dst []byte, s *Session) []byte {
 	b = append(b, s.Fields[FieldLocale].Text...)
 	b = append(b, 0)
 	b = append(b, s.Fields[FieldTargetLocation].Text...)
-	sum := sha256.Sum256(b)
+	sum := sum256(b)
 	// By hand: encoding/hex would link fmt into the guest.
 	const digits = "0123456789abcdef"
 	for _, c := range sum[:SegmentLen/2] {

@@ -1,15 +1,9 @@
 package wire
 
 import (
-	"crypto/hmac"
-	"crypto/sha256"
-	"crypto/subtle"
-	"encoding"
 	"encoding/base64"
 	"encoding/binary"
 	"errors"
-	"hash"
-	"sync"
 )
 
 // Token layout, version 1 (docs/wire.md draws it):
@@ -61,66 +55,6 @@ type Claims struct {
 	IssuedAt     int64
 	IdleDeadline int64
 	HardDeadline int64
-}
-
-// hmacKey holds a secret as the SHA-256 states after absorbing its two
-// padded blocks, so a tag costs two compression blocks instead of four (that
-// halves a token's first verification in the wasm guest).
-type hmacKey struct {
-	inner, outer []byte // marshalled sha256 states
-}
-
-func newHMACKey(secret []byte) *hmacKey {
-	if len(secret) > sha256.BlockSize {
-		sum := sha256.Sum256(secret)
-		secret = sum[:]
-	}
-	var ipad, opad [sha256.BlockSize]byte
-	copy(ipad[:], secret)
-	copy(opad[:], secret)
-	for i := range ipad {
-		ipad[i] ^= 0x36
-		opad[i] ^= 0x5c
-	}
-	state := func(pad []byte) []byte {
-		h := sha256.New()
-		h.Write(pad)
-		b, err := h.(encoding.BinaryMarshaler).MarshalBinary()
-		if err != nil {
-			panic("wire: sha256 state cannot be saved: " + err.Error())
-		}
-		return b
-	}
-	return &hmacKey{inner: state(ipad[:]), outer: state(opad[:])}
-}
-
-// hasher is a reusable SHA-256 and the buffer its sums go to, pooled so a
-// tag allocates nothing.
-type hasher struct {
-	h    hash.Hash
-	body [tokenBodyLen]byte // the caller's body, copied: passing its own through the interface would move it to the heap
-	sum  [sha256.Size]byte
-}
-
-var hashers = sync.Pool{New: func() any { return &hasher{h: sha256.New()} }}
-
-// tag computes HMAC-SHA256 of a token body.
-func (k *hmacKey) tag(body *[tokenBodyLen]byte) [sha256.Size]byte {
-	hs := hashers.Get().(*hasher)
-	restore := hs.h.(encoding.BinaryUnmarshaler)
-	if restore.UnmarshalBinary(k.inner) != nil {
-		panic("wire: sha256 state cannot be restored")
-	}
-	hs.body = *body
-	hs.h.Write(hs.body[:])
-	inner := hs.h.Sum(hs.sum[:0])
-	if restore.UnmarshalBinary(k.outer) != nil {
-		panic("wire: sha256 state cannot be restored")
-	}
-	hs.h.Write(inner)
-	out := [sha256.Size]byte(hs.h.Sum(hs.sum[:0]))
-	hashers.Put(hs)
-	return out
 }
 
 // Keyring signs tokens with its active key and verifies them with every key it
@@ -205,7 +139,7 @@ func (kr *Keyring) VerifyToken(token []byte, now int64, c *Claims) error {
 		return ErrTokenUnknownKey
 	}
 	want := key.tag(body)
-	if subtle.ConstantTimeCompare(want[:tokenTagLen], raw[tokenBodyLen:TokenRawLen]) != 1 {
+	if !ctEqual(want[:tokenTagLen], raw[tokenBodyLen:TokenRawLen]) {
 		return ErrTokenBadSignature
 	}
 	c.KeyID = body[1]
@@ -232,10 +166,8 @@ func (kr *Keyring) VerifyToken(token []byte, now int64, c *Claims) error {
 // holder of the name and the secret finds the session. Ordinary ids are random
 // (NewID) and never derived from names.
 func SharedID(secret []byte, name string) ID {
-	mac := hmac.New(sha256.New, secret)
-	mac.Write([]byte("sessionedge shared session\x00"))
-	mac.Write([]byte(name))
+	mac := hmacSHA256(secret, []byte("sessionedge shared session\x00"), []byte(name))
 	var id ID
-	copy(id[:], mac.Sum(nil))
+	copy(id[:], mac[:])
 	return id
 }

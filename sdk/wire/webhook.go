@@ -1,8 +1,6 @@
 package wire
 
 import (
-	"crypto/hmac"
-	"crypto/sha256"
 	"errors"
 	"strconv"
 	"strings"
@@ -42,8 +40,7 @@ func AppendWebhookSignature(dst, secret []byte, unixSeconds int64, body []byte) 
 	start := len(dst)
 	dst = strconv.AppendInt(dst, unixSeconds, 10)
 	ts := dst[start:]
-	var sum [sha256.Size]byte
-	mac := webhookMAC(secret, ts, body, &sum)
+	mac := webhookMAC(secret, ts, body)
 	dst = append(dst, ",v1="...)
 	const digits = "0123456789abcdef"
 	for _, c := range mac {
@@ -52,12 +49,8 @@ func AppendWebhookSignature(dst, secret []byte, unixSeconds int64, body []byte) 
 	return dst
 }
 
-func webhookMAC(secret, ts, body []byte, sum *[sha256.Size]byte) []byte {
-	m := hmac.New(sha256.New, secret)
-	m.Write(ts)
-	m.Write([]byte{'.'})
-	m.Write(body)
-	return m.Sum(sum[:0])
+func webhookMAC(secret, ts, body []byte) [32]byte {
+	return hmacSHA256(secret, ts, []byte{'.'}, body)
 }
 
 // VerifyWebhook checks a WebhookSignatureHeader value against body and
@@ -93,15 +86,14 @@ func VerifyWebhook(secret []byte, header string, body []byte, now time.Time, tol
 	if d := now.Sub(time.Unix(secs, 0)); d > tolerance || d < -tolerance {
 		return ErrWebhookSignature
 	}
-	var sum [sha256.Size]byte
-	want := webhookMAC(secret, []byte(ts), body, &sum)
+	want := webhookMAC(secret, []byte(ts), body)
 	ok := false
 	for _, s := range sigs {
-		var got [sha256.Size]byte
+		var got [32]byte
 		if !decodeHex(got[:], s) {
 			continue
 		}
-		if hmac.Equal(got[:], want) {
+		if ctEqual(got[:], want[:]) {
 			ok = true
 		}
 	}

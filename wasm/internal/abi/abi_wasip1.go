@@ -63,10 +63,12 @@ func proxySetSharedData(key unsafe.Pointer, keySize uint32, value unsafe.Pointer
 
 // Host memory handed to the guest: the host calls proxy_on_memory_allocate
 // (Allocate) during a getter import and writes into the buffer; the getter
-// then takes the buffer back (take). Buffers stay referenced from pending so
-// the garbage collector keeps them until taken; the last taken buffer is
-// recycled as spare on the next getter, which is why getter results are
-// valid only until the next getter call.
+// then takes the buffer back (take). The first allocation of an import gets
+// getBuf, one buffer reused by every getter (grown to the largest answer up
+// to maxReuse), which is why getter results are valid only until the next
+// getter call; a further allocation within the same import, or a larger
+// one, gets a buffer of its own, kept in pending until taken so the garbage
+// collector keeps it.
 // The out-parameters of imports live in package variables: a pointer to a
 // local passed to a wasmimport function escapes, so locals would cost a heap
 // allocation per call. The guest is single-threaded, so sharing them is safe.
@@ -78,11 +80,14 @@ var (
 	retToken uint32
 )
 
+// maxReuse bounds the reused getter buffer.
+const maxReuse = 64 << 10
+
 var (
+	getBuf  []byte
+	getBusy bool // getBuf was handed out in the current import
 	pending [4][]byte
 	npend   int
-	spare   []byte
-	lent    []byte
 	zero    [1]byte
 )
 
@@ -93,12 +98,14 @@ func Allocate(size uint32) unsafe.Pointer {
 	if size == 0 {
 		return unsafe.Pointer(&zero[0])
 	}
-	var b []byte
-	if uint32(cap(spare)) >= size {
-		b, spare = spare[:size], nil
-	} else {
-		b = make([]byte, size)
+	if !getBusy && size <= maxReuse {
+		if uint32(cap(getBuf)) < size {
+			getBuf = make([]byte, min(max(size, 2*uint32(cap(getBuf)), 1024), maxReuse))
+		}
+		getBusy = true
+		return unsafe.Pointer(unsafe.SliceData(getBuf))
 	}
+	b := make([]byte, size)
 	if npend == len(pending) {
 		// A host never allocates this many times within one import; drop
 		// the oldest rather than grow without bound.
@@ -110,31 +117,30 @@ func Allocate(size uint32) unsafe.Pointer {
 	return unsafe.Pointer(&b[0])
 }
 
-// beginGet recycles the buffer the previous getter returned.
-func beginGet() {
-	if lent != nil {
-		if cap(lent) > cap(spare) && cap(lent) <= 64<<10 {
-			spare = lent[:0]
-		}
-		lent = nil
-	}
-}
+// beginGet starts a getter import: getBuf may be handed out again.
+func beginGet() { getBusy = false }
 
-// take returns the pending buffer at ptr, size bytes long.
+// take returns the buffer at ptr, size bytes long, that the host filled.
 func take(ptr unsafe.Pointer, size uint32) []byte {
+	busy := getBusy
+	getBusy = false
 	if size == 0 {
 		npend = 0
 		return nil
 	}
+	if busy && ptr == unsafe.Pointer(unsafe.SliceData(getBuf)) && uint32(cap(getBuf)) >= size {
+		if npend > 0 {
+			clear(pending[:npend])
+			npend = 0
+		}
+		return getBuf[:size]
+	}
 	for i := 0; i < npend; i++ {
 		b := pending[i]
 		if unsafe.Pointer(&b[0]) == ptr && uint32(len(b)) >= size {
-			for j := range pending[:npend] {
-				pending[j] = nil
-			}
+			clear(pending[:npend])
 			npend = 0
-			lent = b[:size]
-			return lent
+			return b[:size]
 		}
 	}
 	// The host placed the data elsewhere in our memory (some hosts reuse a

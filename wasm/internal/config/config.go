@@ -206,8 +206,8 @@ type Config struct {
 	ConsentCookie string  // consent.cookie: a cookie whose presence turns tracking off; default none
 
 	// SingleHeaderWrites edits request headers one call at a time
-	// (proxy_remove/add_header_map_value), the default ("single"); false
-	// ("pairs") replaces the map with one proxy_set_header_map_pairs.
+	// (proxy_remove/add_header_map_value, "single"); false ("pairs", the
+	// default) replaces the map with one proxy_set_header_map_pairs.
 	SingleHeaderWrites bool
 }
 
@@ -243,7 +243,7 @@ func Default() Config {
 		Forward:           1<<wire.NamespaceCustom | 1<<wire.NamespacePublic,
 		Limits:            wire.DefaultLimits,
 
-		SingleHeaderWrites: true,
+		SingleHeaderWrites: false,
 	}
 	c.Kinds[wire.KindAnonymous] = KindPolicy{Idle: 60 * time.Minute, Hard: 24 * time.Hour, OnIdle: IdleEnd}
 	c.Kinds[wire.KindCustomer] = KindPolicy{Idle: 30 * time.Minute, Hard: 6 * time.Hour, OnIdle: IdleSoftLogout}

@@ -38,7 +38,7 @@ func TestDefaults(t *testing.T) {
 		{"no token header", c.TokenRequest == "" && c.TokenResponse == "" && c.HintRequest == "" && c.HintResponse == ""},
 		{"hint cookie", c.HintCookie == "__Host-sidv"},
 		{"limits", c.Limits == wire.DefaultLimits},
-		{"single writes", c.SingleHeaderWrites},
+		{"pairs writes", !c.SingleHeaderWrites},
 		{"self-service fields", c.SelfServiceFields == 1<<wire.FieldSiteCode|1<<wire.FieldCurrency|1<<wire.FieldTargetLocation|1<<wire.FieldTrackingAllowed},
 		{"no captures", len(c.Capture.Names) == 0 && !c.Capture.Query && !c.Capture.Cookies},
 		{"address prefixes", c.Device == Device{AddrV4: 24, AddrV6: 48}},

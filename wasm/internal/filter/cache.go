@@ -1,7 +1,7 @@
 package filter
 
 import (
-	"encoding/binary"
+	"unsafe"
 
 	"github.com/sessionedge/sessionedge/sdk/wire"
 	"github.com/sessionedge/sessionedge/wasm/internal/config"
@@ -95,25 +95,27 @@ type segment struct {
 // hashes), an integer key hashes far faster than an array in a Go wasm
 // guest, and a lookup compares the whole id, so a collision is a miss.
 type sessionCache struct {
-	m                      map[uint64]*entry
+	m                      table[entry]
 	prob, prot             segment
 	maxEntries, maxBytes   int
 	protEntries, protBytes int // caps of the protected segment
 }
 
 func newSessionCache(entries, bytes int) sessionCache {
-	return sessionCache{m: make(map[uint64]*entry, min(entries, 1024)), maxEntries: entries, maxBytes: bytes,
+	return sessionCache{maxEntries: entries, maxBytes: bytes,
 		protEntries: entries * 8 / 10, protBytes: bytes / 10 * 8}
 }
 
-func idKey(id *wire.ID) uint64 { return binary.LittleEndian.Uint64(id[:8]) }
+// idKey is the first 8 bytes of an id as one load (binary.LittleEndian
+// assembles them byte by byte on wasm).
+func idKey(id *wire.ID) uint64 { return *(*uint64)(unsafe.Pointer(&id[0])) }
 
 // entryOverhead approximates the memory of an entry beyond its encoding.
 const entryOverhead = 256
 
 // peek returns the entry of id without touching the LRU order.
 func (c *sessionCache) peek(id wire.ID) *entry {
-	if e := c.m[idKey(&id)]; e != nil && e.id == id {
+	if e := c.m.get(idKey(&id)); e != nil && equalID(&e.id, &id) {
 		return e
 	}
 	return nil
@@ -144,19 +146,19 @@ func (c *sessionCache) get(id wire.ID) *entry {
 // protected segment when protect is set (or when it replaces a protected
 // entry).
 func (c *sessionCache) put(s *wire.Session, state entryState, protect bool) *entry {
-	if old := c.m[idKey(&s.ID)]; old != nil {
+	if old := c.m.get(idKey(&s.ID)); old != nil {
 		protect = protect || old.prot && old.id == s.ID
 		c.remove(old) // the same session, or a colliding one: a cache may forget
 	}
 	e := &entry{id: s.ID, sess: s, state: state, size: wire.SessionSize(s) + entryOverhead, prot: protect}
-	c.m[idKey(&s.ID)] = e
+	c.m.set(idKey(&s.ID), e)
 	if protect {
 		c.prot.pushFront(e)
 		c.balance()
 	} else {
 		c.prob.pushFront(e)
 	}
-	for len(c.m) > c.maxEntries || c.prob.bytes+c.prot.bytes > c.maxBytes {
+	for c.m.len() > c.maxEntries || c.prob.bytes+c.prot.bytes > c.maxBytes {
 		victim := c.prob.tail
 		if victim == e || victim == nil {
 			victim = c.prot.tail
@@ -187,11 +189,11 @@ func (c *sessionCache) drop(id wire.ID) {
 }
 
 func (c *sessionCache) clear() {
-	clear(c.m)
+	c.m.clear()
 	c.prob, c.prot = segment{}, segment{}
 }
 
-func (c *sessionCache) len() int { return len(c.m) }
+func (c *sessionCache) len() int { return c.m.len() }
 
 func (c *sessionCache) remove(e *entry) {
 	if e.prot {
@@ -199,7 +201,7 @@ func (c *sessionCache) remove(e *entry) {
 	} else {
 		c.prob.unlink(e)
 	}
-	delete(c.m, idKey(&e.id))
+	c.m.del(idKey(&e.id))
 }
 
 func (sg *segment) unlink(e *entry) {
@@ -242,7 +244,7 @@ func (sg *segment) pushFront(e *entry) {
 // token, but a forged token never verifies, so it is never stored; it can
 // only make a lookup miss and pay for one HMAC, as without the cache.
 type tokenCache struct {
-	m   map[uint64]*tokenEntry
+	m   table[tokenEntry]
 	max int
 }
 
@@ -253,17 +255,17 @@ type tokenEntry struct {
 }
 
 func newTokenCache(max int) tokenCache {
-	return tokenCache{m: make(map[uint64]*tokenEntry, min(max, 1024)), max: max}
+	return tokenCache{max: max}
 }
 
-func tokenKey(tok []byte) uint64 { return binary.LittleEndian.Uint64(tok[len(tok)-8:]) }
+func tokenKey(tok []byte) uint64 { return *(*uint64)(unsafe.Pointer(&tok[len(tok)-8])) }
 
 // lookup returns the entry of tok, or nil.
 func (c *tokenCache) lookup(tok []byte) *tokenEntry {
 	if len(tok) != wire.TokenLen {
 		return nil
 	}
-	if t := c.m[tokenKey(tok)]; t != nil && string(t.tok[:]) == string(tok) {
+	if t := c.m.get(tokenKey(tok)); t != nil && equalBytes(t.tok[:], tok) {
 		return t
 	}
 	return nil
@@ -289,21 +291,19 @@ func (c *tokenCache) put(tok []byte, cl *wire.Claims) {
 		return
 	}
 	k := tokenKey(tok)
-	if t := c.m[k]; t != nil {
+	if t := c.m.get(k); t != nil {
 		copy(t.tok[:], tok) // a colliding token replaces the older one
 		t.claims, t.dead = *cl, false
 		return
 	}
-	if len(c.m) >= c.max {
-		// Evict an arbitrary entry: map iteration starts at a random
-		// position, which is as good as LRU for a cache of HMAC results and
-		// costs no bookkeeping on the hit path.
-		for k := range c.m {
-			delete(c.m, k)
-			break
-		}
+	if c.m.len() >= c.max {
+		// Evict an arbitrary entry: the first one at or after the new
+		// token's slot, a random position, which is as good as LRU for a
+		// cache of HMAC results and costs no bookkeeping on the hit path.
+		victim, _ := c.m.any(k)
+		c.m.del(victim)
 	}
 	t := &tokenEntry{claims: *cl}
 	copy(t.tok[:], tok)
-	c.m[k] = t
+	c.m.set(k, t)
 }

@@ -34,8 +34,8 @@ func walk(t *testing.T, sc *sessionCache) (prob, prot int) {
 		}
 		total += n
 	}
-	if total != len(sc.m) {
-		t.Fatalf("lists hold %d entries, map %d", total, len(sc.m))
+	if total != sc.m.len() {
+		t.Fatalf("lists hold %d entries, map %d", total, sc.m.len())
 	}
 	return sc.prob.n, sc.prot.n
 }
@@ -57,16 +57,16 @@ func TestSessionCacheBounds(t *testing.T) {
 				sc := newSessionCache(c.entries, c.bytes)
 				for i := 0; i < c.insert; i++ {
 					sc.put(testSession(i, c.attrs), stateOrigin, protect)
-					if len(sc.m) > c.entries {
-						t.Fatalf("%d entries, bound %d", len(sc.m), c.entries)
+					if sc.m.len() > c.entries {
+						t.Fatalf("%d entries, bound %d", sc.m.len(), c.entries)
 					}
-					if b := sc.prob.bytes + sc.prot.bytes; len(sc.m) > 1 && b > c.bytes {
+					if b := sc.prob.bytes + sc.prot.bytes; sc.m.len() > 1 && b > c.bytes {
 						t.Fatalf("%d bytes, bound %d", b, c.bytes)
 					}
 					walk(t, &sc)
 				}
-				if len(sc.m) > c.wantMax || len(sc.m) == 0 {
-					t.Fatalf("%d entries kept, want 1..%d", len(sc.m), c.wantMax)
+				if sc.m.len() > c.wantMax || sc.m.len() == 0 {
+					t.Fatalf("%d entries kept, want 1..%d", sc.m.len(), c.wantMax)
 				}
 				if sc.get(testSession(c.wantLast, 0).ID) == nil {
 					t.Fatal("the newest session was evicted")
@@ -146,8 +146,8 @@ func TestTokenCacheBound(t *testing.T) {
 		c := wire.Claims{Kind: wire.KindAnonymous, ID: wire.ID{byte(i)}, Generation: 1, IssuedAt: int64(i)}
 		last = kr.AppendToken(nil, &c)
 		tc.put(last, &c)
-		if len(tc.m) > 8 {
-			t.Fatalf("%d tokens cached, bound 8", len(tc.m))
+		if tc.m.len() > 8 {
+			t.Fatalf("%d tokens cached, bound 8", tc.m.len())
 		}
 	}
 	if c, ok := tc.get(last); !ok || c.ID[0] != 99 {

@@ -2,7 +2,6 @@ package filter
 
 import (
 	"bytes"
-	"crypto/sha256"
 	"strconv"
 	"unicode/utf8"
 
@@ -386,7 +385,7 @@ func appendSegment(dst []byte, v *wire.Session, cp *config.Capture, consent bool
 	if in == nil {
 		return wire.AppendSegment(dst, v)
 	}
-	sum := sha256.Sum256(in)
+	sum := wire.Sum256(in)
 	const digits = "0123456789abcdef"
 	for _, c := range sum[:wire.SegmentLen/2] {
 		dst = append(dst, digits[c>>4], digits[c&0xf])

@@ -23,7 +23,7 @@ func TestWarmRequestAllocs(t *testing.T) {
 		"default":   "",
 		"assertion": proxytest.AssertionConfig,
 		"compact":   proxytest.AssertionConfig + `,"forward":{"mode":"compact"}`,
-		"pairs":     proxytest.AssertionConfig + `,"headerWrites":"pairs"`,
+		"single":    proxytest.AssertionConfig + `,"headerWrites":"single"`,
 		"max stale": `,"cache":{"maxStale":"10s"}`,
 		// Captures, consent and devices configured, none of them in the
 		// replayed request (its query and cookies hold other names).

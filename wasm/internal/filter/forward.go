@@ -53,11 +53,31 @@ var fwdNames = [numFwd]string{hdrID, hdrCustomer, hdrVersion, hdrContext, hdrSit
 
 // forwarded holds header values in one buffer; end[i] is where value i
 // ends (it starts where value i-1 ended). An empty value is not sent.
-// digest is the assertion keys' digest of the context value.
+// digest is the assertion keys' digest of the context value. lens and data
+// are the non-empty values with their names serialized as a header map
+// without its count (see stream.add), n pairs: a request in pairs mode
+// copies them whole.
 type forwarded struct {
 	buf    []byte
 	end    [numFwd]int32
 	digest [16]byte
+	lens   []byte
+	data   []byte
+	n      uint32
+
+	// The claims headers (kind, generation, status) serialized the same
+	// way for the last claims they were asked for: a cached entry serves
+	// tokens of one kind and generation, so they are built once.
+	claims           claimsKey
+	claimsLens       []byte
+	claimsData       []byte
+	claimsSerialized bool
+}
+
+type claimsKey struct {
+	kind   wire.Kind
+	gen    uint32
+	status string
 }
 
 func (f *forwarded) value(i int) []byte {
@@ -143,6 +163,13 @@ func (f *forwarded) build(s *wire.Session, site *config.Site, consent bool, cfg 
 	b = append(b, seg[:]...)
 	mark(fwdSegment)
 	f.buf = b
+	f.lens, f.data, f.n = f.lens[:0], f.data[:0], 0
+	for i := 0; i < numFwd; i++ {
+		if v := f.value(i); len(v) > 0 {
+			f.lens, f.data = appendPair(f.lens, f.data, fwdNames[i], v)
+			f.n++
+		}
+	}
 	if cfg.Assertion != nil {
 		f.digest = cfg.Assertion.ContextDigest(f.value(fwdContext))
 	}
@@ -183,12 +210,26 @@ func (p *Plugin) addValues(s *stream, f *forwarded, version uint64, status strin
 		s.add(hdrContext, f.value(fwdContext))
 		s.add(hdrStatus, statusBytes(status))
 	} else {
-		for i := 0; i < numFwd; i++ {
-			if v := f.value(i); len(v) > 0 {
-				s.add(fwdNames[i], v)
+		if s.single {
+			for i := 0; i < numFwd; i++ {
+				if v := f.value(i); len(v) > 0 {
+					s.add(fwdNames[i], v)
+				}
 			}
+			p.addClaimsHeaders(s, status)
+		} else {
+			k := claimsKey{s.claims.Kind, s.claims.Generation, status}
+			if !f.claimsSerialized || f.claims != k {
+				s.gen = strconv.AppendUint(s.gen[:0], uint64(k.gen), 10)
+				f.claimsLens, f.claimsData = appendPair(f.claimsLens[:0], f.claimsData[:0], hdrKind, kindBytes[k.kind])
+				f.claimsLens, f.claimsData = appendPair(f.claimsLens, f.claimsData, hdrGen, s.gen)
+				f.claimsLens, f.claimsData = appendPair(f.claimsLens, f.claimsData, hdrStatus, statusBytes(status))
+				f.claims, f.claimsSerialized = k, true
+			}
+			s.addLens = append(append(s.addLens, f.lens...), f.claimsLens...)
+			s.addData = append(append(s.addData, f.data...), f.claimsData...)
+			s.nadd += f.n + 3
 		}
-		p.addClaimsHeaders(s, status)
 	}
 	if p.cfg.Assertion != nil {
 		if status != statusOK {
@@ -293,14 +334,26 @@ func statusBytes(s string) []byte {
 }
 
 // add queues a forwarded request header; with single header writes it is
-// added at once.
+// added at once. Queued headers are kept serialized: their key and value
+// lengths in s.addLens, the NUL-terminated key and value in s.addData, as
+// in a header map, so forward copies them whole.
 func (s *stream) add(key string, value []byte) {
 	if s.single {
 		abi.AddHeader(abi.MapRequestHeaders, key, value)
 		return
 	}
-	s.addKeys = append(s.addKeys, key)
-	s.addVals = append(s.addVals, value)
+	s.addLens, s.addData = appendPair(s.addLens, s.addData, key, value)
+	s.nadd++
+}
+
+// appendPair appends one pair of a header map: its lengths to lens, its
+// NUL-terminated key and value to data.
+func appendPair(lens, data []byte, key string, value []byte) ([]byte, []byte) {
+	lens = binary.LittleEndian.AppendUint32(lens, uint32(len(key)))
+	lens = binary.LittleEndian.AppendUint32(lens, uint32(len(value)))
+	data = append(append(data, key...), 0)
+	data = append(append(data, value...), 0)
+	return lens, data
 }
 
 // forward writes the request headers and lets the request go upstream. In
@@ -308,7 +361,7 @@ func (s *stream) add(key string, value []byte) {
 // header (Plugin.stripped), plus the queued ones, set with one host call; if the host refuses
 // it, the filter falls back to one call per header.
 func (p *Plugin) forward(s *stream) abi.Action {
-	if s.single || len(s.rm) == 0 && len(s.addKeys) == 0 {
+	if s.single || len(s.rm) == 0 && s.nadd == 0 {
 		return abi.ActionContinue
 	}
 	var b []byte
@@ -321,8 +374,12 @@ func (p *Plugin) forward(s *stream) abi.Action {
 	if st := abi.SetHeaderMapPairs(abi.MapRequestHeaders, b); st != abi.StatusOK {
 		logf(abi.LogWarn, "proxy_set_header_map_pairs failed ("+st.Err().Error()+"); writing headers one by one")
 		s.removeAll(abi.MapRequestHeaders)
-		for i, k := range s.addKeys {
-			abi.AddHeader(abi.MapRequestHeaders, k, s.addVals[i])
+		data := s.addData
+		for i := 0; i < int(s.nadd); i++ {
+			kl := int(binary.LittleEndian.Uint32(s.addLens[8*i:]))
+			vl := int(binary.LittleEndian.Uint32(s.addLens[8*i+4:]))
+			abi.AddHeader(abi.MapRequestHeaders, string(data[:kl]), data[kl+1:kl+1+vl])
+			data = data[kl+vl+2:]
 		}
 	}
 	return abi.ActionContinue
@@ -338,24 +395,17 @@ func (s *stream) appendPairsFast() []byte {
 	n := binary.LittleEndian.Uint32(s.raw)
 	table := s.raw[4 : 4+8*int(n)]
 	data := s.raw[4+8*int(n):]
-	b := binary.LittleEndian.AppendUint32(s.ser[:0], n+uint32(len(s.addKeys)))
+	b := binary.LittleEndian.AppendUint32(s.ser[:0], n+s.nadd)
 	b = append(b, table...)
-	for i, k := range s.addKeys {
-		b = binary.LittleEndian.AppendUint32(b, uint32(len(k)))
-		b = binary.LittleEndian.AppendUint32(b, uint32(len(s.addVals[i])))
-	}
+	b = append(b, s.addLens...)
 	b = append(b, data...)
-	for i, k := range s.addKeys {
-		b = append(append(b, k...), 0)
-		b = append(append(b, s.addVals[i]...), 0)
-	}
-	return b
+	return append(b, s.addData...)
 }
 
 // appendPairsFiltered serializes the client's map without its stripped
 // headers, plus the queued headers.
 func (s *stream) appendPairsFiltered() []byte {
-	n := len(s.addKeys)
+	n := int(s.nadd)
 	it := abi.NewPairIter(s.raw)
 	for it.Next() {
 		if !s.p.stripped(it.Key()) {
@@ -370,10 +420,7 @@ func (s *stream) appendPairsFiltered() []byte {
 			b = binary.LittleEndian.AppendUint32(b, uint32(len(it.Value())))
 		}
 	}
-	for i, k := range s.addKeys {
-		b = binary.LittleEndian.AppendUint32(b, uint32(len(k)))
-		b = binary.LittleEndian.AppendUint32(b, uint32(len(s.addVals[i])))
-	}
+	b = append(b, s.addLens...)
 	it = abi.NewPairIter(s.raw)
 	for it.Next() {
 		if !s.p.stripped(it.Key()) {
@@ -381,9 +428,5 @@ func (s *stream) appendPairsFiltered() []byte {
 			b = append(append(b, it.Value()...), 0)
 		}
 	}
-	for i, k := range s.addKeys {
-		b = append(append(b, k...), 0)
-		b = append(append(b, s.addVals[i]...), 0)
-	}
-	return b
+	return append(b, s.addData...)
 }

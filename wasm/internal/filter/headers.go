@@ -2,7 +2,60 @@ package filter
 
 import (
 	"bytes"
+	"encoding/binary"
+	"unsafe"
+
+	"github.com/sessionedge/sessionedge/proxywasm"
 )
+
+// The hot callbacks walk the host's serialized header maps inline instead
+// of through abi.PairIter: in a Go wasm guest every call of Next, Key and
+// Value costs more than the work it does. The walk is
+//
+//	n, off := pairsStart(b) // n < 0: malformed or oversized
+//	for i := 0; i < n; i++ {
+//		kl, vl := pairLens(b, i)
+//		if !pairFits(b, off, kl, vl) { malformed; break }
+//		k, v := b[off:off+kl], b[off+kl+1:off+kl+1+vl]
+//		off += kl + vl + 2
+//	}
+//	// then off == len(b), or the map had bytes after its last pair
+//
+// which checks exactly what PairIter checks.
+
+// pairsStart returns the number of pairs of the serialized map b and the
+// offset of its first key; n is -1 when the map is malformed or larger than
+// the ABI allows. An empty buffer is an empty map.
+func pairsStart(b []byte) (n, off int) {
+	if len(b) == 0 {
+		return 0, 0
+	}
+	if len(b) < 4 || len(b) > proxywasm.MaxMapBytes {
+		return -1, 0
+	}
+	c := binary.LittleEndian.Uint32(b)
+	if c > proxywasm.MaxMapPairs || uint64(len(b)) < 4+8*uint64(c) {
+		return -1, 0
+	}
+	return int(c), 4 + 8*int(c)
+}
+
+// pairLens returns the key and value lengths of pair i.
+func pairLens(b []byte, i int) (kl, vl int) {
+	// Lengths above MaxMapBytes cannot fit; capping them keeps the sums
+	// below in range where int is 32 bits.
+	_ = b[11+8*i] // one bounds check for both loads (pairsStart checked the table's size)
+	k := min(*(*uint32)(unsafe.Pointer(&b[4+8*i])), proxywasm.MaxMapBytes+1)
+	v := min(*(*uint32)(unsafe.Pointer(&b[8+8*i])), proxywasm.MaxMapBytes+1)
+	return int(k), int(v)
+}
+
+// pairFits reports whether a key of kl and a value of vl bytes, each
+// NUL-terminated, lie in b from off.
+func pairFits(b []byte, off, kl, vl int) bool {
+	end := off + kl + vl + 2
+	return end <= len(b) && b[off+kl] == 0 && b[end-1] == 0
+}
 
 // sessionPrefix starts every header the filter owns. A request or trailer
 // header whose name matches it (ignoring case, with '_' read as '-') is

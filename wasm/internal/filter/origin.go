@@ -370,31 +370,36 @@ func (p *Plugin) fetched(c *call, status int, body []byte, nowMs int64) {
 		// a revocation): the next request through this VM fetches again.
 		e.want = c.feedVersion
 	}
+	c.resume(nowMs, func(s *stream) abi.Action {
+		switch {
+		case dead || e != nil && (e.sess.Ended != 0 || e.sess.Generation > s.claims.Generation):
+			p.counters.Rejected++
+			p.tokens.markDead(s.tok)
+			s.dead = true
+			return p.noToken(s, nowMs/1000)
+		case e == nil || e.sess.Generation != s.claims.Generation:
+			return p.degrade(s)
+		}
+		s.entry = e
+		return p.settled(s, nowMs/1000)
+	})
+	if c.stale {
+		p.sessions.drop(c.id) // served the waiting requests; the next one fetches again
+	}
+}
+
+// resume hands every stream that waited for c, in turn the effective
+// context, to next, and continues those it lets go on.
+func (c *call) resume(nowMs int64, next func(s *stream) abi.Action) {
 	waiting := c.streams
 	c.streams = nil
 	for _, s := range waiting {
 		s.waiting = nil
 		s.nowMs = nowMs
 		abi.SetEffectiveContext(s.id)
-		var act abi.Action
-		switch {
-		case dead || e != nil && (e.sess.Ended != 0 || e.sess.Generation > s.claims.Generation):
-			p.counters.Rejected++
-			p.tokens.markDead(s.tok)
-			s.dead = true
-			act = p.noToken(s, nowMs/1000)
-		case e == nil || e.sess.Generation != s.claims.Generation:
-			act = p.degrade(s)
-		default:
-			s.entry = e
-			act = p.settled(s, nowMs/1000)
-		}
-		if act == abi.ActionContinue {
+		if next(s) == abi.ActionContinue {
 			abi.ContinueStream(abi.StreamRequest)
 		}
-	}
-	if c.stale {
-		p.sessions.drop(c.id) // served the waiting requests; the next one fetches again
 	}
 }
 
@@ -421,12 +426,7 @@ func (p *Plugin) loggedOut(c *call, status int, body, token []byte, nowMs int64)
 	} else if status != 0 && !tokenRefused(status, body) && status != 404 {
 		logf(abi.LogWarn, "soft logout not accepted by the origin (status "+strconv.Itoa(status)+")")
 	}
-	waiting := c.streams
-	c.streams = nil
-	for _, s := range waiting {
-		s.waiting = nil
-		s.nowMs = nowMs
-		abi.SetEffectiveContext(s.id)
+	c.resume(nowMs, func(s *stream) abi.Action {
 		if e != nil {
 			s.claims, s.verified, s.relogged, s.entry = cl, true, true, e
 			s.tok = append(s.tok[:0], token...)
@@ -436,10 +436,8 @@ func (p *Plugin) loggedOut(c *call, status int, body, token []byte, nowMs int64)
 			// the client starts a new anonymous session.
 			p.mint(s, now)
 		}
-		if act := p.settled(s, now); act == abi.ActionContinue {
-			abi.ContinueStream(abi.StreamRequest)
-		}
-	}
+		return p.settled(s, now)
+	})
 	if c.stale && e != nil {
 		p.sessions.drop(c.id) // the next request fetches the logged-out session again
 	}

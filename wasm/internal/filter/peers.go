@@ -1,8 +1,6 @@
 package filter
 
 import (
-	"crypto/sha256"
-
 	"github.com/sessionedge/sessionedge/sdk/wire"
 	"github.com/sessionedge/sessionedge/wasm/internal/abi"
 )
@@ -108,7 +106,7 @@ func (p *Plugin) appendOnlySession(dst []byte, s *stream) []byte {
 // appendHandle appends the handle the origin shows for a session instead
 // of its id: 16 hex characters of SHA-256 over the id's 16 bytes.
 func appendHandle(dst []byte, id wire.ID) []byte {
-	sum := sha256.Sum256(id[:])
+	sum := wire.Sum256(id[:])
 	const digits = "0123456789abcdef"
 	for _, c := range sum[:8] {
 		dst = append(dst, digits[c>>4], digits[c&0xf])

@@ -124,7 +124,7 @@ func logf(level abi.LogLevel, msg string) { abi.Log(level, "sessionedge: "+msg) 
 
 // site returns the site defaults of host.
 func (p *Plugin) site(host []byte) *config.Site {
-	if p.lastSite != nil && string(host) == string(p.lastHost) {
+	if p.lastSite != nil && equalBytes(host, p.lastHost) {
 		return p.lastSite
 	}
 	p.lastSite = p.cfg.Site(host)

@@ -97,8 +97,9 @@ type stream struct {
 	// to add, and the serialized result.
 	single  bool
 	raw     []byte
-	addKeys []string
-	addVals [][]byte
+	addLens []byte // the queued headers (stream.add)
+	addData []byte
+	nadd    uint32
 	ser     []byte
 	gen     []byte
 	idText  []byte
@@ -119,7 +120,7 @@ func (s *stream) reset(id uint32, p *Plugin) {
 	s.ua, s.dev, s.devKnown, s.consent, s.ncap, s.capBuf = s.ua[:0], nil, false, false, 0, s.capBuf[:0]
 	s.bodySize = 0
 	s.single = p.cfg == nil || p.cfg.SingleHeaderWrites
-	s.raw, s.addKeys, s.addVals = s.raw[:0], s.addKeys[:0], s.addVals[:0]
+	s.raw, s.addLens, s.addData, s.nadd = s.raw[:0], s.addLens[:0], s.addData[:0], 0
 }
 
 // addCandidate keeps a token-shaped value for verification. Values of the
@@ -145,13 +146,13 @@ func (s *stream) addHint(v []byte) {
 func (s *stream) scanCookies(v []byte, cfg *config.Config) {
 	for len(v) > 0 {
 		var part []byte
-		if i := bytes.IndexByte(v, ';'); i >= 0 {
+		if i := indexByte(v, ';'); i >= 0 {
 			part, v = v[:i], v[i+1:]
 		} else {
 			part, v = v, nil
 		}
-		part = trimSpace(part)
-		eq := bytes.IndexByte(part, '=')
+		// No trim of the whole part: the name and the value are trimmed.
+		eq := indexByte(part, '=')
 		if eq < 0 {
 			continue
 		}
@@ -160,20 +161,34 @@ func (s *stream) scanCookies(v []byte, cfg *config.Config) {
 		if len(val) >= 2 && val[0] == '"' && val[len(val)-1] == '"' {
 			val = val[1 : len(val)-1]
 		}
-		switch string(name) {
-		case cfg.Cookie.Name:
+		// Comparisons by hand: a switch on string(name) converts it (a
+		// runtime call per cookie in a Go wasm guest).
+		switch {
+		case equalString(name, cfg.Cookie.Name):
 			s.addCandidate(val)
-		case cfg.HintCookie:
+		case equalString(name, cfg.HintCookie):
 			s.addHint(val)
-		default:
-			if cfg.ConsentCookie != "" && string(name) == cfg.ConsentCookie {
-				s.consent = true
-			} else if cfg.Capture.Cookies {
-				s.captureCookie(name, val, &cfg.Capture)
-			}
+		case cfg.ConsentCookie != "" && equalString(name, cfg.ConsentCookie):
+			s.consent = true
+		case cfg.Capture.Cookies:
+			s.captureCookie(name, val, &cfg.Capture)
 		}
 	}
 }
+
+// The request header names the header loop looks for. Pseudo-headers are
+// lower case from every host; folding them too costs nothing (':' has no
+// case bit set in the mask).
+var (
+	namePath         = newFoldName(":path")
+	nameCookie       = newFoldName("cookie")
+	nameOrigin       = newFoldName("origin")
+	nameMethod       = newFoldName(":method")
+	nameScheme       = newFoldName(":scheme")
+	nameAuthority    = newFoldName(":authority")
+	nameUserAgent    = newFoldName("user-agent")
+	nameSecFetchSite = newFoldName("sec-fetch-site")
+)
 
 func nowSeconds(ns int64) int64 { return ns / int64(time.Second) }
 
@@ -199,44 +214,80 @@ func (p *Plugin) onRequestHeaders(vm *VM, s *stream, eos bool) abi.Action {
 	}
 	cfg := p.cfg
 	var method []byte
-	it := abi.NewPairIter(b)
-	for it.Next() {
-		k, v := it.Key(), it.Value()
-		if len(k) > 0 && k[0] == ':' {
-			switch string(k) {
-			case ":authority":
-				s.host = append(s.host[:0], v...)
-			case ":path":
-				s.path = append(s.path[:0], v...)
-			case ":method":
-				method = append(s.tmp[:0], v...)
-			case ":scheme":
-				s.scheme = append(s.scheme[:0], v...)
-			}
+	n, off := pairsStart(b)
+	malformed := n < 0
+	for i := 0; i < n; i++ {
+		kl, vl := pairLens(b, i)
+		if !pairFits(b, off, kl, vl) {
+			malformed = true
+			break
+		}
+		k, v := b[off:off+kl], b[off+kl+1:off+kl+1+vl]
+		off += kl + vl + 2
+		if len(k) == 0 {
 			continue
 		}
-		switch {
-		case isSessionHeader(k):
+		if cfg.TokenRequest != "" {
+			if equalHeader(k, cfg.TokenRequest) {
+				s.headerMode = true
+				s.addCandidate(trimSpace(v))
+				s.rm = append(append(s.rm, k...), 0)
+				continue
+			}
+			if equalHeader(k, cfg.HintRequest) {
+				s.addHint(trimSpace(v))
+				s.rm = append(append(s.rm, k...), 0)
+				continue
+			}
+		}
+		// Dispatch on the name's length first: most names are compared
+		// with nothing (each comparison is several wasm instructions per
+		// byte in a Go guest).
+		switch len(k) {
+		case 5:
+			if equalFoldName(k, &namePath) {
+				s.path = append(s.path[:0], v...)
+				continue
+			}
+		case 6:
+			if equalFoldName(k, &nameCookie) {
+				s.scanCookies(v, cfg)
+				continue
+			}
+			if equalFoldName(k, &nameOrigin) {
+				s.origin = append(s.origin[:0], trimSpace(v)...)
+				s.hasOrigin = true
+				continue
+			}
+		case 7:
+			if equalFoldName(k, &nameMethod) {
+				method = append(s.tmp[:0], v...)
+				continue
+			}
+			if equalFoldName(k, &nameScheme) {
+				s.scheme = append(s.scheme[:0], v...)
+				continue
+			}
+		case 10:
+			if equalFoldName(k, &nameAuthority) {
+				s.host = append(s.host[:0], v...)
+				continue
+			}
+			if equalFoldName(k, &nameUserAgent) {
+				s.ua = append(s.ua[:0], v[:min(len(v), maxUACopy)]...)
+				continue
+			}
+		case 14:
+			if equalFoldName(k, &nameSecFetchSite) {
+				s.crossSite = !sameSiteFetch(v)
+				continue
+			}
+		}
+		if isSessionHeader(k) {
 			s.rm = append(append(s.rm, k...), 0)
-		case equalFold(k, "cookie"):
-			s.scanCookies(v, cfg)
-		case cfg.TokenRequest != "" && equalHeader(k, cfg.TokenRequest):
-			s.headerMode = true
-			s.addCandidate(trimSpace(v))
-			s.rm = append(append(s.rm, k...), 0)
-		case cfg.TokenRequest != "" && equalHeader(k, cfg.HintRequest):
-			s.addHint(trimSpace(v))
-			s.rm = append(append(s.rm, k...), 0)
-		case equalFold(k, "origin"):
-			s.origin = append(s.origin[:0], trimSpace(v)...)
-			s.hasOrigin = true
-		case equalFold(k, "sec-fetch-site"):
-			s.crossSite = !sameSiteFetch(v)
-		case equalFold(k, "user-agent"):
-			s.ua = append(s.ua[:0], v[:min(len(v), maxUACopy)]...)
 		}
 	}
-	if it.Err() != nil {
+	if malformed || off != len(b) {
 		// A map we cannot parse whole cannot be rewritten whole either.
 		logf(abi.LogWarn, "malformed request header map from the host")
 		s.single = true

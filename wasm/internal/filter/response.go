@@ -11,6 +11,8 @@ import (
 // request is at version N or later at the origin".
 const hdrWritten = "x-session-written"
 
+var nameCacheControl = newFoldName("cache-control")
+
 func (p *Plugin) onResponseHeaders(s *stream) abi.Action {
 	if s.replied {
 		// A host may run the response callbacks on the filter's own local
@@ -20,25 +22,30 @@ func (p *Plugin) onResponseHeaders(s *stream) abi.Action {
 	b, st := abi.GetHeaderMapPairs(abi.MapResponseHeaders)
 	if st == abi.StatusOK {
 		s.rm, s.cc = s.rm[:0], s.cc[:0]
-		it := abi.NewPairIter(b)
-		for it.Next() {
-			k := it.Key()
+		n, off := pairsStart(b)
+		for i := 0; i < n; i++ {
+			kl, vl := pairLens(b, i)
+			if !pairFits(b, off, kl, vl) {
+				break // strip what came before the fault, as PairIter would
+			}
+			k, val := b[off:off+kl], b[off+kl+1:off+kl+1+vl]
+			off += kl + vl + 2
 			if !isSessionHeader(k) {
-				if equalFold(k, "cache-control") {
+				if equalFoldName(k, &nameCacheControl) {
 					if len(s.cc) > 0 {
 						s.cc = append(s.cc, ", "...)
 					}
-					s.cc = append(s.cc, it.Value()...)
+					s.cc = append(s.cc, val...)
 				}
 				continue
 			}
 			switch {
 			case equalHeader(k, hdrToken):
 				if len(s.upToken) == 0 {
-					s.upToken = append(s.upToken[:0], trimSpace(it.Value())...)
+					s.upToken = append(s.upToken[:0], trimSpace(val)...)
 				}
 			case equalHeader(k, hdrWritten):
-				if v, err := strconv.ParseUint(string(trimSpace(it.Value())), 10, 64); err == nil && v > s.written {
+				if v, err := strconv.ParseUint(string(trimSpace(val)), 10, 64); err == nil && v > s.written {
 					s.written = v
 				} else if err != nil {
 					logf(abi.LogWarn, "ignoring an x-session-written from the upstream that is not a version")

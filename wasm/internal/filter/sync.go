@@ -1,7 +1,6 @@
 package filter
 
 import (
-	"crypto/rand"
 	"encoding/binary"
 	"strconv"
 
@@ -51,7 +50,10 @@ func (st *syncState) init(cfg *config.Config, nowMs int64) {
 	for i := range st.keySlot {
 		st.keySlot[i] = prefix + "slot" + strconv.Itoa(i)
 	}
-	if _, err := rand.Read(st.nonce[:]); err != nil {
+	// Random bytes from a fresh session id: the guest links no crypto/rand.
+	if id, err := wire.NewID(); err == nil {
+		copy(st.nonce[:], id[:])
+	} else {
 		logf(abi.LogError, "no randomness for the sync lease nonce: "+err.Error())
 	}
 	st.interval = cfg.SyncInterval.Milliseconds()

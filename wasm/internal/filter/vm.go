@@ -16,18 +16,19 @@ import (
 // use: a host never enters an instance from two threads at once.
 type VM struct {
 	roots   map[uint32]*Plugin
-	streams map[uint32]*stream
+	streams table[stream]
+	lastP   *Plugin   // the root of the last stream created: most streams share one
 	free    []*stream // recycled stream states, so a request allocates nothing
 	last    *stream   // the stream of the last callback: most callbacks repeat it
 }
 
-// stream returns the state of stream id, or nil. The memo saves a map lookup
+// stream returns the state of stream id, or nil. The memo saves a lookup
 // per callback, which is worth it in a Go wasm guest.
 func (vm *VM) stream(id uint32) *stream {
 	if s := vm.last; s != nil && s.id == id && s.p != nil {
 		return s
 	}
-	s := vm.streams[id]
+	s := vm.streams.get(uint64(id))
 	if s != nil {
 		vm.last = s
 	}
@@ -36,7 +37,7 @@ func (vm *VM) stream(id uint32) *stream {
 
 // NewVM returns an empty VM.
 func NewVM() *VM {
-	return &VM{roots: map[uint32]*Plugin{}, streams: map[uint32]*stream{}}
+	return &VM{roots: map[uint32]*Plugin{}}
 }
 
 // Plugin returns the root context id's plugin, or nil.
@@ -51,7 +52,11 @@ func (vm *VM) OnContextCreate(id, parent uint32) {
 		}
 		return
 	}
-	p := vm.roots[parent]
+	p := vm.lastP
+	if p == nil || p.id != parent {
+		p = vm.roots[parent]
+		vm.lastP = p
+	}
 	if p == nil {
 		abi.Log(abi.LogError, "sessionedge: stream context created for an unknown root context")
 		return
@@ -64,7 +69,7 @@ func (vm *VM) OnContextCreate(id, parent uint32) {
 		s = new(stream)
 	}
 	s.reset(id, p)
-	vm.streams[id] = s
+	vm.streams.set(uint64(id), s)
 	vm.last = s
 }
 
@@ -157,12 +162,15 @@ func (vm *VM) OnLog(id uint32) {}
 // deleted stream waited for is ignored when it arrives.
 func (vm *VM) OnDelete(id uint32) {
 	if s := vm.stream(id); s != nil {
-		delete(vm.streams, id)
+		vm.streams.del(uint64(id))
 		vm.last = nil
 		s.p.forget(s)
 		s.p = nil
 		vm.free = append(vm.free, s)
 		return
+	}
+	if vm.lastP != nil && vm.lastP.id == id {
+		vm.lastP = nil
 	}
 	delete(vm.roots, id)
 }

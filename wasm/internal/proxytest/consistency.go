@@ -148,24 +148,10 @@ func testGeneration(t *testing.T, ng NewGuest) {
 }
 
 func testSoftLogout(t *testing.T, ng NewGuest) {
-	// customer makes a logged-in session at generation 2 with privacy and
-	// custom data, and returns an idle-expired token of it.
-	customer := func(f *fixture) (wire.ID, string) {
-		id, _ := wire.NewID()
-		if _, err := f.o.Write(id,
-			wire.Op{Code: wire.OpSetField, Field: wire.FieldCartID, Value: wire.Text("cart-9")},
-			wire.Op{Code: wire.OpLogin, CustomerID: "c-7", Generation: 2},
-			wire.Op{Code: wire.OpSetAttr, NS: wire.NamespacePrivacy, Key: "email", Value: wire.Text("a@b.c")},
-			wire.Op{Code: wire.OpSetAttr, NS: wire.NamespaceCustom, Key: "seg", Value: wire.Text("gold")}); err != nil {
-			f.t.Fatal(err)
-		}
-		now := f.e.Now().Unix()
-		return id, Token(wire.Claims{Kind: wire.KindCustomer, ID: id, Generation: 2, IssuedAt: now - 3600, IdleDeadline: now - 1, HardDeadline: now + 3600})
-	}
 	t.Run("through the origin", func(t *testing.T) {
 		f := newFixture(t, ng, "")
 		e := f.e
-		id, tok := customer(f)
+		id, tok := f.idleCustomer()
 		hard := f.o.Sessions[id].HardDeadline
 		s := e.Request("GET", "/", nil, "cookie", "__Host-sid="+tok)
 		p := e.Pending()
@@ -193,7 +179,7 @@ func testSoftLogout(t *testing.T, ng NewGuest) {
 	t.Run("an old token cannot log out the current login", func(t *testing.T) {
 		f := newFixture(t, ng, "")
 		e := f.e
-		id, old := customer(f)
+		id, old := f.idleCustomer()
 		// Logged out and in again since: generation 4, another customer.
 		if _, err := f.o.Write(id, wire.Op{Code: wire.OpLogout, Generation: 3}); err != nil {
 			t.Fatal(err)
@@ -229,7 +215,7 @@ func testSoftLogout(t *testing.T, ng NewGuest) {
 	t.Run("origin unreachable", func(t *testing.T) {
 		f := newFixture(t, ng, "")
 		e := f.e
-		id, tok := customer(f)
+		id, tok := f.idleCustomer()
 		s := e.Request("GET", "/", nil, "cookie", "__Host-sid="+tok)
 		e.Answer(e.Pending()[0], 0, nil)
 		if !s.Continued() || s.Header("x-session-id") == id.String() || s.Header("x-session-context-status") != "new" {
@@ -242,7 +228,7 @@ func testSoftLogout(t *testing.T, ng NewGuest) {
 	t.Run("shared by concurrent requests", func(t *testing.T) {
 		f := newFixture(t, ng, "")
 		e := f.e
-		id, tok := customer(f)
+		id, tok := f.idleCustomer()
 		a := e.Request("GET", "/a", nil, "cookie", "__Host-sid="+tok)
 		b := e.Request("GET", "/b", nil, "cookie", "__Host-sid="+tok)
 		if n := len(e.Pending()); n != 1 {
@@ -257,7 +243,7 @@ func testSoftLogout(t *testing.T, ng NewGuest) {
 	t.Run("self-service write with an expired login", func(t *testing.T) {
 		f := newFixture(t, ng, "")
 		e := f.e
-		id, tok := customer(f)
+		id, tok := f.idleCustomer()
 		v := f.o.Sessions[id].Version
 		s := e.Request("PATCH", "/.session/context", []byte(`{"public":{"a":1}}`), "cookie", "__Host-sid="+tok)
 		e.Serve()
@@ -489,4 +475,20 @@ func testReadYourWrites(t *testing.T, ng NewGuest) {
 			t.Fatalf("header client with a hint: %v", s.Headers())
 		}
 	})
+}
+
+// idleCustomer makes a logged-in session at generation 2 with a cart,
+// privacy and custom data at the origin, and returns an idle-expired token
+// of it.
+func (f *fixture) idleCustomer() (wire.ID, string) {
+	id, _ := wire.NewID()
+	if _, err := f.o.Write(id,
+		wire.Op{Code: wire.OpSetField, Field: wire.FieldCartID, Value: wire.Text("cart-9")},
+		wire.Op{Code: wire.OpLogin, CustomerID: "c-7", Generation: 2},
+		wire.Op{Code: wire.OpSetAttr, NS: wire.NamespacePrivacy, Key: "email", Value: wire.Text("a@b.c")},
+		wire.Op{Code: wire.OpSetAttr, NS: wire.NamespaceCustom, Key: "seg", Value: wire.Text("gold")}); err != nil {
+		f.t.Fatal(err)
+	}
+	now := f.e.Now().Unix()
+	return id, Token(wire.Claims{Kind: wire.KindCustomer, ID: id, Generation: 2, IssuedAt: now - 3600, IdleDeadline: now - 1, HardDeadline: now + 3600})
 }

@@ -167,8 +167,8 @@ func Run(t *testing.T, ng NewGuest) {
 	t.Run("devices", func(t *testing.T) { testDevices(t, ng) })
 	t.Run("sessions-list", func(t *testing.T) { testSessionsList(t, ng) })
 	t.Run("captures", func(t *testing.T) { testCaptures(t, ng) })
-	t.Run("pairs-header-writes", func(t *testing.T) {
-		baseExtra = `,"headerWrites":"pairs"`
+	t.Run("single-header-writes", func(t *testing.T) {
+		baseExtra = `,"headerWrites":"single"`
 		defer func() { baseExtra = "" }()
 		t.Run("mint", func(t *testing.T) { testMint(t, ng) })
 		t.Run("strip-and-cookies", func(t *testing.T) { testStripAndCookies(t, ng) })
@@ -236,7 +236,7 @@ func testMint(t *testing.T, ng NewGuest) {
 	if n := len(e.Pending()); n != 0 {
 		t.Fatalf("minting called the origin %d times", n)
 	}
-	if want, n, ok := map[string]int{"": 0, `,"headerWrites":"pairs"`: 1}[baseExtra], e.M.SetPairsCalls, e.host == nil; ok && n != want {
+	if want, n, ok := map[string]int{"": 1, `,"headerWrites":"single"`: 0}[baseExtra], e.M.SetPairsCalls, e.host == nil; ok && n != want {
 		t.Fatalf("proxy_set_header_map_pairs called %d times, want %d", n, want)
 	}
 	for k, want := range map[string]string{"x-session-kind": "anonymous", "x-session-generation": "1",
@@ -414,16 +414,7 @@ func testIdleAndRolling(t *testing.T, ng NewGuest) {
 	t.Run("customer idle soft logout", func(t *testing.T) {
 		f := newFixture(t, ng, "")
 		e := f.e
-		id, _ := wire.NewID()
-		if _, err := f.o.Write(id,
-			wire.Op{Code: wire.OpSetField, Field: wire.FieldCartID, Value: wire.Text("cart-9")},
-			wire.Op{Code: wire.OpLogin, CustomerID: "c-7", Generation: 2},
-			wire.Op{Code: wire.OpSetAttr, NS: wire.NamespacePrivacy, Key: "email", Value: wire.Text("a@b.c")},
-			wire.Op{Code: wire.OpSetAttr, NS: wire.NamespaceCustom, Key: "seg", Value: wire.Text("gold")}); err != nil {
-			t.Fatal(err)
-		}
-		now := e.Now().Unix()
-		tok := Token(wire.Claims{Kind: wire.KindCustomer, ID: id, Generation: 2, IssuedAt: now - 3600, IdleDeadline: now - 1, HardDeadline: now + 3600})
+		id, tok := f.idleCustomer()
 		s := e.Request("GET", "/", nil, "cookie", "__Host-sid="+tok)
 		e.Serve()
 		if !s.Forwarded() {
@@ -1060,10 +1051,9 @@ func testSyncStart(t *testing.T, ng NewGuest) {
 	}
 }
 
-// testSyncGapDuringFetch: a VM that misses published batches drops its
-// cache; an answer to a fetch in flight at that moment may predate what it
-// missed, so it serves the request that waited for it and is not kept.
-func testSyncGapDuringFetch(t *testing.T, ng NewGuest) {
+// syncPair makes two VMs of one proxy (shared data) with the sync feed on
+// an origin that answers only when told, with a 60 s call timeout.
+func syncPair(t *testing.T, ng NewGuest) (*Origin, []*Env) {
 	o := NewOrigin(Start)
 	o.APIKey = "edge-key"
 	cfg := Config(baseExtra + syncConfig + `,"origin":{"cluster":"origin","apiKey":"edge-key","timeout":"60s"}`)
@@ -1072,6 +1062,14 @@ func testSyncGapDuringFetch(t *testing.T, ng NewGuest) {
 	for _, e := range vms {
 		e.MustConfigure(cfg)
 	}
+	return o, vms
+}
+
+// testSyncGapDuringFetch: a VM that misses published batches drops its
+// cache; an answer to a fetch in flight at that moment may predate what it
+// missed, so it serves the request that waited for it and is not kept.
+func testSyncGapDuringFetch(t *testing.T, ng NewGuest) {
+	o, vms := syncPair(t, ng)
 	leader, vm := vms[0], vms[1]
 	step := func(ticks ...*Env) {
 		o.Now = o.Now.Add(100 * time.Millisecond)
@@ -1117,14 +1115,7 @@ func testSyncGapDuringFetch(t *testing.T, ng NewGuest) {
 // flight, however long the origin takes, so no other VM polls from the
 // same head meanwhile (two publishers of one sequence).
 func testSyncSlowPoll(t *testing.T, ng NewGuest) {
-	o := NewOrigin(Start)
-	o.APIKey = "edge-key"
-	cfg := Config(baseExtra + syncConfig + `,"origin":{"cluster":"origin","apiKey":"edge-key","timeout":"60s"}`)
-	vms := []*Env{NewEnv(t, ng, o), NewEnv(t, ng, o)}
-	vms[1].ShareData(vms[0])
-	for _, e := range vms {
-		e.MustConfigure(cfg)
-	}
+	o, vms := syncPair(t, ng)
 	leader, vm := vms[0], vms[1]
 	step := func() {
 		o.Now = o.Now.Add(100 * time.Millisecond)
