@@ -140,7 +140,7 @@ func run(wasm string, pluginConfig []byte, duration time.Duration, rounds, conns
 	}{{"filter off", off}, {"filter on", on}} {
 		fmt.Printf("| %s | %.0f | %v | %v | %d |\n", x.n, x.r.RPS, x.r.P50, x.r.P99, x.r.Errs)
 	}
-	if line := rs.Ratio("on/off"); line != "" {
+	if line := rs.Ratio("on/off", 0.90); line != "" {
 		fmt.Printf("\n%s\n", line)
 	}
 	return nil

@@ -162,13 +162,13 @@ func median(rs []Result) Result {
 }
 
 // Ratio is the summary line of the per-round ratios, named name ("on/off"),
-// against the target of 0.85; "" without rounds.
-func (r Rounds) Ratio(name string) string {
+// against target; "" without rounds.
+func (r Rounds) Ratio(name string, target float64) string {
 	if len(r.Ratios) == 0 {
 		return ""
 	}
-	return fmt.Sprintf("ratio %s: %.2f (median of per-round ratios; min %.2f, max %.2f; target >= 0.85)",
-		name, r.Ratios[len(r.Ratios)/2], r.Ratios[0], r.Ratios[len(r.Ratios)-1])
+	return fmt.Sprintf("ratio %s: %.2f (median of per-round ratios; min %.2f, max %.2f; target >= %.2f)",
+		name, r.Ratios[len(r.Ratios)/2], r.Ratios[0], r.Ratios[len(r.Ratios)-1], target)
 }
 
 // Options are the command-line options the benchmarks share.

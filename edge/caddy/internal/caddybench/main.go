@@ -168,7 +168,7 @@ http://:%s {
 			}
 		}
 	}
-	if line := rs.Ratio("with/without"); line != "" {
+	if line := rs.Ratio("with/without", 0.85); line != "" {
 		fmt.Printf("\n%s\n", line)
 	}
 	return nil
