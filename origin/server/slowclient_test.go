@@ -88,7 +88,7 @@ func TestSlowClients(t *testing.T) {
 
 	var quiet, loaded time.Duration
 	ok := false
-	for round := 0; round < 3 && !ok; round++ {
+	for round := 0; round < 5 && !ok; round++ { // rounds against other load on the machine
 		quiet = p99()
 		stop.Store(false)
 		for i := 0; i < 200; i++ {
