@@ -26,12 +26,7 @@ import (
 // token it carried, or a view older than the app's acknowledged write.
 func TestConsistencyManyVMs(t *testing.T) {
 	const edgeKey, appKey = "edge-key-consistency", "app-key-consistency"
-	ln := startOrigin(t, edgeKey, appKey)
-	originURL := "http://" + ln.Addr().String()
-
-	plugin := proxytest.Config(`,"origin":{"cluster":"origin","apiKey":"` + edgeKey + `"},"sync":{"interval":"100ms"}` + proxytest.AssertionConfig)
-	h := harness.New(t, harness.Config{Wasm: buildModule(t), PluginConfig: plugin, VMs: 4, Start: time.Now(), RequestTimeout: 10 * time.Second})
-	h.SetClusterAddr("origin", ln.Addr().String())
+	h, originURL := edgeWithOrigin(t, edgeKey, appKey, 4, proxytest.AssertionConfig)
 	for i := 0; i < 3; i++ { // every VM joins the feed before the first request
 		h.Clock().Advance(100 * time.Millisecond)
 		h.Tick()
@@ -53,18 +48,18 @@ func TestConsistencyManyVMs(t *testing.T) {
 	c.get("public write", "/theme")
 	c.selfDelete("self-service write", "theme")
 	spread("after the self-service write")
-	c.get("login", "/login")
-	if c.claims().Kind != wire.KindCustomer || c.claims().Generation != 2 {
-		t.Fatalf("after login the client holds %+v", c.claims())
+	// login and logout: the client holds a token of the next generation.
+	newGeneration := func(step string, kind wire.Kind, gen uint32) {
+		c.get(step, "/"+step)
+		if c.claims().Kind != kind || c.claims().Generation != gen {
+			t.Fatalf("after %s the client holds %+v", step, c.claims())
+		}
+		spread("after " + step)
 	}
-	spread("after login")
+	newGeneration("login", wire.KindCustomer, 2)
 	c.get("app write as customer", "/cart")
 	spread("after the customer's write")
-	c.get("logout", "/logout")
-	if c.claims().Kind != wire.KindAnonymous || c.claims().Generation != 3 {
-		t.Fatalf("after logout the client holds %+v", c.claims())
-	}
-	spread("after logout")
+	newGeneration("logout", wire.KindAnonymous, 3)
 
 	// The tokens of generations 1 and 2 are dead on every VM.
 	for _, old := range c.old {
