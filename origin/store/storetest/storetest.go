@@ -480,9 +480,7 @@ func testFeedUnderConcurrentCommits(t *testing.T, st store.Store) {
 	first := head(t, st)
 	var wg sync.WaitGroup
 	for w := 0; w < writers; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			id, err := wire.NewID()
 			if err != nil {
 				t.Error(err)
@@ -498,7 +496,7 @@ func testFeedUnderConcurrentCommits(t *testing.T, st store.Store) {
 					return
 				}
 			}
-		}()
+		})
 	}
 	done := make(chan struct{})
 	go func() { wg.Wait(); close(done) }()
