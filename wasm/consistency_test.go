@@ -156,15 +156,21 @@ func (a *consistencyApp) serve(req *harness.UpstreamRequest) *harness.Response {
 		sess, _ = out["session"].(map[string]any)
 	}
 	v, _ := sess["version"].(float64)
-	a.mu.Lock()
-	a.acked[id] = max(a.acked[id], uint64(v))
-	a.mu.Unlock()
+	a.ack(id, uint64(v))
 	if _, ok := out["token"]; !ok {
 		// Login and logout are not reported: the new token alone must make
 		// every VM fetch the new generation.
 		resp.Headers = append(resp.Headers, [2]string{"x-session-written", strconv.FormatUint(uint64(v), 10)})
 	}
 	return resp
+}
+
+// ack notes that the app knows of version v of session id: the views the
+// edge forwards from now on must be at least as new.
+func (a *consistencyApp) ack(id wire.ID, v uint64) {
+	a.mu.Lock()
+	a.acked[id] = max(a.acked[id], v)
+	a.mu.Unlock()
 }
 
 // check compares what the edge forwarded with the client's token and the
@@ -278,10 +284,7 @@ func (c *client) selfDelete(step, key string) {
 	}
 	// The write's version, as the hint carries it, is what later views must reach.
 	if ver, ok := wire.PeekHintVersion([]byte(c.hint)); ok {
-		c.app.mu.Lock()
-		id := c.claims().ID
-		c.app.acked[id] = max(c.app.acked[id], ver)
-		c.app.mu.Unlock()
+		c.app.ack(c.claims().ID, ver)
 	} else {
 		c.t.Fatalf("%s: no hint after a self-service write", step)
 	}
