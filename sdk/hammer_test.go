@@ -29,9 +29,7 @@ func hammer(t *testing.T, url string) {
 	var conflicts int
 	errs := make(chan error, workers)
 	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			for range each {
 				for {
 					s, err := c.Get(ctx, id, "custom.n")
@@ -54,7 +52,7 @@ func hammer(t *testing.T, url string) {
 					break
 				}
 			}
-		}()
+		})
 	}
 	wg.Wait()
 	close(errs)

@@ -129,12 +129,10 @@ func runClientSuite(t *testing.T, url string) {
 		var wg sync.WaitGroup
 		errs := make(chan error, 8)
 		for i := range 8 {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
+			wg.Go(func() {
 				_, err := c.Patch(ctx, id, new(sdk.Patch).Set(wire.NamespaceCustom, fmt.Sprintf("k%d", i), wire.Int(int64(i))))
 				errs <- err
-			}()
+			})
 		}
 		wg.Wait()
 		close(errs)

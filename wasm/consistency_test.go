@@ -26,12 +26,7 @@ import (
 // token it carried, or a view older than the app's acknowledged write.
 func TestConsistencyManyVMs(t *testing.T) {
 	const edgeKey, appKey = "edge-key-consistency", "app-key-consistency"
-	ln := startOrigin(t, edgeKey, appKey)
-	originURL := "http://" + ln.Addr().String()
-
-	plugin := proxytest.Config(`,"origin":{"cluster":"origin","apiKey":"` + edgeKey + `"},"sync":{"interval":"100ms"}` + proxytest.AssertionConfig)
-	h := harness.New(t, harness.Config{Wasm: buildModule(t), PluginConfig: plugin, VMs: 4, Start: time.Now(), RequestTimeout: 10 * time.Second})
-	h.SetClusterAddr("origin", ln.Addr().String())
+	h, originURL := edgeWithOrigin(t, edgeKey, appKey, 4, proxytest.AssertionConfig)
 	for i := 0; i < 3; i++ { // every VM joins the feed before the first request
 		h.Clock().Advance(100 * time.Millisecond)
 		h.Tick()
@@ -53,18 +48,18 @@ func TestConsistencyManyVMs(t *testing.T) {
 	c.get("public write", "/theme")
 	c.selfDelete("self-service write", "theme")
 	spread("after the self-service write")
-	c.get("login", "/login")
-	if c.claims().Kind != wire.KindCustomer || c.claims().Generation != 2 {
-		t.Fatalf("after login the client holds %+v", c.claims())
+	// login and logout: the client holds a token of the next generation.
+	newGeneration := func(step string, kind wire.Kind, gen uint32) {
+		c.get(step, "/"+step)
+		if c.claims().Kind != kind || c.claims().Generation != gen {
+			t.Fatalf("after %s the client holds %+v", step, c.claims())
+		}
+		spread("after " + step)
 	}
-	spread("after login")
+	newGeneration("login", wire.KindCustomer, 2)
 	c.get("app write as customer", "/cart")
 	spread("after the customer's write")
-	c.get("logout", "/logout")
-	if c.claims().Kind != wire.KindAnonymous || c.claims().Generation != 3 {
-		t.Fatalf("after logout the client holds %+v", c.claims())
-	}
-	spread("after logout")
+	newGeneration("logout", wire.KindAnonymous, 3)
 
 	// The tokens of generations 1 and 2 are dead on every VM.
 	for _, old := range c.old {
@@ -161,15 +156,21 @@ func (a *consistencyApp) serve(req *harness.UpstreamRequest) *harness.Response {
 		sess, _ = out["session"].(map[string]any)
 	}
 	v, _ := sess["version"].(float64)
-	a.mu.Lock()
-	a.acked[id] = max(a.acked[id], uint64(v))
-	a.mu.Unlock()
+	a.ack(id, uint64(v))
 	if _, ok := out["token"]; !ok {
 		// Login and logout are not reported: the new token alone must make
 		// every VM fetch the new generation.
 		resp.Headers = append(resp.Headers, [2]string{"x-session-written", strconv.FormatUint(uint64(v), 10)})
 	}
 	return resp
+}
+
+// ack notes that the app knows of version v of session id: the views the
+// edge forwards from now on must be at least as new.
+func (a *consistencyApp) ack(id wire.ID, v uint64) {
+	a.mu.Lock()
+	a.acked[id] = max(a.acked[id], v)
+	a.mu.Unlock()
 }
 
 // check compares what the edge forwarded with the client's token and the
@@ -283,10 +284,7 @@ func (c *client) selfDelete(step, key string) {
 	}
 	// The write's version, as the hint carries it, is what later views must reach.
 	if ver, ok := wire.PeekHintVersion([]byte(c.hint)); ok {
-		c.app.mu.Lock()
-		id := c.claims().ID
-		c.app.acked[id] = max(c.app.acked[id], ver)
-		c.app.mu.Unlock()
+		c.app.ack(c.claims().ID, ver)
 	} else {
 		c.t.Fatalf("%s: no hint after a self-service write", step)
 	}

@@ -31,8 +31,9 @@ import (
 // "log out my other devices".
 func TestFeaturesAgainstOrigin(t *testing.T) {
 	const edgeKey, appKey = "edge-key-features", "app-key-features"
-	ln := startOrigin(t, edgeKey, appKey)
-	originURL := "http://" + ln.Addr().String()
+	h, originURL := edgeWithOrigin(t, edgeKey, appKey, 1,
+		`,"sites":{"shop.example.com":{"siteCode":"DE","currency":"EUR","targetLocation":"DE","locale":"de-DE","currencies":["EUR","CHF"]}},`+
+			`"capture":{"query":["utm_source","cc"],"segment":["cc"]}`)
 	app := func(method, path, body string) map[string]any {
 		t.Helper()
 		req, _ := http.NewRequest(method, originURL+path, strings.NewReader(body))
@@ -56,11 +57,6 @@ func TestFeaturesAgainstOrigin(t *testing.T) {
 	ctxOf := func(sess map[string]any) map[string]any { c, _ := sess["context"].(map[string]any); return c }
 	publicOf := func(sess map[string]any) map[string]any { p, _ := ctxOf(sess)["public"].(map[string]any); return p }
 
-	plugin := proxytest.Config(`,"origin":{"cluster":"origin","apiKey":"` + edgeKey + `"},"sync":{"interval":"100ms"},` +
-		`"sites":{"shop.example.com":{"siteCode":"DE","currency":"EUR","targetLocation":"DE","locale":"de-DE","currencies":["EUR","CHF"]}},` +
-		`"capture":{"query":["utm_source","cc"],"segment":["cc"]}`)
-	h := harness.New(t, harness.Config{Wasm: buildModule(t), PluginConfig: plugin, VMs: 1, Start: time.Now(), RequestTimeout: 10 * time.Second})
-	h.SetClusterAddr("origin", ln.Addr().String())
 	h.SetUpstream(func(*harness.UpstreamRequest) *harness.Response { return &harness.Response{Status: 200} })
 	tick := func() {
 		for i := 0; i < 2; i++ {
@@ -162,6 +158,19 @@ func TestFeaturesAgainstOrigin(t *testing.T) {
 	if r = do("GET", "/", tokB, nil); r.UpstreamHeader("x-session-id") == id2.String() {
 		t.Fatal("a revoked session is still served")
 	}
+}
+
+// edgeWithOrigin starts the real origin (startOrigin) and the module in a
+// harness of vms VMs that reaches it as cluster "origin" and syncs every
+// 100ms, with the plugin configuration fields extra (each led by a comma);
+// it returns the harness and the origin's base URL for the app.
+func edgeWithOrigin(t *testing.T, edgeKey, appKey string, vms int, extra string) (*harness.Harness, string) {
+	t.Helper()
+	ln := startOrigin(t, edgeKey, appKey)
+	plugin := proxytest.Config(`,"origin":{"cluster":"origin","apiKey":"` + edgeKey + `"},"sync":{"interval":"100ms"}` + extra)
+	h := harness.New(t, harness.Config{Wasm: buildModule(t), PluginConfig: plugin, VMs: vms, Start: time.Now(), RequestTimeout: 10 * time.Second})
+	h.SetClusterAddr("origin", ln.Addr().String())
+	return h, "http://" + ln.Addr().String()
 }
 
 // startOrigin serves the real origin (Pebble in a temporary directory) on a

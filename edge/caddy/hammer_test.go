@@ -50,16 +50,14 @@ func TestHandlerHammer(t *testing.T) {
 	var wg sync.WaitGroup
 	errc := make(chan error, workers*each)
 	for g := 0; g < workers; g++ {
-		wg.Add(1)
-		go func(g int) {
-			defer wg.Done()
+		wg.Go(func() {
 			for i := 0; i < each; i++ {
 				id := fmt.Sprintf("%d-%d", g, i)
 				if err := hammerOnce(s.URL, id, i%7, big); err != nil {
 					errc <- fmt.Errorf("request %s (kind %d): %w", id, i%7, err)
 				}
 			}
-		}(g)
+		})
 	}
 	wg.Wait()
 	close(errc)

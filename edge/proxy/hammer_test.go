@@ -21,9 +21,7 @@ func TestProxyHammer(t *testing.T) {
 	var wg sync.WaitGroup
 	errs := make(chan error, workers*per)
 	for w := 0; w < workers; w++ {
-		wg.Add(1)
-		go func(w int) {
-			defer wg.Done()
+		wg.Go(func() {
 			req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
 			defer fasthttp.ReleaseRequest(req)
 			defer fasthttp.ReleaseResponse(resp)
@@ -62,7 +60,7 @@ func TestProxyHammer(t *testing.T) {
 					errs <- fmt.Errorf("%s: %s, status %d", path, bad, resp.StatusCode())
 				}
 			}
-		}(w)
+		})
 	}
 	wg.Wait()
 	close(errs)

@@ -218,9 +218,7 @@ func TestCallsInFlightCap(t *testing.T) {
 	var wg sync.WaitGroup
 	codes := make(chan int, 6)
 	for i := 0; i < 6; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			res, err := http.Get(e.url + "/call")
 			if err != nil {
 				codes <- 0
@@ -228,7 +226,7 @@ func TestCallsInFlightCap(t *testing.T) {
 			}
 			res.Body.Close()
 			codes <- res.StatusCode
-		}()
+		})
 	}
 	// Four calls are refused at once; two wait for the backend.
 	refusedFast := 0

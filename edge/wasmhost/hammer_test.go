@@ -54,9 +54,7 @@ func TestHammer(t *testing.T) {
 
 	stop := make(chan struct{})
 	var tickers sync.WaitGroup
-	tickers.Add(1)
-	go func() {
-		defer tickers.Done()
+	tickers.Go(func() {
 		for {
 			select {
 			case <-stop:
@@ -66,7 +64,7 @@ func TestHammer(t *testing.T) {
 				time.Sleep(100 * time.Microsecond)
 			}
 		}
-	}()
+	})
 
 	const workers, perWorker = 32, 150
 	var (
@@ -76,9 +74,7 @@ func TestHammer(t *testing.T) {
 	)
 	paths := []string{"/", "/local", "/call", "/call", "/"}
 	for w := 0; w < workers; w++ {
-		wg.Add(1)
-		go func(w int) {
-			defer wg.Done()
+		wg.Go(func() {
 			for i := 0; i < perWorker; i++ {
 				path := paths[(w+i)%len(paths)]
 				if w == 0 && i%50 == 49 {
@@ -89,7 +85,7 @@ func TestHammer(t *testing.T) {
 					t.Errorf("%s: %v", path, err)
 				}
 			}
-		}(w)
+		})
 	}
 	wg.Wait()
 	close(stop)

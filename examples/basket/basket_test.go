@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
@@ -47,22 +46,14 @@ func fillBasket(t *testing.T, shopper *e2e.Browser) string {
 // TestBasketWebhookReceiver plays the origin's webhook by hand: the
 // receiver keeps the final basket once, and refuses unsigned events.
 func TestBasketWebhookReceiver(t *testing.T) {
-	origin := sdktest.NewFakeOrigin(sdktest.FakeOriginConfig{})
-	defer origin.Close()
 	secret := []byte("hook-secret")
-	keys := sdktest.NewAssertionKeys()
 	dbPath := filepath.Join(t.TempDir(), "db.json")
-	h, err := newShop(origin.URL, "", secret, keys, dbPath, sdk.Lifetime{Idle: 30 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	app := httptest.NewServer(h)
-	defer app.Close()
-	edge := sdktest.NewFakeEdge(sdktest.FakeEdgeConfig{Origin: origin, Upstream: app.URL, AssertionKeys: keys})
-	defer edge.Close()
-	id := fillBasket(t, e2e.NewBrowser(edge.URL))
+	f := e2e.StartFakes(t, sdktest.FakeOriginConfig{}, sdktest.FakeEdgeConfig{}, func(originURL string, keys *wire.AssertionKeys) (http.Handler, error) {
+		return newShop(originURL, "", secret, keys, dbPath, sdk.Lifetime{Idle: 30 * time.Second})
+	})
+	id := fillBasket(t, e2e.NewBrowser(f.Edge.URL))
 	// The basket's session has its own idle lifetime.
-	s := origin.Session(id)
+	s := f.Origin.Session(id)
 	if s.IdleTimeout != 30*time.Second.Milliseconds() || s.IdleDeadline > time.Now().Add(31*time.Second).UnixMilli() {
 		t.Fatalf("the basket's session has lifetime %d ms, idle deadline %d", s.IdleTimeout, s.IdleDeadline)
 	}
@@ -71,7 +62,7 @@ func TestBasketWebhookReceiver(t *testing.T) {
 	body := []byte(`{"type":"session.ended","eventId":"ev-1","at":"2026-01-02T03:04:05.000Z","reason":"idle-expired","session":`)
 	body = append(wire.AppendSessionJSON(body, s, wire.AllNamespaces), '}')
 	post := func(sig string) int {
-		req, _ := http.NewRequest("POST", app.URL+"/webhooks/sessions", bytes.NewReader(body))
+		req, _ := http.NewRequest("POST", f.AppURL+"/webhooks/sessions", bytes.NewReader(body))
 		req.Header.Set(sdk.HeaderWebhookSignature, sig)
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
@@ -89,13 +80,13 @@ func TestBasketWebhookReceiver(t *testing.T) {
 		}
 	}
 	var kept []abandoned
-	e2e.Call(t, "GET", app.URL+"/abandoned", nil, http.StatusOK, &kept)
+	e2e.Call(t, "GET", f.AppURL+"/abandoned", nil, http.StatusOK, &kept)
 	if len(kept) != 1 || kept[0].SessionID != id || kept[0].Items["grinder"] != 1 || kept[0].Reason != "idle-expired" {
 		t.Fatalf("kept %+v", kept)
 	}
 	// The receiver logged the event once.
 	var events []event
-	e2e.Call(t, "GET", app.URL+"/events?session="+id, nil, http.StatusOK, &events)
+	e2e.Call(t, "GET", f.AppURL+"/events?session="+id, nil, http.StatusOK, &events)
 	if len(events) != 1 || events[0].Type != sdk.EventSessionEnded || events[0].ID != "ev-1" || events[0].Items["grinder"] != 1 {
 		t.Fatalf("events %+v", events)
 	}

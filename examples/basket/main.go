@@ -305,12 +305,7 @@ func (s *shop) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	res, err := s.client.Login(r.Context(), v.ID, in.Customer, nil, sdk.Upsert(), sdk.WithLifetime(s.life))
-	if err != nil {
-		s.fail(w, err)
-		return
-	}
-	sessionhttp.SetToken(w, res.Token)
-	writeJSON(w, http.StatusOK, basket{Session: v.ID, Items: items(&res.Session.Context)})
+	s.issued(w, v.ID, res, err)
 }
 
 // logout logs the shopper out: the basket stays in the session, which
@@ -318,12 +313,18 @@ func (s *shop) login(w http.ResponseWriter, r *http.Request) {
 func (s *shop) logout(w http.ResponseWriter, r *http.Request) {
 	v := sessionhttp.FromRequest(r)
 	res, err := s.client.Logout(r.Context(), v.ID)
+	s.issued(w, v.ID, res, err)
+}
+
+// issued answers a login or logout of session id: the new token, which the
+// edge turns into the shopper's cookie, and the basket.
+func (s *shop) issued(w http.ResponseWriter, id string, res *sdk.Issued, err error) {
 	if err != nil {
 		s.fail(w, err)
 		return
 	}
 	sessionhttp.SetToken(w, res.Token)
-	writeJSON(w, http.StatusOK, basket{Session: v.ID, Items: items(&res.Session.Context)})
+	writeJSON(w, http.StatusOK, basket{Session: id, Items: items(&res.Session.Context)})
 }
 
 // flush asks the origin for a session's basket now (the back office's

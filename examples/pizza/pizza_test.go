@@ -3,7 +3,6 @@ package main
 import (
 	"encoding/json"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"testing"
 	"time"
@@ -11,23 +10,16 @@ import (
 	"github.com/sessionedge/sessionedge/examples/internal/e2e"
 	"github.com/sessionedge/sessionedge/internal/testbin"
 	"github.com/sessionedge/sessionedge/sdk/sdktest"
+	"github.com/sessionedge/sessionedge/sdk/wire"
 )
 
 func TestMain(m *testing.M) { os.Exit(testbin.Main(m)) }
 
 func TestPizzaWithFakes(t *testing.T) {
-	origin := sdktest.NewFakeOrigin(sdktest.FakeOriginConfig{})
-	defer origin.Close()
-	keys := sdktest.NewAssertionKeys()
-	h, err := newTracker(origin.URL, "", keys)
-	if err != nil {
-		t.Fatal(err)
-	}
-	app := httptest.NewServer(h)
-	defer app.Close()
-	edge := sdktest.NewFakeEdge(sdktest.FakeEdgeConfig{Origin: origin, Upstream: app.URL, AssertionKeys: keys})
-	defer edge.Close()
-	walkDelivery(t, app.URL, e2e.NewBrowser(edge.URL))
+	f := e2e.StartFakes(t, sdktest.FakeOriginConfig{}, sdktest.FakeEdgeConfig{}, func(originURL string, keys *wire.AssertionKeys) (http.Handler, error) {
+		return newTracker(originURL, "", keys)
+	})
+	walkDelivery(t, f.AppURL, e2e.NewBrowser(f.Edge.URL))
 }
 
 // TestPizzaEndToEnd runs the tracker binary behind the real edge, with the

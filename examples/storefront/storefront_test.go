@@ -52,32 +52,21 @@ func stackOptions(plugin map[string]any) e2e.Options {
 	return e2e.Options{App: "./examples/storefront", Plugin: pc}
 }
 
-// fakeEdge starts sdktest's fake edge in front of the app with the same
-// site configuration.
-func fakeEdge(origin *sdktest.FakeOrigin, upstream string, keys *wire.AssertionKeys) *sdktest.FakeEdge {
-	return sdktest.NewFakeEdge(sdktest.FakeEdgeConfig{Origin: origin, Upstream: upstream, AssertionKeys: keys,
-		Defaults:          map[wire.Field]string{wire.FieldSiteCode: "DE", wire.FieldCurrency: "EUR", wire.FieldTargetLocation: "DE", wire.FieldLocale: "de-DE"},
-		SelfServiceFields: []wire.Field{wire.FieldCurrency},
-		Allowed:           map[wire.Field][]string{wire.FieldCurrency: currencyCodes()}})
-}
-
-// startWithFakes serves the app behind sdktest's fake edge, with sdktest's
-// fake origin (API key "app"): the app code is the real one, the session
-// plumbing is played. They stop when the test ends.
+// startWithFakes serves the app behind sdktest's fake edge, with the same
+// site configuration, and sdktest's fake origin (API key "app"): the app
+// code is the real one, the session plumbing is played. They stop when the
+// test ends.
 func startWithFakes(t *testing.T) (*sdktest.FakeOrigin, *sdktest.FakeEdge) {
 	t.Helper()
-	origin := sdktest.NewFakeOrigin(sdktest.FakeOriginConfig{APIKeys: map[string][]string{"app": {"sessions:read", "sessions:write"}}})
-	t.Cleanup(origin.Close)
-	keys := sdktest.NewAssertionKeys()
-	h, err := newApp(config{OriginURL: origin.URL, APIKey: "app", AssertionKeys: keys})
-	if err != nil {
-		t.Fatal(err)
-	}
-	app := httptest.NewServer(h)
-	t.Cleanup(app.Close)
-	edge := fakeEdge(origin, app.URL, keys)
-	t.Cleanup(edge.Close)
-	return origin, edge
+	f := e2e.StartFakes(t, sdktest.FakeOriginConfig{APIKeys: map[string][]string{"app": {"sessions:read", "sessions:write"}}},
+		sdktest.FakeEdgeConfig{
+			Defaults:          map[wire.Field]string{wire.FieldSiteCode: "DE", wire.FieldCurrency: "EUR", wire.FieldTargetLocation: "DE", wire.FieldLocale: "de-DE"},
+			SelfServiceFields: []wire.Field{wire.FieldCurrency},
+			Allowed:           map[wire.Field][]string{wire.FieldCurrency: currencyCodes()}},
+		func(originURL string, keys *wire.AssertionKeys) (http.Handler, error) {
+			return newApp(config{OriginURL: originURL, APIKey: "app", AssertionKeys: keys})
+		})
+	return f.Origin, f.Edge
 }
 
 // TestStorefrontWithFakes walks the shop through sdktest's fake edge and

@@ -146,9 +146,7 @@ func hangingUpstream(t *testing.T, delay time.Duration) string {
 	ln := testbin.Listen(t)
 	var wg sync.WaitGroup
 	t.Cleanup(func() { ln.Close(); wg.Wait() })
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
+	wg.Go(func() {
 		for {
 			c, err := ln.Accept()
 			if err != nil {
@@ -170,7 +168,7 @@ func hangingUpstream(t *testing.T, delay time.Duration) string {
 				io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 4\r\nConnection: close\r\n\r\nslow")
 			}()
 		}
-	}()
+	})
 	return ln.Addr().String()
 }
 

@@ -67,9 +67,7 @@ func startFlood(ctx context.Context, c *fasthttp.HostClient, rate, workers int) 
 	jobs := make(chan struct{}, workers)
 	var wg sync.WaitGroup
 	for i := 0; i < workers; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			for range jobs {
 				r, err := do(c, "GET", "/flood", nil)
 				switch {
@@ -81,7 +79,7 @@ func startFlood(ctx context.Context, c *fasthttp.HostClient, rate, workers int) 
 					f.ok.Add(1)
 				}
 			}
-		}()
+		})
 	}
 	go func() {
 		defer close(f.done)
@@ -157,9 +155,7 @@ func (s *system) measureRevocation(t testing.TB, c *fasthttp.HostClient, v victi
 				return
 			case <-tick.C:
 			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
+			wg.Go(func() {
 				p := probe{sent: time.Now()}
 				r, err := do(c, "GET", "/probe", nil, "cookie", "__Host-sid="+v.tok)
 				p.answered = time.Now()
@@ -175,7 +171,7 @@ func (s *system) measureRevocation(t testing.TB, c *fasthttp.HostClient, v victi
 				mu.Lock()
 				probes = append(probes, p)
 				mu.Unlock()
-			}()
+			})
 		}
 	}()
 	time.Sleep(10 * probeGap) // some probes before the revocation

@@ -90,9 +90,7 @@ func TestOriginHung(t *testing.T) {
 		took := waitUntil(t, 30*time.Second, e.name+": every VM's circuit breaker open", func() bool {
 			var wg sync.WaitGroup
 			for k := 0; k < 2*vms; k++ {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
+				wg.Go(func() {
 					r, err := do(e.c, "GET", "/uncached", nil, "cookie", "__Host-sid="+uncached())
 					if err != nil || !failModeAnswer(i, r) {
 						t.Errorf("%s: uncached token while the origin hangs (%v after SIGSTOP): %v %+v", e.name, time.Since(stopped), err, r)
@@ -101,7 +99,7 @@ func TestOriginHung(t *testing.T) {
 					mu.Lock()
 					slow = append(slow, r.took)
 					mu.Unlock()
-				}()
+				})
 			}
 			wg.Wait()
 			return mustMetric(t, e.e.AdminURL, "wasm_sessionedge_breaker_open") == vms

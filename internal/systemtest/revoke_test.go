@@ -37,9 +37,7 @@ func TestRevokeAllSessions(t *testing.T) {
 	var wg sync.WaitGroup
 	work := make(chan int)
 	for w := 0; w < 8; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			for i := range work {
 				code, b := s.api(s.appKey, "POST", "/v1/sessions/"+ids[i].String()+"/login?upsert=true", `{"customerId":"`+customer+`"}`)
 				var out struct {
@@ -51,7 +49,7 @@ func TestRevokeAllSessions(t *testing.T) {
 				}
 				toks[i] = out.Token
 			}
-		}()
+		})
 	}
 	for i := range ids {
 		work <- i

@@ -22,9 +22,7 @@ func TestHammerPatch(t *testing.T) {
 	var wg sync.WaitGroup
 	var failed atomic.Int32
 	for c := 0; c < clients; c++ {
-		wg.Add(1)
-		go func(c int) {
-			defer wg.Done()
+		wg.Go(func() {
 			for i := 0; i < each; i++ {
 				body := fmt.Sprintf(`{"custom":{"k%d_%d":%d}}`, c, i, i)
 				if r := o.do("PATCH", "/v1/sessions/"+id+"/context", keyAll, body); r.status != 200 {
@@ -32,7 +30,7 @@ func TestHammerPatch(t *testing.T) {
 					failed.Add(1)
 				}
 			}
-		}(c)
+		})
 	}
 	wg.Wait()
 	if failed.Load() > 0 {
@@ -63,9 +61,7 @@ func TestHammerIfMatch(t *testing.T) {
 		var wins, losses atomic.Int32
 		var wg sync.WaitGroup
 		for w := 0; w < writers; w++ {
-			wg.Add(1)
-			go func(w int) {
-				defer wg.Done()
+			wg.Go(func() {
 				r := o.do("PUT", "/v1/sessions/"+id+"/context", keyAll, fmt.Sprintf(`{"custom":{"w":%d}}`, w), "If-Match", etag)
 				switch r.status {
 				case 200:
@@ -75,7 +71,7 @@ func TestHammerIfMatch(t *testing.T) {
 				default:
 					t.Errorf("PUT: %d %s", r.status, r.body)
 				}
-			}(w)
+			})
 		}
 		wg.Wait()
 		if wins.Load() != 1 || losses.Load() != writers-1 {

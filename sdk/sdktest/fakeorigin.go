@@ -748,23 +748,21 @@ func (o *FakeOrigin) setAttr(w http.ResponseWriter, r *http.Request, id wire.ID)
 	if !ok {
 		return
 	}
-	ns, valid := wire.ParseNamespace(member(body, "namespace").Text)
-	if !valid {
-		writeError(w, http.StatusBadRequest, "invalid_input", "unknown namespace", "namespace", 0)
-		return
-	}
-	c, ok := upsert(w, r)
-	if !ok {
-		return
-	}
-	key := member(body, "key").Text
-	o.write(w, r, id, c, func(*wire.Session) ([]wire.Op, error) {
-		return []wire.Op{{Code: wire.OpSetAttr, NS: ns, Key: key, Value: member(body, "value")}}, nil
+	o.writeAttr(w, r, id, member(body, "namespace").Text, func(ns wire.Namespace) wire.Op {
+		return wire.Op{Code: wire.OpSetAttr, NS: ns, Key: member(body, "key").Text, Value: member(body, "value")}
 	})
 }
 
 func (o *FakeOrigin) deleteAttr(w http.ResponseWriter, r *http.Request, id wire.ID) {
-	ns, valid := wire.ParseNamespace(r.PathValue("ns"))
+	o.writeAttr(w, r, id, r.PathValue("ns"), func(ns wire.Namespace) wire.Op {
+		return wire.Op{Code: wire.OpDeleteAttr, NS: ns, Key: r.PathValue("key")}
+	})
+}
+
+// writeAttr writes the attribute op of setAttr or deleteAttr in the
+// namespace named nsName.
+func (o *FakeOrigin) writeAttr(w http.ResponseWriter, r *http.Request, id wire.ID, nsName string, op func(wire.Namespace) wire.Op) {
+	ns, valid := wire.ParseNamespace(nsName)
 	if !valid {
 		writeError(w, http.StatusBadRequest, "invalid_input", "unknown namespace", "namespace", 0)
 		return
@@ -774,7 +772,7 @@ func (o *FakeOrigin) deleteAttr(w http.ResponseWriter, r *http.Request, id wire.
 		return
 	}
 	o.write(w, r, id, c, func(*wire.Session) ([]wire.Op, error) {
-		return []wire.Op{{Code: wire.OpDeleteAttr, NS: ns, Key: r.PathValue("key")}}, nil
+		return []wire.Op{op(ns)}, nil
 	})
 }
 

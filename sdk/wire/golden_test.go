@@ -317,22 +317,12 @@ func TestGoldenVectors(t *testing.T) {
 	}
 	for i, av := range got.Assertions {
 		t.Run("assertion/"+av.Name, func(t *testing.T) {
-			if av.Header != want.Assertions[i].Header {
-				t.Fatalf("signer produces %s, vector has %s", want.Assertions[i].Header, av.Header)
-			}
-			if r := verifyAssertionVector(ak, &av); r != av.Result {
-				t.Fatalf("verify = %s, vector says %s", r, av.Result)
-			}
+			checkSignedVector(t, want.Assertions[i].Header, av.Header, func() string { return verifyAssertionVector(ak, &av) }, av.Result)
 		})
 	}
 	for i, hv := range got.Hints {
 		t.Run("hint/"+hv.Name, func(t *testing.T) {
-			if hv.Hint != want.Hints[i].Hint {
-				t.Fatalf("signer produces %s, vector has %s", want.Hints[i].Hint, hv.Hint)
-			}
-			if r := verifyHintVector(kr, &hv); r != hv.Result {
-				t.Fatalf("verify = %s, vector says %s", r, hv.Result)
-			}
+			checkSignedVector(t, want.Hints[i].Hint, hv.Hint, func() string { return verifyHintVector(kr, &hv) }, hv.Result)
 		})
 	}
 	if len(got.CBOR) != len(want.CBOR) {
@@ -345,35 +335,47 @@ func TestGoldenVectors(t *testing.T) {
 			}
 			b, _ := hex.DecodeString(cv.Hex)
 			var again []byte
+			var err error
 			switch cv.Type {
 			case "delta":
-				var d wire.Delta
-				if err := wire.DecodeDelta(b, &d); err != nil {
-					t.Fatal(err)
-				}
-				again = wire.AppendDelta(nil, &d)
+				again, err = reencode(b, wire.DecodeDelta, wire.AppendDelta)
 			case "session":
-				var s wire.Session
-				if err := wire.DecodeSession(b, &s); err != nil {
-					t.Fatal(err)
-				}
-				again = wire.AppendSession(nil, &s)
+				again, err = reencode(b, wire.DecodeSession, wire.AppendSession)
 			case "batch":
-				var bt wire.Batch
-				if err := wire.DecodeBatch(b, &bt); err != nil {
-					t.Fatal(err)
-				}
-				again = wire.AppendBatch(nil, &bt)
+				again, err = reencode(b, wire.DecodeBatch, wire.AppendBatch)
 			case "touches":
-				ts, err := wire.DecodeTouches(b, nil)
-				if err != nil {
-					t.Fatal(err)
+				var ts []wire.Touch
+				if ts, err = wire.DecodeTouches(b, nil); err == nil {
+					again = wire.AppendTouches(nil, ts)
 				}
-				again = wire.AppendTouches(nil, ts)
+			}
+			if err != nil {
+				t.Fatal(err)
 			}
 			if hex.EncodeToString(again) != cv.Hex {
 				t.Fatal("decode and re-encode changed the bytes")
 			}
 		})
 	}
+}
+
+// checkSignedVector checks a signed vector of the file: the code signs
+// what it holds (stored), and verify gives the result it names.
+func checkSignedVector(t *testing.T, produced, stored string, verify func() string, result string) {
+	t.Helper()
+	if stored != produced {
+		t.Fatalf("signer produces %s, vector has %s", produced, stored)
+	}
+	if r := verify(); r != result {
+		t.Fatalf("verify = %s, vector says %s", r, result)
+	}
+}
+
+// reencode decodes b with decode and encodes the value again with encode.
+func reencode[T any](b []byte, decode func([]byte, *T) error, encode func([]byte, *T) []byte) ([]byte, error) {
+	var v T
+	if err := decode(b, &v); err != nil {
+		return nil, err
+	}
+	return encode(nil, &v), nil
 }

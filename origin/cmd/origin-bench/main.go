@@ -200,9 +200,7 @@ func load(n int, d time.Duration, fn func(worker, i int) error) (float64, time.D
 	start := time.Now()
 	var wg sync.WaitGroup
 	for w := 0; w < n; w++ {
-		wg.Add(1)
-		go func(w int) {
-			defer wg.Done()
+		wg.Go(func() {
 			for i := 0; time.Now().Before(deadline); i++ {
 				t0 := time.Now()
 				if err := fn(w, i); err != nil {
@@ -214,7 +212,7 @@ func load(n int, d time.Duration, fn func(worker, i int) error) (float64, time.D
 				}
 				ops.Add(1)
 			}
-		}(w)
+		})
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
@@ -335,9 +333,7 @@ func run(originBin string, clients int, d time.Duration, nsessions int) error {
 	var wg sync.WaitGroup
 	var werr atomic.Value
 	for w := 0; w < clients; w++ {
-		wg.Add(1)
-		go func(w int) {
-			defer wg.Done()
+		wg.Go(func() {
 			var buf []byte
 			for i := w; i < nsessions; i += clients {
 				status, body, err := c.do("POST", "/v1/sessions", []byte(sampleContext(i)), "application/cbor", buf)
@@ -353,7 +349,7 @@ func run(originBin string, clients int, d time.Duration, nsessions int) error {
 				ids[i] = s.ID.String()
 				encoded[i] = append([]byte(nil), body...)
 			}
-		}(w)
+		})
 	}
 	wg.Wait()
 	if e := werr.Load(); e != nil {
@@ -527,9 +523,7 @@ func runMany(bin string, n, clients int) error {
 	var wg sync.WaitGroup
 	size := 0
 	for w := 0; w < clients; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			var buf []byte
 			for {
 				i := int(next.Add(1)) - 1
@@ -546,7 +540,7 @@ func runMany(bin string, n, clients int) error {
 				}
 				buf = body
 			}
-		}()
+		})
 	}
 	wg.Wait()
 	if e := werr.Load(); e != nil {

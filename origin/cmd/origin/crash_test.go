@@ -127,9 +127,7 @@ func TestCrashRecovery(t *testing.T) {
 	)
 	client := &http.Client{Timeout: 5 * time.Second}
 	for w := 0; w < 16; w++ {
-		wg.Add(1)
-		go func(w int) {
-			defer wg.Done()
+		wg.Go(func() {
 			for i := 0; !stop.Load(); i++ {
 				status, body, err := call(client, "POST", base+"/v1/sessions", []byte(`{"context":{"currency":"EUR"}}`), "")
 				if err != nil || status != 201 {
@@ -151,7 +149,7 @@ func TestCrashRecovery(t *testing.T) {
 					}
 				}
 			}
-		}(w)
+		})
 	}
 	time.Sleep(1500 * time.Millisecond)
 	cursor := syncBatch(t, addr, "").Cursor

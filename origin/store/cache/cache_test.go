@@ -278,9 +278,7 @@ func TestVersionGuardUnderConcurrency(t *testing.T) {
 	var readers, writers sync.WaitGroup
 	var violations atomic.Int64
 	for r := 0; r < 8; r++ {
-		readers.Add(1)
-		go func(r int) {
-			defer readers.Done()
+		readers.Go(func() {
 			rng := rand.New(rand.NewPCG(uint64(r), 7))
 			for {
 				select {
@@ -303,7 +301,7 @@ func TestVersionGuardUnderConcurrency(t *testing.T) {
 					c.Fill(tk, s, enc)
 				}
 			}
-		}(r)
+		})
 	}
 	for w := 0; w < ids; w++ {
 		writers.Add(1)

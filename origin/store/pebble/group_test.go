@@ -28,9 +28,7 @@ func TestGroupCommit(t *testing.T) {
 	const writers, each = 64, 20
 	var wg sync.WaitGroup
 	for w := 0; w < writers; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			for i := 0; i < each; i++ {
 				id, _ := wire.NewID()
 				d := &wire.Delta{ID: id, Version: 1, At: 1, Ops: []wire.Op{{Code: wire.OpStart, Kind: wire.KindAnonymous, Generation: 1}}}
@@ -40,7 +38,7 @@ func TestGroupCommit(t *testing.T) {
 					return
 				}
 			}
-		}()
+		})
 	}
 	wg.Wait()
 	n := fsyncs(t, s) - before

@@ -330,8 +330,12 @@ func outboxKey(seq uint64) []byte {
 // older than a commit it raced with.
 type stripe struct{ sync.Mutex }
 
-func (s *Store) lock(id wire.ID) *stripe {
-	return &s.locks[binary.LittleEndian.Uint16(id[8:10])%stripes]
+// locked locks the stripe of id and returns it, for
+// defer s.locked(id).Unlock().
+func (s *Store) locked(id wire.ID) *stripe {
+	mu := &s.locks[binary.LittleEndian.Uint16(id[8:10])%stripes]
+	mu.Lock()
+	return mu
 }
 
 // Get returns the session id from the cache, or from Pebble (filling the cache).
@@ -427,9 +431,7 @@ func (s *Store) commit(c *store.Commit) (uint64, error) {
 	if c.Session == nil || c.Session.ID != d.ID || c.Session.Version != d.Version {
 		return 0, fmt.Errorf("commit for %s: session does not match its delta", d.ID)
 	}
-	mu := s.lock(d.ID)
-	mu.Lock()
-	defer mu.Unlock()
+	defer s.locked(d.ID).Unlock()
 	cur, err := s.current(d.ID)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
@@ -529,9 +531,7 @@ func (s *Store) Touch(ctx context.Context, id wire.ID, lastSeen, idle int64) (*w
 	if s.closed.Load() {
 		return nil, store.ErrClosed
 	}
-	mu := s.lock(id)
-	mu.Lock()
-	defer mu.Unlock()
+	defer s.locked(id).Unlock()
 	cur, err := s.current(id)
 	if err != nil {
 		return nil, err
@@ -568,9 +568,7 @@ func (s *Store) Purge(ctx context.Context, id wire.ID, version uint64) error {
 	if s.closed.Load() {
 		return store.ErrClosed
 	}
-	mu := s.lock(id)
-	mu.Lock()
-	defer mu.Unlock()
+	defer s.locked(id).Unlock()
 	cur, err := s.current(id)
 	if err != nil {
 		return err
@@ -746,9 +744,7 @@ func (s *Store) scanDue(prefix byte, before int64, limit int, skip func(store.Du
 // session's stripe (so no commit moves the entry meanwhile), and deletes it
 // when it no longer matches.
 func (s *Store) stale(d store.Due) bool {
-	mu := s.lock(d.ID)
-	mu.Lock()
-	defer mu.Unlock()
+	defer s.locked(d.ID).Unlock()
 	cur, err := s.current(d.ID)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
@@ -890,9 +886,7 @@ func (s *Store) Emit(ctx context.Context, es []store.Emission) []error {
 // emit writes one emission; it reports whether it wrote anything, and
 // whether to the outbox.
 func (s *Store) emit(e *store.Emission) (wrote, outbox bool, err error) {
-	mu := s.lock(e.ID)
-	mu.Lock()
-	defer mu.Unlock()
+	defer s.locked(e.ID).Unlock()
 	pendDue, pending := s.pendingOf(e.ID)
 	cur, err := s.current(e.ID)
 	switch {

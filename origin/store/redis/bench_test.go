@@ -98,17 +98,23 @@ func parallel(b *testing.B, ids []wire.ID, rs *Store, op func(id wire.ID, n uint
 	}
 }
 
+// onBackends runs op under parallel on every store of bs, a sub-benchmark
+// each.
+func onBackends(b *testing.B, bs []backend, ids []wire.ID, op func(st store.Store, id wire.ID, n uint64) error) {
+	for _, be := range bs {
+		b.Run(be.name, func(b *testing.B) {
+			parallel(b, ids, be.rs, func(id wire.ID, n uint64) error { return op(be.st, id, n) })
+		})
+	}
+}
+
 func BenchmarkGet(b *testing.B) {
 	bs, raw, ids := benchBackends(b)
 	ctx := context.Background()
-	for _, be := range bs {
-		b.Run(be.name, func(b *testing.B) {
-			parallel(b, ids, be.rs, func(id wire.ID, _ uint64) error {
-				_, err := be.st.Get(ctx, id)
-				return err
-			})
-		})
-	}
+	onBackends(b, bs, ids, func(st store.Store, id wire.ID, _ uint64) error {
+		_, err := st.Get(ctx, id)
+		return err
+	})
 	b.Run("raw-redis-GET", func(b *testing.B) {
 		parallel(b, ids, nil, func(id wire.ID, _ uint64) error {
 			_, err := raw.Do(ctx, raw.B().Get().Key("raw:"+id.String()).Build()).AsBytes()
@@ -120,27 +126,23 @@ func BenchmarkGet(b *testing.B) {
 func BenchmarkPatch(b *testing.B) {
 	bs, raw, ids := benchBackends(b)
 	ctx := context.Background()
-	for _, be := range bs {
-		b.Run(be.name, func(b *testing.B) {
-			parallel(b, ids, be.rs, func(id wire.ID, n uint64) error {
-				for {
-					cur, err := be.st.Get(ctx, id)
-					if err != nil {
-						return err
-					}
-					d := &wire.Delta{ID: id, BaseVersion: cur.Version, Version: cur.Version + 1, At: 1_767_225_601_000,
-						Ops: []wire.Op{{Code: wire.OpSetAttr, NS: wire.NamespaceCustom, Key: "n", Value: wire.Int(int64(n))}}}
-					next, err := wire.Apply(cur, d, &wire.DefaultLimits)
-					if err != nil {
-						return err
-					}
-					if err = be.st.Commit(ctx, &store.Commit{Delta: d, Session: next, Prev: cur}); !isConflict(err) {
-						return err
-					}
-				}
-			})
-		})
-	}
+	onBackends(b, bs, ids, func(st store.Store, id wire.ID, n uint64) error {
+		for {
+			cur, err := st.Get(ctx, id)
+			if err != nil {
+				return err
+			}
+			d := &wire.Delta{ID: id, BaseVersion: cur.Version, Version: cur.Version + 1, At: 1_767_225_601_000,
+				Ops: []wire.Op{{Code: wire.OpSetAttr, NS: wire.NamespaceCustom, Key: "n", Value: wire.Int(int64(n))}}}
+			next, err := wire.Apply(cur, d, &wire.DefaultLimits)
+			if err != nil {
+				return err
+			}
+			if err = st.Commit(ctx, &store.Commit{Delta: d, Session: next, Prev: cur}); !isConflict(err) {
+				return err
+			}
+		}
+	})
 	_, s := benchSession(ids[0])
 	enc := rueidis.BinaryString(wire.AppendSession(nil, s))
 	b.Run("raw-redis-SET", func(b *testing.B) {

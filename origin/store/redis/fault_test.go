@@ -30,9 +30,7 @@ func TestRestartUnderWriteLoad(t *testing.T) {
 			wg      sync.WaitGroup
 		)
 		for w := 0; w < writers; w++ {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
+			wg.Go(func() {
 				for {
 					select {
 					case <-stop:
@@ -67,7 +65,7 @@ func TestRestartUnderWriteLoad(t *testing.T) {
 						cur = next
 					}
 				}
-			}()
+			})
 		}
 		time.Sleep(300 * time.Millisecond)
 		victim.Stop()

@@ -177,15 +177,7 @@ func TestTouchExpiryCustomerPurge(t *testing.T) {
 	if st.Stats().LiveSessions != 0 {
 		t.Fatalf("live = %d after end, want 0", st.Stats().LiveSessions)
 	}
-	if err := st.Purge(ctx, id, ended.Version-1); !errors.Is(err, store.ErrConflict) {
-		t.Fatalf("Purge at an old version = %v, want ErrConflict", err)
-	}
-	if err := st.Purge(ctx, id, ended.Version); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := st.Get(ctx, id); !errors.Is(err, store.ErrNotFound) {
-		t.Fatalf("Get after purge = %v", err)
-	}
+	storetest.Purge(t, st, id, ended.Version)
 }
 
 func TestOutboxSharedByNodes(t *testing.T) {

@@ -422,17 +422,24 @@ func testPurge(t *testing.T, st store.Store) {
 	id := newID(t)
 	commit(t, st, id, 0, nil, start(wire.KindAnonymous, 0, 5000))
 	s := commit(t, st, id, 1, nil, wire.Op{Code: wire.OpEnd, Reason: wire.EndAbandoned})
-	if err := st.Purge(ctx, id, s.Version-1); !errors.Is(err, store.ErrConflict) {
-		t.Fatalf("Purge(stale) = %v, want ErrConflict", err)
+	Purge(t, st, id, s.Version)
+	if due, _ := st.Expiring(ctx, 1<<62, 10); len(due) != 0 {
+		t.Fatalf("index entries left after purge: %+v", due)
 	}
-	if err := st.Purge(ctx, id, s.Version); err != nil {
+}
+
+// Purge purges the ended session id, stored at version, and checks that a
+// purge at an older version conflicts and that the session is gone after.
+func Purge(t testing.TB, st store.Store, id wire.ID, version uint64) {
+	t.Helper()
+	if err := st.Purge(ctx, id, version-1); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("Purge at an old version = %v, want ErrConflict", err)
+	}
+	if err := st.Purge(ctx, id, version); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := st.Get(ctx, id); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("Get after purge = %v", err)
-	}
-	if due, _ := st.Expiring(ctx, 1<<62, 10); len(due) != 0 {
-		t.Fatalf("index entries left after purge: %+v", due)
 	}
 }
 
@@ -480,9 +487,7 @@ func testFeedUnderConcurrentCommits(t *testing.T, st store.Store) {
 	first := head(t, st)
 	var wg sync.WaitGroup
 	for w := 0; w < writers; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			id, err := wire.NewID()
 			if err != nil {
 				t.Error(err)
@@ -498,7 +503,7 @@ func testFeedUnderConcurrentCommits(t *testing.T, st store.Store) {
 					return
 				}
 			}
-		}()
+		})
 	}
 	done := make(chan struct{})
 	go func() { wg.Wait(); close(done) }()

@@ -3,6 +3,7 @@
 package proxytest
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -160,7 +161,7 @@ func testSoftLogout(t *testing.T, ng NewGuest) {
 			t.Fatalf("soft logout: action %d, calls %+v", s.Action, p)
 		}
 		e.Serve()
-		if !s.Continued() || s.Header("x-session-id") != id.String() || s.Header("x-session-kind") != "anonymous" ||
+		if !s.Continued() || !s.Forwarded() || s.Header("x-session-id") != id.String() || s.Header("x-session-kind") != "anonymous" ||
 			s.Header("x-session-generation") != "3" || s.Header("x-session-customer") != "" || s.Header("x-session-cart") != "cart-9" {
 			t.Fatalf("after the soft logout: %v", s.Headers())
 		}
@@ -174,6 +175,9 @@ func testSoftLogout(t *testing.T, ng NewGuest) {
 		}
 		if o := f.o.Sessions[id]; o.Kind != wire.KindAnonymous || o.Generation != 3 || o.HardDeadline != hard {
 			t.Fatalf("the origin's session %+v", o)
+		}
+		if !slices.Contains(f.o.Requests, "POST /v1/sessions/"+id.String()+"/logout") {
+			t.Fatalf("the origin was not told of the soft logout: %v", f.o.Requests)
 		}
 	})
 	t.Run("an old token cannot log out the current login", func(t *testing.T) {

@@ -411,37 +411,6 @@ func testIdleAndRolling(t *testing.T, ng NewGuest) {
 			t.Fatal("no cookie for the new session")
 		}
 	})
-	t.Run("customer idle soft logout", func(t *testing.T) {
-		f := newFixture(t, ng, "")
-		e := f.e
-		id, tok := f.idleCustomer()
-		s := e.Request("GET", "/", nil, "cookie", "__Host-sid="+tok)
-		e.Serve()
-		if !s.Forwarded() {
-			t.Fatal("soft-logged-out request not forwarded")
-		}
-		if s.Header("x-session-id") != id.String() || s.Header("x-session-kind") != "anonymous" || s.Header("x-session-generation") != "3" {
-			t.Fatalf("soft logout forwarded id %s kind %s generation %s", s.Header("x-session-id"), s.Header("x-session-kind"), s.Header("x-session-generation"))
-		}
-		if s.Header("x-session-customer") != "" || s.Header("x-session-cart") != "cart-9" {
-			t.Fatalf("soft logout: customer %q cart %q", s.Header("x-session-customer"), s.Header("x-session-cart"))
-		}
-		fs := ForwardedSession(t, s)
-		if len(fs.Attrs[wire.NamespacePrivacy]) != 0 || len(fs.Attrs[wire.NamespaceCustom]) != 1 {
-			t.Fatalf("soft logout kept privacy %v or lost custom %v", fs.Attrs[wire.NamespacePrivacy], fs.Attrs[wire.NamespaceCustom])
-		}
-		c := Claims(t, CookieToken(SetCookies(s.Respond())[0]), e.Now())
-		if c.Kind != wire.KindAnonymous || c.Generation != 3 || c.ID != id {
-			t.Fatalf("soft logout token %+v", c)
-		}
-		found := false
-		for _, r := range f.o.Requests {
-			found = found || r == "POST /v1/sessions/"+id.String()+"/logout"
-		}
-		if !found {
-			t.Fatalf("the origin was not told of the soft logout: %v", f.o.Requests)
-		}
-	})
 }
 
 func testFetch(t *testing.T, ng NewGuest) {
