@@ -7,7 +7,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"time"
 	"unicode/utf16"
 	"unicode/utf8"
 )
@@ -247,7 +246,7 @@ func AppendSessionJSON(dst []byte, s *Session, namespaces uint8) []byte {
 	}{{"idleTimeout", s.IdleTimeout}, {"hardTimeout", s.HardTimeout}} {
 		if t.ms != 0 {
 			dst = append(append(append(dst, `,"`...), t.name...), `":`...)
-			dst = AppendStringJSON(dst, Duration(t.ms*int64(time.Millisecond)).String())
+			dst = AppendStringJSON(dst, Duration(t.ms*1e6).String())
 		}
 	}
 	for _, d := range [...]struct {
