@@ -3,7 +3,6 @@ package wire
 import (
 	"errors"
 	"math"
-	"strconv"
 )
 
 // Duration is a length of time as every sessionedge configuration spells
@@ -31,10 +30,10 @@ func ParseDuration(s string) (Duration, error) {
 	}
 	d, ok := parseGoDuration(s)
 	if !ok {
-		return 0, wrap(ErrBadDuration, strconv.Quote(s))
+		return 0, wrap(ErrBadDuration, string(AppendStringJSON(nil, s)))
 	}
 	if d < 0 {
-		return 0, wrap(ErrBadDuration, strconv.Quote(s)+" is negative")
+		return 0, wrap(ErrBadDuration, string(AppendStringJSON(nil, s))+" is negative")
 	}
 	return Duration(d), nil
 }

@@ -1002,7 +1002,7 @@ func (c *Config) parseTokenHeader(v wire.Value) error {
 		if !validToken(s) || strings.HasPrefix(s, ":") {
 			return bad(f, "is not a valid header name")
 		}
-		if strings.HasPrefix(strings.ReplaceAll(s, "_", "-"), "x-session-") || s == "cookie" || s == "set-cookie" {
+		if sessionHeader(s) || s == "cookie" || s == "set-cookie" {
 			return bad(f, "must not be cookie, set-cookie or an x-session-* header (those are stripped)")
 		}
 		switch k {
@@ -1015,6 +1015,21 @@ func (c *Config) parseTokenHeader(v wire.Value) error {
 		}
 		return err
 	})
+}
+
+// sessionHeader reports whether name is an x-session-* header, with '_'
+// read as '-' (some proxies turn one into the other).
+func sessionHeader(name string) bool {
+	const prefix = "x-session-"
+	if len(name) < len(prefix) {
+		return false
+	}
+	for i := range len(prefix) {
+		if c := name[i]; c != prefix[i] && !(c == '_' && prefix[i] == '-') {
+			return false
+		}
+	}
+	return true
 }
 
 func (c *Config) parseLimits(v wire.Value) error {
