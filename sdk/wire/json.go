@@ -507,7 +507,7 @@ func (p *jsonParser) object(depth int) (Value, error) {
 		for i := range members {
 			order = append(order, int32(i))
 		}
-		slices.SortFunc(order, func(a, b int32) int { return cmpKeys(members[a].Key, members[b].Key) })
+		sortStableFunc(order, func(a, b int32) int { return cmpKeys(members[a].Key, members[b].Key) })
 		for i, j := range order {
 			as[i] = members[j]
 		}
