@@ -6,7 +6,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"unicode/utf16"
 	"unicode/utf8"
 )
@@ -288,15 +287,14 @@ func ParseValueJSON(b []byte) (Value, error) { return ParseValueJSONLimits(b, ni
 // Decoding takes time linear in len(b) (objects: n log n in their keys).
 func ParseValueJSONLimits(b []byte, lim *Limits) (Value, error) {
 	p := jsonParser{b: b}
-	if sc, ok := jsonScratch.Get().(*jsonStacks); ok {
-		p.attrs, p.items, p.order = sc.attrs, sc.items, sc.order
-		defer func() {
-			if cap(p.attrs) <= maxPooledScratch && cap(p.items) <= maxPooledScratch && cap(p.order) <= maxPooledScratch {
-				sc.attrs, sc.items, sc.order = p.attrs[:0], p.items[:0], p.order[:0]
-				jsonScratch.Put(sc)
-			}
-		}()
-	}
+	sc := jsonScratch.get()
+	p.attrs, p.items, p.order = sc.attrs, sc.items, sc.order
+	defer func() {
+		if cap(p.attrs) <= maxPooledScratch && cap(p.items) <= maxPooledScratch && cap(p.order) <= maxPooledScratch {
+			sc.attrs, sc.items, sc.order = p.attrs[:0], p.items[:0], p.order[:0]
+			jsonScratch.put(sc)
+		}
+	}()
 	p.setLimits(lim)
 	p.space()
 	v, err := p.value(0)
@@ -321,7 +319,7 @@ type jsonStacks struct {
 
 const maxPooledScratch = 4096
 
-var jsonScratch = sync.Pool{New: func() any { return new(jsonStacks) }}
+var jsonScratch pool[jsonStacks]
 
 type jsonParser struct {
 	b   []byte
