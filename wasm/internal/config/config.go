@@ -11,7 +11,6 @@
 package config
 
 import (
-	"encoding/base64"
 	"strconv"
 	"strings"
 
@@ -502,11 +501,9 @@ func parseKeys(field string, v wire.Value) (map[uint8][]byte, error) {
 		if err != nil {
 			return err
 		}
-		secret, err := base64.StdEncoding.DecodeString(s)
-		if err != nil {
-			if secret, err = base64.RawURLEncoding.DecodeString(s); err != nil {
-				return bad(f, "secret is not base64")
-			}
+		secret, ok := wire.DecodeKeySecret(s)
+		if !ok {
+			return bad(f, "secret is not base64")
 		}
 		if len(secret) < wire.MinKeyLen {
 			return bad(f, "secret is "+strconv.Itoa(len(secret))+" bytes, want at least "+strconv.Itoa(wire.MinKeyLen))
