@@ -3,7 +3,6 @@ package wire
 import (
 	"encoding/binary"
 	"errors"
-	"time"
 )
 
 // The upstream assertion (docs/wire.md draws it): the edge signs what it
@@ -168,12 +167,9 @@ func (ak *AssertionKeys) AppendAssertion(dst []byte, a *Assertion, authority, pa
 	return strictB64.AppendEncode(dst, raw[:])
 }
 
-// VerifyAssertion checks an assertion header value against the request the
-// app received (authority, path with query, and the x-session-context value,
-// nil when absent) at time now, accepting issue times within skew either
-// way, and fills a. It runs in constant time with respect to the tags and
-// does not allocate.
-func (ak *AssertionKeys) VerifyAssertion(text, authority, path, ctx []byte, now time.Time, skew time.Duration, a *Assertion) error {
+// verifyAssertion is VerifyAssertion with the times in Unix milliseconds
+// (assertion_std.go; the wasm guest links no time package).
+func (ak *AssertionKeys) verifyAssertion(text, authority, path, ctx []byte, nowMs, skewMs int64, a *Assertion) error {
 	if len(text) != AssertionLen || len(authority) > maxBound || len(path) > maxBound {
 		return ErrAssertionMalformed
 	}
@@ -205,8 +201,8 @@ func (ak *AssertionKeys) VerifyAssertion(text, authority, path, ctx []byte, now 
 	if !a.Kind.Valid() || a.Status < AssertOK || a.Status > AssertDegraded {
 		return ErrAssertionMalformed
 	}
-	age := now.UnixMilli() - a.IssuedAt
-	if age > skew.Milliseconds() || -age > skew.Milliseconds() {
+	age := nowMs - a.IssuedAt
+	if age > skewMs || -age > skewMs {
 		return ErrAssertionStale
 	}
 	var zero [16]byte

@@ -1,7 +1,5 @@
 package wire
 
-import "slices"
-
 // attrChanges collects the attribute ops of one delta and applies them to
 // the session in one merge per namespace, so a delta of n ops costs
 // O(n log n) rather than a copy of the namespace per op: a delta at the op
@@ -68,7 +66,7 @@ func (cs *attrChanges) apply(s *Session) {
 	if len(cs.list) > 1 {
 		// Stable, so the changes of one key stay in op order and the last
 		// one wins below.
-		slices.SortStableFunc(cs.list, func(a, b attrChange) int {
+		sortStableFunc(cs.list, func(a, b attrChange) int {
 			switch {
 			case a.ns != b.ns:
 				return int(a.ns) - int(b.ns)

@@ -4,7 +4,6 @@ import (
 	"math"
 	"slices"
 	"strconv"
-	"sync"
 )
 
 // The CBOR schema (docs/wire.md has it in CDDL). Maps use small integer keys
@@ -425,15 +424,15 @@ func appendNonZeroInt(dst []byte, key uint64, v int64) []byte {
 	return appendInt(appendUint(dst, key), v)
 }
 
-var sizeBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+var sizeBufs pool[[]byte]
 
 // SessionSize returns the length of s's CBOR encoding.
 func SessionSize(s *Session) int {
-	bp := sizeBufs.Get().(*[]byte)
+	bp := sizeBufs.get()
 	b := AppendSession((*bp)[:0], s)
 	n := len(b)
 	*bp = b
-	sizeBufs.Put(bp)
+	sizeBufs.put(bp)
 	return n
 }
 

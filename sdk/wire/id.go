@@ -1,7 +1,6 @@
 package wire
 
 import (
-	"encoding/base64"
 	"errors"
 )
 
@@ -30,13 +29,13 @@ func NewID() (ID, error) {
 // String returns the id as base64url without padding.
 func (id ID) String() string {
 	var b [IDTextLen]byte
-	base64.RawURLEncoding.Encode(b[:], id[:])
+	rawURLB64.AppendEncode(b[:0], id[:])
 	return string(b[:])
 }
 
 // AppendText appends the id as base64url without padding to dst.
 func (id ID) AppendText(dst []byte) []byte {
-	return base64.RawURLEncoding.AppendEncode(dst, id[:])
+	return rawURLB64.AppendEncode(dst, id[:])
 }
 
 // IsZero reports whether the id is all zeroes (no session).
@@ -49,7 +48,7 @@ func ParseID(s string) (ID, error) {
 		return ID{}, ErrBadID
 	}
 	var buf [IDLen + 2]byte
-	n, err := base64.RawURLEncoding.Decode(buf[:], []byte(s))
+	n, err := rawURLB64.Decode(buf[:], []byte(s))
 	if err != nil || n != IDLen {
 		return ID{}, ErrBadID
 	}
@@ -64,7 +63,7 @@ func ParseIDBytes(s []byte) (ID, error) {
 		return ID{}, ErrBadID
 	}
 	var buf [IDLen + 2]byte
-	n, err := base64.RawURLEncoding.Decode(buf[:], s)
+	n, err := rawURLB64.Decode(buf[:], s)
 	if err != nil || n != IDLen {
 		return ID{}, ErrBadID
 	}

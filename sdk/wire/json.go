@@ -6,8 +6,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
-	"time"
 	"unicode/utf16"
 	"unicode/utf8"
 )
@@ -247,7 +245,7 @@ func AppendSessionJSON(dst []byte, s *Session, namespaces uint8) []byte {
 	}{{"idleTimeout", s.IdleTimeout}, {"hardTimeout", s.HardTimeout}} {
 		if t.ms != 0 {
 			dst = append(append(append(dst, `,"`...), t.name...), `":`...)
-			dst = AppendStringJSON(dst, Duration(t.ms*int64(time.Millisecond)).String())
+			dst = AppendStringJSON(dst, Duration(t.ms*1e6).String())
 		}
 	}
 	for _, d := range [...]struct {
@@ -289,15 +287,14 @@ func ParseValueJSON(b []byte) (Value, error) { return ParseValueJSONLimits(b, ni
 // Decoding takes time linear in len(b) (objects: n log n in their keys).
 func ParseValueJSONLimits(b []byte, lim *Limits) (Value, error) {
 	p := jsonParser{b: b}
-	if sc, ok := jsonScratch.Get().(*jsonStacks); ok {
-		p.attrs, p.items, p.order = sc.attrs, sc.items, sc.order
-		defer func() {
-			if cap(p.attrs) <= maxPooledScratch && cap(p.items) <= maxPooledScratch && cap(p.order) <= maxPooledScratch {
-				sc.attrs, sc.items, sc.order = p.attrs[:0], p.items[:0], p.order[:0]
-				jsonScratch.Put(sc)
-			}
-		}()
-	}
+	sc := jsonScratch.get()
+	p.attrs, p.items, p.order = sc.attrs, sc.items, sc.order
+	defer func() {
+		if cap(p.attrs) <= maxPooledScratch && cap(p.items) <= maxPooledScratch && cap(p.order) <= maxPooledScratch {
+			sc.attrs, sc.items, sc.order = p.attrs[:0], p.items[:0], p.order[:0]
+			jsonScratch.put(sc)
+		}
+	}()
 	p.setLimits(lim)
 	p.space()
 	v, err := p.value(0)
@@ -322,7 +319,7 @@ type jsonStacks struct {
 
 const maxPooledScratch = 4096
 
-var jsonScratch = sync.Pool{New: func() any { return new(jsonStacks) }}
+var jsonScratch pool[jsonStacks]
 
 type jsonParser struct {
 	b   []byte
@@ -508,7 +505,7 @@ func (p *jsonParser) object(depth int) (Value, error) {
 		for i := range members {
 			order = append(order, int32(i))
 		}
-		slices.SortFunc(order, func(a, b int32) int { return cmpKeys(members[a].Key, members[b].Key) })
+		sortStableFunc(order, func(a, b int32) int { return cmpKeys(members[a].Key, members[b].Key) })
 		for i, j := range order {
 			as[i] = members[j]
 		}

@@ -1,7 +1,6 @@
 package wire
 
 import (
-	"encoding/base64"
 	"encoding/binary"
 	"errors"
 )
@@ -41,9 +40,6 @@ var (
 	ErrTokenHardExpired  = errors.New("wire: token past its hard deadline")
 	ErrTokenIdleExpired  = errors.New("wire: token past its idle deadline")
 )
-
-// strictB64 rejects non-zero trailing bits, so every token has one text form.
-var strictB64 = base64.RawURLEncoding.Strict()
 
 // Claims is what a token says about its session. Times are Unix seconds; a
 // zero deadline means none.

@@ -2,7 +2,6 @@ package wire
 
 import (
 	"math"
-	"slices"
 	"sort"
 )
 
@@ -93,7 +92,7 @@ func Map(attrs ...Attr) Value {
 	}
 	m := make(Attrs, len(attrs))
 	copy(m, attrs)
-	slices.SortStableFunc(m, cmpAttrs)
+	sortStableFunc(m, cmpAttrs)
 	// Keep the last of each run of equal keys.
 	out := m[:0]
 	for i := range m {

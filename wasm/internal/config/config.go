@@ -11,12 +11,23 @@
 package config
 
 import (
-	"encoding/base64"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/sessionedge/sessionedge/sdk/wire"
+)
+
+// Duration is a length of time in nanoseconds, as wire.Duration reads it
+// (the guest links no time package, so the configuration does not use
+// time.Duration).
+type Duration = wire.Duration
+
+// Units of Duration.
+const (
+	Millisecond Duration = 1e6
+	Second               = 1000 * Millisecond
+	Minute               = 60 * Second
+	Hour                 = 60 * Minute
 )
 
 // IdleAction is what happens to a session whose idle deadline passed.
@@ -42,8 +53,8 @@ func (a IdleAction) String() string {
 
 // KindPolicy holds the timeouts of one session kind. Zero means none.
 type KindPolicy struct {
-	Idle   time.Duration // idle (soft) timeout; 0 = none
-	Hard   time.Duration // absolute timeout; 0 = none
+	Idle   Duration // idle (soft) timeout; 0 = none
+	Hard   Duration // absolute timeout; 0 = none
 	OnIdle IdleAction
 }
 
@@ -153,8 +164,8 @@ type Origin struct {
 	// The circuit breaker (origin.breaker): after BreakerFailures
 	// consecutive failed calls, calls on the request path are not made for
 	// BreakerCoolDown; then one call probes the origin.
-	BreakerFailures int           // default 5
-	BreakerCoolDown time.Duration // default 5s
+	BreakerFailures int      // default 5
+	BreakerCoolDown Duration // default 5s
 }
 
 // Forward modes (forward.mode).
@@ -174,14 +185,14 @@ type Config struct {
 
 	Origin Origin
 
-	SyncInterval time.Duration // default 1s; the tick runs 4 times per interval
-	SyncLimit    uint32        // deltas per poll; default 1000
-	TouchBuffer  int           // sessions whose activity waits for a touch report (sync.touchBuffer); default 100000
+	SyncInterval Duration // default 1s; the tick runs 4 times per interval
+	SyncLimit    uint32   // deltas per poll; default 1000
+	TouchBuffer  int      // sessions whose activity waits for a touch report (sync.touchBuffer); default 100000
 
-	CacheEntries int           // sessions in the context cache; default 10000
-	CacheBytes   int           // encoded bytes in the context cache; default 32 MiB
-	TokenEntries int           // verified tokens cached; default 10000
-	MaxStale     time.Duration // cache.maxStale: how long cached sessions are trusted without a working feed; 0 = forever; default 1m
+	CacheEntries int      // sessions in the context cache; default 10000
+	CacheBytes   int      // encoded bytes in the context cache; default 32 MiB
+	TokenEntries int      // verified tokens cached; default 10000
+	MaxStale     Duration // cache.maxStale: how long cached sessions are trusted without a working feed; 0 = forever; default 1m
 
 	FailClosed         bool                // origin unreachable → 503 instead of degraded; default false
 	SelfServicePrefix  string              // default "/.session/"
@@ -227,15 +238,15 @@ func Default() Config {
 	c := Config{
 		Cookie: Cookie{Name: "__Host-sid", Path: "/", HTTPOnly: true, Secure: true, SameSite: "Lax"},
 		Sites:  map[string]*Site{},
-		Origin: Origin{Cluster: "origin", TimeoutMs: 2000, BreakerFailures: 5, BreakerCoolDown: 5 * time.Second},
+		Origin: Origin{Cluster: "origin", TimeoutMs: 2000, BreakerFailures: 5, BreakerCoolDown: 5 * Second},
 
-		SyncInterval: time.Second,
+		SyncInterval: Second,
 		SyncLimit:    1000,
 		TouchBuffer:  100000,
 		CacheEntries: 10000,
 		CacheBytes:   32 << 20,
 		TokenEntries: 10000,
-		MaxStale:     time.Minute,
+		MaxStale:     Minute,
 
 		SelfServicePrefix: "/.session/",
 		SelfServiceFields: DefaultSelfServiceFields,
@@ -245,8 +256,8 @@ func Default() Config {
 
 		SingleHeaderWrites: false,
 	}
-	c.Kinds[wire.KindAnonymous] = KindPolicy{Idle: 60 * time.Minute, Hard: 24 * time.Hour, OnIdle: IdleEnd}
-	c.Kinds[wire.KindCustomer] = KindPolicy{Idle: 30 * time.Minute, Hard: 6 * time.Hour, OnIdle: IdleSoftLogout}
+	c.Kinds[wire.KindAnonymous] = KindPolicy{Idle: 60 * Minute, Hard: 24 * Hour, OnIdle: IdleEnd}
+	c.Kinds[wire.KindCustomer] = KindPolicy{Idle: 30 * Minute, Hard: 6 * Hour, OnIdle: IdleSoftLogout}
 	c.Kinds[wire.KindShared] = KindPolicy{}
 	return c
 }
@@ -490,11 +501,9 @@ func parseKeys(field string, v wire.Value) (map[uint8][]byte, error) {
 		if err != nil {
 			return err
 		}
-		secret, err := base64.StdEncoding.DecodeString(s)
-		if err != nil {
-			if secret, err = base64.RawURLEncoding.DecodeString(s); err != nil {
-				return bad(f, "secret is not base64")
-			}
+		secret, ok := wire.DecodeKeySecret(s)
+		if !ok {
+			return bad(f, "secret is not base64")
 		}
 		if len(secret) < wire.MinKeyLen {
 			return bad(f, "secret is "+strconv.Itoa(len(secret))+" bytes, want at least "+strconv.Itoa(wire.MinKeyLen))
@@ -766,8 +775,8 @@ func (c *Config) parseOrigin(v wire.Value) error {
 		case "apiKey":
 			c.Origin.APIKey, err = text(f, v)
 		case "timeout":
-			var d time.Duration
-			if d, err = durationIn(f, v, time.Millisecond, time.Minute); err == nil && d != 0 {
+			var d Duration
+			if d, err = durationIn(f, v, Millisecond, Minute); err == nil && d != 0 {
 				c.Origin.TimeoutMs = uint32(d.Milliseconds())
 			}
 		case "breaker":
@@ -779,8 +788,8 @@ func (c *Config) parseOrigin(v wire.Value) error {
 					n, err = intIn(f, v, 1, 1000)
 					c.Origin.BreakerFailures = int(n)
 				case "coolDown":
-					var d time.Duration
-					if d, err = durationIn(f, v, 100*time.Millisecond, time.Hour); err == nil && d != 0 {
+					var d Duration
+					if d, err = durationIn(f, v, 100*Millisecond, Hour); err == nil && d != 0 {
 						c.Origin.BreakerCoolDown = d
 					}
 				default:
@@ -803,8 +812,8 @@ func (c *Config) parseSync(v wire.Value) error {
 		f := "sync." + k
 		switch k {
 		case "interval":
-			var d time.Duration
-			if d, err = durationIn(f, v, 100*time.Millisecond, time.Hour); err == nil && d != 0 {
+			var d Duration
+			if d, err = durationIn(f, v, 100*Millisecond, Hour); err == nil && d != 0 {
 				c.SyncInterval = d
 			}
 		case "limit":
@@ -837,7 +846,7 @@ func (c *Config) parseCache(v wire.Value) (maxStaleSet bool, err error) {
 			n, err = intIn(f, v, 1, 10_000_000)
 			c.TokenEntries = int(n)
 		case "maxStale":
-			var d time.Duration
+			var d Duration
 			var none bool
 			if d, none, err = duration(f, v, true); err == nil {
 				switch {
@@ -990,7 +999,7 @@ func (c *Config) parseTokenHeader(v wire.Value) error {
 		if !validToken(s) || strings.HasPrefix(s, ":") {
 			return bad(f, "is not a valid header name")
 		}
-		if strings.HasPrefix(strings.ReplaceAll(s, "_", "-"), "x-session-") || s == "cookie" || s == "set-cookie" {
+		if sessionHeader(s) || s == "cookie" || s == "set-cookie" {
 			return bad(f, "must not be cookie, set-cookie or an x-session-* header (those are stripped)")
 		}
 		switch k {
@@ -1003,6 +1012,21 @@ func (c *Config) parseTokenHeader(v wire.Value) error {
 		}
 		return err
 	})
+}
+
+// sessionHeader reports whether name is an x-session-* header, with '_'
+// read as '-' (some proxies turn one into the other).
+func sessionHeader(name string) bool {
+	const prefix = "x-session-"
+	if len(name) < len(prefix) {
+		return false
+	}
+	for i := range len(prefix) {
+		if c := name[i]; c != prefix[i] && !(c == '_' && prefix[i] == '-') {
+			return false
+		}
+	}
+	return true
 }
 
 func (c *Config) parseLimits(v wire.Value) error {
@@ -1071,7 +1095,7 @@ func intIn(field string, v wire.Value, min, max int64) (int64, error) {
 // (wire.DurationFromValue): a Go duration string ("90s", "30m"), "none"
 // (reported as none, refused unless noneOK), or a number of seconds. Zero
 // means "the default"; callers leave the default in place.
-func duration(field string, v wire.Value, noneOK bool) (d time.Duration, none bool, err error) {
+func duration(field string, v wire.Value, noneOK bool) (d Duration, none bool, err error) {
 	wd, err := wire.DurationFromValue(v)
 	if err != nil {
 		return 0, false, bad(field, `must be a duration as "30m", "24h", "none", or a number of seconds`)
@@ -1082,12 +1106,12 @@ func duration(field string, v wire.Value, noneOK bool) (d time.Duration, none bo
 		}
 		return 0, true, nil
 	}
-	return wd.Std(), false, nil
+	return wd, false, nil
 }
 
 // durationIn reads a duration that must not be "none" and, when set,
 // lies within [min, max].
-func durationIn(field string, v wire.Value, min, max time.Duration) (time.Duration, error) {
+func durationIn(field string, v wire.Value, min, max Duration) (Duration, error) {
 	d, _, err := duration(field, v, false)
 	if err == nil && d != 0 && (d < min || d > max) {
 		err = bad(field, "must be between "+min.String()+" and "+max.String())
@@ -1097,7 +1121,7 @@ func durationIn(field string, v wire.Value, min, max time.Duration) (time.Durati
 
 // kindTimeout reads a session timeout: "none" is no timeout, zero keeps the
 // default.
-func kindTimeout(field string, v wire.Value, dst *time.Duration) error {
+func kindTimeout(field string, v wire.Value, dst *Duration) error {
 	d, none, err := duration(field, v, true)
 	switch {
 	case err != nil:
@@ -1105,7 +1129,7 @@ func kindTimeout(field string, v wire.Value, dst *time.Duration) error {
 	case none:
 		*dst = 0
 	case d != 0:
-		if d < time.Second || d > 10*365*24*time.Hour {
+		if d < Second || d > 10*365*24*Hour {
 			return bad(field, "must be between 1s and 10 years, or \"none\"")
 		}
 		*dst = d

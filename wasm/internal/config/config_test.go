@@ -4,7 +4,6 @@ import (
 	"os"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/sessionedge/sessionedge/sdk/wire"
 )
@@ -22,12 +21,12 @@ func TestDefaults(t *testing.T) {
 	}{
 		{"cookie", c.Cookie == Cookie{Name: "__Host-sid", Path: "/", HTTPOnly: true, Secure: true, SameSite: "Lax"}},
 		{"active key", c.Keyring.Active() == 1},
-		{"anonymous", c.Kinds[wire.KindAnonymous] == KindPolicy{Idle: time.Hour, Hard: 24 * time.Hour, OnIdle: IdleEnd}},
-		{"customer", c.Kinds[wire.KindCustomer] == KindPolicy{Idle: 30 * time.Minute, Hard: 6 * time.Hour, OnIdle: IdleSoftLogout}},
+		{"anonymous", c.Kinds[wire.KindAnonymous] == KindPolicy{Idle: Hour, Hard: 24 * Hour, OnIdle: IdleEnd}},
+		{"customer", c.Kinds[wire.KindCustomer] == KindPolicy{Idle: 30 * Minute, Hard: 6 * Hour, OnIdle: IdleSoftLogout}},
 		{"shared", c.Kinds[wire.KindShared] == KindPolicy{}},
-		{"origin", c.Origin == Origin{Cluster: "origin", Authority: "origin", TimeoutMs: 2000, BreakerFailures: 5, BreakerCoolDown: 5 * time.Second}},
-		{"sync", c.SyncInterval == time.Second && c.SyncLimit == 1000 && c.TouchBuffer == 100000},
-		{"cache", c.CacheEntries == 10000 && c.CacheBytes == 32<<20 && c.TokenEntries == 10000 && c.MaxStale == time.Minute},
+		{"origin", c.Origin == Origin{Cluster: "origin", Authority: "origin", TimeoutMs: 2000, BreakerFailures: 5, BreakerCoolDown: 5 * Second}},
+		{"sync", c.SyncInterval == Second && c.SyncLimit == 1000 && c.TouchBuffer == 100000},
+		{"cache", c.CacheEntries == 10000 && c.CacheBytes == 32<<20 && c.TokenEntries == 10000 && c.MaxStale == Minute},
 		{"fail open", !c.FailClosed},
 		{"prefix", c.SelfServicePrefix == "/.session/"},
 		{"forward custom and public", c.Forward == 1<<wire.NamespaceCustom|1<<wire.NamespacePublic},
@@ -59,7 +58,7 @@ func TestParseValues(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Kinds[wire.KindAnonymous].Idle != 15*time.Minute || c.Kinds[wire.KindAnonymous].Hard != 0 {
+	if c.Kinds[wire.KindAnonymous].Idle != 15*Minute || c.Kinds[wire.KindAnonymous].Hard != 0 {
 		t.Fatalf("anonymous %+v", c.Kinds[wire.KindAnonymous])
 	}
 	if c.Site([]byte("shop.example.com:443")).Currency != "EUR" || c.Site([]byte("other")).Currency != "" {
@@ -86,10 +85,10 @@ func TestParseNewFields(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Origin.TimeoutMs != 1500 || c.Origin.BreakerFailures != 3 || c.Origin.BreakerCoolDown != 2*time.Second {
+	if c.Origin.TimeoutMs != 1500 || c.Origin.BreakerFailures != 3 || c.Origin.BreakerCoolDown != 2*Second {
 		t.Fatalf("origin %+v", c.Origin)
 	}
-	if c.SyncInterval != 500*time.Millisecond || c.TouchBuffer != 5000 || c.MaxStale != 30*time.Second {
+	if c.SyncInterval != 500*Millisecond || c.TouchBuffer != 5000 || c.MaxStale != 30*Second {
 		t.Fatalf("sync %v touch buffer %d max stale %v", c.SyncInterval, c.TouchBuffer, c.MaxStale)
 	}
 	if strings.Join(c.SkipMint, " ") != "/static/ /healthz" {
@@ -102,7 +101,7 @@ func TestParseNewFields(t *testing.T) {
 		t.Fatalf("compact %v assertion %v", c.Compact, c.Assertion)
 	}
 	// Zero keeps the default, "none" removes the timeout.
-	if c.Kinds[wire.KindCustomer].Idle != 30*time.Minute || c.Kinds[wire.KindCustomer].Hard != 0 {
+	if c.Kinds[wire.KindCustomer].Idle != 30*Minute || c.Kinds[wire.KindCustomer].Hard != 0 {
 		t.Fatalf("customer %+v", c.Kinds[wire.KindCustomer])
 	}
 	c, err = Parse([]byte(key + `,"cache":{"maxStale":"none"}}`))
@@ -111,7 +110,7 @@ func TestParseNewFields(t *testing.T) {
 	}
 	// A long sync interval raises the default bound on staleness.
 	c, err = Parse([]byte(key + `,"sync":{"interval":"1m"}}`))
-	if err != nil || c.MaxStale != 3*time.Minute {
+	if err != nil || c.MaxStale != 3*Minute {
 		t.Fatalf("maxStale with a 1m interval: %v %v", c.MaxStale, err)
 	}
 }

@@ -2,7 +2,6 @@ package filter
 
 import (
 	"bytes"
-	"encoding/base64"
 	"unicode/utf8"
 
 	"github.com/sessionedge/sessionedge/sdk/wire"
@@ -373,5 +372,5 @@ func (p *Plugin) initHeader(s *stream) string {
 	if dev := p.device(s); dev != nil {
 		t.Device = *dev
 	}
-	return base64.RawURLEncoding.EncodeToString(wire.AppendTouches(nil, []wire.Touch{t}))
+	return string(wire.AppendBase64URL(nil, wire.AppendTouches(nil, []wire.Touch{t})))
 }

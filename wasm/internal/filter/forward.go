@@ -1,7 +1,6 @@
 package filter
 
 import (
-	"encoding/base64"
 	"encoding/binary"
 	"strconv"
 
@@ -144,7 +143,7 @@ func (f *forwarded) build(s *wire.Session, site *config.Site, consent bool, cfg 
 	b = strconv.AppendUint(b, s.Version, 10)
 	mark(fwdVersion)
 	scratch = wire.AppendForwardView(scratch[:0], v, cfg.Forward, seg[:])
-	b = base64.RawURLEncoding.AppendEncode(b, scratch)
+	b = wire.AppendBase64URL(b, scratch)
 	mark(fwdContext)
 	b = appendPct(b, v.Fields[wire.FieldSiteCode].Text)
 	mark(fwdSite)
@@ -279,7 +278,7 @@ func (p *Plugin) addDegraded(s *stream, site *config.Site) {
 		var seg [wire.SegmentLen]byte
 		wire.AppendSegment(seg[:0], v)
 		p.scratch = wire.AppendForwardView(p.scratch[:0], v, p.cfg.Forward, seg[:])
-		s.ctxBuf = base64.RawURLEncoding.AppendEncode(s.ctxBuf[:0], p.scratch)
+		s.ctxBuf = wire.AppendBase64URL(s.ctxBuf[:0], p.scratch)
 		s.add(hdrContext, s.ctxBuf)
 		s.add(hdrStatus, statusDegradedBytes)
 		if p.cfg.Assertion != nil {

@@ -2,7 +2,6 @@ package filter
 
 import (
 	"bytes"
-	"time"
 
 	"github.com/sessionedge/sessionedge/sdk/wire"
 	"github.com/sessionedge/sessionedge/wasm/internal/abi"
@@ -190,7 +189,7 @@ var (
 	nameSecFetchSite = newFoldName("sec-fetch-site")
 )
 
-func nowSeconds(ns int64) int64 { return ns / int64(time.Second) }
+func nowSeconds(ns int64) int64 { return ns / 1e9 }
 
 // stripped reports whether a request header is removed before the request
 // goes upstream: x-session-* in any spelling, and the token and hint
@@ -591,10 +590,10 @@ func (p *Plugin) mint(s *stream, now int64) {
 	pol := p.cfg.Kinds[wire.KindAnonymous]
 	s.claims = wire.Claims{Kind: wire.KindAnonymous, ID: id, Generation: 1, IssuedAt: now}
 	if pol.Hard > 0 {
-		s.claims.HardDeadline = now + int64(pol.Hard/time.Second)
+		s.claims.HardDeadline = now + int64(pol.Hard/config.Second)
 	}
 	if pol.Idle > 0 {
-		s.claims.IdleDeadline = capDeadline(now+int64(pol.Idle/time.Second), s.claims.HardDeadline)
+		s.claims.IdleDeadline = capDeadline(now+int64(pol.Idle/config.Second), s.claims.HardDeadline)
 	}
 	s.minted = true
 	p.counters.Minted++
