@@ -117,8 +117,8 @@ type Stats struct {
 // for metrics. Every backend counts the same way: Hits and Misses count
 // reads of a session (Get, GetAtLeast, GetCBOR, ...), a read that finds an
 // entry older than the version it asks for being a miss; Bytes is what the
-// entries count against MaxBytes (each its CBOR encoding plus a fixed
-// overhead, see cache.EntryOverhead).
+// entries count against MaxBytes (each its CBOR encoding plus overheads
+// for the decoded session and its values, see the cache package).
 type CacheStats struct {
 	Hits, Misses uint64
 	Evictions    uint64

@@ -31,8 +31,8 @@ type storeConfig struct {
 	// Retention is the number of change-log entries the embedded store
 	// keeps; default 1,000,000.
 	Retention uint64 `json:"retention"`
-	// CacheBytes bounds the read cache; default 256 MiB (embedded) or
-	// 64 MiB (Redis); negative disables it.
+	// CacheBytes bounds the read cache; default 256 MiB; negative
+	// disables it.
 	CacheBytes int64 `json:"cacheBytes"`
 }
 

@@ -2,16 +2,15 @@
 // backend: the decoded session and its CBOR encoding (docs/wire.md), by id,
 // within a byte budget.
 //
-// Cost model: an entry counts len(encoding) + EntryOverhead bytes against
-// the budget, whatever the backend. EntryOverhead covers what every entry
-// holds besides its encoding: the decoded session's fixed part
-// (wire.Session is about 800 bytes), its decoded values, and the cache's
-// bookkeeping. For sessions of a few fields and attributes the cost matches
-// the heap they use (a 142-byte encoding with six values uses about 1.6
-// KiB of heap and counts 1.7 KiB); each further attribute adds about 150
-// bytes of heap but only its encoding (about 15 bytes) to the cost, so a
-// cache full of attribute-heavy sessions uses more than its budget (3.4
-// times, for sessions of 40 attributes).
+// Cost model: an entry counts len(encoding) + EntryOverhead bytes, plus
+// ValueOverhead for every attribute and nested value, against the budget,
+// whatever the backend. EntryOverhead covers what every entry holds besides
+// its encoding: the decoded session's fixed part (wire.Session is about 800
+// bytes) and the cache's bookkeeping; ValueOverhead the slot each decoded
+// value takes (a wire.Value and its key, about 140 bytes of heap, where its
+// encoding is often under 20). TestCostFollowsHeap checks that the count
+// stays within 0.8–1.5 times the heap an entry holds, from sessions without
+// attributes to sessions of 200.
 //
 // Coherence: a store changes the cache only in three ways.
 //
@@ -52,6 +51,46 @@ import (
 // EntryOverhead is what every entry counts against the budget besides its
 // encoding, in bytes.
 const EntryOverhead = 1536
+
+// ValueOverhead is what each attribute, list element or map member of a
+// session counts against the budget besides its encoding, in bytes.
+const ValueOverhead = 144
+
+// entryCost is what the entry of s, encoded as enc, counts against the
+// budget.
+func entryCost(s *wire.Session, enc []byte) int64 {
+	n := 0
+	for i := range s.Fields {
+		n += nestedValues(s.Fields[i])
+	}
+	for _, as := range s.Attrs {
+		n += attrValues(as)
+	}
+	return int64(len(enc)) + EntryOverhead + ValueOverhead*int64(n)
+}
+
+func attrValues(as wire.Attrs) int {
+	n := len(as)
+	for i := range as {
+		n += nestedValues(as[i].Value)
+	}
+	return n
+}
+
+// nestedValues counts the values inside v (the decoder bounds the depth).
+func nestedValues(v wire.Value) int {
+	switch v.Type {
+	case wire.TypeList:
+		n := len(v.List)
+		for i := range v.List {
+			n += nestedValues(v.List[i])
+		}
+		return n
+	case wire.TypeMap:
+		return attrValues(v.Map)
+	}
+	return 0
+}
 
 // DefaultBytes is the budget when the configuration gives none.
 const DefaultBytes = 256 << 20
@@ -275,7 +314,7 @@ func newer(a, b *wire.Session) bool {
 
 // install puts s in sh (locked) unless a live entry is as new or newer.
 func (c *Cache) install(sh *shard, s *wire.Session, enc []byte) bool {
-	cost := int64(len(enc)) + EntryOverhead
+	cost := entryCost(s, enc)
 	if cost > c.perShard {
 		return false
 	}

@@ -48,7 +48,7 @@ type Config struct {
 	// Dir is the data directory; default "./data".
 	Dir string
 	// CacheBytes is the read cache's budget (origin/store/cache: each
-	// session counts its encoding plus cache.EntryOverhead); default 256
+	// session counts about the heap it holds); default 256
 	// MiB; negative disables the cache.
 	CacheBytes int64
 	// BlockCacheBytes is Pebble's block cache; default 64 MiB.

@@ -64,7 +64,7 @@ type Config struct {
 	// timeout).
 	TombstoneTTL time.Duration
 	// CacheBytes is the read cache's budget (origin/store/cache: each
-	// session counts its encoding plus cache.EntryOverhead); default 256
+	// session counts about the heap it holds); default 256
 	// MiB; negative disables the cache.
 	CacheBytes int64
 	// CacheTTL bounds how long a cached session may be served without a
