@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -91,6 +92,9 @@ type Server struct {
 	metrics *metrics
 	routes  []route
 	locks   [writeStripes]sync.Mutex
+	// retrying is how many outbox entries the webhook loop holds retry
+	// state for.
+	retrying atomic.Int64
 
 	base     context.Context
 	cancel   context.CancelFunc
