@@ -182,3 +182,30 @@ func TestRedisSweepDanglingIndex(t *testing.T) {
 		}
 	}
 }
+
+// TestCustomerSessionLimitTwoNodes: TestCustomerSessionLimitConcurrent with
+// the logins spread over two origin nodes sharing one Redis, where the lock
+// of a node does not reach: the re-check after the commit holds the limit.
+func TestCustomerSessionLimitTwoNodes(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{})
+	for _, mode := range []string{OnLimitRefuse, OnLimitEvictOldest} {
+		t.Run(mode, func(t *testing.T) {
+			var nodes []*testOrigin
+			for range 2 {
+				st, err := redisstore.New(redisstore.Config{URLs: []string{"redis://" + srv.Addr}, Shards: 4})
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { st.Close() })
+				cfg := baseConfig(t)
+				cfg.Store = st
+				cfg.CustomerSessions = CustomerSessions{Max: 2, OnLimit: mode}
+				nodes = append(nodes, startOrigin(t, cfg))
+			}
+			for round := range 5 {
+				cid := mode + itoa(round)
+				checkLimitHeld(t, nodes[0], cid, 2, mode == OnLimitRefuse, false, concurrentLogins(t, nodes, cid, 16))
+			}
+		})
+	}
+}

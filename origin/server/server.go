@@ -92,6 +92,8 @@ type Server struct {
 	metrics *metrics
 	routes  []route
 	locks   [writeStripes]sync.Mutex
+	// customerLocks serialize the logins of a customer (customerLock).
+	customerLocks [256]sync.Mutex
 	// retrying is how many outbox entries the webhook loop holds retry
 	// state for.
 	retrying atomic.Int64
