@@ -198,14 +198,18 @@ func New(cfg Config) (*Server, error) {
 		ReadBufferSize: orInt(h.MaxHeaderBytes, 8<<10),
 		ErrorHandler: func(ctx *fasthttp.RequestCtx, err error) {
 			var small *fasthttp.ErrSmallBuffer
+			var timeout net.Error
 			switch {
 			case errors.Is(err, fasthttp.ErrBodyTooLarge):
 				writeError(ctx, errBodyTooLarge)
 			case errors.As(err, &small):
 				writeError(ctx, errHeaderTooLarge)
+			case errors.As(err, &timeout) && timeout.Timeout():
+				writeError(ctx, errRequestTimeout)
 			default:
 				writeError(ctx, badInput("request", "malformed HTTP request"))
 			}
+			s.metrics.refused(ctx.Response.StatusCode())
 		},
 		NoDefaultServerHeader: true,
 		NoDefaultDate:         true,
