@@ -4,8 +4,11 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"hash/fnv"
+	"math"
 	"sort"
 	"strconv"
+	"sync"
 
 	"github.com/valyala/fasthttp"
 
@@ -15,14 +18,20 @@ import (
 
 // liveCustomerSessions returns the sessions logged in as cid that are
 // live at now (not ended, no deadline passed).
-func (s *Server) liveCustomerSessions(cid string, now int64) ([]*wire.Session, error) {
+// With fresh, each session is read from the backend, not from a cached
+// copy that may be older (another node's write).
+func (s *Server) liveCustomerSessions(cid string, now int64, fresh bool) ([]*wire.Session, error) {
 	ids, err := s.st.CustomerSessions(s.base, cid)
 	if err != nil {
 		return nil, err
 	}
+	var min uint64
+	if fresh {
+		min = math.MaxUint64 // newer than any cached copy: the backend answers
+	}
 	var out []*wire.Session
 	for _, id := range ids {
-		sess, err := s.st.Get(s.base, id)
+		sess, err := s.st.GetAtLeast(s.base, id, min)
 		if errors.Is(err, store.ErrNotFound) {
 			continue
 		}
@@ -81,28 +90,91 @@ func (s *Server) endCustomerSessions(cid string, except wire.ID, reason wire.End
 	return n, nil
 }
 
-// refuseOverLimit refuses a login of session id as cid that would pass
-// customerSessions.max when onLimit is "refuse". Logins that race may
-// pass it by one each: the limit is checked, not locked.
-func (s *Server) refuseOverLimit(cid string, id wire.ID) error {
-	cs := s.cfg.CustomerSessions
-	if cs.Max <= 0 || cs.OnLimit != OnLimitRefuse {
+// customerLock returns the lock that serializes, on this node, the logins
+// of customer cid while customerSessions.max is set (nil otherwise): the
+// limit check, the commit and the re-check or eviction after it run under
+// it, so logins racing on one node cannot pass the limit. It is taken before
+// any session lock, never while one is held.
+func (s *Server) customerLock(cid string) *sync.Mutex {
+	if s.cfg.CustomerSessions.Max <= 0 {
 		return nil
 	}
-	live, err := s.liveCustomerSessions(cid, s.nowMS())
+	h := fnv.New32a()
+	h.Write([]byte(cid))
+	return &s.customerLocks[h.Sum32()%uint32(len(s.customerLocks))]
+}
+
+// lockCustomer takes customerLock(cid) and returns its unlock (a no-op
+// without a limit).
+func (s *Server) lockCustomer(cid string) func() {
+	mu := s.customerLock(cid)
+	if mu == nil {
+		return func() {}
+	}
+	mu.Lock()
+	return mu.Unlock
+}
+
+// refuseOverLimit refuses a login of session id as cid that would pass
+// customerSessions.max when onLimit is "refuse". It reports whether id
+// already counts against the limit (logged in as cid), so a login again
+// takes no second slot. The caller holds lockCustomer(cid); logins on other
+// origin nodes sharing the store are caught by overLimitAfter.
+func (s *Server) refuseOverLimit(cid string, id wire.ID) (counted bool, err error) {
+	cs := s.cfg.CustomerSessions
+	if cs.Max <= 0 || cs.OnLimit != OnLimitRefuse {
+		return false, nil
+	}
+	live, err := s.liveCustomerSessions(cid, s.nowMS(), false)
 	if err != nil {
-		return err
+		return false, err
 	}
 	others := 0
 	for _, sess := range live {
 		if sess.ID != id {
 			others++
+		} else {
+			counted = true
 		}
 	}
 	if others >= cs.Max {
-		return errSessionLimit
+		return counted, errSessionLimit
 	}
-	return nil
+	return counted, nil
+}
+
+// overLimitAfter reports, after a login of a session as cid committed in
+// refuse mode, whether cid now holds more than customerSessions.max live
+// sessions, read from the backend (not the cache): logins that raced on
+// other origin nodes sharing the store each see the others here, and the
+// caller undoes its login. The last of any racing logins to commit sees
+// them all, so the logins that stand never pass the limit (racing ones may
+// all be refused).
+func (s *Server) overLimitAfter(cid string) (bool, error) {
+	cs := s.cfg.CustomerSessions
+	if cs.Max <= 0 || cs.OnLimit != OnLimitRefuse {
+		return false, nil
+	}
+	live, err := s.liveCustomerSessions(cid, s.nowMS(), true)
+	if err != nil {
+		return false, err
+	}
+	return len(live) > cs.Max, nil
+}
+
+// undoLogin logs session id out again after its login as cid (at
+// generation gen) passed the limit, unless it changed since.
+func (s *Server) undoLogin(id wire.ID, cid string, gen uint32) error {
+	_, _, err := s.write(change{id: id, ifMatch: -1, ops: func(base *wire.Session, now int64) ([]wire.Op, error) {
+		if base.CustomerID() != cid || base.Generation != gen {
+			return nil, nil
+		}
+		return s.logoutOps(base, now), nil
+	}})
+	if errors.Is(err, store.ErrNotFound) || errors.Is(err, errGone) {
+		return nil
+	}
+	return err
 }
 
 // evictOverLimit ends the oldest sessions of cid (by start) but the one
@@ -116,7 +188,7 @@ func (s *Server) evictOverLimit(cid string, id wire.ID) {
 	if cs.Max <= 0 || cs.OnLimit == OnLimitRefuse {
 		return
 	}
-	live, err := s.liveCustomerSessions(cid, s.nowMS())
+	live, err := s.liveCustomerSessions(cid, s.nowMS(), true)
 	if err != nil {
 		s.log.Error("session limit: cannot list the customer's sessions", "session", id.String(), "err", err)
 		return
@@ -211,7 +283,7 @@ func (s *Server) handlePeers(ctx *fasthttp.RequestCtx, p params, a access) error
 	}
 	var others []*wire.Session
 	if sess.Kind == wire.KindCustomer {
-		live, err := s.liveCustomerSessions(sess.CustomerID(), s.nowMS())
+		live, err := s.liveCustomerSessions(sess.CustomerID(), s.nowMS(), false)
 		if err != nil {
 			return err
 		}

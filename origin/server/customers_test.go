@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -196,5 +197,84 @@ func TestPeers(t *testing.T) {
 	r = o.do("GET", "/v1/customers/e/sessions", keyAdmin, nil)
 	if !strings.Contains(string(r.body), `"device":{"userAgent":"Mozilla/5.0 (X11; Linux)"`) || !strings.Contains(string(r.body), `"modified":`) {
 		t.Fatalf("admin listing: %s", r.body)
+	}
+}
+
+// concurrentLogins logs n sessions in as customer cid at once, half by
+// login of an anonymous session and half by a create with customerId, on
+// the nodes in turn, and returns the answers.
+func concurrentLogins(t *testing.T, nodes []*testOrigin, cid string, n int) []resp {
+	t.Helper()
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = nodes[i%len(nodes)].create(nil)
+	}
+	out := make([]resp, n)
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			o := nodes[i%len(nodes)]
+			<-start
+			if i%2 == 0 {
+				out[i] = o.do("POST", "/v1/sessions/"+ids[i]+"/login", keyAll, `{"customerId":"`+cid+`"}`)
+			} else {
+				out[i] = o.do("POST", "/v1/sessions", keyAll, `{"kind":"customer","customerId":"`+cid+`"}`)
+			}
+		}()
+	}
+	close(start)
+	wg.Wait()
+	return out
+}
+
+// checkLimitHeld checks that cid holds at most max live sessions, and in
+// refuse mode that every login beyond the ones that stand was answered 409
+// session_limit (and, with oneNode, that some stand: logins racing on
+// several nodes may all be refused).
+func checkLimitHeld(t *testing.T, o *testOrigin, cid string, max int, refuse, oneNode bool, answers []resp) {
+	t.Helper()
+	live, err := o.srv.liveCustomerSessions(cid, o.srv.nowMS(), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(live) > max {
+		t.Fatalf("customer %s holds %d live sessions, limit %d", cid, len(live), max)
+	}
+	ok, refused := 0, 0
+	for _, r := range answers {
+		switch {
+		case r.status == 200 || r.status == 201:
+			ok++
+		case refuse && r.status == 409 && strings.Contains(string(r.body), `"session_limit"`):
+			refused++
+		default:
+			t.Fatalf("login answered %d %s", r.status, r.body)
+		}
+	}
+	if refuse && ok != len(live) {
+		t.Fatalf("%d logins succeeded, %d refused, but %d sessions are live", ok, refused, len(live))
+	}
+	if refuse && oneNode && ok == 0 {
+		t.Fatal("every login was refused")
+	}
+}
+
+// TestCustomerSessionLimitConcurrent logs one customer in on many sessions
+// at once: the limit holds in both modes, and in refuse mode the logins
+// refused are answered 409 session_limit.
+func TestCustomerSessionLimitConcurrent(t *testing.T) {
+	for _, mode := range []string{OnLimitRefuse, OnLimitEvictOldest} {
+		t.Run(mode, func(t *testing.T) {
+			cfg := baseConfig(t)
+			cfg.CustomerSessions = CustomerSessions{Max: 2, OnLimit: mode}
+			o := startOrigin(t, cfg)
+			for round := range 5 {
+				cid := "c" + itoa(round)
+				checkLimitHeld(t, o, cid, 2, mode == OnLimitRefuse, true, concurrentLogins(t, []*testOrigin{o}, cid, 16))
+			}
+		})
 	}
 }

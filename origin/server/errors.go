@@ -24,12 +24,13 @@ var (
 	errTooManyRetries = errors.New("too many concurrent writers")
 	errHeaderTooLarge = errors.New("request head too large")
 
-	errTokenRequired = &apiError{fasthttp.StatusUnauthorized, "token_required", "X-Session-Token", "this key needs the session's token in X-Session-Token"}
-	errInvalidToken  = &apiError{fasthttp.StatusUnauthorized, "invalid_token", "X-Session-Token", "the session token does not verify"}
-	errTokenExpired  = &apiError{fasthttp.StatusUnauthorized, "token_expired", "X-Session-Token", "the session token has expired"}
-	errTokenMismatch = &apiError{fasthttp.StatusForbidden, "token_mismatch", "X-Session-Token", "the session token is for another session"}
-	errNotCustomer   = &apiError{fasthttp.StatusConflict, "not_logged_in", "", "the session is not logged in"}
-	errSessionLimit  = &apiError{fasthttp.StatusConflict, "session_limit", "", "the customer is logged in with the most sessions allowed (customerSessions.max)"}
+	errTokenRequired  = &apiError{fasthttp.StatusUnauthorized, "token_required", "X-Session-Token", "this key needs the session's token in X-Session-Token"}
+	errInvalidToken   = &apiError{fasthttp.StatusUnauthorized, "invalid_token", "X-Session-Token", "the session token does not verify"}
+	errTokenExpired   = &apiError{fasthttp.StatusUnauthorized, "token_expired", "X-Session-Token", "the session token has expired"}
+	errTokenMismatch  = &apiError{fasthttp.StatusForbidden, "token_mismatch", "X-Session-Token", "the session token is for another session"}
+	errNotCustomer    = &apiError{fasthttp.StatusConflict, "not_logged_in", "", "the session is not logged in"}
+	errRequestTimeout = &apiError{fasthttp.StatusRequestTimeout, "request_timeout", "request", "the request head did not arrive in time (http.headerTimeout)"}
+	errSessionLimit   = &apiError{fasthttp.StatusConflict, "session_limit", "", "the customer is logged in with the most sessions allowed (customerSessions.max)"}
 )
 
 // apiError is an error with its own status, code and field.

@@ -345,3 +345,55 @@ func TestEventsOfCreatedCustomer(t *testing.T) {
 		t.Fatalf("ids %v %v", es[0]["eventId"], es[1]["eventId"])
 	}
 }
+
+// TestWebhookRetryStateBounded checks that the webhook loop's retry state
+// follows the outbox: events that keep failing here and then leave the
+// outbox some other way (another node sharing the store delivers them)
+// are forgotten, so a long-running origin with a failing receiver holds
+// state only for what is still pending.
+func TestWebhookRetryStateBounded(t *testing.T) {
+	refuse := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		w.WriteHeader(500)
+	}))
+	t.Cleanup(refuse.Close)
+	cfg := baseConfig(t)
+	webhookConfig(&cfg, refuse.URL)
+	o := startOrigin(t, cfg)
+
+	const n, pending = 20, 3
+	for range n {
+		o.create(map[string]any{"currency": "EUR"})
+	}
+	waitFor(t, 20*time.Second, "retry state for every failing event", func() bool {
+		return o.srv.retrying.Load() == n
+	})
+	// Another node takes each event once this one's lease on it lapsed, and
+	// delivers it.
+	ctx := context.Background()
+	taken := 0
+	waitFor(t, 20*time.Second, "the failing events taken from the outbox", func() bool {
+		es, err := cfg.Store.OutboxClaim(ctx, 1000, 150*time.Millisecond)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range es {
+			if err := cfg.Store.OutboxDone(ctx, e.ID); err != nil {
+				t.Fatal(err)
+			}
+			taken++
+		}
+		return taken == n
+	})
+	for range pending {
+		o.create(map[string]any{"currency": "USD"})
+	}
+	waitFor(t, 20*time.Second, "retry state only for the pending events", func() bool {
+		return o.srv.retrying.Load() == pending
+	})
+	// And it stays there while they keep failing.
+	time.Sleep(time.Second)
+	if got := o.srv.retrying.Load(); got != pending {
+		t.Fatalf("retry state for %d events, want %d", got, pending)
+	}
+}

@@ -191,3 +191,35 @@ func TestValueErrorsNameFields(t *testing.T) {
 		})
 	}
 }
+
+// TestRefusalsCounted: requests fasthttp refuses before any route sees
+// them (a malformed request line, a head over http.maxHeaderBytes, a body
+// declared over the read limit, a head that does not arrive in time) are
+// answered with the JSON error and counted in
+// sessionedge_http_requests_total under route "unparsed".
+func TestRefusalsCounted(t *testing.T) {
+	cfg := baseConfig(t)
+	cfg.HTTP.HeaderTimeout = Duration(300 * time.Millisecond)
+	o := startOrigin(t, cfg)
+	for _, c := range []struct {
+		text   string
+		status int
+	}{
+		{"NOT AN HTTP REQUEST\r\n\r\n", 400},
+		{"GET /v1/sessions HTTP/1.1\r\nHost: x\r\nX-Big: " + strings.Repeat("a", 16<<10) + "\r\n\r\n", 431},
+		{"POST /v1/sessions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 10000000\r\n\r\n{}", 413},
+		{"GET /v1/sessions HTTP/1.1\r\nHost: x\r\n", 408}, // the head never ends
+	} {
+		res, body, _ := o.raw(c.text)
+		if res.StatusCode != c.status || !strings.Contains(body, `"error"`) {
+			t.Fatalf("%.40q: %d %s, want %d", c.text, res.StatusCode, body, c.status)
+		}
+	}
+	r := o.get(o.admin + "/metrics")
+	for _, code := range []string{"400", "408", "413", "431"} {
+		want := `sessionedge_http_requests_total{code="` + code + `",route="unparsed"} 1`
+		if !strings.Contains(string(r.body), want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+}

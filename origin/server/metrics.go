@@ -13,12 +13,15 @@ import (
 
 // statusCodes are the statuses the API answers with; counters for them are
 // made up front so the request path does no label lookups.
-var statusCodes = []int{200, 201, 204, 400, 401, 403, 404, 405, 409, 410, 412, 413, 431, 500, 503}
+var statusCodes = []int{200, 201, 204, 400, 401, 403, 404, 405, 408, 409, 410, 412, 413, 431, 500, 503}
 
 type metrics struct {
-	reg       *prometheus.Registry
-	requests  [][]prometheus.Counter // [route+1][status index]; route -1 is "unmatched"
-	other     []prometheus.Counter   // statuses outside statusCodes, per route
+	reg      *prometheus.Registry
+	requests [][]prometheus.Counter // [route+1][status index]; route -1 is "unmatched"
+	other    []prometheus.Counter   // statuses outside statusCodes, per route
+	// unparsed counts the requests fasthttp refused before any route saw
+	// them (route "unparsed"), by status index, and other statuses last.
+	unparsed  []prometheus.Counter
 	latency   []prometheus.Observer
 	handler   fasthttp.RequestHandler
 	statusIdx [600]int8
@@ -95,6 +98,10 @@ func newMetrics(s *Server) *metrics {
 		m.other = append(m.other, reqs.WithLabelValues(n, "other"))
 		m.latency = append(m.latency, lat.WithLabelValues(n))
 	}
+	for _, c := range statusCodes {
+		m.unparsed = append(m.unparsed, reqs.WithLabelValues("unparsed", strconv.Itoa(c)))
+	}
+	m.unparsed = append(m.unparsed, reqs.WithLabelValues("unparsed", "other"))
 	m.handler = fasthttpadaptor.NewFastHTTPHandler(promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}))
 	return m
 }
@@ -108,6 +115,16 @@ func (m *metrics) observe(route, status int, d time.Duration) {
 		m.other[r].Inc()
 	}
 	m.latency[r].Observe(d.Seconds())
+}
+
+// refused records a request fasthttp answered itself (malformed, body or
+// head too large, head not in time), with status.
+func (m *metrics) refused(status int) {
+	if status > 0 && status < len(m.statusIdx) && m.statusIdx[status] >= 0 {
+		m.unparsed[m.statusIdx[status]].Inc()
+	} else {
+		m.unparsed[len(m.unparsed)-1].Inc()
+	}
 }
 
 // touchRejected counts an ignored touch report.

@@ -1,14 +1,18 @@
 package server
 
 import (
+	"context"
 	"sort"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/redis/rueidis"
+
 	"github.com/sessionedge/sessionedge/origin/internal/redistest"
 	redisstore "github.com/sessionedge/sessionedge/origin/store/redis"
+	"github.com/sessionedge/sessionedge/sdk/wire"
 )
 
 // TestRedisDown stops the Redis server under an origin that uses it: reads
@@ -108,4 +112,100 @@ func eventVersion(e map[string]any) int {
 	parts := strings.Split(e["eventId"].(string), ".")
 	v, _ := strconv.Atoi(parts[1])
 	return v
+}
+
+// TestRedisSweepDanglingIndex deletes the keys of more sessions than one
+// sweep batch straight in Redis (as an out-of-band DEL or a maxmemory
+// eviction would), leaving their expiry-index entries behind, ahead of
+// live sessions due later: the sweeper drops the dangling entries and
+// still ends the live sessions.
+func TestRedisSweepDanglingIndex(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{})
+	clk := newClock(time.Now())
+	st, err := redisstore.New(redisstore.Config{URLs: []string{"redis://" + srv.Addr}, Shards: 4, CacheBytes: -1, Now: clk.now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	cfg := baseConfig(t)
+	cfg.Store = st
+	cfg.Now = clk.now
+	o := startOrigin(t, cfg)
+
+	var gone, live []string
+	for range sweepBatch + 8 {
+		gone = append(gone, o.create(nil))
+	}
+	clk.add(time.Second)
+	for range 3 {
+		live = append(live, o.create(nil))
+	}
+	raw, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{srv.Addr}, DisableCache: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	keys := func(pattern string) []string {
+		ks, err := raw.Do(context.Background(), raw.B().Keys().Pattern(pattern).Build()).AsStrSlice()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ks
+	}
+	for _, id := range gone {
+		ks := keys("*:s:" + id)
+		if len(ks) != 1 {
+			t.Fatalf("session key of %s: %v", id, ks)
+		}
+		if err := raw.Do(context.Background(), raw.B().Del().Key(ks[0]).Build()).Error(); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	clk.add(2 * time.Hour)
+	if _, err := o.srv.Sweep(); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range live {
+		wid, _ := wire.ParseID(id)
+		sess, err := st.Get(context.Background(), wid)
+		if err != nil || sess.Ended != wire.EndIdleExpired {
+			t.Fatalf("live session %s after its idle deadline: %+v, %v", id, sess, err)
+		}
+	}
+	dueKeys := keys("*:due")
+	for _, id := range gone {
+		for _, k := range dueKeys {
+			if err := raw.Do(context.Background(), raw.B().Zscore().Key(k).Member(id).Build()).Error(); !rueidis.IsRedisNil(err) {
+				t.Fatalf("the expiry index still names deleted session %s (%s): %v", id, k, err)
+			}
+		}
+	}
+}
+
+// TestCustomerSessionLimitTwoNodes: TestCustomerSessionLimitConcurrent with
+// the logins spread over two origin nodes sharing one Redis, where the lock
+// of a node does not reach: the re-check after the commit holds the limit.
+func TestCustomerSessionLimitTwoNodes(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{})
+	for _, mode := range []string{OnLimitRefuse, OnLimitEvictOldest} {
+		t.Run(mode, func(t *testing.T) {
+			var nodes []*testOrigin
+			for range 2 {
+				st, err := redisstore.New(redisstore.Config{URLs: []string{"redis://" + srv.Addr}, Shards: 4})
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { st.Close() })
+				cfg := baseConfig(t)
+				cfg.Store = st
+				cfg.CustomerSessions = CustomerSessions{Max: 2, OnLimit: mode}
+				nodes = append(nodes, startOrigin(t, cfg))
+			}
+			for round := range 5 {
+				cid := mode + itoa(round)
+				checkLimitHeld(t, nodes[0], cid, 2, mode == OnLimitRefuse, false, concurrentLogins(t, nodes, cid, 16))
+			}
+		})
+	}
 }

@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -91,6 +92,11 @@ type Server struct {
 	metrics *metrics
 	routes  []route
 	locks   [writeStripes]sync.Mutex
+	// customerLocks serialize the logins of a customer (customerLock).
+	customerLocks [256]sync.Mutex
+	// retrying is how many outbox entries the webhook loop holds retry
+	// state for.
+	retrying atomic.Int64
 
 	base     context.Context
 	cancel   context.CancelFunc
@@ -192,14 +198,18 @@ func New(cfg Config) (*Server, error) {
 		ReadBufferSize: orInt(h.MaxHeaderBytes, 8<<10),
 		ErrorHandler: func(ctx *fasthttp.RequestCtx, err error) {
 			var small *fasthttp.ErrSmallBuffer
+			var timeout net.Error
 			switch {
 			case errors.Is(err, fasthttp.ErrBodyTooLarge):
 				writeError(ctx, errBodyTooLarge)
 			case errors.As(err, &small):
 				writeError(ctx, errHeaderTooLarge)
+			case errors.As(err, &timeout) && timeout.Timeout():
+				writeError(ctx, errRequestTimeout)
 			default:
 				writeError(ctx, badInput("request", "malformed HTTP request"))
 			}
+			s.metrics.refused(ctx.Response.StatusCode())
 		},
 		NoDefaultServerHeader: true,
 		NoDefaultDate:         true,

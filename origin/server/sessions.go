@@ -627,7 +627,8 @@ func (s *Server) handleCreate(ctx *fasthttp.RequestCtx, _ params, a access) erro
 		return err
 	}
 	if r.cid != "" {
-		if err := s.refuseOverLimit(r.cid, id); err != nil {
+		defer s.lockCustomer(r.cid)()
+		if _, err := s.refuseOverLimit(r.cid, id); err != nil {
 			return err
 		}
 	}
@@ -650,6 +651,17 @@ func (s *Server) handleCreate(ctx *fasthttp.RequestCtx, _ params, a access) erro
 		return err
 	}
 	if r.cid != "" {
+		over, err := s.overLimitAfter(r.cid)
+		if err != nil {
+			return err
+		}
+		if over {
+			// A login on another node won the race: the new session ends.
+			if _, err := s.endCustomerSession(id, r.cid, wire.EndEvicted); err != nil {
+				return err
+			}
+			return errSessionLimit
+		}
 		s.evictOverLimit(r.cid, id)
 	}
 	s.writeTokenSession(ctx, next, fasthttp.StatusCreated, true, a)
@@ -900,7 +912,9 @@ func (s *Server) handleLogin(ctx *fasthttp.RequestCtx, p params, a access) error
 	if err != nil {
 		return err
 	}
-	if err := s.refuseOverLimit(r.cid, id); err != nil {
+	defer s.lockCustomer(r.cid)()
+	counted, err := s.refuseOverLimit(r.cid, id)
+	if err != nil {
 		return err
 	}
 	next, err := s.pathChange(ctx, p, a, false, func(base *wire.Session, now int64) ([]wire.Op, error) {
@@ -917,6 +931,19 @@ func (s *Server) handleLogin(ctx *fasthttp.RequestCtx, p params, a access) error
 	})
 	if err != nil {
 		return err
+	}
+	if !counted {
+		over, err := s.overLimitAfter(r.cid)
+		if err != nil {
+			return err
+		}
+		if over {
+			// A login on another node won the race: this one is undone.
+			if err := s.undoLogin(id, r.cid, next.Generation); err != nil {
+				return err
+			}
+			return errSessionLimit
+		}
 	}
 	s.evictOverLimit(r.cid, id)
 	s.writeTokenSession(ctx, next, fasthttp.StatusOK, false, a)

@@ -206,12 +206,19 @@ func (s *Server) settlement(id wire.ID, minVersion uint64) (store.Emission, erro
 type retryState struct {
 	attempts int
 	next     time.Time
+	// seen is when a claim last handed the entry to this node.
+	seen time.Time
 }
 
 // webhookLoop delivers outbox entries at least once: an entry leaves the
 // outbox only after a 2xx answer; failures retry with exponential backoff
 // and jitter, capped at Webhook.MaxBackoff. Retry state is in memory: after
-// a restart every pending entry is tried again at once.
+// a restart every pending entry is tried again at once. It is kept only for
+// entries still in the outbox: an entry this node retries comes back to it
+// with every lapse of its lease, so the state of one no claim returned for
+// several leases (delivered by another node sharing the store, or gone from
+// the outbox otherwise) is dropped, and the state stays bounded by what is
+// pending.
 func (s *Server) webhookLoop() {
 	defer s.bg.Done()
 	timeout := s.cfg.Webhook.Timeout.Or(Duration(10 * time.Second)).Std()
@@ -231,8 +238,11 @@ func (s *Server) webhookLoop() {
 	// Store errors are logged when they start and when they stop, not on
 	// every tick.
 	claimFailing := false
+	// stale is how long retry state outlives the last claim of its entry.
+	stale := 4*lease + time.Second
 	for {
 		backlog := 0
+		complete := false
 		for s.base.Err() == nil {
 			es, err := s.st.OutboxClaim(s.base, 256, lease)
 			if err != nil && s.base.Err() == nil {
@@ -247,10 +257,14 @@ func (s *Server) webhookLoop() {
 				claimFailing = false
 			}
 			if len(es) == 0 {
+				complete = true
 				break
 			}
 			for _, e := range es {
 				backlog++
+				if r := retries[e.ID]; r != nil {
+					r.seen = s.now()
+				}
 				// A session's events go out in order: while an earlier one
 				// waits for a retry, the later ones wait too (for as long as
 				// the earlier one is being retried here).
@@ -280,7 +294,7 @@ func (s *Server) webhookLoop() {
 					continue
 				}
 				if r == nil {
-					r = &retryState{}
+					r = &retryState{seen: s.now()}
 					retries[e.ID] = r
 				}
 				r.attempts++
@@ -293,9 +307,26 @@ func (s *Server) webhookLoop() {
 				}
 			}
 			if len(es) < 256 {
+				complete = true
 				break
 			}
 		}
+		// After a pass the store answered in full, forget entries that left
+		// the outbox other than through this node.
+		if complete {
+			cut := s.now().Add(-stale)
+			for id, r := range retries {
+				if r.seen.Before(cut) {
+					delete(retries, id)
+				}
+			}
+			for sid, id := range blocked {
+				if retries[id] == nil {
+					delete(blocked, sid)
+				}
+			}
+		}
+		s.retrying.Store(int64(len(retries)))
 		s.metrics.webhookBacklog.Set(float64(backlog))
 		select {
 		case <-s.base.Done():

@@ -405,8 +405,61 @@ func (s *Store) WaitChanges(ctx context.Context, cursor store.Cursor) error {
 }
 
 // Expiring reads every shard's expiry index up to before and merges them.
+// An entry whose session key is missing (deleted out of band, evicted under
+// maxmemory) is dropped from the index, logged, and not returned: the
+// sweeper could never act on it, and left in place such entries would
+// pile up in front of the ones it can act on.
 func (s *Store) Expiring(ctx context.Context, before int64, limit int) ([]store.Due, error) {
-	return s.dueBefore(ctx, "expiring", s.dueKey, before, limit)
+	var kept []store.Due
+	// Each round drops what it found dangling and reads again to fill the
+	// answer; a long run of dangling entries takes several calls.
+	for range 8 {
+		due, err := s.dueBefore(ctx, "expiring", s.dueKey, before, limit)
+		if err != nil || len(due) == 0 {
+			return due, err
+		}
+		kept, err = s.dropDangling(ctx, due)
+		if err != nil || len(kept) == len(due) || len(due) < limit {
+			return kept, err
+		}
+	}
+	return kept, nil
+}
+
+// dropDangling returns the entries of due whose session key exists, and
+// drops the others from the expiry index (each atomically with a check that
+// the key is still missing).
+func (s *Store) dropDangling(ctx context.Context, due []store.Due) ([]store.Due, error) {
+	cmds := make([]rueidis.Completed, len(due))
+	for i, d := range due {
+		cmds[i] = s.client.B().Hexists().Key(s.sessionKey(d.ID)).Field("v").Build()
+	}
+	kept := due[:0:0]
+	for i, r := range s.doMulti(ctx, cmds...) {
+		exists, err := r.AsBool()
+		if err != nil {
+			return nil, s.wrap("expiring", err)
+		}
+		d := due[i]
+		if exists {
+			kept = append(kept, d)
+			continue
+		}
+		// The purge script with version 0 (no session has it) only drops
+		// index entries, and only when the session key is missing.
+		shard := s.shardOf(d.ID)
+		err = s.exec(ctx, purgeScript, []string{s.sessionKey(d.ID), s.dueKey(shard), s.pendingKey(shard)},
+			[]string{"0", d.ID.String()}).Error()
+		switch {
+		case err == nil:
+			s.log.Warn("redis: the expiry index names a session whose key is missing; entry dropped", "id", d.ID.String())
+		case strings.HasPrefix(err.Error(), "CONFLICT"):
+			kept = append(kept, d) // written meanwhile
+		default:
+			return nil, s.wrap("expiring", err)
+		}
+	}
+	return kept, nil
 }
 
 // ChangesDue reads every shard's pending change events up to before and
