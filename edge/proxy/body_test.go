@@ -150,3 +150,79 @@ func TestGetHasEndOfStream(t *testing.T) {
 		t.Errorf("upstream got x-answer %q: the request was forwarded before the guest continued it", res.Header.Get("x-got-answer"))
 	}
 }
+
+// gatedReader yields size bytes, the ones after the first 64 KiB only once
+// gate is closed.
+type gatedReader struct {
+	n, size int
+	gate    chan struct{}
+}
+
+func (g *gatedReader) Read(p []byte) (int, error) {
+	if g.n >= g.size {
+		return 0, io.EOF
+	}
+	if g.n >= 64<<10 {
+		<-g.gate
+	}
+	p = p[:min(len(p), g.size-g.n, 16<<10)]
+	clear(p)
+	g.n += len(p)
+	return len(p), nil
+}
+
+// TestKnownLengthResponseStreams checks that a large response body of known
+// length reaches the client while the upstream is still sending it, with
+// the filter and without: the upstream sends the rest only once the client
+// has the first bytes.
+func TestKnownLengthResponseStreams(t *testing.T) {
+	const size = 8 << 20
+	gates := make(chan chan struct{}, 2)
+	up := serve(t, &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) {
+		gate := make(chan struct{})
+		gates <- gate
+		ctx.SetBodyStream(&gatedReader{size: size, gate: gate}, size)
+	}})
+	for _, noFilter := range []bool{false, true} {
+		t.Run(map[bool]string{false: "filter", true: "no filter"}[noFilter], func(t *testing.T) {
+			e := startEdge(t, proxy.Config{Upstream: up, Wasm: watGuest, VMs: 1, NoFilter: noFilter})
+			type result struct {
+				res *http.Response
+				err error
+			}
+			done := make(chan result, 1)
+			go func() {
+				res, err := http.Get(e.url + "/large")
+				done <- result{res, err}
+			}()
+			var gate chan struct{}
+			select {
+			case gate = <-gates:
+			case <-time.After(10 * time.Second):
+				t.Fatal("the upstream got no request")
+			}
+			var r result
+			select {
+			case r = <-done:
+			case <-time.After(5 * time.Second):
+				close(gate)
+				t.Fatal("no response headers while the upstream waits: the edge holds the body")
+			}
+			if r.err != nil {
+				close(gate)
+				t.Fatal(r.err)
+			}
+			defer r.res.Body.Close()
+			first := make([]byte, 1024)
+			if _, err := io.ReadFull(r.res.Body, first); err != nil {
+				close(gate)
+				t.Fatal(err)
+			}
+			close(gate)
+			n, err := io.Copy(io.Discard, r.res.Body)
+			if err != nil || n+1024 != size || r.res.ContentLength != size {
+				t.Errorf("status %d, content length %d, %d bytes, err %v", r.res.StatusCode, r.res.ContentLength, n+1024, err)
+			}
+		})
+	}
+}

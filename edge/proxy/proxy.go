@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -71,17 +72,22 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		MaxResponseBuffer: cfg.MaxResponseBuffer,
 	}
 	s.exchanges.New = func() any { return &exchange{s: s} }
+	// UpstreamTimeout bounds each exchange through DoTimeout (RoundTrip);
+	// per-read and per-write timeouts of the same length would never fire
+	// first and cost clock reads on every request.
 	s.upstream = &fasthttp.HostClient{
 		Addr:                          cfg.Upstream,
-		ReadTimeout:                   cfg.UpstreamTimeout.Std(),
-		WriteTimeout:                  cfg.UpstreamTimeout.Std(),
 		MaxConns:                      4096,
 		DisableHeaderNamesNormalizing: true,
 		DisablePathNormalizing:        true,
 		NoDefaultUserAgentHeader:      true,
 		MaxIdleConnDuration:           cfg.IdleTimeout.Std(),
 		StreamResponseBody:            true,
-		SecureErrorLogMessage:         true,
+		// With StreamResponseBody, a body of known length up to this size
+		// is read with the headers, and a larger one streams; without it
+		// every body of known length would be read whole first.
+		MaxResponseBodySize:   upstreamReadWhole,
+		SecureErrorLogMessage: true,
 	}
 	bodyTimeout := cfg.ReadTimeout.Std()
 	s.srv = &fasthttp.Server{
@@ -90,7 +96,12 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		// ReadTimeout bounds the request headers (a slow client trickling
 		// them); HeaderReceived then gives the body its own deadline.
 		ReadTimeout: cfg.HeaderTimeout.Std(),
-		HeaderReceived: func(*fasthttp.RequestHeader) fasthttp.RequestConfig {
+		// A request without a body has nothing more to read: its deadline
+		// stays, which saves a clock read and a timer update.
+		HeaderReceived: func(h *fasthttp.RequestHeader) fasthttp.RequestConfig {
+			if cl := h.ContentLength(); cl == 0 || cl < -1 {
+				return fasthttp.RequestConfig{}
+			}
 			return fasthttp.RequestConfig{ReadTimeout: bodyTimeout}
 		},
 		WriteTimeout: cfg.WriteTimeout.Std(),
@@ -202,9 +213,14 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		Header:    e,
 	}
 	if s.host != nil {
+		// The strings alias the request and the exchange, which outlive the
+		// stream: the host copies them into the guest while it runs.
+		e.info = appendRequestID(e.info[:0], ctx, s.idPrefix, &s.reqID)
+		n := len(e.info)
+		e.info = appendSourceAddress(e.info, ctx)
 		e.req.Info = wasmhost.StreamInfo{
-			ID:            s.requestID(ctx),
-			SourceAddress: ctx.RemoteAddr().String(),
+			ID:            b2s(e.info[:n]),
+			SourceAddress: b2s(e.info[n:]),
 			Protocol:      protocol(ctx),
 		}
 	}
@@ -273,6 +289,7 @@ type exchange struct {
 	freq       fasthttp.Request
 	fresp      fasthttp.Response
 	ip, xff    []byte
+	info       []byte // the request ID, then the source address
 }
 
 // AddHeaders adds the client's headers, then X-Forwarded-For (the client
@@ -296,7 +313,7 @@ func (e *exchange) AddHeaders(m *wasmhost.HeaderMap) error {
 		}
 	}
 	if !xff {
-		if err := m.AddBytes([]byte("x-forwarded-for"), ip); err != nil {
+		if err := m.Add("x-forwarded-for", b2s(ip)); err != nil {
 			return err
 		}
 	}
@@ -426,12 +443,24 @@ func appendRemoteIP(dst []byte, ctx *fasthttp.RequestCtx) []byte {
 // b2s returns b as a string without copying; the string is valid while b is.
 func b2s(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
 
-func (s *Server) requestID(ctx *fasthttp.RequestCtx) string {
+// appendRequestID appends the request.id property to dst: the client's
+// X-Request-Id, else prefix and the next number of seq.
+func appendRequestID(dst []byte, ctx *fasthttp.RequestCtx, prefix string, seq *atomic.Uint64) []byte {
 	if id := ctx.Request.Header.Peek("X-Request-Id"); len(id) > 0 {
-		return string(id)
+		return append(dst, id...)
 	}
-	var b [48]byte
-	return string(strconv.AppendUint(append(b[:0], s.idPrefix...), s.reqID.Add(1), 36))
+	return strconv.AppendUint(append(dst, prefix...), seq.Add(1), 36)
+}
+
+// appendSourceAddress appends the client's "ip:port" to dst, as
+// net.Addr.String writes it.
+func appendSourceAddress(dst []byte, ctx *fasthttp.RequestCtx) []byte {
+	a, ok := ctx.RemoteAddr().(*net.TCPAddr)
+	if !ok || len(a.IP) == 0 {
+		return append(dst, ctx.RemoteAddr().String()...)
+	}
+	ap := a.AddrPort()
+	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()).AppendTo(dst)
 }
 
 // protocol returns request.protocol without allocating for the common cases.
@@ -521,6 +550,10 @@ func (b *clientBody) Read(p []byte) (int, error) {
 	b.eof = err == io.EOF
 	return n, err
 }
+
+// upstreamReadWhole is the largest upstream response body of known length
+// read with its headers; the filter reads bodies up to 64 KiB whole anyway.
+const upstreamReadWhole = 64 << 10
 
 // maxDiscard bounds what discardUnread reads of a body nobody wanted.
 const maxDiscard = 4 << 20

@@ -2,6 +2,7 @@ package wasmhost
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -243,5 +244,110 @@ func BenchmarkGuestRequest(b *testing.B) {
 		if err := one(); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// benchHeaders is the request of BenchmarkLifecycle: what a browser sends,
+// about.
+type benchHeaders struct{ cookie string }
+
+func (h *benchHeaders) AddHeaders(m *HeaderMap) error {
+	_ = m.Add("user-agent", "Mozilla/5.0 (X11; Linux x86_64) bench")
+	_ = m.Add("accept", "text/html,application/xhtml+xml")
+	_ = m.Add("accept-encoding", "gzip, deflate, br")
+	_ = m.Add("accept-language", "en-GB,en;q=0.9")
+	if h.cookie != "" {
+		_ = m.Add("cookie", h.cookie)
+	}
+	_ = m.Add("x-forwarded-for", "127.0.0.1")
+	return m.Add("x-forwarded-proto", "https")
+}
+
+// BenchmarkLifecycle measures one request through Lifecycle.Run with an
+// upstream in memory (5 response headers, a 1 KiB body), the filter off and
+// on (EDGE_BENCH_WASM, as BenchmarkGuestRequest): against
+// BenchmarkGuestRequest, the difference is the lifecycle's own work.
+func BenchmarkLifecycle(b *testing.B) {
+	wasm := os.Getenv("EDGE_BENCH_WASM")
+	if wasm == "" {
+		wasm = "../testdata/conformance.wasm"
+	}
+	var pluginConfig []byte
+	if f := os.Getenv("EDGE_BENCH_PLUGIN_CONFIG_FILE"); f != "" {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			b.Fatal(err)
+		}
+		pluginConfig = data
+	}
+	body := strings.Repeat("x", 1024)
+	var rd strings.Reader
+	up := UpstreamFunc(func(_ context.Context, req *UpstreamRequest, resp *UpstreamResponse) error {
+		resp.Status = 200
+		_ = resp.Headers.Add("content-type", "text/html; charset=utf-8")
+		_ = resp.Headers.Add("cache-control", "no-store")
+		_ = resp.Headers.Add("vary", "Cookie")
+		_ = resp.Headers.Add("x-request-time", "0.001")
+		_ = resp.Headers.Add("content-length", "1024")
+		rd.Reset(body)
+		resp.Body, resp.ContentLength = &rd, int64(len(body))
+		return nil
+	})
+	for _, filter := range []bool{false, true} {
+		b.Run(map[bool]string{false: "filter=off", true: "filter=on"}[filter], func(b *testing.B) {
+			l := &Lifecycle{StripPrefixes: []string{"x-session-"}}
+			if filter {
+				h, err := New(context.Background(), Config{
+					WasmPath: wasm, PluginConfig: pluginConfig, VMs: 1, ManualTicks: true,
+					Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+				})
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer h.Close(context.Background())
+				l.Host = h
+			}
+			hdr := &benchHeaders{}
+			req := &Request{Method: "GET", Path: "/products/42", Authority: "shop.example", Scheme: "https", Header: hdr,
+				Info: StreamInfo{ID: "id", SourceAddress: "127.0.0.1:1234", Protocol: "HTTP/1.1"}}
+			buf := make([]byte, 4096)
+			one := func() error {
+				x := l.Run(context.Background(), req, up)
+				if x.Status != 200 {
+					_ = x.Close()
+					return fmt.Errorf("status %d", x.Status)
+				}
+				if _, ok := x.BodyBytes(); !ok {
+					for {
+						if _, err := x.Read(buf); err != nil {
+							break
+						}
+					}
+				}
+				if hdr.cookie == "" {
+					var parts []string
+					for i := 0; i < x.Headers.Len(); i++ {
+						if k, v := x.Headers.Pair(i); string(k) == "set-cookie" {
+							nv, _, _ := strings.Cut(string(v), ";")
+							parts = append(parts, strings.TrimSpace(nv))
+						}
+					}
+					hdr.cookie = strings.Join(parts, "; ")
+				}
+				return x.Close()
+			}
+			for i := 0; i < 3; i++ {
+				if err := one(); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if err := one(); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }

@@ -146,12 +146,13 @@ func equalFoldLower[T ~string | ~[]byte](stored []byte, key T) bool {
 }
 
 func appendLower[T ~string | ~[]byte](dst []byte, s T) []byte {
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if 'A' <= c && c <= 'Z' {
-			c += 'a' - 'A'
+	// Copy, then lower in place: one append instead of one per byte.
+	n := len(dst)
+	dst = append(dst, s...)
+	for i := n; i < len(dst); i++ {
+		if c := dst[i]; 'A' <= c && c <= 'Z' {
+			dst[i] = c + 'a' - 'A'
 		}
-		dst = append(dst, c)
 	}
 	return dst
 }
@@ -195,7 +196,9 @@ func setPair[T ~string | ~[]byte](m *HeaderMap, key, value T) error {
 			m.size -= len(m.pairs[i].key) + len(m.pairs[i].value)
 			continue
 		}
-		m.pairs[i], m.pairs[j] = m.pairs[j], m.pairs[i]
+		if i != j {
+			m.pairs[i], m.pairs[j] = m.pairs[j], m.pairs[i]
+		}
 		j++
 	}
 	m.n = j
@@ -214,8 +217,12 @@ func (m *HeaderMap) removeIf(drop func(key, value []byte) bool) {
 			m.size -= len(m.pairs[i].key) + len(m.pairs[i].value)
 			continue
 		}
-		// Swap rather than copy so the removed pair's buffers are reused later.
-		m.pairs[i], m.pairs[j] = m.pairs[j], m.pairs[i]
+		// Swap rather than copy so the removed pair's buffers are reused
+		// later; a pair that stays in place is not written (a swap with
+		// itself still pays the pointer writes' barriers).
+		if i != j {
+			m.pairs[i], m.pairs[j] = m.pairs[j], m.pairs[i]
+		}
 		j++
 	}
 	m.n = j
