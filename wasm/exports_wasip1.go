@@ -11,6 +11,11 @@ import (
 // in TinyGo. Boolean results are returned as uint32 (1 or 0), which is the
 // same i32 at the wasm level and needs no bool support in the export
 // lowering of either compiler.
+//
+// proxy_on_response_body is not exported: the filter has nothing to do with
+// response bodies, and a host calls only the callbacks a module exports
+// (Envoy answers Continue for a missing one), so bodies stream past the
+// filter instead of being copied into it.
 
 //go:wasmexport proxy_abi_version_0_2_1
 func proxyABIVersion0_2_1() {}
@@ -47,9 +52,6 @@ func proxyOnRequestTrailers(id, n uint32) uint32 { return uint32(vm.OnRequestTra
 func proxyOnResponseHeaders(id, n uint32, eos bool) uint32 {
 	return uint32(vm.OnResponseHeaders(id, n, eos))
 }
-
-//go:wasmexport proxy_on_response_body
-func proxyOnResponseBody(id, size uint32, eos bool) uint32 { return uint32(abi.ActionContinue) }
 
 //go:wasmexport proxy_on_response_trailers
 func proxyOnResponseTrailers(id, n uint32) uint32 { return uint32(vm.OnResponseTrailers(id, n)) }
