@@ -659,6 +659,11 @@ func runSessionLimit(t *testing.T, url, onLimit string) {
 	c := newClient(t, url, "app-key")
 	var ids []string
 	for i := range 3 {
+		// "Oldest" is by start, in milliseconds: each session starts in a
+		// millisecond of its own, so the first one is the oldest.
+		for start := time.Now().UnixMilli(); time.Now().UnixMilli() == start; {
+			time.Sleep(100 * time.Microsecond)
+		}
 		cr, err := c.Create(ctx, "", nil)
 		if err != nil {
 			t.Fatal(err)

@@ -5,6 +5,7 @@
 package sdktest
 
 import (
+	"bytes"
 	"cmp"
 	"crypto/sha256"
 	"encoding/base64"
@@ -602,8 +603,8 @@ func (o *FakeOrigin) create(w http.ResponseWriter, r *http.Request) {
 }
 
 // loginOps returns the ops of logging s in as customer cid with lifetime l,
-// under the customer session limit (ending the least recently seen other
-// session, or refusing). o.mu is held.
+// under the customer session limit (ending the oldest other sessions by
+// start, as the origin does, or refusing). o.mu is held.
 func (o *FakeOrigin) loginOps(s *wire.Session, cid string, l lifetime, fresh bool) ([]wire.Op, error) {
 	if lim := o.cfg.CustomerSessions; lim.Max > 0 {
 		var others []*wire.Session
@@ -618,7 +619,7 @@ func (o *FakeOrigin) loginOps(s *wire.Session, cid string, l lifetime, fresh boo
 					msg: "the customer has " + strconv.Itoa(len(others)) + " sessions, the most allowed"}
 			}
 			slices.SortFunc(others, func(a, b *wire.Session) int {
-				return cmp.Or(cmp.Compare(a.LastSeen, b.LastSeen), cmp.Compare(a.Created, b.Created))
+				return cmp.Or(cmp.Compare(a.Created, b.Created), bytes.Compare(a.ID[:], b.ID[:]))
 			})
 			for _, x := range others[:len(others)-lim.Max+1] {
 				o.endLocked(x.ID, wire.EndEvicted)
