@@ -181,16 +181,13 @@ func TestStreamAllocations(t *testing.T) {
 	}
 }
 
-// BenchmarkGuestRequest is the per-request cost of the guest named by
-// EDGE_BENCH_WASM (default: the .wat guest) through the host, on its warm
-// path: the first response's Set-Cookie values are sent back as the cookie
-// of every request, and a fake "origin" cluster answers 404.
-func BenchmarkGuestRequest(b *testing.B) {
-	wasm := os.Getenv("EDGE_BENCH_WASM")
+// benchGuest is the guest the benchmarks run: EDGE_BENCH_WASM (default: the
+// .wat guest) with the plugin configuration in EDGE_BENCH_PLUGIN_CONFIG_FILE.
+func benchGuest(b *testing.B) (wasm string, pluginConfig []byte) {
+	wasm = os.Getenv("EDGE_BENCH_WASM")
 	if wasm == "" {
 		wasm = "../testdata/conformance.wasm"
 	}
-	var pluginConfig []byte
 	if f := os.Getenv("EDGE_BENCH_PLUGIN_CONFIG_FILE"); f != "" {
 		data, err := os.ReadFile(f)
 		if err != nil {
@@ -198,6 +195,15 @@ func BenchmarkGuestRequest(b *testing.B) {
 		}
 		pluginConfig = data
 	}
+	return wasm, pluginConfig
+}
+
+// BenchmarkGuestRequest is the per-request cost of the guest named by
+// EDGE_BENCH_WASM (default: the .wat guest) through the host, on its warm
+// path: the first response's Set-Cookie values are sent back as the cookie
+// of every request, and a fake "origin" cluster answers 404.
+func BenchmarkGuestRequest(b *testing.B) {
+	wasm, pluginConfig := benchGuest(b)
 	h, err := New(context.Background(), Config{
 		WasmPath:     wasm,
 		PluginConfig: pluginConfig,
@@ -268,18 +274,7 @@ func (h *benchHeaders) AddHeaders(m *HeaderMap) error {
 // on (EDGE_BENCH_WASM, as BenchmarkGuestRequest): against
 // BenchmarkGuestRequest, the difference is the lifecycle's own work.
 func BenchmarkLifecycle(b *testing.B) {
-	wasm := os.Getenv("EDGE_BENCH_WASM")
-	if wasm == "" {
-		wasm = "../testdata/conformance.wasm"
-	}
-	var pluginConfig []byte
-	if f := os.Getenv("EDGE_BENCH_PLUGIN_CONFIG_FILE"); f != "" {
-		data, err := os.ReadFile(f)
-		if err != nil {
-			b.Fatal(err)
-		}
-		pluginConfig = data
-	}
+	wasm, pluginConfig := benchGuest(b)
 	body := strings.Repeat("x", 1024)
 	var rd strings.Reader
 	up := UpstreamFunc(func(_ context.Context, req *UpstreamRequest, resp *UpstreamResponse) error {
