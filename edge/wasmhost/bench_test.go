@@ -239,18 +239,7 @@ func BenchmarkGuestRequest(b *testing.B) {
 		}
 		return nil
 	}
-	for i := 0; i < 3; i++ { // warm: mint the session, fill the caches
-		if err := one(); err != nil {
-			b.Fatal(err)
-		}
-	}
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		if err := one(); err != nil {
-			b.Fatal(err)
-		}
-	}
+	benchWarm(b, one)
 }
 
 // benchHeaders is the request of BenchmarkLifecycle: what a browser sends,
@@ -331,18 +320,24 @@ func BenchmarkLifecycle(b *testing.B) {
 				}
 				return x.Close()
 			}
-			for i := 0; i < 3; i++ {
-				if err := one(); err != nil {
-					b.Fatal(err)
-				}
-			}
-			b.ReportAllocs()
-			b.ResetTimer()
-			for i := 0; i < b.N; i++ {
-				if err := one(); err != nil {
-					b.Fatal(err)
-				}
-			}
+			benchWarm(b, one)
 		})
+	}
+}
+
+// benchWarm runs one request three times untimed (minting the session and
+// filling the caches), then b.N times timed.
+func benchWarm(b *testing.B, one func() error) {
+	for range 3 {
+		if err := one(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		if err := one(); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

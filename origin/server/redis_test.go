@@ -20,14 +20,7 @@ import (
 // acknowledged, and the origin serves again by itself once Redis is back.
 func TestRedisDown(t *testing.T) {
 	srv := redistest.Start(t, redistest.Options{AppendOnly: true})
-	st, err := redisstore.New(redisstore.Config{URLs: []string{"redis://" + srv.Addr}, Shards: 4, CacheBytes: -1, CacheTTL: 50 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	cfg := baseConfig(t)
-	cfg.Store = st
-	o := startOrigin(t, cfg)
+	o := startOrigin(t, onRedis(t, srv, redisstore.Config{CacheBytes: -1, CacheTTL: 50 * time.Millisecond}))
 	id := o.create(nil)
 	srv.Stop()
 	for _, r := range []resp{
@@ -64,14 +57,7 @@ func TestEventOrderOverRedis(t *testing.T) {
 	clk := newClock(time.Now())
 	var nodes []*testOrigin
 	for i := 0; i < 2; i++ {
-		st, err := redisstore.New(redisstore.Config{URLs: []string{"redis://" + srv.Addr}, Shards: 4, Now: clk.now})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { st.Close() })
-		cfg := baseConfig(t)
-		cfg.Store = st
-		cfg.Now = clk.now
+		cfg := onRedis(t, srv, redisstore.Config{Now: clk.now})
 		webhookConfig(&cfg, hook.url)
 		nodes = append(nodes, startOrigin(t, cfg))
 	}
@@ -122,14 +108,7 @@ func eventVersion(e map[string]any) int {
 func TestRedisSweepDanglingIndex(t *testing.T) {
 	srv := redistest.Start(t, redistest.Options{})
 	clk := newClock(time.Now())
-	st, err := redisstore.New(redisstore.Config{URLs: []string{"redis://" + srv.Addr}, Shards: 4, CacheBytes: -1, Now: clk.now})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	cfg := baseConfig(t)
-	cfg.Store = st
-	cfg.Now = clk.now
+	cfg := onRedis(t, srv, redisstore.Config{CacheBytes: -1, Now: clk.now})
 	o := startOrigin(t, cfg)
 
 	var gone, live []string
@@ -168,7 +147,7 @@ func TestRedisSweepDanglingIndex(t *testing.T) {
 	}
 	for _, id := range live {
 		wid, _ := wire.ParseID(id)
-		sess, err := st.Get(context.Background(), wid)
+		sess, err := cfg.Store.Get(context.Background(), wid)
 		if err != nil || sess.Ended != wire.EndIdleExpired {
 			t.Fatalf("live session %s after its idle deadline: %+v, %v", id, sess, err)
 		}
@@ -192,13 +171,7 @@ func TestCustomerSessionLimitTwoNodes(t *testing.T) {
 		t.Run(mode, func(t *testing.T) {
 			var nodes []*testOrigin
 			for range 2 {
-				st, err := redisstore.New(redisstore.Config{URLs: []string{"redis://" + srv.Addr}, Shards: 4})
-				if err != nil {
-					t.Fatal(err)
-				}
-				t.Cleanup(func() { st.Close() })
-				cfg := baseConfig(t)
-				cfg.Store = st
+				cfg := onRedis(t, srv, redisstore.Config{})
 				cfg.CustomerSessions = CustomerSessions{Max: 2, OnLimit: mode}
 				nodes = append(nodes, startOrigin(t, cfg))
 			}
@@ -208,4 +181,23 @@ func TestCustomerSessionLimitTwoNodes(t *testing.T) {
 			}
 		})
 	}
+}
+
+// onRedis is the test configuration of an origin on a new Redis store (4
+// shards, sc's other settings) on srv, closed when the test ends; the origin
+// runs on the store's clock when sc sets one.
+func onRedis(t *testing.T, srv *redistest.Server, sc redisstore.Config) Config {
+	t.Helper()
+	sc.URLs, sc.Shards = []string{"redis://" + srv.Addr}, 4
+	st, err := redisstore.New(sc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	cfg := baseConfig(t)
+	cfg.Store = st
+	if sc.Now != nil {
+		cfg.Now = sc.Now
+	}
+	return cfg
 }
